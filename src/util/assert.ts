@@ -2,10 +2,13 @@ import { InvalidArgumentError } from './errors.ts';
 
 /** Renders a value for an error message without dumping large arrays or the contents of secrets. */
 export function describe(value: unknown): string {
-  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
+    return String(value);
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
   if (value === null || value === undefined) return String(value);
-  if (ArrayBuffer.isView(value)) return `${value.constructor.name}(${(value as unknown as { length: number }).length})`;
+  if (ArrayBuffer.isView(value))
+    return `${value.constructor.name}(${(value as unknown as { length: number }).length})`;
   if (Array.isArray(value)) return `array(${value.length})`;
   return typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value;
 }
@@ -18,7 +21,12 @@ export function describe(value: unknown): string {
  * assertInteger(logN, 'logN', 10, 17);
  * ```
  */
-export function assertInteger(value: unknown, name: string, min = -Infinity, max = Infinity): asserts value is number {
+export function assertInteger(
+  value: unknown,
+  name: string,
+  min = -Infinity,
+  max = Infinity,
+): asserts value is number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     const range = Number.isFinite(min) || Number.isFinite(max) ? ` in [${min}, ${max}]` : '';
     throw new InvalidArgumentError(`${name} = ${describe(value)}: expected an integer${range}`);

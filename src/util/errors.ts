@@ -54,7 +54,7 @@ export class SecurityError extends HomeError {
 
 /** A limit of the machine or of the format was reached (memory, arena, file size). */
 export class ResourceError extends HomeError {
-  constructor(message: string) {
-    super('RESOURCE', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('RESOURCE', message, options);
   }
 }

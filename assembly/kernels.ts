@@ -1,0 +1,336 @@
+// HomE hot kernels: negacyclic NTT and element-wise modular arithmetic on 32-bit limbs, SIMD128.
+//
+// Every prime p satisfies 2^29 < p < 2^30, so lazy values up to 4p fit in an unsigned 32-bit lane
+// (Harvey's butterflies) and Barrett reduction of a 60-bit product needs only one 32-bit constant.
+// Pointers are byte offsets into the shared memory the host imports; lengths are element counts, multiples of 8.
+// Each TypeScript reference in src/ring/reference.ts computes the same values and is the test oracle.
+
+// ---------------------------------------------------------------------------------------------------------
+// Helpers
+
+// High 32 bits of the four u32×u32 products: the Shoup quotient estimate floor(w' * y / 2^32).
+@inline
+function mulhi(a: v128, b: v128): v128 {
+  const lo = i64x2.extmul_low_i32x4_u(a, b);
+  const hi = i64x2.extmul_high_i32x4_u(a, b);
+  return v128.shuffle<u32>(lo, hi, 1, 3, 5, 7);
+}
+
+// Shoup multiplication: w*y mod p, result in [0, 2p), for any 32-bit y.
+@inline
+function shoup(y: v128, w: v128, ws: v128, vp: v128): v128 {
+  return i32x4.sub(i32x4.mul(w, y), i32x4.mul(mulhi(ws, y), vp));
+}
+
+// Conditional subtraction of m (branch-free): x in [0, 2m) becomes [0, m).
+@inline
+function csub(x: v128, m: v128): v128 {
+  return i32x4.min_u(x, i32x4.sub(x, m));
+}
+
+// Barrett product a*b mod p for a, b < p, result in [0, p). mu = floor(2^61 / p).
+@inline
+function barrett(a: v128, b: v128, vp: v128, vp2: v128, vmu: v128): v128 {
+  const lo = i64x2.extmul_low_i32x4_u(a, b);
+  const hi = i64x2.extmul_high_i32x4_u(a, b);
+  const qlo = i64x2.shr_u(i64x2.mul(i64x2.shr_u(lo, 29), vmu), 32);
+  const qhi = i64x2.shr_u(i64x2.mul(i64x2.shr_u(hi, 29), vmu), 32);
+  const t = v128.shuffle<u32>(lo, hi, 0, 2, 4, 6);
+  const q = v128.shuffle<u32>(qlo, qhi, 0, 2, 4, 6);
+  const r = i32x4.sub(t, i32x4.mul(q, vp));
+  return csub(csub(r, vp2), vp);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// NTT
+
+/**
+ * Forward negacyclic NTT in place (Cooley–Tukey, bit-reversed output order, Harvey lazy butterflies).
+ * Input in [0, 4p); output in [0, p). tw[k] = psi^bitrev(k), twShoup[k] = floor(tw[k] * 2^32 / p).
+ */
+export function nttForward(a: usize, n: i32, p: u32, tw: usize, twShoup: usize): void {
+  const vp = i32x4.splat(p);
+  const vp2 = i32x4.splat(p << 1);
+  let t = n;
+  for (let m = 1; m < n; m <<= 1) {
+    t >>= 1;
+    if (t >= 4) {
+      const tb = <usize>t << 2;
+      for (let i = 0; i < m; i++) {
+        const vw = i32x4.splat(load<u32>(tw + ((<usize>(m + i)) << 2)));
+        const vws = i32x4.splat(load<u32>(twShoup + ((<usize>(m + i)) << 2)));
+        let x = a + <usize>(2 * i) * tb;
+        const end = x + tb;
+        for (; x < end; x += 16) {
+          let X = v128.load(x);
+          const Y = v128.load(x + tb);
+          X = csub(X, vp2);
+          const Q = shoup(Y, vw, vws, vp);
+          v128.store(x, i32x4.add(X, Q));
+          v128.store(x + tb, i32x4.add(i32x4.sub(X, Q), vp2));
+        }
+      }
+    } else if (t == 2) {
+      // Pairs (j, j+2) inside groups of four; two groups per pair of vectors.
+      for (let i = 0; i < m; i += 2) {
+        const x = a + (<usize>i << 4);
+        const v0 = v128.load(x);
+        const v1 = v128.load(x + 16);
+        let X = v128.shuffle<u32>(v0, v1, 0, 1, 4, 5);
+        const Y = v128.shuffle<u32>(v0, v1, 2, 3, 6, 7);
+        const w2 = v128.load64_zero(tw + ((<usize>(m + i)) << 2));
+        const ws2 = v128.load64_zero(twShoup + ((<usize>(m + i)) << 2));
+        const vw = v128.shuffle<u32>(w2, w2, 0, 0, 1, 1);
+        const vws = v128.shuffle<u32>(ws2, ws2, 0, 0, 1, 1);
+        X = csub(X, vp2);
+        const Q = shoup(Y, vw, vws, vp);
+        const oX = i32x4.add(X, Q);
+        const oY = i32x4.add(i32x4.sub(X, Q), vp2);
+        v128.store(x, v128.shuffle<u32>(oX, oY, 0, 1, 4, 5));
+        v128.store(x + 16, v128.shuffle<u32>(oX, oY, 2, 3, 6, 7));
+      }
+    } else {
+      // t == 1: pairs (2i, 2i+1), four consecutive twiddles per vector.
+      for (let i = 0; i < m; i += 4) {
+        const x = a + (<usize>i << 3);
+        const v0 = v128.load(x);
+        const v1 = v128.load(x + 16);
+        let X = v128.shuffle<u32>(v0, v1, 0, 2, 4, 6);
+        const Y = v128.shuffle<u32>(v0, v1, 1, 3, 5, 7);
+        const vw = v128.load(tw + ((<usize>(m + i)) << 2));
+        const vws = v128.load(twShoup + ((<usize>(m + i)) << 2));
+        X = csub(X, vp2);
+        const Q = shoup(Y, vw, vws, vp);
+        const oX = i32x4.add(X, Q);
+        const oY = i32x4.add(i32x4.sub(X, Q), vp2);
+        v128.store(x, v128.shuffle<u32>(oX, oY, 0, 4, 1, 5));
+        v128.store(x + 16, v128.shuffle<u32>(oX, oY, 2, 6, 3, 7));
+      }
+    }
+  }
+  const end = a + (<usize>n << 2);
+  for (let x = a; x < end; x += 16) {
+    v128.store(x, csub(csub(v128.load(x), vp2), vp));
+  }
+}
+
+/**
+ * Inverse negacyclic NTT in place (Gentleman–Sande, bit-reversed input order), including the factor 1/n.
+ * Input in [0, 2p); output in [0, p). itw[k] = psi^-bitrev(k) with Shoup companions; nInv = n^-1 mod p.
+ */
+export function nttInverse(
+  a: usize,
+  n: i32,
+  p: u32,
+  itw: usize,
+  itwShoup: usize,
+  nInv: u32,
+  nInvShoup: u32,
+): void {
+  const vp = i32x4.splat(p);
+  const vp2 = i32x4.splat(p << 1);
+  // t == 1: h = n/2 groups of one pair.
+  let h = n >> 1;
+  for (let i = 0; i < h; i += 4) {
+    const x = a + (<usize>i << 3);
+    const v0 = v128.load(x);
+    const v1 = v128.load(x + 16);
+    const U = v128.shuffle<u32>(v0, v1, 0, 2, 4, 6);
+    const V = v128.shuffle<u32>(v0, v1, 1, 3, 5, 7);
+    const vw = v128.load(itw + ((<usize>(h + i)) << 2));
+    const vws = v128.load(itwShoup + ((<usize>(h + i)) << 2));
+    const oU = csub(i32x4.add(U, V), vp2);
+    const oV = shoup(i32x4.add(i32x4.sub(U, V), vp2), vw, vws, vp);
+    v128.store(x, v128.shuffle<u32>(oU, oV, 0, 4, 1, 5));
+    v128.store(x + 16, v128.shuffle<u32>(oU, oV, 2, 6, 3, 7));
+  }
+  // t == 2
+  h >>= 1;
+  for (let i = 0; i < h; i += 2) {
+    const x = a + (<usize>i << 4);
+    const v0 = v128.load(x);
+    const v1 = v128.load(x + 16);
+    const U = v128.shuffle<u32>(v0, v1, 0, 1, 4, 5);
+    const V = v128.shuffle<u32>(v0, v1, 2, 3, 6, 7);
+    const w2 = v128.load64_zero(itw + ((<usize>(h + i)) << 2));
+    const ws2 = v128.load64_zero(itwShoup + ((<usize>(h + i)) << 2));
+    const vw = v128.shuffle<u32>(w2, w2, 0, 0, 1, 1);
+    const vws = v128.shuffle<u32>(ws2, ws2, 0, 0, 1, 1);
+    const oU = csub(i32x4.add(U, V), vp2);
+    const oV = shoup(i32x4.add(i32x4.sub(U, V), vp2), vw, vws, vp);
+    v128.store(x, v128.shuffle<u32>(oU, oV, 0, 1, 4, 5));
+    v128.store(x + 16, v128.shuffle<u32>(oU, oV, 2, 3, 6, 7));
+  }
+  // t >= 4
+  let t = 4;
+  h >>= 1;
+  for (; h >= 1; h >>= 1) {
+    const tb = <usize>t << 2;
+    for (let i = 0; i < h; i++) {
+      const vw = i32x4.splat(load<u32>(itw + ((<usize>(h + i)) << 2)));
+      const vws = i32x4.splat(load<u32>(itwShoup + ((<usize>(h + i)) << 2)));
+      let x = a + <usize>(2 * i) * tb;
+      const end = x + tb;
+      for (; x < end; x += 16) {
+        const U = v128.load(x);
+        const V = v128.load(x + tb);
+        v128.store(x, csub(i32x4.add(U, V), vp2));
+        v128.store(x + tb, shoup(i32x4.add(i32x4.sub(U, V), vp2), vw, vws, vp));
+      }
+    }
+    t <<= 1;
+  }
+  const vn = i32x4.splat(nInv);
+  const vns = i32x4.splat(nInvShoup);
+  const end = a + (<usize>n << 2);
+  for (let x = a; x < end; x += 16) {
+    v128.store(x, csub(shoup(v128.load(x), vn, vns, vp), vp));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Element-wise arithmetic. Inputs in [0, p) unless stated; outputs in [0, p). out may alias an input.
+
+/** out = a + b mod p */
+export function add(out: usize, a: usize, b: usize, n: i32, p: u32): void {
+  const vp = i32x4.splat(p);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) {
+    v128.store(out + k, csub(i32x4.add(v128.load(a + k), v128.load(b + k)), vp));
+  }
+}
+
+/** out = a - b mod p */
+export function sub(out: usize, a: usize, b: usize, n: i32, p: u32): void {
+  const vp = i32x4.splat(p);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) {
+    v128.store(out + k, csub(i32x4.add(i32x4.sub(v128.load(a + k), v128.load(b + k)), vp), vp));
+  }
+}
+
+/** out = -a mod p */
+export function neg(out: usize, a: usize, n: i32, p: u32): void {
+  const vp = i32x4.splat(p);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) {
+    v128.store(out + k, csub(i32x4.sub(vp, v128.load(a + k)), vp));
+  }
+}
+
+/** out = a * b mod p (Barrett, mu = floor(2^61 / p)) */
+export function mul(out: usize, a: usize, b: usize, n: i32, p: u32, mu: u32): void {
+  const vp = i32x4.splat(p);
+  const vp2 = i32x4.splat(p << 1);
+  const vmu = i64x2.splat(<i64>mu);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) {
+    v128.store(out + k, barrett(v128.load(a + k), v128.load(b + k), vp, vp2, vmu));
+  }
+}
+
+/** out = out + a * b mod p */
+export function mulAdd(out: usize, a: usize, b: usize, n: i32, p: u32, mu: u32): void {
+  const vp = i32x4.splat(p);
+  const vp2 = i32x4.splat(p << 1);
+  const vmu = i64x2.splat(<i64>mu);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) {
+    const r = barrett(v128.load(a + k), v128.load(b + k), vp, vp2, vmu);
+    v128.store(out + k, csub(i32x4.add(v128.load(out + k), r), vp));
+  }
+}
+
+/** out = out - a * b mod p */
+export function mulSub(out: usize, a: usize, b: usize, n: i32, p: u32, mu: u32): void {
+  const vp = i32x4.splat(p);
+  const vp2 = i32x4.splat(p << 1);
+  const vmu = i64x2.splat(<i64>mu);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) {
+    const r = barrett(v128.load(a + k), v128.load(b + k), vp, vp2, vmu);
+    v128.store(out + k, csub(i32x4.add(i32x4.sub(v128.load(out + k), r), vp), vp));
+  }
+}
+
+/** out = a * w mod p for a constant w < p (Shoup, ws = floor(w * 2^32 / p)); a may be any 32-bit value. */
+export function mulScalar(out: usize, a: usize, n: i32, p: u32, w: u32, ws: u32): void {
+  const vp = i32x4.splat(p);
+  const vw = i32x4.splat(w);
+  const vws = i32x4.splat(ws);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) {
+    v128.store(out + k, csub(shoup(v128.load(a + k), vw, vws, vp), vp));
+  }
+}
+
+/** out = out + a * w mod p for a constant w (Shoup); a may be any 32-bit value. */
+export function mulScalarAdd(out: usize, a: usize, n: i32, p: u32, w: u32, ws: u32): void {
+  const vp = i32x4.splat(p);
+  const vp2 = i32x4.splat(p << 1);
+  const vw = i32x4.splat(w);
+  const vws = i32x4.splat(ws);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) {
+    const s = i32x4.add(v128.load(out + k), shoup(v128.load(a + k), vw, vws, vp));
+    v128.store(out + k, csub(csub(s, vp2), vp));
+  }
+}
+
+/** out = (a - b) * w mod p for a constant w (Shoup): the rescale and ModDown step. */
+export function subMulScalar(out: usize, a: usize, b: usize, n: i32, p: u32, w: u32, ws: u32): void {
+  const vp = i32x4.splat(p);
+  const vw = i32x4.splat(w);
+  const vws = i32x4.splat(ws);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) {
+    const d = i32x4.add(i32x4.sub(v128.load(a + k), v128.load(b + k)), vp);
+    v128.store(out + k, csub(shoup(d, vw, vws, vp), vp));
+  }
+}
+
+/** out = a + c mod p for a constant c < p */
+export function addScalar(out: usize, a: usize, n: i32, p: u32, c: u32): void {
+  const vp = i32x4.splat(p);
+  const vc = i32x4.splat(c);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) {
+    v128.store(out + k, csub(i32x4.add(v128.load(a + k), vc), vp));
+  }
+}
+
+/**
+ * Centered change of modulus: a holds residues mod pFrom in [0, pFrom); out gets the centered representative
+ * (a or a - pFrom, whichever is in (-pFrom/2, pFrom/2]) reduced mod pTo. negFrom = (-pFrom) mod pTo.
+ */
+export function liftCentered(out: usize, a: usize, n: i32, pFrom: u32, pTo: u32, negFrom: u32): void {
+  const vTo = i32x4.splat(pTo);
+  const vHalf = i32x4.splat(pFrom >> 1);
+  const vNeg = i32x4.splat(negFrom);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) {
+    const x = v128.load(a + k);
+    const r = csub(x, vTo);
+    const high = i32x4.gt_u(x, vHalf);
+    v128.store(out + k, csub(i32x4.add(r, v128.and(high, vNeg)), vTo));
+  }
+}
+
+/** Gather: out[i] = a[index[i]] (Galois automorphisms in the NTT domain). out must not alias a. */
+export function permute(out: usize, a: usize, index: usize, n: i32): void {
+  for (let i: usize = 0; i < <usize>n; i++) {
+    store<u32>(out + (i << 2), load<u32>(a + (<usize>load<u32>(index + (i << 2)) << 2)));
+  }
+}
+
+/** Copy n 32-bit words (regions may overlap). */
+export function copy(out: usize, a: usize, n: i32): void {
+  memory.copy(out, a, <usize>n << 2);
+}
+
+/** Fill n 32-bit words with v. */
+export function fill(out: usize, n: i32, v: u32): void {
+  const vv = i32x4.splat(v);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) v128.store(out + k, vv);
+}

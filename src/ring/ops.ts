@@ -1,0 +1,196 @@
+import { MismatchError } from '../util/errors.ts';
+import { kernels } from './kernels.ts';
+import { shoupConstant } from './modarith.ts';
+import type { Modulus } from './modulus.ts';
+import type { Poly } from './poly.ts';
+
+/**
+ * Limb-wise polynomial arithmetic over the WebAssembly kernels. Every function works on the first
+ * `out.limbCount` limbs; inputs must share those moduli and the domain (coefficients or NTT) where it matters.
+ * `out` may alias an input.
+ */
+
+function checkLimbs(out: Poly, ...inputs: Poly[]): void {
+  for (const input of inputs) {
+    if (input.n !== out.n || input.limbCount < out.limbCount) {
+      throw new MismatchError(
+        `polynomial with n = ${input.n} and ${input.limbCount} limbs cannot feed an output of n = ${out.n} ` +
+          `with ${out.limbCount} limbs`,
+      );
+    }
+    for (let i = 0; i < out.limbCount; i++) {
+      if (input.moduli[i] !== out.moduli[i]) {
+        throw new MismatchError(
+          `limb ${i}: modulus ${input.moduli[i].value} differs from the output's ${out.moduli[i].value}`,
+        );
+      }
+    }
+  }
+}
+
+/**
+ * Forward NTT of every limb, in place (no-op if already in the NTT domain).
+ *
+ * @example
+ * ```ts
+ * nttInPlace(poly);
+ * ```
+ */
+export function nttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount): void {
+  const k = kernels().exports;
+  for (let i = fromLimb; i < toLimb; i++) {
+    const m = poly.moduli[i];
+    k.nttForward(poly.limbPointer(i), poly.n, m.value, m.twiddles, m.twiddlesShoup);
+  }
+  if (fromLimb === 0 && toLimb === poly.limbCount) poly.isNtt = true;
+}
+
+/**
+ * Inverse NTT of every limb, in place.
+ *
+ * @example
+ * ```ts
+ * inttInPlace(poly);
+ * ```
+ */
+export function inttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount): void {
+  const k = kernels().exports;
+  for (let i = fromLimb; i < toLimb; i++) {
+    const m = poly.moduli[i];
+    k.nttInverse(
+      poly.limbPointer(i),
+      poly.n,
+      m.value,
+      m.inverseTwiddles,
+      m.inverseTwiddlesShoup,
+      m.nInverse,
+      m.nInverseShoup,
+    );
+  }
+  if (fromLimb === 0 && toLimb === poly.limbCount) poly.isNtt = false;
+}
+
+/** out = a + b */
+export function addPoly(a: Poly, b: Poly, out: Poly): void {
+  checkLimbs(out, a, b);
+  const k = kernels().exports;
+  for (let i = 0; i < out.limbCount; i++) {
+    k.add(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, out.moduli[i].value);
+  }
+}
+
+/** out = a - b */
+export function subPoly(a: Poly, b: Poly, out: Poly): void {
+  checkLimbs(out, a, b);
+  const k = kernels().exports;
+  for (let i = 0; i < out.limbCount; i++) {
+    k.sub(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, out.moduli[i].value);
+  }
+}
+
+/** out = -a */
+export function negPoly(a: Poly, out: Poly): void {
+  checkLimbs(out, a);
+  const k = kernels().exports;
+  for (let i = 0; i < out.limbCount; i++) {
+    k.neg(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value);
+  }
+}
+
+/** out = a ⊙ b (NTT domain product) */
+export function mulPoly(a: Poly, b: Poly, out: Poly): void {
+  checkLimbs(out, a, b);
+  const k = kernels().exports;
+  for (let i = 0; i < out.limbCount; i++) {
+    const m = out.moduli[i];
+    k.mul(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, m.value, m.barrett);
+  }
+}
+
+/** out += a ⊙ b */
+export function mulAddPoly(a: Poly, b: Poly, out: Poly): void {
+  checkLimbs(out, a, b);
+  const k = kernels().exports;
+  for (let i = 0; i < out.limbCount; i++) {
+    const m = out.moduli[i];
+    k.mulAdd(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, m.value, m.barrett);
+  }
+}
+
+/** out -= a ⊙ b */
+export function mulSubPoly(a: Poly, b: Poly, out: Poly): void {
+  checkLimbs(out, a, b);
+  const k = kernels().exports;
+  for (let i = 0; i < out.limbCount; i++) {
+    const m = out.moduli[i];
+    k.mulSub(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, m.value, m.barrett);
+  }
+}
+
+/**
+ * Per-limb residues of one constant, with Shoup companions, for the scalar kernels.
+ *
+ * @example
+ * ```ts
+ * mulScalarPoly(a, scalarResidues(a.moduli, (m) => 3 % m.value), out);
+ * ```
+ */
+export interface ScalarResidues {
+  readonly values: Float64Array;
+  readonly shoup: Float64Array;
+}
+
+/** Builds {@link ScalarResidues} from a function giving the constant mod each modulus (in [0, p)). */
+export function scalarResidues(
+  moduli: readonly Modulus[],
+  residue: (m: Modulus, i: number) => number,
+): ScalarResidues {
+  const values = new Float64Array(moduli.length);
+  const shoup = new Float64Array(moduli.length);
+  for (let i = 0; i < moduli.length; i++) {
+    values[i] = residue(moduli[i], i);
+    shoup[i] = shoupConstant(values[i], moduli[i].value);
+  }
+  return { values, shoup };
+}
+
+/** out = a · c for a constant given per limb. */
+export function mulScalarPoly(a: Poly, c: ScalarResidues, out: Poly): void {
+  checkLimbs(out, a);
+  const k = kernels().exports;
+  for (let i = 0; i < out.limbCount; i++) {
+    k.mulScalar(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value, c.values[i], c.shoup[i]);
+  }
+}
+
+/** out += a · c for a constant given per limb. */
+export function mulScalarAddPoly(a: Poly, c: ScalarResidues, out: Poly): void {
+  checkLimbs(out, a);
+  const k = kernels().exports;
+  for (let i = 0; i < out.limbCount; i++) {
+    k.mulScalarAdd(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value, c.values[i], c.shoup[i]);
+  }
+}
+
+/** out = a + c (c given per limb; in the NTT domain a constant adds to every evaluation). */
+export function addScalarPoly(a: Poly, c: ScalarResidues, out: Poly): void {
+  checkLimbs(out, a);
+  const k = kernels().exports;
+  for (let i = 0; i < out.limbCount; i++) {
+    k.addScalar(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value, c.values[i]);
+  }
+}
+
+/**
+ * out = a(X^g) for a polynomial in the NTT domain, given the index table from `nttAutomorphismIndex`.
+ * out must not alias a.
+ */
+export function automorphismNtt(a: Poly, indexTable: number, out: Poly): void {
+  checkLimbs(out, a);
+  if (a.pointer === out.pointer) throw new MismatchError('automorphismNtt: out must not alias the input');
+  const k = kernels().exports;
+  for (let i = 0; i < out.limbCount; i++) {
+    k.permute(out.limbPointer(i), a.limbPointer(i), indexTable, out.n);
+  }
+  out.isNtt = true;
+}
