@@ -1,0 +1,311 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { Modulus } from '../ring/modulus.ts';
+import { choosePrimes, nttFriendlyPrimes } from '../ring/primes.ts';
+import { assertFinite, assertInteger, check } from '../util/assert.ts';
+import { InvalidArgumentError, SecurityError } from '../util/errors.ts';
+import { maxLogQP128 } from './security.ts';
+
+/** The secret-key distribution: uniform ternary, or sparse ternary with a fixed Hamming weight. */
+export type SecretDistribution = { kind: 'ternary' } | { kind: 'sparse-ternary'; hammingWeight: number };
+
+/**
+ * A plain description of a CKKS parameter set, turned into checked, immutable {@link Parameters} by
+ * `Parameters.create`. All primes are 30-bit NTT-friendly primes chosen deterministically.
+ *
+ * @example
+ * ```ts
+ * const literal: ParametersLiteral = { logN: 14, depth: 10, primesPerLevel: 1, specialPrimes: 2 };
+ * ```
+ */
+export interface ParametersLiteral {
+  /** log2 of the ring degree N; slots = N/2. 10 … 17. */
+  logN: number;
+  /** Number of rescalings (multiplicative levels) available above level 0. */
+  depth: number;
+  /** Primes dropped per rescale: 1 gives a scale ≈ 2^30, 2 gives ≈ 2^60. Default 1. */
+  primesPerLevel?: 1 | 2;
+  /** Primes in the level-0 modulus q0 (its size bounds |message| · scale). Default 2, or 3 with 2 primes per level. */
+  basePrimes?: number;
+  /** Special primes P for hybrid key switching. Default: ⌈(Q primes) / digits⌉. */
+  specialPrimes?: number;
+  /** Decomposition digits (dnum) for hybrid key switching. Default: ⌈(Q primes) / specialPrimes⌉, or 3. */
+  digits?: number;
+  /** log2 of the default scale at the top level. Default 29.9 · primesPerLevel. */
+  logDefaultScale?: number;
+  /** Secret distribution; default uniform ternary. */
+  secret?: SecretDistribution;
+  /** Allow a set above the 128-bit bound of the HE standard (prints a warning). */
+  insecure?: boolean;
+}
+
+/**
+ * Checked, immutable CKKS parameters: ring degree, the modulus chain Q = q_0 … q_L (limbs), special primes P,
+ * the key-switching decomposition, the scale of each level and the parameters id that every object carries.
+ *
+ * @example
+ * ```ts
+ * const params = Parameters.create({ logN: 14, depth: 10 });
+ * params.slots; // 8192
+ * ```
+ */
+export class Parameters {
+  readonly logN: number;
+  readonly n: number;
+  readonly slots: number;
+  readonly depth: number;
+  readonly primesPerLevel: 1 | 2;
+  readonly basePrimes: number;
+  /** Q primes, limb order: base primes, then level 1 … depth. */
+  readonly qPrimes: readonly number[];
+  readonly pPrimes: readonly number[];
+  /** Modulus objects (NTT tables) of Q and P. */
+  readonly moduliQ: readonly Modulus[];
+  readonly moduliP: readonly Modulus[];
+  /** Number of Q primes per key-switching digit (alpha) and the number of digits (dnum). */
+  readonly digitSize: number;
+  readonly digits: number;
+  readonly defaultScale: number;
+  /** scaleAtLevel[ℓ] is the canonical scale of a fresh or rescaled ciphertext at level ℓ. */
+  readonly scaleAtLevel: readonly number[];
+  readonly secret: SecretDistribution;
+  readonly logQP: number;
+  readonly insecure: boolean;
+  /** A 16-hex-digit hash of everything above; objects from other parameters are rejected by it. */
+  readonly id: string;
+  readonly literal: Readonly<ParametersLiteral>;
+
+  static readonly #cache = new Map<string, Parameters>();
+
+  /**
+   * Validates a literal and builds the parameters (memoized: equal literals give the same instance).
+   *
+   * @example
+   * ```ts
+   * const params = Parameters.create({ logN: 13, depth: 4 });
+   * ```
+   */
+  static create(literal: ParametersLiteral): Parameters {
+    const key = JSON.stringify(normalize(literal));
+    let params = Parameters.#cache.get(key);
+    if (!params) {
+      params = new Parameters(literal);
+      Parameters.#cache.set(key, params);
+    }
+    return params;
+  }
+
+  private constructor(input: ParametersLiteral) {
+    const literal = normalize(input);
+    this.literal = Object.freeze({ ...literal });
+    this.logN = literal.logN;
+    this.n = 2 ** literal.logN;
+    this.slots = this.n / 2;
+    this.depth = literal.depth;
+    this.primesPerLevel = literal.primesPerLevel;
+    this.basePrimes = literal.basePrimes;
+    this.secret = literal.secret;
+    this.insecure = literal.insecure;
+    const qCount = literal.basePrimes + literal.depth * literal.primesPerLevel;
+    const digitSize = literal.specialPrimes;
+    this.digitSize = digitSize;
+    this.digits = Math.ceil(qCount / digitSize);
+
+    const available = nttFriendlyPrimes(this.logN).length;
+    const needed = qCount + literal.specialPrimes;
+    if (needed > available) {
+      throw new InvalidArgumentError(
+        `depth = ${literal.depth}: needs ${needed} primes but logN = ${this.logN} has only ${available} ` +
+          'NTT-friendly primes in (2^29, 2^30)',
+      );
+    }
+
+    // Choose level primes from the top down so that the scale of every level stays next to the default:
+    // S_{ℓ-1} = S_ℓ² / Q_ℓ, with Q_ℓ picked closest to S_ℓ.
+    const used = new Set<number>();
+    const defaultScale = 2 ** literal.logDefaultScale;
+    const levelPrimes: number[][] = [];
+    const scales: number[] = new Array(literal.depth + 1);
+    let scale = defaultScale;
+    for (let level = literal.depth; level >= 1; level--) {
+      scales[level] = scale;
+      const primes =
+        literal.primesPerLevel === 1
+          ? choosePrimes(this.logN, 1, () => scale, used)
+          : choosePrimes(this.logN, 2, (i, chosen) => (i === 0 ? Math.sqrt(scale) : scale / chosen[0]), used);
+      levelPrimes[level] = primes;
+      const product = primes.reduce((a, b) => a * b, 1);
+      scale = (scale * scale) / product;
+    }
+    scales[0] = scale;
+    const largest = (count: number) => choosePrimes(this.logN, count, () => 2 ** 30, used);
+    const base = largest(literal.basePrimes);
+    const special = largest(literal.specialPrimes);
+    const q = [...base];
+    for (let level = 1; level <= literal.depth; level++) q.push(...levelPrimes[level]);
+    this.qPrimes = Object.freeze(q);
+    this.pPrimes = Object.freeze(special);
+    this.scaleAtLevel = Object.freeze(scales);
+    this.defaultScale = defaultScale;
+    this.moduliQ = Object.freeze(q.map((p) => Modulus.get(p, this.logN)));
+    this.moduliP = Object.freeze(special.map((p) => Modulus.get(p, this.logN)));
+    this.logQP = [...q, ...special].reduce((sum, p) => sum + Math.log2(p), 0);
+
+    const bound = maxLogQP128(this.logN);
+    if (bound === undefined || this.logQP > bound) {
+      const why =
+        `log2(QP) = ${this.logQP.toFixed(1)} at logN = ${this.logN} exceeds the 128-bit bound ` +
+        `${bound ?? 'none'} of the HomomorphicEncryption.org standard`;
+      if (!literal.insecure) throw new SecurityError(`${why}; pass insecure: true to use it anyway (not secure)`);
+      process.emitWarning(`HomE: INSECURE parameters: ${why}`, { code: 'HOME_INSECURE_PARAMETERS' });
+    }
+
+    const idSource = JSON.stringify({
+      logN: this.logN,
+      q,
+      p: special,
+      digitSize,
+      secret: this.secret,
+      scale: defaultScale,
+      ppl: this.primesPerLevel,
+      base: this.basePrimes,
+    });
+    const digest = sha256(new TextEncoder().encode(idSource));
+    this.id = Array.from(digest.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join('');
+    Object.freeze(this);
+  }
+
+  /** Q limbs of a ciphertext at `level`. */
+  limbsAtLevel(level: number): number {
+    return this.basePrimes + level * this.primesPerLevel;
+  }
+
+  /** The level a ciphertext with `limbs` Q limbs is at. */
+  levelOfLimbs(limbs: number): number {
+    return (limbs - this.basePrimes) / this.primesPerLevel;
+  }
+
+  /** Q moduli of `level`, as a cached array (identity-stable, so polys can compare moduli). */
+  moduliAtLevel(level: number): readonly Modulus[] {
+    this.checkLevel(level);
+    return this.#qSlices(this.limbsAtLevel(level));
+  }
+
+  /** Q moduli of `level` followed by the special primes P: the extended basis of key switching. */
+  moduliQPAtLevel(level: number): readonly Modulus[] {
+    this.checkLevel(level);
+    const limbs = this.limbsAtLevel(level);
+    let slice = this.#qpCache.get(limbs);
+    if (!slice) {
+      slice = Object.freeze([...this.moduliQ.slice(0, limbs), ...this.moduliP]);
+      this.#qpCache.set(limbs, slice);
+    }
+    return slice;
+  }
+
+  #qCache = new Map<number, readonly Modulus[]>();
+  #qpCache = new Map<number, readonly Modulus[]>();
+
+  #qSlices(limbs: number): readonly Modulus[] {
+    let slice = this.#qCache.get(limbs);
+    if (!slice) {
+      slice = Object.freeze(this.moduliQ.slice(0, limbs));
+      this.#qCache.set(limbs, slice);
+    }
+    return slice;
+  }
+
+  /** Throws unless `level` is an integer in [0, depth]. */
+  checkLevel(level: number): void {
+    assertInteger(level, 'level', 0, this.depth);
+  }
+
+  /** Bytes of a ciphertext of `degree + 1` polynomials at `level` (limbs only). */
+  ciphertextBytes(level: number, degree = 1): number {
+    return (degree + 1) * this.limbsAtLevel(level) * this.n * 4;
+  }
+
+  /** A short human-readable summary. */
+  toString(): string {
+    return (
+      `CKKS logN=${this.logN} depth=${this.depth} Q=${this.qPrimes.length}×30-bit P=${this.pPrimes.length} ` +
+      `dnum=${this.digits} logQP=${this.logQP.toFixed(1)} scale=2^${Math.log2(this.defaultScale).toFixed(2)} ` +
+      `id=${this.id}${this.insecure ? ' INSECURE' : ''}`
+    );
+  }
+}
+
+type NormalizedLiteral = Required<ParametersLiteral>;
+
+function normalize(literal: ParametersLiteral): NormalizedLiteral {
+  if (typeof literal !== 'object' || literal === null) {
+    throw new InvalidArgumentError(`parameters literal = ${String(literal)}: expected an object`);
+  }
+  assertInteger(literal.logN, 'logN', 10, 17);
+  assertInteger(literal.depth, 'depth', 0, 200);
+  const primesPerLevel = literal.primesPerLevel ?? 1;
+  check(primesPerLevel === 1 || primesPerLevel === 2, () => `primesPerLevel = ${primesPerLevel}: expected 1 or 2`);
+  const basePrimes = literal.basePrimes ?? (primesPerLevel === 1 ? 2 : 3);
+  assertInteger(basePrimes, 'basePrimes', 1, 8);
+  const qCount = basePrimes + literal.depth * primesPerLevel;
+  let specialPrimes = literal.specialPrimes;
+  let digits = literal.digits;
+  if (specialPrimes === undefined) {
+    digits ??= Math.min(3, qCount);
+    assertInteger(digits, 'digits', 1, qCount);
+    specialPrimes = Math.ceil(qCount / digits);
+  }
+  assertInteger(specialPrimes, 'specialPrimes', 1, 64);
+  if (digits !== undefined) {
+    assertInteger(digits, 'digits', 1, qCount);
+    check(
+      Math.ceil(qCount / specialPrimes) <= digits,
+      () =>
+        `digits = ${digits} with specialPrimes = ${specialPrimes}: each digit must have at most as many primes as P ` +
+        `(${qCount} Q primes need ≥ ${Math.ceil(qCount / specialPrimes)} digits)`,
+    );
+  }
+  const logDefaultScale = literal.logDefaultScale ?? 29.9 * primesPerLevel;
+  assertFinite(logDefaultScale, 'logDefaultScale');
+  check(
+    logDefaultScale >= 10 && logDefaultScale <= 30 * primesPerLevel,
+    () => `logDefaultScale = ${logDefaultScale}: expected 10 … ${30 * primesPerLevel} for ${primesPerLevel} prime(s) per level`,
+  );
+  const secret: SecretDistribution = literal.secret ?? { kind: 'ternary' };
+  if (secret.kind === 'sparse-ternary') {
+    assertInteger(secret.hammingWeight, 'secret.hammingWeight', 1, 2 ** literal.logN);
+  } else if (secret.kind !== 'ternary') {
+    throw new InvalidArgumentError(
+      `secret.kind = ${JSON.stringify((secret as { kind: unknown }).kind)}: expected "ternary" or "sparse-ternary"`,
+    );
+  }
+  return {
+    logN: literal.logN,
+    depth: literal.depth,
+    primesPerLevel,
+    basePrimes,
+    specialPrimes,
+    digits: Math.ceil(qCount / specialPrimes),
+    logDefaultScale,
+    secret,
+    insecure: literal.insecure === true,
+  };
+}
+
+/**
+ * Named 128-bit-secure presets (Lattigo-style names: PN<logN>QP<bits>), one prime per level (scale ≈ 2^30),
+ * and `…S60` variants with two primes per level (scale ≈ 2^60).
+ *
+ * @example
+ * ```ts
+ * const params = Parameters.create(PRESETS.PN14QP438);
+ * ```
+ */
+export const PRESETS = Object.freeze({
+  PN13QP218: { logN: 13, depth: 4, specialPrimes: 1 },
+  PN14QP438: { logN: 14, depth: 10, specialPrimes: 2 },
+  PN15QP881: { logN: 15, depth: 22, specialPrimes: 5 },
+  PN16QP1747: { logN: 16, depth: 48, specialPrimes: 8 },
+  PN14QP438S60: { logN: 14, depth: 4, primesPerLevel: 2, basePrimes: 3, specialPrimes: 3 },
+  PN15QP881S60: { logN: 15, depth: 10, primesPerLevel: 2, basePrimes: 3, specialPrimes: 5 },
+  PN16QP1747S60: { logN: 16, depth: 24, primesPerLevel: 2, basePrimes: 3, specialPrimes: 7 },
+} satisfies Record<string, ParametersLiteral>);
