@@ -334,3 +334,129 @@ export function fill(out: usize, n: i32, v: u32): void {
   const bytes = <usize>n << 2;
   for (let k: usize = 0; k < bytes; k += 16) v128.store(out + k, vv);
 }
+
+/** out = a mod p for signed 32-bit a with |a| < p (the encoder's fast path). */
+export function fromSigned(out: usize, a: usize, n: i32, p: u32): void {
+  const vp = i32x4.splat(p);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) {
+    const x = v128.load(a + k);
+    v128.store(out + k, i32x4.add(x, v128.and(i32x4.shr_s(x, 31), vp)));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// RNS composition (decoder)
+
+@inline
+function barrett64(v: u64, q: u64, mu: u64): u64 {
+  let r = v - (((v >> 29) * mu) >> 32) * q;
+  while (r >= q) r -= q;
+  return r;
+}
+
+/**
+ * Candidate composition of RNS coefficients from the first c ∈ {1, 2, 3} limbs (Garner), centered, as f64, checked
+ * exactly against every other limb. out[k] gets the value; flags[k] = 1 where the check failed (the caller composes
+ * those over all limbs). Returns the number of failures.
+ *
+ * limbs: L×n words, limb i at limbs + i·n·4. moduli, mus: L words (mu = floor(2^61/q)).
+ * table: [inv1, inv2, half..] see src/ring/crt.ts; perLimb: for each j, three words:
+ *   (q0 mod q_j, q0·q1 mod q_j, Q_c mod q_j).
+ */
+export function crtCandidate(
+  out: usize,
+  flags: usize,
+  limbs: usize,
+  n: i32,
+  L: i32,
+  c: i32,
+  moduli: usize,
+  mus: usize,
+  inv1: u32,
+  inv2: u32,
+  perLimb: usize,
+): i32 {
+  const q0 = <u64>load<u32>(moduli);
+  const q1 = c > 1 ? <u64>load<u32>(moduli + 4) : 1;
+  const q2 = c > 2 ? <u64>load<u32>(moduli + 8) : 1;
+  const nb = <usize>n << 2;
+  let failures = 0;
+  for (let k: usize = 0; k < <usize>n; k++) {
+    const x0 = <u64>load<u32>(limbs + (k << 2));
+    const d0 = x0;
+    let d1: u64 = 0;
+    let d2: u64 = 0;
+    if (c > 1) {
+      const x1 = <u64>load<u32>(limbs + nb + (k << 2));
+      d1 = (((x1 + q1 - (d0 % q1)) % q1) * <u64>inv1) % q1;
+    }
+    if (c > 2) {
+      const x2 = <u64>load<u32>(limbs + 2 * nb + (k << 2));
+      const partial = (d0 + q0 * d1) % q2;
+      d2 = (((x2 + q2 - partial) % q2) * <u64>inv2) % q2;
+    }
+    // Sign from the highest differing digit against its complement.
+    let negative = false;
+    if (c > 2 && d2 != q2 - 1 - d2) negative = d2 > q2 - 1 - d2;
+    else if (c > 1 && d1 != q1 - 1 - d1) negative = d1 > q1 - 1 - d1;
+    else negative = d0 > q0 - 1 - d0;
+    let value: f64;
+    if (negative) {
+      const e0 = q0 - 1 - d0;
+      const e1 = c > 1 ? q1 - 1 - d1 : 0;
+      const e2 = c > 2 ? q2 - 1 - d2 : 0;
+      value = -(<f64>(e1 + q1 * e2) * <f64>q0 + <f64>e0 + 1.0);
+    } else {
+      value = <f64>(d1 + q1 * d2) * <f64>q0 + <f64>d0;
+    }
+    store<f64>(out + (k << 3), value);
+    let ok = true;
+    const u = d1 + q1 * d2;
+    for (let j = c; j < L; j++) {
+      const qj = <u64>load<u32>(moduli + (<usize>j << 2));
+      const mu = <u64>load<u32>(mus + (<usize>j << 2));
+      const row = perLimb + <usize>j * 12;
+      const uMod = barrett64(u, qj, mu);
+      let v = barrett64(d0 + <u64>load<u32>(row) * uMod, qj, mu);
+      if (negative) v = (v + qj - <u64>load<u32>(row + 8)) % qj;
+      if (v != <u64>load<u32>(limbs + <usize>j * nb + (k << 2))) {
+        ok = false;
+        break;
+      }
+    }
+    store<u8>(flags + k, ok ? 0 : 1);
+    if (!ok) failures++;
+  }
+  return failures;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Exact basis extension support (HPS-style overflow correction)
+
+/**
+ * u[k] = floor(Σ_i t_i[k] / p_i) for K limbs t_i (scratch, limb i at t + i·n·4) and f64 inverses 1/p_i: the
+ * multiple of P that the fast basis extension adds, so the extension can subtract it and become exact.
+ */
+export function overflowCount(u: usize, t: usize, n: i32, K: i32, inverses: usize): void {
+  const nb = <usize>n << 2;
+  for (let k: usize = 0; k < <usize>n; k++) {
+    let sum: f64 = 0;
+    for (let i: usize = 0; i < <usize>K; i++) {
+      sum += <f64>load<u32>(t + i * nb + (k << 2)) * load<f64>(inverses + (i << 3));
+    }
+    store<u32>(u + (k << 2), <u32>Math.floor(sum));
+  }
+}
+
+/** out = out − u·w mod p for small non-negative integers u (Shoup constant w). */
+export function subMulScalarSmall(out: usize, u: usize, n: i32, p: u32, w: u32, ws: u32): void {
+  const vp = i32x4.splat(p);
+  const vw = i32x4.splat(w);
+  const vws = i32x4.splat(ws);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) {
+    const prod = csub(shoup(v128.load(u + k), vw, vws, vp), vp);
+    v128.store(out + k, csub(i32x4.add(i32x4.sub(v128.load(out + k), prod), vp), vp));
+  }
+}

@@ -155,7 +155,8 @@ export class Parameters {
       const why =
         `log2(QP) = ${this.logQP.toFixed(1)} at logN = ${this.logN} exceeds the 128-bit bound ` +
         `${bound ?? 'none'} of the HomomorphicEncryption.org standard`;
-      if (!literal.insecure) throw new SecurityError(`${why}; pass insecure: true to use it anyway (not secure)`);
+      if (!literal.insecure)
+        throw new SecurityError(`${why}; pass insecure: true to use it anyway (not secure)`);
       process.emitWarning(`HomE: INSECURE parameters: ${why}`, { code: 'HOME_INSECURE_PARAMETERS' });
     }
 
@@ -243,7 +244,10 @@ function normalize(literal: ParametersLiteral): NormalizedLiteral {
   assertInteger(literal.logN, 'logN', 10, 17);
   assertInteger(literal.depth, 'depth', 0, 200);
   const primesPerLevel = literal.primesPerLevel ?? 1;
-  check(primesPerLevel === 1 || primesPerLevel === 2, () => `primesPerLevel = ${primesPerLevel}: expected 1 or 2`);
+  check(
+    primesPerLevel === 1 || primesPerLevel === 2,
+    () => `primesPerLevel = ${primesPerLevel}: expected 1 or 2`,
+  );
   const basePrimes = literal.basePrimes ?? (primesPerLevel === 1 ? 2 : 3);
   assertInteger(basePrimes, 'basePrimes', 1, 8);
   const qCount = basePrimes + literal.depth * primesPerLevel;
@@ -268,7 +272,8 @@ function normalize(literal: ParametersLiteral): NormalizedLiteral {
   assertFinite(logDefaultScale, 'logDefaultScale');
   check(
     logDefaultScale >= 10 && logDefaultScale <= 30 * primesPerLevel,
-    () => `logDefaultScale = ${logDefaultScale}: expected 10 … ${30 * primesPerLevel} for ${primesPerLevel} prime(s) per level`,
+    () =>
+      `logDefaultScale = ${logDefaultScale}: expected 10 … ${30 * primesPerLevel} for ${primesPerLevel} prime(s) per level`,
   );
   const secret: SecretDistribution = literal.secret ?? { kind: 'ternary' };
   if (secret.kind === 'sparse-ternary') {

@@ -1,3 +1,4 @@
+import { allocator, wordsView } from './arena.ts';
 import { kernels } from './kernels.ts';
 import { invMod, mulMod, shoupConstant } from './modarith.ts';
 import type { Modulus } from './modulus.ts';
@@ -23,10 +24,28 @@ export class BasisExtender {
   readonly #hatModTo: Float64Array;
   readonly #hatModToShoup: Float64Array;
 
+  /** Kernel-memory f64 table of 1/q_i (for the exact variant). */
+  readonly #inverses: number;
+  /** Q mod p_j with Shoup companions (for the exact variant). */
+  readonly #productModTo: Float64Array;
+  readonly #productModToShoup: Float64Array;
+
   constructor(from: readonly Modulus[], to: readonly Modulus[]) {
     this.from = from;
     this.to = to;
     const k = from.length;
+    this.#inverses = allocator().alloc(2 * k);
+    new Float64Array(wordsView(this.#inverses, 2 * k).buffer, this.#inverses, k).set(
+      from.map((m) => 1 / m.value),
+    );
+    this.#productModTo = new Float64Array(to.length);
+    this.#productModToShoup = new Float64Array(to.length);
+    to.forEach((m, j) => {
+      let product = 1;
+      for (const q of from) product = mulMod(product, q.value % m.value, m.value);
+      this.#productModTo[j] = product;
+      this.#productModToShoup[j] = shoupConstant(product, m.value);
+    });
     this.#hatInverse = new Float64Array(k);
     this.#hatInverseShoup = new Float64Array(k);
     for (let i = 0; i < k; i++) {
@@ -54,6 +73,24 @@ export class BasisExtender {
    * at `output(j)` (coefficients, mod to[j]). `scratch` must hold from.length · n words.
    */
   extend(input: (i: number) => number, output: (j: number) => number, n: number, scratch: number): void {
+    this.#extend(input, output, n, scratch, -1);
+  }
+
+  /**
+   * Exact extension of the representative in [0, Q): subtracts the overflow u·Q, with u = floor(Σ_i t_i / q_i)
+   * computed in float64 (Halevi–Polyakov–Shoup). `scratch` must hold (from.length + 1) · n words.
+   */
+  extendExact(input: (i: number) => number, output: (j: number) => number, n: number, scratch: number): void {
+    this.#extend(input, output, n, scratch, scratch + this.from.length * n * 4);
+  }
+
+  #extend(
+    input: (i: number) => number,
+    output: (j: number) => number,
+    n: number,
+    scratch: number,
+    overflow: number,
+  ): void {
     const kx = kernels().exports;
     const k = this.from.length;
     for (let i = 0; i < k; i++) {
@@ -66,6 +103,7 @@ export class BasisExtender {
         this.#hatInverseShoup[i],
       );
     }
+    if (overflow >= 0) kx.overflowCount(overflow, scratch, n, k, this.#inverses);
     for (let j = 0; j < this.to.length; j++) {
       const out = output(j);
       const pj = this.to[j].value;
@@ -79,6 +117,9 @@ export class BasisExtender {
           this.#hatModTo[j * k + i],
           this.#hatModToShoup[j * k + i],
         );
+      }
+      if (overflow >= 0) {
+        kx.subMulScalarSmall(out, overflow, n, pj, this.#productModTo[j], this.#productModToShoup[j]);
       }
     }
   }

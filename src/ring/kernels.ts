@@ -30,6 +30,22 @@ export interface KernelExports {
   permute(out: number, a: number, index: number, n: number): void;
   copy(out: number, a: number, n: number): void;
   fill(out: number, n: number, v: number): void;
+  fromSigned(out: number, a: number, n: number, p: number): void;
+  crtCandidate(
+    out: number,
+    flags: number,
+    limbs: number,
+    n: number,
+    L: number,
+    c: number,
+    moduli: number,
+    mus: number,
+    inv1: number,
+    inv2: number,
+    perLimb: number,
+  ): number;
+  overflowCount(u: number, t: number, n: number, K: number, inverses: number): void;
+  subMulScalarSmall(out: number, u: number, n: number, p: number, w: number, ws: number): void;
 }
 
 /** 64 KiB WebAssembly pages; the wasm32 ceiling is 65,536 pages (4 GiB). */

@@ -36,8 +36,11 @@ export class Poly {
     reclaim.register(this, { pointer, words: this.n * moduli.length }, this.#token);
   }
 
-  /** A new zero polynomial over the given moduli (all of one ring degree). */
-  static alloc(moduli: readonly Modulus[], isNtt: boolean): Poly {
+  /**
+   * A new polynomial over the given moduli (all of one ring degree), zeroed unless `zero` is false (for
+   * scratch space that is overwritten at once).
+   */
+  static alloc(moduli: readonly Modulus[], isNtt: boolean, zero = true): Poly {
     if (moduli.length === 0) throw new InvalidArgumentError('Poly.alloc: expected at least one modulus');
     const n = moduli[0].n;
     for (const m of moduli) {
@@ -46,7 +49,7 @@ export class Poly {
     }
     const words = n * moduli.length;
     const pointer = allocator().alloc(words);
-    wordsView(pointer, words).fill(0);
+    if (zero) wordsView(pointer, words).fill(0);
     return new Poly(moduli, isNtt, pointer);
   }
 
@@ -91,7 +94,11 @@ export class Poly {
 
   /** A deep copy (same moduli and domain), or only the first `limbs` limbs. */
   copy(limbs = this.limbCount): Poly {
-    const out = Poly.alloc(this.moduli.slice(0, limbs), this.isNtt);
+    const out = Poly.alloc(
+      limbs === this.limbCount ? this.moduli : this.moduli.slice(0, limbs),
+      this.isNtt,
+      false,
+    );
     out.words().set(wordsView(this.pointer, this.n * limbs));
     return out;
   }

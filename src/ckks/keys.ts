@@ -1,0 +1,340 @@
+import {
+  galoisElementForConjugation,
+  galoisElementForRotation,
+  nttAutomorphismIndex,
+} from '../ring/galois.ts';
+import type { Modulus } from '../ring/modulus.ts';
+import {
+  automorphismNtt,
+  mulPoly,
+  mulSubPoly,
+  nttInPlace,
+  scalarResidues,
+  mulScalarAddPoly,
+} from '../ring/ops.ts';
+import { Poly } from '../ring/poly.ts';
+import { Prng } from '../ring/prng.ts';
+import {
+  sampleGaussian,
+  sampleSparseTernary,
+  sampleTernary,
+  sampleUniformRns,
+  signedToRns,
+} from '../ring/sampling.ts';
+import { mulMod } from '../ring/modarith.ts';
+import { assertInteger } from '../util/assert.ts';
+import { MismatchError } from '../util/errors.ts';
+import type { Parameters } from './parameters.ts';
+
+/**
+ * The secret key s (ternary), held in the NTT domain over Q ∪ P. It never leaves the client: it has no
+ * serializer of its own for the wire, and printing it shows no coefficient.
+ *
+ * @example
+ * ```ts
+ * const { secretKey } = new KeyGenerator(params).generateSecretKey();
+ * ```
+ */
+export class SecretKey {
+  readonly params: Parameters;
+  /** s over Q_L ∪ P, NTT domain. */
+  readonly poly: Poly;
+
+  constructor(params: Parameters, poly: Poly) {
+    this.params = params;
+    this.poly = poly;
+  }
+
+  get parametersId(): string {
+    return this.params.id;
+  }
+
+  toString(): string {
+    return `SecretKey {<hidden> params=${this.params.id}}`;
+  }
+
+  toJSON(): string {
+    return this.toString();
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+}
+
+/**
+ * Public key (b, a) = (−a·s + e, a) over Q_L ∪ P, NTT domain; `seed` regenerates `a`. Encryption works over
+ * Q_ℓ ∪ P and divides by P, which shrinks the fresh noise by P (as SEAL does with its special prime).
+ *
+ * @example
+ * ```ts
+ * const publicKey = keygen.generatePublicKey(secretKey);
+ * ```
+ */
+export class PublicKey {
+  readonly params: Parameters;
+  readonly b: Poly;
+  readonly a: Poly;
+  readonly seed: Uint8Array;
+
+  constructor(params: Parameters, b: Poly, a: Poly, seed: Uint8Array) {
+    this.params = params;
+    this.b = b;
+    this.a = a;
+    this.seed = seed;
+  }
+
+  get parametersId(): string {
+    return this.params.id;
+  }
+}
+
+/**
+ * A key-switching key from s' to s for hybrid key switching: one pair (b_j, a_j) per decomposition digit j,
+ * over Q_L ∪ P in the NTT domain, with b_j = −a_j·s + e_j + P·T_j·s' (T_j the CRT indicator of digit j).
+ * Every a_j is expanded from `seed`, so a seeded copy stores only the b_j.
+ *
+ * @example
+ * ```ts
+ * const relin = keygen.generateRelinearizationKey(secretKey);
+ * relin.digits.length === params.digits;
+ * ```
+ */
+export class SwitchingKey {
+  readonly params: Parameters;
+  readonly digits: ReadonlyArray<{ readonly b: Poly; readonly a: Poly }>;
+  readonly seed: Uint8Array;
+
+  constructor(params: Parameters, digits: ReadonlyArray<{ b: Poly; a: Poly }>, seed: Uint8Array) {
+    this.params = params;
+    this.digits = digits;
+    this.seed = seed;
+  }
+
+  get parametersId(): string {
+    return this.params.id;
+  }
+
+  /** Bytes of the full key (both halves), and of its seeded form (b halves plus the 32-byte seed). */
+  get byteLength(): number {
+    return this.digits.reduce((sum, d) => sum + d.b.byteLength + d.a.byteLength, 0);
+  }
+
+  get seededByteLength(): number {
+    return this.digits.reduce((sum, d) => sum + d.b.byteLength, 0) + this.seed.length;
+  }
+
+  dispose(): void {
+    for (const d of this.digits) {
+      d.a.dispose();
+      d.b.dispose();
+    }
+  }
+}
+
+/** A key-switching key for one Galois element (a rotation step or conjugation). */
+export class GaloisKey {
+  readonly galoisElement: number;
+  readonly key: SwitchingKey;
+
+  constructor(galoisElement: number, key: SwitchingKey) {
+    this.galoisElement = galoisElement;
+    this.key = key;
+  }
+}
+
+/**
+ * The evaluation keys a server needs: the relinearization key and exactly the Galois keys that were asked for.
+ *
+ * @example
+ * ```ts
+ * const evk = new EvaluationKeys(relin, [keygen.generateGaloisKey(sk, galoisElementForRotation(1, params.logN))]);
+ * ```
+ */
+export class EvaluationKeys {
+  readonly relinearization: SwitchingKey | undefined;
+  readonly galois: ReadonlyMap<number, GaloisKey>;
+
+  constructor(relinearization?: SwitchingKey, galois: Iterable<GaloisKey> = []) {
+    this.relinearization = relinearization;
+    const map = new Map<number, GaloisKey>();
+    for (const key of galois) map.set(key.galoisElement, key);
+    this.galois = map;
+  }
+
+  /** Total bytes of all keys (full form). */
+  get byteLength(): number {
+    let total = this.relinearization?.byteLength ?? 0;
+    for (const key of this.galois.values()) total += key.key.byteLength;
+    return total;
+  }
+}
+
+/**
+ * Generates secret, public, relinearization and Galois keys. Every random value comes from a seed drawn with
+ * `crypto.getRandomValues` and expanded by ChaCha20 ({@link Prng}).
+ *
+ * @example
+ * ```ts
+ * const keygen = new KeyGenerator(params);
+ * const secretKey = keygen.generateSecretKey();
+ * const publicKey = keygen.generatePublicKey(secretKey);
+ * const evk = keygen.generateEvaluationKeys(secretKey, { rotations: [1, 2, 4], conjugation: false });
+ * ```
+ */
+export class KeyGenerator {
+  readonly params: Parameters;
+
+  constructor(params: Parameters) {
+    this.params = params;
+  }
+
+  #moduliQP(): readonly Modulus[] {
+    return this.params.moduliQPAtLevel(this.params.depth);
+  }
+
+  /** A fresh secret key (ternary or sparse ternary, as the parameters say). */
+  generateSecretKey(prng: Prng = Prng.fresh()): SecretKey {
+    const { n, secret } = this.params;
+    const coefficients =
+      secret.kind === 'sparse-ternary'
+        ? sampleSparseTernary(prng, n, secret.hammingWeight)
+        : sampleTernary(prng, n);
+    const moduli = this.#moduliQP();
+    const poly = Poly.alloc(moduli, false, false);
+    signedToRns(
+      coefficients,
+      moduli.map((m) => m.value),
+      poly.words(),
+    );
+    coefficients.fill(0);
+    nttInPlace(poly);
+    return new SecretKey(this.params, poly);
+  }
+
+  /** A fresh public key for `secretKey`. */
+  generatePublicKey(secretKey: SecretKey, seed: Uint8Array = Prng.freshSeed()): PublicKey {
+    this.#check(secretKey);
+    const moduli = this.#moduliQP();
+    const a = expandUniform(moduli, seed, 0);
+    const b = this.#errorPoly(moduli, Prng.fresh());
+    mulSubPoly(a, secretKey.poly, b);
+    return new PublicKey(this.params, b, a, seed);
+  }
+
+  /** Key switching from `target` (NTT over Q ∪ P) to s. */
+  generateSwitchingKey(
+    secretKey: SecretKey,
+    target: Poly,
+    seed: Uint8Array = Prng.freshSeed(),
+  ): SwitchingKey {
+    this.#check(secretKey);
+    const params = this.params;
+    const moduli = this.#moduliQP();
+    const qCount = params.qPrimes.length;
+    const errorPrng = Prng.fresh();
+    const digits: { b: Poly; a: Poly }[] = [];
+    for (let j = 0; j < params.digits; j++) {
+      const a = expandUniform(moduli, seed, j);
+      const b = this.#errorPoly(moduli, errorPrng);
+      mulSubPoly(a, secretKey.poly, b);
+      // + P·s' on the limbs of digit j (T_j ≡ 1 there, 0 on other Q limbs; P ≡ 0 on the P limbs).
+      const start = j * params.digitSize;
+      const end = Math.min(start + params.digitSize, qCount);
+      const factor = scalarResidues(moduli, (m, i) => {
+        if (i < start || i >= end) return 0;
+        let product = 1;
+        for (const p of params.pPrimes) product = mulMod(product, p % m.value, m.value);
+        return product;
+      });
+      mulScalarAddPoly(target, factor, b);
+      digits.push({ b, a });
+    }
+    return new SwitchingKey(params, digits, seed);
+  }
+
+  /** The relinearization key (switches s² to s). */
+  generateRelinearizationKey(secretKey: SecretKey): SwitchingKey {
+    const square = Poly.alloc(secretKey.poly.moduli, true, false);
+    mulPoly(secretKey.poly, secretKey.poly, square);
+    const key = this.generateSwitchingKey(secretKey, square);
+    square.dispose();
+    return key;
+  }
+
+  /** The Galois key for X → X^g (switches σ_g(s) to s). */
+  generateGaloisKey(secretKey: SecretKey, galoisElement: number): GaloisKey {
+    this.#check(secretKey);
+    assertInteger(galoisElement, 'galoisElement', 1, 2 * this.params.n - 1);
+    const rotated = Poly.alloc(secretKey.poly.moduli, true, false);
+    automorphismNtt(secretKey.poly, nttAutomorphismIndex(this.params.logN, galoisElement), rotated);
+    const key = this.generateSwitchingKey(secretKey, rotated);
+    rotated.dispose();
+    return new GaloisKey(galoisElement, key);
+  }
+
+  /**
+   * The relinearization key and the Galois keys for exactly the rotation steps (and conjugation) asked for.
+   *
+   * @example
+   * ```ts
+   * const evk = keygen.generateEvaluationKeys(sk, { rotations: [1, -1], conjugation: true });
+   * ```
+   */
+  generateEvaluationKeys(
+    secretKey: SecretKey,
+    options: { relinearization?: boolean; rotations?: readonly number[]; conjugation?: boolean } = {},
+  ): EvaluationKeys {
+    const relin = options.relinearization === false ? undefined : this.generateRelinearizationKey(secretKey);
+    const elements = new Set<number>();
+    for (const step of options.rotations ?? []) {
+      const g = galoisElementForRotation(step, this.params.logN);
+      if (g !== 1) elements.add(g);
+    }
+    if (options.conjugation) elements.add(galoisElementForConjugation(this.params.logN));
+    return new EvaluationKeys(
+      relin,
+      [...elements].map((g) => this.generateGaloisKey(secretKey, g)),
+    );
+  }
+
+  #errorPoly(moduli: readonly Modulus[], prng: Prng): Poly {
+    const error = sampleGaussian(prng, this.params.n);
+    const poly = Poly.alloc(moduli, false, false);
+    signedToRns(
+      error,
+      moduli.map((m) => m.value),
+      poly.words(),
+    );
+    nttInPlace(poly);
+    return poly;
+  }
+
+  #check(secretKey: SecretKey): void {
+    if (secretKey.params !== this.params) {
+      throw new MismatchError(
+        `secret key parameters ${secretKey.parametersId} differ from the key generator's ${this.params.id}`,
+      );
+    }
+  }
+}
+
+/**
+ * The uniform polynomial `a` of a key or seeded ciphertext, sampled directly in the NTT domain from `seed`
+ * (stream `label`); the same seed always gives the same polynomial.
+ *
+ * @example
+ * ```ts
+ * const a = expandUniform(params.moduliQPAtLevel(params.depth), seed, 0);
+ * ```
+ */
+export function expandUniform(moduli: readonly Modulus[], seed: Uint8Array, label: number): Poly {
+  const poly = Poly.alloc(moduli, true, false);
+  sampleUniformRns(
+    Prng.fromSeed(seed).fork(label),
+    moduli.map((m) => m.value),
+    moduli[0].n,
+    poly.words(),
+  );
+  return poly;
+}

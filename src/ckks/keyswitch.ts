@@ -1,0 +1,250 @@
+import { allocator } from '../ring/arena.ts';
+import { BasisExtender } from '../ring/base-conversion.ts';
+import { kernels } from '../ring/kernels.ts';
+import { invMod, mulMod, shoupConstant } from '../ring/modarith.ts';
+import type { Modulus } from '../ring/modulus.ts';
+import { inttInPlace, nttInPlace } from '../ring/ops.ts';
+import { Poly } from '../ring/poly.ts';
+import type { SwitchingKey } from './keys.ts';
+import type { Parameters } from './parameters.ts';
+
+/**
+ * Hybrid key switching (Han–Ki): decompose into `digits` groups of Q primes, raise each to Q_ℓ ∪ P (ModUp),
+ * multiply-accumulate with the key, and divide by P (ModDown). A decomposition can be kept and reused for many
+ * Galois keys (hoisting).
+ *
+ * @example
+ * ```ts
+ * const switcher = KeySwitcher.for(params);
+ * const [d0, d1] = switcher.switchKey(c2, relinKey, level);
+ * ```
+ */
+export class KeySwitcher {
+  readonly params: Parameters;
+  static readonly #cache = new WeakMap<Parameters, KeySwitcher>();
+  readonly #modUp = new Map<string, BasisExtender>();
+  readonly #modDown = new Map<
+    number,
+    {
+      extender: BasisExtender;
+      pInverse: Float64Array;
+      pInverseShoup: Float64Array;
+      halfP: Float64Array;
+      halfQ: Float64Array;
+    }
+  >();
+
+  static for(params: Parameters): KeySwitcher {
+    let switcher = KeySwitcher.#cache.get(params);
+    if (!switcher) {
+      switcher = new KeySwitcher(params);
+      KeySwitcher.#cache.set(params, switcher);
+    }
+    return switcher;
+  }
+
+  private constructor(params: Parameters) {
+    this.params = params;
+  }
+
+  /** The digits of Q_ℓ: [start, end) limb ranges. */
+  digitRanges(level: number): [number, number][] {
+    const limbs = this.params.limbsAtLevel(level);
+    const ranges: [number, number][] = [];
+    for (let start = 0; start < limbs; start += this.params.digitSize) {
+      ranges.push([start, Math.min(start + this.params.digitSize, limbs)]);
+    }
+    return ranges;
+  }
+
+  /**
+   * ModUp: the decomposition of c (NTT, Q_ℓ) as one polynomial per digit over Q_ℓ ∪ P, NTT domain.
+   * The caller owns (and disposes) the returned polys.
+   */
+  decompose(c: Poly, level: number): Poly[] {
+    const params = this.params;
+    const limbs = params.limbsAtLevel(level);
+    const moduliQP = params.moduliQPAtLevel(level);
+    const n = params.n;
+    const coefficients = c.copy(limbs);
+    inttInPlace(coefficients);
+    const out: Poly[] = [];
+    const scratch = allocator().alloc(params.digitSize * n);
+    const k = kernels().exports;
+    try {
+      for (const [start, end] of this.digitRanges(level)) {
+        const extended = Poly.alloc(moduliQP, true, false);
+        const targets: number[] = [];
+        for (let i = 0; i < moduliQP.length; i++) if (i < start || i >= end) targets.push(i);
+        const extender = this.#modUpExtender(level, start, end, targets, moduliQP);
+        extender.extend(
+          (i) => coefficients.limbPointer(start + i),
+          (j) => extended.limbPointer(targets[j]),
+          n,
+          scratch,
+        );
+        for (const i of targets) {
+          const m = moduliQP[i];
+          k.nttForward(extended.limbPointer(i), n, m.value, m.twiddles, m.twiddlesShoup);
+        }
+        for (let i = start; i < end; i++) k.copy(extended.limbPointer(i), c.limbPointer(i), n);
+        out.push(extended);
+      }
+    } finally {
+      allocator().free(scratch, params.digitSize * n);
+      coefficients.dispose();
+    }
+    return out;
+  }
+
+  /**
+   * Inner product of a decomposition with a switching key, then ModDown: returns (d0, d1) over Q_ℓ, NTT, with
+   * d0 + d1·s ≈ c·s'. `permutation` (a Galois index table) is applied to the decomposition on the fly.
+   */
+  keySwitchDecomposed(
+    decomposition: Poly[],
+    key: SwitchingKey,
+    level: number,
+    permutation?: number,
+  ): [Poly, Poly] {
+    const params = this.params;
+    const limbs = params.limbsAtLevel(level);
+    const moduliQP = params.moduliQPAtLevel(level);
+    const qTop = params.qPrimes.length;
+    const n = params.n;
+    const k = kernels().exports;
+    const acc0 = Poly.alloc(moduliQP, true, true);
+    const acc1 = Poly.alloc(moduliQP, true, true);
+    const permuted = permutation === undefined ? undefined : Poly.alloc(moduliQP, true, false);
+    try {
+      for (let j = 0; j < decomposition.length; j++) {
+        let digit = decomposition[j];
+        if (permuted && permutation !== undefined) {
+          for (let i = 0; i < moduliQP.length; i++) {
+            k.permute(permuted.limbPointer(i), digit.limbPointer(i), permutation, n);
+          }
+          digit = permuted;
+        }
+        const { b, a } = key.digits[j];
+        for (let i = 0; i < moduliQP.length; i++) {
+          // Key limbs: Q_L first, then P.
+          const keyLimb = i < limbs ? i : qTop + (i - limbs);
+          const m = moduliQP[i];
+          k.mulAdd(acc0.limbPointer(i), digit.limbPointer(i), b.limbPointer(keyLimb), n, m.value, m.barrett);
+          k.mulAdd(acc1.limbPointer(i), digit.limbPointer(i), a.limbPointer(keyLimb), n, m.value, m.barrett);
+        }
+      }
+      return [this.modDown(acc0, level), this.modDown(acc1, level)];
+    } finally {
+      acc0.dispose();
+      acc1.dispose();
+      permuted?.dispose();
+    }
+  }
+
+  /** Key switch of c (NTT over Q_ℓ) under `key`: (d0, d1) with d0 + d1·s ≈ c·s'. */
+  switchKey(c: Poly, key: SwitchingKey, level: number): [Poly, Poly] {
+    const decomposition = this.decompose(c, level);
+    try {
+      return this.keySwitchDecomposed(decomposition, key, level);
+    } finally {
+      for (const d of decomposition) d.dispose();
+    }
+  }
+
+  /**
+   * ModDown: x over Q_ℓ ∪ P (NTT) ↦ round(x / P) over Q_ℓ (NTT). The input is left in an unspecified state.
+   */
+  modDown(x: Poly, level: number): Poly {
+    const params = this.params;
+    const limbs = params.limbsAtLevel(level);
+    const n = params.n;
+    const K = params.pPrimes.length;
+    const k = kernels().exports;
+    const { extender, pInverse, pInverseShoup } = this.#modDownData(level);
+    const { halfP, halfQ } = this.#modDownData(level);
+    inttInPlace(x, limbs, limbs + K);
+    // Round instead of floor: extend [x + (P−1)/2]_P exactly, then subtract (P−1)/2 again on the Q side.
+    for (let j = 0; j < K; j++) {
+      k.addScalar(x.limbPointer(limbs + j), x.limbPointer(limbs + j), n, params.pPrimes[j], halfP[j]);
+    }
+    const correction = Poly.alloc(params.moduliAtLevel(level), false, false);
+    const scratch = allocator().alloc((K + 1) * n);
+    try {
+      extender.extendExact(
+        (i) => x.limbPointer(limbs + i),
+        (j) => correction.limbPointer(j),
+        n,
+        scratch,
+      );
+      for (let i = 0; i < limbs; i++) {
+        const q = params.qPrimes[i];
+        k.addScalar(correction.limbPointer(i), correction.limbPointer(i), n, q, (q - halfQ[i]) % q);
+      }
+      nttInPlace(correction);
+      const out = Poly.alloc(params.moduliAtLevel(level), true, false);
+      for (let i = 0; i < limbs; i++) {
+        const q = out.moduli[i].value;
+        k.subMulScalar(
+          out.limbPointer(i),
+          x.limbPointer(i),
+          correction.limbPointer(i),
+          n,
+          q,
+          pInverse[i],
+          pInverseShoup[i],
+        );
+      }
+      return out;
+    } finally {
+      correction.dispose();
+      allocator().free(scratch, (K + 1) * n);
+    }
+  }
+
+  #modUpExtender(
+    level: number,
+    start: number,
+    end: number,
+    targets: number[],
+    moduliQP: readonly Modulus[],
+  ): BasisExtender {
+    const key = `${level}:${start}`;
+    let extender = this.#modUp.get(key);
+    if (!extender) {
+      extender = new BasisExtender(
+        moduliQP.slice(start, end),
+        targets.map((i) => moduliQP[i]),
+      );
+      this.#modUp.set(key, extender);
+    }
+    return extender;
+  }
+
+  #modDownData(level: number) {
+    let data = this.#modDown.get(level);
+    if (!data) {
+      const moduliQ = this.params.moduliAtLevel(level);
+      const extender = new BasisExtender(this.params.moduliP, moduliQ);
+      const pInverse = new Float64Array(moduliQ.length);
+      const pInverseShoup = new Float64Array(moduliQ.length);
+      const halfOf = (m: number) => {
+        // (P − 1)/2 mod m = (P mod m − 1) · 2^{-1} mod m
+        let product = 1;
+        for (const p of this.params.pPrimes) product = mulMod(product, p % m, m);
+        return mulMod((product - 1 + m) % m, invMod(2, m), m);
+      };
+      moduliQ.forEach((m, i) => {
+        let product = 1;
+        for (const p of this.params.pPrimes) product = mulMod(product, p % m.value, m.value);
+        pInverse[i] = invMod(product, m.value);
+        pInverseShoup[i] = shoupConstant(pInverse[i], m.value);
+      });
+      const halfP = Float64Array.from(this.params.pPrimes, halfOf);
+      const halfQ = Float64Array.from(moduliQ, (m) => halfOf(m.value));
+      data = { extender, pInverse, pInverseShoup, halfP, halfQ };
+      this.#modDown.set(level, data);
+    }
+    return data;
+  }
+}
