@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { InvalidArgumentError } from '../util/errors.ts';
+import { approximateModel, calibrate, widenInterval } from './approx.ts';
+import { importOnnx } from './onnx.ts';
+import { OnnxBuilder } from './onnx-builder.ts';
+import { simulate } from './simulate.ts';
+import { seededValues } from './test-helpers.ts';
+
+/** Conv → Relu → MaxPool → Flatten → Gemm → Sigmoid → Gemm: one of each substituted op. */
+function smallCnn() {
+  let seed = 300;
+  const v = (n: number, s = 0.5) => seededValues(n, seed++, -s, s);
+  const b = new OnnxBuilder();
+  const x = b.input('x', ['N', 1, 8, 8]);
+  const c = b.conv(x, { weight: v(4 * 9), weightDims: [4, 1, 3, 3], bias: v(4), pads: [1, 1, 1, 1] });
+  b.node('Relu', [c], {}, { name: 'relu1', outputs: ['r1'] });
+  b.node('MaxPool', ['r1'], { kernel_shape: [2, 2], strides: [2, 2] }, { name: 'pool1', outputs: ['p1'] });
+  const f = b.flatten('p1');
+  const g = b.gemm(f, { weight: v(64 * 8), weightDims: [64, 8], bias: v(8) });
+  b.node('Sigmoid', [g], {}, { name: 'sig1', outputs: ['s1'] });
+  b.output(b.gemm('s1', { weight: v(8 * 3, 2), weightDims: [8, 3], bias: v(3) }));
+  return importOnnx(b.toBytes());
+}
+
+const model = smallCnn();
+const count = 200;
+const images = seededValues(count * 64, 9, 0, 1);
+
+describe('approximateModel', () => {
+  it('calibrates per-layer input ranges with the exact model', () => {
+    const ranges = calibrate(model, { images, count });
+    assert.deepEqual([...ranges.keys()], ['relu1', 'pool1', 'sig1']);
+    const relu = ranges.get('relu1');
+    assert.ok(relu && relu.min < 0 && relu.max > 0);
+    const pool = ranges.get('pool1');
+    assert.ok(pool && pool.min >= 0, 'MaxPool sees Relu outputs');
+  });
+
+  it('reports every substitution with degree, interval and measured accuracy cost', () => {
+    const result = approximateModel(model, {
+      calibration: { images, count },
+      degree: { relu: 15, sigmoid: 7, abs: 16 },
+    });
+    assert.deepEqual(
+      result.substitutions.map((s) => [s.layer, s.op, s.method, s.degree]),
+      [
+        ['relu1', 'Relu', 'chebyshev', 15],
+        ['pool1', 'MaxPool', 'chebyshev', 16],
+        ['sig1', 'Sigmoid', 'chebyshev', 7],
+      ],
+    );
+    for (const s of result.substitutions) {
+      assert.ok(s.interval && s.observed && s.cost, s.layer);
+      if (s.op !== 'MaxPool')
+        assert.ok(s.interval[0] < s.observed[0] && s.interval[1] > s.observed[1], 'widened interval');
+      assert.ok(
+        s.approximationError > 0 && s.approximationError < 0.2,
+        `${s.layer}: ${s.approximationError}`,
+      );
+      assert.equal(s.cost.images, count);
+      assert.ok(
+        s.cost.top1Agreement > 0.8 && s.cost.top1Agreement <= 1,
+        `${s.layer}: ${s.cost.top1Agreement}`,
+      );
+      assert.ok(s.cost.maxAbsLogitError > 0 && Number.isFinite(s.cost.maxAbsLogitError));
+    }
+    assert.ok(result.overall && result.overall.top1Agreement > 0.8);
+    // The attached approximations are what polynomial mode evaluates; exact mode ignores them.
+    const exact = simulate(model, images, count);
+    assert.deepEqual(simulate(result.model, images, count), exact);
+    const poly = simulate(result.model, images, count, { mode: 'polynomial' });
+    assert.notDeepEqual(poly, exact);
+  });
+
+  it('Remez refinement lowers the approximation error of Relu', () => {
+    const cheb = approximateModel(model, { calibration: { images, count } }).substitutions[0];
+    const remez = approximateModel(model, { calibration: { images, count }, remezIterations: 10 })
+      .substitutions[0];
+    assert.equal(remez.method, 'remez');
+    assert.ok(remez.approximationError < cheb.approximationError);
+  });
+
+  it('replaces MaxPool by average pooling when the user allows it', () => {
+    const result = approximateModel(model, { calibration: { images, count }, maxPool: 'average' });
+    const pool = result.substitutions.find((s) => s.op === 'MaxPool');
+    assert.equal(pool?.method, 'average-pool');
+    const layer = result.model.layers.find((l) => l.name === 'pool1');
+    assert.ok(layer?.kind === 'maxPool' && layer.approx?.method === 'average');
+  });
+
+  it('without calibration data an explicit interval per layer is required, else a clear error', () => {
+    assert.throws(
+      () => approximateModel(model),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError &&
+        /'relu1' \(Relu.*calibration images or intervals\['relu1'\]/.test(e.message),
+    );
+    const result = approximateModel(model, { intervals: { relu1: [-3, 3], pool1: [0, 3], sig1: [-8, 8] } });
+    assert.deepEqual(result.substitutions[0].interval, [-3, 3]);
+    assert.equal(result.substitutions[0].cost, undefined);
+    assert.equal(result.overall, undefined);
+  });
+
+  it('polynomial mode refuses a model with unapproximated Relu', () => {
+    assert.throws(
+      () => simulate(model, images, 1, { mode: 'polynomial' }),
+      (e: unknown) => e instanceof InvalidArgumentError && /relu1/.test(e.message),
+    );
+  });
+
+  it('widenInterval widens by the margin on both sides', () => {
+    assert.deepEqual(widenInterval(-1, 3, 0.1), [-1.4, 3.4]);
+    const [a, b] = widenInterval(2, 2, 0.1);
+    assert.ok(a < 2 && b > 2);
+  });
+});

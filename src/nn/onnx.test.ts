@@ -1,0 +1,252 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import onnxProto from 'onnx-proto';
+import { FormatError, HomeError, InvalidArgumentError } from '../util/errors.ts';
+import { UnsupportedModelError } from './errors.ts';
+import { findModelFile } from './fixtures.ts';
+import { shapeSize } from './graph.ts';
+import { decodeOnnx, decodeTensor, importOnnx } from './onnx.ts';
+import { OnnxBuilder } from './onnx-builder.ts';
+
+const { onnx } = onnxProto;
+const cryptonets = readFileSync(findModelFile('cryptonets-mnist.onnx'));
+const lola = readFileSync(findModelFile('lola-small-mnist.onnx'));
+
+describe('decodeOnnx', () => {
+  it('decodes the CryptoNets graph: header, input, nodes and initializers', () => {
+    const g = decodeOnnx(cryptonets);
+    assert.equal(g.opset, 13);
+    assert.equal(g.irVersion, 7);
+    assert.equal(g.producerName, 'weights-conversion');
+    assert.deepEqual(g.inputs, [{ name: 'input', dtype: 'float32', shape: ['N', 1, 28, 28] }]);
+    assert.deepEqual(g.outputs, [{ name: 'logits', dtype: 'float32', shape: ['N', 10] }]);
+    assert.deepEqual(
+      g.nodes.map((n) => n.opType),
+      ['Conv', 'Mul', 'Flatten', 'Gemm', 'Mul', 'Gemm'],
+    );
+    const conv = g.nodes[0];
+    assert.deepEqual(conv.attributes.get('pads'), { kind: 'ints', value: [0, 0, 1, 1] });
+    assert.deepEqual(conv.attributes.get('strides'), { kind: 'ints', value: [2, 2] });
+    const w = g.initializers.get('fc1.W');
+    assert.ok(w);
+    assert.deepEqual(w.dims, [845, 100]);
+    assert.equal(w.data.length, 84500);
+    // 85,740 parameters as documented in models/PROVENANCE.md.
+    assert.equal(
+      [...g.initializers.values()].reduce((s, t) => s + t.data.length, 0),
+      85740,
+    );
+  });
+
+  it('names unnamed nodes by index (LoLa-Small has empty node names)', () => {
+    const g = decodeOnnx(lola);
+    assert.deepEqual(
+      g.nodes.map((n) => n.name),
+      ['#0', '#1', '#2', '#3'],
+    );
+    assert.equal(
+      [...g.initializers.values()].reduce((s, t) => s + t.data.length, 0),
+      8590,
+    );
+  });
+
+  it('decodes typed tensor fields and raw data of every accepted type identically', () => {
+    const values = [1.5, -2.25, 3, 0];
+    for (const dtype of ['float32', 'float64', 'int32', 'int64'] as const) {
+      const v = dtype.startsWith('int') ? [7, -3, 123456789, 0] : values;
+      for (const encoding of ['raw', 'typed'] as const) {
+        const b = new OnnxBuilder();
+        b.initializer('t', { dims: [2, 2], values: v, dtype, encoding });
+        const x = b.input('x', ['N', 4]);
+        b.output(b.node('Identity', [x], {}, { outputs: ['y'] })[0]);
+        const t = decodeOnnx(b.toBytes()).initializers.get('t');
+        assert.ok(t, `${dtype} ${encoding}`);
+        assert.equal(t.dtype, dtype);
+        assert.deepEqual([...t.data], v);
+      }
+    }
+  });
+
+  it('decodes int64 raw values beyond 32 bits and negative ones', () => {
+    const raw = new Uint8Array(16);
+    const view = new DataView(raw.buffer);
+    view.setBigInt64(0, -5n, true);
+    view.setBigInt64(8, 2n ** 40n + 3n, true);
+    const t = decodeTensor({ name: 's', dims: [2], dataType: 7, rawData: raw }, 'test');
+    assert.deepEqual([...t.data], [-5, 2 ** 40 + 3]);
+  });
+
+  it('rejects a raw_data length that disagrees with the dims, naming the tensor', () => {
+    assert.throws(
+      () => decodeTensor({ name: 'w', dims: [3], dataType: 1, rawData: new Uint8Array(8) }, 'initializer'),
+      (e: unknown) => e instanceof FormatError && /'w'.*8 bytes.*12/.test(e.message),
+    );
+  });
+
+  it('rejects unsupported element types with UnsupportedModelError', () => {
+    assert.throws(
+      () => decodeTensor({ name: 'q', dims: [1], dataType: 10, rawData: new Uint8Array(2) }, 'initializer'),
+      (e: unknown) =>
+        e instanceof UnsupportedModelError && /FLOAT16/.test(e.message) && e.code === 'UNSUPPORTED_MODEL',
+    );
+  });
+
+  it('rejects bad bytes with FormatError naming what failed', () => {
+    assert.throws(() => decodeOnnx(new Uint8Array(0)), FormatError);
+    assert.throws(
+      () => decodeOnnx(cryptonets.subarray(0, 1000)),
+      (e: unknown) => e instanceof FormatError && /protobuf|ir_version|graph/.test(e.message),
+    );
+    assert.throws(() => decodeOnnx(new TextEncoder().encode('definitely not an onnx file')), FormatError);
+    assert.throws(() => decodeOnnx('x' as unknown as Uint8Array), InvalidArgumentError);
+  });
+
+  it('rejects opsets outside 7–18 and models without a graph', () => {
+    const b = new OnnxBuilder({ opset: 6 });
+    b.output(b.relu(b.input('x', ['N', 4])));
+    assert.throws(
+      () => decodeOnnx(b.toBytes()),
+      (e: unknown) => e instanceof UnsupportedModelError && /opset 6/.test(e.message),
+    );
+    const noGraph = onnx.ModelProto.encode({
+      irVersion: 7,
+      opsetImport: [{ domain: '', version: 13 }],
+    }).finish();
+    assert.throws(
+      () => decodeOnnx(noGraph),
+      (e: unknown) => e instanceof FormatError && /no graph/.test(e.message),
+    );
+  });
+
+  it('rejects a node input that no earlier node defines', () => {
+    const b = new OnnxBuilder();
+    b.input('x', ['N', 4]);
+    b.node('Relu', ['nowhere'], {}, { outputs: ['y'], name: 'r' });
+    b.output('y');
+    assert.throws(
+      () => decodeOnnx(b.toBytes()),
+      (e: unknown) => e instanceof FormatError && /'nowhere'.*'r'/.test(e.message),
+    );
+  });
+});
+
+describe('importOnnx', () => {
+  it('lowers CryptoNets to conv → square → reshape → dense → square → dense', () => {
+    const m = importOnnx(cryptonets);
+    assert.deepEqual(
+      m.layers.map((l) => l.kind),
+      ['conv', 'square', 'reshape', 'dense', 'square', 'dense'],
+    );
+    assert.deepEqual(m.inputShape, [1, 28, 28]);
+    assert.deepEqual(m.outputShape, [10]);
+    assert.deepEqual(
+      m.layers.map((l) => l.shape),
+      [[5, 13, 13], [5, 13, 13], [845], [100], [100], [10]],
+    );
+    const conv = m.layers[0];
+    assert.equal(conv.kind, 'conv');
+    if (conv.kind === 'conv') assert.deepEqual(conv.pads, [0, 0, 1, 1]);
+    assert.equal(m.droppedSoftmax, false);
+  });
+
+  it('lowers LoLa-Small (Gemm with transB) to conv → square → reshape → dense', () => {
+    const m = importOnnx(lola);
+    assert.deepEqual(
+      m.layers.map((l) => l.kind),
+      ['conv', 'square', 'reshape', 'dense'],
+    );
+    const dense = m.layers[3];
+    assert.ok(dense.kind === 'dense' && dense.inFeatures === 845 && dense.outFeatures === 10);
+  });
+
+  it('names the node, the op type and the supported list for an unknown operator', () => {
+    const b = new OnnxBuilder();
+    const x = b.input('x', ['N', 4]);
+    b.output(b.node('Erf', [x], {}, { name: 'my_erf' })[0]);
+    assert.throws(
+      () => importOnnx(b.toBytes()),
+      (e: unknown) =>
+        e instanceof UnsupportedModelError &&
+        e instanceof InvalidArgumentError &&
+        e.node === 'my_erf' &&
+        e.opType === 'Erf' &&
+        /'my_erf' \(Erf\).*supported operators: .*Conv.*Gemm/.test(e.message),
+    );
+  });
+
+  it('rejects dynamic image dimensions unless inputShape is given', () => {
+    const b = new OnnxBuilder();
+    const x = b.input('x', ['N', 3, 'H', 'W']);
+    b.output(b.relu(x));
+    assert.throws(
+      () => importOnnx(b.toBytes()),
+      (e: unknown) => e instanceof UnsupportedModelError && /dynamic/.test(e.message),
+    );
+    assert.deepEqual(importOnnx(b.toBytes(), { inputShape: [3, 8, 8] }).outputShape, [3, 8, 8]);
+  });
+
+  it('rejects a fixed batch larger than one and custom-domain operators', () => {
+    const b = new OnnxBuilder();
+    b.output(b.relu(b.input('x', [8, 4])));
+    assert.throws(
+      () => importOnnx(b.toBytes()),
+      (e: unknown) => e instanceof UnsupportedModelError && /batch size at 8/.test(e.message),
+    );
+    const c = new OnnxBuilder();
+    const x = c.input('x', ['N', 4]);
+    c.output(c.node('Gelu', [x], {}, { domain: 'com.microsoft', name: 'g' })[0]);
+    assert.throws(
+      () => importOnnx(c.toBytes()),
+      (e: unknown) => e instanceof UnsupportedModelError && /com\.microsoft/.test(e.message),
+    );
+  });
+
+  it('survives random byte mutations and truncations: only FormatError or UnsupportedModelError', () => {
+    const mutation = fc.record({
+      edits: fc.array(
+        fc.record({ at: fc.nat({ max: cryptonets.length - 1 }), value: fc.nat({ max: 255 }) }),
+        {
+          minLength: 1,
+          maxLength: 8,
+        },
+      ),
+      cut: fc.option(fc.nat({ max: cryptonets.length }), { nil: undefined }),
+      // Mutations near the start hit the header and graph structure; the tail is mostly float weights.
+      headBias: fc.boolean(),
+    });
+    const outcomes = { ok: 0, format: 0, unsupported: 0 };
+    fc.assert(
+      fc.property(mutation, ({ edits, cut, headBias }) => {
+        const bytes = Uint8Array.from(cryptonets.subarray(0, cut ?? cryptonets.length));
+        for (const { at, value } of edits) {
+          const i = headBias ? at % Math.min(400, bytes.length || 1) : at;
+          if (i < bytes.length) bytes[i] = value;
+        }
+        try {
+          const model = importOnnx(bytes);
+          assert.ok(model.layers.length > 0);
+          outcomes.ok++;
+        } catch (e) {
+          if (e instanceof UnsupportedModelError) outcomes.unsupported++;
+          else if (e instanceof FormatError) outcomes.format++;
+          else throw e;
+        }
+      }),
+      { seed: 20240611, numRuns: 1500 },
+    );
+    assert.ok(outcomes.format > 0 && outcomes.ok > 0, JSON.stringify(outcomes));
+  });
+
+  it('every error raised for mutated bytes is a HomeError with a message', () => {
+    for (let cut = 0; cut < 600; cut += 7) {
+      try {
+        importOnnx(cryptonets.subarray(0, cut));
+      } catch (e) {
+        assert.ok(e instanceof HomeError && e.message.length > 10, String(e));
+      }
+    }
+    assert.equal(shapeSize(importOnnx(cryptonets).inputShape), 784);
+  });
+});
