@@ -22,7 +22,7 @@ import type { Parameters } from './parameters.ts';
 export class KeySwitcher {
   readonly params: Parameters;
   static readonly #cache = new WeakMap<Parameters, KeySwitcher>();
-  readonly #modUp = new Map<string, BasisExtender>();
+  readonly #modUp = new Map<string, { extender: BasisExtender; half: Float64Array }>();
   readonly #modDown = new Map<
     number,
     {
@@ -66,32 +66,54 @@ export class KeySwitcher {
     const limbs = params.limbsAtLevel(level);
     const moduliQP = params.moduliQPAtLevel(level);
     const n = params.n;
+    const alpha = params.digitSize;
     const coefficients = c.copy(limbs);
     inttInPlace(coefficients);
     const out: Poly[] = [];
-    const scratch = allocator().alloc(params.digitSize * n);
+    // Scratch: the shifted digit (alpha limbs) and the exact extension's workspace (alpha + 1 limbs).
+    const shifted = allocator().alloc(alpha * n);
+    const scratch = allocator().alloc((alpha + 1) * n);
     const k = kernels().exports;
     try {
       for (const [start, end] of this.digitRanges(level)) {
         const extended = Poly.alloc(moduliQP, true, false);
         const targets: number[] = [];
         for (let i = 0; i < moduliQP.length; i++) if (i < start || i >= end) targets.push(i);
-        const extender = this.#modUpExtender(level, start, end, targets, moduliQP);
-        extender.extend(
-          (i) => coefficients.limbPointer(start + i),
+        const { extender, half } = this.#modUpData(level, start, end, targets, moduliQP);
+        // Extend the centered representative of c mod Q_j: shift by (Q_j − 1)/2, extend exactly, shift back.
+        // A centered, exact digit keeps the key-switching noise zero-mean and unstructured.
+        for (let i = start; i < end; i++) {
+          k.addScalar(
+            shifted + (i - start) * n * 4,
+            coefficients.limbPointer(i),
+            n,
+            moduliQP[i].value,
+            half[i],
+          );
+        }
+        extender.extendExact(
+          (i) => shifted + i * n * 4,
           (j) => extended.limbPointer(targets[j]),
           n,
           scratch,
         );
         for (const i of targets) {
           const m = moduliQP[i];
+          k.addScalar(
+            extended.limbPointer(i),
+            extended.limbPointer(i),
+            n,
+            m.value,
+            (m.value - half[i]) % m.value,
+          );
           k.nttForward(extended.limbPointer(i), n, m.value, m.twiddles, m.twiddlesShoup);
         }
         for (let i = start; i < end; i++) k.copy(extended.limbPointer(i), c.limbPointer(i), n);
         out.push(extended);
       }
     } finally {
-      allocator().free(scratch, params.digitSize * n);
+      allocator().free(shifted, alpha * n);
+      allocator().free(scratch, (alpha + 1) * n);
       coefficients.dispose();
     }
     return out;
@@ -202,23 +224,24 @@ export class KeySwitcher {
     }
   }
 
-  #modUpExtender(
-    level: number,
-    start: number,
-    end: number,
-    targets: number[],
-    moduliQP: readonly Modulus[],
-  ): BasisExtender {
+  #modUpData(level: number, start: number, end: number, targets: number[], moduliQP: readonly Modulus[]) {
     const key = `${level}:${start}`;
-    let extender = this.#modUp.get(key);
-    if (!extender) {
-      extender = new BasisExtender(
+    let data = this.#modUp.get(key);
+    if (!data) {
+      const extender = new BasisExtender(
         moduliQP.slice(start, end),
         targets.map((i) => moduliQP[i]),
       );
-      this.#modUp.set(key, extender);
+      // (Q_j − 1)/2 mod every modulus of Q_ℓ ∪ P.
+      const half = Float64Array.from(moduliQP, (m) => {
+        let product = 1;
+        for (let i = start; i < end; i++) product = mulMod(product, moduliQP[i].value % m.value, m.value);
+        return mulMod((product - 1 + m.value) % m.value, invMod(2, m.value), m.value);
+      });
+      data = { extender, half };
+      this.#modUp.set(key, data);
     }
-    return extender;
+    return data;
   }
 
   #modDownData(level: number) {

@@ -1,0 +1,639 @@
+import { allocator } from '../ring/arena.ts';
+import {
+  galoisElementForConjugation,
+  galoisElementForRotation,
+  nttAutomorphismIndex,
+} from '../ring/galois.ts';
+import { kernels } from '../ring/kernels.ts';
+import { invMod, reduceFloat, shoupConstant } from '../ring/modarith.ts';
+import {
+  addPoly,
+  addScalarPoly,
+  mulAddPoly,
+  mulPoly,
+  mulScalarPoly,
+  negPoly,
+  scalarResidues,
+  subPoly,
+  type ScalarResidues,
+} from '../ring/ops.ts';
+import { Poly } from '../ring/poly.ts';
+import { assertFinite, assertInteger, check } from '../util/assert.ts';
+import { InvalidArgumentError, MismatchError, MissingKeyError } from '../util/errors.ts';
+import type { EvaluationKeys, SwitchingKey } from './keys.ts';
+import { KeySwitcher } from './keyswitch.ts';
+import { Ciphertext, Plaintext } from './objects.ts';
+import type { Parameters } from './parameters.ts';
+
+/** Relative difference below which two scales count as equal (far below CKKS noise at either scale size). */
+const SCALE_TOLERANCE = 2 ** -40;
+
+/** A second operand: a ciphertext, a plaintext, or a real constant (encoded on the fly). */
+export type Operand = Ciphertext | Plaintext | number;
+
+/**
+ * Homomorphic operations on CKKS ciphertexts. Lattigo-style: `op(a, b, out)` writes into `out` (which may be
+ * `a`), `opNew(a, b)` allocates. Every entry checks parameters, levels, scales and degrees, and throws a typed
+ * error naming both sides of a mismatch or the missing key.
+ *
+ * @example
+ * ```ts
+ * const evaluator = new Evaluator(params, evaluationKeys);
+ * const product = evaluator.mulRelinNew(ctA, ctB);
+ * evaluator.rescale(product, product);
+ * const shifted = evaluator.rotateNew(product, 1);
+ * ```
+ */
+export class Evaluator {
+  readonly params: Parameters;
+  readonly keys: EvaluationKeys | undefined;
+  readonly #switcher: KeySwitcher;
+  readonly #rescaleConstants = new Map<
+    number,
+    { inverse: Float64Array; inverseShoup: Float64Array; negFrom: Float64Array }
+  >();
+
+  constructor(params: Parameters, keys?: EvaluationKeys) {
+    this.params = params;
+    this.keys = keys;
+    this.#switcher = KeySwitcher.for(params);
+    if (keys?.relinearization && keys.relinearization.params !== params) {
+      throw new MismatchError(
+        `relinearization key parameters ${keys.relinearization.parametersId} differ from the evaluator's ${params.id}`,
+      );
+    }
+    for (const key of keys?.galois.values() ?? []) {
+      if (key.key.params !== params) {
+        throw new MismatchError(
+          `Galois key parameters ${key.key.parametersId} differ from the evaluator's ${params.id}`,
+        );
+      }
+    }
+  }
+
+  /** The same evaluator with other keys (shares precomputations). */
+  withKeys(keys: EvaluationKeys): Evaluator {
+    return new Evaluator(this.params, keys);
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Checks
+
+  #checkParams(operation: string, ...operands: (Ciphertext | Plaintext)[]): void {
+    for (const x of operands) {
+      if (x.params !== this.params) {
+        throw new MismatchError(
+          `${operation}: operand parameters ${x.parametersId} differ from the evaluator's ${this.params.id}`,
+        );
+      }
+      if (x instanceof Ciphertext) {
+        for (const p of x.polys) {
+          if (!p.isNtt)
+            throw new MismatchError(
+              `${operation}: ciphertext polynomial in the coefficient domain, expected NTT`,
+            );
+        }
+      } else if (!x.poly.isNtt) {
+        throw new MismatchError(`${operation}: plaintext in the coefficient domain, expected NTT`);
+      }
+    }
+  }
+
+  #checkScales(operation: string, a: { scale: number }, b: { scale: number }): void {
+    if (Math.abs(a.scale - b.scale) > SCALE_TOLERANCE * Math.max(a.scale, b.scale)) {
+      throw new MismatchError(
+        `${operation}: scales differ: left 2^${Math.log2(a.scale).toFixed(6)} (${a.scale}), right ` +
+          `2^${Math.log2(b.scale).toFixed(6)} (${b.scale}); align them with matchLevelAndScale or encode at the same scale`,
+      );
+    }
+  }
+
+  #checkDegree(operation: string, ct: Ciphertext, max: number): void {
+    if (ct.degree > max) {
+      throw new MismatchError(
+        `${operation}: ciphertext of degree ${ct.degree}: expected degree ≤ ${max} (relinearize first)`,
+      );
+    }
+  }
+
+  /** Replaces out's polynomials (disposing the old ones it no longer uses) and metadata. */
+  #assign(out: Ciphertext, polys: Poly[], level: number, scale: number): Ciphertext {
+    if (out.params !== this.params) {
+      throw new MismatchError(
+        `output parameters ${out.parametersId} differ from the evaluator's ${this.params.id}`,
+      );
+    }
+    const old = out.polys.splice(0, out.polys.length, ...polys);
+    for (const p of old) if (!polys.includes(p)) p.dispose();
+    out.level = level;
+    out.scale = scale;
+    return out;
+  }
+
+  #blank(): Ciphertext {
+    return new Ciphertext(this.params, [], 0, 1);
+  }
+
+  #moduli(level: number) {
+    return this.params.moduliAtLevel(level);
+  }
+
+  /** Residues of round(value · scale) per limb (exact even beyond 2^53). */
+  #constant(value: number, scale: number, level: number): ScalarResidues {
+    assertFinite(value, 'constant');
+    const scaled = Math.round(value * scale);
+    if (!Number.isFinite(scaled)) {
+      throw new InvalidArgumentError(
+        `constant ${value} × scale ${scale} overflows float64: expected a smaller value`,
+      );
+    }
+    return scalarResidues(this.#moduli(level), (m) => reduceFloat(scaled, m.value));
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Addition and subtraction
+
+  /** out = a + b (ciphertext, plaintext or constant); the result is at the lower level. */
+  add(a: Ciphertext, b: Operand, out: Ciphertext): Ciphertext {
+    return this.#addSub('add', a, b, out, false);
+  }
+
+  addNew(a: Ciphertext, b: Operand): Ciphertext {
+    return this.add(a, b, this.#blank());
+  }
+
+  /** out = a − b */
+  sub(a: Ciphertext, b: Operand, out: Ciphertext): Ciphertext {
+    return this.#addSub('sub', a, b, out, true);
+  }
+
+  subNew(a: Ciphertext, b: Operand): Ciphertext {
+    return this.sub(a, b, this.#blank());
+  }
+
+  #addSub(operation: string, a: Ciphertext, b: Operand, out: Ciphertext, subtract: boolean): Ciphertext {
+    this.#checkParams(operation, a);
+    if (typeof b === 'number') {
+      const c = this.#constant(subtract ? -b : b, a.scale, a.level);
+      const moduli = this.#moduli(a.level);
+      const polys = a.polys.map((p, i) => {
+        const r = Poly.alloc(moduli, true, false);
+        if (i === 0) addScalarPoly(p, c, r);
+        else r.assign(p);
+        return r;
+      });
+      return this.#assign(out, polys, a.level, a.scale);
+    }
+    this.#checkParams(operation, b);
+    this.#checkScales(operation, a, b);
+    const level = Math.min(a.level, b.level);
+    const moduli = this.#moduli(level);
+    const bPolys = b instanceof Ciphertext ? b.polys : [b.poly];
+    const degree = Math.max(a.degree, bPolys.length - 1);
+    const polys: Poly[] = [];
+    for (let i = 0; i <= degree; i++) {
+      const r = Poly.alloc(moduli, true, false);
+      const x = a.polys[i];
+      const y = bPolys[i];
+      if (x && y) (subtract ? subPoly : addPoly)(x, y, r);
+      else if (x) r.assign(x);
+      else if (subtract) negPoly(y, r);
+      else r.assign(y);
+      polys.push(r);
+    }
+    return this.#assign(out, polys, level, a.scale);
+  }
+
+  /** out = −a */
+  neg(a: Ciphertext, out: Ciphertext): Ciphertext {
+    this.#checkParams('neg', a);
+    const moduli = this.#moduli(a.level);
+    const polys = a.polys.map((p) => {
+      const r = Poly.alloc(moduli, true, false);
+      negPoly(p, r);
+      return r;
+    });
+    return this.#assign(out, polys, a.level, a.scale);
+  }
+
+  negNew(a: Ciphertext): Ciphertext {
+    return this.neg(a, this.#blank());
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Multiplication
+
+  /**
+   * out = a · b. With a ciphertext b the result has degree 2 (relinearize next, or use mulRelin); with a plaintext
+   * the scales multiply; with a constant it is encoded at `constantScale` (default: the canonical scale of a's
+   * level, so that a rescale lands on the canonical scale of the next level).
+   */
+  mul(a: Ciphertext, b: Operand, out: Ciphertext, constantScale?: number): Ciphertext {
+    this.#checkParams('mul', a);
+    if (typeof b === 'number') {
+      const scale = constantScale ?? this.params.scaleAtLevel[a.level];
+      const c = this.#constant(b, scale, a.level);
+      const moduli = this.#moduli(a.level);
+      const polys = a.polys.map((p) => {
+        const r = Poly.alloc(moduli, true, false);
+        mulScalarPoly(p, c, r);
+        return r;
+      });
+      return this.#assign(out, polys, a.level, a.scale * scale);
+    }
+    this.#checkParams('mul', b);
+    const level = Math.min(a.level, b.level);
+    const moduli = this.#moduli(level);
+    if (b instanceof Plaintext) {
+      const polys = a.polys.map((p) => {
+        const r = Poly.alloc(moduli, true, false);
+        mulPoly(p, b.poly, r);
+        return r;
+      });
+      return this.#assign(out, polys, level, a.scale * b.scale);
+    }
+    this.#checkDegree('mul', a, 1);
+    this.#checkDegree('mul', b, 1);
+    const [a0, a1] = a.polys;
+    const [b0, b1] = b.polys;
+    const d0 = Poly.alloc(moduli, true, false);
+    const d1 = Poly.alloc(moduli, true, false);
+    const d2 = Poly.alloc(moduli, true, false);
+    mulPoly(a0, b0, d0);
+    mulPoly(a0, b1, d1);
+    mulAddPoly(a1, b0, d1);
+    mulPoly(a1, b1, d2);
+    return this.#assign(out, [d0, d1, d2], level, a.scale * b.scale);
+  }
+
+  mulNew(a: Ciphertext, b: Operand, constantScale?: number): Ciphertext {
+    return this.mul(a, b, this.#blank(), constantScale);
+  }
+
+  /** out = a · b followed by relinearization (ciphertext b), or plain mul otherwise. */
+  mulRelin(a: Ciphertext, b: Operand, out: Ciphertext): Ciphertext {
+    this.mul(a, b, out);
+    if (out.degree === 2) this.relinearize(out, out);
+    return out;
+  }
+
+  mulRelinNew(a: Ciphertext, b: Operand): Ciphertext {
+    return this.mulRelin(a, b, this.#blank());
+  }
+
+  /** out = a · k for an integer k (no scale change). */
+  mulInt(a: Ciphertext, k: number, out: Ciphertext): Ciphertext {
+    this.#checkParams('mulInt', a);
+    assertInteger(k, 'k', -(2 ** 53), 2 ** 53);
+    const c = scalarResidues(this.#moduli(a.level), (m) => reduceFloat(k, m.value));
+    const moduli = this.#moduli(a.level);
+    const polys = a.polys.map((p) => {
+      const r = Poly.alloc(moduli, true, false);
+      mulScalarPoly(p, c, r);
+      return r;
+    });
+    return this.#assign(out, polys, a.level, a.scale);
+  }
+
+  mulIntNew(a: Ciphertext, k: number): Ciphertext {
+    return this.mulInt(a, k, this.#blank());
+  }
+
+  /** Degree 2 → degree 1 with the relinearization key. */
+  relinearize(a: Ciphertext, out: Ciphertext): Ciphertext {
+    this.#checkParams('relinearize', a);
+    if (a.degree === 1)
+      return out === a
+        ? out
+        : this.#assign(
+            out,
+            a.polys.map((p) => p.copy()),
+            a.level,
+            a.scale,
+          );
+    if (a.degree !== 2) throw new MismatchError(`relinearize: ciphertext of degree ${a.degree}: expected 2`);
+    const key = this.keys?.relinearization;
+    if (!key)
+      throw new MissingKeyError(
+        'relinearize: no relinearization key: generate EvaluationKeys with relinearization',
+      );
+    const [d0, d1] = this.#switcher.switchKey(a.polys[2], key, a.level);
+    const moduli = this.#moduli(a.level);
+    const c0 = Poly.alloc(moduli, true, false);
+    const c1 = Poly.alloc(moduli, true, false);
+    addPoly(a.polys[0], d0, c0);
+    addPoly(a.polys[1], d1, c1);
+    d0.dispose();
+    d1.dispose();
+    return this.#assign(out, [c0, c1], a.level, a.scale);
+  }
+
+  relinearizeNew(a: Ciphertext): Ciphertext {
+    return this.relinearize(a, this.#blank());
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Levels and scales
+
+  /** Divides by the primes of the current level (rounding): level − 1, scale / Q_level. */
+  rescale(a: Ciphertext, out: Ciphertext): Ciphertext {
+    this.#checkParams('rescale', a);
+    if (a.level === 0) throw new MismatchError('rescale: ciphertext at level 0: no prime left to divide by');
+    let polys = a.polys;
+    let scale = a.scale;
+    const limbs = this.params.limbsAtLevel(a.level);
+    for (let drop = 0; drop < this.params.primesPerLevel; drop++) {
+      const next = polys.map((p) => this.#divideByLastPrime(p, limbs - drop));
+      if (polys !== a.polys) for (const p of polys) p.dispose();
+      polys = next;
+      scale /= this.params.qPrimes[limbs - drop - 1];
+    }
+    return this.#assign(out, polys, a.level - 1, scale);
+  }
+
+  rescaleNew(a: Ciphertext): Ciphertext {
+    return this.rescale(a, this.#blank());
+  }
+
+  /** Divides the first `limbs` limbs of p by its last of them (NTT domain in and out). */
+  #divideByLastPrime(p: Poly, limbs: number): Poly {
+    const n = this.params.n;
+    const last = limbs - 1;
+    const constants = this.#rescaleData(limbs);
+    const moduli = this.params.moduliQ;
+    const k = kernels().exports;
+    const scratch = allocator().alloc(2 * n);
+    const lastCoefficients = scratch;
+    const lifted = scratch + n * 4;
+    const ql = moduli[last];
+    const out = Poly.alloc(this.#qPrefix(last), true, false);
+    try {
+      k.copy(lastCoefficients, p.limbPointer(last), n);
+      k.nttInverse(
+        lastCoefficients,
+        n,
+        ql.value,
+        ql.inverseTwiddles,
+        ql.inverseTwiddlesShoup,
+        ql.nInverse,
+        ql.nInverseShoup,
+      );
+      for (let i = 0; i < last; i++) {
+        const qi = moduli[i];
+        k.liftCentered(lifted, lastCoefficients, n, ql.value, qi.value, constants.negFrom[i]);
+        k.nttForward(lifted, n, qi.value, qi.twiddles, qi.twiddlesShoup);
+        k.subMulScalar(
+          out.limbPointer(i),
+          p.limbPointer(i),
+          lifted,
+          n,
+          qi.value,
+          constants.inverse[i],
+          constants.inverseShoup[i],
+        );
+      }
+    } finally {
+      allocator().free(scratch, 2 * n);
+    }
+    return out;
+  }
+
+  /** Q moduli of the first `limbs` limbs, shared with the level slices where limbs is a level's count. */
+  #qPrefix(limbs: number) {
+    const level = this.params.levelOfLimbs(limbs);
+    return Number.isInteger(level) && level >= 0 && level <= this.params.depth
+      ? this.params.moduliAtLevel(level)
+      : this.params.moduliQ.slice(0, limbs);
+  }
+
+  #rescaleData(limbs: number) {
+    let data = this.#rescaleConstants.get(limbs);
+    if (!data) {
+      const last = this.params.qPrimes[limbs - 1];
+      const inverse = new Float64Array(limbs - 1);
+      const inverseShoup = new Float64Array(limbs - 1);
+      const negFrom = new Float64Array(limbs - 1);
+      for (let i = 0; i < limbs - 1; i++) {
+        const q = this.params.qPrimes[i];
+        inverse[i] = invMod(last % q, q);
+        inverseShoup[i] = shoupConstant(inverse[i], q);
+        negFrom[i] = (q - (last % q)) % q;
+      }
+      data = { inverse, inverseShoup, negFrom };
+      this.#rescaleConstants.set(limbs, data);
+    }
+    return data;
+  }
+
+  /** Drops limbs down to `level` without dividing (scale unchanged). */
+  dropLevel(a: Ciphertext, level: number, out: Ciphertext): Ciphertext {
+    this.#checkParams('dropLevel', a);
+    assertInteger(level, 'level', 0, a.level);
+    const limbs = this.params.limbsAtLevel(level);
+    const moduli = this.#moduli(level);
+    const polys = a.polys.map((p) => {
+      const r = Poly.alloc(moduli, true, false);
+      kernels().exports.copy(r.pointer, p.pointer, limbs * this.params.n);
+      return r;
+    });
+    return this.#assign(out, polys, level, a.scale);
+  }
+
+  dropLevelNew(a: Ciphertext, level: number): Ciphertext {
+    return this.dropLevel(a, level, this.#blank());
+  }
+
+  /**
+   * Brings a to (`level`, `scale`): drops to level + 1, multiplies by the constant 1 encoded at
+   * scale·Q_{level+1}/a.scale (an integer ≈ 2^30 or 2^60: its rounding changes the message by < 2^-29 relative,
+   * below CKKS noise) and rescales. `level` must be below a's level, or equal with an equal scale.
+   */
+  matchLevelAndScale(a: Ciphertext, level: number, scale: number, out: Ciphertext): Ciphertext {
+    this.#checkParams('matchLevelAndScale', a);
+    assertFinite(scale, 'scale');
+    assertInteger(level, 'level', 0, a.level);
+    if (level === a.level) {
+      this.#checkScales('matchLevelAndScale', a, { scale });
+      return out === a
+        ? out
+        : this.#assign(
+            out,
+            a.polys.map((p) => p.copy()),
+            a.level,
+            a.scale,
+          );
+    }
+    const dropped = this.dropLevelNew(a, level + 1);
+    const limbs = this.params.limbsAtLevel(level + 1);
+    let levelModulus = 1;
+    for (let i = this.params.limbsAtLevel(level); i < limbs; i++) levelModulus *= this.params.qPrimes[i];
+    const factor = (scale * levelModulus) / a.scale;
+    check(
+      factor >= 1,
+      () => `matchLevelAndScale: target scale ${scale} is too small for level ${level}: factor ${factor} < 1`,
+    );
+    this.mul(dropped, 1, dropped, factor);
+    this.rescale(dropped, dropped);
+    this.#assign(out, dropped.polys.splice(0), dropped.level, scale);
+    return out;
+  }
+
+  matchLevelAndScaleNew(a: Ciphertext, level: number, scale: number): Ciphertext {
+    return this.matchLevelAndScale(a, level, scale, this.#blank());
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Rotations
+
+  #galoisKey(operation: string, galoisElement: number, description: string): SwitchingKey {
+    const key = this.keys?.galois.get(galoisElement)?.key;
+    if (!key) {
+      throw new MissingKeyError(
+        `${operation}: no Galois key for ${description} (Galois element ${galoisElement}); ` +
+          'generate it with KeyGenerator.generateEvaluationKeys',
+      );
+    }
+    return key;
+  }
+
+  #applyGalois(a: Ciphertext, galoisElement: number, key: SwitchingKey, out: Ciphertext): Ciphertext {
+    this.#checkDegree('rotate', a, 1);
+    const moduli = this.#moduli(a.level);
+    const index = nttAutomorphismIndex(this.params.logN, galoisElement);
+    const k = kernels().exports;
+    const n = this.params.n;
+    const rotated1 = Poly.alloc(moduli, true, false);
+    for (let i = 0; i < moduli.length; i++)
+      k.permute(rotated1.limbPointer(i), a.polys[1].limbPointer(i), index, n);
+    const [d0, d1] = this.#switcher.switchKey(rotated1, key, a.level);
+    rotated1.dispose();
+    const c0 = Poly.alloc(moduli, true, false);
+    for (let i = 0; i < moduli.length; i++) k.permute(c0.limbPointer(i), a.polys[0].limbPointer(i), index, n);
+    addPoly(c0, d0, c0);
+    d0.dispose();
+    return this.#assign(out, [c0, d1], a.level, a.scale);
+  }
+
+  /** out = a with its slots rotated left by `steps` (negative: right). */
+  rotate(a: Ciphertext, steps: number, out: Ciphertext): Ciphertext {
+    this.#checkParams('rotate', a);
+    assertInteger(steps, 'steps');
+    const g = galoisElementForRotation(steps, this.params.logN);
+    if (g === 1)
+      return out === a
+        ? out
+        : this.#assign(
+            out,
+            a.polys.map((p) => p.copy()),
+            a.level,
+            a.scale,
+          );
+    return this.#applyGalois(a, g, this.#galoisKey('rotate', g, `rotation by ${steps}`), out);
+  }
+
+  rotateNew(a: Ciphertext, steps: number): Ciphertext {
+    return this.rotate(a, steps, this.#blank());
+  }
+
+  /** out = complex conjugate of every slot. */
+  conjugate(a: Ciphertext, out: Ciphertext): Ciphertext {
+    this.#checkParams('conjugate', a);
+    const g = galoisElementForConjugation(this.params.logN);
+    return this.#applyGalois(a, g, this.#galoisKey('conjugate', g, 'conjugation'), out);
+  }
+
+  conjugateNew(a: Ciphertext): Ciphertext {
+    return this.conjugate(a, this.#blank());
+  }
+
+  /**
+   * Hoisted rotations: one decomposition of a's c_1 (ModUp) serves every step; each step then costs one
+   * permutation, one inner product and one ModDown. Returns a map step → rotated ciphertext.
+   *
+   * @example
+   * ```ts
+   * const rotations = evaluator.rotateHoistedNew(ct, [1, 2, 3, 4]);
+   * ```
+   */
+  rotateHoistedNew(a: Ciphertext, steps: readonly number[]): Map<number, Ciphertext> {
+    this.#checkParams('rotateHoisted', a);
+    this.#checkDegree('rotateHoisted', a, 1);
+    const results = new Map<number, Ciphertext>();
+    const keys = steps.map((s) => {
+      assertInteger(s, 'steps[]');
+      const g = galoisElementForRotation(s, this.params.logN);
+      return { s, g, key: g === 1 ? undefined : this.#galoisKey('rotateHoisted', g, `rotation by ${s}`) };
+    });
+    const decomposition = this.#switcher.decompose(a.polys[1], a.level);
+    const moduli = this.#moduli(a.level);
+    const k = kernels().exports;
+    const n = this.params.n;
+    try {
+      for (const { s, g, key } of keys) {
+        if (results.has(s)) continue;
+        if (!key) {
+          results.set(s, a.copy());
+          continue;
+        }
+        const index = nttAutomorphismIndex(this.params.logN, g);
+        const [d0, d1] = this.#switcher.keySwitchDecomposed(decomposition, key, a.level, index);
+        const c0 = Poly.alloc(moduli, true, false);
+        for (let i = 0; i < moduli.length; i++)
+          k.permute(c0.limbPointer(i), a.polys[0].limbPointer(i), index, n);
+        addPoly(c0, d0, c0);
+        d0.dispose();
+        results.set(s, new Ciphertext(this.params, [c0, d1], a.level, a.scale));
+      }
+    } finally {
+      for (const d of decomposition) d.dispose();
+    }
+    return results;
+  }
+
+  /**
+   * Rotate-and-sum: out = Σ_{i<count} rotate(a, i·batch), with O(log count) rotations. The steps it needs are
+   * {@link Evaluator.innerSumRotations}.
+   */
+  innerSum(a: Ciphertext, batch: number, count: number, out: Ciphertext): Ciphertext {
+    this.#checkParams('innerSum', a);
+    assertInteger(batch, 'batch', 1, this.params.slots);
+    assertInteger(count, 'count', 1, this.params.slots);
+    let acc = a.copy();
+    let k = 1;
+    const bits = count.toString(2);
+    for (let b = 1; b < bits.length; b++) {
+      const rotated = this.rotateNew(acc, k * batch);
+      this.add(acc, rotated, acc);
+      rotated.dispose();
+      k *= 2;
+      if (bits[b] === '1') {
+        const shifted = this.rotateNew(acc, batch);
+        this.add(shifted, a, shifted);
+        acc.dispose();
+        acc = shifted;
+        k += 1;
+      }
+    }
+    return this.#assign(out, acc.polys.splice(0), acc.level, acc.scale);
+  }
+
+  innerSumNew(a: Ciphertext, batch: number, count: number): Ciphertext {
+    return this.innerSum(a, batch, count, this.#blank());
+  }
+
+  /** The rotation steps `innerSum(·, batch, count)` uses: generate their keys up front. */
+  static innerSumRotations(batch: number, count: number): number[] {
+    const steps = new Set<number>();
+    let k = 1;
+    const bits = count.toString(2);
+    for (let b = 1; b < bits.length; b++) {
+      steps.add(k * batch);
+      k *= 2;
+      if (bits[b] === '1') {
+        steps.add(batch);
+        k += 1;
+      }
+    }
+    return [...steps];
+  }
+}
