@@ -223,8 +223,15 @@ export type Layer =
  */
 export interface LayerModel {
   readonly inputName: string;
-  /** Per-image input shape, e.g. `[1, 28, 28]`. */
+  /** Per-image shape the layers take, e.g. `[1, 28, 28]` (channels first). */
   readonly inputShape: Shape;
+  /** Per-image shape of the ONNX input, the layout callers pass images in (differs for NHWC exports). */
+  readonly onnxInputShape: Shape;
+  /**
+   * Present when the ONNX graph first transposes its input (e.g. NHWC → NCHW from tf2onnx): entry j is the index in
+   * the ONNX-layout image of layer-input value j. Applied by the client when packing, so it costs nothing encrypted.
+   */
+  readonly inputPermutation?: Int32Array;
   readonly outputName: string;
   readonly outputShape: Shape;
   readonly layers: readonly Layer[];

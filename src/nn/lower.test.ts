@@ -224,9 +224,9 @@ describe('lowering vs onnxruntime', () => {
   it('rejects what it cannot lower, naming node and reason', () => {
     const cases: [string, (b: OnnxBuilder, x: string) => string, RegExp][] = [
       [
-        'layout-changing Transpose',
-        (b, x) => b.node('Transpose', [x], { perm: [0, 1, 3, 2] }, { name: 't' })[0],
-        /'t' \(Transpose\).*layout/,
+        'layout-changing Transpose feeding a non-dense op',
+        (b, x) => b.relu(b.node('Transpose', [b.relu(x)], { perm: [0, 1, 3, 2] }, { name: 't' })[0]),
+        /\(Relu\).*Transpose 't'.*layout/,
       ],
       [
         'dilated Conv',

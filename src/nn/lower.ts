@@ -83,9 +83,44 @@ export interface LowerOptions {
   readonly inputShape?: readonly number[];
 }
 
-type Value =
-  | { readonly kind: 'act'; readonly name: string; readonly shape: Shape }
-  | { readonly kind: 'const'; readonly tensor: ConstTensor };
+/**
+ * An activation value. `permutation`, set after a layout-changing Transpose, maps each logical C-order index of
+ * `shape` to the index where the buffer written under `name` holds it; only reshapes and a Dense may consume such a
+ * value (the Dense absorbs the permutation into its weight columns).
+ */
+interface ActValue {
+  readonly kind: 'act';
+  readonly name: string;
+  readonly shape: Shape;
+  readonly permutation?: Int32Array;
+  readonly transposeNode?: string;
+}
+
+type Value = ActValue | { readonly kind: 'const'; readonly tensor: ConstTensor };
+
+/** For a transpose of a C-order tensor of shape `dims` by `perm`: the source flat index of each output index. */
+function transposeIndex(dims: readonly number[], perm: readonly number[]): Int32Array {
+  const r = dims.length;
+  const strides = new Array<number>(r).fill(1);
+  for (let i = r - 2; i >= 0; i--) strides[i] = strides[i + 1] * dims[i + 1];
+  const outDims = perm.map((p) => dims[p]);
+  const srcStrides = perm.map((p) => strides[p]);
+  const n = shapeSize(dims);
+  const out = new Int32Array(n);
+  const index = new Array<number>(r).fill(0);
+  let src = 0;
+  for (let i = 0; i < n; i++) {
+    out[i] = src;
+    for (let d = r - 1; d >= 0; d--) {
+      index[d]++;
+      src += srcStrides[d];
+      if (index[d] < outDims[d]) break;
+      src -= srcStrides[d] * index[d];
+      index[d] = 0;
+    }
+  }
+  return out;
+}
 
 /** A layer before the lowering names it (Omit distributed over the union). */
 type LayerSpec = Layer extends unknown
@@ -107,6 +142,9 @@ class Lowering {
   private readonly consumers = new Map<string, GraphNode[]>();
   private readonly graphOutputs: Set<string>;
   droppedSoftmax = false;
+  /** Set when the model input is transposed first: layer-input index → ONNX-input index (per image). */
+  inputPermutation: Int32Array | undefined;
+  layerInputShape: Shape | undefined;
 
   constructor(private readonly graph: OnnxGraph) {
     for (const n of graph.nodes) {
@@ -156,11 +194,18 @@ class Lowering {
     return v;
   }
 
-  activation(node: GraphNode, i: number): { name: string; shape: Shape } {
+  activation(node: GraphNode, i: number, allowPermuted = false): ActValue {
     const v = this.input(node, i);
     if (v === undefined) this.fail(node, `input ${i} is missing`);
     if (v.kind !== 'act')
       this.fail(node, `input ${i} ('${node.inputs[i]}') must be an activation, not a constant`);
+    if (v.permutation !== undefined && !allowPermuted) {
+      this.fail(
+        node,
+        `input ${i} comes from Transpose '${v.transposeNode}', which changes the data layout; such a Transpose is ` +
+          'supported only on the model input or when it reaches a Gemm/MatMul through reshapes alone',
+      );
+    }
     return v;
   }
 
@@ -181,8 +226,8 @@ class Lowering {
     if (name !== undefined && name !== '') this.values.set(name, value);
   }
 
-  alias(node: GraphNode, value: { name: string; shape: Shape }): undefined {
-    this.setOutput(node, { kind: 'act', name: value.name, shape: value.shape });
+  alias(node: GraphNode, value: ActValue): undefined {
+    this.setOutput(node, value);
   }
 
   uniqueName(base: string): string {
@@ -326,12 +371,20 @@ class Lowering {
 
   dense(
     node: GraphNode,
-    x: { name: string; shape: Shape },
+    x: ActValue,
     weight: Float64Array,
     inF: number,
     outF: number,
     bias: Float64Array,
   ): undefined {
+    const p = x.permutation;
+    if (p !== undefined) {
+      // The Dense reads the buffer in its stored order: move each weight column to where its input is stored.
+      const moved = new Float64Array(weight.length);
+      for (let o = 0; o < outF; o++)
+        for (let i = 0; i < inF; i++) moved[o * inF + p[i]] = weight[o * inF + i];
+      weight = moved;
+    }
     this.emit(node, {
       kind: 'dense',
       inputs: [x.name],
@@ -344,7 +397,7 @@ class Lowering {
   }
 
   gemm(node: GraphNode): undefined {
-    const x = this.activation(node, 0);
+    const x = this.activation(node, 0, true);
     if (intAttribute(node, 'transA', 0) !== 0)
       this.fail(node, 'transA = 1 is not supported (the activation must be A)');
     if (x.shape.length !== 1)
@@ -375,7 +428,7 @@ class Lowering {
   }
 
   matmul(node: GraphNode): undefined {
-    const x = this.activation(node, 0);
+    const x = this.activation(node, 0, true);
     if (x.shape.length !== 1)
       this.fail(node, `input [N, ${x.shape.join(', ')}]: only [N, K] × [K, M] is supported`);
     const bT = this.constant(node, 1, 'B');
@@ -518,18 +571,74 @@ class Lowering {
     }
   }
 
-  reshapeTo(node: GraphNode, x: { name: string; shape: Shape }, full: readonly number[]): undefined {
+  reshapeTo(node: GraphNode, x: ActValue, full: readonly number[]): undefined {
     if (full.length === 0 || full[0] !== 1) {
       this.fail(node, `result shape ${fmt(full)} would merge or move the batch dimension`);
     }
     const shape = full.slice(1);
     if (shapeSize(shape) !== shapeSize(x.shape))
       this.fail(node, `cannot reshape [N, ${x.shape.join(', ')}] to ${fmt(full)}`);
+    if (x.permutation !== undefined) {
+      // Reshapes keep logical C-order indices, so the permutation carries over unchanged; no layer is needed.
+      this.setOutput(node, { ...x, shape });
+      return;
+    }
     if (shape.length === x.shape.length && shape.every((d, i) => d === x.shape[i])) {
       this.alias(node, x);
       return;
     }
     this.emit(node, { kind: 'reshape', inputs: [x.name], shape });
+  }
+
+  transpose(node: GraphNode): undefined {
+    const x = this.activation(node, 0, true);
+    const full = [1, ...x.shape];
+    const perm = intsAttribute(node, 'perm') ?? [...full.keys()].reverse();
+    if (perm.length !== full.length || [...perm].sort((p, q) => p - q).some((v, i) => v !== i)) {
+      this.fail(node, `perm ${fmt(perm)} is not a permutation of ${full.length} axes`);
+    }
+    const outFull = perm.map((p) => full[p]);
+    if (outFull[0] !== 1) this.fail(node, `perm ${fmt(perm)} moves the batch axis`);
+    const moved = perm.filter((p) => full[p] !== 1);
+    const preservesLayout = moved.every((p, i) => i === 0 || p > moved[i - 1]);
+    if (preservesLayout && x.permutation === undefined) return this.reshapeTo(node, x, outFull);
+    const source = transposeIndex(full, perm);
+    const shape = outFull.slice(1);
+    if (
+      x.permutation === undefined &&
+      x.name === this.graph.inputs[0].name &&
+      this.inputPermutation === undefined
+    ) {
+      // A layout change of the model input is free under encryption (the client packs the data), so the model
+      // takes its input in the transposed layout and the simulator permutes images on load.
+      const users = this.consumers.get(x.name) ?? [];
+      if (users.length === 1 && !this.graphOutputs.has(x.name)) {
+        this.inputPermutation = source;
+        this.layerInputShape = shape;
+        this.setOutput(node, { kind: 'act', name: x.name, shape });
+        return;
+      }
+    }
+    const permutation = x.permutation === undefined ? source : source.map((i) => x.permutation?.[i] ?? i);
+    if (permutation.every((v, i) => v === i)) {
+      // A transpose that undoes an earlier one (e.g. NCHW → NHWC → NCHW) leaves the stored order as it is.
+      return this.reshapeTo(node, { kind: 'act', name: x.name, shape: this.storedShape(x.name) }, outFull);
+    }
+    this.setOutput(node, {
+      kind: 'act',
+      name: x.name,
+      shape,
+      permutation,
+      transposeNode: x.transposeNode ?? node.name,
+    });
+  }
+
+  /** Shape of the buffer written under `name` (a layer output or the model input). */
+  storedShape(name: string): Shape {
+    for (let i = this.layers.length - 1; i >= 0; i--)
+      if (this.layers[i].output === name) return this.layers[i].shape;
+    const v = this.values.get(name);
+    return v?.kind === 'act' ? v.shape : [];
   }
 
   axes(node: GraphNode): number[] | undefined {
@@ -667,7 +776,7 @@ class Lowering {
         });
       }
       case 'Flatten': {
-        const x = this.activation(node, 0);
+        const x = this.activation(node, 0, true);
         const r = x.shape.length + 1;
         const raw = intAttribute(node, 'axis', 1);
         const axis = raw < 0 ? raw + r : raw;
@@ -676,7 +785,7 @@ class Lowering {
         return this.reshapeTo(node, x, [1, shapeSize(x.shape)]);
       }
       case 'Reshape': {
-        const x = this.activation(node, 0);
+        const x = this.activation(node, 0, true);
         const target = [...this.constant(node, 1, 'shape').data];
         let full: number[];
         try {
@@ -688,7 +797,7 @@ class Lowering {
         return this.reshapeTo(node, x, full);
       }
       case 'Squeeze': {
-        const x = this.activation(node, 0);
+        const x = this.activation(node, 0, true);
         const full = [1, ...x.shape];
         const axes = this.axes(node)?.map((a) => (a < 0 ? a + full.length : a));
         if (axes?.some((a) => !(a >= 0 && a < full.length && full[a] === 1)))
@@ -702,7 +811,7 @@ class Lowering {
         );
       }
       case 'Unsqueeze': {
-        const x = this.activation(node, 0);
+        const x = this.activation(node, 0, true);
         const axes = this.axes(node);
         if (axes === undefined) this.fail(node, 'axes are missing');
         const rank = x.shape.length + 1 + axes.length;
@@ -716,30 +825,12 @@ class Lowering {
         for (let i = 0; i < rank; i++) out.push(insert.has(i) ? 1 : full[k++]);
         return this.reshapeTo(node, x, out);
       }
-      case 'Transpose': {
-        const x = this.activation(node, 0);
-        const full = [1, ...x.shape];
-        const perm = intsAttribute(node, 'perm') ?? [...full.keys()].reverse();
-        if (perm.length !== full.length || [...perm].sort((p, q) => p - q).some((v, i) => v !== i)) {
-          this.fail(node, `perm ${fmt(perm)} is not a permutation of ${full.length} axes`);
-        }
-        const moved = perm.filter((p) => full[p] !== 1);
-        if (moved.some((p, i) => i > 0 && p < moved[i - 1])) {
-          this.fail(
-            node,
-            `perm ${fmt(perm)} on [N, ${x.shape.join(', ')}] changes the data layout; only layout-preserving transposes of activations are supported`,
-          );
-        }
-        return this.reshapeTo(
-          node,
-          x,
-          perm.map((p) => full[p]),
-        );
-      }
+      case 'Transpose':
+        return this.transpose(node);
       case 'Identity':
-        return this.alias(node, this.activation(node, 0));
+        return this.alias(node, this.activation(node, 0, true));
       case 'Dropout': {
-        const x = this.activation(node, 0);
+        const x = this.activation(node, 0, true);
         this.checkOnlyFirstOutputUsed(node);
         if (node.inputs[2]) {
           const training = this.constant(node, 2, 'training_mode');
@@ -748,7 +839,7 @@ class Lowering {
         return this.alias(node, x);
       }
       case 'Cast': {
-        const x = this.activation(node, 0);
+        const x = this.activation(node, 0, true);
         const to = intAttribute(node, 'to', 0);
         if (to !== 1 && to !== 11)
           this.fail(node, `cast of an activation to data type ${to}: only FLOAT and DOUBLE are supported`);
@@ -838,6 +929,11 @@ class Lowering {
         `output '${outputName}' does not depend on the input (a constant output)`,
       );
     }
+    if (out.permutation !== undefined) {
+      throw new UnsupportedModelError(
+        `output '${outputName}' is a layout-changing transpose (Transpose '${out.transposeNode}') of a computed value`,
+      );
+    }
     const declaredOut = g.outputs[0].shape.slice(1);
     if (
       declaredOut.length > 0 &&
@@ -851,7 +947,9 @@ class Lowering {
     const layers = optimize(this.layers, out.name);
     return {
       inputName: input.name,
-      inputShape,
+      inputShape: this.layerInputShape ?? inputShape,
+      onnxInputShape: inputShape,
+      ...(this.inputPermutation === undefined ? {} : { inputPermutation: this.inputPermutation }),
       outputName: out.name,
       outputShape: out.shape,
       layers,

@@ -202,8 +202,8 @@ function missingApproximation(layer: Layer, what: string): never {
 }
 
 /**
- * Runs `count` images (C order, `count × shapeSize(model.inputShape)` values) through the model and returns the
- * outputs (`count × shapeSize(model.outputShape)`).
+ * Runs `count` images (C order in the ONNX input layout `model.onnxInputShape`, `count × size` values) through the
+ * model and returns the outputs (`count × shapeSize(model.outputShape)`).
  *
  * @throws InvalidArgumentError when the input length does not match, or in polynomial mode when a non-polynomial
  *   layer has no approximation (unless `requireApproximations` is false).
@@ -251,7 +251,15 @@ export function simulate(
   const result = new Float64Array(count * outSize);
   for (let start = 0; start < count; start += chunk) {
     const n = Math.min(chunk, count - start);
-    for (let i = 0; i < n * inSize; i++) input[i] = images[start * inSize + i];
+    const permutation = model.inputPermutation;
+    if (permutation === undefined) {
+      for (let i = 0; i < n * inSize; i++) input[i] = images[start * inSize + i];
+    } else {
+      for (let b = 0; b < n; b++) {
+        const from = (start + b) * inSize;
+        for (let j = 0; j < inSize; j++) input[b * inSize + j] = images[from + permutation[j]];
+      }
+    }
     buffers.set(model.inputName, input);
     for (const l of model.layers) {
       const x = buffers.get(l.inputs[0]);
