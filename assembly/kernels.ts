@@ -460,3 +460,57 @@ export function subMulScalarSmall(out: usize, u: usize, n: i32, p: u32, w: u32, 
     v128.store(out + k, csub(i32x4.add(i32x4.sub(v128.load(out + k), prod), vp), vp));
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Key-switching inner product
+
+// S mod p for S < 2^63, via S = hi·2^32 + lo and c32 = 2^32 mod p, then Barrett; result in [0, p).
+@inline
+function reduce63(s: v128, vc32: v128, vmu: v128, vp64: v128): v128 {
+  const lo = v128.and(s, i64x2.splat(0xffffffff));
+  const t = i64x2.add(i64x2.mul(i64x2.shr_u(s, 32), vc32), lo);
+  const q = i64x2.shr_u(i64x2.mul(i64x2.shr_u(t, 29), vmu), 32);
+  return i64x2.sub(t, i64x2.mul(q, vp64));
+}
+
+/**
+ * out0 = Σ_j d_j ⊙ b_j, out1 = Σ_j d_j ⊙ a_j mod p over `count` ≤ 8 terms, accumulated lazily in 64 bits and
+ * reduced once. table holds 3·count byte offsets: (d_j, b_j, a_j) for j = 0 … count−1.
+ */
+export function innerProduct2(
+  out0: usize,
+  out1: usize,
+  table: usize,
+  count: i32,
+  n: i32,
+  p: u32,
+  mu: u32,
+  c32: u32,
+): void {
+  const vp = i32x4.splat(p);
+  const vp2 = i32x4.splat(p << 1);
+  const vp64 = i64x2.splat(<i64>p);
+  const vmu = i64x2.splat(<i64>mu);
+  const vc32 = i64x2.splat(<i64>c32);
+  const bytes = <usize>n << 2;
+  for (let k: usize = 0; k < bytes; k += 16) {
+    let s0lo = i64x2.splat(0);
+    let s0hi = i64x2.splat(0);
+    let s1lo = i64x2.splat(0);
+    let s1hi = i64x2.splat(0);
+    for (let j = 0; j < count; j++) {
+      const row = table + <usize>j * 12;
+      const d = v128.load(<usize>load<u32>(row) + k);
+      const b = v128.load(<usize>load<u32>(row, 4) + k);
+      const a = v128.load(<usize>load<u32>(row, 8) + k);
+      s0lo = i64x2.add(s0lo, i64x2.extmul_low_i32x4_u(d, b));
+      s0hi = i64x2.add(s0hi, i64x2.extmul_high_i32x4_u(d, b));
+      s1lo = i64x2.add(s1lo, i64x2.extmul_low_i32x4_u(d, a));
+      s1hi = i64x2.add(s1hi, i64x2.extmul_high_i32x4_u(d, a));
+    }
+    const r0 = v128.shuffle<u32>(reduce63(s0lo, vc32, vmu, vp64), reduce63(s0hi, vc32, vmu, vp64), 0, 2, 4, 6);
+    const r1 = v128.shuffle<u32>(reduce63(s1lo, vc32, vmu, vp64), reduce63(s1hi, vc32, vmu, vp64), 0, 2, 4, 6);
+    v128.store(out0 + k, csub(csub(r0, vp2), vp));
+    v128.store(out1 + k, csub(csub(r1, vp2), vp));
+  }
+}

@@ -1,9 +1,9 @@
 import type { Modulus } from '../ring/modulus.ts';
 import { kernels } from '../ring/kernels.ts';
-import { addPoly, mulPoly, mulSubPoly, nttInPlace } from '../ring/ops.ts';
+import { addPoly, mulPoly, mulSubPoly, nttInPlace, setSigned } from '../ring/ops.ts';
 import { Poly } from '../ring/poly.ts';
 import { Prng } from '../ring/prng.ts';
-import { sampleGaussian, sampleTernary, signedToRns } from '../ring/sampling.ts';
+import { sampleGaussian, sampleTernary } from '../ring/sampling.ts';
 import { MismatchError } from '../util/errors.ts';
 import { expandUniform, type PublicKey, type SecretKey } from './keys.ts';
 import { KeySwitcher } from './keyswitch.ts';
@@ -12,11 +12,7 @@ import type { Parameters } from './parameters.ts';
 
 function signedPoly(moduli: readonly Modulus[], values: Int8Array | Int32Array): Poly {
   const poly = Poly.alloc(moduli, false, false);
-  signedToRns(
-    values,
-    moduli.map((m) => m.value),
-    poly.words(),
-  );
+  setSigned(poly, values);
   nttInPlace(poly);
   return poly;
 }

@@ -11,16 +11,11 @@ import {
   nttInPlace,
   scalarResidues,
   mulScalarAddPoly,
+  setSigned,
 } from '../ring/ops.ts';
 import { Poly } from '../ring/poly.ts';
 import { Prng } from '../ring/prng.ts';
-import {
-  sampleGaussian,
-  sampleSparseTernary,
-  sampleTernary,
-  sampleUniformRns,
-  signedToRns,
-} from '../ring/sampling.ts';
+import { sampleGaussian, sampleSparseTernary, sampleTernary, sampleUniformRns } from '../ring/sampling.ts';
 import { mulMod } from '../ring/modarith.ts';
 import { assertInteger } from '../util/assert.ts';
 import { MismatchError } from '../util/errors.ts';
@@ -202,11 +197,7 @@ export class KeyGenerator {
         : sampleTernary(prng, n);
     const moduli = this.#moduliQP();
     const poly = Poly.alloc(moduli, false, false);
-    signedToRns(
-      coefficients,
-      moduli.map((m) => m.value),
-      poly.words(),
-    );
+    setSigned(poly, coefficients);
     coefficients.fill(0);
     nttInPlace(poly);
     return new SecretKey(this.params, poly);
@@ -301,11 +292,7 @@ export class KeyGenerator {
   #errorPoly(moduli: readonly Modulus[], prng: Prng): Poly {
     const error = sampleGaussian(prng, this.params.n);
     const poly = Poly.alloc(moduli, false, false);
-    signedToRns(
-      error,
-      moduli.map((m) => m.value),
-      poly.words(),
-    );
+    setSigned(poly, error);
     nttInPlace(poly);
     return poly;
   }

@@ -46,6 +46,16 @@ export interface KernelExports {
   ): number;
   overflowCount(u: number, t: number, n: number, K: number, inverses: number): void;
   subMulScalarSmall(out: number, u: number, n: number, p: number, w: number, ws: number): void;
+  innerProduct2(
+    out0: number,
+    out1: number,
+    table: number,
+    count: number,
+    n: number,
+    p: number,
+    mu: number,
+    c32: number,
+  ): void;
 }
 
 /** 64 KiB WebAssembly pages; the wasm32 ceiling is 65,536 pages (4 GiB). */

@@ -1,4 +1,5 @@
 import { MismatchError } from '../util/errors.ts';
+import { allocator } from './arena.ts';
 import { kernels } from './kernels.ts';
 import { shoupConstant } from './modarith.ts';
 import type { Modulus } from './modulus.ts';
@@ -193,4 +194,41 @@ export function automorphismNtt(a: Poly, indexTable: number, out: Poly): void {
     k.permute(out.limbPointer(i), a.limbPointer(i), indexTable, out.n);
   }
   out.isNtt = true;
+}
+
+let signedScratch = -1;
+let signedScratchWords = 0;
+
+/**
+ * Writes small signed integers (|v| < 2^29, e.g. ternary or Gaussian samples) into every limb of `out`, in the
+ * coefficient domain: one vectorized pass per limb.
+ *
+ * @example
+ * ```ts
+ * setSigned(poly, sampleGaussian(prng, n));
+ * nttInPlace(poly);
+ * ```
+ */
+export function setSigned(out: Poly, values: Int8Array | Int32Array): void {
+  const n = out.n;
+  if (values.length !== n)
+    throw new MismatchError(`setSigned: ${values.length} values for a degree-${n} polynomial`);
+  const alloc = allocator();
+  if (signedScratchWords < n) {
+    if (signedScratch >= 0) alloc.free(signedScratch, signedScratchWords);
+    signedScratch = alloc.alloc(n);
+    signedScratchWords = n;
+  }
+  const scratch = new Int32Array(kernels().memory.buffer, signedScratch, n);
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (v >= 536870912 || v <= -536870912) {
+      throw new MismatchError(`setSigned: values[${i}] = ${v}: expected |v| < 2^29`);
+    }
+    scratch[i] = v;
+  }
+  const k = kernels().exports;
+  for (let i = 0; i < out.limbCount; i++)
+    k.fromSigned(out.limbPointer(i), signedScratch, n, out.moduli[i].value);
+  out.isNtt = false;
 }

@@ -1,0 +1,37 @@
+import { Command, CommanderError } from 'commander';
+import { HomeError } from '../util/errors.ts';
+
+/**
+ * Entry point of the `home` command line. Each subcommand lives in its own module and registers itself here.
+ *
+ * @example
+ * ```ts
+ * await main(['node', 'home', 'demo']);
+ * ```
+ */
+export async function main(argv: readonly string[]): Promise<void> {
+  const program = new Command();
+  program
+    .name('home')
+    .description('HomE: encrypted deep-learning inference (RNS-CKKS) with a tiered memory runtime')
+    .showHelpAfterError()
+    .exitOverride();
+  const { registerDemo } = await import('./demo.ts');
+  registerDemo(program);
+  const { registerBench } = await import('./bench.ts');
+  registerBench(program);
+  try {
+    await program.parseAsync(argv as string[]);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode;
+      return;
+    }
+    if (error instanceof HomeError) {
+      console.error(`home: ${error.name} (${error.code}): ${error.message}`);
+      process.exitCode = 2;
+      return;
+    }
+    throw error;
+  }
+}
