@@ -106,7 +106,14 @@ export function widenInterval(min: number, max: number, margin: number): [number
   return [min - pad, max + pad];
 }
 
-/** The polynomial degree per function, or one degree for all. */
+/**
+ * The polynomial degree per function, or one degree for all.
+ *
+ * @example
+ * ```ts
+ * const degree: DegreeOption = { relu: 27, abs: 16 };
+ * ```
+ */
 export type DegreeOption = number | Partial<Record<ScalarFunction, number>>;
 
 /**

@@ -16,7 +16,14 @@ export interface ChebyshevSeries {
   readonly coeffs: Float64Array;
 }
 
-/** The non-polynomial scalar functions the approximator knows. `abs` serves the polynomial max. */
+/**
+ * The non-polynomial scalar functions the approximator knows. `abs` serves the polynomial max.
+ *
+ * @example
+ * ```ts
+ * const fn: ScalarFunction = 'tanh';
+ * ```
+ */
 export type ScalarFunction = 'relu' | 'sigmoid' | 'tanh' | 'abs';
 
 /**

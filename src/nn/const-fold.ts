@@ -5,7 +5,14 @@
 import type { ConstTensor, DType, GraphNode } from './graph.ts';
 import { intAttribute, intsAttribute, shapeSize } from './graph.ts';
 
-/** Raised for a constant-folding problem; the lowering rethrows it as an UnsupportedModelError naming the node. */
+/**
+ * Raised for a constant-folding problem; the lowering rethrows it as an UnsupportedModelError naming the node.
+ *
+ * @example
+ * ```ts
+ * try { foldConstantNode(node, inputs, 13); } catch (e) { if (e instanceof ConstantFoldError) console.error(e.message); }
+ * ```
+ */
 export class ConstantFoldError extends Error {}
 
 function tensor(name: string, dtype: DType, dims: readonly number[], data: Float64Array): ConstTensor {
@@ -191,7 +198,14 @@ const CAST_TYPES: ReadonlyMap<number, DType> = new Map([
   [6, 'int32'],
 ]);
 
-/** Op types {@link foldConstantNode} evaluates. */
+/**
+ * Op types {@link foldConstantNode} evaluates.
+ *
+ * @example
+ * ```ts
+ * CONSTANT_FOLDABLE_OPS.has('Transpose'); // true
+ * ```
+ */
 export const CONSTANT_FOLDABLE_OPS: ReadonlySet<string> = new Set([
   'Identity',
   'Dropout',

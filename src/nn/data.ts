@@ -10,7 +10,14 @@ import { assertFinite } from '../util/assert.ts';
 import { FormatError, InvalidArgumentError } from '../util/errors.ts';
 import { decodePng } from './png.ts';
 
-/** The default input scale: 8-bit pixels to [0, 1]. */
+/**
+ * The default input scale: 8-bit pixels to [0, 1].
+ *
+ * @example
+ * ```ts
+ * loadIdxImages(bytes, { scale: DEFAULT_INPUT_SCALE });
+ * ```
+ */
 export const DEFAULT_INPUT_SCALE = 1 / 255;
 
 /** Largest decompressed file the loaders accept (bytes). */
@@ -31,7 +38,14 @@ export interface ImageBatch {
   readonly data: Float64Array;
 }
 
-/** Options of the image loaders. */
+/**
+ * Options of the image loaders.
+ *
+ * @example
+ * ```ts
+ * const options: LoadOptions = { scale: 1 / 256 };
+ * ```
+ */
 export interface LoadOptions {
   /** Multiplier applied to every raw value (default 1/255; the CryptoNets/LoLa models expect 1/256). */
   readonly scale?: number;
@@ -265,7 +279,14 @@ export function npyToImages(array: NpyArray, imageShape: readonly number[]): Ima
   return { count: array.shape[0], shape: [...imageShape], data: array.data };
 }
 
-/** Options of {@link loadPngFolder}. */
+/**
+ * Options of {@link loadPngFolder}.
+ *
+ * @example
+ * ```ts
+ * const options: PngFolderOptions = { channels: 1, scale: 1 / 255 };
+ * ```
+ */
 export interface PngFolderOptions extends LoadOptions {
   /** Channels per image: 1 converts color to luminance, 3 replicates gray; default: as decoded (alpha dropped). */
   readonly channels?: 1 | 3;

@@ -3,7 +3,14 @@
  * plain TypeScript values (no protobuf objects, no Long), so the lowering pass and tests never touch the wire format.
  */
 
-/** Element types the importer accepts for constants and graph inputs. */
+/**
+ * Element types the importer accepts for constants and graph inputs.
+ *
+ * @example
+ * ```ts
+ * const dtype: DType = 'float32';
+ * ```
+ */
 export type DType = 'float32' | 'float64' | 'int64' | 'int32';
 
 /**
@@ -22,7 +29,14 @@ export interface ConstTensor {
   readonly data: Float64Array;
 }
 
-/** One dimension of a declared input/output shape: a fixed size or a symbolic name (`'N'`, `'batch'`, `'?'`). */
+/**
+ * One dimension of a declared input/output shape: a fixed size or a symbolic name (`'N'`, `'batch'`, `'?'`).
+ *
+ * @example
+ * ```ts
+ * const shape: Dim[] = ['N', 1, 28, 28];
+ * ```
+ */
 export type Dim = number | string;
 
 /**

@@ -6,10 +6,24 @@
  */
 import type { ChebyshevSeries } from './chebyshev.ts';
 
-/** A per-image shape: `[C, H, W]` for images and feature maps, `[F]` for feature vectors. */
+/**
+ * A per-image shape: `[C, H, W]` for images and feature maps, `[F]` for feature vectors.
+ *
+ * @example
+ * ```ts
+ * const mnist: Shape = [1, 28, 28];
+ * ```
+ */
 export type Shape = readonly number[];
 
-/** Fields every layer has. */
+/**
+ * Fields every layer has.
+ *
+ * @example
+ * ```ts
+ * const describe = (l: LayerBase) => `${l.name} ${l.inputs.join('+')} → ${l.output} [${l.shape.join('×')}]`;
+ * ```
+ */
 export interface LayerBase {
   /** Unique name: the ONNX node name (or `#index`), suffixed when one node yields several layers. */
   readonly name: string;
@@ -63,6 +77,11 @@ export interface DenseLayer extends LayerBase {
 /**
  * How an {@link AffineLayer}'s scale and shift spread over the activation: one value, one per channel (axis 0 of the
  * per-image shape, constant over the remaining axes), or one per element.
+ *
+ * @example
+ * ```ts
+ * const perChannel: Broadcast = 'channel';
+ * ```
  */
 export type Broadcast = 'scalar' | 'channel' | 'element';
 
@@ -107,7 +126,14 @@ export interface BinaryLayer extends LayerBase {
   readonly op: 'add' | 'sub' | 'mul';
 }
 
-/** The non-polynomial activation functions the importer accepts. */
+/**
+ * The non-polynomial activation functions the importer accepts.
+ *
+ * @example
+ * ```ts
+ * const fn: ActivationFunction = 'relu';
+ * ```
+ */
 export type ActivationFunction = 'relu' | 'sigmoid' | 'tanh';
 
 /**
@@ -125,7 +151,14 @@ export interface ActivationLayer extends LayerBase {
   readonly approx?: ChebyshevSeries;
 }
 
-/** Window geometry shared by the pooling layers; pads are `[top, left, bottom, right]`. */
+/**
+ * Window geometry shared by the pooling layers; pads are `[top, left, bottom, right]`.
+ *
+ * @example
+ * ```ts
+ * const g: PoolGeometry = { kernel: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0] };
+ * ```
+ */
 export interface PoolGeometry {
   readonly kernel: readonly [number, number];
   readonly strides: readonly [number, number];
@@ -149,6 +182,11 @@ export interface AvgPoolLayer extends LayerBase, PoolGeometry {
 /**
  * How a max pool is evaluated under encryption: a pairwise tree of max(a, b) = (a+b)/2 + |a−b|/2 with |·|
  * replaced by a polynomial, or plain averaging when the user accepted that substitution.
+ *
+ * @example
+ * ```ts
+ * const average: MaxPoolApproximation = { method: 'average' };
+ * ```
  */
 export type MaxPoolApproximation =
   | { readonly method: 'polynomial'; readonly abs: ChebyshevSeries }

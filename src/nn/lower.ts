@@ -122,6 +122,9 @@ function transposeIndex(dims: readonly number[], perm: readonly number[]): Int32
   return out;
 }
 
+/** Largest activation per image the importer accepts (values); far beyond what CKKS inference can hold. */
+const MAX_ACTIVATION = 1 << 26;
+
 /** A layer before the lowering names it (Omit distributed over the union). */
 type LayerSpec = Layer extends unknown
   ? Layer extends infer L
@@ -238,6 +241,12 @@ class Lowering {
   }
 
   emit(node: GraphNode, layer: LayerSpec): undefined {
+    if (shapeSize(layer.shape) > MAX_ACTIVATION) {
+      this.fail(
+        node,
+        `output [N, ${layer.shape.join(', ')}] has more than ${MAX_ACTIVATION} values per image`,
+      );
+    }
     const output = node.outputs[0];
     const full = { ...layer, name: this.uniqueName(node.name), sources: [node.name], output } as Layer;
     this.layers.push(full);
@@ -918,6 +927,11 @@ class Lowering {
         );
       }
       inputShape = declared as number[];
+    }
+    if (shapeSize(inputShape) > MAX_ACTIVATION) {
+      throw new UnsupportedModelError(
+        `input '${input.name}' [N, ${inputShape.join(', ')}] has more than ${MAX_ACTIVATION} values per image`,
+      );
     }
     this.values.set(input.name, { kind: 'act', name: input.name, shape: inputShape });
     for (const n of g.nodes) this.node(n);

@@ -7,7 +7,14 @@ import { type LowerOptions, lowerGraph } from './lower.ts';
 
 const { onnx } = onnxProto;
 
-/** The default-domain operator-set versions the importer accepts. */
+/**
+ * The default-domain operator-set versions the importer accepts.
+ *
+ * @example
+ * ```ts
+ * const ok = opset >= SUPPORTED_OPSETS.min && opset <= SUPPORTED_OPSETS.max;
+ * ```
+ */
 export const SUPPORTED_OPSETS = { min: 7, max: 18 } as const;
 
 /** Largest constant the importer decodes (elements); larger ones are not plausible for an encrypted model. */
@@ -106,7 +113,8 @@ export function decodeTensor(proto: onnxProto.onnx.ITensorProto, what: string): 
   const { dtype, bytes } = elementType(proto.dataType ?? 0, label);
   let n = 1;
   for (const d of dims) n *= d;
-  const data = new Float64Array(n);
+  // Sizes are checked against the values actually present before allocating, so corrupted dims cannot trigger a
+  // huge allocation.
   const raw = proto.rawData;
   if (raw !== null && raw !== undefined && raw.length > 0) {
     if (raw.length !== n * bytes) {
@@ -114,6 +122,7 @@ export function decodeTensor(proto: onnxProto.onnx.ITensorProto, what: string): 
         `${label}: raw_data has ${raw.length} bytes, expected ${n} × ${bytes} = ${n * bytes}`,
       );
     }
+    const data = new Float64Array(n);
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     for (let i = 0; i < n; i++) {
       switch (dtype) {
@@ -148,6 +157,7 @@ export function decodeTensor(proto: onnxProto.onnx.ITensorProto, what: string): 
       `${label}: holds ${values.length} ${dtype} values and no raw_data, expected ${n} for dims [${dims.join(', ')}]`,
     );
   }
+  const data = new Float64Array(n);
   for (let i = 0; i < n; i++)
     data[i] = dtype === 'float32' ? Math.fround(toNumber(values[i])) : toNumber(values[i]);
   return { name, dtype, dims, data };

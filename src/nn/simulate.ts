@@ -24,7 +24,14 @@ import type {
   Shape,
 } from './layers.ts';
 
-/** `exact`: the model as defined; `polynomial`: with the attached polynomial approximations. */
+/**
+ * `exact`: the model as defined; `polynomial`: with the attached polynomial approximations.
+ *
+ * @example
+ * ```ts
+ * const mode: SimulationMode = 'polynomial';
+ * ```
+ */
 export type SimulationMode = 'exact' | 'polynomial';
 
 /**
