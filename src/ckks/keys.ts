@@ -179,9 +179,25 @@ export class EvaluationKeys {
  */
 export class KeyGenerator {
   readonly params: Parameters;
+  readonly #prng: Prng;
 
-  constructor(params: Parameters) {
+  /**
+   * @param prng - the source of every seed and error of the keys made here; default: fresh from
+   *   `crypto.getRandomValues`. Pass a seeded one only for reproducible tests.
+   */
+  constructor(params: Parameters, prng: Prng = Prng.fresh()) {
     this.params = params;
+    this.#prng = prng;
+  }
+
+  #seed(): Uint8Array {
+    const seed = new Uint8Array(32);
+    this.#prng.nextBytes(seed);
+    return seed;
+  }
+
+  #stream(): Prng {
+    return Prng.fromSeed(this.#seed());
   }
 
   #moduliQP(): readonly Modulus[] {
@@ -189,7 +205,7 @@ export class KeyGenerator {
   }
 
   /** A fresh secret key (ternary or sparse ternary, as the parameters say). */
-  generateSecretKey(prng: Prng = Prng.fresh()): SecretKey {
+  generateSecretKey(prng: Prng = this.#stream()): SecretKey {
     const { n, secret } = this.params;
     const coefficients =
       secret.kind === 'sparse-ternary'
@@ -204,26 +220,22 @@ export class KeyGenerator {
   }
 
   /** A fresh public key for `secretKey`. */
-  generatePublicKey(secretKey: SecretKey, seed: Uint8Array = Prng.freshSeed()): PublicKey {
+  generatePublicKey(secretKey: SecretKey, seed: Uint8Array = this.#seed()): PublicKey {
     this.#check(secretKey);
     const moduli = this.#moduliQP();
     const a = expandUniform(moduli, seed, 0);
-    const b = this.#errorPoly(moduli, Prng.fresh());
+    const b = this.#errorPoly(moduli, this.#stream());
     mulSubPoly(a, secretKey.poly, b);
     return new PublicKey(this.params, b, a, seed);
   }
 
   /** Key switching from `target` (NTT over Q ∪ P) to s. */
-  generateSwitchingKey(
-    secretKey: SecretKey,
-    target: Poly,
-    seed: Uint8Array = Prng.freshSeed(),
-  ): SwitchingKey {
+  generateSwitchingKey(secretKey: SecretKey, target: Poly, seed: Uint8Array = this.#seed()): SwitchingKey {
     this.#check(secretKey);
     const params = this.params;
     const moduli = this.#moduliQP();
     const qCount = params.qPrimes.length;
-    const errorPrng = Prng.fresh();
+    const errorPrng = this.#stream();
     const digits: { b: Poly; a: Poly }[] = [];
     for (let j = 0; j < params.digits; j++) {
       const a = expandUniform(moduli, seed, j);

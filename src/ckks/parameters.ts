@@ -157,7 +157,11 @@ export class Parameters {
         `${bound ?? 'none'} of the HomomorphicEncryption.org standard`;
       if (!literal.insecure)
         throw new SecurityError(`${why}; pass insecure: true to use it anyway (not secure)`);
-      process.emitWarning(`HomE: INSECURE parameters: ${why}`, { code: 'HOME_INSECURE_PARAMETERS' });
+      const message = `HomE: INSECURE parameters: ${why}`;
+      const nodeProcess = (globalThis as { process?: { emitWarning?: (m: string, o: object) => void } })
+        .process;
+      if (nodeProcess?.emitWarning) nodeProcess.emitWarning(message, { code: 'HOME_INSECURE_PARAMETERS' });
+      else console.warn(message);
     }
 
     const idSource = JSON.stringify({

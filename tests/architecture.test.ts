@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The layers of docs/architecture.md, lowest first. A module may import its own layer and any lower one, never a
+ * higher one (serve, cli and report sit side by side at the top and may not import each other).
+ */
+const LAYERS: Record<string, number> = {
+  util: 0,
+  ring: 1,
+  ckks: 2,
+  nn: 3,
+  runtime: 4,
+  serve: 5,
+  cli: 5,
+  report: 5,
+};
+const TOP_SIBLINGS = new Set(['serve', 'cli', 'report']);
+
+const src = fileURLToPath(new URL('../src', import.meta.url));
+
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const full = join(dir, name);
+    return statSync(full).isDirectory() ? sources(full) : name.endsWith('.ts') ? [full] : [];
+  });
+}
+
+describe('architecture', () => {
+  it('every source file sits in a known layer', () => {
+    for (const file of sources(src)) {
+      const layer = relative(src, file).split('/')[0];
+      assert.ok(layer in LAYERS, `${relative(src, file)}: unknown layer "${layer}"`);
+    }
+  });
+
+  it('no layer imports a higher one', () => {
+    const violations: string[] = [];
+    for (const file of sources(src)) {
+      const from = relative(src, file).split('/')[0];
+      const text = readFileSync(file, 'utf8');
+      for (const match of text.matchAll(
+        /(?:import|export)[^'"]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g,
+      )) {
+        const specifier = match[1] ?? match[2];
+        const target = relative(src, join(file, '..', specifier)).split('/')[0];
+        if (!(target in LAYERS)) continue;
+        const upward = LAYERS[target] > LAYERS[from];
+        const sideways =
+          from !== target && TOP_SIBLINGS.has(from) && TOP_SIBLINGS.has(target) && from !== 'cli';
+        if (upward || sideways)
+          violations.push(`${relative(src, file)} imports ${specifier} (${from} → ${target})`);
+      }
+    }
+    assert.deepEqual(violations, []);
+  });
+
+  it('the core layers use no Node-only module except where a front end needs it', () => {
+    // ring and ckks must run in a browser too: node: imports are confined to the kernel loader.
+    const allowed = new Set(['ring/kernels.ts']);
+    const offenders: string[] = [];
+    for (const file of sources(src)) {
+      const rel = relative(src, file);
+      const layer = rel.split('/')[0];
+      if (!['util', 'ring', 'ckks'].includes(layer) || rel.endsWith('.test.ts') || allowed.has(rel)) continue;
+      if (/from\s+['"]node:/.test(readFileSync(file, 'utf8'))) offenders.push(rel);
+    }
+    assert.deepEqual(offenders, []);
+  });
+});
