@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { MismatchError, MissingKeyError } from '../util/errors.ts';
 import { Evaluator } from './evaluator.ts';
+import type { Ciphertext } from './objects.ts';
 import { PRESETS } from './parameters.ts';
 import { precisionStats } from './precision.ts';
 import { testContext } from './test-support.ts';
@@ -90,7 +91,7 @@ for (const { name, literal, mulTarget } of cases) {
     });
 
     it('a chain of squarings down the levels keeps its precision', () => {
-      let x = ctx.encrypt(a);
+      let x: Ciphertext = ctx.encrypt(a);
       const depth = Math.min(params.depth, 4);
       for (let l = 0; l < depth; l++) {
         ev.mulRelin(x, x, x);
