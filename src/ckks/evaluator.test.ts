@@ -81,6 +81,10 @@ for (const { name, literal, mulTarget } of cases) {
       ev.rescale(byPlain, byPlain);
       assert.ok(measure('mul_plain', ctx.decrypt(byPlain), (i) => a[i] * b[i]) <= limit);
       assert.ok(measure('add_plain', ctx.decrypt(ev.addNew(ca, pt)), (i) => a[i] + b[i]) <= limit);
+      const combination = ev.mulNew(ca, 0.5);
+      ev.mulThenAdd(cb, -0.25, combination);
+      ev.rescale(combination, combination);
+      assert.ok(measure('mul_then_add', ctx.decrypt(combination), (i) => 0.5 * a[i] - 0.25 * b[i]) <= limit);
       const summed = ev.innerSumNew(ca, 1, 5);
       assert.ok(
         measure('inner_sum_5', ctx.decrypt(summed), (i) =>

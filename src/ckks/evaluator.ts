@@ -11,6 +11,7 @@ import {
   addScalarPoly,
   mulAddPoly,
   mulPoly,
+  mulScalarAddPoly,
   mulScalarPoly,
   negPoly,
   scalarResidues,
@@ -268,6 +269,33 @@ export class Evaluator {
 
   mulNew(a: Ciphertext, b: Operand, constantScale?: number): Ciphertext {
     return this.mul(a, b, this.#blank(), constantScale);
+  }
+
+  /**
+   * acc += a · c for a real constant c encoded at `constantScale` (default: the canonical scale of a's level), with
+   * no temporary ciphertext: the building block of dense layers and linear combinations (Lattigo's MulThenAdd).
+   * acc must have a's degree, a's level (or lower) and scale a.scale · constantScale.
+   *
+   * @example
+   * ```ts
+   * const acc = evaluator.mulNew(inputs[0], weights[0]);
+   * for (let i = 1; i < inputs.length; i++) evaluator.mulThenAdd(inputs[i], weights[i], acc);
+   * ```
+   */
+  mulThenAdd(a: Ciphertext, c: number, acc: Ciphertext, constantScale?: number): Ciphertext {
+    this.#checkParams('mulThenAdd', a, acc);
+    const scale = constantScale ?? this.params.scaleAtLevel[a.level];
+    this.#checkScales('mulThenAdd', { scale: a.scale * scale }, acc);
+    if (acc.level > a.level)
+      throw new MismatchError(`mulThenAdd: accumulator at level ${acc.level} above operand level ${a.level}`);
+    if (acc.degree !== a.degree) {
+      throw new MismatchError(
+        `mulThenAdd: accumulator of degree ${acc.degree}, operand of degree ${a.degree}`,
+      );
+    }
+    const residues = this.#constant(c, scale, acc.level);
+    for (let i = 0; i < a.polys.length; i++) mulScalarAddPoly(a.polys[i], residues, acc.polys[i]);
+    return acc;
   }
 
   /** out = a · b followed by relinearization (ciphertext b), or plain mul otherwise. */
