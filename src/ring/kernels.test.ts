@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { wordsView } from './arena.ts';
 import { BasisExtender } from './base-conversion.ts';
+import { CrtComposer } from './crt.ts';
 import { automorphismCoefficients, galoisElementForRotation, nttAutomorphismIndex } from './galois.ts';
 import { kernels } from './kernels.ts';
 import { barrettConstant, mulMod, powMod, reduceFloat, shoupConstant } from './modarith.ts';
@@ -13,7 +14,9 @@ import { isPrime, nttFriendlyPrimes, primitiveRoot2N } from './primes.ts';
 import {
   referenceAutomorphism,
   referenceBasisExtension,
+  referenceCenteredCrt,
   referenceElementwise,
+  referenceInnerProduct2,
   referenceNegacyclicProduct,
   referenceNttForward,
   referenceNttInverse,
@@ -257,5 +260,118 @@ describe('fast basis extension', () => {
       assert.ok(ok, `coefficient ${c}`);
     }
     assert.ok(wordsView(output.pointer, 4).length === 4);
+  });
+});
+
+describe('decoder, key-switching and exact-extension kernels agree with the reference', () => {
+  const logN = 10;
+  const n = 2 ** logN;
+  const primes = nttFriendlyPrimes(logN);
+
+  it('innerProduct2 (lazy 64-bit accumulation) for 1 … 8 digits, including all-(p−1) inputs', () => {
+    const p = primes[4];
+    const m = Modulus.get(p, logN);
+    for (const count of [1, 3, 8]) {
+      const polys = Array.from({ length: 3 * count }, (_, i) => {
+        const poly = Poly.alloc([m], true);
+        poly.limb(0).set(i % 5 === 0 ? new Uint32Array(n).fill(p - 1) : randomResidues(n, p, 100 + i));
+        return poly;
+      });
+      const table = Poly.alloc([m], true);
+      const words = table.limb(0);
+      for (let j = 0; j < count; j++) {
+        words[3 * j] = polys[3 * j].pointer;
+        words[3 * j + 1] = polys[3 * j + 1].pointer;
+        words[3 * j + 2] = polys[3 * j + 2].pointer;
+      }
+      const out0 = Poly.alloc([m], true);
+      const out1 = Poly.alloc([m], true);
+      kernels().exports.innerProduct2(
+        out0.pointer,
+        out1.pointer,
+        table.pointer,
+        count,
+        n,
+        p,
+        m.barrett,
+        2 ** 32 % p,
+      );
+      const pick = (offset: number) => polys.filter((_, i) => i % 3 === offset).map((x) => x.limb(0));
+      const [e0, e1] = referenceInnerProduct2(pick(0), pick(1), pick(2), p);
+      assert.deepEqual(out0.limb(0), e0, `count ${count}`);
+      assert.deepEqual(out1.limb(0), e1, `count ${count}`);
+    }
+  });
+
+  it('exact basis extension (overflow count) equals CRT for values away from 0 mod Q', () => {
+    const from = primes.slice(10, 13).map((p) => Modulus.get(p, logN));
+    const to = primes.slice(13, 15).map((p) => Modulus.get(p, logN));
+    const input = Poly.alloc(from, false);
+    for (let i = 0; i < 3; i++) input.limb(i).set(randomResidues(n, from[i].value, 40 + i));
+    const output = Poly.alloc(to, false);
+    const scratch = Poly.alloc([...from, from[0]], false);
+    new BasisExtender(from, to).extendExact(
+      (i) => input.limbPointer(i),
+      (j) => output.limbPointer(j),
+      n,
+      scratch.pointer,
+    );
+    for (let c = 2; c < n; c += 5) {
+      const ref = referenceBasisExtension(
+        from.map((_, i) => input.limb(i)[c]),
+        from.map((m) => m.value),
+        to.map((m) => m.value),
+      );
+      assert.deepEqual(
+        to.map((_, j) => output.limb(j)[c]),
+        ref.exact,
+        `coefficient ${c}`,
+      );
+    }
+  });
+
+  it('CRT composition (candidate + verification + fallback) equals the centered BigInt value', () => {
+    const moduli = primes.slice(20, 26).map((p) => Modulus.get(p, logN));
+    const values = moduli.map((m) => m.value);
+    const poly = Poly.alloc(moduli, false);
+    const next = rng(77);
+    const expected: bigint[] = [];
+    const product = values.reduce((acc, q) => acc * BigInt(q), 1n);
+    for (let c = 0; c < n; c++) {
+      // Small signed values (fast path) and full-range values (fallback), mixed.
+      let v: bigint;
+      if (c % 3 === 0) v = BigInt((next() % 2000000) - 1000000);
+      else if (c % 3 === 1) v = (BigInt(next()) << 20n) * (c % 2 === 0 ? 1n : -1n);
+      else v = ((BigInt(next()) << 120n) + BigInt(next())) % (product / 2n);
+      expected.push(v);
+      for (let i = 0; i < moduli.length; i++) {
+        const q = BigInt(values[i]);
+        poly.limb(i)[c] = Number(((v % q) + q) % q);
+      }
+    }
+    const out = new Float64Array(n);
+    const composer = new CrtComposer(values, 2);
+    composer.compose(poly, out);
+    for (let c = 0; c < n; c++) {
+      const exact = referenceCenteredCrt(
+        moduli.map((_, i) => poly.limb(i)[c]),
+        values,
+      );
+      assert.equal(exact, expected[c]);
+      const relative = Math.abs(out[c] - Number(exact)) / Math.max(1, Math.abs(Number(exact)));
+      assert.ok(relative < 2 ** -50, `coefficient ${c}: ${out[c]} vs ${exact}`);
+    }
+  });
+
+  it('fromSigned maps |v| < p to [0, p)', () => {
+    const p = primes[3];
+    const m = Modulus.get(p, logN);
+    const source = Poly.alloc([m], false);
+    const signed = new Int32Array(source.limb(0).buffer, source.pointer, n);
+    for (let i = 0; i < n; i++) signed[i] = i % 2 === 0 ? -(i * 1021) % p : (i * 7919) % p;
+    signed[0] = -(p - 1);
+    const out = Poly.alloc([m], false);
+    kernels().exports.fromSigned(out.pointer, source.pointer, n, p);
+    for (let i = 0; i < n; i++) assert.equal(out.limb(0)[i], ((signed[i] % p) + p) % p);
   });
 });

@@ -167,3 +167,46 @@ export function referenceBasisExtension(
   x %= product;
   return { exact: to.map((p) => Number(x % BigInt(p))), modulusProduct: product, value: x };
 }
+
+/**
+ * Reference of the fused key-switching inner product: (Σ_j d_j·b_j, Σ_j d_j·a_j) mod p, element-wise.
+ *
+ * @example
+ * ```ts
+ * const [s0, s1] = referenceInnerProduct2([d], [b], [a], p);
+ * ```
+ */
+export function referenceInnerProduct2(
+  d: readonly ArrayLike<number>[],
+  b: readonly ArrayLike<number>[],
+  a: readonly ArrayLike<number>[],
+  p: number,
+): [Uint32Array, Uint32Array] {
+  const n = d[0].length;
+  const out0 = new Uint32Array(n);
+  const out1 = new Uint32Array(n);
+  for (let k = 0; k < n; k++) {
+    let s0 = 0;
+    let s1 = 0;
+    for (let j = 0; j < d.length; j++) {
+      s0 = (s0 + mulMod(d[j][k], b[j][k], p)) % p;
+      s1 = (s1 + mulMod(d[j][k], a[j][k], p)) % p;
+    }
+    out0[k] = s0;
+    out1[k] = s1;
+  }
+  return [out0, out1];
+}
+
+/**
+ * Reference centered CRT composition of one coefficient (BigInt; an oracle only).
+ *
+ * @example
+ * ```ts
+ * referenceCenteredCrt([5, 5], [q0, q1]); // 5n
+ * ```
+ */
+export function referenceCenteredCrt(residues: readonly number[], moduli: readonly number[]): bigint {
+  const { value, modulusProduct } = referenceBasisExtension(residues, moduli, []);
+  return value > modulusProduct / 2n ? value - modulusProduct : value;
+}
