@@ -50,7 +50,7 @@ function seedBytes(label: number): Uint8Array {
 }
 
 function fixture(params: Parameters, label: number) {
-  const keygen = new KeyGenerator(params);
+  const keygen = new KeyGenerator(params, Prng.fromSeed(seedBytes(label + 100)));
   const secretKey = keygen.generateSecretKey(Prng.fromSeed(seedBytes(label)));
   const publicKey = keygen.generatePublicKey(secretKey, seedBytes(label + 1));
   const rotation = galoisElementForRotation(1, params.logN);
