@@ -514,3 +514,6 @@ export function innerProduct2(
     v128.store(out1 + k, csub(csub(r1, vp2), vp));
   }
 }
+
+// Integrity hashing kernels live in their own file.
+export * from "./hash";
