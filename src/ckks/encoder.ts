@@ -33,11 +33,14 @@ export class Encoder {
   readonly #fft: SpecialFft;
   readonly #signedScratch: number;
   readonly #composers = new Map<number, CrtComposer>();
+  /** Reused coefficient buffer of the encode path. */
+  readonly #coefficients: Float64Array;
 
   constructor(params: Parameters) {
     this.params = params;
     this.#fft = new SpecialFft(params.logN);
     this.#signedScratch = allocator().alloc(params.n);
+    this.#coefficients = new Float64Array(params.n);
   }
 
   /**
@@ -54,7 +57,8 @@ export class Encoder {
     scale = this.params.scaleAtLevel[level],
   ): Plaintext {
     this.params.checkLevel(level);
-    const poly = Poly.alloc(this.params.moduliAtLevel(level), false);
+    // Every limb is overwritten by encode, so the allocation skips zeroing.
+    const poly = Poly.alloc(this.params.moduliAtLevel(level), false, false);
     const pt = new Plaintext(this.params, poly, level, scale);
     this.encode(values, pt);
     return pt;
@@ -70,7 +74,7 @@ export class Encoder {
     assertFinite(out.scale, 'scale');
     check(out.scale > 0, () => `scale = ${out.scale}: expected a positive number`);
     const { re, im } = splitValues(values, this.params.slots);
-    const coefficients = this.#fft.slotsToCoefficients(re, im, out.scale);
+    const coefficients = this.#fft.slotsToCoefficients(re, im, out.scale, this.#coefficients);
     this.#toRns(coefficients, out.poly, out.level);
     nttInPlace(out.poly);
   }
@@ -81,21 +85,22 @@ export class Encoder {
    */
   #toRns(coefficients: Float64Array, poly: Poly, level: number): void {
     const n = this.params.n;
+    // One pass: round, track the largest magnitude, and stage the int32 image for the vectorized path.
+    const signed = new Int32Array(wordsView(this.#signedScratch, n).buffer, this.#signedScratch, n);
     let maxAbs = 0;
     for (let k = 0; k < n; k++) {
       const v = Math.round(coefficients[k]);
       coefficients[k] = v;
-      const a = Math.abs(v);
+      const a = v < 0 ? -v : v;
       if (a > maxAbs) maxAbs = a;
+      signed[k] = v;
     }
     if (!Number.isFinite(maxAbs)) {
       throw new InvalidArgumentError(
         'encoded values × scale overflow float64: expected values far below 2^1000 / scale',
       );
     }
-    const logQ = this.params.qPrimes
-      .slice(0, this.params.limbsAtLevel(level))
-      .reduce((sum, q) => sum + Math.log2(q), 0);
+    const logQ = this.#logQ(level);
     if (maxAbs > 0 && Math.log2(maxAbs) >= logQ - 1) {
       throw new InvalidArgumentError(
         `values × scale reach 2^${Math.log2(maxAbs).toFixed(1)}: expected below 2^${(logQ - 1).toFixed(1)} ` +
@@ -105,8 +110,6 @@ export class Encoder {
     const k = kernels().exports;
     if (maxAbs < 2 ** 29) {
       // Every prime exceeds 2^29, so each residue is v or v + p: one vectorized pass per limb.
-      const signed = new Int32Array(wordsView(this.#signedScratch, n).buffer, this.#signedScratch, n);
-      for (let i = 0; i < n; i++) signed[i] = coefficients[i];
       for (let i = 0; i < poly.limbCount; i++) {
         k.fromSigned(poly.limbPointer(i), this.#signedScratch, n, poly.moduli[i].value);
       }
@@ -118,6 +121,19 @@ export class Encoder {
       }
     }
     poly.isNtt = false;
+  }
+
+  readonly #logQs = new Map<number, number>();
+
+  #logQ(level: number): number {
+    let logQ = this.#logQs.get(level);
+    if (logQ === undefined) {
+      logQ = this.params.qPrimes
+        .slice(0, this.params.limbsAtLevel(level))
+        .reduce((sum, q) => sum + Math.log2(q), 0);
+      this.#logQs.set(level, logQ);
+    }
+    return logQ;
   }
 
   /**
