@@ -46,22 +46,23 @@ export class Encryptor {
     const qTop = params.qPrimes.length;
     const n = params.n;
     const v = signedPoly(moduli, sampleTernary(prng, n));
-    const e0 = signedPoly(moduli, sampleGaussian(prng, n));
-    const e1 = signedPoly(moduli, sampleGaussian(prng, n));
+    const x0 = Poly.alloc(moduli, true, false);
+    const x1 = Poly.alloc(moduli, true, false);
     const k = kernels().exports;
     const { b, a } = this.#publicKey;
     for (let i = 0; i < moduli.length; i++) {
       const keyLimb = i < limbs ? i : qTop + (i - limbs);
       const m = moduli[i];
-      k.mulAdd(e0.limbPointer(i), v.limbPointer(i), b.limbPointer(keyLimb), n, m.value, m.barrett);
-      k.mulAdd(e1.limbPointer(i), v.limbPointer(i), a.limbPointer(keyLimb), n, m.value, m.barrett);
+      k.mul(x0.limbPointer(i), v.limbPointer(i), b.limbPointer(keyLimb), n, m.value, m.barrett);
+      k.mul(x1.limbPointer(i), v.limbPointer(i), a.limbPointer(keyLimb), n, m.value, m.barrett);
     }
     v.dispose();
+    // (v·b + e0, v·a + e1) / P: the errors enter ModDown in the coefficient domain (no NTT needed for them).
     const switcher = KeySwitcher.for(params);
-    const c0 = switcher.modDown(e0, pt.level);
-    const c1 = switcher.modDown(e1, pt.level);
-    e0.dispose();
-    e1.dispose();
+    const c0 = switcher.modDown(x0, pt.level, sampleGaussian(prng, n));
+    const c1 = switcher.modDown(x1, pt.level, sampleGaussian(prng, n));
+    x0.dispose();
+    x1.dispose();
     addPoly(c0, pt.poly, c0);
     return new Ciphertext(params, [c0, c1], pt.level, pt.scale);
   }

@@ -210,24 +210,35 @@ export class KeySwitcher {
   }
 
   /**
-   * ModDown: x over Q_ℓ ∪ P (NTT) ↦ round(x / P) over Q_ℓ (NTT). The input is left in an unspecified state.
+   * ModDown: x over Q_ℓ ∪ P (NTT) ↦ round((x + e) / P) over Q_ℓ (NTT), where the optional small error e is
+   * given in the coefficient domain. The input is left in an unspecified state.
    */
-  modDown(x: Poly, level: number): Poly {
+  modDown(x: Poly, level: number, error?: Int32Array): Poly {
     const params = this.params;
     const limbs = params.limbsAtLevel(level);
     const n = params.n;
     const K = params.pPrimes.length;
     const k = kernels().exports;
-    const { extender, pInverse, pInverseShoup } = this.#modDownData(level);
-    const { halfP, halfQ } = this.#modDownData(level);
+    const { extender, pInverse, pInverseShoup, halfP, halfQ } = this.#modDownData(level);
     inttInPlace(x, limbs, limbs + K);
-    // Round instead of floor: extend [x + (P−1)/2]_P exactly, then subtract (P−1)/2 again on the Q side.
-    for (let j = 0; j < K; j++) {
-      k.addScalar(x.limbPointer(limbs + j), x.limbPointer(limbs + j), n, params.pPrimes[j], halfP[j]);
-    }
     const correction = Poly.alloc(params.moduliAtLevel(level), false, false);
     const scratch = allocator().alloc((K + 1) * n);
+    // A small error e (coefficient domain) joins x here without any NTT: it is added to the P limbs before the
+    // extension and subtracted from the coefficient-domain correction, so the result is round((x + e) / P).
+    const errorWords = error ? allocator().alloc(2 * n) : -1;
+    const residues = errorWords + n * 4;
+    if (error) new Int32Array(kernels().memory.buffer, errorWords, n).set(error);
     try {
+      // Round instead of floor: extend [x + (P−1)/2]_P exactly, then subtract (P−1)/2 again on the Q side.
+      for (let j = 0; j < K; j++) {
+        const limb = x.limbPointer(limbs + j);
+        const p = params.pPrimes[j];
+        k.addScalar(limb, limb, n, p, halfP[j]);
+        if (error) {
+          k.fromSigned(residues, errorWords, n, p);
+          k.add(limb, limb, residues, n, p);
+        }
+      }
       extender.extendExact(
         (i) => x.limbPointer(limbs + i),
         (j) => correction.limbPointer(j),
@@ -236,7 +247,12 @@ export class KeySwitcher {
       );
       for (let i = 0; i < limbs; i++) {
         const q = params.qPrimes[i];
-        k.addScalar(correction.limbPointer(i), correction.limbPointer(i), n, q, (q - halfQ[i]) % q);
+        const limb = correction.limbPointer(i);
+        k.addScalar(limb, limb, n, q, (q - halfQ[i]) % q);
+        if (error) {
+          k.fromSigned(residues, errorWords, n, q);
+          k.sub(limb, limb, residues, n, q);
+        }
       }
       nttInPlace(correction);
       const out = Poly.alloc(params.moduliAtLevel(level), true, false);
@@ -256,6 +272,7 @@ export class KeySwitcher {
     } finally {
       correction.dispose();
       allocator().free(scratch, (K + 1) * n);
+      if (error) allocator().free(errorWords, 2 * n);
     }
   }
 
