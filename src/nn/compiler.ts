@@ -1,0 +1,974 @@
+/**
+ * The HE compiler: lowers a layer model (`layers.ts`) to an {@link HeProgram}. It attaches polynomial
+ * approximations where needed, measures the multiplicative depth with a dry run, picks the smallest 128-bit-secure
+ * parameters that fit it, then emits the instructions with exact levels and scales (EVA-style: a rescale after
+ * every multiplicative layer, constants encoded at exactly the scale that makes a sum land on the canonical scale
+ * of the next level, relinearization placed by a cost model) and inserts a `free` after every value's last use.
+ *
+ * Packings: `batch` (CryptoNets): slot s of every ciphertext belongs to image s; each input element is one
+ * ciphertext and every layer is scalar arithmetic on ciphertexts. `latency` lives in `latency.ts`.
+ */
+import { Parameters, type ParametersLiteral } from '../ckks/parameters.ts';
+import { maxLogQP128 } from '../ckks/security.ts';
+import { nttFriendlyPrimes } from '../ring/primes.ts';
+import { assertInteger, check } from '../util/assert.ts';
+import { InvalidArgumentError, SecurityError } from '../util/errors.ts';
+import {
+  type AccuracyCost,
+  type ApproximationOptions,
+  type CalibrationData,
+  type Substitution,
+  approximateModel,
+} from './approx.ts';
+import type { ChebyshevSeries } from './chebyshev.ts';
+import { UnsupportedModelError } from './errors.ts';
+import { shapeSize } from './graph.ts';
+import type { Layer, LayerModel } from './layers.ts';
+import {
+  type HeInstruction,
+  type HeOp,
+  type HeProgram,
+  type InputDescriptor,
+  type LayerSummary,
+  type OutputDescriptor,
+  PROGRAM_FORMAT,
+  PROGRAM_VERSION,
+} from './program.ts';
+import { simulate } from './simulate.ts';
+
+/**
+ * Where relinearizations go after a squaring that feeds a linear layer: `lazy` relinearizes the linear layer's
+ * sums (fewer key switches, but every multiply-add then touches three polynomials), `eager` the squares, `auto`
+ * picks the cheaper by a cost model of the two.
+ *
+ * @example
+ * ```ts
+ * const policy: RelinearizationPolicy = 'auto';
+ * ```
+ */
+export type RelinearizationPolicy = 'auto' | 'lazy' | 'eager';
+
+/**
+ * Options of {@link compileModel}.
+ *
+ * @example
+ * ```ts
+ * compileModel(model, { mode: 'batch', calibration: { images, count: 256 }, precisionBits: 20 });
+ * ```
+ */
+export interface CompileOptions {
+  /** `batch` (default): one image per slot; `latency`: one image per ciphertext(s). */
+  readonly mode?: 'batch' | 'latency';
+  /** Images per pass in batch mode (default: all slots). */
+  readonly batchSize?: number;
+  /** Bits of precision asked of every value (default 20: a 2^30 scale; above 24 two primes per level, 2^60). */
+  readonly precisionBits?: number;
+  readonly relinearize?: RelinearizationPolicy;
+  /** Sample images: calibrate the approximations and bound value magnitudes. */
+  readonly calibration?: CalibrationData;
+  /** Passed to `approximateModel` for layers without an approximation (degree, intervals, margin, maxPool …). */
+  readonly approximation?: Omit<ApproximationOptions, 'calibration'>;
+  /** Smallest and largest log2 ring degree to consider (default 13 and 16). */
+  readonly minLogN?: number;
+  readonly maxLogN?: number;
+  /**
+   * Input values the program must accept (default: the calibration images' range widened by 10 %, else [−1, 1]).
+   */
+  readonly inputRange?: readonly [number, number];
+  /** Program name for reports (default `model`). */
+  readonly name?: string;
+}
+
+/**
+ * What {@link compileModel} returns: the program, the parameters it chose, the model as compiled (with its
+ * approximations) and the substitutions made.
+ *
+ * @example
+ * ```ts
+ * const { program, params, substitutions } = compileModel(model, { calibration });
+ * ```
+ */
+export interface CompileResult {
+  readonly program: HeProgram;
+  readonly params: Parameters;
+  readonly model: LayerModel;
+  readonly substitutions: readonly Substitution[];
+  readonly approximationCost: AccuracyCost | undefined;
+}
+
+/** A ciphertext value during emission. */
+interface Sym {
+  readonly id: number;
+  readonly level: number;
+  readonly scale: number;
+  readonly degree: number;
+}
+
+type Lazy = () => Sym;
+
+/** Scales and rescale divisors of a modulus chain (real parameters, or the depth probe's stand-in). */
+interface Chain {
+  readonly top: number;
+  scaleAt(level: number): number;
+  /** Primes a rescale at `level` divides by, in division order. */
+  rescalePrimes(level: number): readonly number[];
+  bytes(level: number, degree: number): number;
+}
+
+const PROBE_TOP = 1 << 20;
+
+const probeChain: Chain = {
+  top: PROBE_TOP,
+  scaleAt: () => 2 ** 30,
+  rescalePrimes: () => [2 ** 30],
+  bytes: () => 1,
+};
+
+function chainOf(params: Parameters): Chain {
+  return {
+    top: params.depth,
+    scaleAt: (level) => params.scaleAtLevel[level],
+    rescalePrimes: (level) => {
+      const limbs = params.limbsAtLevel(level);
+      const primes: number[] = [];
+      for (let d = 0; d < params.primesPerLevel; d++) primes.push(params.qPrimes[limbs - d - 1]);
+      return primes;
+    },
+    bytes: (level, degree) => params.ciphertextBytes(level, degree),
+  };
+}
+
+/** Relative cost units (one multiply-add over one limb of one polynomial ≈ 1) for the relinearization policy. */
+const COST = { mulAddPerPolyLimb: 1, rescalePerPolyLimb: 6, relinPerLimb: 70 } as const;
+
+/** A linear term: coefficient × value. */
+interface Term {
+  readonly x: Sym;
+  readonly w: number;
+}
+
+class Emitter {
+  readonly chain: Chain;
+  readonly instructions: HeInstruction[] = [];
+  readonly constants: number[] = [];
+  readonly #constantIndex = new Map<number, number>();
+  nextId = 0;
+  layer = '';
+  minLevel: number;
+  usesRelin = false;
+
+  constructor(chain: Chain) {
+    this.chain = chain;
+    this.minLevel = chain.top;
+  }
+
+  fresh(level: number, scale: number, degree: number): Sym {
+    if (level < this.minLevel) this.minLevel = level;
+    return { id: this.nextId++, level, scale, degree };
+  }
+
+  constant(value: number): number {
+    // −0 and 0 are the same weight.
+    const key = value === 0 ? 0 : value;
+    let index = this.#constantIndex.get(key);
+    if (index === undefined) {
+      index = this.constants.length;
+      this.constants.push(key);
+      this.#constantIndex.set(key, index);
+    }
+    return index;
+  }
+
+  #push(op: HeOp, args: Sym[], out: Sym, extra: Partial<HeInstruction> = {}): Sym {
+    this.instructions.push({
+      op,
+      args: args.map((a) => a.id),
+      out: [out.id],
+      level: out.level,
+      scale: out.scale,
+      degree: out.degree,
+      bytes: {
+        args: args.map((a) => this.chain.bytes(a.level, a.degree)),
+        out: this.chain.bytes(out.level, out.degree),
+      },
+      keys: [],
+      layer: this.layer,
+      ...extra,
+    });
+    return out;
+  }
+
+  mulConst(x: Sym, c: number, constantScale: number): Sym {
+    const out = this.fresh(x.level, x.scale * constantScale, x.degree);
+    return this.#push('mul_const', [x], out, { constant: this.constant(c), constantScale });
+  }
+
+  /** acc += x · c in place; acc keeps its id, level and scale. */
+  mulThenAdd(x: Sym, c: number, acc: Sym, constantScale: number): void {
+    if (acc.level > x.level || acc.degree !== x.degree) {
+      throw new Error(
+        `compiler: mul_then_add operand at level ${x.level}/degree ${x.degree} into ${acc.level}/${acc.degree}`,
+      );
+    }
+    this.instructions.push({
+      op: 'mul_then_add',
+      args: [x.id, acc.id],
+      out: [acc.id],
+      level: acc.level,
+      scale: acc.scale,
+      degree: acc.degree,
+      bytes: {
+        args: [this.chain.bytes(x.level, x.degree), this.chain.bytes(acc.level, acc.degree)],
+        out: this.chain.bytes(acc.level, acc.degree),
+      },
+      keys: [],
+      layer: this.layer,
+      constant: this.constant(c),
+      constantScale,
+    });
+  }
+
+  addConst(x: Sym, c: number): Sym {
+    const out = this.fresh(x.level, x.scale, x.degree);
+    return this.#push('add_const', [x], out, { constant: this.constant(c) });
+  }
+
+  mulCt(x: Sym, y: Sym): Sym {
+    const out = this.fresh(Math.min(x.level, y.level), x.scale * y.scale, 2);
+    return x.id === y.id ? this.#push('square', [x], out) : this.#push('mul_ct', [x, y], out);
+  }
+
+  addSub(op: 'add' | 'sub', x: Sym, y: Sym): Sym {
+    const out = this.fresh(Math.min(x.level, y.level), x.scale, Math.max(x.degree, y.degree));
+    return this.#push(op, [x, y], out);
+  }
+
+  relinearize(x: Sym): Sym {
+    if (x.degree === 1) return x;
+    this.usesRelin = true;
+    const out = this.fresh(x.level, x.scale, 1);
+    return this.#push('relinearize', [x], out, { keys: ['relin'] });
+  }
+
+  rescale(x: Sym): Sym {
+    if (x.level === 0) {
+      throw new Error(`compiler: rescale at level 0 in layer ${this.layer} (depth accounting is wrong)`);
+    }
+    let scale = x.scale;
+    for (const q of this.chain.rescalePrimes(x.level)) scale /= q;
+    const out = this.fresh(x.level - 1, scale, x.degree);
+    return this.#push('rescale', [x], out);
+  }
+
+  /**
+   * Σ w_i·x_i + bias, rescaled onto the canonical scale of the level below the lowest operand: each constant is
+   * encoded at S_ℓ²/s_i so every product has the accumulator's scale S_ℓ² whatever the operand's own scale.
+   */
+  linear(terms: readonly Term[], bias: number, relinearizeSum = true): Sym {
+    if (terms.length === 0) throw new Error(`compiler: empty linear combination in layer ${this.layer}`);
+    let live = terms.filter((t) => t.w !== 0);
+    if (live.length === 0) live = [{ x: terms[0].x, w: 0 }];
+    const degree = Math.max(...live.map((t) => t.x.degree));
+    // Mixed degrees cannot share an accumulator: relinearize the stragglers (does not happen in layer chains).
+    if (live.some((t) => t.x.degree !== degree)) {
+      live = live.map((t) => ({ x: this.relinearize(t.x), w: t.w }));
+    }
+    let level = Number.POSITIVE_INFINITY;
+    let first = 0;
+    live.forEach((t, i) => {
+      if (t.x.level < level) {
+        level = t.x.level;
+        first = i;
+      }
+    });
+    const target = this.chain.scaleAt(level) * this.chain.scaleAt(level);
+    const head = live[first];
+    const acc = this.mulConst(head.x, head.w, target / head.x.scale);
+    for (let i = 0; i < live.length; i++) {
+      if (i === first) continue;
+      const t = live[i];
+      this.mulThenAdd(t.x, t.w, acc, acc.scale / t.x.scale);
+    }
+    let out = bias !== 0 ? this.addConst(acc, bias) : acc;
+    if (relinearizeSum) out = this.relinearize(out);
+    return this.rescale(out);
+  }
+
+  /** Evaluates a Chebyshev series at `x` (plus optional extra linear terms in the final sum). */
+  chebyshev(
+    series: ChebyshevSeries,
+    inputTerms: readonly Term[],
+    extra: readonly Term[] = [],
+    factor = 1,
+  ): Sym {
+    const c = series.coeffs;
+    const alpha = 2 / (series.b - series.a);
+    const beta = -(series.a + series.b) / (series.b - series.a);
+    const largest = c.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const needed: number[] = [];
+    for (let k = 1; k < c.length; k++) if (Math.abs(c[k]) > largest * 1e-13) needed.push(k);
+    const t1 = this.linear(
+      inputTerms.map((t) => ({ x: t.x, w: t.w * alpha })),
+      beta,
+    );
+    const basis = new Map<number, Sym>([[1, t1]]);
+    const get = (k: number): Sym => {
+      const known = basis.get(k);
+      if (known) return known;
+      const m = 2 ** Math.floor(Math.log2(k - 1e-9));
+      const n = k - m;
+      const tm = get(m);
+      const tn = get(n);
+      // T_{m+n} = 2·T_m·T_n − T_{m−n}
+      let p = this.relinearize(this.mulCt(tm, tn));
+      p = this.addSub('add', p, p);
+      if (m === n) p = this.addConst(p, -1);
+      else {
+        const low = get(m - n);
+        this.mulThenAdd(low, -1, p, p.scale / low.scale);
+      }
+      const result = this.rescale(p);
+      basis.set(k, result);
+      return result;
+    };
+    const terms: Term[] = needed.map((k) => ({ x: get(k), w: c[k] * factor }));
+    terms.push(...extra);
+    if (terms.length === 0) terms.push({ x: t1, w: 0 });
+    return this.linear(terms, (c[0] ?? 0) * factor);
+  }
+}
+
+/** Layers reading each value (through reshapes). */
+function consumers(model: LayerModel): Map<string, Layer[]> {
+  const byInput = new Map<string, Layer[]>();
+  for (const l of model.layers) {
+    for (const name of l.inputs) {
+      let list = byInput.get(name);
+      if (!list) byInput.set(name, (list = []));
+      list.push(l);
+    }
+  }
+  const resolve = (name: string): Layer[] =>
+    (byInput.get(name) ?? []).flatMap((l) => (l.kind === 'reshape' ? resolve(l.output) : [l]));
+  const out = new Map<string, Layer[]>();
+  for (const l of model.layers) out.set(l.output, resolve(l.output));
+  return out;
+}
+
+/** Multiply-adds and outputs of a linear consumer, for the relinearization cost model. */
+function linearWork(layer: Layer): { terms: number; outputs: number } | undefined {
+  switch (layer.kind) {
+    case 'dense':
+      return { terms: layer.inFeatures * layer.outFeatures, outputs: layer.outFeatures };
+    case 'conv': {
+      const outputs = shapeSize(layer.shape);
+      return {
+        terms: outputs * (layer.inChannels / layer.group) * layer.kernel[0] * layer.kernel[1],
+        outputs,
+      };
+    }
+    case 'avgPool':
+      return {
+        terms: shapeSize(layer.shape) * layer.kernel[0] * layer.kernel[1],
+        outputs: shapeSize(layer.shape),
+      };
+    case 'globalAvgPool':
+      return { terms: 0, outputs: layer.shape[0] };
+    default:
+      return undefined;
+  }
+}
+
+function memo(f: () => Sym): Lazy {
+  let value: Sym | undefined;
+  return () => {
+    value ??= f();
+    return value;
+  };
+}
+
+/** Emits the batch-packed program body; returns the input and output symbols. */
+function emitBatch(
+  model: LayerModel,
+  emitter: Emitter,
+  policy: RelinearizationPolicy,
+): { inputs: { sym: Sym; element: number; used: boolean }[]; outputs: Sym[] } {
+  const chain = emitter.chain;
+  const inSize = shapeSize(model.inputShape);
+  const inputs = Array.from({ length: inSize }, (_, element) => ({
+    sym: emitter.fresh(chain.top, chain.scaleAt(chain.top), 1),
+    element,
+    used: false,
+  }));
+  const tensors = new Map<string, Lazy[]>();
+  tensors.set(
+    model.inputName,
+    inputs.map((input) => () => {
+      input.used = true;
+      return input.sym;
+    }),
+  );
+  const readers = consumers(model);
+  const shapes = new Map<string, readonly number[]>([[model.inputName, model.inputShape]]);
+  for (const l of model.layers) shapes.set(l.output, l.shape);
+  const inputShape = (layer: Layer): readonly number[] => {
+    const shape = shapes.get(layer.inputs[0]);
+    if (shape?.length !== 3) {
+      throw new UnsupportedModelError(
+        `layer '${layer.name}' (${layer.kind}) reads '${layer.inputs[0]}' of shape [${shape?.join(', ')}]: expected [C, H, W]`,
+        { node: layer.sources[0], opType: layer.kind },
+      );
+    }
+    return shape;
+  };
+  const tensor = (layer: Layer, k = 0): Lazy[] => {
+    const t = tensors.get(layer.inputs[k]);
+    if (!t)
+      throw new InvalidArgumentError(
+        `layer '${layer.name}' reads '${layer.inputs[k]}', which no layer writes`,
+      );
+    return t;
+  };
+  const inLayer = (name: string, f: () => Sym): Lazy =>
+    memo(() => {
+      const saved = emitter.layer;
+      emitter.layer = name;
+      try {
+        return f();
+      } finally {
+        emitter.layer = saved;
+      }
+    });
+  // Squares that keep degree 2 because their only consumer relinearizes its sums instead.
+  const lazySquare = (layer: Layer, level: number): boolean => {
+    if (policy === 'eager') return false;
+    const next = readers.get(layer.output) ?? [];
+    if (next.length !== 1) return false;
+    const work = linearWork(next[0]);
+    if (!work || next[0].kind === 'globalAvgPool') return work !== undefined && policy === 'lazy';
+    if (policy === 'lazy') return true;
+    const limbs = Math.max(1, level + 2);
+    const elements = shapeSize(layer.shape);
+    const lazyCost =
+      work.terms * limbs * COST.mulAddPerPolyLimb +
+      elements * limbs * COST.rescalePerPolyLimb +
+      work.outputs * limbs * COST.relinPerLimb;
+    const eagerCost = elements * limbs * COST.relinPerLimb;
+    return lazyCost < eagerCost;
+  };
+
+  for (const layer of model.layers) {
+    const size = shapeSize(layer.shape);
+    const name = layer.name;
+    let out: Lazy[];
+    switch (layer.kind) {
+      case 'reshape':
+        out = tensor(layer);
+        break;
+      case 'conv': {
+        const x = tensor(layer);
+        const [c, ih, iw] = inputShape(layer);
+        const [, oh, ow] = layer.shape;
+        const [kh, kw] = layer.kernel;
+        const [sh, sw] = layer.strides;
+        const [pt, pl] = layer.pads;
+        const cpg = c / layer.group;
+        const mpg = layer.outChannels / layer.group;
+        out = [];
+        for (let o = 0; o < layer.outChannels; o++) {
+          const g = Math.floor(o / mpg);
+          for (let oy = 0; oy < oh; oy++) {
+            for (let ox = 0; ox < ow; ox++) {
+              out.push(
+                inLayer(name, () => {
+                  const terms: Term[] = [];
+                  for (let ci = 0; ci < cpg; ci++) {
+                    for (let ky = 0; ky < kh; ky++) {
+                      const iy = oy * sh - pt + ky;
+                      if (iy < 0 || iy >= ih) continue;
+                      for (let kx = 0; kx < kw; kx++) {
+                        const ix = ox * sw - pl + kx;
+                        if (ix < 0 || ix >= iw) continue;
+                        const w = layer.weight[((o * cpg + ci) * kh + ky) * kw + kx];
+                        terms.push({ x: x[((g * cpg + ci) * ih + iy) * iw + ix](), w });
+                      }
+                    }
+                  }
+                  return emitter.linear(terms, layer.bias[o]);
+                }),
+              );
+            }
+          }
+        }
+        break;
+      }
+      case 'dense': {
+        const x = tensor(layer);
+        out = Array.from({ length: layer.outFeatures }, (_, j) =>
+          inLayer(name, () => {
+            const terms: Term[] = [];
+            for (let i = 0; i < layer.inFeatures; i++)
+              terms.push({ x: x[i](), w: layer.weight[j * layer.inFeatures + i] });
+            return emitter.linear(terms, layer.bias[j]);
+          }),
+        );
+        break;
+      }
+      case 'affine': {
+        const x = tensor(layer);
+        const spatial = size / layer.shape[0];
+        out = x.map((xi, i) =>
+          inLayer(name, () => {
+            const k =
+              layer.broadcast === 'scalar' ? 0 : layer.broadcast === 'channel' ? Math.floor(i / spatial) : i;
+            const s = layer.scale[k];
+            const shift = layer.shift[k];
+            if (s === 1) return shift === 0 ? xi() : emitter.addConst(xi(), shift);
+            return emitter.linear([{ x: xi(), w: s }], shift);
+          }),
+        );
+        break;
+      }
+      case 'square': {
+        const x = tensor(layer);
+        let lazy: boolean | undefined;
+        out = x.map((xi) =>
+          inLayer(name, () => {
+            const v = emitter.relinearize(xi());
+            const squared = emitter.rescale(emitter.mulCt(v, v));
+            lazy ??= lazySquare(layer, squared.level);
+            return lazy ? squared : emitter.relinearize(squared);
+          }),
+        );
+        break;
+      }
+      case 'binary': {
+        const x = tensor(layer, 0);
+        const y = tensor(layer, 1);
+        out = x.map((xi, i) =>
+          inLayer(name, () => {
+            const a = xi();
+            const b = y[i]();
+            if (layer.op === 'mul') {
+              const p = emitter.mulCt(emitter.relinearize(a), emitter.relinearize(b));
+              return emitter.relinearize(emitter.rescale(p));
+            }
+            const aligned =
+              a.level === b.level && a.degree === b.degree && Math.abs(a.scale / b.scale - 1) < 2 ** -40;
+            if (aligned) return emitter.addSub(layer.op, a, b);
+            return emitter.linear(
+              [
+                { x: a, w: 1 },
+                { x: b, w: layer.op === 'add' ? 1 : -1 },
+              ],
+              0,
+            );
+          }),
+        );
+        break;
+      }
+      case 'activation': {
+        const approx = layer.approx;
+        if (!approx) {
+          throw new UnsupportedModelError(
+            `layer '${name}' (${layer.fn}) has no polynomial approximation: pass calibration images`,
+            { node: layer.sources[0], opType: layer.fn },
+          );
+        }
+        const x = tensor(layer);
+        out = x.map((xi) =>
+          inLayer(name, () => emitter.chebyshev(approx, [{ x: emitter.relinearize(xi()), w: 1 }])),
+        );
+        break;
+      }
+      case 'avgPool':
+      case 'maxPool': {
+        const x = tensor(layer);
+        const [c, oh, ow] = layer.shape;
+        const [, ih, iw] = inputShape(layer);
+        const [kh, kw] = layer.kernel;
+        const [sh, sw] = layer.strides;
+        const [pt, pl] = layer.pads;
+        const approx = layer.kind === 'maxPool' ? layer.approx : undefined;
+        if (layer.kind === 'maxPool' && !approx) {
+          throw new UnsupportedModelError(
+            `layer '${name}' (MaxPool) has no approximation: pass calibration images or maxPool: 'average'`,
+            { node: layer.sources[0], opType: 'MaxPool' },
+          );
+        }
+        out = [];
+        for (let ch = 0; ch < c; ch++) {
+          for (let oy = 0; oy < oh; oy++) {
+            for (let ox = 0; ox < ow; ox++) {
+              out.push(
+                inLayer(name, () => {
+                  const window: Lazy[] = [];
+                  for (let ky = 0; ky < kh; ky++) {
+                    const iy = oy * sh - pt + ky;
+                    if (iy < 0 || iy >= ih) continue;
+                    for (let kx = 0; kx < kw; kx++) {
+                      const ix = ox * sw - pl + kx;
+                      if (ix >= 0 && ix < iw) window.push(x[(ch * ih + iy) * iw + ix]);
+                    }
+                  }
+                  if (layer.kind === 'maxPool' && approx?.method === 'polynomial') {
+                    return polynomialMax(
+                      emitter,
+                      window.map((v) => emitter.relinearize(v())),
+                      approx.abs,
+                    );
+                  }
+                  const divisor = layer.kind === 'avgPool' && layer.countIncludePad ? kh * kw : window.length;
+                  return emitter.linear(
+                    window.map((v) => ({ x: v(), w: 1 / divisor })),
+                    0,
+                  );
+                }),
+              );
+            }
+          }
+        }
+        break;
+      }
+      case 'globalAvgPool': {
+        const x = tensor(layer);
+        const c = layer.shape[0];
+        const spatial = x.length / c;
+        out = Array.from({ length: c }, (_, ch) =>
+          inLayer(name, () =>
+            emitter.linear(
+              Array.from({ length: spatial }, (_, k) => ({ x: x[ch * spatial + k](), w: 1 / spatial })),
+              0,
+            ),
+          ),
+        );
+        break;
+      }
+    }
+    if (out.length !== size && layer.kind !== 'reshape') {
+      throw new Error(`compiler: layer ${name} produced ${out.length} values, expected ${size}`);
+    }
+    tensors.set(layer.output, out);
+  }
+  const final = tensors.get(model.outputName);
+  if (!final) throw new InvalidArgumentError(`output '${model.outputName}' is written by no layer`);
+  const outputs = final.map((v) => v());
+  return { inputs, outputs };
+}
+
+/** The pairwise max tree of the simulator: max(a, b) = (a+b)/2 + p(a−b)/2. */
+function polynomialMax(emitter: Emitter, values: Sym[], abs: ChebyshevSeries): Sym {
+  let v = values;
+  while (v.length > 1) {
+    const next: Sym[] = [];
+    for (let i = 0; i + 1 < v.length; i += 2) {
+      const a = v[i];
+      const b = v[i + 1];
+      next.push(
+        emitter.chebyshev(
+          abs,
+          [
+            { x: a, w: 1 },
+            { x: b, w: -1 },
+          ],
+          [
+            { x: a, w: 0.5 },
+            { x: b, w: 0.5 },
+          ],
+          0.5,
+        ),
+      );
+    }
+    if (v.length % 2 === 1) next.push(v[v.length - 1]);
+    v = next;
+  }
+  return v[0];
+}
+
+/**
+ * The smallest 128-bit-secure parameters for `depth` levels: the smallest logN whose bound holds
+ * base + depth·primesPerLevel Q primes and at least one special prime; special primes fill the rest of the budget
+ * (fewer key-switching digits, faster relinearization).
+ *
+ * @throws SecurityError naming the depth and the largest depth any secure set in range offers.
+ * @example
+ * ```ts
+ * chooseParameters(5, { primesPerLevel: 1, basePrimes: 2 }); // logN 14 for CryptoNets
+ * ```
+ */
+export function chooseParameters(
+  depth: number,
+  options: { primesPerLevel?: 1 | 2; basePrimes?: number; minLogN?: number; maxLogN?: number } = {},
+): Parameters {
+  assertInteger(depth, 'depth', 0);
+  const ppl = options.primesPerLevel ?? 1;
+  const base = options.basePrimes ?? (ppl === 1 ? 2 : 3);
+  const minLogN = options.minLogN ?? 13;
+  const maxLogN = options.maxLogN ?? 16;
+  assertInteger(minLogN, 'minLogN', 10, 17);
+  assertInteger(maxLogN, 'maxLogN', minLogN, 17);
+  const qCount = base + depth * ppl;
+  let largestDepth = -1;
+  let largestAt = minLogN;
+  for (let logN = minLogN; logN <= maxLogN; logN++) {
+    const bound = maxLogQP128(logN);
+    if (bound === undefined) continue;
+    // Every prime is below 2^30, so ⌊bound/30⌋ primes always fit; one more may, which Parameters checks.
+    const budget = Math.min(Math.floor(bound / 30), nttFriendlyPrimes(logN).length);
+    const fits = Math.floor((budget - base - 1) / ppl);
+    if (fits > largestDepth) {
+      largestDepth = fits;
+      largestAt = logN;
+    }
+    if (qCount + 1 > budget) continue;
+    const literal: ParametersLiteral = {
+      logN,
+      depth,
+      primesPerLevel: ppl,
+      basePrimes: base,
+      specialPrimes: Math.min(qCount, budget - qCount),
+    };
+    try {
+      return Parameters.create(literal);
+    } catch (e) {
+      if (!(e instanceof SecurityError)) throw e;
+    }
+  }
+  throw new SecurityError(
+    `the model needs multiplicative depth ${depth} (${qCount} moduli of ${30 * ppl} bits per level and base), ` +
+      `but the largest depth a 128-bit-secure parameter set offers is ${Math.max(0, largestDepth)} ` +
+      `(logN = ${largestAt}, logN ≤ ${maxLogN}): use a shallower model (fewer multiplicative layers, lower ` +
+      'polynomial degrees)',
+  );
+}
+
+function checkModel(model: LayerModel): void {
+  if (typeof model !== 'object' || model === null || !Array.isArray(model.layers)) {
+    throw new InvalidArgumentError('model: expected a LayerModel from importOnnx');
+  }
+  check(model.layers.length > 0, () => 'model has no layers: expected at least one');
+}
+
+/**
+ * Compiles a layer model to an HE program (batch packing; latency packing via `compileLatency`).
+ *
+ * @throws InvalidArgumentError when a layer needs an approximation and no calibration data (or interval) is
+ *   given; SecurityError when the depth fits no 128-bit-secure parameter set.
+ * @example
+ * ```ts
+ * const model = importOnnx(readFileSync('cryptonets-mnist.onnx'));
+ * const { program, params } = compileModel(model, { mode: 'batch' });
+ * console.log(params.toString(), program.instructions.length);
+ * ```
+ */
+export function compileModel(input: LayerModel, options: CompileOptions = {}): CompileResult {
+  checkModel(input);
+  const mode = options.mode ?? 'batch';
+  check(
+    mode === 'batch' || mode === 'latency',
+    () => `mode = ${String(mode)}: expected 'batch' or 'latency'`,
+  );
+  const precisionBits = options.precisionBits ?? 20;
+  check(
+    Number.isFinite(precisionBits) && precisionBits >= 1 && precisionBits <= 45,
+    () => `precisionBits = ${precisionBits}: expected 1 … 45 (a 2^30 scale gives ≈ 20 bits, 2^60 ≈ 45)`,
+  );
+  const policy = options.relinearize ?? 'auto';
+  check(
+    policy === 'auto' || policy === 'lazy' || policy === 'eager',
+    () => `relinearize = ${String(policy)}: expected 'auto', 'lazy' or 'eager'`,
+  );
+
+  // 1. Approximations for the non-polynomial layers.
+  let model = input;
+  let substitutions: readonly Substitution[] = [];
+  let approximationCost: AccuracyCost | undefined;
+  const pending = model.layers.some(
+    (l) => (l.kind === 'activation' || l.kind === 'maxPool') && l.approx === undefined,
+  );
+  if (pending) {
+    const result = approximateModel(model, { ...options.approximation, calibration: options.calibration });
+    model = result.model;
+    substitutions = result.substitutions;
+    approximationCost = result.overall;
+  }
+
+  // 2. Magnitudes: bound |values| on the calibration images to size the base modulus.
+  const ppl: 1 | 2 = precisionBits > 24 ? 2 : 1;
+  let basePrimes = ppl === 1 ? 2 : 3;
+  let inputRange: [number, number] = [-1, 1];
+  if (options.calibration) {
+    const { images, count } = options.calibration;
+    const inSize = shapeSize(model.inputShape);
+    check(
+      images.length >= count * inSize,
+      () =>
+        `calibration: ${images.length} values for ${count} images of ${inSize}: expected ${count * inSize}`,
+    );
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < count * inSize; i++) {
+      lo = Math.min(lo, images[i]);
+      hi = Math.max(hi, images[i]);
+    }
+    const pad = Math.max((hi - lo) * 0.1, 1e-6);
+    inputRange = [lo - pad, hi + pad];
+    let maxAbs = 0;
+    const out = simulate(model, options.calibration.images, options.calibration.count, {
+      mode: 'polynomial',
+      onLayer: (_l, values, count, size) => {
+        for (let i = 0; i < count * size; i++) maxAbs = Math.max(maxAbs, Math.abs(values[i]));
+      },
+    });
+    for (const v of out) maxAbs = Math.max(maxAbs, Math.abs(v));
+    // |v|·S_0 must stay below q_0/2 with room for the noise: 2^(30·base − 1) > 8·|v|·2^(30·ppl).
+    while (Math.log2(8 * maxAbs + 1) + 30 * ppl >= 30 * basePrimes - 1 && basePrimes < 8) basePrimes++;
+  }
+
+  if (options.inputRange !== undefined) {
+    const [lo, hi] = options.inputRange;
+    check(
+      Number.isFinite(lo) && Number.isFinite(hi) && lo <= hi,
+      () => `inputRange = [${lo}, ${hi}]: expected finite min ≤ max`,
+    );
+    inputRange = [lo, hi];
+  }
+
+  if (mode === 'latency') {
+    throw new InvalidArgumentError("mode = 'latency': use compileLatency from latency.ts");
+  }
+
+  // 3. Depth by a dry run, then parameters.
+  const probe = new Emitter(probeChain);
+  emitBatch(model, probe, policy);
+  const depth = PROBE_TOP - probe.minLevel;
+  const params = chooseParameters(depth, {
+    primesPerLevel: ppl,
+    basePrimes,
+    minLogN: options.minLogN,
+    maxLogN: options.maxLogN,
+  });
+
+  // 4. The real emission at the chosen parameters.
+  const emitter = new Emitter(chainOf(params));
+  const { inputs, outputs } = emitBatch(model, emitter, policy);
+  const batchSize = options.batchSize ?? params.slots;
+  assertInteger(batchSize, 'batchSize', 1, params.slots);
+  const program = finishProgram({
+    name: options.name ?? 'model',
+    inputRange,
+    params,
+    depth,
+    packing: 'batch',
+    batchSize,
+    model,
+    emitter,
+    inputs: inputs
+      .filter((i) => i.used)
+      .map((i) => ({
+        id: i.sym.id,
+        level: i.sym.level,
+        scale: i.sym.scale,
+        bytes: params.ciphertextBytes(i.sym.level, 1),
+        element: i.element,
+      })),
+    outputs: outputs.map((o, element) => ({
+      id: o.id,
+      level: o.level,
+      scale: o.scale,
+      degree: o.degree,
+      bytes: params.ciphertextBytes(o.level, o.degree),
+      element,
+    })),
+  });
+  return { program, params, model, substitutions, approximationCost };
+}
+
+/**
+ * Assembles a program from emitted instructions: inserts `free` after each value's last use (outputs excepted),
+ * lists keys and summarizes the layers.
+ */
+function finishProgram(parts: {
+  name: string;
+  params: Parameters;
+  depth: number;
+  packing: 'batch' | 'latency';
+  batchSize: number;
+  model: LayerModel;
+  emitter: Emitter;
+  inputs: InputDescriptor[];
+  outputs: OutputDescriptor[];
+  rotations?: number[];
+  galoisElements?: number[];
+  inputRange: [number, number];
+}): HeProgram {
+  const { emitter, params, model } = parts;
+  const body = emitter.instructions;
+  const keep = new Set(parts.outputs.map((o) => o.id));
+  const lastUse = new Map<number, number>();
+  body.forEach((ins, i) => {
+    for (const id of ins.args) lastUse.set(id, i);
+    for (const id of ins.out) if (!lastUse.has(id)) lastUse.set(id, i);
+  });
+  const freesAfter = new Map<number, number[]>();
+  for (const [id, i] of lastUse) {
+    if (keep.has(id)) continue;
+    let list = freesAfter.get(i);
+    if (!list) freesAfter.set(i, (list = []));
+    list.push(id);
+  }
+  const instructions: HeInstruction[] = [];
+  body.forEach((ins, i) => {
+    instructions.push(ins);
+    const dead = freesAfter.get(i);
+    if (dead) {
+      instructions.push({
+        op: 'free',
+        args: dead,
+        out: [],
+        level: ins.level,
+        scale: ins.scale,
+        degree: ins.degree,
+        bytes: { args: [], out: 0 },
+        keys: [],
+        layer: ins.layer,
+      });
+    }
+  });
+  const layers: LayerSummary[] = model.layers.map((l) => {
+    let count = 0;
+    let low = Number.POSITIVE_INFINITY;
+    let high = Number.NEGATIVE_INFINITY;
+    for (const ins of body) {
+      if (ins.layer !== l.name) continue;
+      count++;
+      low = Math.min(low, ins.level);
+      high = Math.max(high, ins.level);
+    }
+    return { name: l.name, kind: l.kind, levels: count === 0 ? 0 : high - low, instructions: count };
+  });
+  return {
+    format: PROGRAM_FORMAT,
+    version: PROGRAM_VERSION,
+    name: parts.name,
+    parameters: { ...params.literal },
+    logN: params.logN,
+    slots: params.slots,
+    depth: parts.depth,
+    packing: parts.packing,
+    batchSize: parts.batchSize,
+    inputShape: [...model.inputShape],
+    ...(model.inputPermutation ? { inputPermutation: Array.from(model.inputPermutation) } : {}),
+    outputShape: [...model.outputShape],
+    inputRange: parts.inputRange,
+    inputs: parts.inputs,
+    outputs: parts.outputs,
+    plaintexts: [],
+    constants: Float64Array.from(emitter.constants),
+    rotations: parts.rotations ?? [],
+    galoisElements: parts.galoisElements ?? [],
+    relinearization: emitter.usesRelin,
+    instructions,
+    layers,
+  };
+}

@@ -1,0 +1,620 @@
+/**
+ * The two executors of an {@link HeProgram}: a float64 simulator (same packing, same instructions and polynomial
+ * approximations, no encryption) and the encrypted executor, split into the client that holds the secret key
+ * (key generation, packing + encryption of inputs, decryption + unpacking of outputs) and the server that holds
+ * only evaluation keys and runs the instructions.
+ */
+import { Decryptor, SymmetricEncryptor } from '../ckks/encryptor.ts';
+import { Encoder } from '../ckks/encoder.ts';
+import { Evaluator } from '../ckks/evaluator.ts';
+import { type EvaluationKeys, KeyGenerator, type SecretKey } from '../ckks/keys.ts';
+import type { Ciphertext, Plaintext } from '../ckks/objects.ts';
+import { Parameters } from '../ckks/parameters.ts';
+import { allocator } from '../ring/arena.ts';
+import { Prng } from '../ring/prng.ts';
+import { assertInteger, check, describe } from '../util/assert.ts';
+import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
+import { type HeInstruction, type HeProgram, assertProgram } from './program.ts';
+
+/**
+ * Called while a program runs with the instructions done so far and the total.
+ *
+ * @example
+ * ```ts
+ * const onProgress: ProgressCallback = (done, total) => bar.update(done / total);
+ * ```
+ */
+export type ProgressCallback = (done: number, total: number) => void;
+
+function imageSize(program: HeProgram): number {
+  return program.inputShape.reduce((a, b) => a * b, 1);
+}
+
+function outputSize(program: HeProgram): number {
+  return program.outputShape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * Checks a batch of images against the program: length, finiteness and the input range it was compiled for.
+ *
+ * @throws InvalidArgumentError naming the image, element and value at fault.
+ * @example
+ * ```ts
+ * checkImages(program, images, 100);
+ * ```
+ */
+export function checkImages(program: HeProgram, images: ArrayLike<number>, count: number): void {
+  assertProgram(program);
+  assertInteger(count, 'count', 1);
+  const size = imageSize(program);
+  if (images === null || typeof images !== 'object' || typeof images.length !== 'number') {
+    throw new InvalidArgumentError(
+      `images = ${describe(images)}: expected a Float64Array of ${count} × ${size}`,
+    );
+  }
+  check(
+    images.length === count * size,
+    () =>
+      `images.length = ${images.length}: expected ${count} images × ${size} values ` +
+      `(per-image shape [${program.inputShape.join(', ')}])`,
+  );
+  const [lo, hi] = program.inputRange;
+  for (let i = 0; i < images.length; i++) {
+    const v = images[i];
+    if (!Number.isFinite(v)) {
+      throw new InvalidArgumentError(
+        `image ${Math.floor(i / size)} element ${i % size} = ${describe(v)}: expected a finite number`,
+      );
+    }
+    if (v < lo || v > hi) {
+      throw new InvalidArgumentError(
+        `image ${Math.floor(i / size)} element ${i % size} = ${v}: outside the input range [${lo}, ${hi}] the ` +
+          'program was compiled for (raw pixels? apply the input scale, e.g. 1/255 or 1/256)',
+      );
+    }
+  }
+}
+
+/** Slot vectors of the input ciphertexts of one pass (batch packing): input id → values. */
+function packBatch(program: HeProgram, images: ArrayLike<number>, first: number, count: number) {
+  const size = imageSize(program);
+  const permutation = program.inputPermutation;
+  const packed = new Map<number, Float64Array>();
+  for (const input of program.inputs) {
+    const element = input.element ?? 0;
+    const source = permutation ? permutation[element] : element;
+    const values = new Float64Array(count);
+    for (let s = 0; s < count; s++) values[s] = images[(first + s) * size + source];
+    packed.set(input.id, values);
+  }
+  return packed;
+}
+
+/** Slot vectors of the inputs of one image (latency packing). */
+function packLatency(program: HeProgram, images: ArrayLike<number>, image: number) {
+  const size = imageSize(program);
+  const permutation = program.inputPermutation;
+  const packed = new Map<number, Float64Array>();
+  for (const input of program.inputs) {
+    const layout = input.slotElements ?? [];
+    const values = new Float64Array(input.replicate ? program.slots : layout.length);
+    for (let i = 0; i < values.length; i++) {
+      const element = layout[i % layout.length];
+      if (element >= 0) values[i] = images[image * size + (permutation ? permutation[element] : element)];
+    }
+    packed.set(input.id, values);
+  }
+  return packed;
+}
+
+/** Writes one pass's decoded output slots into the logits (count × outputs). */
+function unpack(
+  program: HeProgram,
+  decoded: Map<number, ArrayLike<number>>,
+  logits: Float64Array,
+  first: number,
+  count: number,
+): void {
+  const classes = outputSize(program);
+  for (const output of program.outputs) {
+    const values = decoded.get(output.id);
+    if (!values) throw new MismatchError(`output ${output.id} missing from the results`);
+    if (program.packing === 'batch') {
+      for (let s = 0; s < count; s++) logits[(first + s) * classes + (output.element ?? 0)] = values[s];
+    } else {
+      (output.slotOfElement ?? []).forEach((slot, j) => {
+        logits[first * classes + j] = values[slot];
+      });
+    }
+  }
+}
+
+function passes(program: HeProgram, count: number): { first: number; count: number }[] {
+  const per = program.packing === 'batch' ? program.batchSize : 1;
+  const list: { first: number; count: number }[] = [];
+  for (let first = 0; first < count; first += per) list.push({ first, count: Math.min(per, count - first) });
+  return list;
+}
+
+// -----------------------------------------------------------------------------------------------------------
+// Simulator
+
+function rotateVector(x: Float64Array, steps: number): Float64Array {
+  const n = x.length;
+  const out = new Float64Array(n);
+  const k = ((steps % n) + n) % n;
+  for (let i = 0; i < n; i++) out[i] = x[(i + k) % n];
+  return out;
+}
+
+/**
+ * Runs a program on float64 slot vectors: exactly the instructions, packing and polynomials of the encrypted run,
+ * without encryption or noise. Returns `count × outputs` values.
+ *
+ * @throws InvalidArgumentError for images of the wrong size or range.
+ * @example
+ * ```ts
+ * const logits = simulateProgram(program, images, 256);
+ * ```
+ */
+export function simulateProgram(program: HeProgram, images: ArrayLike<number>, count: number): Float64Array {
+  checkImages(program, images, count);
+  const logits = new Float64Array(count * outputSize(program));
+  // Rotations mix slots: those programs need the full slot vector; batch programs only the images present.
+  const full = program.packing === 'latency' || program.rotations.length > 0;
+  const plaintexts = program.plaintexts.map((p) => {
+    const v = new Float64Array(program.slots);
+    v.set(program.constants.subarray(p.offset, p.offset + p.length));
+    return v;
+  });
+  for (const pass of passes(program, count)) {
+    const packed =
+      program.packing === 'batch'
+        ? packBatch(program, images, pass.first, pass.count)
+        : packLatency(program, images, pass.first);
+    const length = full ? program.slots : pass.count;
+    const values = new Map<number, Float64Array>();
+    for (const [id, v] of packed) {
+      const x = new Float64Array(length);
+      x.set(v.subarray(0, length));
+      values.set(id, x);
+    }
+    const get = (id: number) => {
+      const v = values.get(id);
+      if (!v) throw new MismatchError(`simulator: value ${id} is not alive`);
+      return v;
+    };
+    for (const ins of program.instructions)
+      simulateInstruction(program, ins, get, values, plaintexts, length);
+    const decoded = new Map<number, Float64Array>();
+    for (const o of program.outputs) decoded.set(o.id, get(o.id));
+    unpack(program, decoded, logits, pass.first, pass.count);
+  }
+  return logits;
+}
+
+function simulateInstruction(
+  program: HeProgram,
+  ins: HeInstruction,
+  get: (id: number) => Float64Array,
+  values: Map<number, Float64Array>,
+  plaintexts: Float64Array[],
+  length: number,
+): void {
+  const c = ins.constant === undefined ? 0 : program.constants[ins.constant];
+  const set = (v: Float64Array) => values.set(ins.out[0], v);
+  switch (ins.op) {
+    case 'free':
+      for (const id of ins.args) values.delete(id);
+      return;
+    case 'mul_const': {
+      const x = get(ins.args[0]);
+      const y = new Float64Array(length);
+      for (let i = 0; i < length; i++) y[i] = x[i] * c;
+      set(y);
+      return;
+    }
+    case 'mul_then_add': {
+      const x = get(ins.args[0]);
+      const acc = get(ins.args[1]);
+      for (let i = 0; i < length; i++) acc[i] += x[i] * c;
+      return;
+    }
+    case 'add_const': {
+      const x = get(ins.args[0]);
+      const y = new Float64Array(length);
+      for (let i = 0; i < length; i++) y[i] = x[i] + c;
+      set(y);
+      return;
+    }
+    case 'mul_plain': {
+      const x = get(ins.args[0]);
+      const p = plaintexts[ins.plaintext ?? 0];
+      const y = new Float64Array(length);
+      for (let i = 0; i < length; i++) y[i] = x[i] * p[i];
+      set(y);
+      return;
+    }
+    case 'mul_ct':
+    case 'square':
+    case 'add':
+    case 'sub': {
+      const x = get(ins.args[0]);
+      const z = ins.op === 'square' ? x : get(ins.args[1]);
+      const y = new Float64Array(length);
+      if (ins.op === 'add') for (let i = 0; i < length; i++) y[i] = x[i] + z[i];
+      else if (ins.op === 'sub') for (let i = 0; i < length; i++) y[i] = x[i] - z[i];
+      else for (let i = 0; i < length; i++) y[i] = x[i] * z[i];
+      set(y);
+      return;
+    }
+    case 'relinearize':
+    case 'rescale':
+    case 'drop_level':
+    case 'match_scale':
+      set(Float64Array.from(get(ins.args[0])));
+      return;
+    case 'rotate':
+    case 'rotate_hoisted': {
+      const x = get(ins.args[0]);
+      (ins.steps ?? []).forEach((s, k) => {
+        values.set(ins.out[k], rotateVector(x, s));
+      });
+      return;
+    }
+  }
+}
+
+// -----------------------------------------------------------------------------------------------------------
+// Encrypted execution: client and server
+
+/**
+ * Wall-clock seconds per phase.
+ *
+ * @example
+ * ```ts
+ * console.log(`evaluate ${timings.evaluate.toFixed(1)} s`);
+ * ```
+ */
+export interface PhaseTimings {
+  keygen: number;
+  encrypt: number;
+  evaluate: number;
+  decrypt: number;
+}
+
+/**
+ * The data owner's side: generates the keys, packs and encrypts images, decrypts and unpacks the results. The
+ * secret key never leaves it; the server gets {@link InferenceClient.evaluationKeys} only.
+ *
+ * @example
+ * ```ts
+ * const client = new InferenceClient(program);
+ * const server = new InferenceServer(program, client.evaluationKeys);
+ * const encrypted = client.encryptPass(images, 0, 100);
+ * const logits = client.decryptPass(server.run(encrypted), 100);
+ * ```
+ */
+export class InferenceClient {
+  readonly program: HeProgram;
+  readonly params: Parameters;
+  readonly evaluationKeys: EvaluationKeys;
+  /** Seconds spent generating keys. */
+  readonly keygenSeconds: number;
+  readonly #secretKey: SecretKey;
+  readonly #encoder: Encoder;
+  readonly #encryptor: SymmetricEncryptor;
+  readonly #decryptor: Decryptor;
+  readonly #prng: Prng;
+
+  /**
+   * @param options.seed - a 32-byte seed for reproducible keys and encryptions (tests only; default fresh
+   *   randomness from `crypto.getRandomValues`).
+   */
+  constructor(program: HeProgram, options: { seed?: Uint8Array } = {}) {
+    assertProgram(program);
+    this.program = program;
+    this.params = Parameters.create(program.parameters);
+    this.#prng = options.seed ? Prng.fromSeed(options.seed) : Prng.fresh();
+    const start = performance.now();
+    const keygen = new KeyGenerator(this.params, this.#prng.fork(1));
+    this.#secretKey = keygen.generateSecretKey();
+    this.evaluationKeys = keygen.generateEvaluationKeys(this.#secretKey, {
+      relinearization: program.relinearization,
+      rotations: program.rotations,
+    });
+    this.keygenSeconds = (performance.now() - start) / 1000;
+    this.#encoder = new Encoder(this.params);
+    this.#encryptor = new SymmetricEncryptor(this.params, this.#secretKey);
+    this.#decryptor = new Decryptor(this.params, this.#secretKey);
+  }
+
+  #counter = 0;
+
+  /**
+   * Packs and encrypts images `first … first+count−1` (count ≤ the program's batch size; 1 in latency mode):
+   * input id → ciphertext, each at the level and scale the program asks.
+   */
+  encryptPass(images: ArrayLike<number>, first: number, count: number): Map<number, Ciphertext> {
+    const total = images.length / imageSize(this.program);
+    assertInteger(first, 'first', 0, total - 1);
+    assertInteger(count, 'count', 1, this.program.packing === 'batch' ? this.program.batchSize : 1);
+    check(first + count <= total, () => `first + count = ${first + count}: expected ≤ ${total} images`);
+    const packed =
+      this.program.packing === 'batch'
+        ? packBatch(this.program, images, first, count)
+        : packLatency(this.program, images, first);
+    const out = new Map<number, Ciphertext>();
+    for (const input of this.program.inputs) {
+      const pt = this.#encoder.encodeNew(packed.get(input.id) ?? [], input.level, input.scale);
+      // Each ciphertext's uniform half and noise come from their own child streams (seed 32 bytes).
+      const n = this.#counter++;
+      const seed = new Uint8Array(32);
+      this.#prng.fork(1_000_000 + 2 * n).nextBytes(seed);
+      out.set(input.id, this.#encryptor.encryptNew(pt, seed, this.#prng.fork(1_000_001 + 2 * n)));
+      pt.dispose();
+    }
+    return out;
+  }
+
+  /** Decrypts and unpacks one pass's outputs (disposing them): `count × outputs` values. */
+  decryptPass(outputs: Map<number, Ciphertext>, count: number): Float64Array {
+    const logits = new Float64Array(count * outputSize(this.program));
+    const decoded = new Map<number, Float64Array>();
+    for (const o of this.program.outputs) {
+      const ct = outputs.get(o.id);
+      if (!ct) throw new MismatchError(`output ${o.id}: missing from the server's results`);
+      const pt: Plaintext = this.#decryptor.decryptNew(ct);
+      decoded.set(o.id, this.#encoder.decode(pt));
+      pt.dispose();
+      ct.dispose();
+    }
+    unpack(this.program, decoded, logits, 0, count);
+    return logits;
+  }
+}
+
+/**
+ * The server's side: evaluation keys only. Runs the program's instructions on the client's ciphertexts, disposing
+ * each intermediate at its `free`, and returns the output ciphertexts.
+ *
+ * @example
+ * ```ts
+ * const server = new InferenceServer(program, evaluationKeys);
+ * const outputs = server.run(inputs, (done, total) => bar.update(done / total));
+ * ```
+ */
+export class InferenceServer {
+  readonly program: HeProgram;
+  readonly params: Parameters;
+  readonly #evaluator: Evaluator;
+  readonly #encoder: Encoder;
+  #plaintexts: Plaintext[] | undefined;
+
+  constructor(program: HeProgram, evaluationKeys: EvaluationKeys) {
+    assertProgram(program);
+    this.program = program;
+    this.params = Parameters.create(program.parameters);
+    this.#evaluator = new Evaluator(this.params, evaluationKeys);
+    this.#encoder = new Encoder(this.params);
+  }
+
+  /** The plaintext weight vectors, encoded once at their level and scale. */
+  #weights(): Plaintext[] {
+    this.#plaintexts ??= this.program.plaintexts.map((p) =>
+      this.#encoder.encodeNew(
+        this.program.constants.subarray(p.offset, p.offset + p.length),
+        p.level,
+        p.scale,
+      ),
+    );
+    return this.#plaintexts;
+  }
+
+  /**
+   * Executes the program. `inputs` (input id → ciphertext) are consumed: disposed at their last use.
+   *
+   * @throws MismatchError when an input is missing or at the wrong level/scale; MissingKeyError for a missing key.
+   */
+  run(inputs: Map<number, Ciphertext>, onProgress?: ProgressCallback): Map<number, Ciphertext> {
+    const program = this.program;
+    const values = new Map<number, Ciphertext>();
+    for (const input of program.inputs) {
+      const ct = inputs.get(input.id);
+      if (!ct) throw new MismatchError(`input ${input.id} (element ${input.element}): missing ciphertext`);
+      if (ct.params !== this.params) {
+        throw new MismatchError(
+          `input ${input.id}: parameters ${ct.parametersId}, expected ${this.params.id}`,
+        );
+      }
+      if (ct.level !== input.level || Math.abs(ct.scale / input.scale - 1) > 2 ** -30) {
+        throw new MismatchError(
+          `input ${input.id}: level ${ct.level}, scale 2^${Math.log2(ct.scale).toFixed(3)}; expected level ` +
+            `${input.level}, scale 2^${Math.log2(input.scale).toFixed(3)}`,
+        );
+      }
+      values.set(input.id, ct);
+    }
+    const ev = this.#evaluator;
+    const plaintexts = program.plaintexts.length > 0 ? this.#weights() : [];
+    const get = (id: number): Ciphertext => {
+      const v = values.get(id);
+      if (!v) throw new MismatchError(`value ${id} is not alive`);
+      return v;
+    };
+    const total = program.instructions.length;
+    const every = Math.max(1, Math.floor(total / 200));
+    try {
+      for (let i = 0; i < total; i++) {
+        const ins = program.instructions[i];
+        const c = ins.constant === undefined ? 0 : program.constants[ins.constant];
+        switch (ins.op) {
+          case 'free':
+            for (const id of ins.args) {
+              values.get(id)?.dispose();
+              values.delete(id);
+            }
+            break;
+          case 'mul_const':
+            values.set(ins.out[0], ev.mulNew(get(ins.args[0]), c, ins.constantScale));
+            break;
+          case 'mul_then_add':
+            ev.mulThenAdd(get(ins.args[0]), c, get(ins.args[1]), ins.constantScale);
+            break;
+          case 'add_const':
+            values.set(ins.out[0], ev.addNew(get(ins.args[0]), c));
+            break;
+          case 'mul_plain':
+            values.set(ins.out[0], ev.mulNew(get(ins.args[0]), plaintexts[ins.plaintext ?? 0]));
+            break;
+          case 'mul_ct':
+            values.set(ins.out[0], ev.mulNew(get(ins.args[0]), get(ins.args[1])));
+            break;
+          case 'square': {
+            const x = get(ins.args[0]);
+            values.set(ins.out[0], ev.mulNew(x, x));
+            break;
+          }
+          case 'add':
+            values.set(ins.out[0], ev.addNew(get(ins.args[0]), get(ins.args[1])));
+            break;
+          case 'sub':
+            values.set(ins.out[0], ev.subNew(get(ins.args[0]), get(ins.args[1])));
+            break;
+          case 'relinearize':
+            values.set(ins.out[0], ev.relinearizeNew(get(ins.args[0])));
+            break;
+          case 'rescale':
+            values.set(ins.out[0], ev.rescaleNew(get(ins.args[0])));
+            break;
+          case 'drop_level':
+            values.set(ins.out[0], ev.dropLevelNew(get(ins.args[0]), ins.level));
+            break;
+          case 'match_scale':
+            values.set(ins.out[0], ev.matchLevelAndScaleNew(get(ins.args[0]), ins.level, ins.scale));
+            break;
+          case 'rotate':
+            values.set(ins.out[0], ev.rotateNew(get(ins.args[0]), (ins.steps ?? [0])[0]));
+            break;
+          case 'rotate_hoisted': {
+            const steps = ins.steps ?? [];
+            const rotated = ev.rotateHoistedNew(get(ins.args[0]), steps);
+            steps.forEach((s, k) => {
+              const r = rotated.get(s);
+              if (r) values.set(ins.out[k], k > 0 && steps.indexOf(s) < k ? r.copy() : r);
+            });
+            break;
+          }
+        }
+        if (onProgress && (i % every === 0 || i === total - 1)) onProgress(i + 1, total);
+      }
+    } catch (error) {
+      for (const v of values.values()) v.dispose();
+      throw error;
+    }
+    const outputs = new Map<number, Ciphertext>();
+    for (const o of program.outputs) {
+      outputs.set(o.id, get(o.id));
+      values.delete(o.id);
+    }
+    // Anything left (a program without frees) is released here.
+    for (const v of values.values()) v.dispose();
+    return outputs;
+  }
+
+  /** Releases the encoded plaintext weights. */
+  dispose(): void {
+    for (const p of this.#plaintexts ?? []) p.dispose();
+    this.#plaintexts = undefined;
+  }
+}
+
+/**
+ * Result of {@link runEncrypted}.
+ *
+ * @example
+ * ```ts
+ * const { logits, timings, peakArenaBytes } = runEncrypted(program, images, 100);
+ * ```
+ */
+export interface EncryptedRun {
+  /** `count × outputs` decrypted values. */
+  readonly logits: Float64Array;
+  readonly timings: PhaseTimings;
+  readonly passes: number;
+  /** Largest arena use seen by the process so far (bytes). */
+  readonly peakArenaBytes: number;
+  /** Evaluation keys sent to the server: full and seeded size. */
+  readonly keyBytes: number;
+  readonly seededKeyBytes: number;
+  /** Ciphertexts uploaded (seeded form: half of each input) and downloaded, all passes. */
+  readonly uploadBytes: number;
+  readonly downloadBytes: number;
+}
+
+/**
+ * Client and server in one process: keygen, then per pass encrypt → evaluate → decrypt, timing each phase.
+ *
+ * @example
+ * ```ts
+ * const run = runEncrypted(program, images, 1000, { onProgress: (d, t) => {} });
+ * argmaxRows(run.logits, 1000, 10);
+ * ```
+ */
+export function runEncrypted(
+  program: HeProgram,
+  images: ArrayLike<number>,
+  count: number,
+  options: {
+    seed?: Uint8Array;
+    onProgress?: (imagesDone: number, fraction: number) => void;
+    client?: InferenceClient;
+  } = {},
+): EncryptedRun {
+  checkImages(program, images, count);
+  const client = options.client ?? new InferenceClient(program, { seed: options.seed });
+  const server = new InferenceServer(program, client.evaluationKeys);
+  const timings: PhaseTimings = {
+    keygen: options.client ? 0 : client.keygenSeconds,
+    encrypt: 0,
+    evaluate: 0,
+    decrypt: 0,
+  };
+  const logits = new Float64Array(count * outputSize(program));
+  const list = passes(program, count);
+  let uploadBytes = 0;
+  let downloadBytes = 0;
+  try {
+    for (const pass of list) {
+      let t = performance.now();
+      const inputs = client.encryptPass(images, pass.first, pass.count);
+      for (const ct of inputs.values()) uploadBytes += ct.byteLength / 2;
+      timings.encrypt += (performance.now() - t) / 1000;
+      t = performance.now();
+      const outputs = server.run(inputs, (done, total) =>
+        options.onProgress?.(pass.first, (pass.first + (pass.count * done) / total) / count),
+      );
+      timings.evaluate += (performance.now() - t) / 1000;
+      for (const ct of outputs.values()) downloadBytes += ct.byteLength;
+      t = performance.now();
+      logits.set(client.decryptPass(outputs, pass.count), pass.first * outputSize(program));
+      timings.decrypt += (performance.now() - t) / 1000;
+      options.onProgress?.(pass.first + pass.count, (pass.first + pass.count) / count);
+    }
+  } finally {
+    server.dispose();
+  }
+  const relin = client.evaluationKeys.relinearization;
+  let seededKeyBytes = relin?.seededByteLength ?? 0;
+  for (const g of client.evaluationKeys.galois.values()) seededKeyBytes += g.key.seededByteLength;
+  return {
+    logits,
+    timings,
+    passes: list.length,
+    peakArenaBytes: allocator().peakBytes,
+    keyBytes: client.evaluationKeys.byteLength,
+    seededKeyBytes,
+    uploadBytes,
+    downloadBytes,
+  };
+}
