@@ -188,14 +188,18 @@ export function syntheticCompute(step: ProgramStep, io: StepIo): void {
  * ```
  */
 export function syntheticContent(info: ObjectInfo): Uint8Array {
+  // Whole 32-bit words of an xorshift stream (4 bytes per step), then the tail bytes.
   const out = new Uint8Array(info.bytes);
+  const words = new Uint32Array(out.buffer, 0, info.bytes >>> 2);
   let x = Number.parseInt(idHash64(info.id).slice(8), 16) | 1;
-  for (let k = 0; k < out.length; k++) {
+  const next = () => {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
-    out[k] = x;
-  }
+    return x >>> 0;
+  };
+  for (let k = 0; k < words.length; k++) words[k] = next();
+  for (let k = words.length * 4; k < out.length; k++) out[k] = next();
   return out;
 }
 
@@ -317,7 +321,7 @@ class Planner {
     if (!this.makeRoom(level, bytes)) {
       throw new ResourceError(
         `step ${step.index} (${step.op}) needs ${bytes} more bytes in ${level}, but only ${this.store.free(level)} ` +
-          `are free and the rest is pinned by the step: expected a ${level} capacity of at least the step's ` +
+          `are free and the rest is pinned by the step: expected the ${level} capacity to cover the step's ` +
           `working set (${this.analysis.maxStepBytes} bytes for the largest step)`,
       );
     }
@@ -605,7 +609,7 @@ async function preflight(store: TieredStore, analysis: ProgramAnalysis): Promise
   if (analysis.maxStepBytes > store.capacity(level)) {
     throw new ResourceError(
       `program "${analysis.program.name}": its largest step needs ${analysis.maxStepBytes} bytes in ${level} at once: ` +
-        `expected a ${level} capacity of at least that (it is ${store.capacity(level)})`,
+        `expected the ${level} capacity to be at least that (it is ${store.capacity(level)})`,
     );
   }
   const memory = store.capacity('dram') + (store.hasArena ? store.capacity('arena') : 0);

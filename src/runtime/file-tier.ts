@@ -391,20 +391,24 @@ export class FileTier {
       }
       const h = handle;
       const header = new Uint8Array(HEADER_BYTES);
-      const { size } = await h.stat();
+      // The size check runs alongside the reads: each awaited step costs a turn of the main thread, which
+      // compute may be holding, so a load should need as few of them as possible.
       const jobs: Promise<unknown>[] = [
+        h.stat(),
         this.#chunked(() => readFully(h, header, 0, HEADER_BYTES, 0, id, this.name)),
       ];
-      if (size === HEADER_BYTES + into.byteLength) {
-        for (let offset = 0; offset < into.byteLength; offset += this.#chunkBytes) {
-          const length = Math.min(this.#chunkBytes, into.byteLength - offset);
-          jobs.push(
-            this.#chunked(() => readFully(h, into, offset, length, HEADER_BYTES + offset, id, this.name)),
-          );
-        }
+      for (let offset = 0; offset < into.byteLength; offset += this.#chunkBytes) {
+        const length = Math.min(this.#chunkBytes, into.byteLength - offset);
+        jobs.push(
+          this.#chunked(() => readFully(h, into, offset, length, HEADER_BYTES + offset, id, this.name)),
+        );
       }
-      await Promise.all(jobs);
+      const settled = await Promise.allSettled(jobs);
+      if (settled[0].status === 'rejected') throw settled[0].reason;
+      const { size } = settled[0].value as { size: number };
+      // A short file makes some reads fail; the header check reports it precisely (truncated, torn, foreign).
       verifyHeader(header, id, into.byteLength, size, this.name, path);
+      for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
       const crc = crc32c(0, into);
       const stored = new DataView(header.buffer).getUint32(OFFSET.payloadCrc, true);
       if (crc !== stored) {

@@ -126,6 +126,11 @@ export interface HomePolicyOptions {
    * timing test (fetch everything in the lookahead window). Default 2.
    */
   margin?: number;
+  /**
+   * Steps always prefetched for, whatever the timing test says (default 0). Real-I/O runs on Node benefit from a few:
+   * each stage of a file read (open, read, verify) needs a turn of the main thread, which compute holds.
+   */
+  minLookaheadSteps?: number;
 }
 
 /**
@@ -147,6 +152,7 @@ export class HomePolicy implements Policy {
   readonly prefetchBudgetFraction: number;
   readonly dirtyWeight: number;
   readonly margin: number;
+  readonly minLookaheadSteps: number;
   readonly #latencyBytesOption: number | undefined;
   #analysis: ProgramAnalysis | null = null;
 
@@ -155,6 +161,7 @@ export class HomePolicy implements Policy {
     this.prefetchBudgetFraction = options.prefetchBudgetFraction ?? 0.5;
     this.dirtyWeight = options.dirtyWeight ?? 2;
     this.margin = options.margin ?? 2;
+    this.minLookaheadSteps = options.minLookaheadSteps ?? 0;
     this.#latencyBytesOption = options.latencyBytes;
     check(
       Number.isInteger(this.lookahead) && this.lookahead >= 0,
@@ -211,7 +218,7 @@ export class HomePolicy implements Policy {
     let aheadNs = nowStepNs;
     for (let j = view.step + 1; j <= end; j++) {
       if (j > view.step + 1) aheadNs += stepComputeNs(steps[j - 1]);
-      if (this.margin > 0 && device) {
+      if (this.margin > 0 && device && j > view.step + this.minLookaheadSteps) {
         const transferNs = device.readLatencyNs + bytes / device.readBytesPerNs;
         if (aheadNs > this.margin * (nowStepNs + transferNs)) return requests;
       }
