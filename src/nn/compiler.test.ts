@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { HomeError, InvalidArgumentError, SecurityError } from '../util/errors.ts';
+import { chooseParameters, compileModel } from './compiler.ts';
+import { checkImages, runEncrypted, simulateProgram } from './executor.ts';
+import { importOnnx } from './onnx.ts';
+import { OnnxBuilder } from './onnx-builder.ts';
+import { argmaxRows, simulate } from './simulate.ts';
+import { rowRelativeError, seededValues } from './test-helpers.ts';
+
+/** Conv → Relu → Gemm on 6×6 images: a non-polynomial activation the compiler must approximate. */
+function reluModel() {
+  const b = new OnnxBuilder();
+  const x = b.input('x', ['N', 1, 6, 6]);
+  const c = b.conv(x, {
+    weight: seededValues(18, 21, -0.6, 0.6),
+    weightDims: [2, 1, 3, 3],
+    bias: [0.05, -0.1],
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+  });
+  b.node('Relu', [c], {}, { name: 'relu1', outputs: ['r1'] });
+  b.output(
+    b.gemm(b.flatten('r1'), {
+      weight: seededValues(18 * 4, 22, -1, 1),
+      weightDims: [18, 4],
+      bias: [0, 0.1, 0.2, 0.3],
+    }),
+  );
+  return importOnnx(b.toBytes());
+}
+
+/** `squares` chained x² layers after a 2→2 Gemm. */
+function deepModel(squares: number) {
+  const b = new OnnxBuilder();
+  let v = b.gemm(b.input('x', ['N', 2]), { weight: [0.5, 0.1, 0.2, 0.4], weightDims: [2, 2] });
+  for (let i = 0; i < squares; i++) v = b.node('Mul', [v, v])[0];
+  b.output(v);
+  return importOnnx(b.toBytes());
+}
+
+describe('parameter choice', () => {
+  it('takes the smallest secure logN for the depth and fills the budget with special primes', () => {
+    const p5 = chooseParameters(5);
+    assert.equal(p5.logN, 14);
+    assert.equal(p5.qPrimes.length, 7);
+    assert.ok(p5.logQP <= 438);
+    const p3 = chooseParameters(3);
+    assert.equal(p3.logN, 13);
+    assert.ok(p3.logQP <= 218);
+    assert.equal(chooseParameters(20).logN, 15);
+    assert.equal(chooseParameters(10, { primesPerLevel: 2 }).logN, 15);
+  });
+
+  it('names the depth and the largest secure depth when nothing fits', () => {
+    assert.throws(
+      () => chooseParameters(80),
+      (e: unknown) =>
+        e instanceof SecurityError &&
+        /depth 80/.test(e.message) &&
+        /largest depth .* is 55 \(logN = 16/.test(e.message),
+    );
+    assert.throws(
+      () => compileModel(deepModel(60)),
+      (e: unknown) => e instanceof SecurityError && /multiplicative depth 61/.test(e.message),
+    );
+  });
+});
+
+describe('compiler + executors on a model with Relu', () => {
+  const model = reluModel();
+  const count = 48;
+  const images = seededValues(count * 36, 5, 0, 1);
+
+  it('needs calibration data (or intervals) for the approximation', () => {
+    assert.throws(
+      () => compileModel(model),
+      (e: unknown) => e instanceof InvalidArgumentError && /relu1.*calibration/.test(e.message),
+    );
+  });
+
+  it('approximates Relu, reports it, and the encrypted run matches the simulator', () => {
+    const {
+      program,
+      substitutions,
+      model: compiled,
+    } = compileModel(model, {
+      calibration: { images, count },
+      approximation: { degree: { relu: 7 } },
+      batchSize: 64,
+    });
+    assert.equal(substitutions.length, 1);
+    assert.equal(substitutions[0].op, 'Relu');
+    assert.equal(substitutions[0].degree, 7);
+    // Relu: affine map (1) + Chebyshev basis (3) + sum (1); conv 1; gemm 1.
+    assert.equal(program.depth, 7);
+    const sim = simulateProgram(program, images, count);
+    const poly = simulate(compiled, images, count, { mode: 'polynomial' });
+    assert.ok(rowRelativeError(sim, poly, 4) < 1e-9, 'program simulator = layer simulator (polynomial mode)');
+    const enc = runEncrypted(program, images, count, { seed: new Uint8Array(32).fill(3) });
+    assert.ok(
+      rowRelativeError(enc.logits, sim, 4) < 1e-3,
+      `encrypted vs simulated ${rowRelativeError(enc.logits, sim, 4)}`,
+    );
+    const a = argmaxRows(enc.logits, count, 4);
+    const b = argmaxRows(sim, count, 4);
+    let agree = 0;
+    for (let i = 0; i < count; i++) if (a[i] === b[i]) agree++;
+    assert.ok(agree >= count - 1, `${agree}/${count}`);
+    assert.ok(enc.timings.evaluate > 0 && enc.keyBytes > 0 && enc.uploadBytes > 0);
+  });
+
+  it('rejects images of the wrong size, non-finite values and values outside the compiled range', () => {
+    const { program } = compileModel(model, { calibration: { images, count } });
+    assert.throws(
+      () => checkImages(program, images.subarray(0, 35), 1),
+      /images\.length = 35: expected 1 images × 36/,
+    );
+    const bad = Float64Array.from(images.subarray(0, 36));
+    bad[7] = Number.NaN;
+    assert.throws(() => simulateProgram(program, bad, 1), /image 0 element 7 = NaN/);
+    bad[7] = 255;
+    assert.throws(
+      () => runEncrypted(program, bad, 1),
+      (e: unknown) => e instanceof InvalidArgumentError && /outside the input range/.test(e.message),
+    );
+  });
+
+  it('rejects corrupted ONNX with a typed error', () => {
+    const b = new OnnxBuilder();
+    b.output(b.node('Relu', [b.input('x', ['N', 4])])[0]);
+    const bytes = b.toBytes();
+    for (const cut of [1, 7, Math.floor(bytes.length / 2)]) {
+      assert.throws(() => importOnnx(bytes.subarray(0, bytes.length - cut)), HomeError);
+    }
+    assert.throws(() => importOnnx(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f])), HomeError);
+  });
+});

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { compileModel } from './compiler.ts';
+import { loadIdxImages, loadIdxLabels } from './data.ts';
+import { runEncrypted, simulateProgram } from './executor.ts';
+import { findDataFile, findModelFile } from './fixtures.ts';
+import { importOnnx } from './onnx.ts';
+import { runOnnxRuntime } from './ort-reference.ts';
+import { argmaxRows } from './simulate.ts';
+import { rowRelativeError } from './test-helpers.ts';
+
+const COUNT = 256;
+const images = loadIdxImages(readFileSync(findDataFile('mnist/t10k-images-idx3-ubyte.gz')), {
+  scale: 1 / 256,
+}).data.subarray(0, COUNT * 784);
+const labels = loadIdxLabels(readFileSync(findDataFile('mnist/t10k-labels-idx1-ubyte.gz'))).subarray(
+  0,
+  COUNT,
+);
+
+function agreement(a: Int32Array, b: ArrayLike<number>): number {
+  let same = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
+  return same / a.length;
+}
+
+for (const [file, expectedLogN, expectedDepth] of [
+  ['cryptonets-mnist.onnx', 14, 5],
+  ['lola-small-mnist.onnx', 13, 3],
+] as const) {
+  describe(`${file}, batch packing, first ${COUNT} MNIST test images`, () => {
+    const bytes = readFileSync(findModelFile(file));
+    const model = importOnnx(bytes);
+    const { program } = compileModel(model, { batchSize: COUNT });
+
+    it('encrypted argmax = simulator argmax = onnxruntime argmax on ≥ 99 % of the images', async () => {
+      assert.equal(program.logN, expectedLogN);
+      assert.equal(program.depth, expectedDepth);
+      const ort = await runOnnxRuntime(bytes, images, [COUNT, 1, 28, 28]);
+      const simulated = simulateProgram(program, images, COUNT);
+      assert.ok(rowRelativeError(simulated, ort.data, 10) < 1e-4, 'simulator logits ≈ onnxruntime logits');
+      const run = runEncrypted(program, images, COUNT, { seed: new Uint8Array(32).fill(9) });
+      assert.ok(rowRelativeError(run.logits, simulated, 10) < 1e-3, 'encrypted logits ≈ simulated logits');
+      const encrypted = argmaxRows(run.logits, COUNT, 10);
+      assert.ok(agreement(encrypted, argmaxRows(simulated, COUNT, 10)) >= 0.99);
+      assert.ok(agreement(encrypted, argmaxRows(ort.data, COUNT, 10)) >= 0.99);
+      assert.ok(agreement(encrypted, labels) >= 0.95, 'accuracy on these images');
+      assert.equal(run.passes, 1);
+    });
+  });
+}

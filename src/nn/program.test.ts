@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { FormatError } from '../util/errors.ts';
+import { compileModel } from './compiler.ts';
+import { importOnnx } from './onnx.ts';
+import { OnnxBuilder } from './onnx-builder.ts';
+import {
+  accessSequence,
+  decodeProgram,
+  deserializeProgram,
+  encodeProgram,
+  opCounts,
+  programFootprint,
+  serializeProgram,
+  validateProgram,
+} from './program.ts';
+import { seededValues } from './test-helpers.ts';
+
+/** Conv 3×3 → x² → Gemm: a CryptoNets in miniature. */
+function tinyModel() {
+  const b = new OnnxBuilder();
+  const x = b.input('x', ['N', 1, 4, 4]);
+  const c = b.conv(x, {
+    weight: seededValues(18, 1, -0.5, 0.5),
+    weightDims: [2, 1, 3, 3],
+    bias: [0.1, -0.2],
+  });
+  const s = b.node('Mul', [c, c])[0];
+  b.output(
+    b.gemm(b.flatten(s), { weight: seededValues(24, 2, -0.5, 0.5), weightDims: [8, 3], bias: [0, 1, 2] }),
+  );
+  return importOnnx(b.toBytes());
+}
+
+const { program } = compileModel(tinyModel(), { batchSize: 16 });
+
+describe('HE program', () => {
+  it('lists every instruction with levels, scales, sizes and keys, and validates', () => {
+    validateProgram(program);
+    assert.equal(program.depth, 3);
+    assert.equal(program.logN, 13);
+    assert.equal(program.inputs.length, 16);
+    assert.equal(program.outputs.length, 3);
+    assert.deepEqual(program.rotations, []);
+    assert.equal(program.relinearization, true);
+    const counts = opCounts(program);
+    assert.equal(counts.square, 8);
+    assert.equal(counts.rescale, 8 + 8 + 3);
+    for (const ins of program.instructions) {
+      if (ins.op === 'relinearize') assert.deepEqual(ins.keys, ['relin']);
+      if (ins.op === 'free') continue;
+      assert.ok(ins.layer.length > 0);
+      assert.equal(ins.bytes.args.length, ins.args.length);
+    }
+    // The outputs are never freed; everything else is freed exactly once.
+    const freed = program.instructions.filter((i) => i.op === 'free').flatMap((i) => i.args);
+    assert.equal(new Set(freed).size, freed.length);
+    for (const o of program.outputs) assert.ok(!freed.includes(o.id));
+  });
+
+  it('round-trips through JSON + blob and the single-file form', () => {
+    const { json, blob } = serializeProgram(program);
+    const again = deserializeProgram(json, blob);
+    assert.deepEqual(again, program);
+    assert.deepEqual(decodeProgram(encodeProgram(program)), program);
+    const parsed = JSON.parse(json);
+    assert.equal(parsed.format, 'home-he-program');
+    assert.equal(parsed.version, 1);
+  });
+
+  it('computes the peak live bytes and the access sequence for the runtime', () => {
+    const fp = programFootprint(program);
+    const inputBytes = program.inputs.reduce((s, i) => s + i.bytes, 0);
+    assert.equal(fp.inputBytes, inputBytes);
+    assert.ok(fp.peakBytes >= inputBytes && fp.peakBytes < inputBytes * 4);
+    const access = accessSequence(program);
+    const ids = new Set(access.objects.map((o) => o.id));
+    assert.ok(ids.has('key:relin'));
+    assert.equal(access.steps.length, program.instructions.filter((i) => i.op !== 'free').length);
+    for (const step of access.steps) {
+      for (const id of [...step.reads, ...step.writes, ...(step.frees ?? [])]) assert.ok(ids.has(id), id);
+      assert.ok(step.readBytes > 0 && step.writeBytes > 0);
+    }
+    const relin = access.steps.find((s) => s.op === 'relinearize');
+    assert.ok(relin?.reads.includes('key:relin'));
+  });
+
+  it('rejects invalid programs with a FormatError naming the field', () => {
+    const { json, blob } = serializeProgram(program);
+    const edit = (f: (p: Record<string, any>) => void) => {
+      const p = JSON.parse(json);
+      f(p);
+      return () => deserializeProgram(JSON.stringify(p), blob);
+    };
+    assert.throws(
+      edit((p) => (p.version = 2)),
+      (e: unknown) => e instanceof FormatError && /version = 2/.test(e.message),
+    );
+    assert.throws(
+      edit((p) => (p.format = 'x')),
+      /format = "x"/,
+    );
+    assert.throws(
+      edit((p) => (p.instructions[0].op = 'bogus')),
+      /instructions\[0\]\.op = "bogus"/,
+    );
+    assert.throws(
+      edit((p) => (p.instructions[0].level = 99)),
+      /instructions\[0\]\.level = 99/,
+    );
+    assert.throws(
+      edit((p) => (p.instructions[0].bytes.out += 1)),
+      /instructions\[0\]\.bytes\.out/,
+    );
+    assert.throws(
+      edit((p) => p.instructions.splice(0, 1)),
+      FormatError,
+    );
+    assert.throws(
+      edit((p) => (p.rotations = [1])),
+      /galoisElements/,
+    );
+    assert.throws(
+      edit((p) => (p.outputs[0].id = 123456)),
+      /outputs\[0\]\.id/,
+    );
+    assert.throws(() => deserializeProgram(json, blob.subarray(8)), /constants blob/);
+    assert.throws(() => deserializeProgram('{', blob), /invalid JSON/);
+    assert.throws(() => decodeProgram(new Uint8Array([1, 2, 3])), /magic/);
+    // A free of a value followed by a read of it.
+    const p = JSON.parse(json);
+    const useIndex = p.instructions.findIndex((i: { op: string }) => i.op === 'rescale');
+    p.instructions.splice(useIndex, 0, { op: 'free', args: [p.instructions[useIndex].args[0]], out: [] });
+    assert.throws(() => deserializeProgram(JSON.stringify(p), blob), /freed/);
+  });
+
+  it('fuzz: corrupted JSON or bytes never crash, they throw FormatError or load a valid program', () => {
+    const bytes = encodeProgram(program);
+    const { json, blob } = serializeProgram(program);
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),
+        (edits) => {
+          const copy = Uint8Array.from(bytes);
+          for (const [at, value] of edits) copy[at % copy.length] = value;
+          try {
+            validateProgram(decodeProgram(copy));
+          } catch (e) {
+            assert.ok(e instanceof FormatError, String(e));
+          }
+        },
+      ),
+      { seed: 7, numRuns: 150 },
+    );
+    const parsed = JSON.parse(json);
+    const paths: [Record<string, unknown>, string][] = [];
+    const walk = (o: unknown) => {
+      if (typeof o !== 'object' || o === null) return;
+      for (const [k, v] of Object.entries(o)) {
+        paths.push([o as Record<string, unknown>, k]);
+        if (paths.length < 4000) walk(v);
+      }
+    };
+    walk(parsed);
+    const junk = [null, -1, 1.5, 'x', [], {}, 1e308, true];
+    fc.assert(
+      fc.property(fc.nat(paths.length - 1), fc.nat(junk.length - 1), (i, j) => {
+        const [obj, key] = paths[i];
+        const saved = obj[key];
+        obj[key] = junk[j];
+        try {
+          deserializeProgram(JSON.stringify(parsed), blob);
+        } catch (e) {
+          assert.ok(e instanceof FormatError, `${key}: ${String(e)}`);
+        } finally {
+          obj[key] = saved;
+        }
+      }),
+      { seed: 11, numRuns: 400 },
+    );
+  });
+});
