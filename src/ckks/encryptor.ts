@@ -10,6 +10,15 @@ import { KeySwitcher } from './keyswitch.ts';
 import { Ciphertext, Plaintext } from './objects.ts';
 import type { Parameters } from './parameters.ts';
 
+function checkKeyParameters(
+  kind: string,
+  key: { params: Parameters; parametersId: string },
+  params: Parameters,
+): void {
+  if (key.params !== params)
+    throw new MismatchError(`${kind} parameters ${key.parametersId} differ from ${params.id}`);
+}
+
 function signedPoly(moduli: readonly Modulus[], values: Int8Array | Int32Array): Poly {
   const poly = Poly.alloc(moduli, false, false);
   setSigned(poly, values);
@@ -30,9 +39,7 @@ export class Encryptor {
   readonly #publicKey: PublicKey;
 
   constructor(params: Parameters, publicKey: PublicKey) {
-    if (publicKey.params !== params) {
-      throw new MismatchError(`public key parameters ${publicKey.parametersId} differ from ${params.id}`);
-    }
+    checkKeyParameters('public key', publicKey, params);
     this.params = params;
     this.#publicKey = publicKey;
   }
@@ -94,9 +101,7 @@ export class SymmetricEncryptor {
   readonly #secretKey: SecretKey;
 
   constructor(params: Parameters, secretKey: SecretKey) {
-    if (secretKey.params !== params) {
-      throw new MismatchError(`secret key parameters ${secretKey.parametersId} differ from ${params.id}`);
-    }
+    checkKeyParameters('secret key', secretKey, params);
     this.params = params;
     this.#secretKey = secretKey;
   }
@@ -129,9 +134,7 @@ export class Decryptor {
   readonly #secretKey: SecretKey;
 
   constructor(params: Parameters, secretKey: SecretKey) {
-    if (secretKey.params !== params) {
-      throw new MismatchError(`secret key parameters ${secretKey.parametersId} differ from ${params.id}`);
-    }
+    checkKeyParameters('secret key', secretKey, params);
     this.params = params;
     this.#secretKey = secretKey;
   }

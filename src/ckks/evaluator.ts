@@ -9,6 +9,7 @@ import { invMod, reduceFloat, shoupConstant } from '../ring/modarith.ts';
 import {
   addPoly,
   addScalarPoly,
+  automorphismNtt,
   mulAddPoly,
   mulPoly,
   mulScalarAddPoly,
@@ -129,6 +130,17 @@ export class Evaluator {
     out.level = level;
     out.scale = scale;
     return out;
+  }
+
+  /** out = a (a deep copy unless out is a). */
+  #copyInto(a: Ciphertext, out: Ciphertext): Ciphertext {
+    if (out === a) return out;
+    return this.#assign(
+      out,
+      a.polys.map((p) => p.copy()),
+      a.level,
+      a.scale,
+    );
   }
 
   #blank(): Ciphertext {
@@ -330,15 +342,7 @@ export class Evaluator {
   /** Degree 2 → degree 1 with the relinearization key. */
   relinearize(a: Ciphertext, out: Ciphertext): Ciphertext {
     this.#checkParams('relinearize', a);
-    if (a.degree === 1)
-      return out === a
-        ? out
-        : this.#assign(
-            out,
-            a.polys.map((p) => p.copy()),
-            a.level,
-            a.scale,
-          );
+    if (a.degree === 1) return this.#copyInto(a, out);
     if (a.degree !== 2) throw new MismatchError(`relinearize: ciphertext of degree ${a.degree}: expected 2`);
     const key = this.keys?.relinearization;
     if (!key)
@@ -482,14 +486,7 @@ export class Evaluator {
     assertInteger(level, 'level', 0, a.level);
     if (level === a.level) {
       this.#checkScales('matchLevelAndScale', a, { scale });
-      return out === a
-        ? out
-        : this.#assign(
-            out,
-            a.polys.map((p) => p.copy()),
-            a.level,
-            a.scale,
-          );
+      return this.#copyInto(a, out);
     }
     const dropped = this.dropLevelNew(a, level + 1);
     const limbs = this.params.limbsAtLevel(level + 1);
@@ -526,20 +523,21 @@ export class Evaluator {
 
   #applyGalois(a: Ciphertext, galoisElement: number, key: SwitchingKey, out: Ciphertext): Ciphertext {
     this.#checkDegree('rotate', a, 1);
-    const moduli = this.#moduli(a.level);
     const index = nttAutomorphismIndex(this.params.logN, galoisElement);
-    const k = kernels().exports;
-    const n = this.params.n;
-    const rotated1 = Poly.alloc(moduli, true, false);
-    for (let i = 0; i < moduli.length; i++)
-      k.permute(rotated1.limbPointer(i), a.polys[1].limbPointer(i), index, n);
+    const rotated1 = Poly.alloc(this.#moduli(a.level), true, false);
+    automorphismNtt(a.polys[1], index, rotated1);
     const [d0, d1] = this.#switcher.switchKey(rotated1, key, a.level);
     rotated1.dispose();
-    const c0 = Poly.alloc(moduli, true, false);
-    for (let i = 0; i < moduli.length; i++) k.permute(c0.limbPointer(i), a.polys[0].limbPointer(i), index, n);
+    return this.#assign(out, [this.#rotatedC0(a, index, d0), d1], a.level, a.scale);
+  }
+
+  /** σ(c_0) + d_0 for the Galois index table `index`; consumes d_0. */
+  #rotatedC0(a: Ciphertext, index: number, d0: Poly): Poly {
+    const c0 = Poly.alloc(this.#moduli(a.level), true, false);
+    automorphismNtt(a.polys[0], index, c0);
     addPoly(c0, d0, c0);
     d0.dispose();
-    return this.#assign(out, [c0, d1], a.level, a.scale);
+    return c0;
   }
 
   /** out = a with its slots rotated left by `steps` (negative: right). */
@@ -547,15 +545,7 @@ export class Evaluator {
     this.#checkParams('rotate', a);
     assertInteger(steps, 'steps');
     const g = galoisElementForRotation(steps, this.params.logN);
-    if (g === 1)
-      return out === a
-        ? out
-        : this.#assign(
-            out,
-            a.polys.map((p) => p.copy()),
-            a.level,
-            a.scale,
-          );
+    if (g === 1) return this.#copyInto(a, out);
     return this.#applyGalois(a, g, this.#galoisKey('rotate', g, `rotation by ${steps}`), out);
   }
 
