@@ -20,6 +20,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerDemo(program);
   const { registerBench } = await import('./bench.ts');
   registerBench(program);
+  const { registerInfer } = await import('./infer.ts');
+  registerInfer(program);
   try {
     await program.parseAsync(argv as string[]);
   } catch (error) {

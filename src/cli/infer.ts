@@ -1,0 +1,439 @@
+import { existsSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { Command } from 'commander';
+import { compileModel, type CompileResult } from '../nn/compiler.ts';
+import {
+  type ImageBatch,
+  loadIdxImages,
+  loadIdxLabels,
+  loadNpy,
+  loadPngFolder,
+  npyToImages,
+} from '../nn/data.ts';
+import { checkImages, InferenceClient, InferenceServer } from '../nn/executor.ts';
+import { shapeSize } from '../nn/graph.ts';
+import type { LayerModel } from '../nn/layers.ts';
+import { importOnnx } from '../nn/onnx.ts';
+import { opCounts, programFootprint } from '../nn/program.ts';
+import { argmaxRows, simulate } from '../nn/simulate.ts';
+import { allocator } from '../ring/arena.ts';
+import { InvalidArgumentError } from '../util/errors.ts';
+
+/**
+ * Options of {@link runInfer} (the `home infer` flags).
+ *
+ * @example
+ * ```ts
+ * const options: InferOptions = { model: 'models/cryptonets-mnist.onnx', data: 'data/mnist/t10k-images-idx3-ubyte.gz', inputScale: 1 / 256 };
+ * ```
+ */
+export interface InferOptions {
+  readonly model: string;
+  readonly data: string;
+  readonly labels?: string;
+  /** Multiplier of raw values (default 1/255). */
+  readonly inputScale?: number;
+  /** Images to classify (default: all). */
+  readonly count?: number;
+  readonly mode?: 'batch' | 'latency';
+  readonly encryptWeights?: boolean;
+  /** JSON lines on stdout instead of text and a progress bar. */
+  readonly json?: boolean;
+  /** Write the predictions (JSON) here, atomically, when the run succeeds. */
+  readonly output?: string;
+  /** Deterministic keys and encryption (tests only). */
+  readonly seed?: Uint8Array;
+  /** Where lines go (default console.log). */
+  readonly print?: (line: string) => void;
+}
+
+/**
+ * The summary `home infer --json` ends with.
+ *
+ * @example
+ * ```ts
+ * const s: InferSummary = await runInfer(options);
+ * console.log(s.accuracy, s.images_per_s);
+ * ```
+ */
+export interface InferSummary {
+  suite: 'infer';
+  model: string;
+  mode: 'batch' | 'latency';
+  count: number;
+  accuracy: number | null;
+  plain_accuracy: number | null;
+  agreement: number;
+  images_per_s: number;
+  eval_s: number;
+  keygen_s: number;
+  encrypt_s: number;
+  decrypt_s: number;
+  plain_s: number;
+  passes: number;
+  log_n: number;
+  depth: number;
+  instructions: number;
+  peak_rss_bytes: number;
+  peak_arena_bytes: number;
+  program_peak_bytes: number;
+  key_bytes: number;
+  seeded_key_bytes: number;
+  upload_bytes: number;
+  download_bytes: number;
+  max_abs_logit_error: number;
+  substitutions: {
+    layer: string;
+    op: string;
+    degree: number;
+    interval: readonly [number, number] | undefined;
+  }[];
+}
+
+function loadImages(path: string, scale: number, imageShape: readonly number[]): ImageBatch {
+  if (!existsSync(path)) throw new InvalidArgumentError(`--data ${path}: no such file or folder`);
+  if (statSync(path).isDirectory()) return loadPngFolder(path, { scale }).batch;
+  const bytes = readFileSync(path);
+  if (path.toLowerCase().endsWith('.npy')) return npyToImages(loadNpy(bytes, { scale }), imageShape);
+  return loadIdxImages(bytes, { scale });
+}
+
+function checkShape(batch: ImageBatch, model: LayerModel, path: string): void {
+  const expected = model.onnxInputShape;
+  const same = batch.shape.length === expected.length && batch.shape.every((d, i) => d === expected[i]);
+  if (!same && shapeSize(batch.shape) !== shapeSize(expected)) {
+    throw new InvalidArgumentError(
+      `--data ${path}: images of shape [${batch.shape.join(', ')}], but the model expects [${expected.join(', ')}]`,
+    );
+  }
+}
+
+/** Atomic write: a temporary file renamed over the target, removed on failure. */
+function writeAtomically(path: string, text: string): void {
+  const temporary = `${path}.tmp-${process.pid}`;
+  try {
+    writeFileSync(temporary, text);
+    renameSync(temporary, path);
+  } catch (e) {
+    if (existsSync(temporary)) unlinkSync(temporary);
+    throw e;
+  }
+}
+
+function round(x: number, digits = 6): number {
+  return Number(x.toFixed(digits));
+}
+
+/**
+ * Encrypted inference over a data set: loads and checks everything first (nothing is printed or written before
+ * the inputs are known to be good), compiles, runs the float model as the plaintext reference, then the client
+ * and server of the encrypted executor pass by pass, and returns the summary.
+ *
+ * @throws InvalidArgumentError / FormatError / SecurityError for bad flags, files, shapes, ranges or models.
+ * @example
+ * ```ts
+ * const summary = await runInfer({ model: 'models/lola-small-mnist.onnx', data: 'data/mnist/t10k-images-idx3-ubyte.gz',
+ *   labels: 'data/mnist/t10k-labels-idx1-ubyte.gz', inputScale: 1 / 256, count: 1000, json: true });
+ * ```
+ */
+export async function runInfer(options: InferOptions): Promise<InferSummary> {
+  const print = options.print ?? ((line: string) => console.log(line));
+  const json = options.json === true;
+  const mode = options.mode ?? 'batch';
+  if (mode !== 'batch' && mode !== 'latency') {
+    throw new InvalidArgumentError(`--mode ${String(mode)}: expected batch or latency`);
+  }
+  const scale = options.inputScale ?? 1 / 255;
+  if (!Number.isFinite(scale) || scale <= 0) {
+    throw new InvalidArgumentError(
+      `--input-scale ${scale}: expected a positive number (e.g. 0.00390625 = 1/256)`,
+    );
+  }
+  if (options.count !== undefined && (!Number.isInteger(options.count) || options.count < 1)) {
+    throw new InvalidArgumentError(`--count ${options.count}: expected a positive integer`);
+  }
+  if (options.encryptWeights && mode === 'batch') {
+    throw new InvalidArgumentError(
+      '--encrypt-weights needs --mode latency: in batch packing every scalar weight would be its own ciphertext',
+    );
+  }
+  if (mode === 'latency' || options.encryptWeights) {
+    throw new InvalidArgumentError('--mode latency / --encrypt-weights: not implemented yet in this build');
+  }
+
+  // 1. Inputs: model, images, labels, all checked before anything is printed.
+  if (!existsSync(options.model)) throw new InvalidArgumentError(`--model ${options.model}: no such file`);
+  const model = importOnnx(readFileSync(options.model));
+  const batch = loadImages(options.data, scale, model.onnxInputShape);
+  checkShape(batch, model, options.data);
+  const count = options.count ?? batch.count;
+  if (count > batch.count) {
+    throw new InvalidArgumentError(`--count ${count}: the data has only ${batch.count} images`);
+  }
+  const size = shapeSize(model.onnxInputShape);
+  const images = batch.data.subarray(0, count * size);
+  let labels: Uint8Array | undefined;
+  if (options.labels !== undefined) {
+    if (!existsSync(options.labels))
+      throw new InvalidArgumentError(`--labels ${options.labels}: no such file`);
+    labels = loadIdxLabels(readFileSync(options.labels));
+    if (labels.length < count) {
+      throw new InvalidArgumentError(
+        `--labels ${options.labels}: ${labels.length} labels for ${count} images`,
+      );
+    }
+  }
+  const needsCalibration = model.layers.some(
+    (l) => (l.kind === 'activation' || l.kind === 'maxPool') && l.approx === undefined,
+  );
+  const calibrationCount = Math.min(count, 512);
+  const compiled: CompileResult = compileModel(model, {
+    mode,
+    name: basename(options.model),
+    batchSize: undefined,
+    ...(needsCalibration
+      ? { calibration: { images: images.subarray(0, calibrationCount * size), count: calibrationCount } }
+      : {}),
+  });
+  const program = compiled.program;
+  checkImages(program, images, count);
+
+  // 2. Everything is valid: report the program, run the float reference.
+  const classes = shapeSize(model.outputShape);
+  const footprint = programFootprint(program);
+  const ops = opCounts(program);
+  if (json) {
+    print(
+      JSON.stringify({
+        event: 'compiled',
+        model: basename(options.model),
+        parameters: String(compiled.params),
+        log_n: program.logN,
+        depth: program.depth,
+        slots: program.slots,
+        instructions: program.instructions.length,
+        relinearizations: ops.relinearize,
+        program_peak_bytes: footprint.peakBytes,
+        substitutions: compiled.substitutions.length,
+      }),
+    );
+  } else {
+    print(`Model ${basename(options.model)}: ${model.layers.map((l) => l.kind).join(' → ')}`);
+    print(`Parameters: ${compiled.params}`);
+    print(
+      `Program: ${program.instructions.length} instructions, depth ${program.depth}, ${ops.relinearize} relinearizations, ` +
+        `${(footprint.peakBytes / 2 ** 30).toFixed(2)} GiB peak live ciphertexts, ${program.batchSize} images per pass`,
+    );
+    for (const s of compiled.substitutions) {
+      print(
+        `Substituted ${s.op} '${s.layer}' by a degree-${s.degree} ${s.method} polynomial on [${s.interval?.map((v) => v.toFixed(3)).join(', ')}]`,
+      );
+    }
+  }
+  let t = performance.now();
+  const plain = simulate(model, images, count);
+  const plainSeconds = (performance.now() - t) / 1000;
+  const plainPredictions = argmaxRows(plain, count, classes);
+
+  // 3. Encrypted: the client makes keys and encrypts; the server evaluates; the client decrypts.
+  const client = new InferenceClient(program, { seed: options.seed });
+  const server = new InferenceServer(program, client.evaluationKeys);
+  if (json) {
+    print(
+      JSON.stringify({
+        event: 'keygen',
+        seconds: round(client.keygenSeconds),
+        key_bytes: client.evaluationKeys.byteLength,
+      }),
+    );
+  } else {
+    print(
+      `Keys: ${client.keygenSeconds.toFixed(2)} s, ${(client.evaluationKeys.byteLength / 2 ** 20).toFixed(1)} MiB of evaluation keys`,
+    );
+  }
+  const showBar = !json && process.stderr.isTTY === true;
+  const { SingleBar, Presets } = await import('cli-progress');
+  const bar = showBar
+    ? new SingleBar(
+        {
+          format: 'encrypted inference [{bar}] {percentage}% | {value}/{total} images | {phase}',
+          stream: process.stderr,
+        },
+        Presets.shades_classic,
+      )
+    : undefined;
+  bar?.start(count, 0, { phase: 'encrypt' });
+  const logits = new Float64Array(count * classes);
+  const timings = { encrypt: 0, evaluate: 0, decrypt: 0 };
+  let upload = 0;
+  let download = 0;
+  let passIndex = 0;
+  for (let first = 0; first < count; first += program.batchSize) {
+    const n = Math.min(program.batchSize, count - first);
+    bar?.update(first, { phase: 'encrypt' });
+    t = performance.now();
+    const inputs = client.encryptPass(images, first, n);
+    for (const ct of inputs.values()) upload += ct.byteLength / 2;
+    const encryptSeconds = (performance.now() - t) / 1000;
+    t = performance.now();
+    const outputs = server.run(inputs, (done, total) =>
+      bar?.update(first + Math.floor((n * done) / total), { phase: 'evaluate' }),
+    );
+    const evalSeconds = (performance.now() - t) / 1000;
+    for (const ct of outputs.values()) download += ct.byteLength;
+    t = performance.now();
+    logits.set(client.decryptPass(outputs, n), first * classes);
+    const decryptSeconds = (performance.now() - t) / 1000;
+    timings.encrypt += encryptSeconds;
+    timings.evaluate += evalSeconds;
+    timings.decrypt += decryptSeconds;
+    if (json) {
+      print(
+        JSON.stringify({
+          event: 'pass',
+          pass: passIndex,
+          first,
+          images: n,
+          encrypt_s: round(encryptSeconds),
+          eval_s: round(evalSeconds),
+          decrypt_s: round(decryptSeconds),
+        }),
+      );
+    }
+    passIndex++;
+  }
+  bar?.update(count, { phase: 'done' });
+  bar?.stop();
+  server.dispose();
+
+  // 4. Figures.
+  const predictions = argmaxRows(logits, count, classes);
+  let agree = 0;
+  let correct = 0;
+  let plainCorrect = 0;
+  for (let i = 0; i < count; i++) {
+    if (predictions[i] === plainPredictions[i]) agree++;
+    if (labels && predictions[i] === labels[i]) correct++;
+    if (labels && plainPredictions[i] === labels[i]) plainCorrect++;
+  }
+  let maxError = 0;
+  for (let i = 0; i < logits.length; i++) maxError = Math.max(maxError, Math.abs(logits[i] - plain[i]));
+  const summary: InferSummary = {
+    suite: 'infer',
+    model: basename(options.model),
+    mode,
+    count,
+    accuracy: labels ? round(correct / count) : null,
+    plain_accuracy: labels ? round(plainCorrect / count) : null,
+    agreement: round(agree / count),
+    images_per_s: round(count / timings.evaluate, 2),
+    eval_s: round(timings.evaluate, 3),
+    keygen_s: round(client.keygenSeconds, 3),
+    encrypt_s: round(timings.encrypt, 3),
+    decrypt_s: round(timings.decrypt, 3),
+    plain_s: round(plainSeconds, 3),
+    passes: passIndex,
+    log_n: program.logN,
+    depth: program.depth,
+    instructions: program.instructions.length,
+    peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+    peak_arena_bytes: allocator().peakBytes,
+    program_peak_bytes: footprint.peakBytes,
+    key_bytes: client.evaluationKeys.byteLength,
+    seeded_key_bytes:
+      (client.evaluationKeys.relinearization?.seededByteLength ?? 0) +
+      [...client.evaluationKeys.galois.values()].reduce((s, g) => s + g.key.seededByteLength, 0),
+    upload_bytes: upload,
+    download_bytes: download,
+    max_abs_logit_error: round(maxError, 9),
+    substitutions: compiled.substitutions.map((s) => ({
+      layer: s.layer,
+      op: s.op,
+      degree: s.degree,
+      interval: s.interval,
+    })),
+  };
+  if (options.output !== undefined) {
+    writeAtomically(
+      options.output,
+      `${JSON.stringify({ summary, predictions: Array.from(predictions), plain_predictions: Array.from(plainPredictions) })}\n`,
+    );
+  }
+  if (json) print(JSON.stringify(summary));
+  else {
+    const pct = (x: number | null) => (x === null ? 'n/a (no labels)' : `${(100 * x).toFixed(2)} %`);
+    print(`Accuracy: encrypted ${pct(summary.accuracy)}, plaintext ${pct(summary.plain_accuracy)}`);
+    print(
+      `Same prediction as plaintext: ${pct(summary.agreement)} of ${count} images (max |logit error| ${maxError.toExponential(2)})`,
+    );
+    print(
+      `Time: keygen ${summary.keygen_s} s, encrypt ${summary.encrypt_s} s, evaluate ${summary.eval_s} s ` +
+        `(${summary.images_per_s} images/s, ${passIndex} pass${passIndex > 1 ? 'es' : ''}), decrypt ${summary.decrypt_s} s; plaintext ${summary.plain_s} s`,
+    );
+    print(
+      `Memory: peak RSS ${(summary.peak_rss_bytes / 2 ** 30).toFixed(2)} GiB, arena ${(summary.peak_arena_bytes / 2 ** 30).toFixed(2)} GiB; ` +
+        `keys ${(summary.key_bytes / 2 ** 20).toFixed(1)} MiB; upload ${(upload / 2 ** 20).toFixed(0)} MiB, download ${(download / 2 ** 20).toFixed(1)} MiB`,
+    );
+  }
+  return summary;
+}
+
+/**
+ * Registers `home infer`.
+ *
+ * @example
+ * ```sh
+ * home infer --model models/cryptonets-mnist.onnx --data data/mnist/t10k-images-idx3-ubyte.gz \
+ *   --labels data/mnist/t10k-labels-idx1-ubyte.gz --input-scale 0.00390625 --json
+ * ```
+ */
+export function registerInfer(program: Command): void {
+  program
+    .command('infer')
+    .description(
+      'encrypted inference of an ONNX model over a data set (accuracy, agreement, timings, memory)',
+    )
+    .requiredOption('--model <file>', 'ONNX model')
+    .requiredOption('--data <path>', 'images: idx file (gzip or not), .npy, or a folder of PNGs')
+    .option('--labels <file>', 'labels (idx1, gzip or not)')
+    .option('--input-scale <s>', 'multiplier of raw values (CryptoNets/LoLa want 1/256)', '1/255')
+    .option('--count <k>', 'images to classify (default: all)')
+    .option('--mode <mode>', 'batch (one image per slot) or latency (one image per ciphertext)', 'batch')
+    .option('--encrypt-weights', 'encrypt the model weights too (ciphertext × ciphertext)')
+    .option('--output <file>', 'write predictions as JSON (atomically) when the run succeeds')
+    .option('--json', 'JSON lines on stdout, ending with the summary object')
+    .action(
+      async (flags: {
+        model: string;
+        data: string;
+        labels?: string;
+        inputScale: string;
+        count?: string;
+        mode: string;
+        encryptWeights?: boolean;
+        output?: string;
+        json?: boolean;
+      }) => {
+        await runInfer({
+          model: flags.model,
+          data: flags.data,
+          labels: flags.labels,
+          inputScale: parseNumber(flags.inputScale, '--input-scale'),
+          count: flags.count === undefined ? undefined : parseNumber(flags.count, '--count'),
+          mode: flags.mode as 'batch' | 'latency',
+          encryptWeights: flags.encryptWeights === true,
+          output: flags.output,
+          json: flags.json === true,
+        });
+      },
+    );
+}
+
+/** Parses a number or a fraction like `1/256`. */
+function parseNumber(text: string, flag: string): number {
+  const match = /^\s*([0-9.eE+-]+)\s*(?:\/\s*([0-9.eE+-]+)\s*)?$/.exec(text);
+  const value = match ? Number(match[1]) / (match[2] === undefined ? 1 : Number(match[2])) : Number.NaN;
+  if (!Number.isFinite(value))
+    throw new InvalidArgumentError(`${flag} ${text}: expected a number or a fraction like 1/256`);
+  return value;
+}
