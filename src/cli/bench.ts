@@ -21,4 +21,19 @@ export function registerBench(program: Command): void {
       const { runCkksBench } = await import('./bench-ckks.ts');
       await runCkksBench({ logN: Number(options.logN), reps: Number(options.reps) });
     });
+  bench
+    .command('infer')
+    .description(
+      'encrypted MNIST inference (CryptoNets, LoLa-Small) beside the float simulation and onnxruntime-node',
+    )
+    .option('--json', 'print JSON lines (default)', true)
+    .option('--count <k>', 'MNIST test images (default 10000)', '10000')
+    .option(
+      '--model <name...>',
+      'bundled model file names (default: cryptonets-mnist.onnx lola-small-mnist.onnx)',
+    )
+    .action(async (options: { count: string; model?: string[] }) => {
+      const { runInferBench } = await import('./bench-infer.ts');
+      await runInferBench({ count: Number(options.count), models: options.model });
+    });
 }

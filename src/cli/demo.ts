@@ -86,19 +86,60 @@ export function runCkksWalkthrough(): string[] {
 }
 
 /**
- * Registers `home demo`.
+ * The inference demo: the bundled CryptoNets model on the bundled MNIST test images (one full batch-packed pass,
+ * 8192 images, by default): key generation, encryption, encrypted inference with a progress bar, decryption,
+ * accuracy against the plaintext model, timings and memory.
+ *
+ * @example
+ * ```ts
+ * await runInferenceDemo({ count: 1000 });
+ * ```
+ */
+export async function runInferenceDemo(options: { count?: number; json?: boolean } = {}): Promise<void> {
+  const { findDataFile, findModelFile } = await import('../nn/fixtures.ts');
+  const { runInfer } = await import('./infer.ts');
+  if (!options.json) {
+    console.log('HomE demo: encrypted MNIST inference with CryptoNets (RNS-CKKS on WebAssembly SIMD)');
+    console.log(
+      'The client encrypts each pixel position of up to N/2 images into one ciphertext (one image per slot); the server ' +
+        'evaluates conv → x² → dense → x² → dense on ciphertexts only; the client decrypts the 10 logits per image.',
+    );
+  }
+  await runInfer({
+    model: findModelFile('cryptonets-mnist.onnx'),
+    data: findDataFile('mnist/t10k-images-idx3-ubyte.gz'),
+    labels: findDataFile('mnist/t10k-labels-idx1-ubyte.gz'),
+    inputScale: 1 / 256,
+    count: options.count ?? 8192,
+    json: options.json,
+  });
+}
+
+/**
+ * Registers `home demo` (encrypted inference; `--ckks` for the CKKS walkthrough).
  *
  * @example
  * ```sh
  * home demo
+ * home demo --ckks
  * ```
  */
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('run the HomE demo (a CKKS walkthrough: keygen, encrypt, multiply, rotate, decrypt)')
-    .action(() => {
-      console.log('HomE demo: CKKS walkthrough on WebAssembly SIMD kernels');
-      for (const line of runCkksWalkthrough()) console.log(line);
+    .description(
+      'encrypted MNIST inference with the bundled CryptoNets model (--ckks: a CKKS walkthrough instead)',
+    )
+    .option('--ckks', 'run the CKKS walkthrough (keygen, encrypt, multiply, rotate, decrypt)')
+    .option('--count <k>', 'test images to classify (default 8192: one full pass at logN 14)')
+    .option('--json', 'JSON lines instead of text')
+    .action(async (flags: { ckks?: boolean; count?: string; json?: boolean }) => {
+      if (flags.ckks) {
+        console.log('HomE demo: CKKS walkthrough on WebAssembly SIMD kernels');
+        for (const line of runCkksWalkthrough()) console.log(line);
+        return;
+      }
+      const count = flags.count === undefined ? undefined : Number(flags.count);
+      await runInferenceDemo({ count, json: flags.json === true });
     });
 }
