@@ -10,7 +10,14 @@ import { SpecialFft } from './fft.ts';
 import { Plaintext } from './objects.ts';
 import type { Parameters } from './parameters.ts';
 
-/** Complex slot values as two parallel arrays. */
+/**
+ * Complex slot values as two parallel arrays.
+ *
+ * @example
+ * ```ts
+ * encoder.encodeNew({ re: [1, 0], im: [0, 1] }); // 1 and i
+ * ```
+ */
 export interface ComplexValues {
   re: ArrayLike<number>;
   im: ArrayLike<number>;

@@ -77,6 +77,11 @@ export class Encryptor {
 
 /**
  * A symmetric-key ciphertext whose uniform half is expanded from a 32-byte seed: it serializes at half size.
+ *
+ * @example
+ * ```ts
+ * const bytes = serializeCiphertext(new SymmetricEncryptor(params, sk).encryptNew(pt), { seeded: true });
+ * ```
  */
 export class SeededCiphertext extends Ciphertext {
   readonly seed: Uint8Array;

@@ -30,7 +30,14 @@ import type { Parameters } from './parameters.ts';
 /** Relative difference below which two scales count as equal (far below CKKS noise at either scale size). */
 const SCALE_TOLERANCE = 2 ** -40;
 
-/** A second operand: a ciphertext, a plaintext, or a real constant (encoded on the fly). */
+/**
+ * A second operand: a ciphertext, a plaintext, or a real constant (encoded on the fly).
+ *
+ * @example
+ * ```ts
+ * evaluator.addNew(ct, 0.5); evaluator.addNew(ct, pt); evaluator.addNew(ct, other);
+ * ```
+ */
 export type Operand = Ciphertext | Plaintext | number;
 
 /**

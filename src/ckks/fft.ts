@@ -1,4 +1,9 @@
 /**
+ * @example
+ * ```ts
+ * const coefficients = new SpecialFft(14).slotsToCoefficients([1, 2, 3], undefined, 2 ** 30);
+ * ```
+ *
  * The special FFT of CKKS: the canonical embedding restricted to the slots ζ^(5^j), ζ = exp(iπ/N).
  *
  * With w_k = m_k + i·m_{k+N/2} (k < N/2) a real polynomial m evaluates at ζ^g (g ≡ 1 mod 4) as

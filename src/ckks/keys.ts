@@ -127,7 +127,14 @@ export class SwitchingKey {
   }
 }
 
-/** A key-switching key for one Galois element (a rotation step or conjugation). */
+/**
+ * A key-switching key for one Galois element (a rotation step or conjugation).
+ *
+ * @example
+ * ```ts
+ * const rotateByOne = keygen.generateGaloisKey(sk, galoisElementForRotation(1, params.logN));
+ * ```
+ */
 export class GaloisKey {
   readonly galoisElement: number;
   readonly key: SwitchingKey;

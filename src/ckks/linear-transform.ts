@@ -18,16 +18,35 @@ import type { Parameters } from './parameters.ts';
  *   slot count). The input must be the c-vector zero-padded to d and repeated slots/d times
  *   ({@link LinearTransform.replicate}); the output is the r-vector zero-padded to d, repeated the same way, so
  *   replicated transforms chain. Only d diagonals (indices 0 … d−1), hence fewer rotations.
+ *
+ * @example
+ * ```ts
+ * LinearTransform.fromMatrix(params, rows, { layout: 'replicated' });
+ * ```
  */
 export type MatrixLayout = 'padded' | 'replicated';
 
-/** What a transform was built from. */
+/**
+ * What a transform was built from.
+ *
+ * @example
+ * ```ts
+ * if (transform.shape.kind === 'replicated') console.log(transform.shape.period);
+ * ```
+ */
 export type TransformShape =
   | { kind: 'diagonals' }
   | { kind: 'padded'; rows: number; columns: number }
   | { kind: 'replicated'; rows: number; columns: number; period: number };
 
-/** Options of the {@link LinearTransform} constructor and of {@link LinearTransform.fromMatrix}. */
+/**
+ * Options of the {@link LinearTransform} constructor and of {@link LinearTransform.fromMatrix}.
+ *
+ * @example
+ * ```ts
+ * new LinearTransform(params, diagonals, { babySteps: 8 });
+ * ```
+ */
 export interface LinearTransformOptions {
   /**
    * n1, the number of baby steps (1 … slots): diagonal k is handled as giant step ⌊k/n1⌋ and baby step k mod n1.

@@ -5,7 +5,14 @@ import { assertFinite, assertInteger, check } from '../util/assert.ts';
 import { InvalidArgumentError, SecurityError } from '../util/errors.ts';
 import { maxLogQP128 } from './security.ts';
 
-/** The secret-key distribution: uniform ternary, or sparse ternary with a fixed Hamming weight. */
+/**
+ * The secret-key distribution: uniform ternary, or sparse ternary with a fixed Hamming weight.
+ *
+ * @example
+ * ```ts
+ * Parameters.create({ logN: 14, depth: 4, secret: { kind: 'sparse-ternary', hammingWeight: 192 } });
+ * ```
+ */
 export type SecretDistribution = { kind: 'ternary' } | { kind: 'sparse-ternary'; hammingWeight: number };
 
 /**

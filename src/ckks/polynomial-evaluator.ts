@@ -5,7 +5,14 @@ import type { Ciphertext } from './objects.ts';
 import type { Parameters } from './parameters.ts';
 import { chebyshevDivide, Polynomial } from './polynomial.ts';
 
-/** Options of {@link PolynomialEvaluator.evaluateNew}. */
+/**
+ * Options of {@link PolynomialEvaluator.evaluateNew}.
+ *
+ * @example
+ * ```ts
+ * polynomialEvaluator.evaluateNew(ct, p, { targetScale: params.scaleAtLevel[3] });
+ * ```
+ */
 export interface PolynomialEvaluationOptions {
   /**
    * The exact scale of the result (default: the canonical scale `scaleAtLevel` of the output level). Every
@@ -14,7 +21,14 @@ export interface PolynomialEvaluationOptions {
   targetScale?: number;
 }
 
-/** The shape of an evaluation, as planned before any ciphertext operation. */
+/**
+ * The shape of an evaluation, as planned before any ciphertext operation.
+ *
+ * @example
+ * ```ts
+ * PolynomialEvaluator.plan(63).levels; // 6
+ * ```
+ */
 export interface PolynomialPlan {
   /** Levels consumed in total (degree part plus change of variable). */
   levels: number;

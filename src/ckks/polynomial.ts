@@ -1,10 +1,24 @@
 import { assertFinite, assertInteger, check, describe } from '../util/assert.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 
-/** The basis a {@link Polynomial}'s coefficients refer to. */
+/**
+ * The basis a {@link Polynomial}'s coefficients refer to.
+ *
+ * @example
+ * ```ts
+ * const basis: PolynomialBasis = polynomial.basis;
+ * ```
+ */
 export type PolynomialBasis = 'chebyshev' | 'monomial';
 
-/** A closed interval [a, b] with a < b. */
+/**
+ * A closed interval [a, b] with a < b.
+ *
+ * @example
+ * ```ts
+ * const interval: Interval = [-8, 8];
+ * ```
+ */
 export type Interval = readonly [number, number];
 
 const UNIT_INTERVAL: Interval = Object.freeze([-1, 1]) as Interval;

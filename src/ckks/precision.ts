@@ -15,6 +15,14 @@ export interface PrecisionStats {
   readonly slots: number;
 }
 
+/**
+ * Computes {@link PrecisionStats} of `got` against `expected` over the first `count` slots.
+ *
+ * @example
+ * ```ts
+ * precisionStats([1, 2], [1.0001, 1.9999]).log2MaxError; // ≈ −13.3
+ * ```
+ */
 export function precisionStats(
   expected: ArrayLike<number>,
   got: ArrayLike<number>,

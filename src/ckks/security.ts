@@ -4,6 +4,11 @@
  * Source: HomomorphicEncryption.org Security Standard (Albrecht et al., 2018), Table 1, as tabulated in
  * Microsoft SEAL `native/src/seal/util/hestdparms.h` (N = 1024 … 32768); N = 65536 and 131072 from OpenFHE
  * `src/core/lib/lattice/stdlatticeparms.cpp` (ternary secret, 128-bit classical).
+ *
+ * @example
+ * ```ts
+ * MAX_LOG_QP_128[15]; // 881
+ * ```
  */
 export const MAX_LOG_QP_128: Readonly<Record<number, number>> = Object.freeze({
   10: 27,

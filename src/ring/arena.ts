@@ -5,6 +5,12 @@ import { kernels, MAX_PAGES, PAGE_BYTES } from './kernels.ts';
 /**
  * Where polynomial limbs live while kernels compute on them. The runtime may install its own allocator
  * (for budgets and tiering) with {@link setAllocator}; every allocation is a run of 32-bit words.
+ *
+ * @example
+ * ```ts
+ * const pointer = allocator().alloc(1024);
+ * allocator().free(pointer, 1024);
+ * ```
  */
 export interface Allocator {
   /** Reserves `words` 32-bit words; returns the byte offset into kernel memory (16-byte aligned). */

@@ -3,7 +3,14 @@ import { InvalidArgumentError } from '../util/errors.ts';
 import { allocator, wordsView } from './arena.ts';
 import { bitReverse } from './modulus.ts';
 
-/** The generator of the rotation group: slot rotation by k is the automorphism X → X^(5^k mod 2N). */
+/**
+ * The generator of the rotation group: slot rotation by k is the automorphism X → X^(5^k mod 2N).
+ *
+ * @example
+ * ```ts
+ * galoisElementForRotation(1, logN) === ROTATION_GENERATOR;
+ * ```
+ */
 export const ROTATION_GENERATOR = 5;
 
 /**

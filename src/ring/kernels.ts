@@ -4,6 +4,11 @@ import { ResourceError } from '../util/errors.ts';
 /**
  * The WebAssembly kernels (assembly/kernels.ts, built by `npm ci` into build/kernels.wasm) and the one shared
  * memory they compute in. Pointers are byte offsets into that memory; lengths count 32-bit words.
+ *
+ * @example
+ * ```ts
+ * kernels().exports.add(out, a, b, n, p);
+ * ```
  */
 export interface KernelExports {
   nttForward(a: number, n: number, p: number, tw: number, twShoup: number): void;
@@ -62,7 +67,14 @@ export interface KernelExports {
 const PAGE_BYTES = 65536;
 const MAX_PAGES = 65536;
 
-/** The instantiated kernels and their memory. */
+/**
+ * The instantiated kernels and their memory.
+ *
+ * @example
+ * ```ts
+ * const { exports, memory } = kernels();
+ * ```
+ */
 export interface Kernels {
   readonly exports: KernelExports;
   readonly memory: WebAssembly.Memory;

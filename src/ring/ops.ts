@@ -71,7 +71,14 @@ export function inttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount): 
   if (fromLimb === 0 && toLimb === poly.limbCount) poly.isNtt = false;
 }
 
-/** out = a + b */
+/**
+ * out = a + b, limb-wise.
+ *
+ * @example
+ * ```ts
+ * addPoly(a, b, out);
+ * ```
+ */
 export function addPoly(a: Poly, b: Poly, out: Poly): void {
   checkLimbs(out, a, b);
   const k = kernels().exports;
@@ -80,7 +87,14 @@ export function addPoly(a: Poly, b: Poly, out: Poly): void {
   }
 }
 
-/** out = a - b */
+/**
+ * out = a − b, limb-wise.
+ *
+ * @example
+ * ```ts
+ * subPoly(a, b, out);
+ * ```
+ */
 export function subPoly(a: Poly, b: Poly, out: Poly): void {
   checkLimbs(out, a, b);
   const k = kernels().exports;
@@ -89,7 +103,14 @@ export function subPoly(a: Poly, b: Poly, out: Poly): void {
   }
 }
 
-/** out = -a */
+/**
+ * out = −a, limb-wise.
+ *
+ * @example
+ * ```ts
+ * negPoly(a, out);
+ * ```
+ */
 export function negPoly(a: Poly, out: Poly): void {
   checkLimbs(out, a);
   const k = kernels().exports;
@@ -98,7 +119,14 @@ export function negPoly(a: Poly, out: Poly): void {
   }
 }
 
-/** out = a ⊙ b (NTT domain product) */
+/**
+ * out = a ⊙ b: the NTT-domain (negacyclic) product.
+ *
+ * @example
+ * ```ts
+ * mulPoly(a, b, out); // a, b in the NTT domain
+ * ```
+ */
 export function mulPoly(a: Poly, b: Poly, out: Poly): void {
   checkLimbs(out, a, b);
   const k = kernels().exports;
@@ -108,7 +136,14 @@ export function mulPoly(a: Poly, b: Poly, out: Poly): void {
   }
 }
 
-/** out += a ⊙ b */
+/**
+ * out += a ⊙ b.
+ *
+ * @example
+ * ```ts
+ * mulAddPoly(a, b, acc);
+ * ```
+ */
 export function mulAddPoly(a: Poly, b: Poly, out: Poly): void {
   checkLimbs(out, a, b);
   const k = kernels().exports;
@@ -118,7 +153,14 @@ export function mulAddPoly(a: Poly, b: Poly, out: Poly): void {
   }
 }
 
-/** out -= a ⊙ b */
+/**
+ * out −= a ⊙ b.
+ *
+ * @example
+ * ```ts
+ * mulSubPoly(a, secretKey.poly, b); // b = e − a·s
+ * ```
+ */
 export function mulSubPoly(a: Poly, b: Poly, out: Poly): void {
   checkLimbs(out, a, b);
   const k = kernels().exports;
@@ -141,7 +183,14 @@ export interface ScalarResidues {
   readonly shoup: Float64Array;
 }
 
-/** Builds {@link ScalarResidues} from a function giving the constant mod each modulus (in [0, p)). */
+/**
+ * Per-limb residues of one constant with their Shoup companions, from a function giving the constant mod each modulus (in [0, p)).
+ *
+ * @example
+ * ```ts
+ * const three = scalarResidues(poly.moduli, (m) => 3 % m.value);
+ * ```
+ */
 export function scalarResidues(
   moduli: readonly Modulus[],
   residue: (m: Modulus, i: number) => number,
@@ -155,7 +204,14 @@ export function scalarResidues(
   return { values, shoup };
 }
 
-/** out = a · c for a constant given per limb. */
+/**
+ * out = a · c for a constant given per limb.
+ *
+ * @example
+ * ```ts
+ * mulScalarPoly(a, scalarResidues(a.moduli, (m) => 5), out);
+ * ```
+ */
 export function mulScalarPoly(a: Poly, c: ScalarResidues, out: Poly): void {
   checkLimbs(out, a);
   const k = kernels().exports;
@@ -164,7 +220,14 @@ export function mulScalarPoly(a: Poly, c: ScalarResidues, out: Poly): void {
   }
 }
 
-/** out += a · c for a constant given per limb. */
+/**
+ * out += a · c for a constant given per limb.
+ *
+ * @example
+ * ```ts
+ * mulScalarAddPoly(a, residues, acc);
+ * ```
+ */
 export function mulScalarAddPoly(a: Poly, c: ScalarResidues, out: Poly): void {
   checkLimbs(out, a);
   const k = kernels().exports;
@@ -173,7 +236,14 @@ export function mulScalarAddPoly(a: Poly, c: ScalarResidues, out: Poly): void {
   }
 }
 
-/** out = a + c (c given per limb; in the NTT domain a constant adds to every evaluation). */
+/**
+ * out = a + c (in the NTT domain a constant polynomial adds to every evaluation).
+ *
+ * @example
+ * ```ts
+ * addScalarPoly(c0, residues, c0);
+ * ```
+ */
 export function addScalarPoly(a: Poly, c: ScalarResidues, out: Poly): void {
   checkLimbs(out, a);
   const k = kernels().exports;
@@ -185,6 +255,14 @@ export function addScalarPoly(a: Poly, c: ScalarResidues, out: Poly): void {
 /**
  * out = a(X^g) for a polynomial in the NTT domain, given the index table from `nttAutomorphismIndex`.
  * out must not alias a.
+ */
+/**
+ * out = a(X^g) for a polynomial in the NTT domain, given the index table from `nttAutomorphismIndex`; out must not alias a.
+ *
+ * @example
+ * ```ts
+ * automorphismNtt(a, nttAutomorphismIndex(logN, 5), out); // rotate slots by 1
+ * ```
  */
 export function automorphismNtt(a: Poly, indexTable: number, out: Poly): void {
   checkLimbs(out, a);

@@ -2,8 +2,16 @@ import { assertInteger } from '../util/assert.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { mulMod, powMod } from './modarith.ts';
 
-/** Every prime HomE uses lies in (2^29, 2^30): lazy values up to 4p fit a 32-bit lane. */
+/**
+ * Every prime HomE uses lies in (PRIME_MIN, PRIME_MAX) = (2^29, 2^30): lazy values up to 4p fit a 32-bit lane.
+ *
+ * @example
+ * ```ts
+ * const ok = p > PRIME_MIN && p < PRIME_MAX;
+ * ```
+ */
 export const PRIME_MIN = 2 ** 29;
+/** Upper bound of every prime (exclusive); see {@link PRIME_MIN}. @example `p < PRIME_MAX` */
 export const PRIME_MAX = 2 ** 30;
 
 /**
@@ -38,6 +46,8 @@ export function isPrime(n: number): boolean {
   return true;
 }
 
+const primeLists = new Map<number, readonly number[]>();
+
 /**
  * All NTT-friendly primes p ≡ 1 (mod 2N) in (2^29, 2^30), in decreasing order (deterministic).
  *
@@ -46,8 +56,6 @@ export function isPrime(n: number): boolean {
  * const primes = nttFriendlyPrimes(14); // p ≡ 1 mod 32768
  * ```
  */
-const primeLists = new Map<number, readonly number[]>();
-
 export function nttFriendlyPrimes(logN: number): readonly number[] {
   assertInteger(logN, 'logN', 1, 17);
   const cached = primeLists.get(logN);

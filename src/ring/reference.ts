@@ -108,7 +108,14 @@ export function referenceNegacyclicProduct(
   return Uint32Array.from(out);
 }
 
-/** Element-wise references; `op` names the kernel. */
+/**
+ * Element-wise references, one per kernel of the same name.
+ *
+ * @example
+ * ```ts
+ * referenceElementwise.mul(a, b, p) === mulMod(a, b, p);
+ * ```
+ */
 export const referenceElementwise = {
   add: (a: number, b: number, p: number) => (a + b) % p,
   sub: (a: number, b: number, p: number) => (a - b + p) % p,
@@ -147,6 +154,11 @@ export function referenceAutomorphism(a: ArrayLike<number>, galoisElement: numbe
 }
 
 /**
+ * @example
+ * ```ts
+ * referenceBasisExtension([1, 1], [q0, q1], [p0]).exact; // [1]
+ * ```
+ *
  * Reference exact basis extension (the integer x in [0, Q) reduced mod each target), via CRT with BigInt —
  * fine for an oracle. The fast kernel may differ from it by a multiple u·Q with 0 ≤ u < from.length.
  */

@@ -1,6 +1,13 @@
 import { InvalidArgumentError } from './errors.ts';
 
-/** Renders a value for an error message without dumping large arrays or the contents of secrets. */
+/**
+ * Renders a value for an error message without dumping large arrays or the contents of secrets.
+ *
+ * @example
+ * ```ts
+ * describe(new Uint32Array(4)); // 'Uint32Array(4)'
+ * ```
+ */
 export function describe(value: unknown): string {
   if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
     return String(value);

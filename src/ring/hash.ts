@@ -1,0 +1,268 @@
+import { InvalidArgumentError } from '../util/errors.ts';
+import { type Allocator, allocator } from './arena.ts';
+import { kernels } from './kernels.ts';
+
+/*
+ * XXH32 (the 32-bit xxHash of the xxHash specification, doc/xxhash_spec.md of the xxHash repository): a
+ * non-cryptographic hash for integrity checks. It detects accidental corruption like a CRC (any change gives an
+ * unrelated value with probability 1 − 2^−32) but consumes 16 bytes per round in four independent 32-bit lanes,
+ * which are one WebAssembly i32x4: the kernel (assembly/hash.ts) runs several times faster than a table CRC in
+ * JavaScript. Values equal those of the reference implementation (`xxhsum -H0`), so they can be cross-checked.
+ */
+
+const PRIME1 = 0x9e3779b1;
+const PRIME2 = 0x85ebca77;
+const PRIME3 = 0xc2b2ae3d;
+const PRIME4 = 0x27d4eb2f;
+const PRIME5 = 0x165667b1;
+
+function rotl(x: number, r: number): number {
+  return (x << r) | (x >>> (32 - r));
+}
+
+function round(acc: number, lane: number): number {
+  return Math.imul(rotl((acc + Math.imul(lane, PRIME2)) | 0, 13), PRIME1);
+}
+
+function word(bytes: Uint8Array, i: number): number {
+  return bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24);
+}
+
+/**
+ * XXH32 of `bytes` with `seed`, in plain TypeScript: the reference the kernel is tested against, and the hash
+ * for short inputs where no kernel memory is at hand (e.g. a 44-byte header).
+ *
+ * @param bytes - the input.
+ * @param seed - a 32-bit seed (default 0).
+ * @returns the hash as an unsigned 32-bit integer.
+ * @example
+ * ```ts
+ * xxh32(new Uint8Array(0)); // 0x02cc5d05
+ * xxh32(new TextEncoder().encode('abc')); // 0x32d153ff
+ * ```
+ */
+export function xxh32(bytes: Uint8Array, seed = 0): number {
+  const length = bytes.length;
+  let i = 0;
+  let h: number;
+  if (length >= 16) {
+    let v1 = (seed + PRIME1 + PRIME2) | 0;
+    let v2 = (seed + PRIME2) | 0;
+    let v3 = seed | 0;
+    let v4 = (seed - PRIME1) | 0;
+    const limit = length - 16;
+    while (i <= limit) {
+      v1 = round(v1, word(bytes, i));
+      v2 = round(v2, word(bytes, i + 4));
+      v3 = round(v3, word(bytes, i + 8));
+      v4 = round(v4, word(bytes, i + 12));
+      i += 16;
+    }
+    h = (rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18)) | 0;
+  } else {
+    h = (seed + PRIME5) | 0;
+  }
+  h = (h + length) | 0;
+  while (i + 4 <= length) {
+    h = Math.imul(rotl((h + Math.imul(word(bytes, i), PRIME3)) | 0, 17), PRIME4);
+    i += 4;
+  }
+  while (i < length) {
+    h = Math.imul(rotl((h + Math.imul(bytes[i], PRIME5)) | 0, 11), PRIME1);
+    i++;
+  }
+  h ^= h >>> 15;
+  h = Math.imul(h, PRIME2);
+  h ^= h >>> 13;
+  h = Math.imul(h, PRIME3);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** The hashing kernels of assembly/hash.ts (their types; src/ring/kernels.ts lists the arithmetic ones). */
+interface HashKernelExports {
+  xxh32StateBytes(): number;
+  xxh32Init(state: number, seed: number): void;
+  xxh32Update(state: number, pointer: number, length: number): void;
+  xxh32Digest(state: number): number;
+  countNotBelow(pointer: number, words: number, prime: number): number;
+  xxh32UpdateCountNotBelow(state: number, pointer: number, words: number, prime: number): number;
+}
+
+function hashKernels(): HashKernelExports {
+  return kernels().exports as unknown as HashKernelExports;
+}
+
+/** Bytes reserved for the state (48 used, rounded to 64). */
+const STATE_BYTES = 64;
+/** Uint8Array input is copied into kernel memory in chunks of this many bytes (fits L1/L2 with the hash). */
+const SCRATCH_BYTES = 32768;
+const REGION_WORDS = (STATE_BYTES + SCRATCH_BYTES) / 4;
+
+/**
+ * A run of bytes in kernel memory, e.g. a {@link Poly}'s limbs (`pointer`, `byteLength`).
+ *
+ * @example
+ * ```ts
+ * const segment: KernelSegment = { pointer: poly.pointer, byteLength: poly.byteLength };
+ * ```
+ */
+export interface KernelSegment {
+  readonly pointer: number;
+  readonly byteLength: number;
+}
+
+/**
+ * A piece of a hashed byte sequence: bytes in JavaScript memory, or bytes in kernel memory hashed in place.
+ *
+ * @example
+ * ```ts
+ * const segments: HashSegment[] = [header, poly, seed];
+ * ```
+ */
+export type HashSegment = Uint8Array | KernelSegment;
+
+/**
+ * An XXH32 stream computed by the SIMD kernel, whose state lives in kernel memory: feed it bytes in order (in
+ * any pieces) and read the digest, which equals {@link xxh32} of their concatenation. Kernel-memory bytes (a
+ * polynomial's limbs) are hashed where they lie; a Uint8Array is copied through a small kernel scratch buffer.
+ * Holds 32 KiB of kernel memory until {@link Xxh32Stream.dispose}.
+ *
+ * @example
+ * ```ts
+ * const stream = new Xxh32Stream();
+ * try {
+ *   stream.update(header).updateKernel(poly.pointer, poly.byteLength).update(seed);
+ *   const checksum = stream.digest();
+ * } finally {
+ *   stream.dispose();
+ * }
+ * ```
+ */
+export class Xxh32Stream {
+  readonly #exports: HashKernelExports;
+  readonly #memory: WebAssembly.Memory;
+  readonly #allocator: Allocator;
+  readonly #state: number;
+  readonly #scratch: number;
+  #disposed = false;
+
+  constructor(seed = 0) {
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+      throw new InvalidArgumentError(`seed = ${seed}: expected an integer in [0, 2^32 − 1]`);
+    }
+    const { memory } = kernels();
+    this.#exports = hashKernels();
+    this.#memory = memory;
+    this.#allocator = allocator();
+    this.#state = this.#allocator.alloc(REGION_WORDS);
+    this.#scratch = this.#state + STATE_BYTES;
+    this.#exports.xxh32Init(this.#state, seed | 0);
+  }
+
+  /** Feeds bytes from JavaScript memory (copied through the kernel scratch). */
+  update(bytes: Uint8Array): this {
+    this.#checkAlive();
+    const length = bytes.length;
+    for (let at = 0; at < length; at += SCRATCH_BYTES) {
+      const chunk = Math.min(SCRATCH_BYTES, length - at);
+      new Uint8Array(this.#memory.buffer, this.#scratch, chunk).set(bytes.subarray(at, at + chunk));
+      this.#exports.xxh32Update(this.#state, this.#scratch, chunk);
+    }
+    return this;
+  }
+
+  /** Feeds `byteLength` bytes of kernel memory at byte offset `pointer`, in place. */
+  updateKernel(pointer: number, byteLength: number): this {
+    this.#checkAlive();
+    this.#checkRange(pointer, byteLength);
+    this.#exports.xxh32Update(this.#state, pointer, byteLength);
+    return this;
+  }
+
+  /**
+   * Feeds `words` 32-bit words of kernel memory at `pointer` (in place) and returns how many are ≥ `prime`: the
+   * hash and the range check of a limb in one pass.
+   */
+  updateKernelCounting(pointer: number, words: number, prime: number): number {
+    this.#checkAlive();
+    this.#checkRange(pointer, words * 4);
+    return this.#exports.xxh32UpdateCountNotBelow(this.#state, pointer, words, prime);
+  }
+
+  /** Feeds each segment in order. */
+  updateSegments(segments: readonly HashSegment[]): this {
+    for (const segment of segments) {
+      if (segment instanceof Uint8Array) this.update(segment);
+      else this.updateKernel(segment.pointer, segment.byteLength);
+    }
+    return this;
+  }
+
+  /** XXH32 of everything fed so far (the stream may continue). */
+  digest(): number {
+    this.#checkAlive();
+    return this.#exports.xxh32Digest(this.#state) >>> 0;
+  }
+
+  /** Returns the kernel memory; the stream must not be used afterwards. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#allocator.free(this.#state, REGION_WORDS);
+  }
+
+  #checkAlive(): void {
+    if (this.#disposed) throw new InvalidArgumentError('Xxh32Stream: used after dispose()');
+  }
+
+  #checkRange(pointer: number, byteLength: number): void {
+    const size = this.#memory.buffer.byteLength;
+    if (
+      !Number.isInteger(pointer) ||
+      !Number.isInteger(byteLength) ||
+      pointer < 0 ||
+      byteLength < 0 ||
+      pointer + byteLength > size
+    ) {
+      throw new InvalidArgumentError(
+        `kernel segment at ${pointer} of ${byteLength} bytes: expected a range inside kernel memory (${size} bytes)`,
+      );
+    }
+  }
+}
+
+/**
+ * XXH32 of the concatenation of `segments`, by the kernel: kernel-memory segments are hashed in place.
+ *
+ * @example
+ * ```ts
+ * const checksum = xxh32Segments([header, poly, seed]); // === xxh32(header ‖ poly bytes ‖ seed)
+ * ```
+ */
+export function xxh32Segments(segments: readonly HashSegment[], seed = 0): number {
+  const stream = new Xxh32Stream(seed);
+  try {
+    return stream.updateSegments(segments).digest();
+  } finally {
+    stream.dispose();
+  }
+}
+
+/**
+ * How many of the `words` 32-bit words of kernel memory at `pointer` are ≥ `prime` (0 for a limb of residues).
+ *
+ * @example
+ * ```ts
+ * countNotBelow(poly.limbPointer(i), poly.n, poly.moduli[i].value); // 0 for a valid limb
+ * ```
+ */
+export function countNotBelow(pointer: number, words: number, prime: number): number {
+  const size = kernels().memory.buffer.byteLength;
+  if (!Number.isInteger(words) || words < 0 || pointer < 0 || pointer + words * 4 > size) {
+    throw new InvalidArgumentError(
+      `kernel range at ${pointer} of ${words} words: expected a range inside kernel memory (${size} bytes)`,
+    );
+  }
+  return hashKernels().countNotBelow(pointer, words, prime >>> 0);
+}
