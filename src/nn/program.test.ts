@@ -35,6 +35,10 @@ function tinyModel() {
 
 const { program } = compileModel(tinyModel(), { batchSize: 16 });
 
+/** The parsed JSON of a program, edited freely by the tests. */
+// biome-ignore lint/suspicious/noExplicitAny: tests corrupt arbitrary fields of the parsed JSON
+type ProgramJson = Record<string, any>;
+
 describe('HE program', () => {
   it('lists every instruction with levels, scales, sizes and keys, and validates', () => {
     validateProgram(program);
@@ -88,7 +92,7 @@ describe('HE program', () => {
 
   it('rejects invalid programs with a FormatError naming the field', () => {
     const { json, blob } = serializeProgram(program);
-    const edit = (f: (p: Record<string, any>) => void) => {
+    const edit = (f: (p: ProgramJson) => void) => {
       const p = JSON.parse(json);
       f(p);
       return () => deserializeProgram(JSON.stringify(p), blob);

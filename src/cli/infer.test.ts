@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { findDataFile, findModelFile } from '../nn/fixtures.ts';
+
+const HOME = fileURLToPath(new URL('../../bin/home.mjs', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'home-infer-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const model = findModelFile('lola-small-mnist.onnx');
+const images = findDataFile('mnist/t10k-images-idx3-ubyte.gz');
+const labels = findDataFile('mnist/t10k-labels-idx1-ubyte.gz');
+
+function home(...args: string[]) {
+  const r = spawnSync(process.execPath, [HOME, 'infer', ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A float64 .npy file of the given shape. */
+function npy(path: string, shape: number[], fill: number): void {
+  let header = `{'descr': '<f8', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  while ((10 + header.length + 1) % 64 !== 0) header += ' ';
+  header += '\n';
+  const count = shape.reduce((a, b) => a * b, 1);
+  const bytes = new Uint8Array(10 + header.length + count * 8);
+  bytes.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, header.length & 255, header.length >> 8]);
+  bytes.set(new TextEncoder().encode(header), 10);
+  new Float64Array(bytes.buffer, 10 + header.length, count).fill(fill);
+  writeFileSync(path, bytes);
+}
+
+describe('home infer', () => {
+  it('classifies encrypted images and ends --json with the summary object', () => {
+    const output = join(dir, 'predictions.json');
+    const r = home(
+      '--model',
+      model,
+      '--data',
+      images,
+      '--labels',
+      labels,
+      '--input-scale',
+      '1/256',
+      '--count',
+      '40',
+      '--json',
+      '--output',
+      output,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const summary = lines[lines.length - 1];
+    for (const key of [
+      'suite',
+      'model',
+      'mode',
+      'count',
+      'accuracy',
+      'plain_accuracy',
+      'agreement',
+      'images_per_s',
+      'eval_s',
+      'keygen_s',
+      'peak_rss_bytes',
+    ]) {
+      assert.ok(key in summary, key);
+    }
+    assert.equal(summary.suite, 'infer');
+    assert.equal(summary.model, 'lola-small-mnist.onnx');
+    assert.equal(summary.count, 40);
+    assert.ok(summary.agreement >= 0.99);
+    assert.ok(summary.accuracy >= 0.9);
+    const written = JSON.parse(readFileSync(output, 'utf8'));
+    assert.equal(written.predictions.length, 40);
+  });
+
+  it('bad inputs: a clear typed error, exit code 2, nothing written', () => {
+    const output = join(dir, 'never.json');
+    const corrupted = join(dir, 'corrupted.onnx');
+    writeFileSync(corrupted, readFileSync(model).subarray(0, 3000));
+    const wrongSize = join(dir, 'wrong.npy');
+    npy(wrongSize, [3, 10, 10], 0.5);
+    const cases: [string[], RegExp][] = [
+      [['--model', join(dir, 'missing.onnx'), '--data', images], /--model .*missing\.onnx: no such file/],
+      [['--model', corrupted, '--data', images], /FormatError/],
+      [
+        ['--model', model, '--data', wrongSize],
+        /images of shape \[10, 10\].*expects \[1, 28, 28\]|not a batch of \[1, 28, 28\]/,
+      ],
+      [['--model', model, '--data', images, '--input-scale', '1', '--count', '5'], /outside the input range/],
+      [
+        ['--model', model, '--data', images, '--count', '20000'],
+        /--count 20000: the data has only 10000 images/,
+      ],
+      [['--model', model, '--data', images, '--input-scale', 'abc'], /--input-scale abc/],
+      [['--model', model, '--data', images, '--mode', 'fast'], /--mode fast: expected batch or latency/],
+      [['--model', model, '--data', images, '--encrypt-weights'], /--encrypt-weights needs --mode latency/],
+    ];
+    for (const [args, message] of cases) {
+      const r = home(...args, '--output', output, '--json');
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.equal(r.stdout, '', 'nothing printed before the inputs are known to be good');
+      assert.equal(existsSync(output), false);
+    }
+  });
+});
