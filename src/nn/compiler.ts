@@ -23,7 +23,7 @@ import {
 import type { ChebyshevSeries } from './chebyshev.ts';
 import { UnsupportedModelError } from './errors.ts';
 import { shapeSize } from './graph.ts';
-import type { Layer, LayerModel } from './layers.ts';
+import type { AvgPoolLayer, Layer, LayerModel, MaxPoolLayer } from './layers.ts';
 import {
   type HeInstruction,
   type HeOp,
@@ -387,6 +387,122 @@ function memo(f: () => Sym): Lazy {
   };
 }
 
+/** Input indices of each pooling window (C order outputs; padding excluded). */
+function poolWindows(layer: AvgPoolLayer | MaxPoolLayer, inShape: readonly number[]): number[][] {
+  const [c, oh, ow] = layer.shape;
+  const [, ih, iw] = inShape;
+  const [kh, kw] = layer.kernel;
+  const [sh, sw] = layer.strides;
+  const [pt, pl] = layer.pads;
+  const windows: number[][] = [];
+  for (let ch = 0; ch < c; ch++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        const window: number[] = [];
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = oy * sh - pt + ky;
+          if (iy < 0 || iy >= ih) continue;
+          for (let kx = 0; kx < kw; kx++) {
+            const ix = ox * sw - pl + kx;
+            if (ix >= 0 && ix < iw) window.push((ch * ih + iy) * iw + ix);
+          }
+        }
+        windows.push(window);
+      }
+    }
+  }
+  return windows;
+}
+
+/**
+ * A linear layer as sparse rows: output i = Σ w·input[j] over `rows[i]` ([j, w] pairs, C order) + `bias[i]`.
+ * Average pooling (and max pooling replaced by averaging) divide by the window size the simulator uses.
+ */
+function linearRows(
+  layer: Layer,
+  inputShape: (layer: Layer) => readonly number[],
+): { rows: [number, number][][]; bias: Float64Array } {
+  const size = shapeSize(layer.shape);
+  switch (layer.kind) {
+    case 'dense': {
+      const rows = Array.from({ length: layer.outFeatures }, (_, i) =>
+        Array.from({ length: layer.inFeatures }, (_, j): [number, number] => [
+          j,
+          layer.weight[i * layer.inFeatures + j],
+        ]),
+      );
+      return { rows, bias: layer.bias };
+    }
+    case 'conv': {
+      const [c, ih, iw] = inputShape(layer);
+      const [, oh, ow] = layer.shape;
+      const [kh, kw] = layer.kernel;
+      const [sh, sw] = layer.strides;
+      const [pt, pl] = layer.pads;
+      const cpg = c / layer.group;
+      const mpg = layer.outChannels / layer.group;
+      const rows: [number, number][][] = [];
+      const bias = new Float64Array(size);
+      for (let o = 0; o < layer.outChannels; o++) {
+        const g = Math.floor(o / mpg);
+        for (let oy = 0; oy < oh; oy++) {
+          for (let ox = 0; ox < ow; ox++) {
+            const row: [number, number][] = [];
+            for (let ci = 0; ci < cpg; ci++) {
+              for (let ky = 0; ky < kh; ky++) {
+                const iy = oy * sh - pt + ky;
+                if (iy < 0 || iy >= ih) continue;
+                for (let kx = 0; kx < kw; kx++) {
+                  const ix = ox * sw - pl + kx;
+                  if (ix < 0 || ix >= iw) continue;
+                  row.push([
+                    ((g * cpg + ci) * ih + iy) * iw + ix,
+                    layer.weight[((o * cpg + ci) * kh + ky) * kw + kx],
+                  ]);
+                }
+              }
+            }
+            bias[rows.length] = layer.bias[o];
+            rows.push(row);
+          }
+        }
+      }
+      return { rows, bias };
+    }
+    case 'avgPool':
+    case 'maxPool': {
+      const divisor =
+        layer.kind === 'avgPool' && layer.countIncludePad ? layer.kernel[0] * layer.kernel[1] : 0;
+      const rows = poolWindows(layer, inputShape(layer)).map((window) =>
+        window.map((j): [number, number] => [j, 1 / (divisor || window.length)]),
+      );
+      return { rows, bias: new Float64Array(size) };
+    }
+    case 'globalAvgPool': {
+      const [c, ih, iw] = inputShape(layer);
+      const spatial = ih * iw;
+      const rows = Array.from({ length: c }, (_, ch) =>
+        Array.from({ length: spatial }, (_, k): [number, number] => [ch * spatial + k, 1 / spatial]),
+      );
+      return { rows, bias: new Float64Array(c) };
+    }
+    case 'affine': {
+      const spatial = size / layer.shape[0];
+      const rows: [number, number][][] = [];
+      const bias = new Float64Array(size);
+      for (let i = 0; i < size; i++) {
+        const k =
+          layer.broadcast === 'scalar' ? 0 : layer.broadcast === 'channel' ? Math.floor(i / spatial) : i;
+        rows.push([[i, layer.scale[k]]]);
+        bias[i] = layer.shift[k];
+      }
+      return { rows, bias };
+    }
+    default:
+      throw new Error(`compiler: layer ${layer.name} (${layer.kind}) is not linear`);
+  }
+}
+
 /** Emits the batch-packed program body; returns the input and output symbols. */
 function emitBatch(
   model: LayerModel,
@@ -465,52 +581,18 @@ function emitBatch(
       case 'reshape':
         out = tensor(layer);
         break;
-      case 'conv': {
+      case 'conv':
+      case 'dense':
+      case 'globalAvgPool': {
         const x = tensor(layer);
-        const [c, ih, iw] = inputShape(layer);
-        const [, oh, ow] = layer.shape;
-        const [kh, kw] = layer.kernel;
-        const [sh, sw] = layer.strides;
-        const [pt, pl] = layer.pads;
-        const cpg = c / layer.group;
-        const mpg = layer.outChannels / layer.group;
-        out = [];
-        for (let o = 0; o < layer.outChannels; o++) {
-          const g = Math.floor(o / mpg);
-          for (let oy = 0; oy < oh; oy++) {
-            for (let ox = 0; ox < ow; ox++) {
-              out.push(
-                inLayer(name, () => {
-                  const terms: Term[] = [];
-                  for (let ci = 0; ci < cpg; ci++) {
-                    for (let ky = 0; ky < kh; ky++) {
-                      const iy = oy * sh - pt + ky;
-                      if (iy < 0 || iy >= ih) continue;
-                      for (let kx = 0; kx < kw; kx++) {
-                        const ix = ox * sw - pl + kx;
-                        if (ix < 0 || ix >= iw) continue;
-                        const w = layer.weight[((o * cpg + ci) * kh + ky) * kw + kx];
-                        terms.push({ x: x[((g * cpg + ci) * ih + iy) * iw + ix](), w });
-                      }
-                    }
-                  }
-                  return emitter.linear(terms, layer.bias[o]);
-                }),
-              );
-            }
-          }
-        }
-        break;
-      }
-      case 'dense': {
-        const x = tensor(layer);
-        out = Array.from({ length: layer.outFeatures }, (_, j) =>
-          inLayer(name, () => {
-            const terms: Term[] = [];
-            for (let i = 0; i < layer.inFeatures; i++)
-              terms.push({ x: x[i](), w: layer.weight[j * layer.inFeatures + i] });
-            return emitter.linear(terms, layer.bias[j]);
-          }),
+        const { rows, bias } = linearRows(layer, inputShape);
+        out = rows.map((row, i) =>
+          inLayer(name, () =>
+            emitter.linear(
+              row.map(([j, w]) => ({ x: x[j](), w })),
+              bias[i],
+            ),
+          ),
         );
         break;
       }
@@ -584,11 +666,6 @@ function emitBatch(
       case 'avgPool':
       case 'maxPool': {
         const x = tensor(layer);
-        const [c, oh, ow] = layer.shape;
-        const [, ih, iw] = inputShape(layer);
-        const [kh, kw] = layer.kernel;
-        const [sh, sw] = layer.strides;
-        const [pt, pl] = layer.pads;
         const approx = layer.kind === 'maxPool' ? layer.approx : undefined;
         if (layer.kind === 'maxPool' && !approx) {
           throw new UnsupportedModelError(
@@ -596,49 +673,25 @@ function emitBatch(
             { node: layer.sources[0], opType: 'MaxPool' },
           );
         }
-        out = [];
-        for (let ch = 0; ch < c; ch++) {
-          for (let oy = 0; oy < oh; oy++) {
-            for (let ox = 0; ox < ow; ox++) {
-              out.push(
-                inLayer(name, () => {
-                  const window: Lazy[] = [];
-                  for (let ky = 0; ky < kh; ky++) {
-                    const iy = oy * sh - pt + ky;
-                    if (iy < 0 || iy >= ih) continue;
-                    for (let kx = 0; kx < kw; kx++) {
-                      const ix = ox * sw - pl + kx;
-                      if (ix >= 0 && ix < iw) window.push(x[(ch * ih + iy) * iw + ix]);
-                    }
-                  }
-                  if (layer.kind === 'maxPool' && approx?.method === 'polynomial') {
-                    return polynomialMax(
-                      emitter,
-                      window.map((v) => emitter.relinearize(v())),
-                      approx.abs,
-                    );
-                  }
-                  const divisor = layer.kind === 'avgPool' && layer.countIncludePad ? kh * kw : window.length;
-                  return emitter.linear(
-                    window.map((v) => ({ x: v(), w: 1 / divisor })),
-                    0,
-                  );
-                }),
-              );
-            }
-          }
+        if (approx?.method !== 'polynomial') {
+          const { rows } = linearRows(layer, inputShape);
+          out = rows.map((row) =>
+            inLayer(name, () =>
+              emitter.linear(
+                row.map(([j, w]) => ({ x: x[j](), w })),
+                0,
+              ),
+            ),
+          );
+          break;
         }
-        break;
-      }
-      case 'globalAvgPool': {
-        const x = tensor(layer);
-        const c = layer.shape[0];
-        const spatial = x.length / c;
-        out = Array.from({ length: c }, (_, ch) =>
+        const abs = approx.abs;
+        out = poolWindows(layer, inputShape(layer)).map((window) =>
           inLayer(name, () =>
-            emitter.linear(
-              Array.from({ length: spatial }, (_, k) => ({ x: x[ch * spatial + k](), w: 1 / spatial })),
-              0,
+            polynomialMax(
+              emitter,
+              window.map((j) => emitter.relinearize(x[j]())),
+              abs,
             ),
           ),
         );
