@@ -110,6 +110,17 @@ describe('compiler + executors on a model with Relu', () => {
     assert.ok(enc.timings.evaluate > 0 && enc.keyBytes > 0 && enc.uploadBytes > 0);
   });
 
+  it('latency packing of the same model (Relu on all slots at once) matches the simulator', () => {
+    const { program } = compileModel(model, {
+      mode: 'latency',
+      calibration: { images, count },
+      approximation: { degree: { relu: 7 } },
+    });
+    const sim = simulateProgram(program, images.subarray(0, 72), 2);
+    const enc = runEncrypted(program, images.subarray(0, 72), 2, { seed: new Uint8Array(32).fill(5) });
+    assert.ok(rowRelativeError(enc.logits, sim, 4) < 1e-3, `${rowRelativeError(enc.logits, sim, 4)}`);
+  });
+
   it('rejects images of the wrong size, non-finite values and values outside the compiled range', () => {
     const { program } = compileModel(model, { calibration: { images, count } });
     assert.throws(

@@ -10,6 +10,7 @@
  */
 import { Parameters, type ParametersLiteral } from '../ckks/parameters.ts';
 import { maxLogQP128 } from '../ckks/security.ts';
+import { galoisElementForRotation } from '../ring/galois.ts';
 import { nttFriendlyPrimes } from '../ring/primes.ts';
 import { assertInteger, check } from '../util/assert.ts';
 import { InvalidArgumentError, SecurityError } from '../util/errors.ts';
@@ -31,6 +32,7 @@ import {
   type InputDescriptor,
   type LayerSummary,
   type OutputDescriptor,
+  type PlaintextDescriptor,
   PROGRAM_FORMAT,
   PROGRAM_VERSION,
 } from './program.ts';
@@ -113,6 +115,8 @@ interface Chain {
   /** Primes a rescale at `level` divides by, in division order. */
   rescalePrimes(level: number): readonly number[];
   bytes(level: number, degree: number): number;
+  /** Galois element of a left rotation by `steps`. */
+  galois(steps: number): number;
 }
 
 const PROBE_TOP = 1 << 20;
@@ -122,6 +126,7 @@ const probeChain: Chain = {
   scaleAt: () => 2 ** 30,
   rescalePrimes: () => [2 ** 30],
   bytes: () => 1,
+  galois: (steps) => steps,
 };
 
 function chainOf(params: Parameters): Chain {
@@ -135,6 +140,7 @@ function chainOf(params: Parameters): Chain {
       return primes;
     },
     bytes: (level, degree) => params.ciphertextBytes(level, degree),
+    galois: (steps) => galoisElementForRotation(steps, params.logN),
   };
 }
 
@@ -231,6 +237,137 @@ class Emitter {
   addConst(x: Sym, c: number): Sym {
     const out = this.fresh(x.level, x.scale, x.degree);
     return this.#push('add_const', [x], out, { constant: this.constant(c) });
+  }
+
+  readonly plaintexts: PlaintextDescriptor[] = [];
+  readonly rotations = new Map<number, number>();
+
+  /** Registers a plaintext vector (replicated over the slots with period values.length); returns its id. */
+  plaintext(values: ArrayLike<number>, level: number, scale: number): number {
+    const id = this.plaintexts.length;
+    const offset = this.constants.length;
+    for (let i = 0; i < values.length; i++) this.constants.push(values[i]);
+    this.plaintexts.push({
+      id,
+      level,
+      scale,
+      bytes: this.chain.bytes(level, 0),
+      offset,
+      length: values.length,
+      replicate: true,
+    });
+    return id;
+  }
+
+  mulPlain(x: Sym, plaintext: number): Sym {
+    const pt = this.plaintexts[plaintext];
+    const out = this.fresh(Math.min(x.level, pt.level), x.scale * pt.scale, x.degree);
+    return this.#push('mul_plain', [x], out, { plaintext });
+  }
+
+  addPlain(x: Sym, plaintext: number): Sym {
+    const out = this.fresh(x.level, x.scale, x.degree);
+    return this.#push('add_plain', [x], out, { plaintext });
+  }
+
+  #key(steps: number): string {
+    const g = this.chain.galois(steps);
+    this.rotations.set(steps, g);
+    return `galois:${g}`;
+  }
+
+  rotate(x: Sym, steps: number): Sym {
+    const out = this.fresh(x.level, x.scale, 1);
+    return this.#push('rotate', [x], out, { steps: [steps], keys: [this.#key(steps)] });
+  }
+
+  /** One result per step, sharing one key-switching decomposition of x. */
+  rotateHoisted(x: Sym, steps: readonly number[]): Sym[] {
+    const outs = steps.map(() => this.fresh(x.level, x.scale, 1));
+    const keys = steps.map((s) => this.#key(s));
+    this.instructions.push({
+      op: 'rotate_hoisted',
+      args: [x.id],
+      out: outs.map((o) => o.id),
+      level: x.level,
+      scale: x.scale,
+      degree: 1,
+      bytes: { args: [this.chain.bytes(x.level, 1)], out: this.chain.bytes(x.level, 1) },
+      keys,
+      layer: this.layer,
+      steps: [...steps],
+    });
+    return outs;
+  }
+
+  /**
+   * y = M·x + bias for a vector packed with period `period` (replicated over the slots), M given by sparse rows:
+   * the diagonal method with baby-step giant-step — baby rotations hoisted, diagonals pre-rotated by the giant
+   * step, one rotation per giant step — then one rescale onto the canonical scale.
+   */
+  matrix(
+    x: Sym,
+    rows: readonly (readonly [number, number])[][],
+    bias: ArrayLike<number>,
+    period: number,
+  ): Sym {
+    const d = period;
+    const diagonals = new Map<number, Float64Array>();
+    rows.forEach((row, i) => {
+      for (const [j, w] of row) {
+        if (w === 0) continue;
+        const k = (j - i + d) % d;
+        let diagonal = diagonals.get(k);
+        if (!diagonal) diagonals.set(k, (diagonal = new Float64Array(d)));
+        diagonal[i] += w;
+      }
+    });
+    if (diagonals.size === 0) diagonals.set(0, new Float64Array(d));
+    const ks = [...diagonals.keys()].sort((a, b) => a - b);
+    // n1 minimizing the rotations: hoisted baby rotations cost about half a giant one.
+    let best = { n1: 1, cost: Number.POSITIVE_INFINITY };
+    for (let n1 = 1; n1 <= d; n1 *= 2) {
+      const babies = new Set(ks.map((k) => k % n1));
+      const giants = new Set(ks.map((k) => Math.floor(k / n1)));
+      const cost = 0.5 * (babies.size - (babies.has(0) ? 1 : 0)) + (giants.size - (giants.has(0) ? 1 : 0));
+      if (cost < best.cost) best = { n1, cost };
+    }
+    const n1 = best.n1;
+    const level = x.level;
+    const ptScale = (this.chain.scaleAt(level) * this.chain.scaleAt(level)) / x.scale;
+    const babySteps = [...new Set(ks.map((k) => k % n1))].filter((b) => b !== 0).sort((a, b) => a - b);
+    const rotated = new Map<number, Sym>([[0, x]]);
+    if (babySteps.length > 0) {
+      this.rotateHoisted(x, babySteps).forEach((r, i) => {
+        rotated.set(babySteps[i], r);
+      });
+    }
+    let out: Sym | undefined;
+    const giants = [...new Set(ks.map((k) => Math.floor(k / n1)))].sort((a, b) => a - b);
+    for (const g of giants) {
+      let partial: Sym | undefined;
+      for (const k of ks) {
+        if (Math.floor(k / n1) !== g) continue;
+        const diagonal = diagonals.get(k) as Float64Array;
+        const shift = g * n1;
+        const pre = new Float64Array(d);
+        for (let i = 0; i < d; i++) pre[i] = diagonal[(i - shift + d) % d];
+        const term = this.mulPlain(rotated.get(k % n1) as Sym, this.plaintext(pre, level, ptScale));
+        partial = partial ? this.addSub('add', partial, term) : term;
+      }
+      if (!partial) continue;
+      if (g !== 0) partial = this.rotate(partial, g * n1);
+      out = out ? this.addSub('add', out, partial) : partial;
+    }
+    let result = out as Sym;
+    let hasBias = false;
+    const biasVector = new Float64Array(d);
+    for (let i = 0; i < bias.length; i++) {
+      biasVector[i] = bias[i];
+      if (bias[i] !== 0) hasBias = true;
+    }
+    if (hasBias) result = this.addPlain(result, this.plaintext(biasVector, level, result.scale));
+    return this.rescale(result);
   }
 
   mulCt(x: Sym, y: Sym): Sym {
@@ -709,6 +846,129 @@ function emitBatch(
   return { inputs, outputs };
 }
 
+/**
+ * Emits the latency-packed program body: the image is one ciphertext (its C-order values in slots 0 … size−1,
+ * zero-padded to `period` and repeated over all slots), every linear layer is one {@link Emitter.matrix}, every
+ * element-wise layer acts on all slots at once.
+ */
+function emitLatency(model: LayerModel, emitter: Emitter, period: number): { input: Sym; output: Sym } {
+  const chain = emitter.chain;
+  const input = emitter.fresh(chain.top, chain.scaleAt(chain.top), 1);
+  const values = new Map<string, Sym>([[model.inputName, input]]);
+  const shapes = new Map<string, readonly number[]>([[model.inputName, model.inputShape]]);
+  for (const l of model.layers) shapes.set(l.output, l.shape);
+  const inputShape = (layer: Layer): readonly number[] => {
+    const shape = shapes.get(layer.inputs[0]);
+    if (shape?.length !== 3) {
+      throw new UnsupportedModelError(
+        `layer '${layer.name}' (${layer.kind}) reads '${layer.inputs[0]}' of shape [${shape?.join(', ')}]: expected [C, H, W]`,
+        { node: layer.sources[0], opType: layer.kind },
+      );
+    }
+    return shape;
+  };
+  for (const layer of model.layers) {
+    const x = values.get(layer.inputs[0]);
+    if (!x)
+      throw new InvalidArgumentError(
+        `layer '${layer.name}' reads '${layer.inputs[0]}', which no layer writes`,
+      );
+    emitter.layer = layer.name;
+    let y: Sym;
+    switch (layer.kind) {
+      case 'reshape':
+        y = x;
+        break;
+      case 'affine':
+        if (layer.scale.every((v) => v === 1)) {
+          const { bias } = linearRows(layer, inputShape);
+          y = emitter.addPlain(x, emitter.plaintext(padTo(bias, period), x.level, x.scale));
+          break;
+        }
+        y = emitter.matrix(
+          emitter.relinearize(x),
+          linearRows(layer, inputShape).rows,
+          linearRows(layer, inputShape).bias,
+          period,
+        );
+        break;
+      case 'conv':
+      case 'dense':
+      case 'avgPool':
+      case 'globalAvgPool': {
+        const { rows, bias } = linearRows(layer, inputShape);
+        y = emitter.matrix(emitter.relinearize(x), rows, bias, period);
+        break;
+      }
+      case 'maxPool': {
+        if (layer.approx?.method !== 'average') {
+          throw new UnsupportedModelError(
+            `layer '${layer.name}' (MaxPool): latency packing supports MaxPool only replaced by averaging ` +
+              "(approximation maxPool: 'average'); use batch packing for the polynomial max",
+            { node: layer.sources[0], opType: 'MaxPool' },
+          );
+        }
+        const { rows, bias } = linearRows(layer, inputShape);
+        y = emitter.matrix(emitter.relinearize(x), rows, bias, period);
+        break;
+      }
+      case 'square': {
+        const v = emitter.relinearize(x);
+        y = emitter.relinearize(emitter.rescale(emitter.mulCt(v, v)));
+        break;
+      }
+      case 'binary': {
+        const z = values.get(layer.inputs[1]);
+        if (!z)
+          throw new InvalidArgumentError(
+            `layer '${layer.name}' reads '${layer.inputs[1]}', which no layer writes`,
+          );
+        if (layer.op === 'mul') {
+          y = emitter.relinearize(
+            emitter.rescale(emitter.mulCt(emitter.relinearize(x), emitter.relinearize(z))),
+          );
+        } else if (
+          x.level === z.level &&
+          x.degree === z.degree &&
+          Math.abs(x.scale / z.scale - 1) < 2 ** -40
+        ) {
+          y = emitter.addSub(layer.op, x, z);
+        } else {
+          y = emitter.linear(
+            [
+              { x, w: 1 },
+              { x: z, w: layer.op === 'add' ? 1 : -1 },
+            ],
+            0,
+          );
+        }
+        break;
+      }
+      case 'activation': {
+        if (!layer.approx) {
+          throw new UnsupportedModelError(
+            `layer '${layer.name}' (${layer.fn}) has no polynomial approximation: pass calibration images`,
+            { node: layer.sources[0], opType: layer.fn },
+          );
+        }
+        y = emitter.chebyshev(layer.approx, [{ x: emitter.relinearize(x), w: 1 }]);
+        break;
+      }
+    }
+    values.set(layer.output, y);
+  }
+  const output = values.get(model.outputName);
+  if (!output) throw new InvalidArgumentError(`output '${model.outputName}' is written by no layer`);
+  emitter.layer = '';
+  return { input, output: emitter.relinearize(output) };
+}
+
+function padTo(values: ArrayLike<number>, length: number): Float64Array {
+  const out = new Float64Array(length);
+  for (let i = 0; i < values.length; i++) out[i] = values[i];
+  return out;
+}
+
 /** The pairwise max tree of the simulator: max(a, b) = (a+b)/2 + p(a−b)/2. */
 function polynomialMax(emitter: Emitter, values: Sym[], abs: ChebyshevSeries): Sym {
   let v = values;
@@ -888,7 +1148,12 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
   }
 
   if (mode === 'latency') {
-    throw new InvalidArgumentError("mode = 'latency': use compileLatency from latency.ts");
+    return {
+      ...compileLatency(model, options, ppl, basePrimes, inputRange),
+      model,
+      substitutions,
+      approximationCost,
+    };
   }
 
   // 3. Depth by a dry run, then parameters.
@@ -935,6 +1200,66 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
     })),
   });
   return { program, params, model, substitutions, approximationCost };
+}
+
+/** Latency packing: the period, a dry run for the depth, parameters with enough slots, the real emission. */
+function compileLatency(
+  model: LayerModel,
+  options: CompileOptions,
+  ppl: 1 | 2,
+  basePrimes: number,
+  inputRange: [number, number],
+): { program: HeProgram; params: Parameters } {
+  let largest = shapeSize(model.inputShape);
+  for (const l of model.layers) largest = Math.max(largest, shapeSize(l.shape));
+  const period = 2 ** Math.ceil(Math.log2(largest));
+  const probe = new Emitter(probeChain);
+  emitLatency(model, probe, period);
+  const depth = PROBE_TOP - probe.minLevel;
+  const params = chooseParameters(depth, {
+    primesPerLevel: ppl,
+    basePrimes,
+    minLogN: Math.max(options.minLogN ?? 13, Math.log2(period) + 1),
+    maxLogN: options.maxLogN,
+  });
+  const emitter = new Emitter(chainOf(params));
+  const { input, output } = emitLatency(model, emitter, period);
+  const inSize = shapeSize(model.inputShape);
+  const outSize = shapeSize(model.outputShape);
+  const steps = [...emitter.rotations.keys()].sort((a, b) => a - b);
+  const program = finishProgram({
+    name: options.name ?? 'model',
+    inputRange,
+    params,
+    depth,
+    packing: 'latency',
+    batchSize: 1,
+    model,
+    emitter,
+    inputs: [
+      {
+        id: input.id,
+        level: input.level,
+        scale: input.scale,
+        bytes: params.ciphertextBytes(input.level, 1),
+        slotElements: Array.from({ length: period }, (_, i) => (i < inSize ? i : -1)),
+        replicate: true,
+      },
+    ],
+    outputs: [
+      {
+        id: output.id,
+        level: output.level,
+        scale: output.scale,
+        degree: output.degree,
+        bytes: params.ciphertextBytes(output.level, output.degree),
+        slotOfElement: Array.from({ length: outSize }, (_, j) => j),
+      },
+    ],
+    rotations: steps,
+    galoisElements: steps.map((s) => emitter.rotations.get(s) as number),
+  });
+  return { program, params };
 }
 
 /**
@@ -1016,7 +1341,7 @@ function finishProgram(parts: {
     inputRange: parts.inputRange,
     inputs: parts.inputs,
     outputs: parts.outputs,
-    plaintexts: [],
+    plaintexts: emitter.plaintexts,
     constants: Float64Array.from(emitter.constants),
     rotations: parts.rotations ?? [],
     galoisElements: parts.galoisElements ?? [],

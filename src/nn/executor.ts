@@ -14,7 +14,7 @@ import { allocator } from '../ring/arena.ts';
 import { Prng } from '../ring/prng.ts';
 import { assertInteger, check, describe } from '../util/assert.ts';
 import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
-import { type HeInstruction, type HeProgram, assertProgram } from './program.ts';
+import { assertProgram, type HeInstruction, type HeProgram, type PlaintextDescriptor } from './program.ts';
 
 /**
  * Called while a program runs with the instructions done so far and the total.
@@ -136,6 +136,15 @@ function passes(program: HeProgram, count: number): { first: number; count: numb
   return list;
 }
 
+/** The slot values of a plaintext weight (tiled over all slots when it is replicated). */
+function plaintextSlots(program: HeProgram, p: PlaintextDescriptor): Float64Array {
+  const source = program.constants.subarray(p.offset, p.offset + p.length);
+  const v = new Float64Array(program.slots);
+  if (p.replicate) for (let i = 0; i < v.length; i++) v[i] = source[i % p.length];
+  else v.set(source);
+  return v;
+}
+
 // -----------------------------------------------------------------------------------------------------------
 // Simulator
 
@@ -162,11 +171,7 @@ export function simulateProgram(program: HeProgram, images: ArrayLike<number>, c
   const logits = new Float64Array(count * outputSize(program));
   // Rotations mix slots: those programs need the full slot vector; batch programs only the images present.
   const full = program.packing === 'latency' || program.rotations.length > 0;
-  const plaintexts = program.plaintexts.map((p) => {
-    const v = new Float64Array(program.slots);
-    v.set(program.constants.subarray(p.offset, p.offset + p.length));
-    return v;
-  });
+  const plaintexts = program.plaintexts.map((p) => plaintextSlots(program, p));
   for (const pass of passes(program, count)) {
     const packed =
       program.packing === 'batch'
@@ -227,11 +232,13 @@ function simulateInstruction(
       set(y);
       return;
     }
-    case 'mul_plain': {
+    case 'mul_plain':
+    case 'add_plain': {
       const x = get(ins.args[0]);
       const p = plaintexts[ins.plaintext ?? 0];
       const y = new Float64Array(length);
-      for (let i = 0; i < length; i++) y[i] = x[i] * p[i];
+      if (ins.op === 'mul_plain') for (let i = 0; i < length; i++) y[i] = x[i] * p[i];
+      else for (let i = 0; i < length; i++) y[i] = x[i] + p[i];
       set(y);
       return;
     }
@@ -402,11 +409,7 @@ export class InferenceServer {
   /** The plaintext weight vectors, encoded once at their level and scale. */
   #weights(): Plaintext[] {
     this.#plaintexts ??= this.program.plaintexts.map((p) =>
-      this.#encoder.encodeNew(
-        this.program.constants.subarray(p.offset, p.offset + p.length),
-        p.level,
-        p.scale,
-      ),
+      this.#encoder.encodeNew(plaintextSlots(this.program, p), p.level, p.scale),
     );
     return this.#plaintexts;
   }
@@ -467,6 +470,9 @@ export class InferenceServer {
           case 'mul_plain':
             values.set(ins.out[0], ev.mulNew(get(ins.args[0]), plaintexts[ins.plaintext ?? 0]));
             break;
+          case 'add_plain':
+            values.set(ins.out[0], ev.addNew(get(ins.args[0]), plaintexts[ins.plaintext ?? 0]));
+            break;
           case 'mul_ct':
             values.set(ins.out[0], ev.mulNew(get(ins.args[0]), get(ins.args[1])));
             break;
@@ -520,6 +526,15 @@ export class InferenceServer {
     // Anything left (a program without frees) is released here.
     for (const v of values.values()) v.dispose();
     return outputs;
+  }
+
+  /**
+   * Encodes the plaintext weights now (server setup; otherwise the first run does it). Returns the seconds spent.
+   */
+  prepare(): number {
+    const start = performance.now();
+    this.#weights();
+    return (performance.now() - start) / 1000;
   }
 
   /** Releases the encoded plaintext weights. */

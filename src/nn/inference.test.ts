@@ -50,3 +50,25 @@ for (const [file, expectedLogN, expectedDepth] of [
     });
   });
 }
+
+describe('latency packing: one image per ciphertext, diagonal method with BSGS and hoisted rotations', () => {
+  for (const file of ['lola-small-mnist.onnx', 'cryptonets-mnist.onnx']) {
+    it(`${file}: encrypted logits ≈ simulator ≈ onnxruntime on 2 images`, async () => {
+      const bytes = readFileSync(findModelFile(file));
+      const model = importOnnx(bytes);
+      const { program } = compileModel(model, { mode: 'latency' });
+      assert.equal(program.packing, 'latency');
+      assert.equal(program.inputs.length, 1);
+      assert.ok(program.rotations.length > 0 && program.rotations.length === program.galoisElements.length);
+      const hoisted = program.instructions.filter((i) => i.op === 'rotate_hoisted');
+      assert.ok(hoisted.length >= 2, 'baby steps are hoisted');
+      const two = images.subarray(0, 2 * 784);
+      const ort = await runOnnxRuntime(bytes, two, [2, 1, 28, 28]);
+      const simulated = simulateProgram(program, two, 2);
+      assert.ok(rowRelativeError(simulated, ort.data, 10) < 1e-4);
+      const run = runEncrypted(program, two, 2, { seed: new Uint8Array(32).fill(4) });
+      assert.ok(rowRelativeError(run.logits, simulated, 10) < 1e-3);
+      assert.deepEqual(argmaxRows(run.logits, 2, 10), argmaxRows(ort.data, 2, 10));
+    });
+  }
+});

@@ -22,7 +22,8 @@ export const PROGRAM_VERSION = 1;
  * Instruction operations. Semantics on values x, y (ids in `args`), constant c = `constants[constant]`:
  * - `mul_const`: x · c, c encoded at `constantScale` (scale multiplies); `mul_then_add`: args [x, acc]: acc += x · c
  *   in place (result id = acc); `mul_plain`: x · plaintext `plaintext`; `mul_ct`: x · y (degree 2); `square`: x²;
- * - `add`, `sub`: x ± y (equal scales); `add_const`: x + c (encoded at x's scale);
+ * - `add`, `sub`: x ± y (equal scales); `add_const`: x + c (encoded at x's scale); `add_plain`: x + plaintext
+ *   `plaintext` (encoded at x's scale and level);
  * - `relinearize` (degree 2 → 1), `rescale` (level − 1, scale / q_level), `drop_level` (to `level`),
  *   `match_scale` (to `level` and `scale` exactly, through one rescale);
  * - `rotate`: slots rotated left by `steps[0]`; `rotate_hoisted`: one result per entry of `steps`;
@@ -42,6 +43,7 @@ export type HeOp =
   | 'add'
   | 'sub'
   | 'add_const'
+  | 'add_plain'
   | 'relinearize'
   | 'rescale'
   | 'drop_level'
@@ -60,6 +62,7 @@ export const HE_OPS: readonly HeOp[] = Object.freeze([
   'add',
   'sub',
   'add_const',
+  'add_plain',
   'relinearize',
   'rescale',
   'drop_level',
@@ -79,6 +82,7 @@ const ARITY: Record<HeOp, number> = {
   add: 2,
   sub: 2,
   add_const: 1,
+  add_plain: 1,
   relinearize: 1,
   rescale: 1,
   drop_level: 1,
@@ -117,7 +121,7 @@ export interface HeInstruction {
   constant?: number;
   /** Scale the constant is encoded at (mul_const, mul_then_add). */
   constantScale?: number;
-  /** Plaintext id (mul_plain). */
+  /** Plaintext id (mul_plain, add_plain). */
   plaintext?: number;
   /** Rotation steps (rotate: one; rotate_hoisted: one per result). */
   steps?: number[];
@@ -163,7 +167,8 @@ export interface OutputDescriptor {
 }
 
 /**
- * A plaintext weight vector the server encodes once: `length` values starting at `offset` of the constants blob.
+ * A plaintext weight vector the server encodes once: `length` values starting at `offset` of the constants blob,
+ * repeated over all slots when `replicate` is set (latency packing keeps vectors periodic).
  *
  * @example
  * ```ts
@@ -177,6 +182,7 @@ export interface PlaintextDescriptor {
   bytes: number;
   offset: number;
   length: number;
+  replicate?: boolean;
 }
 
 /**
@@ -540,7 +546,10 @@ export function validateProgram(program: HeProgram): void {
       fail(`${where}.constant = ${describe(ins.constant)}: expected an index below ${constantCount}`);
     if ((ins.op === 'mul_const' || ins.op === 'mul_then_add') && !isPositive(ins.constantScale))
       fail(`${where}.constantScale = ${describe(ins.constantScale)}: expected a positive number`);
-    if (ins.op === 'mul_plain' && !isInt(ins.plaintext, 0, program.plaintexts.length - 1))
+    if (
+      (ins.op === 'mul_plain' || ins.op === 'add_plain') &&
+      !isInt(ins.plaintext, 0, program.plaintexts.length - 1)
+    )
       fail(`${where}.plaintext = ${describe(ins.plaintext)}: expected a plaintext id`);
     if (ins.op === 'relinearize') {
       usesRelin = true;
