@@ -3,9 +3,9 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { allocator } from '../ring/arena.ts';
 import { galoisElementForConjugation, galoisElementForRotation } from '../ring/galois.ts';
+import { xxh32 } from '../ring/hash.ts';
 import type { Poly } from '../ring/poly.ts';
 import { Prng } from '../ring/prng.ts';
-import { crc32c } from '../util/checksum.ts';
 import { FormatError, InvalidArgumentError, MismatchError } from '../util/errors.ts';
 import { Encoder } from './encoder.ts';
 import { Decryptor, Encryptor, SeededCiphertext, SymmetricEncryptor } from './encryptor.ts';
@@ -131,7 +131,7 @@ function refreshChecksums(bytes: Uint8Array): Uint8Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const fix = (start: number, end: number) => {
     if (end - start < HEADER_BYTES) return;
-    view.setUint32(start + 44, crc32c(0, bytes.subarray(start, start + 44)), true);
+    view.setUint32(start + 44, xxh32(bytes.subarray(start, start + 44)), true);
     const bodyEnd = start + HEADER_BYTES + view.getUint32(start + 32, true);
     if (view.getUint32(start + 36, true) !== 0 || bodyEnd + CHECKSUM_BYTES > end) return;
     if (bytes[start + 6] === ObjectType.EvaluationKeys) {
@@ -143,7 +143,7 @@ function refreshChecksums(bytes: Uint8Array): Uint8Array {
         entry = entryEnd;
       }
     }
-    view.setUint32(bodyEnd, crc32c(0, bytes.subarray(start, bodyEnd)), true);
+    view.setUint32(bodyEnd, xxh32(bytes.subarray(start, bodyEnd)), true);
   };
   fix(0, bytes.length);
   return bytes;
@@ -510,6 +510,35 @@ function assertRejects(
 describe('serialization rejects bad input', () => {
   it('each object parses back (the cases are valid to begin with)', () => {
     for (const c of cases) disposeObject(c.parse(c.bytes));
+  });
+
+  it('checksums are XXH32 (seed 0) of header bytes 0 … 43 and of header + body, nested entries too', () => {
+    for (const c of cases) {
+      // refreshChecksums recomputes them with the TypeScript reference: the kernel-made bytes must not change.
+      assert.deepEqual(refreshChecksums(c.bytes.slice()), c.bytes, c.name);
+    }
+    const ct = caseNamed('ciphertext (degree 1)').bytes;
+    const view = new DataView(ct.buffer, ct.byteOffset, ct.byteLength);
+    assert.equal(view.getUint32(44, true), xxh32(ct.subarray(0, 44)));
+    assert.equal(view.getUint32(ct.length - CHECKSUM_BYTES, true), xxh32(ct.subarray(0, ct.length - 4)));
+  });
+
+  it('a corrupted body is reported as a checksum error before residues or seeds are used (memory freed)', () => {
+    const before = allocator().bytesInUse;
+    const ct = caseNamed('ciphertext (degree 1)').bytes;
+    const outOfRange = edit(ct, (v) => v.setUint32(HEADER_BYTES + 8, 0xffffffff, true), false);
+    assertRejects(() => deserializeCiphertext(SMALL, outOfRange), FormatError, /ciphertext: checksum = /);
+    const seeded = caseNamed('seeded ciphertext').bytes;
+    const otherSeed = edit(seeded, (_, b) => (b[b.length - CHECKSUM_BYTES - 1] ^= 1), false);
+    assertRejects(
+      () => deserializeCiphertext(SMALL, otherSeed),
+      FormatError,
+      /seeded ciphertext: checksum = /,
+    );
+    const key = caseNamed('relinearization key (seeded)').bytes;
+    const lastByte = edit(key, (_, b) => (b[b.length - CHECKSUM_BYTES - 1] ^= 1), false);
+    assertRejects(() => deserializeSwitchingKey(SMALL, lastByte), FormatError, /switching key: checksum = /);
+    assert.equal(allocator().bytesInUse, before);
   });
 
   it('objects of other parameters → MismatchError naming both ids', () => {

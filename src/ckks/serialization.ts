@@ -1,8 +1,8 @@
+import { Xxh32Stream, xxh32 } from '../ring/hash.ts';
 import type { Modulus } from '../ring/modulus.ts';
 import { Poly } from '../ring/poly.ts';
 import { SEED_BYTES } from '../ring/prng.ts';
 import { describe } from '../util/assert.ts';
-import { crc32c } from '../util/checksum.ts';
 import { FormatError, InvalidArgumentError, MismatchError } from '../util/errors.ts';
 import { SeededCiphertext } from './encryptor.ts';
 import { EvaluationKeys, expandUniform, GaloisKey, PublicKey, SecretKey, SwitchingKey } from './keys.ts';
@@ -12,7 +12,7 @@ import { Parameters, type ParametersLiteral, type SecretDistribution } from './p
 /*
  * Wire format, version 1. Every object is
  *
- *   header (48 bytes) | body (bodyLength bytes) | CRC32C of header + body (u32)
+ *   header (48 bytes) | body (bodyLength bytes) | XXH32 of header + body (u32)
  *
  * and all integers are little-endian, which is also the byte order of WebAssembly memory: a limb is written and
  * read with one byte copy. Header fields:
@@ -20,7 +20,7 @@ import { Parameters, type ParametersLiteral, type SecretDistribution } from './p
  *   0  magic 'HOME'        16 level u16             32 body length, low u32
  *   4  format version u16  18 count u16             36 body length, high u32
  *   6  object type u8      20 Galois element u32    40 reserved u32 (0)
- *   7  flags u8            24 scale f64             44 CRC32C of bytes 0 … 43
+ *   7  flags u8            24 scale f64             44 XXH32 of bytes 0 … 43
  *   8  parameters id (8 bytes, the 16 hex digits of Parameters.id)
  *
  * `count` is the number of polynomials of a ciphertext, the number of digits of a switching key and the number
@@ -36,10 +36,19 @@ import { Parameters, type ParametersLiteral, type SecretDistribution } from './p
  *   secret key           QP·n words
  *   parameters           24-byte encoding of the normalized ParametersLiteral
  *
+ * Both checksums are XXH32 with seed 0 (the 32-bit xxHash of the xxHash specification; `xxhsum -H0` of the
+ * same bytes gives the same value). XXH32 rather than a CRC because its four 32-bit lanes are one WebAssembly
+ * i32x4: the kernel hashes a polynomial's limbs where they lie in kernel memory, several times faster than a table
+ * CRC in JavaScript, so the checksum no longer dominates the cost of (de)serializing. It is an integrity check
+ * against accidental corruption, not an authenticator: anyone can recompute it.
+ *
  * A reader trusts nothing before checking it: header checksum, then type, flags, parameters id, level, count
  * and scale, then that the declared body length equals the length those imply and the bytes present (so no
- * allocation is ever sized by an unchecked field), then the checksum of the whole object, then every residue.
- * Exactly one byte sequence encodes a given object: unused fields must be zero.
+ * allocation is ever sized by an unchecked field). Then it copies each polynomial into newly allocated limbs
+ * and, in one pass per limb in kernel memory, hashes and range-checks the words; the checksum of the whole
+ * object is compared before any residue error is reported and before anything is derived from the body (seed
+ * expansion), and everything allocated is freed if a check fails. Exactly one byte sequence encodes a given
+ * object: unused fields must be zero.
  */
 
 /**
@@ -63,7 +72,7 @@ export const FORMAT_VERSION = 1;
 export const HEADER_BYTES = 48;
 
 /**
- * Bytes of the CRC32C that ends every serialized object.
+ * Bytes of the checksum (XXH32 of header and body) that ends every serialized object.
  *
  * @example
  * ```ts
@@ -296,16 +305,29 @@ interface HeaderFields {
   bodyLength: number;
 }
 
+/** The XXH32 seed of both checksums. */
+const CHECKSUM_SEED = 0;
+/** Below this many bytes a JavaScript byte range is hashed by the TypeScript XXH32, above by the kernel. */
+const KERNEL_HASH_MIN_BYTES = 4096;
+
 /**
- * Writes a whole object at `offset` of `out`: header, the body produced by `writeBody` (which returns the end
- * offset), and the trailing checksum. Returns the end offset.
+ * XXH32 of bytes read straight from the input (parameters, an evaluation-key container): the TypeScript
+ * reference for short ranges, the kernel (copying through its scratch) for long ones.
  */
-function writeObject(
-  out: Uint8Array,
-  offset: number,
-  fields: HeaderFields,
-  writeBody: (bodyOffset: number) => number,
-): number {
+function checksumOf(bytes: Uint8Array): number {
+  if (bytes.length < KERNEL_HASH_MIN_BYTES) return xxh32(bytes, CHECKSUM_SEED);
+  const stream = new Xxh32Stream(CHECKSUM_SEED);
+  try {
+    return stream.update(bytes).digest();
+  } finally {
+    stream.dispose();
+  }
+}
+
+/** A piece of a body: a polynomial's limbs (copied out of kernel memory, hashed in place) or bytes (a seed). */
+type BodySegment = Poly | Uint8Array;
+
+function writeHeader(out: Uint8Array, offset: number, fields: HeaderFields): void {
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   for (let i = 0; i < 4; i++) out[offset + Offset.magic + i] = MAGIC[i];
   view.setUint16(offset + Offset.version, FORMAT_VERSION, true);
@@ -321,29 +343,78 @@ function writeObject(
   view.setUint32(offset + Offset.bodyLengthLow, fields.bodyLength % TWO_POW_32, true);
   view.setUint32(offset + Offset.bodyLengthHigh, Math.floor(fields.bodyLength / TWO_POW_32), true);
   view.setUint32(offset + Offset.reserved, 0, true);
-  const headerChecksum = crc32c(0, out.subarray(offset, offset + Offset.headerChecksum));
+  const headerChecksum = xxh32(out.subarray(offset, offset + Offset.headerChecksum), CHECKSUM_SEED);
   view.setUint32(offset + Offset.headerChecksum, headerChecksum, true);
-  const bodyStart = offset + HEADER_BYTES;
-  const bodyEnd = writeBody(bodyStart);
-  if (bodyEnd - bodyStart !== fields.bodyLength) {
-    // The size functions and the writers disagree: a bug here, not a bad input.
-    throw new Error(
-      `serialization: wrote ${bodyEnd - bodyStart} body bytes for a ${TYPE_NAMES[fields.type]}, declared ${fields.bodyLength}`,
-    );
+}
+
+/**
+ * Writes the segments of a body at `offset` of `out` and feeds them to `stream` (and to `outer`, the stream of
+ * an enclosing container, if any); returns the end offset. A polynomial is copied with one byte copy and hashed
+ * where it lies in kernel memory, so no pass over the output runs in JavaScript.
+ */
+function writeSegments(
+  out: Uint8Array,
+  offset: number,
+  segments: readonly BodySegment[],
+  stream: Xxh32Stream,
+  outer: Xxh32Stream | undefined,
+): number {
+  for (const segment of segments) {
+    if (segment instanceof Uint8Array) {
+      out.set(segment, offset);
+      stream.update(segment);
+      outer?.update(segment);
+      offset += segment.length;
+    } else {
+      const words = segment.words();
+      out.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength), offset);
+      stream.updateKernel(segment.pointer, words.byteLength);
+      outer?.updateKernel(segment.pointer, words.byteLength);
+      offset += words.byteLength;
+    }
   }
-  view.setUint32(bodyEnd, crc32c(0, out.subarray(offset, bodyEnd)), true);
-  return bodyEnd + CHECKSUM_BYTES;
+  return offset;
 }
 
-function writePoly(out: Uint8Array, offset: number, poly: Poly): number {
-  const words = poly.words();
-  out.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength), offset);
-  return offset + words.byteLength;
-}
+/** Writes complete objects from `bodyOffset` of the output, feeding `stream` every byte; returns the end offset. */
+type NestedBodyWriter = (bodyOffset: number, stream: Xxh32Stream) => number;
 
-function writeSeed(out: Uint8Array, offset: number, seed: Uint8Array): number {
-  out.set(seed, offset);
-  return offset + SEED_BYTES;
+/**
+ * Writes a whole object at `offset` of `out`: header, body and the trailing checksum; returns the end offset.
+ * The body is its segments, or (for an evaluation-key set) a writer of nested objects that feeds the container's
+ * stream as it writes, so each byte is hashed while it is written, once per enclosing object. `outer` is the
+ * stream of the container this object is nested in.
+ */
+function writeObject(
+  out: Uint8Array,
+  offset: number,
+  fields: HeaderFields,
+  body: readonly BodySegment[] | NestedBodyWriter,
+  outer?: Xxh32Stream,
+): number {
+  writeHeader(out, offset, fields);
+  const header = out.subarray(offset, offset + HEADER_BYTES);
+  const bodyStart = offset + HEADER_BYTES;
+  const stream = new Xxh32Stream(CHECKSUM_SEED);
+  try {
+    stream.update(header);
+    outer?.update(header);
+    const bodyEnd =
+      typeof body === 'function'
+        ? body(bodyStart, stream)
+        : writeSegments(out, bodyStart, body, stream, outer);
+    if (bodyEnd - bodyStart !== fields.bodyLength) {
+      // The size functions and the writers disagree: a bug here, not a bad input.
+      throw new Error(
+        `serialization: wrote ${bodyEnd - bodyStart} body bytes for a ${TYPE_NAMES[fields.type]}, declared ${fields.bodyLength}`,
+      );
+    }
+    new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(bodyEnd, stream.digest(), true);
+    outer?.update(out.subarray(bodyEnd, bodyEnd + CHECKSUM_BYTES));
+    return bodyEnd + CHECKSUM_BYTES;
+  } finally {
+    stream.dispose();
+  }
 }
 
 function checkPolyModuli(poly: Poly, moduli: readonly Modulus[], what: string): void {
@@ -449,7 +520,7 @@ export function serializePlaintext(pt: Plaintext): Uint8Array {
     scale: pt.scale,
     bodyLength,
   };
-  writeObject(out, 0, fields, (offset) => writePoly(out, offset, pt.poly));
+  writeObject(out, 0, fields, [pt.poly]);
   return out;
 }
 
@@ -509,13 +580,9 @@ export function serializeCiphertext(ct: Ciphertext, options: SerializeOptions = 
   }
   fields.bodyLength = bodyLengthOf(params, fields.type, ct.level, count, false);
   const out = new Uint8Array(HEADER_BYTES + fields.bodyLength + CHECKSUM_BYTES);
-  writeObject(out, 0, fields, (offset) => {
-    if (fields.type === ObjectType.SeededCiphertext) {
-      return writeSeed(out, writePoly(out, offset, ct.polys[0]), (ct as SeededCiphertext).seed);
-    }
-    for (const p of ct.polys) offset = writePoly(out, offset, p);
-    return offset;
-  });
+  const body =
+    fields.type === ObjectType.SeededCiphertext ? [ct.polys[0], (ct as SeededCiphertext).seed] : ct.polys;
+  writeObject(out, 0, fields, body);
   return out;
 }
 
@@ -550,11 +617,7 @@ export function serializePublicKey(pk: PublicKey, options: SerializeOptions = {}
     scale: 0,
     bodyLength,
   };
-  writeObject(out, 0, fields, (offset) => {
-    offset = writePoly(out, offset, pk.b);
-    if (!seeded) offset = writePoly(out, offset, pk.a);
-    return writeSeed(out, offset, pk.seed);
-  });
+  writeObject(out, 0, fields, seeded ? [pk.b, pk.seed] : [pk.b, pk.a, pk.seed]);
   return out;
 }
 
@@ -594,12 +657,14 @@ function switchingKeyFields(key: SwitchingKey, type: ObjectType, galoisElement: 
   };
 }
 
-function writeSwitchingKeyBody(out: Uint8Array, offset: number, key: SwitchingKey, seeded: boolean): number {
+function switchingKeyBody(key: SwitchingKey, seeded: boolean): BodySegment[] {
+  const body: BodySegment[] = [];
   for (const d of key.digits) {
-    offset = writePoly(out, offset, d.b);
-    if (!seeded) offset = writePoly(out, offset, d.a);
+    body.push(d.b);
+    if (!seeded) body.push(d.a);
   }
-  return writeSeed(out, offset, key.seed);
+  body.push(key.seed);
+  return body;
 }
 
 function writeSwitchingKeyObject(
@@ -609,11 +674,10 @@ function writeSwitchingKeyObject(
   type: ObjectType,
   galoisElement: number,
   seeded: boolean,
+  outer?: Xxh32Stream,
 ): number {
   const fields = switchingKeyFields(key, type, galoisElement, seeded);
-  return writeObject(out, offset, fields, (bodyOffset) =>
-    writeSwitchingKeyBody(out, bodyOffset, key, seeded),
-  );
+  return writeObject(out, offset, fields, switchingKeyBody(key, seeded), outer);
 }
 
 /**
@@ -721,12 +785,29 @@ export function serializeEvaluationKeys(evk: EvaluationKeys, options: SerializeO
     scale: 0,
     bodyLength,
   };
-  writeObject(out, 0, fields, (offset) => {
-    if (evk.relinearization) {
-      offset = writeSwitchingKeyObject(out, offset, evk.relinearization, ObjectType.SwitchingKey, 0, seeded);
+  writeObject(out, 0, fields, (offset, stream) => {
+    const relinearization = evk.relinearization;
+    if (relinearization) {
+      offset = writeSwitchingKeyObject(
+        out,
+        offset,
+        relinearization,
+        ObjectType.SwitchingKey,
+        0,
+        seeded,
+        stream,
+      );
     }
     for (const g of evk.galois.values()) {
-      offset = writeSwitchingKeyObject(out, offset, g.key, ObjectType.GaloisKey, g.galoisElement, seeded);
+      offset = writeSwitchingKeyObject(
+        out,
+        offset,
+        g.key,
+        ObjectType.GaloisKey,
+        g.galoisElement,
+        seeded,
+        stream,
+      );
     }
     return offset;
   });
@@ -761,7 +842,7 @@ export function serializeSecretKey(sk: SecretKey): Uint8Array {
     scale: 0,
     bodyLength,
   };
-  writeObject(out, 0, fields, (offset) => writePoly(out, offset, sk.poly));
+  writeObject(out, 0, fields, [sk.poly]);
   return out;
 }
 
@@ -779,8 +860,20 @@ export function serializeParameters(params: Parameters): Uint8Array {
     throw new InvalidArgumentError(`params = ${describe(params)}: expected Parameters`);
   }
   const literal = params.literal;
+  const body = new Uint8Array(PARAMETERS_BODY_BYTES);
+  const view = new DataView(body.buffer);
+  body[0] = params.logN;
+  body[1] = params.primesPerLevel;
+  body[2] = params.basePrimes;
+  body[3] = params.pPrimes.length;
+  view.setUint16(4, params.depth, true);
+  view.setUint16(6, params.digits, true);
+  view.setFloat64(8, literal.logDefaultScale ?? Math.log2(params.defaultScale), true);
+  body[16] = params.secret.kind === 'sparse-ternary' ? 1 : 0;
+  body[17] = params.insecure ? 1 : 0;
+  view.setUint16(18, 0, true);
+  view.setUint32(20, params.secret.kind === 'sparse-ternary' ? params.secret.hammingWeight : 0, true);
   const out = new Uint8Array(HEADER_BYTES + PARAMETERS_BODY_BYTES + CHECKSUM_BYTES);
-  const view = new DataView(out.buffer);
   const fields: HeaderFields = {
     type: ObjectType.Parameters,
     flags: 0,
@@ -791,24 +884,7 @@ export function serializeParameters(params: Parameters): Uint8Array {
     scale: 0,
     bodyLength: PARAMETERS_BODY_BYTES,
   };
-  writeObject(out, 0, fields, (offset) => {
-    out[offset] = params.logN;
-    out[offset + 1] = params.primesPerLevel;
-    out[offset + 2] = params.basePrimes;
-    out[offset + 3] = params.pPrimes.length;
-    view.setUint16(offset + 4, params.depth, true);
-    view.setUint16(offset + 6, params.digits, true);
-    view.setFloat64(offset + 8, literal.logDefaultScale ?? Math.log2(params.defaultScale), true);
-    out[offset + 16] = params.secret.kind === 'sparse-ternary' ? 1 : 0;
-    out[offset + 17] = params.insecure ? 1 : 0;
-    view.setUint16(offset + 18, 0, true);
-    view.setUint32(
-      offset + 20,
-      params.secret.kind === 'sparse-ternary' ? params.secret.hammingWeight : 0,
-      true,
-    );
-    return offset + PARAMETERS_BODY_BYTES;
-  });
+  writeObject(out, 0, fields, [body]);
   return out;
 }
 
@@ -868,7 +944,7 @@ export function readHeader(bytes: Uint8Array): ObjectHeader {
     );
   }
   const stored = view.getUint32(Offset.headerChecksum, true);
-  const computed = crc32c(0, bytes.subarray(0, Offset.headerChecksum));
+  const computed = xxh32(bytes.subarray(0, Offset.headerChecksum), CHECKSUM_SEED);
   if (stored !== computed) {
     throw formatError(
       what,
@@ -1105,12 +1181,15 @@ function open(
       `${header.totalLength}: ${bytes.length - header.totalLength} trailing bytes after the object`,
     );
   }
-  const checksumOffset = HEADER_BYTES + header.bodyLength;
-  const stored = new DataView(bytes.buffer, bytes.byteOffset + checksumOffset, CHECKSUM_BYTES).getUint32(
-    0,
-    true,
-  );
-  const computed = crc32c(0, bytes.subarray(0, checksumOffset));
+  return header;
+}
+
+function storedChecksum(bytes: Uint8Array, header: ObjectHeader): number {
+  const at = HEADER_BYTES + header.bodyLength;
+  return new DataView(bytes.buffer, bytes.byteOffset + at, CHECKSUM_BYTES).getUint32(0, true);
+}
+
+function checkChecksum(typeName: string, stored: number, computed: number): void {
   if (stored !== computed) {
     throw formatError(
       typeName,
@@ -1119,24 +1198,43 @@ function open(
       `0x${computed.toString(16).padStart(8, '0')} (the object is corrupted)`,
     );
   }
-  return header;
 }
 
-/** Reads polynomials and seeds from a verified body; remembers what it allocated so a failure frees it. */
+/**
+ * Verifies the checksum of an object whose body is read straight from `bytes` (parameters, the container of an
+ * evaluation-key set) before anything in the body is looked at.
+ */
+function verifyWholeChecksum(bytes: Uint8Array, header: ObjectHeader): void {
+  const computed = checksumOf(bytes.subarray(0, HEADER_BYTES + header.bodyLength));
+  checkChecksum(header.typeName, storedChecksum(bytes, header), computed);
+}
+
+/**
+ * Reads the body of an object whose header {@link open} accepted, in two phases. `read` takes the polynomials
+ * and seeds in body order: each polynomial is copied into new limbs with one byte copy, then each limb is hashed
+ * and range-checked in one kernel pass where it lies. Then the checksum of the whole object is compared, then
+ * the residues, and only then `build` derives anything from the body (seed expansion). If anything throws, every
+ * polynomial allocated is freed.
+ */
 class BodyReader {
   readonly #bytes: Uint8Array;
+  readonly #header: ObjectHeader;
   readonly #what: string;
   #offset = HEADER_BYTES;
-  readonly owned: Poly[] = [];
+  readonly #owned: Poly[] = [];
+  #stream: Xxh32Stream | undefined;
+  #outOfRange: { poly: Poly; limb: number; field: string } | undefined;
 
-  constructor(bytes: Uint8Array, what: string) {
+  constructor(bytes: Uint8Array, header: ObjectHeader) {
     this.#bytes = bytes;
-    this.#what = what;
+    this.#header = header;
+    this.#what = header.typeName;
   }
 
   poly(moduli: readonly Modulus[], isNtt: boolean, field: string): Poly {
+    const stream = this.#reading();
     const poly = Poly.alloc(moduli, isNtt, false);
-    this.owned.push(poly);
+    this.#owned.push(poly);
     const words = poly.words();
     const byteLength = words.byteLength;
     new Uint8Array(words.buffer, words.byteOffset, byteLength).set(
@@ -1145,42 +1243,72 @@ class BodyReader {
     this.#offset += byteLength;
     const n = poly.n;
     for (let i = 0; i < moduli.length; i++) {
-      const p = moduli[i].value;
-      const start = i * n;
-      for (let k = start; k < start + n; k++) {
-        if (words[k] >= p) {
-          throw formatError(
-            this.#what,
-            `${field} limb ${i} coefficient ${k - start}`,
-            words[k],
-            `a residue below the prime ${p}`,
-          );
-        }
-      }
+      const outOfRange = stream.updateKernelCounting(poly.limbPointer(i), n, moduli[i].value);
+      if (outOfRange !== 0 && this.#outOfRange === undefined) this.#outOfRange = { poly, limb: i, field };
     }
     return poly;
   }
 
   seed(): Uint8Array {
     const seed = this.#bytes.slice(this.#offset, this.#offset + SEED_BYTES);
+    this.#reading().update(seed);
     this.#offset += SEED_BYTES;
     return seed;
   }
 
   expanded(moduli: readonly Modulus[], seed: Uint8Array, label: number): Poly {
+    if (this.#stream !== undefined) throw new Error('BodyReader: expansion before the body was verified');
     const poly = expandUniform(moduli, seed, label);
-    this.owned.push(poly);
+    this.#owned.push(poly);
     return poly;
   }
 
-  /** Runs `parse`, freeing every polynomial it allocated if it throws. */
-  run<T>(parse: () => T): T {
+  /** Runs `read`, verifies what it read, then runs `build` on its result; frees everything if any step throws. */
+  run<R, T>(read: () => R, build: (raw: R) => T): T {
+    const stream = new Xxh32Stream(CHECKSUM_SEED);
+    this.#stream = stream;
     try {
-      return parse();
+      let raw: R;
+      try {
+        stream.update(this.#bytes.subarray(0, HEADER_BYTES));
+        raw = read();
+        this.#verify(stream);
+      } finally {
+        this.#stream = undefined;
+        stream.dispose();
+      }
+      return build(raw);
     } catch (error) {
-      for (const p of this.owned) p.dispose();
+      for (const p of this.#owned) p.dispose();
       throw error;
     }
+  }
+
+  #reading(): Xxh32Stream {
+    if (this.#stream === undefined) throw new Error('BodyReader: body read outside run()');
+    return this.#stream;
+  }
+
+  #verify(stream: Xxh32Stream): void {
+    const end = HEADER_BYTES + this.#header.bodyLength;
+    if (this.#offset !== end) {
+      // The readers and the size functions disagree: a bug here, not a bad input.
+      throw new Error(
+        `BodyReader: read ${this.#offset - HEADER_BYTES} body bytes of ${this.#header.bodyLength}`,
+      );
+    }
+    checkChecksum(this.#what, storedChecksum(this.#bytes, this.#header), stream.digest());
+    const bad = this.#outOfRange;
+    if (bad === undefined) return;
+    const p = bad.poly.moduli[bad.limb].value;
+    const limb = bad.poly.limb(bad.limb);
+    const k = limb.findIndex((w) => w >= p);
+    throw formatError(
+      this.#what,
+      `${bad.field} limb ${bad.limb} coefficient ${k}`,
+      limb[k],
+      `a residue below the prime ${p}`,
+    );
   }
 }
 
@@ -1196,11 +1324,11 @@ class BodyReader {
  */
 export function deserializePlaintext(params: Parameters, bytes: Uint8Array): Plaintext {
   const header = open(params, bytes, [ObjectType.Plaintext]);
-  const reader = new BodyReader(bytes, header.typeName);
-  return reader.run(() => {
-    const poly = reader.poly(params.moduliAtLevel(header.level), header.ntt, 'polynomial');
-    return new Plaintext(params, poly, header.level, header.scale);
-  });
+  const reader = new BodyReader(bytes, header);
+  return reader.run(
+    () => reader.poly(params.moduliAtLevel(header.level), header.ntt, 'polynomial'),
+    (poly) => new Plaintext(params, poly, header.level, header.scale),
+  );
 }
 
 /**
@@ -1216,19 +1344,25 @@ export function deserializePlaintext(params: Parameters, bytes: Uint8Array): Pla
  */
 export function deserializeCiphertext(params: Parameters, bytes: Uint8Array): Ciphertext {
   const header = open(params, bytes, [ObjectType.Ciphertext, ObjectType.SeededCiphertext]);
-  const reader = new BodyReader(bytes, header.typeName);
+  const reader = new BodyReader(bytes, header);
   const moduli = params.moduliAtLevel(header.level);
-  return reader.run(() => {
-    if (header.type === ObjectType.SeededCiphertext) {
-      const c0 = reader.poly(moduli, true, 'c0');
-      const seed = reader.seed();
-      const c1 = reader.expanded(moduli, seed, 0);
-      return new SeededCiphertext(params, [c0, c1], header.level, header.scale, seed);
-    }
-    const polys: Poly[] = [];
-    for (let i = 0; i < header.count; i++) polys.push(reader.poly(moduli, header.ntt, `c${i}`));
-    return new Ciphertext(params, polys, header.level, header.scale);
-  });
+  if (header.type === ObjectType.SeededCiphertext) {
+    return reader.run(
+      () => ({ c0: reader.poly(moduli, true, 'c0'), seed: reader.seed() }),
+      ({ c0, seed }) => {
+        const c1 = reader.expanded(moduli, seed, 0);
+        return new SeededCiphertext(params, [c0, c1], header.level, header.scale, seed);
+      },
+    );
+  }
+  return reader.run(
+    () => {
+      const polys: Poly[] = [];
+      for (let i = 0; i < header.count; i++) polys.push(reader.poly(moduli, header.ntt, `c${i}`));
+      return polys;
+    },
+    (polys) => new Ciphertext(params, polys, header.level, header.scale),
+  );
 }
 
 /**
@@ -1243,33 +1377,45 @@ export function deserializeCiphertext(params: Parameters, bytes: Uint8Array): Ci
  */
 export function deserializePublicKey(params: Parameters, bytes: Uint8Array): PublicKey {
   const header = open(params, bytes, [ObjectType.PublicKey]);
-  const reader = new BodyReader(bytes, header.typeName);
+  const reader = new BodyReader(bytes, header);
   const moduli = params.moduliQPAtLevel(params.depth);
-  return reader.run(() => {
-    const b = reader.poly(moduli, true, 'b');
-    if (header.seeded) {
-      const seed = reader.seed();
-      return new PublicKey(params, b, reader.expanded(moduli, seed, 0), seed);
-    }
-    const a = reader.poly(moduli, true, 'a');
-    return new PublicKey(params, b, a, reader.seed());
-  });
+  return reader.run(
+    () => {
+      const b = reader.poly(moduli, true, 'b');
+      const a = header.seeded ? undefined : reader.poly(moduli, true, 'a');
+      return { b, a, seed: reader.seed() };
+    },
+    ({ b, a, seed }) => new PublicKey(params, b, a ?? reader.expanded(moduli, seed, 0), seed),
+  );
 }
 
-function readSwitchingKey(params: Parameters, header: ObjectHeader, reader: BodyReader): SwitchingKey {
+function readSwitchingKey<T>(
+  params: Parameters,
+  header: ObjectHeader,
+  bytes: Uint8Array,
+  wrap: (key: SwitchingKey) => T,
+): T {
   const moduli = params.moduliQPAtLevel(params.depth);
-  const bs: Poly[] = [];
-  const as: Poly[] = [];
-  for (let j = 0; j < header.count; j++) {
-    bs.push(reader.poly(moduli, true, `digit ${j} b`));
-    if (!header.seeded) as.push(reader.poly(moduli, true, `digit ${j} a`));
-  }
-  const seed = reader.seed();
-  if (header.seeded) for (let j = 0; j < header.count; j++) as.push(reader.expanded(moduli, seed, j));
-  return new SwitchingKey(
-    params,
-    bs.map((b, j) => ({ b, a: as[j] })),
-    seed,
+  const reader = new BodyReader(bytes, header);
+  return reader.run(
+    () => {
+      const bs: Poly[] = [];
+      const as: Poly[] = [];
+      for (let j = 0; j < header.count; j++) {
+        bs.push(reader.poly(moduli, true, `digit ${j} b`));
+        if (!header.seeded) as.push(reader.poly(moduli, true, `digit ${j} a`));
+      }
+      return { bs, as, seed: reader.seed() };
+    },
+    ({ bs, as, seed }) => {
+      if (header.seeded) for (let j = 0; j < header.count; j++) as.push(reader.expanded(moduli, seed, j));
+      const key = new SwitchingKey(
+        params,
+        bs.map((b, j) => ({ b, a: as[j] })),
+        seed,
+      );
+      return wrap(key);
+    },
   );
 }
 
@@ -1286,8 +1432,7 @@ function readSwitchingKey(params: Parameters, header: ObjectHeader, reader: Body
  */
 export function deserializeSwitchingKey(params: Parameters, bytes: Uint8Array): SwitchingKey {
   const header = open(params, bytes, [ObjectType.SwitchingKey]);
-  const reader = new BodyReader(bytes, header.typeName);
-  return reader.run(() => readSwitchingKey(params, header, reader));
+  return readSwitchingKey(params, header, bytes, (key) => key);
 }
 
 /**
@@ -1302,8 +1447,7 @@ export function deserializeSwitchingKey(params: Parameters, bytes: Uint8Array): 
  */
 export function deserializeGaloisKey(params: Parameters, bytes: Uint8Array): GaloisKey {
   const header = open(params, bytes, [ObjectType.GaloisKey]);
-  const reader = new BodyReader(bytes, header.typeName);
-  return reader.run(() => new GaloisKey(header.galoisElement, readSwitchingKey(params, header, reader)));
+  return readSwitchingKey(params, header, bytes, (key) => new GaloisKey(header.galoisElement, key));
 }
 
 /**
@@ -1319,6 +1463,8 @@ export function deserializeGaloisKey(params: Parameters, bytes: Uint8Array): Gal
  */
 export function deserializeEvaluationKeys(params: Parameters, bytes: Uint8Array): EvaluationKeys {
   const header = open(params, bytes, [ObjectType.EvaluationKeys]);
+  // The container's checksum covers every entry: check it before any entry is parsed.
+  verifyWholeChecksum(bytes, header);
   const entryBytes = switchingKeyObjectBytes(params, header.seeded);
   const parsed: SwitchingKey[] = [];
   try {
@@ -1347,8 +1493,7 @@ export function deserializeEvaluationKeys(params: Parameters, bytes: Uint8Array)
             'one not seen before in the set',
           );
         }
-        const reader = new BodyReader(entry, entryHeader.typeName);
-        const key = reader.run(() => readSwitchingKey(params, entryHeader, reader));
+        const key = readSwitchingKey(params, entryHeader, entry, (k) => k);
         parsed.push(key);
         if (entryHeader.type === ObjectType.SwitchingKey) relinearization = key;
         else galois.set(entryHeader.galoisElement, new GaloisKey(entryHeader.galoisElement, key));
@@ -1377,9 +1522,10 @@ export function deserializeEvaluationKeys(params: Parameters, bytes: Uint8Array)
  */
 export function deserializeSecretKey(params: Parameters, bytes: Uint8Array): SecretKey {
   const header = open(params, bytes, [ObjectType.SecretKey]);
-  const reader = new BodyReader(bytes, header.typeName);
+  const reader = new BodyReader(bytes, header);
   return reader.run(
-    () => new SecretKey(params, reader.poly(params.moduliQPAtLevel(params.depth), true, 's')),
+    () => reader.poly(params.moduliQPAtLevel(params.depth), true, 's'),
+    (s) => new SecretKey(params, s),
   );
 }
 
@@ -1396,6 +1542,7 @@ export function deserializeSecretKey(params: Parameters, bytes: Uint8Array): Sec
  */
 export function deserializeParameters(bytes: Uint8Array): Parameters {
   const header = open(undefined, bytes, [ObjectType.Parameters]);
+  verifyWholeChecksum(bytes, header);
   const what = header.typeName;
   const view = new DataView(bytes.buffer, bytes.byteOffset + HEADER_BYTES, PARAMETERS_BODY_BYTES);
   const body = bytes.subarray(HEADER_BYTES, HEADER_BYTES + PARAMETERS_BODY_BYTES);
