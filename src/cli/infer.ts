@@ -10,7 +10,7 @@ import {
   loadPngFolder,
   npyToImages,
 } from '../nn/data.ts';
-import { checkImages, InferenceClient, InferenceServer } from '../nn/executor.ts';
+import { checkImages, InferenceClient, InferenceServer, ModelOwner, runEncrypted } from '../nn/executor.ts';
 import { shapeSize } from '../nn/graph.ts';
 import type { LayerModel } from '../nn/layers.ts';
 import { importOnnx } from '../nn/onnx.ts';
@@ -67,6 +67,11 @@ export interface InferSummary {
   images_per_s: number;
   eval_s: number;
   keygen_s: number;
+  /** --encrypt-weights: the model owner encrypting the weights, their size, and the evaluation time per pass of the
+   * same program with plaintext weights (the cost of encrypting them). */
+  encrypt_weights_s: number | null;
+  encrypted_weight_bytes: number | null;
+  plain_weights_eval_per_pass_s: number | null;
   /** Server setup: encoding the plaintext weights once (latency packing). */
   setup_s: number;
   /** Mean server-side evaluation seconds per pass (per image in latency mode). */
@@ -162,10 +167,6 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
       '--encrypt-weights needs --mode latency: in batch packing every scalar weight would be its own ciphertext',
     );
   }
-  if (options.encryptWeights) {
-    throw new InvalidArgumentError('--encrypt-weights: not implemented yet in this build');
-  }
-
   // 1. Inputs: model, images, labels, all checked before anything is printed.
   if (!existsSync(options.model)) throw new InvalidArgumentError(`--model ${options.model}: no such file`);
   const model = importOnnx(readFileSync(options.model));
@@ -192,8 +193,10 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
     (l) => (l.kind === 'activation' || l.kind === 'maxPool') && l.approx === undefined,
   );
   const calibrationCount = Math.min(count, 512);
+  const encryptWeights = options.encryptWeights === true;
   const compiled: CompileResult = compileModel(model, {
     mode,
+    encryptWeights,
     name: basename(options.model),
     batchSize: undefined,
     ...(needsCalibration
@@ -244,6 +247,16 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
   const client = new InferenceClient(program, { seed: options.seed });
   const server = new InferenceServer(program, client.evaluationKeys);
   const setupSeconds = server.prepare();
+  let weightSeconds = 0;
+  let weightBytes = 0;
+  if (client.publicKey) {
+    // The model owner encrypts the weights under the client's public key; the server keeps them.
+    const start = performance.now();
+    const weights = new ModelOwner(program, client.publicKey, { seed: options.seed }).encryptWeights();
+    weightSeconds = (performance.now() - start) / 1000;
+    for (const ct of weights.values()) weightBytes += ct.byteLength;
+    server.loadWeights(weights);
+  }
   if (json) {
     print(
       JSON.stringify({
@@ -311,6 +324,13 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
   bar?.update(count, { phase: 'done' });
   bar?.stop();
   server.dispose();
+  // The cost of encrypting the weights: the same images with plaintext weights, in this process.
+  let plainWeightsEval: number | null = null;
+  if (encryptWeights) {
+    const plainWeights = compileModel(model, { mode, name: basename(options.model) }).program;
+    const run = runEncrypted(plainWeights, images, count, { seed: options.seed });
+    plainWeightsEval = run.timings.evaluate / run.passes;
+  }
 
   // 4. Figures.
   const predictions = argmaxRows(logits, count, classes);
@@ -335,6 +355,9 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
     images_per_s: round(count / timings.evaluate, 2),
     eval_s: round(timings.evaluate, 3),
     keygen_s: round(client.keygenSeconds, 3),
+    encrypt_weights_s: encryptWeights ? round(weightSeconds, 3) : null,
+    encrypted_weight_bytes: encryptWeights ? weightBytes : null,
+    plain_weights_eval_per_pass_s: plainWeightsEval === null ? null : round(plainWeightsEval, 4),
     setup_s: round(setupSeconds, 3),
     eval_per_pass_s: round(timings.evaluate / passIndex, 4),
     rotation_keys: program.rotations.length,
@@ -370,6 +393,12 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
   }
   if (json) print(JSON.stringify(summary));
   else {
+    if (encryptWeights) {
+      print(
+        `Encrypted weights: ${(weightBytes / 2 ** 30).toFixed(2)} GiB, encrypted by the model owner in ${summary.encrypt_weights_s} s; ` +
+          `evaluation ${summary.eval_per_pass_s} s per image against ${summary.plain_weights_eval_per_pass_s} s with plaintext weights`,
+      );
+    }
     const pct = (x: number | null) => (x === null ? 'n/a (no labels)' : `${(100 * x).toFixed(2)} %`);
     print(`Accuracy: encrypted ${pct(summary.accuracy)}, plaintext ${pct(summary.plain_accuracy)}`);
     print(

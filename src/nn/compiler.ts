@@ -61,6 +61,11 @@ export type RelinearizationPolicy = 'auto' | 'lazy' | 'eager';
 export interface CompileOptions {
   /** `batch` (default): one image per slot; `latency`: one image per ciphertext(s). */
   readonly mode?: 'batch' | 'latency';
+  /**
+   * Latency packing only: the weights are ciphertexts too (encrypted by the model owner under the client's public
+   * key), so products are ciphertext × ciphertext.
+   */
+  readonly encryptWeights?: boolean;
   /** Images per pass in batch mode (default: all slots). */
   readonly batchSize?: number;
   /** Bits of precision asked of every value (default 20: a 2^30 scale; above 24 two primes per level, 2^60). */
@@ -241,6 +246,27 @@ class Emitter {
 
   readonly plaintexts: PlaintextDescriptor[] = [];
   readonly rotations = new Map<number, number>();
+  /** Weights as model-owner ciphertexts instead of plaintexts (latency packing). */
+  encryptWeights = false;
+  readonly weightInputs: InputDescriptor[] = [];
+
+  /** An encrypted weight vector (replicated with period values.length): a model-owner input. */
+  weightInput(values: ArrayLike<number>, level: number, scale: number): Sym {
+    const sym = this.fresh(level, scale, 1);
+    const offset = this.constants.length;
+    for (let i = 0; i < values.length; i++) this.constants.push(values[i]);
+    this.weightInputs.push({
+      id: sym.id,
+      level,
+      scale,
+      bytes: this.chain.bytes(level, 1),
+      owner: 'model',
+      offset,
+      length: values.length,
+      replicate: true,
+    });
+    return sym;
+  }
 
   /** Registers a plaintext vector (replicated over the slots with period values.length); returns its id. */
   plaintext(values: ArrayLike<number>, level: number, scale: number): number {
@@ -352,11 +378,14 @@ class Emitter {
         const shift = g * n1;
         const pre = new Float64Array(d);
         for (let i = 0; i < d; i++) pre[i] = diagonal[(i - shift + d) % d];
-        const term = this.mulPlain(rotated.get(k % n1) as Sym, this.plaintext(pre, level, ptScale));
+        const source = rotated.get(k % n1) as Sym;
+        const term = this.encryptWeights
+          ? this.mulCt(source, this.weightInput(pre, level, ptScale))
+          : this.mulPlain(source, this.plaintext(pre, level, ptScale));
         partial = partial ? this.addSub('add', partial, term) : term;
       }
       if (!partial) continue;
-      if (g !== 0) partial = this.rotate(partial, g * n1);
+      if (g !== 0) partial = this.rotate(this.relinearize(partial), g * n1);
       out = out ? this.addSub('add', out, partial) : partial;
     }
     let result = out as Sym;
@@ -366,8 +395,12 @@ class Emitter {
       biasVector[i] = bias[i];
       if (bias[i] !== 0) hasBias = true;
     }
-    if (hasBias) result = this.addPlain(result, this.plaintext(biasVector, level, result.scale));
-    return this.rescale(result);
+    if (hasBias) {
+      result = this.encryptWeights
+        ? this.addSub('add', result, this.weightInput(biasVector, level, result.scale))
+        : this.addPlain(result, this.plaintext(biasVector, level, result.scale));
+    }
+    return this.rescale(this.relinearize(result));
   }
 
   mulCt(x: Sym, y: Sym): Sym {
@@ -1086,6 +1119,11 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
     Number.isFinite(precisionBits) && precisionBits >= 1 && precisionBits <= 45,
     () => `precisionBits = ${precisionBits}: expected 1 … 45 (a 2^30 scale gives ≈ 20 bits, 2^60 ≈ 45)`,
   );
+  check(
+    options.encryptWeights !== true || mode === 'latency',
+    () =>
+      "encryptWeights: needs mode 'latency' (in batch packing every scalar weight would be its own ciphertext)",
+  );
   const policy = options.relinearize ?? 'auto';
   check(
     policy === 'auto' || policy === 'lazy' || policy === 'eager',
@@ -1214,6 +1252,7 @@ function compileLatency(
   for (const l of model.layers) largest = Math.max(largest, shapeSize(l.shape));
   const period = 2 ** Math.ceil(Math.log2(largest));
   const probe = new Emitter(probeChain);
+  probe.encryptWeights = options.encryptWeights === true;
   emitLatency(model, probe, period);
   const depth = PROBE_TOP - probe.minLevel;
   const params = chooseParameters(depth, {
@@ -1223,6 +1262,7 @@ function compileLatency(
     maxLogN: options.maxLogN,
   });
   const emitter = new Emitter(chainOf(params));
+  emitter.encryptWeights = options.encryptWeights === true;
   const { input, output } = emitLatency(model, emitter, period);
   const inSize = shapeSize(model.inputShape);
   const outSize = shapeSize(model.outputShape);
@@ -1245,6 +1285,7 @@ function compileLatency(
         slotElements: Array.from({ length: period }, (_, i) => (i < inSize ? i : -1)),
         replicate: true,
       },
+      ...emitter.weightInputs,
     ],
     outputs: [
       {
@@ -1282,7 +1323,11 @@ function finishProgram(parts: {
 }): HeProgram {
   const { emitter, params, model } = parts;
   const body = emitter.instructions;
-  const keep = new Set(parts.outputs.map((o) => o.id));
+  // Outputs survive the run; encrypted weights survive every run.
+  const keep = new Set([
+    ...parts.outputs.map((o) => o.id),
+    ...parts.inputs.filter((i) => i.owner === 'model').map((i) => i.id),
+  ]);
   const lastUse = new Map<number, number>();
   body.forEach((ins, i) => {
     for (const id of ins.args) lastUse.set(id, i);

@@ -4,17 +4,23 @@
  * (key generation, packing + encryption of inputs, decryption + unpacking of outputs) and the server that holds
  * only evaluation keys and runs the instructions.
  */
-import { Decryptor, SymmetricEncryptor } from '../ckks/encryptor.ts';
+import { Decryptor, Encryptor, SymmetricEncryptor } from '../ckks/encryptor.ts';
 import { Encoder } from '../ckks/encoder.ts';
 import { Evaluator } from '../ckks/evaluator.ts';
-import { type EvaluationKeys, KeyGenerator, type SecretKey } from '../ckks/keys.ts';
+import { type EvaluationKeys, KeyGenerator, type PublicKey, type SecretKey } from '../ckks/keys.ts';
 import type { Ciphertext, Plaintext } from '../ckks/objects.ts';
 import { Parameters } from '../ckks/parameters.ts';
 import { allocator } from '../ring/arena.ts';
 import { Prng } from '../ring/prng.ts';
 import { assertInteger, check, describe } from '../util/assert.ts';
 import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
-import { assertProgram, type HeInstruction, type HeProgram, type PlaintextDescriptor } from './program.ts';
+import {
+  assertProgram,
+  type HeInstruction,
+  type HeProgram,
+  type InputDescriptor,
+  type PlaintextDescriptor,
+} from './program.ts';
 
 /**
  * Called while a program runs with the instructions done so far and the total.
@@ -96,6 +102,7 @@ function packLatency(program: HeProgram, images: ArrayLike<number>, image: numbe
   const permutation = program.inputPermutation;
   const packed = new Map<number, Float64Array>();
   for (const input of program.inputs) {
+    if (input.owner === 'model') continue;
     const layout = input.slotElements ?? [];
     const values = new Float64Array(input.replicate ? program.slots : layout.length);
     for (let i = 0; i < values.length; i++) {
@@ -134,6 +141,19 @@ function passes(program: HeProgram, count: number): { first: number; count: numb
   const list: { first: number; count: number }[] = [];
   for (let first = 0; first < count; first += per) list.push({ first, count: Math.min(per, count - first) });
   return list;
+}
+
+/** The slot values of an encrypted weight input (its constants repeated over all slots). */
+function weightSlots(program: HeProgram, w: InputDescriptor): Float64Array {
+  return plaintextSlots(program, {
+    id: w.id,
+    level: w.level,
+    scale: w.scale,
+    bytes: w.bytes,
+    offset: w.offset ?? 0,
+    length: w.length ?? 1,
+    replicate: true,
+  });
 }
 
 /** The slot values of a plaintext weight (tiled over all slots when it is replicated). */
@@ -179,6 +199,7 @@ export function simulateProgram(program: HeProgram, images: ArrayLike<number>, c
         : packLatency(program, images, pass.first);
     const length = full ? program.slots : pass.count;
     const values = new Map<number, Float64Array>();
+    for (const w of program.inputs) if (w.owner === 'model') values.set(w.id, weightSlots(program, w));
     for (const [id, v] of packed) {
       const x = new Float64Array(length);
       x.set(v.subarray(0, length));
@@ -285,6 +306,10 @@ function simulateInstruction(
  */
 export interface PhaseTimings {
   keygen: number;
+  /** The model owner encrypting the weights (encrypted-weight programs). */
+  encryptWeights: number;
+  /** Server setup: encoding the plaintext weights once. */
+  setup: number;
   encrypt: number;
   evaluate: number;
   decrypt: number;
@@ -306,6 +331,8 @@ export class InferenceClient {
   readonly program: HeProgram;
   readonly params: Parameters;
   readonly evaluationKeys: EvaluationKeys;
+  /** For a model owner who encrypts the weights (programs with encrypted weights only). */
+  readonly publicKey: PublicKey | undefined;
   /** Seconds spent generating keys. */
   readonly keygenSeconds: number;
   readonly #secretKey: SecretKey;
@@ -330,6 +357,9 @@ export class InferenceClient {
       relinearization: program.relinearization,
       rotations: program.rotations,
     });
+    this.publicKey = program.inputs.some((i) => i.owner === 'model')
+      ? keygen.generatePublicKey(this.#secretKey)
+      : undefined;
     this.keygenSeconds = (performance.now() - start) / 1000;
     this.#encoder = new Encoder(this.params);
     this.#encryptor = new SymmetricEncryptor(this.params, this.#secretKey);
@@ -353,6 +383,7 @@ export class InferenceClient {
         : packLatency(this.program, images, first);
     const out = new Map<number, Ciphertext>();
     for (const input of this.program.inputs) {
+      if (input.owner === 'model') continue;
       const pt = this.#encoder.encodeNew(packed.get(input.id) ?? [], input.level, input.scale);
       // Each ciphertext's uniform half and noise come from their own child streams (seed 32 bytes).
       const n = this.#counter++;
@@ -382,6 +413,46 @@ export class InferenceClient {
 }
 
 /**
+ * The model owner's side of encrypted-weight programs: encrypts every weight input under the client's public key,
+ * so the server computes with weights it cannot read.
+ *
+ * @example
+ * ```ts
+ * const weights = new ModelOwner(program, client.publicKey!).encryptWeights();
+ * server.loadWeights(weights);
+ * ```
+ */
+export class ModelOwner {
+  readonly program: HeProgram;
+  readonly params: Parameters;
+  readonly #encryptor: Encryptor;
+  readonly #encoder: Encoder;
+  readonly #prng: Prng;
+
+  constructor(program: HeProgram, publicKey: PublicKey, options: { seed?: Uint8Array } = {}) {
+    assertProgram(program);
+    this.program = program;
+    this.params = Parameters.create(program.parameters);
+    this.#encryptor = new Encryptor(this.params, publicKey);
+    this.#encoder = new Encoder(this.params);
+    this.#prng = options.seed ? Prng.fromSeed(options.seed) : Prng.fresh();
+  }
+
+  /** The encrypted weights: input id → ciphertext, each at the level and scale the program asks. */
+  encryptWeights(): Map<number, Ciphertext> {
+    const out = new Map<number, Ciphertext>();
+    let n = 0;
+    for (const w of this.program.inputs) {
+      if (w.owner !== 'model') continue;
+      const pt = this.#encoder.encodeNew(weightSlots(this.program, w), w.level, w.scale);
+      out.set(w.id, this.#encryptor.encryptNew(pt, this.#prng.fork(n++)));
+      pt.dispose();
+    }
+    return out;
+  }
+}
+
+/**
  * The server's side: evaluation keys only. Runs the program's instructions on the client's ciphertexts, disposing
  * each intermediate at its `free`, and returns the output ciphertexts.
  *
@@ -397,6 +468,7 @@ export class InferenceServer {
   readonly #evaluator: Evaluator;
   readonly #encoder: Encoder;
   #plaintexts: Plaintext[] | undefined;
+  #weights: Map<number, Ciphertext> = new Map();
 
   constructor(program: HeProgram, evaluationKeys: EvaluationKeys) {
     assertProgram(program);
@@ -406,8 +478,31 @@ export class InferenceServer {
     this.#encoder = new Encoder(this.params);
   }
 
+  /** Keeps the model owner's encrypted weights for every later run. */
+  loadWeights(weights: Map<number, Ciphertext>): void {
+    for (const w of this.program.inputs) {
+      if (w.owner !== 'model') continue;
+      const ct = weights.get(w.id);
+      if (!ct) throw new MismatchError(`encrypted weight ${w.id}: missing`);
+      this.#checkInput(w, ct);
+      this.#weights.set(w.id, ct);
+    }
+  }
+
+  #checkInput(input: InputDescriptor, ct: Ciphertext): void {
+    if (ct.params !== this.params) {
+      throw new MismatchError(`input ${input.id}: parameters ${ct.parametersId}, expected ${this.params.id}`);
+    }
+    if (ct.level !== input.level || Math.abs(ct.scale / input.scale - 1) > 2 ** -30) {
+      throw new MismatchError(
+        `input ${input.id}: level ${ct.level}, scale 2^${Math.log2(ct.scale).toFixed(3)}; expected level ` +
+          `${input.level}, scale 2^${Math.log2(input.scale).toFixed(3)}`,
+      );
+    }
+  }
+
   /** The plaintext weight vectors, encoded once at their level and scale. */
-  #weights(): Plaintext[] {
+  #encodedWeights(): Plaintext[] {
     this.#plaintexts ??= this.program.plaintexts.map((p) =>
       this.#encoder.encodeNew(plaintextSlots(this.program, p), p.level, p.scale),
     );
@@ -422,24 +517,22 @@ export class InferenceServer {
   run(inputs: Map<number, Ciphertext>, onProgress?: ProgressCallback): Map<number, Ciphertext> {
     const program = this.program;
     const values = new Map<number, Ciphertext>();
+    const kept = new Set<number>();
     for (const input of program.inputs) {
+      if (input.owner === 'model') {
+        const w = this.#weights.get(input.id);
+        if (!w) throw new MismatchError(`encrypted weight ${input.id}: missing (call loadWeights first)`);
+        values.set(input.id, w);
+        kept.add(input.id);
+        continue;
+      }
       const ct = inputs.get(input.id);
       if (!ct) throw new MismatchError(`input ${input.id} (element ${input.element}): missing ciphertext`);
-      if (ct.params !== this.params) {
-        throw new MismatchError(
-          `input ${input.id}: parameters ${ct.parametersId}, expected ${this.params.id}`,
-        );
-      }
-      if (ct.level !== input.level || Math.abs(ct.scale / input.scale - 1) > 2 ** -30) {
-        throw new MismatchError(
-          `input ${input.id}: level ${ct.level}, scale 2^${Math.log2(ct.scale).toFixed(3)}; expected level ` +
-            `${input.level}, scale 2^${Math.log2(input.scale).toFixed(3)}`,
-        );
-      }
+      this.#checkInput(input, ct);
       values.set(input.id, ct);
     }
     const ev = this.#evaluator;
-    const plaintexts = program.plaintexts.length > 0 ? this.#weights() : [];
+    const plaintexts = program.plaintexts.length > 0 ? this.#encodedWeights() : [];
     const get = (id: number): Ciphertext => {
       const v = values.get(id);
       if (!v) throw new MismatchError(`value ${id} is not alive`);
@@ -515,7 +608,7 @@ export class InferenceServer {
         if (onProgress && (i % every === 0 || i === total - 1)) onProgress(i + 1, total);
       }
     } catch (error) {
-      for (const v of values.values()) v.dispose();
+      for (const [id, v] of values) if (!kept.has(id)) v.dispose();
       throw error;
     }
     const outputs = new Map<number, Ciphertext>();
@@ -523,8 +616,8 @@ export class InferenceServer {
       outputs.set(o.id, get(o.id));
       values.delete(o.id);
     }
-    // Anything left (a program without frees) is released here.
-    for (const v of values.values()) v.dispose();
+    // Anything left (a program without frees) is released here; the encrypted weights stay for the next run.
+    for (const [id, v] of values) if (!kept.has(id)) v.dispose();
     return outputs;
   }
 
@@ -533,14 +626,16 @@ export class InferenceServer {
    */
   prepare(): number {
     const start = performance.now();
-    this.#weights();
+    this.#encodedWeights();
     return (performance.now() - start) / 1000;
   }
 
-  /** Releases the encoded plaintext weights. */
+  /** Releases the encoded plaintext weights and the encrypted weights. */
   dispose(): void {
     for (const p of this.#plaintexts ?? []) p.dispose();
     this.#plaintexts = undefined;
+    for (const w of this.#weights.values()) w.dispose();
+    this.#weights.clear();
   }
 }
 
@@ -591,10 +686,17 @@ export function runEncrypted(
   const server = new InferenceServer(program, client.evaluationKeys);
   const timings: PhaseTimings = {
     keygen: options.client ? 0 : client.keygenSeconds,
+    encryptWeights: 0,
+    setup: server.prepare(),
     encrypt: 0,
     evaluate: 0,
     decrypt: 0,
   };
+  if (client.publicKey) {
+    const start = performance.now();
+    server.loadWeights(new ModelOwner(program, client.publicKey, { seed: options.seed }).encryptWeights());
+    timings.encryptWeights = (performance.now() - start) / 1000;
+  }
   const logits = new Float64Array(count * outputSize(program));
   const list = passes(program, count);
   let uploadBytes = 0;

@@ -7,6 +7,7 @@ import { runEncrypted, simulateProgram } from './executor.ts';
 import { findDataFile, findModelFile } from './fixtures.ts';
 import { importOnnx } from './onnx.ts';
 import { runOnnxRuntime } from './ort-reference.ts';
+import { validateProgram } from './program.ts';
 import { argmaxRows } from './simulate.ts';
 import { rowRelativeError } from './test-helpers.ts';
 
@@ -71,4 +72,24 @@ describe('latency packing: one image per ciphertext, diagonal method with BSGS a
       assert.deepEqual(argmaxRows(run.logits, 2, 10), argmaxRows(ort.data, 2, 10));
     });
   }
+});
+
+describe('encrypted weights (latency packing): the model owner encrypts the diagonals under the client public key', () => {
+  it('lola-small-mnist.onnx: ciphertext × ciphertext products give the same logits as plaintext weights', () => {
+    const model = importOnnx(readFileSync(findModelFile('lola-small-mnist.onnx')));
+    const { program } = compileModel(model, { mode: 'latency', encryptWeights: true });
+    validateProgram(program);
+    const weights = program.inputs.filter((i) => i.owner === 'model');
+    assert.ok(weights.length > 100, 'one ciphertext per diagonal and bias');
+    assert.equal(program.plaintexts.length, 0);
+    assert.ok(program.instructions.some((i) => i.op === 'mul_ct'));
+    const freed = new Set(program.instructions.filter((i) => i.op === 'free').flatMap((i) => i.args));
+    for (const w of weights) assert.ok(!freed.has(w.id), 'weights stay for the next image');
+    const two = images.subarray(0, 2 * 784);
+    const simulated = simulateProgram(program, two, 2);
+    const run = runEncrypted(program, two, 2, { seed: new Uint8Array(32).fill(6) });
+    assert.ok(run.timings.encryptWeights > 0);
+    assert.ok(rowRelativeError(run.logits, simulated, 10) < 1e-3);
+    assert.deepEqual(argmaxRows(run.logits, 2, 10), argmaxRows(simulated, 2, 10));
+  });
 });

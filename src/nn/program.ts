@@ -130,7 +130,9 @@ export interface HeInstruction {
 /**
  * A ciphertext the client encrypts. Batch packing: slot s holds input element `element` of image s. Latency packing:
  * slot i holds element `slotElements[i]` of the one image (−1: zero), the vector repeated every
- * `slotElements.length` slots when `replicate` is set.
+ * `slotElements.length` slots when `replicate` is set. With `owner: 'model'` it is an encrypted weight: the model
+ * owner encrypts constants `offset … offset+length−1` (repeated over the slots) under the client's public key, the
+ * server keeps it across images, and no instruction frees it.
  *
  * @example
  * ```ts
@@ -145,6 +147,9 @@ export interface InputDescriptor {
   element?: number;
   slotElements?: number[];
   replicate?: boolean;
+  owner?: 'data' | 'model';
+  offset?: number;
+  length?: number;
 }
 
 /**
@@ -481,7 +486,18 @@ export function validateProgram(program: HeProgram): void {
     checkLevelScale(where, input.level, input.scale);
     const expected = ciphertextBytesFor(p, input.level, 1);
     if (input.bytes !== expected) fail(`${where}.bytes = ${describe(input.bytes)}: expected ${expected}`);
-    if (program.packing === 'batch') {
+    if (input.owner !== undefined && input.owner !== 'data' && input.owner !== 'model')
+      fail(`${where}.owner = ${describe(input.owner)}: expected "data" or "model"`);
+    if (input.owner === 'model') {
+      if (
+        !isInt(input.length, 1, program.slots) ||
+        !isInt(input.offset, 0) ||
+        input.offset + input.length > constantCount
+      )
+        fail(
+          `${where}: offset ${describe(input.offset)} + length ${describe(input.length)} outside the constants`,
+        );
+    } else if (program.packing === 'batch') {
       if (!isInt(input.element, 0, inSize - 1))
         fail(`${where}.element = ${describe(input.element)}: expected an integer in [0, ${inSize - 1}]`);
     } else {
@@ -503,6 +519,7 @@ export function validateProgram(program: HeProgram): void {
     if (pt.bytes !== limbs(p, pt.level) * 2 ** p.logN * 4)
       fail(`${where}.bytes = ${describe(pt.bytes)}: expected ${limbs(p, pt.level) * 2 ** p.logN * 4}`);
   });
+  const modelInputs = new Set(program.inputs.filter((i) => i.owner === 'model').map((i) => i.id));
   const usedSteps = new Set<number>();
   let usesRelin = false;
   const galoisOf = new Map<number, number>(rotations.map((r, i) => [r, galois[i]]));
@@ -516,6 +533,8 @@ export function validateProgram(program: HeProgram): void {
     if (ins.op === 'free') {
       if (args.length === 0) fail(`${where}: free without operands`);
       for (const id of args) {
+        if (modelInputs.has(id))
+          fail(`${where} frees encrypted weight ${id}, which the server keeps across images`);
         if (!alive.has(id)) fail(`${where} frees value ${id}, which is not alive`);
         alive.delete(id);
       }
