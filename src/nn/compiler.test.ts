@@ -67,6 +67,48 @@ describe('parameter choice', () => {
   });
 });
 
+/** Conv → x² → MaxPool 2×2 → Gemm: the polynomial max (or averaging) under encryption. */
+function maxPoolModel() {
+  const b = new OnnxBuilder();
+  const x = b.input('x', ['N', 1, 4, 4]);
+  const c = b.conv(x, {
+    weight: seededValues(9, 31, -0.6, 0.6),
+    weightDims: [1, 1, 3, 3],
+    pads: [1, 1, 1, 1],
+  });
+  const s = b.node('Mul', [c, c])[0];
+  b.node('MaxPool', [s], { kernel_shape: [2, 2], strides: [2, 2] }, { name: 'pool1', outputs: ['p1'] });
+  b.output(
+    b.gemm(b.flatten('p1'), { weight: seededValues(8, 32, -1, 1), weightDims: [4, 2], bias: [0.1, -0.1] }),
+  );
+  return importOnnx(b.toBytes());
+}
+
+describe('MaxPool under encryption (batch packing)', () => {
+  const model = maxPoolModel();
+  const count = 32;
+  const images = seededValues(count * 16, 33, 0, 1);
+  for (const maxPool of ['polynomial', 'average'] as const) {
+    it(`${maxPool}: encrypted = program simulator = layer simulator in polynomial mode`, () => {
+      const {
+        program,
+        substitutions,
+        model: compiled,
+      } = compileModel(model, {
+        calibration: { images, count },
+        approximation: { maxPool, degree: { abs: 6 } },
+      });
+      assert.equal(substitutions[0].op, 'MaxPool');
+      const sim = simulateProgram(program, images, count);
+      assert.ok(rowRelativeError(sim, simulate(compiled, images, count, { mode: 'polynomial' }), 2) < 1e-9);
+      const enc = runEncrypted(program, images, count, { seed: new Uint8Array(32).fill(8) });
+      // Two rounds of a degree-6 Chebyshev |·| at a 2^30 scale: about 10 bits of the noise budget go to it.
+      const tolerance = maxPool === 'polynomial' ? 1e-2 : 1e-3;
+      assert.ok(rowRelativeError(enc.logits, sim, 2) < tolerance, `${rowRelativeError(enc.logits, sim, 2)}`);
+    });
+  }
+});
+
 describe('compiler + executors on a model with Relu', () => {
   const model = reluModel();
   const count = 48;
