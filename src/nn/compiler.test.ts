@@ -52,6 +52,16 @@ describe('parameter choice', () => {
     assert.equal(chooseParameters(10, { primesPerLevel: 2 }).logN, 15);
   });
 
+  it('asks two primes per level (a 2^60 scale) for more than 24 bits of precision', () => {
+    const { params, program } = compileModel(deepModel(2), { precisionBits: 40 });
+    assert.equal(params.primesPerLevel, 2);
+    assert.equal(program.parameters.primesPerLevel, 2);
+    const images = Float64Array.of(0.5, -0.25, 0.125, 0.75);
+    const enc = runEncrypted(program, images, 2, { seed: new Uint8Array(32).fill(2) });
+    const sim = simulateProgram(program, images, 2);
+    assert.ok(rowRelativeError(enc.logits, sim, 2) < 1e-9, `${rowRelativeError(enc.logits, sim, 2)}`);
+  });
+
   it('names the depth and the largest secure depth when nothing fits', () => {
     assert.throws(
       () => chooseParameters(80),

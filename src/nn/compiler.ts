@@ -6,7 +6,11 @@
  * of the next level, relinearization placed by a cost model) and inserts a `free` after every value's last use.
  *
  * Packings: `batch` (CryptoNets): slot s of every ciphertext belongs to image s; each input element is one
- * ciphertext and every layer is scalar arithmetic on ciphertexts. `latency` lives in `latency.ts`.
+ * ciphertext and every layer is scalar arithmetic on ciphertexts (`mul_const` / `mul_then_add`). `latency` (LoLa
+ * style): one image in one ciphertext, its values repeated with a power-of-two period; every linear layer is a
+ * matrix applied by the diagonal method with baby-step giant-step and hoisted baby rotations, every element-wise
+ * layer acts on all slots at once. With `encryptWeights` (latency only) the diagonals and biases are ciphertexts
+ * of the model owner.
  */
 import { Parameters, type ParametersLiteral } from '../ckks/parameters.ts';
 import { maxLogQP128 } from '../ckks/security.ts';
@@ -1096,7 +1100,7 @@ function checkModel(model: LayerModel): void {
 }
 
 /**
- * Compiles a layer model to an HE program (batch packing; latency packing via `compileLatency`).
+ * Compiles a layer model to an HE program, batch or latency packed.
  *
  * @throws InvalidArgumentError when a layer needs an approximation and no calibration data (or interval) is
  *   given; SecurityError when the depth fits no 128-bit-secure parameter set.
