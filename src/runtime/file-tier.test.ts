@@ -7,7 +7,9 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { FormatError, ResourceError } from '../util/errors.ts';
+import { crc32c } from './checksum.ts';
 import { FileTier, HEADER_BYTES } from './file-tier.ts';
+import { encodeObjectHeader } from './object-format.ts';
 
 let root = '';
 before(async () => {
@@ -156,6 +158,75 @@ test('a writer killed mid-write leaves nothing a later run could take for a comp
     await writeFile(join(dir, 'deadbeefdeadbeef.4194305.0.tmp'), new Uint8Array(100));
     await FileTier.open({ name: 'disk2', dir });
     assert.deepEqual(await readdir(dir), []);
+  } finally {
+    await tier.close();
+  }
+});
+
+test('a process killed while its I/O worker writes leaves only complete objects or temp files', async () => {
+  const dir = await freshDir('killed-worker');
+  const module = fileURLToPath(new URL('./file-tier.ts', import.meta.url));
+  // The child keeps 4 writes of 3 MB in flight in its worker and reports each commit; it is killed mid-stream.
+  const script = `
+    const { FileTier } = await import(${JSON.stringify(module)});
+    const tier = await FileTier.open({ name: 'disk', dir: ${JSON.stringify(dir)}, chunkBytes: 1 << 20 });
+    const make = (i) => { const b = new Uint8Array(new SharedArrayBuffer(3000000)); for (let k = 0; k < b.length; k += 4096) b[k] = i + k; return b; };
+    let next = 0;
+    const lane = async () => { for (let i = next++; i < 400; i = next++) { await tier.write('o' + i, make(i)); process.stdout.write('C' + i + '\\n'); } };
+    await Promise.all([lane(), lane(), lane(), lane()]);`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: fileURLToPath(new URL('../..', import.meta.url)),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('C')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`child exited early with ${code}`)));
+  });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+  const tier = await FileTier.open({ name: 'disk', dir });
+  try {
+    const names = await readdir(dir);
+    assert.ok(
+      names.every((n) => n.endsWith('.hobj')),
+      'the temp files of the dead writer are removed at open',
+    );
+    assert.ok(names.length >= 1, 'at least the reported commit is there');
+    // Every committed file is a whole, verified object with the bytes the child wrote.
+    let found = 0;
+    for (let i = 0; i < 400; i++) {
+      if (!(await tier.adopt(`o${i}`, 3_000_000))) continue;
+      found++;
+      const back = new Uint8Array(new SharedArrayBuffer(3_000_000));
+      await tier.read(`o${i}`, back);
+      for (let k = 0; k < back.length; k += 4096) assert.equal(back[k], (i + k) & 0xff);
+    }
+    assert.equal(found, names.length, 'each committed file belongs to one written object');
+  } finally {
+    await tier.close();
+  }
+});
+
+test('files of format 1 (CRC32C payload checksum) are still read and verified', async () => {
+  const dir = await freshDir('format1');
+  const tier = await FileTier.open({ name: 'disk', dir });
+  try {
+    const data = pattern(12_345, 4);
+    const header = encodeObjectHeader('old', data.length, crc32c(0, data), 1);
+    const file = new Uint8Array(HEADER_BYTES + data.length);
+    file.set(header);
+    file.set(data, HEADER_BYTES);
+    await writeFile(tier.pathOf('old'), file);
+    assert.equal(await tier.adopt('old', data.length), true);
+    const back = new Uint8Array(data.length);
+    await tier.read('old', back);
+    assert.deepEqual(back, data);
+    file[HEADER_BYTES + 5] ^= 1;
+    await writeFile(tier.pathOf('old'), file);
+    await assert.rejects(tier.read('old', back), /"old".*stored CRC32C/);
   } finally {
     await tier.close();
   }

@@ -1,38 +1,18 @@
 import { constants as fsConstants } from 'node:fs';
-import { type FileHandle, open, readdir, rename, stat, statfs, unlink } from 'node:fs/promises';
+import { open, readdir, stat, statfs, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { check } from '../util/assert.ts';
-import { FormatError, InvalidArgumentError, ResourceError } from '../util/errors.ts';
-import { crc32c, idHash64 } from './checksum.ts';
-import { DEVICE_PROFILES, DeviceEmulator, type DeviceProfile, nowNs } from './devices.ts';
+import { InvalidArgumentError, ResourceError } from '../util/errors.ts';
+import { idHash64 } from './checksum.ts';
+import { DEVICE_PROFILES, DeviceEmulator, type DeviceProfile } from './devices.ts';
+import { defaultIoPool, type IoDone, type IoPool } from './io-pool.ts';
+import type { IoTierConfig } from './io-worker.ts';
+import { encodeObjectId, HEADER_BYTES } from './object-format.ts';
 import type { ObjectId } from './program.ts';
 
-/**
- * Bytes before an object's payload. 4 KiB keeps the payload aligned to the logical block size of NVMe drives and
- * to the 512-byte alignment O_DIRECT needs (ANCHORS §2), should direct I/O be added later.
- *
- * @example
- * ```ts
- * const fileBytes = HEADER_BYTES + payload.byteLength;
- * ```
- */
-export const HEADER_BYTES = 4096;
-const MAGIC = new TextEncoder().encode('HOMEOBJ\0');
-const FORMAT_VERSION = 1;
-const MAX_ID_BYTES = HEADER_BYTES - 64;
-const OFFSET = {
-  magic: 0,
-  version: 8,
-  headerBytes: 12,
-  idHashHigh: 16,
-  idHashLow: 20,
-  payloadBytes: 24,
-  payloadCrc: 32,
-  idBytes: 36,
-  flags: 40,
-  headerCrc: 44,
-  id: 48,
-} as const;
+export { HEADER_BYTES } from './object-format.ts';
+
 const COMMITTED_SUFFIX = '.hobj';
 const TEMP_SUFFIX = '.tmp';
 
@@ -51,7 +31,10 @@ export interface FileTierOptions {
   dir: string;
   /** Bytes this tier may hold; defaults to the free space of the file system at open. */
   capacityBytes?: number;
-  /** Chunk reads/writes in flight at once across the tier (ANCHORS §2: ~4 in flight of ≥ 1 MiB saturate). */
+  /**
+   * Chunk reads/writes in flight at once for this tier, per I/O worker (ANCHORS §2: ~4 in flight of ≥ 1 MiB
+   * saturate a drive).
+   */
   maxInFlight?: number;
   /** Size of one positional read or write. */
   chunkBytes?: number;
@@ -61,6 +44,8 @@ export interface FileTierOptions {
   emulate?: DeviceProfile;
   /** Profile the virtual clock uses for this tier; defaults to `emulate`, else `nvme-gen4`. */
   device?: DeviceProfile;
+  /** The worker threads doing the I/O (default: the process-wide {@link defaultIoPool}). */
+  io?: IoPool;
   /** Test hook: runs after the temp file is complete and before it is renamed into place. */
   beforeCommit?: (tempPath: string, id: ObjectId) => Promise<void>;
 }
@@ -78,45 +63,46 @@ export interface FileTierStats {
   bytesWritten: number;
   reads: number;
   writes: number;
-  /** Wall time during which at least one read was in flight. */
+  /** Wall time during which at least one read was in flight in a worker (open to verified close). */
   readBusyNs: number;
-  /** Wall time during which at least one write was in flight. */
+  /** Wall time during which at least one write was in flight in a worker (open to rename). */
   writeBusyNs: number;
   /** Time added by device emulation. */
   emulationDelayNs: number;
+  /** Worker time spent computing payload checksums (reads and writes); bytes hashed = bytesRead + bytesWritten. */
+  checksumNs: number;
+  /** Bytes that had to be staged through a shared buffer because the caller's was not shared (copied on main). */
+  stagedBytes: number;
 }
 
-/** Counts overlapping operations to measure busy wall time. */
-class BusyClock {
-  #active = 0;
-  #since = 0;
-  busyNs = 0;
-  enter(): void {
-    if (this.#active++ === 0) this.#since = nowNs();
-  }
-  leave(): void {
-    if (--this.#active === 0) this.busyNs += nowNs() - this.#since;
-  }
-}
+/**
+ * Union length of time intervals reported out of order (completions of concurrent transfers): busy wall time.
+ * Intervals are kept until read and merged then, so memory stays proportional to the gaps, not the transfers.
+ */
+class BusyIntervals {
+  #list: [number, number][] = [];
 
-/** A FIFO counting semaphore bounding chunk operations in flight. */
-class Semaphore {
-  #available: number;
-  readonly #waiting: (() => void)[] = [];
-  constructor(count: number) {
-    this.#available = count;
+  add(startMs: number, endMs: number): void {
+    this.#list.push([startMs, endMs]);
+    if (this.#list.length > 4096) this.#merge();
   }
-  async acquire(): Promise<void> {
-    if (this.#available > 0) {
-      this.#available--;
-      return;
+
+  get busyNs(): number {
+    this.#merge();
+    let total = 0;
+    for (const [a, b] of this.#list) total += b - a;
+    return total * 1e6;
+  }
+
+  #merge(): void {
+    const sorted = this.#list.sort((x, y) => x[0] - y[0]);
+    const merged: [number, number][] = [];
+    for (const [a, b] of sorted) {
+      const last = merged[merged.length - 1];
+      if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+      else merged.push([a, b]);
     }
-    await new Promise<void>((resolve) => this.#waiting.push(resolve));
-  }
-  release(): void {
-    const next = this.#waiting.shift();
-    if (next) next();
-    else this.#available++;
+    this.#list = merged;
   }
 }
 
@@ -129,28 +115,45 @@ function isProcessAlive(pid: number): boolean {
   }
 }
 
+function isShared(bytes: Uint8Array): boolean {
+  return bytes.buffer instanceof SharedArrayBuffer;
+}
+
+function toAbsoluteMs(wallNs: number | null): number | null {
+  return wallNs === null ? null : performance.timeOrigin + wallNs / 1e6;
+}
+
+let nextTierKey = 1;
+
 /**
  * A slow tier backed by files in one directory: one file per object, named by a 64-bit hash of the object id.
  *
- * Layout: a {@link HEADER_BYTES} header (magic `HOMEOBJ\0`, format version, id hash, payload length, CRC32C of
- * the payload, the id itself, CRC32C of the header) followed by the payload. Reads verify all of it and throw
- * {@link FormatError} naming the object id on any mismatch.
+ * Layout (`object-format.ts`): a {@link HEADER_BYTES} header (magic `HOMEOBJ\0`, format version, id hash, payload
+ * length, payload checksum — XXH32 in format 2, CRC32C in format 1 — the id itself, CRC32C of the header)
+ * followed by the payload. Reads verify all of it and throw {@link FormatError} naming the object id on any
+ * mismatch.
  *
  * Commit protocol: the object is written to `<hash>.<pid>.<seq>.tmp`, optionally fsynced, then renamed to
  * `<hash>.hobj` (rename is atomic), so a process killed mid-write leaves only a `.tmp` file, which no reader opens
  * and which {@link FileTier.open} deletes once its writer process is gone. A committed file is complete by
  * construction; the length and checksum checks catch torn or damaged files anyway.
  *
+ * All file I/O of reads and writes runs in worker threads ({@link IoPool}): open, stat, positional reads and
+ * writes of `chunkBytes` with up to `maxInFlight` in flight, checksum, fsync, rename, close, and the wait of
+ * device emulation. The main thread posts one request per object and receives one message when it is complete
+ * and verified, so a transfer progresses while compute holds the main thread. Buffers backed by a
+ * SharedArrayBuffer (the tiered store's pools) are read into and written from in place; other buffers are staged
+ * through a shared copy (a memcpy on the calling thread, counted in {@link FileTierStats.stagedBytes}).
+ *
  * One file per object rather than one big file: the commit is a rename instead of a space allocator plus a commit
  * log, freeing is an unlink (no compaction), damage stays confined to one object, and the per-object cost of
- * open/close (tens of µs) is small beside transfers of megabytes (a 2 MiB ciphertext takes ≥ 100 µs even at
- * 20 GB/s). Transfers are split into `chunkBytes` positional reads/writes with up to `maxInFlight` in flight.
+ * open/close (tens of µs, now in a worker) is small beside transfers of megabytes.
  *
  * @example
  * ```ts
  * const tier = await FileTier.open({ name: 'nvme0', dir: '/mnt/nvme/home' });
  * await tier.write('ct0', bytes);
- * const back = new Uint8Array(bytes.length);
+ * const back = new Uint8Array(new SharedArrayBuffer(bytes.length));
  * await tier.read('ct0', back);
  * await tier.close();
  * ```
@@ -161,14 +164,24 @@ export class FileTier {
   readonly capacityBytes: number;
   readonly device: DeviceProfile;
   readonly durable: boolean;
-  readonly #chunkBytes: number;
-  readonly #slots: Semaphore;
+  readonly #config: IoTierConfig;
+  readonly #io: IoPool;
   readonly #emulator: DeviceEmulator | null;
   readonly #beforeCommit: FileTierOptions['beforeCommit'];
   readonly #objects = new Map<ObjectId, number>();
-  readonly #readClock = new BusyClock();
-  readonly #writeClock = new BusyClock();
-  readonly #stats = { bytesRead: 0, bytesWritten: 0, reads: 0, writes: 0 };
+  /** Paths by id: hashing the id costs a UTF-8 encoding, and every transfer needs the path. */
+  readonly #paths = new Map<ObjectId, string>();
+  readonly #readBusy = new BusyIntervals();
+  readonly #writeBusy = new BusyIntervals();
+  readonly #stats = {
+    bytesRead: 0,
+    bytesWritten: 0,
+    reads: 0,
+    writes: 0,
+    emulationDelayNs: 0,
+    checksumNs: 0,
+    stagedBytes: 0,
+  };
   #used = 0;
   #seq = 0;
   #closed = false;
@@ -178,8 +191,13 @@ export class FileTier {
     this.dir = dir;
     this.capacityBytes = capacityBytes;
     this.durable = options.durable ?? false;
-    this.#chunkBytes = options.chunkBytes ?? 4 * 2 ** 20;
-    this.#slots = new Semaphore(options.maxInFlight ?? 4);
+    this.#config = {
+      key: nextTierKey++,
+      name: options.name,
+      chunkBytes: options.chunkBytes ?? 4 * 2 ** 20,
+      maxInFlight: options.maxInFlight ?? 4,
+    };
+    this.#io = options.io ?? defaultIoPool();
     this.#emulator = options.emulate ? new DeviceEmulator(options.emulate) : null;
     this.device = options.device ?? options.emulate ?? DEVICE_PROFILES['nvme-gen4'];
     this.#beforeCommit = options.beforeCommit;
@@ -306,24 +324,35 @@ export class FileTier {
 
   /** Path of the committed file of `id`. */
   pathOf(id: ObjectId): string {
-    return join(this.dir, `${idHash64(id)}${COMMITTED_SUFFIX}`);
+    let path = this.#paths.get(id);
+    if (path === undefined) {
+      path = join(this.dir, `${idHash64(id)}${COMMITTED_SUFFIX}`);
+      this.#paths.set(id, path);
+    }
+    return path;
+  }
+
+  /** The worker pool doing this tier's I/O. */
+  get io(): IoPool {
+    return this.#io;
   }
 
   /** I/O counters so far. */
   get stats(): FileTierStats {
     return {
       ...this.#stats,
-      readBusyNs: this.#readClock.busyNs,
-      writeBusyNs: this.#writeClock.busyNs,
-      emulationDelayNs: this.#emulator?.delayedNs ?? 0,
+      readBusyNs: this.#readBusy.busyNs,
+      writeBusyNs: this.#writeBusy.busyNs,
     };
   }
 
   /**
-   * Writes `data` as object `id`, replacing any committed copy atomically. Resolves after the rename.
+   * Writes `data` as object `id`, replacing any committed copy atomically. Resolves after the rename. `data` must
+   * not change until then (a worker reads it in place when it is backed by a SharedArrayBuffer).
    */
   async write(id: ObjectId, data: Uint8Array): Promise<void> {
     this.#assertOpen();
+    if (!this.#paths.has(id)) encodeObjectId(id);
     const previous = this.#objects.get(id) ?? 0;
     const size = data.byteLength + HEADER_BYTES;
     if (this.#used - previous + size > this.capacityBytes) {
@@ -332,34 +361,41 @@ export class FileTier {
           `bytes: expected at most its capacity of ${this.capacityBytes}`,
       );
     }
-    const header = encodeHeader(id, data);
-    const temp = join(this.dir, `${idHash64(id)}.${process.pid}.${this.#seq++}${TEMP_SUFFIX}`);
-    const target = this.emulationTarget('write', size);
-    this.#writeClock.enter();
-    let handle: FileHandle | null = null;
-    try {
-      handle = await open(temp, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o600);
-      const h = handle;
-      const jobs: Promise<unknown>[] = [this.#chunked(() => h.write(header, 0, HEADER_BYTES, 0))];
-      for (let offset = 0; offset < data.byteLength; offset += this.#chunkBytes) {
-        const length = Math.min(this.#chunkBytes, data.byteLength - offset);
-        jobs.push(this.#chunked(() => writeFully(h, data, offset, length, HEADER_BYTES + offset)));
+    const payload = isShared(data) ? data : this.#stage(data);
+    const finalPath = this.pathOf(id);
+    const tempPath = `${finalPath.slice(0, -COMMITTED_SUFFIX.length)}.${process.pid}.${this.#seq++}${TEMP_SUFFIX}`;
+    const settleAtMs = toAbsoluteMs(this.emulationTarget('write', size));
+    const common = { tier: this.#config, id, dir: this.dir, durable: this.durable };
+    const what = `write "${id}" to slow tier ${this.name}`;
+    let done: IoDone;
+    if (this.#beforeCommit) {
+      const written = await this.#io.request(
+        { op: 'write', ...common, tempPath, finalPath: null, data: payload, settleAtMs: null },
+        data.byteLength,
+        what,
+      );
+      try {
+        await this.#beforeCommit(tempPath, id);
+      } catch (error) {
+        await unlink(tempPath).catch(() => {});
+        throw error;
       }
-      await Promise.all(jobs);
-      if (this.durable) await handle.sync();
-      await handle.close();
-      handle = null;
-      if (this.#beforeCommit) await this.#beforeCommit(temp, id);
-      await rename(temp, this.pathOf(id));
-      if (this.durable) await syncDirectory(this.dir);
-    } catch (error) {
-      await handle?.close().catch(() => {});
-      await unlink(temp).catch(() => {});
-      throw wrapIoError(error, `slow tier ${this.name}: writing "${id}" to ${temp}`);
-    } finally {
-      this.#writeClock.leave();
+      const committed = await this.#io.request(
+        { op: 'commit', ...common, tempPath, finalPath, settleAtMs },
+        0,
+        what,
+      );
+      done = { ...committed, startMs: written.startMs, checksumNs: written.checksumNs };
+    } else {
+      done = await this.#io.request(
+        { op: 'write', ...common, tempPath, finalPath, data: payload, settleAtMs },
+        data.byteLength,
+        what,
+      );
     }
-    if (target !== null) await this.#emulator!.settle(target);
+    this.#writeBusy.add(done.startMs, done.endMs);
+    this.#stats.emulationDelayNs += done.delayNs;
+    this.#stats.checksumNs += done.checksumNs;
     this.#used += size - previous;
     this.#objects.set(id, size);
     this.#stats.bytesWritten += data.byteLength;
@@ -368,64 +404,29 @@ export class FileTier {
 
   /**
    * Reads object `id` into `into`, whose length must equal the stored payload length; verifies magic, version,
-   * header checksum, id, length and payload CRC32C.
+   * header checksum, id, length and payload checksum (in the worker).
    *
    * @throws {FormatError} naming the object on any mismatch (corruption, truncation, another object's file).
-   * @throws {ResourceError} if the file is missing.
+   * @throws {ResourceError} if the file is missing or the I/O worker died.
    */
   async read(id: ObjectId, into: Uint8Array): Promise<void> {
     this.#assertOpen();
     const path = this.pathOf(id);
-    const target = this.emulationTarget('read', into.byteLength + HEADER_BYTES);
-    this.#readClock.enter();
-    let handle: FileHandle | null = null;
-    try {
-      try {
-        handle = await open(path, 'r');
-      } catch (error) {
-        throw new ResourceError(
-          `slow tier ${this.name}: object "${id}" has no committed file ${path} ` +
-            `(${(error as NodeJS.ErrnoException).code}): expected it to have been written`,
-          { cause: error },
-        );
-      }
-      const h = handle;
-      const header = new Uint8Array(HEADER_BYTES);
-      // The size check runs alongside the reads: each awaited step costs a turn of the main thread, which
-      // compute may be holding, so a load should need as few of them as possible.
-      const jobs: Promise<unknown>[] = [
-        h.stat(),
-        this.#chunked(() => readFully(h, header, 0, HEADER_BYTES, 0, id, this.name)),
-      ];
-      for (let offset = 0; offset < into.byteLength; offset += this.#chunkBytes) {
-        const length = Math.min(this.#chunkBytes, into.byteLength - offset);
-        jobs.push(
-          this.#chunked(() => readFully(h, into, offset, length, HEADER_BYTES + offset, id, this.name)),
-        );
-      }
-      const settled = await Promise.allSettled(jobs);
-      if (settled[0].status === 'rejected') throw settled[0].reason;
-      const { size } = settled[0].value as { size: number };
-      // A short file makes some reads fail; the header check reports it precisely (truncated, torn, foreign).
-      verifyHeader(header, id, into.byteLength, size, this.name, path);
-      for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
-      const crc = crc32c(0, into);
-      const stored = new DataView(header.buffer).getUint32(OFFSET.payloadCrc, true);
-      if (crc !== stored) {
-        throw new FormatError(
-          `object "${id}" in slow tier ${this.name} (${path}): payload checksum mismatch (stored CRC32C ` +
-            `0x${hex32(stored)}, computed 0x${hex32(crc)}): expected an intact copy; the file is corrupted`,
-        );
-      }
-      await h.close();
-      handle = null;
-    } catch (error) {
-      await handle?.close().catch(() => {});
-      throw error;
-    } finally {
-      this.#readClock.leave();
+    const direct = isShared(into);
+    const target = direct ? into : new Uint8Array(new SharedArrayBuffer(into.byteLength));
+    const settleAtMs = toAbsoluteMs(this.emulationTarget('read', into.byteLength + HEADER_BYTES));
+    const done = await this.#io.request(
+      { op: 'read', tier: this.#config, id, path, into: target, settleAtMs },
+      into.byteLength,
+      `read "${id}" from slow tier ${this.name}`,
+    );
+    if (!direct) {
+      into.set(target);
+      this.#stats.stagedBytes += into.byteLength;
     }
-    if (target !== null) await this.#emulator!.settle(target);
+    this.#readBusy.add(done.startMs, done.endMs);
+    this.#stats.emulationDelayNs += done.delayNs;
+    this.#stats.checksumNs += done.checksumNs;
     this.#stats.bytesRead += into.byteLength;
     this.#stats.reads++;
   }
@@ -435,21 +436,13 @@ export class FileTier {
    * and length; the payload checksum is verified when it is read. Returns false if there is no such file.
    */
   async adopt(id: ObjectId, bytes: number): Promise<boolean> {
-    const path = this.pathOf(id);
-    let handle: FileHandle;
-    try {
-      handle = await open(path, 'r');
-    } catch {
-      return false;
-    }
-    try {
-      const header = new Uint8Array(HEADER_BYTES);
-      const { size } = await handle.stat();
-      await readFully(handle, header, 0, Math.min(HEADER_BYTES, size), 0, id, this.name).catch(() => {});
-      verifyHeader(header, id, bytes, size, this.name, path);
-    } finally {
-      await handle.close();
-    }
+    this.#assertOpen();
+    const done = await this.#io.request(
+      { op: 'adopt', tier: this.#config, id, path: this.pathOf(id), bytes },
+      0,
+      `adopt "${id}" in slow tier ${this.name}`,
+    );
+    if (!done.found) return false;
     this.#used += bytes + HEADER_BYTES - (this.#objects.get(id) ?? 0);
     this.#objects.set(id, bytes + HEADER_BYTES);
     return true;
@@ -461,17 +454,14 @@ export class FileTier {
     if (size === undefined) return;
     this.#objects.delete(id);
     this.#used -= size;
-    await unlink(this.pathOf(id)).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw wrapIoError(error, `slow tier ${this.name}: deleting "${id}"`);
-    });
+    const what = `slow tier ${this.name}: deleting "${id}"`;
+    await this.#io.request({ op: 'delete', path: this.pathOf(id), what }, 0, what);
   }
 
   /** Deletes the files of every object this instance wrote, unless `keepFiles`, and refuses further I/O. */
   async close(options: { keepFiles?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
-    if (!options.keepFiles) {
-      for (const id of [...this.#objects.keys()]) await this.delete(id);
-    }
+    if (!options.keepFiles) await Promise.all([...this.#objects.keys()].map((id) => this.delete(id)));
     this.#closed = true;
   }
 
@@ -480,147 +470,15 @@ export class FileTier {
     return this.#emulator ? this.#emulator.admit(direction, bytes) : null;
   }
 
-  async #chunked<T>(job: () => Promise<T>): Promise<T> {
-    await this.#slots.acquire();
-    try {
-      return await job();
-    } finally {
-      this.#slots.release();
-    }
+  /** A shared copy of `data` for a worker to write from (the caller's buffer is not shareable). */
+  #stage(data: Uint8Array): Uint8Array {
+    const shared = new Uint8Array(new SharedArrayBuffer(data.byteLength));
+    shared.set(data);
+    this.#stats.stagedBytes += data.byteLength;
+    return shared;
   }
 
   #assertOpen(): void {
     if (this.#closed) throw new InvalidArgumentError(`slow tier ${this.name}: used after close()`);
   }
-}
-
-function hex32(x: number): string {
-  return x.toString(16).padStart(8, '0');
-}
-
-function encodeHeader(id: ObjectId, data: Uint8Array): Uint8Array {
-  const idBytes = new TextEncoder().encode(id);
-  if (idBytes.length > MAX_ID_BYTES) {
-    throw new InvalidArgumentError(
-      `object id of ${idBytes.length} UTF-8 bytes: expected at most ${MAX_ID_BYTES}`,
-    );
-  }
-  const header = new Uint8Array(HEADER_BYTES);
-  const view = new DataView(header.buffer);
-  header.set(MAGIC, OFFSET.magic);
-  view.setUint32(OFFSET.version, FORMAT_VERSION, true);
-  view.setUint32(OFFSET.headerBytes, HEADER_BYTES, true);
-  const hash = idHash64(id);
-  view.setUint32(OFFSET.idHashHigh, Number.parseInt(hash.slice(0, 8), 16), true);
-  view.setUint32(OFFSET.idHashLow, Number.parseInt(hash.slice(8), 16), true);
-  view.setFloat64(OFFSET.payloadBytes, data.byteLength, true);
-  view.setUint32(OFFSET.payloadCrc, crc32c(0, data), true);
-  view.setUint32(OFFSET.idBytes, idBytes.length, true);
-  view.setUint32(OFFSET.flags, 0, true);
-  header.set(idBytes, OFFSET.id);
-  view.setUint32(OFFSET.headerCrc, crc32c(0, header), true);
-  return header;
-}
-
-function verifyHeader(
-  header: Uint8Array,
-  id: ObjectId,
-  expectedBytes: number,
-  fileSize: number,
-  tier: string,
-  path: string,
-): void {
-  const fail = (what: string) => {
-    throw new FormatError(`object "${id}" in slow tier ${tier} (${path}): ${what}`);
-  };
-  if (fileSize < HEADER_BYTES)
-    fail(
-      `file is ${fileSize} bytes, shorter than its ${HEADER_BYTES}-byte header: expected a complete object`,
-    );
-  for (let i = 0; i < MAGIC.length; i++) {
-    if (header[i] !== MAGIC[i]) fail('bad magic: expected a HomE object file');
-  }
-  const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
-  const storedCrc = view.getUint32(OFFSET.headerCrc, true);
-  view.setUint32(OFFSET.headerCrc, 0, true);
-  const crc = crc32c(0, header);
-  view.setUint32(OFFSET.headerCrc, storedCrc, true);
-  if (crc !== storedCrc)
-    fail(
-      `header checksum mismatch (stored 0x${hex32(storedCrc)}, computed 0x${hex32(crc)}): the file is corrupted`,
-    );
-  const version = view.getUint32(OFFSET.version, true);
-  if (version !== FORMAT_VERSION) fail(`format version ${version}: expected ${FORMAT_VERSION}`);
-  const hash = idHash64(id);
-  const high = hex32(view.getUint32(OFFSET.idHashHigh, true));
-  const low = hex32(view.getUint32(OFFSET.idHashLow, true));
-  const idLength = view.getUint32(OFFSET.idBytes, true);
-  const storedId = new TextDecoder().decode(
-    header.subarray(OFFSET.id, OFFSET.id + Math.min(idLength, MAX_ID_BYTES)),
-  );
-  if (high + low !== hash || storedId !== id) fail(`file holds object "${storedId}": expected "${id}"`);
-  const length = view.getFloat64(OFFSET.payloadBytes, true);
-  if (length !== expectedBytes) fail(`payload is ${length} bytes: expected ${expectedBytes}`);
-  if (fileSize !== HEADER_BYTES + length) {
-    fail(
-      `file is ${fileSize} bytes: expected ${HEADER_BYTES + length} (header + payload); it is truncated or torn`,
-    );
-  }
-}
-
-async function writeFully(
-  handle: FileHandle,
-  data: Uint8Array,
-  offset: number,
-  length: number,
-  position: number,
-): Promise<void> {
-  let done = 0;
-  while (done < length) {
-    const { bytesWritten } = await handle.write(data, offset + done, length - done, position + done);
-    done += bytesWritten;
-  }
-}
-
-async function readFully(
-  handle: FileHandle,
-  into: Uint8Array,
-  offset: number,
-  length: number,
-  position: number,
-  id: ObjectId,
-  tier: string,
-): Promise<void> {
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await handle.read(into, offset + done, length - done, position + done);
-    if (bytesRead === 0) {
-      throw new FormatError(
-        `object "${id}" in slow tier ${tier}: file ended at byte ${position + done}: expected ${position + length} bytes`,
-      );
-    }
-    done += bytesRead;
-  }
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-function wrapIoError(error: unknown, context: string): Error {
-  if (error instanceof ResourceError || error instanceof FormatError || error instanceof InvalidArgumentError)
-    return error;
-  const code = (error as NodeJS.ErrnoException).code;
-  const hint =
-    code === 'ENOSPC'
-      ? 'the tier is full'
-      : code === 'EACCES' || code === 'EROFS'
-        ? 'the tier is not writable'
-        : 'I/O failed';
-  return new ResourceError(`${context}: ${hint} (${code ?? String(error)})`, { cause: error });
 }

@@ -249,10 +249,12 @@ export class TieredStore {
       arena: new Ledger('arena', arenaCapacity ?? 0),
       dram: new Ledger('dram', options.dramBudgetBytes),
     };
-    this.#dramPool = new BufferPool(options.dramBudgetBytes, 'dram');
+    // Real-mode buffers are shared so that the I/O workers load into and write back from them in place.
+    const shared = options.mode === 'real';
+    this.#dramPool = new BufferPool(options.dramBudgetBytes, 'dram', { shared });
     this.#arena =
       options.mode === 'real' && options.arena
-        ? (options.arena.provider ?? new HeapArena(options.arena.capacityBytes))
+        ? (options.arena.provider ?? new HeapArena(options.arena.capacityBytes, { shared }))
         : null;
     const devices: Record<string, DeviceProfile> = { memcpy: options.memcpy ?? DEVICE_PROFILES.dram };
     for (const tier of slow) devices[tier.name] = tier.device;
@@ -566,7 +568,8 @@ export class TieredStore {
       prefetch: false,
       computeNs,
     });
-    this.#physical(seq, run);
+    // Transfers queued while planning start before compute holds the thread.
+    this.#physical(seq, run && (() => this.#startQueuedIo(run)));
     return seq;
   }
 
@@ -735,6 +738,11 @@ export class TieredStore {
       this.#failure ??= error;
     });
     this.#promises[seq] = promise;
+  }
+
+  #startQueuedIo(run: () => void | Promise<void>): void | Promise<void> {
+    for (const tier of this.slowTiers) if (tier instanceof FileTier) tier.io.flush();
+    return run();
   }
 
   #acquire(level: MemoryLevel, bytes: number): Uint8Array {
