@@ -188,8 +188,9 @@ export function syntheticCompute(step: ProgramStep, io: StepIo): void {
  * ```
  */
 export function syntheticContent(info: ObjectInfo): Uint8Array {
-  // Whole 32-bit words of an xorshift stream (4 bytes per step), then the tail bytes.
-  const out = new Uint8Array(info.bytes);
+  // Whole 32-bit words of an xorshift stream (4 bytes per step), then the tail bytes. Shared memory, so an I/O
+  // worker writes it to a slow tier without a copy.
+  const out = new Uint8Array(new SharedArrayBuffer(info.bytes));
   const words = new Uint32Array(out.buffer, 0, info.bytes >>> 2);
   let x = Number.parseInt(idHash64(info.id).slice(8), 16) | 1;
   const next = () => {

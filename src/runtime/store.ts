@@ -622,7 +622,8 @@ export class TieredStore {
     check(entry.exists, () => `object "${id}": expected it to exist`);
     await this.wait(entry.tail);
     if (entry.buffer) return Uint8Array.from(entry.buffer);
-    const out = new Uint8Array(entry.info.bytes);
+    // Shared memory: the I/O worker reads into it directly.
+    const out = new Uint8Array(new SharedArrayBuffer(entry.info.bytes));
     await (this.slowTiers[entry.slowTier] as FileTier).read(id, out);
     return out;
   }
