@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runTierBench, type TierBenchRecord } from './bench-tier.ts';
+import { FileTier } from './file-tier.ts';
 
 test('bench tier prints one JSON line per run, on the virtual clock and with real files, all verified', async () => {
   const lines: string[] = [];
@@ -35,5 +36,29 @@ test('bench tier prints one JSON line per run, on the virtual clock and with rea
         h.bytes_read_slow + h.bytes_written_slow <= lru[i].bytes_read_slow + lru[i].bytes_written_slow,
       );
     }
+  }
+});
+
+test('bench tier reports correct: false when operands arrive with other bytes than were written', async () => {
+  const read = FileTier.prototype.read;
+  let reads = 0;
+  // A bug after verification (say, a buffer handed to compute too early) corrupts every 20th loaded object.
+  FileTier.prototype.read = async function (this: FileTier, id: string, into: Uint8Array) {
+    await read.call(this, id, into);
+    if (++reads % 20 === 0) into.fill(7, 8, into.length - 8);
+  };
+  try {
+    const records = await runTierBench({
+      quick: true,
+      modes: ['real'],
+      workloads: ['interleaved'],
+      out: () => {},
+    });
+    assert.ok(records.length > 0);
+    assert.ok(
+      records.some((r) => !r.correct && /got other bytes|reads back with content hash/.test(r.error ?? '')),
+    );
+  } finally {
+    FileTier.prototype.read = read;
   }
 });
