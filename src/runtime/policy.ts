@@ -127,8 +127,10 @@ export interface HomePolicyOptions {
    */
   margin?: number;
   /**
-   * Steps always prefetched for, whatever the timing test says (default 0). Real-I/O runs on Node benefit from a few:
-   * each stage of a file read (open, read, verify) needs a turn of the main thread, which compute holds.
+   * Steps always prefetched for, whatever the timing test says (default 0). Real-I/O runs benefit from a few: the
+   * I/O workers read and verify while compute holds the main thread, but a load is only posted between two steps
+   * (and its completion collected between two steps), and the device profile the timing test uses may overstate
+   * what the real files deliver.
    */
   minLookaheadSteps?: number;
 }
