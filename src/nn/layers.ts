@@ -275,6 +275,11 @@ export interface LayerModel {
   readonly layers: readonly Layer[];
   /** A final Softmax/LogSoftmax was removed: outputs are logits with the same argmax. */
   readonly droppedSoftmax: boolean;
+  /**
+   * The batch size the ONNX input fixes (absent when the batch axis is symbolic). HomE computes images one by one
+   * whatever it is; only tools that run the ONNX file itself (onnxruntime) must feed batches of this size.
+   */
+  readonly fixedBatch?: number;
   /** Where the model came from (ONNX header). */
   readonly source: {
     readonly producerName: string;

@@ -28,7 +28,7 @@ import type {
 } from './layers.ts';
 
 /**
- * The ONNX operators the importer lowers (default domain, opset 7–18).
+ * The ONNX operators the importer lowers (default domain, opset 7–23).
  *
  * @example
  * ```ts
@@ -145,6 +145,8 @@ class Lowering {
   private readonly consumers = new Map<string, GraphNode[]>();
   private readonly graphOutputs: Set<string>;
   droppedSoftmax = false;
+  /** The batch size the ONNX input fixes, if it fixes one. */
+  fixedBatch: number | undefined;
   /** Set when the model input is transposed first: layer-input index → ONNX-input index (per image). */
   inputPermutation: Int32Array | undefined;
   layerInputShape: Shape | undefined;
@@ -796,6 +798,8 @@ class Lowering {
       case 'Reshape': {
         const x = this.activation(node, 0, true);
         const target = [...this.constant(node, 1, 'shape').data];
+        if (this.fixedBatch !== undefined && this.fixedBatch > 1 && target[0] === this.fixedBatch)
+          target[0] = 1;
         let full: number[];
         try {
           full = resolveReshape([1, ...x.shape], target, intAttribute(node, 'allowzero', 0) === 1);
@@ -869,6 +873,13 @@ class Lowering {
       }
       case 'Shape':
         return this.shapeOp(node);
+      case 'Concat':
+        return this.fail(
+          node,
+          'concatenation of activations (as in SqueezeNet fire modules, Inception or DenseNet blocks) is not ' +
+            'supported: the layer IR has no multi-input concatenation; Concat is supported only on constants ' +
+            '(shape arithmetic)',
+        );
       default:
         if (CONSTANT_FOLDABLE_OPS.has(op)) this.fail(node, 'supported only on constants here');
         return this.fail(node, `operator not supported; supported operators: ${SUPPORTED_OPS.join(', ')}`);
@@ -899,10 +910,13 @@ class Lowering {
       );
     }
     const batch = input.shape[0];
-    if (typeof batch === 'number' && batch !== 1) {
-      throw new UnsupportedModelError(
-        `input '${input.name}' fixes the batch size at ${batch}: export with a dynamic or unit batch axis`,
-      );
+    if (typeof batch === 'number') {
+      if (batch < 1)
+        throw new UnsupportedModelError(`input '${input.name}' has a batch axis of size ${batch}`);
+      // PyTorch exports without dynamic_axes fix the batch at the size of the example batch (often 32 or 64). Each
+      // image is still computed on its own, so such a model is lowered per image like any other; reshape targets
+      // that spell that batch size out are read as the batch axis.
+      this.fixedBatch = batch;
     }
     const declared = input.shape.slice(1);
     let inputShape: number[];
@@ -968,6 +982,7 @@ class Lowering {
       outputShape: out.shape,
       layers,
       droppedSoftmax: this.droppedSoftmax,
+      ...(this.fixedBatch === undefined ? {} : { fixedBatch: this.fixedBatch }),
       source: {
         producerName: g.producerName,
         producerVersion: g.producerVersion,

@@ -7,7 +7,7 @@ import { FormatError, HomeError, InvalidArgumentError } from '../util/errors.ts'
 import { UnsupportedModelError } from './errors.ts';
 import { findModelFile } from './fixtures.ts';
 import { shapeSize } from './graph.ts';
-import { decodeOnnx, decodeTensor, importOnnx } from './onnx.ts';
+import { decodeOnnx, decodeTensor, importOnnx, inlineExternalData } from './onnx.ts';
 import { OnnxBuilder } from './onnx-builder.ts';
 
 const { onnx } = onnxProto;
@@ -103,13 +103,20 @@ describe('decodeOnnx', () => {
     assert.throws(() => decodeOnnx('x' as unknown as Uint8Array), InvalidArgumentError);
   });
 
-  it('rejects opsets outside 7–18 and models without a graph', () => {
-    const b = new OnnxBuilder({ opset: 6 });
-    b.output(b.relu(b.input('x', ['N', 4])));
-    assert.throws(
-      () => decodeOnnx(b.toBytes()),
-      (e: unknown) => e instanceof UnsupportedModelError && /opset 6/.test(e.message),
-    );
+  it('accepts opsets 7–23 (PyTorch 2.9 writes 20), rejects others and models without a graph', () => {
+    for (const opset of [7, 18, 20, 23]) {
+      const ok = new OnnxBuilder({ opset, irVersion: opset > 18 ? 10 : 7 });
+      ok.output(ok.relu(ok.input('x', ['N', 4])));
+      assert.equal(importOnnx(ok.toBytes()).source.opset, opset);
+    }
+    for (const opset of [6, 24]) {
+      const b = new OnnxBuilder({ opset });
+      b.output(b.relu(b.input('x', ['N', 4])));
+      assert.throws(
+        () => decodeOnnx(b.toBytes()),
+        (e: unknown) => e instanceof UnsupportedModelError && new RegExp(`opset ${opset}`).test(e.message),
+      );
+    }
     const noGraph = onnx.ModelProto.encode({
       irVersion: 7,
       opsetImport: [{ domain: '', version: 13 }],
@@ -128,6 +135,93 @@ describe('decodeOnnx', () => {
     assert.throws(
       () => decodeOnnx(b.toBytes()),
       (e: unknown) => e instanceof FormatError && /'nowhere'.*'r'/.test(e.message),
+    );
+  });
+});
+
+/** The model with its nodes in reverse order, as keras2onnx 1.5 wrote them. */
+function reverseNodes(bytes: Uint8Array): Uint8Array {
+  const model = onnx.ModelProto.decode(bytes);
+  model.graph?.node?.reverse();
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** Moves every float initializer into one external file, as PyTorch ≥ 2.9 writes `model.onnx.data`. */
+function externalize(bytes: Uint8Array, location: string): { model: Uint8Array; data: Uint8Array } {
+  const model = onnx.ModelProto.decode(bytes);
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  for (const t of model.graph?.initializer ?? []) {
+    if (t.dataType !== onnx.TensorProto.DataType.FLOAT) continue;
+    const raw = Uint8Array.from(t.rawData ?? []);
+    t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+    t.externalData = [
+      { key: 'location', value: location },
+      { key: 'offset', value: String(offset) },
+      { key: 'length', value: String(raw.length) },
+    ].map((e) => onnx.StringStringEntryProto.create(e));
+    t.rawData = new Uint8Array(0);
+    chunks.push(raw);
+    offset += raw.length;
+  }
+  const data = new Uint8Array(offset);
+  let at = 0;
+  for (const c of chunks) {
+    data.set(c, at);
+    at += c.length;
+  }
+  return { model: onnx.ModelProto.encode(model).finish(), data };
+}
+
+describe('node order and external data', () => {
+  it('sorts nodes written out of order (keras2onnx 1.5) into the same model, and rejects cycles', () => {
+    const reversed = reverseNodes(cryptonets);
+    const g = decodeOnnx(reversed);
+    assert.deepEqual(
+      g.nodes.map((n) => n.opType),
+      ['Conv', 'Mul', 'Flatten', 'Gemm', 'Mul', 'Gemm'],
+    );
+    assert.deepEqual(importOnnx(reversed), importOnnx(cryptonets));
+    const b = new OnnxBuilder();
+    const x = b.input('x', ['N', 4]);
+    b.node('Add', [x, 'b'], {}, { outputs: ['a'], name: 'first' });
+    b.node('Relu', ['a'], {}, { outputs: ['b'], name: 'second' });
+    b.output('b');
+    assert.throws(
+      () => decodeOnnx(b.toBytes()),
+      (e: unknown) => e instanceof FormatError && /'first'.*'second'.*cycle/.test(e.message),
+    );
+  });
+
+  it('reads external-data initializers through externalData, and inlines them for tools that take bytes', () => {
+    const { model, data } = externalize(lola, 'lola.onnx.data');
+    const asked: string[] = [];
+    const read = (location: string) => {
+      asked.push(location);
+      return data;
+    };
+    assert.throws(
+      () => importOnnx(model),
+      (e: unknown) => e instanceof UnsupportedModelError && /lola\.onnx\.data.*externalData/.test(e.message),
+    );
+    assert.deepEqual(importOnnx(model, { externalData: read }), importOnnx(lola));
+    assert.deepEqual(asked, ['lola.onnx.data'], 'the data file is read once');
+    assert.deepEqual(importOnnx(inlineExternalData(model, read)), importOnnx(lola));
+  });
+
+  it('rejects external locations outside the model directory and byte ranges outside the file', () => {
+    for (const location of ['../secret.bin', '/etc/passwd', 'C:\\weights.bin', 'a/../../b']) {
+      const { model, data } = externalize(lola, location);
+      assert.throws(
+        () => importOnnx(model, { externalData: () => data }),
+        (e: unknown) => e instanceof FormatError && /inside the model's directory/.test(e.message),
+        location,
+      );
+    }
+    const { model, data } = externalize(lola, 'w.bin');
+    assert.throws(
+      () => importOnnx(model, { externalData: () => data.subarray(0, 100) }),
+      (e: unknown) => e instanceof FormatError && /outside 'w\.bin'/.test(e.message),
     );
   });
 });
@@ -187,12 +281,17 @@ describe('importOnnx', () => {
     assert.deepEqual(importOnnx(b.toBytes(), { inputShape: [3, 8, 8] }).outputShape, [3, 8, 8]);
   });
 
-  it('rejects a fixed batch larger than one and custom-domain operators', () => {
+  it('lowers a fixed batch per image, rejects reshapes across it and custom-domain operators', () => {
     const b = new OnnxBuilder();
-    b.output(b.relu(b.input('x', [8, 4])));
+    b.output(b.reshape(b.relu(b.input('x', [8, 2, 2])), [8, 4]), [8, 4]);
+    const m = importOnnx(b.toBytes());
+    assert.equal(m.fixedBatch, 8);
+    assert.deepEqual(m.outputShape, [4]);
+    const merged = new OnnxBuilder();
+    merged.output(merged.reshape(merged.relu(merged.input('x', [8, 4])), [4, 8]));
     assert.throws(
-      () => importOnnx(b.toBytes()),
-      (e: unknown) => e instanceof UnsupportedModelError && /batch size at 8/.test(e.message),
+      () => importOnnx(merged.toBytes()),
+      (e: unknown) => e instanceof UnsupportedModelError && /reshape/i.test(e.message),
     );
     const c = new OnnxBuilder();
     const x = c.input('x', ['N', 4]);

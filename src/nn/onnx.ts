@@ -8,14 +8,16 @@ import { type LowerOptions, lowerGraph } from './lower.ts';
 const { onnx } = onnxProto;
 
 /**
- * The default-domain operator-set versions the importer accepts.
+ * The default-domain operator-set versions the importer accepts. Opsets 19–23 changed the supported operators only
+ * by new element types (and AveragePool `dilations`, which the lowering checks), so they import like 18; PyTorch's
+ * dynamo exporter writes opset 20 and later.
  *
  * @example
  * ```ts
  * const ok = opset >= SUPPORTED_OPSETS.min && opset <= SUPPORTED_OPSETS.max;
  * ```
  */
-export const SUPPORTED_OPSETS = { min: 7, max: 18 } as const;
+export const SUPPORTED_OPSETS = { min: 7, max: 23 } as const;
 
 /** Largest constant the importer decodes (elements); larger ones are not plausible for an encrypted model. */
 const MAX_TENSOR_ELEMENTS = 1 << 28;
@@ -96,13 +98,21 @@ function checkedDims(dims: readonly Int64Like[] | null | undefined, what: string
  * const t = decodeTensor(onnx.TensorProto.decode(bytes), 'initializer fc.W');
  * ```
  */
-export function decodeTensor(proto: onnxProto.onnx.ITensorProto, what: string): ConstTensor {
+export function decodeTensor(
+  proto: onnxProto.onnx.ITensorProto,
+  what: string,
+  externalData?: ExternalDataReader,
+): ConstTensor {
   const name = proto.name ?? '';
   const label = `${what}${name === '' ? '' : ` '${name}'`}`;
   if (proto.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
-    throw new UnsupportedModelError(
-      `${label} stores its data in an external file: re-export with the weights inline`,
-    );
+    if (externalData === undefined) {
+      throw new UnsupportedModelError(
+        `${label} stores its data in an external file (${externalLocation(proto, label).location}): pass ` +
+          'the externalData option to read it, or re-export with the weights inline',
+      );
+    }
+    return decodeTensor(inlineTensor(proto, label, externalData), what);
   }
   if (proto.segment !== null && proto.segment !== undefined) {
     throw new UnsupportedModelError(
@@ -163,9 +173,138 @@ export function decodeTensor(proto: onnxProto.onnx.ITensorProto, what: string): 
   return { name, dtype, dims, data };
 }
 
+/**
+ * Reads the file an external-data tensor names. `location` is relative to the model's directory and has already
+ * been checked to stay inside it (no absolute path, no `..`); the reader returns the whole file, and is called once
+ * per location and model.
+ *
+ * @example
+ * ```ts
+ * const read: ExternalDataReader = (location) => readFileSync(join(dirname(modelPath), location));
+ * ```
+ */
+export type ExternalDataReader = (location: string) => Uint8Array;
+
+/**
+ * Options of {@link decodeOnnx}.
+ *
+ * @example
+ * ```ts
+ * decodeOnnx(bytes, { externalData: (location) => readFileSync(join(dir, location)) });
+ * ```
+ */
+export interface DecodeOptions {
+  /** Reads the files of tensors stored outside the model (PyTorch ≥ 2.9 writes `model.onnx.data` by default). */
+  readonly externalData?: ExternalDataReader;
+}
+
+function externalLocation(
+  proto: onnxProto.onnx.ITensorProto,
+  label: string,
+): { location: string; offset: number; length: number | undefined } {
+  const entries = new Map((proto.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
+  const location = entries.get('location') ?? '';
+  if (location === '') throw new FormatError(`${label}: external data without a location`);
+  // The ONNX spec makes the location relative to the model's directory; refuse anything that could leave it.
+  if (/^([\\/]|[A-Za-z]:)/.test(location) || location.split(/[\\/]/).includes('..')) {
+    throw new FormatError(
+      `${label}: external data location '${location}' must be a relative path inside the model's directory`,
+    );
+  }
+  const number = (key: string): number | undefined => {
+    const raw = entries.get(key);
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n))
+      throw new FormatError(`${label}: external data ${key} '${raw}' is not a non-negative integer`);
+    return n;
+  };
+  return { location, offset: number('offset') ?? 0, length: number('length') };
+}
+
+/** The reader with each location read once: every tensor of a model usually lies in the same file. */
+function readOnce(read: ExternalDataReader): ExternalDataReader {
+  const files = new Map<string, Uint8Array>();
+  return (location) => {
+    let file = files.get(location);
+    if (file === undefined) {
+      file = read(location);
+      files.set(location, file);
+    }
+    return file;
+  };
+}
+
+/** The tensor with its external bytes copied into `raw_data` (dims, type and name kept). */
+function inlineTensor(
+  proto: onnxProto.onnx.ITensorProto,
+  label: string,
+  read: ExternalDataReader,
+): onnxProto.onnx.ITensorProto {
+  const { location, offset, length } = externalLocation(proto, label);
+  const file = read(location);
+  if (!(file instanceof Uint8Array)) {
+    throw new InvalidArgumentError(`externalData('${location}'): expected a Uint8Array, got ${typeof file}`);
+  }
+  const end = length === undefined ? file.length : offset + length;
+  if (offset > file.length || end > file.length) {
+    throw new FormatError(
+      `${label}: external data bytes ${offset}…${end} lie outside '${location}' (${file.length} bytes)`,
+    );
+  }
+  return {
+    name: proto.name,
+    dims: proto.dims,
+    dataType: proto.dataType,
+    rawData: file.subarray(offset, end),
+  };
+}
+
+/**
+ * Returns the model with every external-data initializer (and `Constant` tensor) copied inline, so tools that only
+ * take bytes (onnxruntime's `InferenceSession.create(bytes)`) can load it. Models without external data come back
+ * re-encoded but unchanged.
+ *
+ * @throws FormatError for malformed bytes or an external location outside the model's directory.
+ * @example
+ * ```ts
+ * const whole = inlineExternalData(readFileSync(path), (location) => readFileSync(join(dirname(path), location)));
+ * ```
+ */
+export function inlineExternalData(bytes: Uint8Array, reader: ExternalDataReader): Uint8Array {
+  const model = decodeModelProto(bytes);
+  const read = readOnce(reader);
+  const EXTERNAL = onnx.TensorProto.DataLocation.EXTERNAL;
+  const inline = (t: onnxProto.onnx.ITensorProto, what: string) =>
+    t.dataLocation === EXTERNAL ? onnx.TensorProto.create(inlineTensor(t, what, read)) : t;
+  const g = model.graph;
+  if (g !== null && g !== undefined) {
+    g.initializer = (g.initializer ?? []).map((t) => inline(t, `initializer '${t.name ?? ''}'`));
+    for (const n of g.node ?? []) {
+      for (const a of n.attribute ?? []) {
+        if (a.t !== null && a.t !== undefined) a.t = inline(a.t, `attribute '${a.name ?? ''}'`);
+      }
+    }
+  }
+  return onnx.ModelProto.encode(model).finish();
+}
+
+function decodeModelProto(bytes: Uint8Array): onnxProto.onnx.ModelProto {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new InvalidArgumentError(`ONNX bytes: expected a Uint8Array, got ${typeof bytes}`);
+  }
+  if (bytes.length === 0) throw new FormatError('ONNX bytes: empty input');
+  try {
+    return onnx.ModelProto.decode(bytes);
+  } catch (e) {
+    throw new FormatError(`ONNX bytes: not a valid ModelProto protobuf (${(e as Error).message})`);
+  }
+}
+
 function decodeAttribute(
   a: onnxProto.onnx.IAttributeProto,
   where: { node: string; opType: string },
+  externalData: ExternalDataReader | undefined,
 ): Attribute | undefined {
   const T = onnx.AttributeProto.AttributeType;
   const label = `attribute '${a.name ?? ''}' of node '${where.node}' (${where.opType})`;
@@ -203,7 +342,7 @@ function decodeAttribute(
     case T.TENSOR:
       if (a.t === null || a.t === undefined)
         throw new FormatError(`${label}: declared TENSOR but holds no tensor`);
-      return { kind: 'tensor', value: decodeTensor(a.t, label) };
+      return { kind: 'tensor', value: decodeTensor(a.t, label, externalData) };
     default:
       // Graph, sparse and type-proto attributes only occur on operators the lowering rejects by op type.
       return undefined;
@@ -235,8 +374,82 @@ function decodeValueInfo(v: onnxProto.onnx.IValueInfoProto, what: string): Value
 }
 
 /**
+ * The nodes in an order where every value is produced before it is used: the file's own order when it already is
+ * one (the ONNX spec requires it), otherwise a stable topological sort. keras2onnx 1.5 wrote graphs backwards and
+ * onnxruntime sorts them, so the importer does too.
+ */
+function topologicalOrder(nodes: readonly GraphNode[], given: readonly string[]): GraphNode[] {
+  const ready = new Set(given);
+  const inOrder = nodes.every((n) => {
+    const ok = n.inputs.every((i) => i === '' || ready.has(i));
+    for (const o of n.outputs) if (o !== '') ready.add(o);
+    return ok;
+  });
+  if (inOrder) return [...nodes];
+  const producer = new Map<string, number>();
+  nodes.forEach((n, i) => {
+    for (const o of n.outputs) if (o !== '') producer.set(o, i);
+  });
+  const waiting = new Int32Array(nodes.length);
+  const users: number[][] = nodes.map(() => []);
+  nodes.forEach((n, i) => {
+    for (const p of new Set(n.inputs.map((x) => producer.get(x)))) {
+      if (p === undefined) continue;
+      waiting[i]++;
+      users[p].push(i);
+    }
+  });
+  // Lowest file position first among the nodes that are ready, so unrelated branches keep their relative order.
+  const heap: number[] = [];
+  const push = (v: number) => {
+    heap.push(v);
+    for (let c = heap.length - 1; c > 0; ) {
+      const parent = (c - 1) >> 1;
+      if (heap[parent] <= heap[c]) break;
+      [heap[parent], heap[c]] = [heap[c], heap[parent]];
+      c = parent;
+    }
+  };
+  const pop = (): number => {
+    const top = heap[0];
+    const last = heap.pop() as number;
+    if (heap.length > 0) {
+      heap[0] = last;
+      for (let c = 0; ; ) {
+        const l = 2 * c + 1;
+        const r = l + 1;
+        let m = c;
+        if (l < heap.length && heap[l] < heap[m]) m = l;
+        if (r < heap.length && heap[r] < heap[m]) m = r;
+        if (m === c) break;
+        [heap[m], heap[c]] = [heap[c], heap[m]];
+        c = m;
+      }
+    }
+    return top;
+  };
+  waiting.forEach((w, i) => {
+    if (w === 0) push(i);
+  });
+  const out: GraphNode[] = [];
+  while (heap.length > 0) {
+    const i = pop();
+    out.push(nodes[i]);
+    for (const u of users[i]) if (--waiting[u] === 0) push(u);
+  }
+  if (out.length < nodes.length) {
+    const stuck = nodes.filter((_, i) => waiting[i] > 0).map((n) => `'${n.name}' (${n.opType})`);
+    throw new FormatError(
+      `ONNX graph: nodes ${stuck.slice(0, 5).join(', ')} depend on each other in a cycle`,
+    );
+  }
+  return out;
+}
+
+/**
  * Decodes and validates ONNX model bytes into the typed {@link OnnxGraph}: checks the protobuf, the default opset
- * (7–18), element types, tensor sizes and that every node input is defined before use.
+ * (7–23), element types, tensor sizes and that every node input is defined, and puts the nodes in topological order.
+ * Tensors stored in external files are read through `options.externalData`.
  *
  * @throws FormatError when the bytes are not a well-formed ONNX model (the message names what failed).
  * @throws UnsupportedModelError for a well-formed model outside what the importer handles (opset, data type,
@@ -247,17 +460,9 @@ function decodeValueInfo(v: onnxProto.onnx.IValueInfoProto, what: string): Value
  * graph.nodes.map((n) => n.opType); // ['Conv', 'Mul', 'Flatten', 'Gemm', 'Mul', 'Gemm']
  * ```
  */
-export function decodeOnnx(bytes: Uint8Array): OnnxGraph {
-  if (!(bytes instanceof Uint8Array)) {
-    throw new InvalidArgumentError(`ONNX bytes: expected a Uint8Array, got ${typeof bytes}`);
-  }
-  if (bytes.length === 0) throw new FormatError('ONNX bytes: empty input');
-  let model: onnxProto.onnx.ModelProto;
-  try {
-    model = onnx.ModelProto.decode(bytes);
-  } catch (e) {
-    throw new FormatError(`ONNX bytes: not a valid ModelProto protobuf (${(e as Error).message})`);
-  }
+export function decodeOnnx(bytes: Uint8Array, options: DecodeOptions = {}): OnnxGraph {
+  const model = decodeModelProto(bytes);
+  const externalData = options.externalData === undefined ? undefined : readOnce(options.externalData);
   const irVersion = toNumber(model.irVersion);
   if (!Number.isSafeInteger(irVersion) || irVersion < 3 || irVersion > 100) {
     throw new FormatError(
@@ -284,7 +489,7 @@ export function decodeOnnx(bytes: Uint8Array): OnnxGraph {
 
   const initializers = new Map<string, ConstTensor>();
   for (const t of g.initializer ?? []) {
-    const tensor = decodeTensor(t, 'initializer');
+    const tensor = decodeTensor(t, 'initializer', externalData);
     if (tensor.name === '') throw new FormatError('ONNX graph: an initializer has no name');
     if (initializers.has(tensor.name))
       throw new FormatError(`ONNX graph: initializer '${tensor.name}' is defined twice`);
@@ -298,7 +503,7 @@ export function decodeOnnx(bytes: Uint8Array): OnnxGraph {
   if (outputs.length === 0) throw new FormatError('ONNX graph: no outputs');
 
   const defined = new Set<string>([...initializers.keys(), ...inputs.map((v) => v.name)]);
-  const nodes: GraphNode[] = [];
+  const decoded: GraphNode[] = [];
   const protoNodes = g.node ?? [];
   for (let index = 0; index < protoNodes.length; index++) {
     const p = protoNodes[index];
@@ -308,17 +513,8 @@ export function decodeOnnx(bytes: Uint8Array): OnnxGraph {
     const where = { node: name, opType };
     const attributes = new Map<string, Attribute>();
     for (const a of p.attribute ?? []) {
-      const value = decodeAttribute(a, where);
+      const value = decodeAttribute(a, where, externalData);
       if (value !== undefined) attributes.set(a.name ?? '', value);
-    }
-    const nodeInputs = [...(p.input ?? [])];
-    for (const input of nodeInputs) {
-      if (input !== '' && !defined.has(input)) {
-        throw new FormatError(
-          `ONNX graph: input '${input}' of node '${name}' (${opType}) is not defined by an earlier node, an initializer ` +
-            'or a graph input',
-        );
-      }
     }
     const nodeOutputs = [...(p.output ?? [])];
     for (const output of nodeOutputs) {
@@ -328,15 +524,26 @@ export function decodeOnnx(bytes: Uint8Array): OnnxGraph {
       }
       defined.add(output);
     }
-    nodes.push({
+    decoded.push({
       name,
       opType,
       domain: p.domain ?? '',
-      inputs: nodeInputs,
+      inputs: [...(p.input ?? [])],
       outputs: nodeOutputs,
       attributes,
     });
   }
+  for (const n of decoded) {
+    for (const input of n.inputs) {
+      if (input !== '' && !defined.has(input)) {
+        throw new FormatError(
+          `ONNX graph: input '${input}' of node '${n.name}' (${n.opType}) is not defined by a node, an initializer ` +
+            'or a graph input',
+        );
+      }
+    }
+  }
+  const nodes = topologicalOrder(decoded, [...initializers.keys(), ...inputs.map((v) => v.name)]);
   for (const o of outputs) {
     if (!defined.has(o.name)) throw new FormatError(`ONNX graph: output '${o.name}' is produced by no node`);
   }
@@ -354,6 +561,16 @@ export function decodeOnnx(bytes: Uint8Array): OnnxGraph {
 }
 
 /**
+ * Options of {@link importOnnx}: those of decoding (external data) and of lowering (input shape).
+ *
+ * @example
+ * ```ts
+ * const options: ImportOptions = { inputShape: [3, 32, 32], externalData: (location) => readFileSync(location) };
+ * ```
+ */
+export interface ImportOptions extends DecodeOptions, LowerOptions {}
+
+/**
  * Decodes ONNX bytes and lowers them to the canonical layer IR in one step.
  *
  * @throws FormatError for malformed bytes; UnsupportedModelError for a model outside the supported subset.
@@ -363,6 +580,6 @@ export function decodeOnnx(bytes: Uint8Array): OnnxGraph {
  * console.log(model.inputShape, model.layers.length);
  * ```
  */
-export function importOnnx(bytes: Uint8Array, options: LowerOptions = {}): LayerModel {
-  return lowerGraph(decodeOnnx(bytes), options);
+export function importOnnx(bytes: Uint8Array, options: ImportOptions = {}): LayerModel {
+  return lowerGraph(decodeOnnx(bytes, options), options);
 }
