@@ -42,6 +42,8 @@ export interface TierBenchRecord {
   ratio_vs_unlimited: number | null;
   /** Real mode: verified read throughput of the slow tier (bytes read / worker busy time), GB/s. */
   read_gbps?: number | null;
+  /** Real mode: rounds behind the medians (`seconds`, `unlimited_seconds`, `ratio_vs_unlimited`, `read_gbps`). */
+  repeats?: number;
   correct: boolean;
   error?: string;
 }
@@ -67,6 +69,8 @@ export interface TierBenchOptions {
   workloads?: string[];
   /** DRAM budget as a fraction of the peak footprint (default 1/8). */
   budgetFraction?: number;
+  /** Real-I/O rounds (unlimited, HomE, LRU back to back) per workload and profile; medians are reported. */
+  repeats?: number;
 }
 
 interface BenchWorkload {
@@ -288,6 +292,12 @@ async function realRun(
   }
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 function writer(out: TierBenchOptions['out']): (line: string) => void {
   if (out === undefined) return (line) => process.stdout.write(`${line}\n`);
   if (typeof out === 'function') return out;
@@ -313,6 +323,8 @@ export async function runTierBench(options: TierBenchOptions = {}): Promise<Tier
   const fraction = options.budgetFraction ?? 1 / 8;
   check(fraction > 0 && fraction <= 1, () => `budgetFraction = ${fraction}: expected a value in (0, 1]`);
   const modes = options.modes ?? ['real', 'virtual'];
+  const repeats = options.repeats ?? (quick ? 1 : 3);
+  check(Number.isInteger(repeats) && repeats >= 1, () => `repeats = ${repeats}: expected an integer >= 1`);
   const parent = options.dir ?? tmpdir();
   const records: TierBenchRecord[] = [];
   const emit = (record: TierBenchRecord) => {
@@ -364,13 +376,23 @@ export async function runTierBench(options: TierBenchOptions = {}): Promise<Tier
       if (modes.includes('real')) {
         for (const profile of ['file', 'optane-appdirect']) {
           const emulate = profile === 'file' ? null : deviceProfile(profile);
-          const unlimited = await realRun(program, homePolicy('real'), Infinity, emulate, parent, io);
-          const unlimitedNs = unlimited.result?.summary.totalNs ?? null;
+          // Unlimited, HomE and LRU back to back, `repeats` times: each ratio compares runs minutes apart at most,
+          // and the median of the ratios resists a burst of load from other processes on the machine.
+          const rounds: Record<'unlimited' | 'home' | 'lru', RealRun>[] = [];
+          for (let r = 0; r < repeats; r++) {
+            rounds.push({
+              unlimited: await realRun(program, homePolicy('real'), Infinity, emulate, parent, io),
+              home: await realRun(program, homePolicy('real'), budget, emulate, parent, io),
+              lru: await realRun(program, new LruPolicy(), budget, emulate, parent, io),
+            });
+          }
           for (const policyName of ['home', 'lru'] as const) {
-            const policy = policyName === 'home' ? homePolicy('real') : new LruPolicy();
-            const run = await realRun(program, policy, budget, emulate, parent, io);
-            const s = run.result?.summary;
-            const error = run.error ?? unlimited.error;
+            const runs = rounds.map((round) => ({ run: round[policyName], unlimited: round.unlimited }));
+            const ok = runs.every(({ run, unlimited }) => run.result && unlimited.result);
+            const seconds = (pick: (x: (typeof runs)[number]) => RealRun) =>
+              median(runs.map((x) => pick(x).result!.summary.totalNs / 1e9));
+            const s = runs[0].run.result?.summary;
+            const error = runs.map(({ run, unlimited }) => run.error ?? unlimited.error).find((e) => e);
             emit({
               ...base,
               policy: policyName,
@@ -378,11 +400,14 @@ export async function runTierBench(options: TierBenchOptions = {}): Promise<Tier
               mode: 'real',
               bytes_read_slow: s?.slowBytesRead ?? 0,
               bytes_written_slow: s?.slowBytesWritten ?? 0,
-              seconds: s ? s.totalNs / 1e9 : null,
-              unlimited_seconds: unlimitedNs === null ? null : unlimitedNs / 1e9,
-              ratio_vs_unlimited: s && unlimitedNs ? s.totalNs / unlimitedNs : null,
-              read_gbps: run.readGBps,
-              correct: run.correct && unlimited.correct,
+              seconds: ok ? seconds((x) => x.run) : null,
+              unlimited_seconds: ok ? seconds((x) => x.unlimited) : null,
+              ratio_vs_unlimited: ok
+                ? median(runs.map((x) => x.run.result!.summary.totalNs / x.unlimited.result!.summary.totalNs))
+                : null,
+              read_gbps: ok ? median(runs.map((x) => x.run.readGBps ?? 0)) : null,
+              repeats,
+              correct: runs.every(({ run, unlimited }) => run.correct && unlimited.correct),
               ...(error ? { error } : {}),
             });
           }
