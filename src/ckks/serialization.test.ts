@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { allocator } from '../ring/arena.ts';
 import { galoisElementForConjugation, galoisElementForRotation } from '../ring/galois.ts';
-import { xxh32 } from '../ring/hash.ts';
+import { xxh32, xxh32x4 } from '../ring/hash.ts';
 import type { Poly } from '../ring/poly.ts';
 import { Prng } from '../ring/prng.ts';
 import { FormatError, InvalidArgumentError, MismatchError } from '../util/errors.ts';
@@ -126,6 +126,28 @@ function rotateLeft(values: readonly number[], steps: number): number[] {
   return [...values.slice(k), ...values.slice(0, k)];
 }
 
+/**
+ * The object checksum by the format's definition, from the TypeScript XXH32 alone: XXH32 of the 48 header bytes
+ * followed by the four lane digests (u32 LE), lane j being the concatenation of the body's 16-byte stripes j,
+ * j + 4, j + 8, … (the last stripe possibly partial).
+ */
+function referenceChecksum(header: Uint8Array, body: Uint8Array): number {
+  const input = new Uint8Array(HEADER_BYTES + 16);
+  input.set(header.subarray(0, HEADER_BYTES));
+  const view = new DataView(input.buffer);
+  for (let lane = 0; lane < 4; lane++) {
+    const stripes = new Uint8Array(body.length);
+    let length = 0;
+    for (let at = 16 * lane; at < body.length; at += 64) {
+      const stripe = body.subarray(at, at + 16);
+      stripes.set(stripe, length);
+      length += stripe.length;
+    }
+    view.setUint32(HEADER_BYTES + 4 * lane, xxh32(stripes.subarray(0, length)), true);
+  }
+  return xxh32(input);
+}
+
 /** Recomputes every header and object checksum (nested ones of an evaluation-key set too), as an attacker can. */
 function refreshChecksums(bytes: Uint8Array): Uint8Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -143,7 +165,14 @@ function refreshChecksums(bytes: Uint8Array): Uint8Array {
         entry = entryEnd;
       }
     }
-    view.setUint32(bodyEnd, xxh32(bytes.subarray(start, bodyEnd)), true);
+    view.setUint32(
+      bodyEnd,
+      referenceChecksum(
+        bytes.subarray(start, start + HEADER_BYTES),
+        bytes.subarray(start + HEADER_BYTES, bodyEnd),
+      ),
+      true,
+    );
   };
   fix(0, bytes.length);
   return bytes;
@@ -370,6 +399,31 @@ describe('serialization round trips', () => {
     assert.throws(() => serializeEvaluationKeys(new EvaluationKeys()), InvalidArgumentError);
   });
 
+  it('serializers return a fresh, exactly sized Uint8Array each call, with the same bytes every time', () => {
+    const outputs = [
+      () => serializeCiphertext(main.ct),
+      () => serializeCiphertext(main.seeded, { seeded: true }),
+      () => serializePlaintext(main.pt),
+      () => serializePublicKey(main.publicKey),
+      () => serializeSwitchingKey(main.relinearizationKey, { seeded: true }),
+      () => serializeGaloisKey(main.rotationKey),
+      () => serializeEvaluationKeys(main.evaluationKeys, { seeded: true }),
+      () => serializeSecretKey(main.secretKey),
+      () => serializeParameters(MAIN),
+    ];
+    for (const serialize of outputs) {
+      const first = serialize();
+      const second = serialize();
+      for (const bytes of [first, second]) {
+        assert.equal(Object.getPrototypeOf(bytes), Uint8Array.prototype);
+        assert.equal(bytes.byteOffset, 0);
+        assert.equal(bytes.buffer.byteLength, bytes.length);
+      }
+      assert.notEqual(first.buffer, second.buffer);
+      assert.deepEqual(second, first);
+    }
+  });
+
   it('secret key (local storage): decryption with the copy is identical', () => {
     const bytes = serializeSecretKey(main.secretKey);
     assert.equal(bytes.length, serializedSize(main.secretKey));
@@ -512,15 +566,21 @@ describe('serialization rejects bad input', () => {
     for (const c of cases) disposeObject(c.parse(c.bytes));
   });
 
-  it('checksums are XXH32 (seed 0) of header bytes 0 … 43 and of header + body, nested entries too', () => {
+  it('checksums: XXH32 of header bytes 0 … 43; XXH32 of header ‖ the body XXH32×4 lane digests, nested too', () => {
     for (const c of cases) {
       // refreshChecksums recomputes them with the TypeScript reference: the kernel-made bytes must not change.
       assert.deepEqual(refreshChecksums(c.bytes.slice()), c.bytes, c.name);
     }
-    const ct = caseNamed('ciphertext (degree 1)').bytes;
-    const view = new DataView(ct.buffer, ct.byteOffset, ct.byteLength);
-    assert.equal(view.getUint32(44, true), xxh32(ct.subarray(0, 44)));
-    assert.equal(view.getUint32(ct.length - CHECKSUM_BYTES, true), xxh32(ct.subarray(0, ct.length - 4)));
+    for (const name of ['ciphertext (degree 1)', 'seeded ciphertext', 'parameters']) {
+      const bytes = caseNamed(name).bytes;
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      assert.equal(view.getUint32(44, true), xxh32(bytes.subarray(0, 44)), name);
+      const bodyEnd = bytes.length - CHECKSUM_BYTES;
+      const input = new Uint8Array(HEADER_BYTES + 16);
+      input.set(bytes.subarray(0, HEADER_BYTES));
+      new Uint32Array(input.buffer, HEADER_BYTES, 4).set(xxh32x4(bytes.subarray(HEADER_BYTES, bodyEnd)));
+      assert.equal(view.getUint32(bodyEnd, true), xxh32(input), name);
+    }
   });
 
   it('a corrupted body is reported as a checksum error before residues or seeds are used (memory freed)', () => {

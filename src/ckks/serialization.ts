@@ -1,4 +1,4 @@
-import { Xxh32Stream, xxh32 } from '../ring/hash.ts';
+import { type Xxh32x4Digests, Xxh32x4Stream, xxh32, xxh32x4 } from '../ring/hash.ts';
 import type { Modulus } from '../ring/modulus.ts';
 import { Poly } from '../ring/poly.ts';
 import { SEED_BYTES } from '../ring/prng.ts';
@@ -12,7 +12,7 @@ import { Parameters, type ParametersLiteral, type SecretDistribution } from './p
 /*
  * Wire format, version 1. Every object is
  *
- *   header (48 bytes) | body (bodyLength bytes) | XXH32 of header + body (u32)
+ *   header (48 bytes) | body (bodyLength bytes) | checksum (u32)
  *
  * and all integers are little-endian, which is also the byte order of WebAssembly memory: a limb is written and
  * read with one byte copy. Header fields:
@@ -20,7 +20,7 @@ import { Parameters, type ParametersLiteral, type SecretDistribution } from './p
  *   0  magic 'HOME'        16 level u16             32 body length, low u32
  *   4  format version u16  18 count u16             36 body length, high u32
  *   6  object type u8      20 Galois element u32    40 reserved u32 (0)
- *   7  flags u8            24 scale f64             44 XXH32 of bytes 0 … 43
+ *   7  flags u8            24 scale f64             44 header checksum: XXH32 of bytes 0 … 43
  *   8  parameters id (8 bytes, the 16 hex digits of Parameters.id)
  *
  * `count` is the number of polynomials of a ciphertext, the number of digits of a switching key and the number
@@ -36,19 +36,34 @@ import { Parameters, type ParametersLiteral, type SecretDistribution } from './p
  *   secret key           QP·n words
  *   parameters           24-byte encoding of the normalized ParametersLiteral
  *
- * Both checksums are XXH32 with seed 0 (the 32-bit xxHash of the xxHash specification; `xxhsum -H0` of the
- * same bytes gives the same value). XXH32 rather than a CRC because its four 32-bit lanes are one WebAssembly
- * i32x4: the kernel hashes a polynomial's limbs where they lie in kernel memory, several times faster than a table
- * CRC in JavaScript, so the checksum no longer dominates the cost of (de)serializing. It is an integrity check
- * against accidental corruption, not an authenticator: anyone can recompute it.
+ * Checksums. XXH32 is the 32-bit xxHash of the xxHash specification (`xxhsum -H0` of the same bytes gives the
+ * same value), always with seed 0. The header checksum is XXH32 of header bytes 0 … 43. The object checksum that
+ * ends the object is
+ *
+ *   XXH32(header ‖ d0 ‖ d1 ‖ d2 ‖ d3)       (64 bytes: the 48 header bytes, then each dj as a u32)
+ *
+ * where d0 … d3 are the four lane digests of the body (XXH32×4 of src/ring/hash.ts): the body is cut into
+ * 16-byte stripes, the last one possibly partial; stripe i (body bytes 16i … 16i + 15) belongs to lane i mod 4;
+ * dj is XXH32 of the concatenation of the stripes of lane j (XXH32 of nothing, 0x02cc5d05, for an empty lane of
+ * a short body). Through the header it covers the type, parameters, level, scale and length; through the lanes
+ * every body byte.
+ *
+ * Why this shape: XXH32's four 32-bit accumulators are one WebAssembly i32x4, so the kernel hashes a
+ * polynomial's limbs where they lie in kernel memory; but one XXH32 stream is bound by the latency of its round
+ * (every stripe waits for the previous one). The four lanes are independent, so the kernel advances them in the
+ * same loop iteration over each 64-byte block and the chains overlap, about 2.5× faster than one stream. The
+ * lanes start at the body, so every polynomial (n·4 bytes, a multiple of 64) starts on a block boundary, where the
+ * kernel fuses the residue range check into the hashing pass. The checksum is an integrity check against
+ * accidental corruption (any change gives another value with probability about 1 − 2^−32), not an
+ * authenticator: anyone can recompute it.
  *
  * A reader trusts nothing before checking it: header checksum, then type, flags, parameters id, level, count
  * and scale, then that the declared body length equals the length those imply and the bytes present (so no
  * allocation is ever sized by an unchecked field). Then it copies each polynomial into newly allocated limbs
- * and, in one pass per limb in kernel memory, hashes and range-checks the words; the checksum of the whole
- * object is compared before any residue error is reported and before anything is derived from the body (seed
- * expansion), and everything allocated is freed if a check fails. Exactly one byte sequence encodes a given
- * object: unused fields must be zero.
+ * and, in one pass per limb in kernel memory right after its copy (while it is in cache), hashes and range-checks
+ * the words; the checksum of the whole object is compared before any residue error is reported and before
+ * anything is derived from the body (seed expansion), and everything allocated is freed if a check fails. Exactly
+ * one byte sequence encodes a given object: unused fields must be zero.
  */
 
 /**
@@ -72,7 +87,7 @@ export const FORMAT_VERSION = 1;
 export const HEADER_BYTES = 48;
 
 /**
- * Bytes of the checksum (XXH32 of header and body) that ends every serialized object.
+ * Bytes of the checksum (of header and body, see the format above) that ends every serialized object.
  *
  * @example
  * ```ts
@@ -305,23 +320,53 @@ interface HeaderFields {
   bodyLength: number;
 }
 
-/** The XXH32 seed of both checksums. */
+/** The XXH32 seed of both checksums (and of every lane). */
 const CHECKSUM_SEED = 0;
-/** Below this many bytes a JavaScript byte range is hashed by the TypeScript XXH32, above by the kernel. */
+/** Below this many bytes a JavaScript byte range is hashed by the TypeScript XXH32×4, above by the kernel. */
 const KERNEL_HASH_MIN_BYTES = 4096;
+/** Bytes of the input of the final XXH32 of the object checksum: the header and the four lane digests. */
+const CHECKSUM_INPUT_BYTES = HEADER_BYTES + 16;
 
 /**
- * XXH32 of bytes read straight from the input (parameters, an evaluation-key container): the TypeScript
- * reference for short ranges, the kernel (copying through its scratch) for long ones.
+ * The object checksum of the format from the 48 header bytes and the lane digests of the body: XXH32 of
+ * header ‖ d0 ‖ d1 ‖ d2 ‖ d3.
  */
-function checksumOf(bytes: Uint8Array): number {
-  if (bytes.length < KERNEL_HASH_MIN_BYTES) return xxh32(bytes, CHECKSUM_SEED);
-  const stream = new Xxh32Stream(CHECKSUM_SEED);
+function combineChecksum(header: Uint8Array, digests: Xxh32x4Digests): number {
+  const input = new Uint8Array(CHECKSUM_INPUT_BYTES);
+  input.set(header.subarray(0, HEADER_BYTES));
+  const view = new DataView(input.buffer);
+  for (let j = 0; j < 4; j++) view.setUint32(HEADER_BYTES + 4 * j, digests[j], true);
+  return xxh32(input, CHECKSUM_SEED);
+}
+
+/**
+ * The object checksum of a header and a body read straight from the input (parameters, an evaluation-key
+ * container): the TypeScript reference for short bodies, the kernel (copying through its scratch) for long ones.
+ */
+function checksumOf(header: Uint8Array, body: Uint8Array): number {
+  if (body.length < KERNEL_HASH_MIN_BYTES) return combineChecksum(header, xxh32x4(body, CHECKSUM_SEED));
+  const stream = new Xxh32x4Stream(CHECKSUM_SEED);
   try {
-    return stream.update(bytes).digest();
+    return combineChecksum(header, stream.update(body).digests());
   } finally {
     stream.dispose();
   }
+}
+
+/** Node's Buffer when present (this layer must also run in a browser, where it is absent). */
+const nodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow(size: number): Uint8Array } }).Buffer;
+
+/**
+ * A new Uint8Array of `length` bytes, owned by the caller, for a serializer's output. Under Node it skips the
+ * zero fill of `new Uint8Array` (calloc: for a ciphertext a pass over 1.5 MB that is overwritten right after).
+ * Safe only because the writers write every byte: writeHeader all 48 header bytes, writeObject the checksum, and
+ * a body is written as contiguous segments whose total writeObject checks against the declared length; if
+ * anything throws, the array is dropped unreturned. `allocUnsafeSlow` never hands out a slice of Node's shared
+ * pool: the ArrayBuffer is the caller's alone.
+ */
+function outputBytes(length: number): Uint8Array {
+  if (nodeBuffer === undefined) return new Uint8Array(length);
+  return new Uint8Array(nodeBuffer.allocUnsafeSlow(length).buffer, 0, length);
 }
 
 /** A piece of a body: a polynomial's limbs (copied out of kernel memory, hashed in place) or bytes (a seed). */
@@ -348,72 +393,79 @@ function writeHeader(out: Uint8Array, offset: number, fields: HeaderFields): voi
 }
 
 /**
- * Writes the segments of a body at `offset` of `out` and feeds them to `stream` (and to `outer`, the stream of
- * an enclosing container, if any); returns the end offset. A polynomial is copied with one byte copy and hashed
- * where it lies in kernel memory, so no pass over the output runs in JavaScript.
+ * Writes the segments of a body at `offset` of `out` and feeds them to `lanes` (the lane stream of this body) and
+ * to `outer` (the lane stream of an enclosing container's body, if any); returns the end offset. A polynomial is
+ * copied limb by limb, each limb hashed where it lies in kernel memory right after its copy read it (so it is
+ * read from cache): no pass over the output runs in JavaScript.
  */
 function writeSegments(
   out: Uint8Array,
   offset: number,
   segments: readonly BodySegment[],
-  stream: Xxh32Stream,
-  outer: Xxh32Stream | undefined,
+  lanes: Xxh32x4Stream,
+  outer: Xxh32x4Stream | undefined,
 ): number {
   for (const segment of segments) {
     if (segment instanceof Uint8Array) {
       out.set(segment, offset);
-      stream.update(segment);
+      lanes.update(segment);
       outer?.update(segment);
       offset += segment.length;
     } else {
       const words = segment.words();
-      out.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength), offset);
-      stream.updateKernel(segment.pointer, words.byteLength);
-      outer?.updateKernel(segment.pointer, words.byteLength);
-      offset += words.byteLength;
+      const bytes = new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
+      const limbBytes = segment.n * 4;
+      for (let i = 0; i < segment.limbCount; i++) {
+        const at = i * limbBytes;
+        out.set(bytes.subarray(at, at + limbBytes), offset + at);
+        lanes.updateKernel(segment.limbPointer(i), limbBytes);
+        outer?.updateKernel(segment.limbPointer(i), limbBytes);
+      }
+      offset += bytes.length;
     }
   }
   return offset;
 }
 
-/** Writes complete objects from `bodyOffset` of the output, feeding `stream` every byte; returns the end offset. */
-type NestedBodyWriter = (bodyOffset: number, stream: Xxh32Stream) => number;
+/**
+ * Writes complete objects from `bodyOffset` of the output, feeding `lanes` (the container body's lane stream)
+ * every byte; returns the end offset.
+ */
+type NestedBodyWriter = (bodyOffset: number, lanes: Xxh32x4Stream) => number;
 
 /**
  * Writes a whole object at `offset` of `out`: header, body and the trailing checksum; returns the end offset.
  * The body is its segments, or (for an evaluation-key set) a writer of nested objects that feeds the container's
- * stream as it writes, so each byte is hashed while it is written, once per enclosing object. `outer` is the
- * stream of the container this object is nested in.
+ * lane stream as it writes, so each byte is hashed while it is written, once per enclosing object. `outer` is the
+ * lane stream of the body of the container this object is nested in: it takes the whole object.
  */
 function writeObject(
   out: Uint8Array,
   offset: number,
   fields: HeaderFields,
   body: readonly BodySegment[] | NestedBodyWriter,
-  outer?: Xxh32Stream,
+  outer?: Xxh32x4Stream,
 ): number {
   writeHeader(out, offset, fields);
   const header = out.subarray(offset, offset + HEADER_BYTES);
   const bodyStart = offset + HEADER_BYTES;
-  const stream = new Xxh32Stream(CHECKSUM_SEED);
+  const lanes = new Xxh32x4Stream(CHECKSUM_SEED);
   try {
-    stream.update(header);
     outer?.update(header);
     const bodyEnd =
-      typeof body === 'function'
-        ? body(bodyStart, stream)
-        : writeSegments(out, bodyStart, body, stream, outer);
+      typeof body === 'function' ? body(bodyStart, lanes) : writeSegments(out, bodyStart, body, lanes, outer);
     if (bodyEnd - bodyStart !== fields.bodyLength) {
       // The size functions and the writers disagree: a bug here, not a bad input.
       throw new Error(
         `serialization: wrote ${bodyEnd - bodyStart} body bytes for a ${TYPE_NAMES[fields.type]}, declared ${fields.bodyLength}`,
       );
     }
-    new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(bodyEnd, stream.digest(), true);
+    const checksum = combineChecksum(header, lanes.digests());
+    new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(bodyEnd, checksum, true);
     outer?.update(out.subarray(bodyEnd, bodyEnd + CHECKSUM_BYTES));
     return bodyEnd + CHECKSUM_BYTES;
   } finally {
-    stream.dispose();
+    lanes.dispose();
   }
 }
 
@@ -509,7 +561,7 @@ export function serializePlaintext(pt: Plaintext): Uint8Array {
   checkScaleValue(pt.scale, 'plaintext');
   checkPolyModuli(pt.poly, params.moduliAtLevel(pt.level), 'plaintext polynomial');
   const bodyLength = bodyLengthOf(params, ObjectType.Plaintext, pt.level, 1, false);
-  const out = new Uint8Array(HEADER_BYTES + bodyLength + CHECKSUM_BYTES);
+  const out = outputBytes(HEADER_BYTES + bodyLength + CHECKSUM_BYTES);
   const fields: HeaderFields = {
     type: ObjectType.Plaintext,
     flags: pt.poly.isNtt ? FLAG_NTT : 0,
@@ -579,7 +631,7 @@ export function serializeCiphertext(ct: Ciphertext, options: SerializeOptions = 
     fields.flags |= FLAG_SEEDED;
   }
   fields.bodyLength = bodyLengthOf(params, fields.type, ct.level, count, false);
-  const out = new Uint8Array(HEADER_BYTES + fields.bodyLength + CHECKSUM_BYTES);
+  const out = outputBytes(HEADER_BYTES + fields.bodyLength + CHECKSUM_BYTES);
   const body =
     fields.type === ObjectType.SeededCiphertext ? [ct.polys[0], (ct as SeededCiphertext).seed] : ct.polys;
   writeObject(out, 0, fields, body);
@@ -606,7 +658,7 @@ export function serializePublicKey(pk: PublicKey, options: SerializeOptions = {}
   checkSeed(pk.seed, 'public key');
   if (seeded) checkSeedStillMatches(pk.a, pk.seed, 0, moduli[0], 'public key a');
   const bodyLength = bodyLengthOf(params, ObjectType.PublicKey, params.depth, 2, seeded);
-  const out = new Uint8Array(HEADER_BYTES + bodyLength + CHECKSUM_BYTES);
+  const out = outputBytes(HEADER_BYTES + bodyLength + CHECKSUM_BYTES);
   const fields: HeaderFields = {
     type: ObjectType.PublicKey,
     flags: FLAG_NTT | (seeded ? FLAG_SEEDED : 0),
@@ -674,7 +726,7 @@ function writeSwitchingKeyObject(
   type: ObjectType,
   galoisElement: number,
   seeded: boolean,
-  outer?: Xxh32Stream,
+  outer?: Xxh32x4Stream,
 ): number {
   const fields = switchingKeyFields(key, type, galoisElement, seeded);
   return writeObject(out, offset, fields, switchingKeyBody(key, seeded), outer);
@@ -692,7 +744,7 @@ function writeSwitchingKeyObject(
 export function serializeSwitchingKey(key: SwitchingKey, options: SerializeOptions = {}): Uint8Array {
   const seeded = options.seeded === true;
   checkSwitchingKey(key, seeded, 'switching key');
-  const out = new Uint8Array(serializedSize(key, options));
+  const out = outputBytes(serializedSize(key, options));
   writeSwitchingKeyObject(out, 0, key, ObjectType.SwitchingKey, 0, seeded);
   return out;
 }
@@ -725,7 +777,7 @@ export function serializeGaloisKey(key: GaloisKey, options: SerializeOptions = {
   const seeded = options.seeded === true;
   checkSwitchingKey(key.key, seeded, 'Galois key');
   checkGaloisElement(key.galoisElement, key.key.params);
-  const out = new Uint8Array(serializedSize(key, options));
+  const out = outputBytes(serializedSize(key, options));
   writeSwitchingKeyObject(out, 0, key.key, ObjectType.GaloisKey, key.galoisElement, seeded);
   return out;
 }
@@ -774,7 +826,7 @@ export function serializeEvaluationKeys(evk: EvaluationKeys, options: SerializeO
     throw new InvalidArgumentError(`evaluation keys: ${keys.length} keys: expected at most 65535`);
   }
   const bodyLength = bodyLengthOf(params, ObjectType.EvaluationKeys, params.depth, keys.length, seeded);
-  const out = new Uint8Array(HEADER_BYTES + bodyLength + CHECKSUM_BYTES);
+  const out = outputBytes(HEADER_BYTES + bodyLength + CHECKSUM_BYTES);
   const fields: HeaderFields = {
     type: ObjectType.EvaluationKeys,
     flags: FLAG_NTT | (seeded ? FLAG_SEEDED : 0),
@@ -785,7 +837,7 @@ export function serializeEvaluationKeys(evk: EvaluationKeys, options: SerializeO
     scale: 0,
     bodyLength,
   };
-  writeObject(out, 0, fields, (offset, stream) => {
+  writeObject(out, 0, fields, (offset, lanes) => {
     const relinearization = evk.relinearization;
     if (relinearization) {
       offset = writeSwitchingKeyObject(
@@ -795,7 +847,7 @@ export function serializeEvaluationKeys(evk: EvaluationKeys, options: SerializeO
         ObjectType.SwitchingKey,
         0,
         seeded,
-        stream,
+        lanes,
       );
     }
     for (const g of evk.galois.values()) {
@@ -806,7 +858,7 @@ export function serializeEvaluationKeys(evk: EvaluationKeys, options: SerializeO
         ObjectType.GaloisKey,
         g.galoisElement,
         seeded,
-        stream,
+        lanes,
       );
     }
     return offset;
@@ -831,7 +883,7 @@ export function serializeSecretKey(sk: SecretKey): Uint8Array {
   checkPolyModuli(sk.poly, params.moduliQPAtLevel(params.depth), 'secret key');
   checkNtt([sk.poly], 'secret key');
   const bodyLength = bodyLengthOf(params, ObjectType.SecretKey, params.depth, 1, false);
-  const out = new Uint8Array(HEADER_BYTES + bodyLength + CHECKSUM_BYTES);
+  const out = outputBytes(HEADER_BYTES + bodyLength + CHECKSUM_BYTES);
   const fields: HeaderFields = {
     type: ObjectType.SecretKey,
     flags: FLAG_NTT,
@@ -1205,16 +1257,17 @@ function checkChecksum(typeName: string, stored: number, computed: number): void
  * evaluation-key set) before anything in the body is looked at.
  */
 function verifyWholeChecksum(bytes: Uint8Array, header: ObjectHeader): void {
-  const computed = checksumOf(bytes.subarray(0, HEADER_BYTES + header.bodyLength));
+  const body = bytes.subarray(HEADER_BYTES, HEADER_BYTES + header.bodyLength);
+  const computed = checksumOf(bytes.subarray(0, HEADER_BYTES), body);
   checkChecksum(header.typeName, storedChecksum(bytes, header), computed);
 }
 
 /**
  * Reads the body of an object whose header {@link open} accepted, in two phases. `read` takes the polynomials
- * and seeds in body order: each polynomial is copied into new limbs with one byte copy, then each limb is hashed
- * and range-checked in one kernel pass where it lies. Then the checksum of the whole object is compared, then
- * the residues, and only then `build` derives anything from the body (seed expansion). If anything throws, every
- * polynomial allocated is freed.
+ * and seeds in body order: each polynomial is copied into new limbs, limb by limb, and each limb is hashed and
+ * range-checked in one kernel pass where it lies right after its copy (while it is in cache). Then the checksum
+ * of the whole object is compared, then the residues, and only then `build` derives anything from the body (seed
+ * expansion). If anything throws, every polynomial allocated is freed.
  */
 class BodyReader {
   readonly #bytes: Uint8Array;
@@ -1222,7 +1275,7 @@ class BodyReader {
   readonly #what: string;
   #offset = HEADER_BYTES;
   readonly #owned: Poly[] = [];
-  #stream: Xxh32Stream | undefined;
+  #lanes: Xxh32x4Stream | undefined;
   #outOfRange: { poly: Poly; limb: number; field: string } | undefined;
 
   constructor(bytes: Uint8Array, header: ObjectHeader) {
@@ -1232,20 +1285,22 @@ class BodyReader {
   }
 
   poly(moduli: readonly Modulus[], isNtt: boolean, field: string): Poly {
-    const stream = this.#reading();
+    const lanes = this.#reading();
     const poly = Poly.alloc(moduli, isNtt, false);
     this.#owned.push(poly);
     const words = poly.words();
-    const byteLength = words.byteLength;
-    new Uint8Array(words.buffer, words.byteOffset, byteLength).set(
-      this.#bytes.subarray(this.#offset, this.#offset + byteLength),
-    );
-    this.#offset += byteLength;
+    const target = new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
     const n = poly.n;
+    const limbBytes = n * 4;
     for (let i = 0; i < moduli.length; i++) {
-      const outOfRange = stream.updateKernelCounting(poly.limbPointer(i), n, moduli[i].value);
-      if (outOfRange !== 0 && this.#outOfRange === undefined) this.#outOfRange = { poly, limb: i, field };
+      const at = i * limbBytes;
+      target.set(this.#bytes.subarray(this.#offset + at, this.#offset + at + limbBytes), at);
+      const largest = lanes.updateKernelMax(poly.limbPointer(i), n);
+      if (largest >= moduli[i].value && this.#outOfRange === undefined) {
+        this.#outOfRange = { poly, limb: i, field };
+      }
     }
+    this.#offset += words.byteLength;
     return poly;
   }
 
@@ -1257,7 +1312,7 @@ class BodyReader {
   }
 
   expanded(moduli: readonly Modulus[], seed: Uint8Array, label: number): Poly {
-    if (this.#stream !== undefined) throw new Error('BodyReader: expansion before the body was verified');
+    if (this.#lanes !== undefined) throw new Error('BodyReader: expansion before the body was verified');
     const poly = expandUniform(moduli, seed, label);
     this.#owned.push(poly);
     return poly;
@@ -1265,17 +1320,16 @@ class BodyReader {
 
   /** Runs `read`, verifies what it read, then runs `build` on its result; frees everything if any step throws. */
   run<R, T>(read: () => R, build: (raw: R) => T): T {
-    const stream = new Xxh32Stream(CHECKSUM_SEED);
-    this.#stream = stream;
     try {
+      const lanes = new Xxh32x4Stream(CHECKSUM_SEED);
+      this.#lanes = lanes;
       let raw: R;
       try {
-        stream.update(this.#bytes.subarray(0, HEADER_BYTES));
         raw = read();
-        this.#verify(stream);
+        this.#verify(lanes);
       } finally {
-        this.#stream = undefined;
-        stream.dispose();
+        this.#lanes = undefined;
+        lanes.dispose();
       }
       return build(raw);
     } catch (error) {
@@ -1284,12 +1338,12 @@ class BodyReader {
     }
   }
 
-  #reading(): Xxh32Stream {
-    if (this.#stream === undefined) throw new Error('BodyReader: body read outside run()');
-    return this.#stream;
+  #reading(): Xxh32x4Stream {
+    if (this.#lanes === undefined) throw new Error('BodyReader: body read outside run()');
+    return this.#lanes;
   }
 
-  #verify(stream: Xxh32Stream): void {
+  #verify(lanes: Xxh32x4Stream): void {
     const end = HEADER_BYTES + this.#header.bodyLength;
     if (this.#offset !== end) {
       // The readers and the size functions disagree: a bug here, not a bad input.
@@ -1297,7 +1351,8 @@ class BodyReader {
         `BodyReader: read ${this.#offset - HEADER_BYTES} body bytes of ${this.#header.bodyLength}`,
       );
     }
-    checkChecksum(this.#what, storedChecksum(this.#bytes, this.#header), stream.digest());
+    const computed = combineChecksum(this.#bytes.subarray(0, HEADER_BYTES), lanes.digests());
+    checkChecksum(this.#what, storedChecksum(this.#bytes, this.#header), computed);
     const bad = this.#outOfRange;
     if (bad === undefined) return;
     const p = bad.poly.moduli[bad.limb].value;

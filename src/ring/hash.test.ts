@@ -3,7 +3,17 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { allocator } from './arena.ts';
-import { countNotBelow, xxh32, xxh32Segments, Xxh32Stream } from './hash.ts';
+import {
+  countNotBelow,
+  XXH32X4_LANES,
+  xxh32,
+  xxh32Segments,
+  Xxh32Stream,
+  Xxh32x4Stream,
+  xxh32x4,
+  xxh32x4Lane,
+  xxh32x4Segments,
+} from './hash.ts';
 import { kernels } from './kernels.ts';
 
 const PRIME32 = 0x9e3779b1;
@@ -242,5 +252,158 @@ describe('Xxh32Stream resources and arguments', () => {
     assert.throws(() => xxh32Segments([{ pointer: size - 4, byteLength: 8 }]), /inside kernel memory/);
     assert.throws(() => xxh32Segments([{ pointer: -1, byteLength: 1 }]), InvalidArgumentError);
     assert.throws(() => countNotBelow(size, 1, 3), InvalidArgumentError);
+  });
+});
+
+describe('XXH32×4 (four interleaved lanes)', () => {
+  function concat(...parts: Uint8Array[]): Uint8Array {
+    const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  it('reference: stripe i (16 bytes) goes to lane i mod 4, each lane is plain XXH32 of its stripes', () => {
+    const empty = xxh32(new Uint8Array(0));
+    assert.deepEqual(xxh32x4(new Uint8Array(0)), [empty, empty, empty, empty]);
+    assert.equal(XXH32X4_LANES, 4);
+    const data = pseudoRandomBytes(150, 31);
+    const at = (start: number, end: number) => data.subarray(start, end);
+    // 150 bytes: blocks 0 … 63 and 64 … 127, then 22 bytes: a whole stripe for lane 0, 6 bytes for lane 1.
+    const lanes = [
+      concat(at(0, 16), at(64, 80), at(128, 144)),
+      concat(at(16, 32), at(80, 96), at(144, 150)),
+      concat(at(32, 48), at(96, 112)),
+      concat(at(48, 64), at(112, 128)),
+    ];
+    lanes.forEach((lane, j) => {
+      assert.deepEqual(xxh32x4Lane(data, j), lane, `lane ${j} bytes`);
+    });
+    assert.deepEqual(
+      xxh32x4(data, 9),
+      lanes.map((lane) => xxh32(lane, 9)),
+    );
+    assert.throws(() => xxh32x4Lane(data, 4), InvalidArgumentError);
+  });
+
+  it('kernel equals the reference for every length 0 … 300, seeds 0, 1 and 2^32 − 1, in place and copied', () => {
+    const data = pseudoRandomBytes(300, 12);
+    for (const seed of [0, 1, 0xffffffff]) {
+      for (let length = 0; length <= 300; length++) {
+        const bytes = data.subarray(0, length);
+        const expected = xxh32x4(bytes, seed);
+        assert.deepEqual(xxh32x4Segments([bytes], seed), expected, `copied, length ${length}, seed ${seed}`);
+        const shift = length % 4;
+        const inPlace = inKernel(bytes, shift, (pointer) =>
+          xxh32x4Segments([{ pointer, byteLength: length }], seed),
+        );
+        assert.deepEqual(inPlace, expected, `in place at +${shift}, length ${length}, seed ${seed}`);
+      }
+    }
+  });
+
+  it('kernel equals the reference on 1 MiB + 37 bytes and across the copy scratch', () => {
+    const big = pseudoRandomBytes((1 << 20) + 37, 6);
+    const expected = xxh32x4(big, 17);
+    assert.deepEqual(xxh32x4Segments([big], 17), expected);
+    assert.deepEqual(
+      inKernel(big, 0, (pointer) => xxh32x4Segments([{ pointer, byteLength: big.length }], 17)),
+      expected,
+    );
+  });
+
+  it('streams: any split into pieces (copied, in place, or words with their maximum) gives the one-shot value', () => {
+    const data = pseudoRandomBytes(900, 24);
+    const words = new Uint32Array(data.buffer, 0, data.length / 4);
+    fc.assert(
+      fc.property(
+        fc.array(fc.nat(225), { maxLength: 8 }),
+        fc.array(fc.nat(2), { minLength: 9, maxLength: 9 }),
+        fc.nat(0xffffffff),
+        (cuts, kinds, seed) => {
+          // Cuts on word boundaries, so that any piece can also be fed as words.
+          const bounds = [0, ...cuts.sort((a, b) => a - b), 225].map((w) => 4 * w);
+          const expected = xxh32x4(data, seed);
+          const got = inKernel(data, 0, (base) => {
+            const stream = new Xxh32x4Stream(seed);
+            try {
+              for (let i = 0; i + 1 < bounds.length; i++) {
+                const [start, end] = [bounds[i], bounds[i + 1]];
+                if (kinds[i] === 0) stream.update(data.subarray(start, end));
+                else if (kinds[i] === 1) stream.updateKernel(base + start, end - start);
+                else {
+                  const piece = words.subarray(start / 4, end / 4);
+                  const largest = piece.reduce((m, w) => Math.max(m, w), 0);
+                  assert.equal(stream.updateKernelMax(base + start, piece.length), largest);
+                }
+              }
+              return stream.digests();
+            } finally {
+              stream.dispose();
+            }
+          });
+          assert.deepEqual(got, expected);
+        },
+      ),
+      { seed: 77, numRuns: 300 },
+    );
+  });
+
+  it('updateKernelMax: the largest word at every position and length, at and off a block boundary', () => {
+    for (const count of [0, 1, 3, 15, 16, 17, 31, 32, 33, 64, 1000, 4096]) {
+      const bytes = pseudoRandomBytes(count * 4, count + 3);
+      const words = new Uint32Array(bytes.buffer);
+      for (let i = 0; i < count; i++) words[i] &= 0x3fffffff;
+      const spots = count === 0 ? [-1] : [0, count >> 1, count - 1];
+      for (const spot of spots) {
+        const marked = words.slice();
+        if (spot >= 0) marked[spot] = 0xfffffff0;
+        const markedBytes = new Uint8Array(marked.buffer);
+        const expectedMax = marked.reduce((m, w) => Math.max(m, w), 0);
+        for (const prefix of [0, 4, 60, 64]) {
+          const head = pseudoRandomBytes(prefix, prefix + 5);
+          const [digests, largest] = inKernel(markedBytes, 0, (pointer) => {
+            const stream = new Xxh32x4Stream(3);
+            try {
+              stream.update(head);
+              const m = stream.updateKernelMax(pointer, count);
+              return [stream.digests(), m] as const;
+            } finally {
+              stream.dispose();
+            }
+          });
+          const what = `${count} words, large word at ${spot}, after ${prefix} bytes`;
+          assert.equal(largest, expectedMax, `${what}: maximum`);
+          assert.deepEqual(digests, xxh32x4(new Uint8Array([...head, ...markedBytes]), 3), `${what}: hash`);
+        }
+      }
+    }
+  });
+
+  it('digests do not end the stream; kernel memory returned on dispose; bad use refused', () => {
+    const data = pseudoRandomBytes(200, 4);
+    const before = allocator().bytesInUse;
+    const stream = new Xxh32x4Stream(8);
+    assert.ok(allocator().bytesInUse > before);
+    stream.update(data.subarray(0, 99));
+    assert.deepEqual(stream.digests(), xxh32x4(data.subarray(0, 99), 8));
+    stream.update(data.subarray(99));
+    assert.deepEqual(stream.digests(), xxh32x4(data, 8));
+    stream.dispose();
+    stream.dispose();
+    assert.equal(allocator().bytesInUse, before);
+    assert.throws(() => stream.digests(), InvalidArgumentError);
+    assert.throws(() => new Xxh32x4Stream(-1), /seed = -1/);
+    const size = kernels().memory.buffer.byteLength;
+    assert.throws(() => xxh32x4Segments([{ pointer: size - 4, byteLength: 8 }]), /inside kernel memory/);
+    const fresh = new Xxh32x4Stream();
+    try {
+      assert.throws(() => fresh.updateKernelMax(size - 4, 2), InvalidArgumentError);
+    } finally {
+      fresh.dispose();
+    }
   });
 });

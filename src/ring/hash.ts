@@ -87,6 +87,12 @@ interface HashKernelExports {
   xxh32Digest(state: number): number;
   countNotBelow(pointer: number, words: number, prime: number): number;
   xxh32UpdateCountNotBelow(state: number, pointer: number, words: number, prime: number): number;
+  xxh32x4StateBytes(): number;
+  xxh32x4DigestsOffset(): number;
+  xxh32x4Init(state: number, seed: number): void;
+  xxh32x4Update(state: number, pointer: number, length: number): void;
+  xxh32x4UpdateMax(state: number, pointer: number, words: number): number;
+  xxh32x4Digest(state: number): void;
 }
 
 function hashKernels(): HashKernelExports {
@@ -148,9 +154,7 @@ export class Xxh32Stream {
   #disposed = false;
 
   constructor(seed = 0) {
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
-      throw new InvalidArgumentError(`seed = ${seed}: expected an integer in [0, 2^32 − 1]`);
-    }
+    checkSeed(seed);
     const { memory } = kernels();
     this.#exports = hashKernels();
     this.#memory = memory;
@@ -217,18 +221,28 @@ export class Xxh32Stream {
   }
 
   #checkRange(pointer: number, byteLength: number): void {
-    const size = this.#memory.buffer.byteLength;
-    if (
-      !Number.isInteger(pointer) ||
-      !Number.isInteger(byteLength) ||
-      pointer < 0 ||
-      byteLength < 0 ||
-      pointer + byteLength > size
-    ) {
-      throw new InvalidArgumentError(
-        `kernel segment at ${pointer} of ${byteLength} bytes: expected a range inside kernel memory (${size} bytes)`,
-      );
-    }
+    checkKernelRange(this.#memory, pointer, byteLength);
+  }
+}
+
+function checkSeed(seed: number): void {
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new InvalidArgumentError(`seed = ${seed}: expected an integer in [0, 2^32 − 1]`);
+  }
+}
+
+function checkKernelRange(memory: WebAssembly.Memory, pointer: number, byteLength: number): void {
+  const size = memory.buffer.byteLength;
+  if (
+    !Number.isInteger(pointer) ||
+    !Number.isInteger(byteLength) ||
+    pointer < 0 ||
+    byteLength < 0 ||
+    pointer + byteLength > size
+  ) {
+    throw new InvalidArgumentError(
+      `kernel segment at ${pointer} of ${byteLength} bytes: expected a range inside kernel memory (${size} bytes)`,
+    );
   }
 }
 
@@ -265,4 +279,203 @@ export function countNotBelow(pointer: number, words: number, prime: number): nu
     );
   }
   return hashKernels().countNotBelow(pointer, words, prime >>> 0);
+}
+
+/*
+ * XXH32×4: four XXH32 lanes over one byte sequence, for long inputs where one XXH32 stream is too slow. The
+ * sequence is cut into 16-byte stripes (the last one may be partial); stripe i, bytes 16i … 16i + 15, belongs to
+ * lane i mod 4, and the digest of lane j is the plain XXH32 (with the given seed) of the concatenation of its
+ * stripes. One XXH32 stream is bound by the latency of its round (each stripe waits for the previous one); the
+ * four lanes of a 64-byte block are independent, so the kernel advances them in the same loop iteration and their
+ * chains overlap. A user combines the four digests into one value as its format specifies (e.g. XXH32 of a header
+ * followed by the digests).
+ */
+
+/**
+ * The number of lanes of XXH32×4.
+ *
+ * @example
+ * ```ts
+ * xxh32x4(bytes).length === XXH32X4_LANES; // 4
+ * ```
+ */
+export const XXH32X4_LANES = 4;
+
+const LANE_STRIPE_BYTES = 16;
+const X4_BLOCK_BYTES = XXH32X4_LANES * LANE_STRIPE_BYTES;
+
+/**
+ * The four lane digests of XXH32×4, lane 0 first.
+ *
+ * @example
+ * ```ts
+ * const [d0, d1, d2, d3]: Xxh32x4Digests = xxh32x4(bytes);
+ * ```
+ */
+export type Xxh32x4Digests = [number, number, number, number];
+
+/**
+ * The bytes of lane `lane` of XXH32×4 over `bytes`: stripes lane, lane + 4, lane + 8, … concatenated.
+ *
+ * @example
+ * ```ts
+ * xxh32x4Lane(bytes, 1); // bytes 16 … 31, 80 … 95, …
+ * ```
+ */
+export function xxh32x4Lane(bytes: Uint8Array, lane: number): Uint8Array {
+  if (!Number.isInteger(lane) || lane < 0 || lane >= XXH32X4_LANES) {
+    throw new InvalidArgumentError(`lane = ${lane}: expected an integer in [0, ${XXH32X4_LANES - 1}]`);
+  }
+  const parts: Uint8Array[] = [];
+  let length = 0;
+  for (let at = lane * LANE_STRIPE_BYTES; at < bytes.length; at += X4_BLOCK_BYTES) {
+    const stripe = bytes.subarray(at, at + LANE_STRIPE_BYTES);
+    parts.push(stripe);
+    length += stripe.length;
+  }
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/**
+ * XXH32×4 of `bytes` with `seed`, in plain TypeScript from {@link xxh32}: each lane's bytes gathered and hashed.
+ * The reference the kernel ({@link Xxh32x4Stream}) is tested against, and the hash of short inputs.
+ *
+ * @param bytes - the input.
+ * @param seed - a 32-bit seed, the same for every lane (default 0).
+ * @returns the four lane digests, unsigned 32-bit integers.
+ * @example
+ * ```ts
+ * xxh32x4(new Uint8Array(20)); // [xxh32(16 zero bytes), xxh32(4 zero bytes), xxh32(empty), xxh32(empty)]
+ * ```
+ */
+export function xxh32x4(bytes: Uint8Array, seed = 0): Xxh32x4Digests {
+  return [0, 1, 2, 3].map((lane) => xxh32(xxh32x4Lane(bytes, lane), seed)) as Xxh32x4Digests;
+}
+
+/** Bytes reserved for the XXH32×4 state (160 used). */
+const X4_STATE_BYTES = 160;
+const X4_REGION_WORDS = (X4_STATE_BYTES + SCRATCH_BYTES) / 4;
+
+/**
+ * An XXH32×4 stream computed by the SIMD kernel, whose state lives in kernel memory: feed it bytes in order (in
+ * any pieces) and read the four lane digests, which equal {@link xxh32x4} of their concatenation. Kernel-memory
+ * bytes are hashed where they lie (with the range check of residues fused in, see
+ * {@link Xxh32x4Stream.updateKernelMax}); a Uint8Array is copied through a small kernel scratch buffer. Holds
+ * 32 KiB of kernel memory until {@link Xxh32x4Stream.dispose}.
+ *
+ * @example
+ * ```ts
+ * const stream = new Xxh32x4Stream();
+ * try {
+ *   stream.updateKernel(poly.pointer, poly.byteLength).update(seed);
+ *   const [d0, d1, d2, d3] = stream.digests();
+ * } finally {
+ *   stream.dispose();
+ * }
+ * ```
+ */
+export class Xxh32x4Stream {
+  readonly #exports: HashKernelExports;
+  readonly #memory: WebAssembly.Memory;
+  readonly #allocator: Allocator;
+  readonly #state: number;
+  readonly #scratch: number;
+  #disposed = false;
+
+  constructor(seed = 0) {
+    checkSeed(seed);
+    const { memory } = kernels();
+    this.#exports = hashKernels();
+    if (this.#exports.xxh32x4StateBytes() > X4_STATE_BYTES) {
+      throw new Error(`Xxh32x4Stream: the kernel state needs ${this.#exports.xxh32x4StateBytes()} bytes`);
+    }
+    this.#memory = memory;
+    this.#allocator = allocator();
+    this.#state = this.#allocator.alloc(X4_REGION_WORDS);
+    this.#scratch = this.#state + X4_STATE_BYTES;
+    this.#exports.xxh32x4Init(this.#state, seed | 0);
+  }
+
+  /** Feeds bytes from JavaScript memory (copied through the kernel scratch). */
+  update(bytes: Uint8Array): this {
+    this.#checkAlive();
+    const length = bytes.length;
+    for (let at = 0; at < length; at += SCRATCH_BYTES) {
+      const chunk = Math.min(SCRATCH_BYTES, length - at);
+      new Uint8Array(this.#memory.buffer, this.#scratch, chunk).set(bytes.subarray(at, at + chunk));
+      this.#exports.xxh32x4Update(this.#state, this.#scratch, chunk);
+    }
+    return this;
+  }
+
+  /** Feeds `byteLength` bytes of kernel memory at byte offset `pointer`, in place. */
+  updateKernel(pointer: number, byteLength: number): this {
+    this.#checkAlive();
+    checkKernelRange(this.#memory, pointer, byteLength);
+    this.#exports.xxh32x4Update(this.#state, pointer, byteLength);
+    return this;
+  }
+
+  /**
+   * Feeds `words` 32-bit words of kernel memory at `pointer` (in place) and returns the largest of them (0 for
+   * none): the hash and the range check of a limb in one pass (its residues are valid iff the largest is below
+   * the prime). One pass when the stream is at a 64-byte block boundary, two otherwise.
+   */
+  updateKernelMax(pointer: number, words: number): number {
+    this.#checkAlive();
+    checkKernelRange(this.#memory, pointer, words * 4);
+    return this.#exports.xxh32x4UpdateMax(this.#state, pointer, words) >>> 0;
+  }
+
+  /** Feeds each segment in order. */
+  updateSegments(segments: readonly HashSegment[]): this {
+    for (const segment of segments) {
+      if (segment instanceof Uint8Array) this.update(segment);
+      else this.updateKernel(segment.pointer, segment.byteLength);
+    }
+    return this;
+  }
+
+  /** The four lane digests of everything fed so far (the stream may continue). */
+  digests(): Xxh32x4Digests {
+    this.#checkAlive();
+    this.#exports.xxh32x4Digest(this.#state);
+    const at = this.#state + this.#exports.xxh32x4DigestsOffset();
+    const words = new Uint32Array(this.#memory.buffer, at, XXH32X4_LANES);
+    return [words[0], words[1], words[2], words[3]];
+  }
+
+  /** Returns the kernel memory; the stream must not be used afterwards. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#allocator.free(this.#state, X4_REGION_WORDS);
+  }
+
+  #checkAlive(): void {
+    if (this.#disposed) throw new InvalidArgumentError('Xxh32x4Stream: used after dispose()');
+  }
+}
+
+/**
+ * XXH32×4 of the concatenation of `segments`, by the kernel: kernel-memory segments are hashed in place.
+ *
+ * @example
+ * ```ts
+ * const digests = xxh32x4Segments([poly, seed]); // deep-equals xxh32x4(poly bytes ‖ seed)
+ * ```
+ */
+export function xxh32x4Segments(segments: readonly HashSegment[], seed = 0): Xxh32x4Digests {
+  const stream = new Xxh32x4Stream(seed);
+  try {
+    return stream.updateSegments(segments).digests();
+  } finally {
+    stream.dispose();
+  }
 }
