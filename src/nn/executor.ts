@@ -294,6 +294,124 @@ function simulateInstruction(
 }
 
 // -----------------------------------------------------------------------------------------------------------
+// One instruction over resolved operands (shared by the server and the tiered runtime)
+
+/**
+ * Where {@link evaluateInstruction} finds its operands and puts its results. The server resolves values from its
+ * own map; the tiered runtime (`src/runtime`) resolves them from the objects its store holds in memory right now.
+ *
+ * @example
+ * ```ts
+ * const operands: InstructionOperands = { value: (id) => live.get(id)!, plaintext: (i) => weights[i], define: (id, ct) => live.set(id, ct) };
+ * ```
+ */
+export interface InstructionOperands {
+  /** The ciphertext value `id` (an input, an encrypted weight or an earlier result). */
+  value(id: number): Ciphertext;
+  /** The encoded plaintext weight `index` of the program. */
+  plaintext(index: number): Plaintext;
+  /** Receives result `id` (the caller owns it from now on). */
+  define(id: number, ct: Ciphertext): void;
+}
+
+/**
+ * Evaluates one non-`free` instruction: reads its operands through `operands`, runs it on `evaluator` (which must
+ * hold the evaluation keys the instruction lists) and hands each result to `operands.define`. `mul_then_add`
+ * updates its accumulator in place and defines nothing. This is the one definition of every op's semantics: the
+ * server and the tiered runtime both call it, so their results are bit-identical.
+ *
+ * @throws InvalidArgumentError for a `free` (the caller owns lifetimes); the evaluator's typed errors otherwise.
+ * @example
+ * ```ts
+ * for (const ins of program.instructions) if (ins.op !== 'free') evaluateInstruction(program, ins, evaluator, operands);
+ * ```
+ */
+export function evaluateInstruction(
+  program: HeProgram,
+  ins: HeInstruction,
+  evaluator: Evaluator,
+  operands: InstructionOperands,
+): void {
+  const ev = evaluator;
+  const get = operands.value;
+  const set = (ct: Ciphertext) => operands.define(ins.out[0], ct);
+  const c = ins.constant === undefined ? 0 : program.constants[ins.constant];
+  switch (ins.op) {
+    case 'free':
+      throw new InvalidArgumentError(
+        'evaluateInstruction: free is handled by the caller (it owns lifetimes)',
+      );
+    case 'mul_const':
+      set(ev.mulNew(get(ins.args[0]), c, ins.constantScale));
+      return;
+    case 'mul_then_add':
+      ev.mulThenAdd(get(ins.args[0]), c, get(ins.args[1]), ins.constantScale);
+      return;
+    case 'add_const':
+      set(ev.addNew(get(ins.args[0]), c));
+      return;
+    case 'mul_plain':
+      set(ev.mulNew(get(ins.args[0]), operands.plaintext(ins.plaintext ?? 0)));
+      return;
+    case 'add_plain':
+      set(ev.addNew(get(ins.args[0]), operands.plaintext(ins.plaintext ?? 0)));
+      return;
+    case 'mul_ct':
+      set(ev.mulNew(get(ins.args[0]), get(ins.args[1])));
+      return;
+    case 'square': {
+      const x = get(ins.args[0]);
+      set(ev.mulNew(x, x));
+      return;
+    }
+    case 'add':
+      set(ev.addNew(get(ins.args[0]), get(ins.args[1])));
+      return;
+    case 'sub':
+      set(ev.subNew(get(ins.args[0]), get(ins.args[1])));
+      return;
+    case 'relinearize':
+      set(ev.relinearizeNew(get(ins.args[0])));
+      return;
+    case 'rescale':
+      set(ev.rescaleNew(get(ins.args[0])));
+      return;
+    case 'drop_level':
+      set(ev.dropLevelNew(get(ins.args[0]), ins.level));
+      return;
+    case 'match_scale':
+      set(ev.matchLevelAndScaleNew(get(ins.args[0]), ins.level, ins.scale));
+      return;
+    case 'rotate':
+      set(ev.rotateNew(get(ins.args[0]), (ins.steps ?? [0])[0]));
+      return;
+    case 'rotate_hoisted': {
+      const steps = ins.steps ?? [];
+      const rotated = ev.rotateHoistedNew(get(ins.args[0]), steps);
+      steps.forEach((s, k) => {
+        const r = rotated.get(s);
+        if (r) operands.define(ins.out[k], k > 0 && steps.indexOf(s) < k ? r.copy() : r);
+      });
+      return;
+    }
+  }
+}
+
+/**
+ * Encodes plaintext weight `index` of `program` at its level and scale (what the server does once at setup).
+ *
+ * @example
+ * ```ts
+ * const pt = encodePlaintextWeight(program, new Encoder(params), 0);
+ * ```
+ */
+export function encodePlaintextWeight(program: HeProgram, encoder: Encoder, index: number): Plaintext {
+  const p = program.plaintexts[index];
+  if (!p) throw new InvalidArgumentError(`plaintext ${index}: the program has ${program.plaintexts.length}`);
+  return encoder.encodeNew(plaintextSlots(program, p), p.level, p.scale);
+}
+
+// -----------------------------------------------------------------------------------------------------------
 // Encrypted execution: client and server
 
 /**
@@ -503,8 +621,8 @@ export class InferenceServer {
 
   /** The plaintext weight vectors, encoded once at their level and scale. */
   #encodedWeights(): Plaintext[] {
-    this.#plaintexts ??= this.program.plaintexts.map((p) =>
-      this.#encoder.encodeNew(plaintextSlots(this.program, p), p.level, p.scale),
+    this.#plaintexts ??= this.program.plaintexts.map((_, i) =>
+      encodePlaintextWeight(this.program, this.#encoder, i),
     );
     return this.#plaintexts;
   }
@@ -531,79 +649,31 @@ export class InferenceServer {
       this.#checkInput(input, ct);
       values.set(input.id, ct);
     }
-    const ev = this.#evaluator;
     const plaintexts = program.plaintexts.length > 0 ? this.#encodedWeights() : [];
     const get = (id: number): Ciphertext => {
       const v = values.get(id);
       if (!v) throw new MismatchError(`value ${id} is not alive`);
       return v;
     };
+    const operands: InstructionOperands = {
+      value: get,
+      plaintext: (index) => plaintexts[index],
+      define: (id, ct) => {
+        values.set(id, ct);
+      },
+    };
     const total = program.instructions.length;
     const every = Math.max(1, Math.floor(total / 200));
     try {
       for (let i = 0; i < total; i++) {
         const ins = program.instructions[i];
-        const c = ins.constant === undefined ? 0 : program.constants[ins.constant];
-        switch (ins.op) {
-          case 'free':
-            for (const id of ins.args) {
-              values.get(id)?.dispose();
-              values.delete(id);
-            }
-            break;
-          case 'mul_const':
-            values.set(ins.out[0], ev.mulNew(get(ins.args[0]), c, ins.constantScale));
-            break;
-          case 'mul_then_add':
-            ev.mulThenAdd(get(ins.args[0]), c, get(ins.args[1]), ins.constantScale);
-            break;
-          case 'add_const':
-            values.set(ins.out[0], ev.addNew(get(ins.args[0]), c));
-            break;
-          case 'mul_plain':
-            values.set(ins.out[0], ev.mulNew(get(ins.args[0]), plaintexts[ins.plaintext ?? 0]));
-            break;
-          case 'add_plain':
-            values.set(ins.out[0], ev.addNew(get(ins.args[0]), plaintexts[ins.plaintext ?? 0]));
-            break;
-          case 'mul_ct':
-            values.set(ins.out[0], ev.mulNew(get(ins.args[0]), get(ins.args[1])));
-            break;
-          case 'square': {
-            const x = get(ins.args[0]);
-            values.set(ins.out[0], ev.mulNew(x, x));
-            break;
+        if (ins.op === 'free') {
+          for (const id of ins.args) {
+            values.get(id)?.dispose();
+            values.delete(id);
           }
-          case 'add':
-            values.set(ins.out[0], ev.addNew(get(ins.args[0]), get(ins.args[1])));
-            break;
-          case 'sub':
-            values.set(ins.out[0], ev.subNew(get(ins.args[0]), get(ins.args[1])));
-            break;
-          case 'relinearize':
-            values.set(ins.out[0], ev.relinearizeNew(get(ins.args[0])));
-            break;
-          case 'rescale':
-            values.set(ins.out[0], ev.rescaleNew(get(ins.args[0])));
-            break;
-          case 'drop_level':
-            values.set(ins.out[0], ev.dropLevelNew(get(ins.args[0]), ins.level));
-            break;
-          case 'match_scale':
-            values.set(ins.out[0], ev.matchLevelAndScaleNew(get(ins.args[0]), ins.level, ins.scale));
-            break;
-          case 'rotate':
-            values.set(ins.out[0], ev.rotateNew(get(ins.args[0]), (ins.steps ?? [0])[0]));
-            break;
-          case 'rotate_hoisted': {
-            const steps = ins.steps ?? [];
-            const rotated = ev.rotateHoistedNew(get(ins.args[0]), steps);
-            steps.forEach((s, k) => {
-              const r = rotated.get(s);
-              if (r) values.set(ins.out[k], k > 0 && steps.indexOf(s) < k ? r.copy() : r);
-            });
-            break;
-          }
+        } else {
+          evaluateInstruction(program, ins, this.#evaluator, operands);
         }
         if (onProgress && (i % every === 0 || i === total - 1)) onProgress(i + 1, total);
       }

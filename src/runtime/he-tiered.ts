@@ -1,0 +1,536 @@
+import { Evaluator } from '../ckks/evaluator.ts';
+import type { Encoder } from '../ckks/encoder.ts';
+import { EvaluationKeys, GaloisKey, type SwitchingKey } from '../ckks/keys.ts';
+import type { Ciphertext, Plaintext } from '../ckks/objects.ts';
+import type { Parameters } from '../ckks/parameters.ts';
+import { encodePlaintextWeight, evaluateInstruction, type InstructionOperands } from '../nn/executor.ts';
+import { accessSequence, type HeInstruction, type HeProgram } from '../nn/program.ts';
+import { check } from '../util/assert.ts';
+import { InvalidArgumentError, MismatchError, ResourceError } from '../util/errors.ts';
+import { BufferPool } from './buffer-pool.ts';
+import { type DeviceProfile, nowNs } from './devices.ts';
+import type { FileTier } from './file-tier.ts';
+import { HeArena, type HeLiveObject, writeHeObject } from './he-arena.ts';
+import { scheduleForLocality } from './locality.ts';
+import { PlacementAllocator } from './placement-allocator.ts';
+import { type Plan, planProgram } from './plan.ts';
+import type { Policy } from './policy.ts';
+import { analyzeProgram, type ObjectId, type Program, type ProgramStep } from './program.ts';
+import { type ReplayResult, replayPlan } from './replay.ts';
+
+/**
+ * A step of the runtime program made from an HE program: the instruction it runs and its level.
+ *
+ * @example
+ * ```ts
+ * const step = runtimeProgram.steps[0] as HeRuntimeStep;
+ * program.instructions[step.instruction].op === step.op;
+ * ```
+ */
+export interface HeRuntimeStep extends ProgramStep {
+  /** Index into the HE program's instructions. */
+  instruction: number;
+  level: number;
+}
+
+/**
+ * Options of {@link heRuntimeProgram}.
+ *
+ * @example
+ * ```ts
+ * const options: HeRuntimeProgramOptions = { schedule: 'locality', nsPerModularMultiply: 0.6 };
+ * ```
+ */
+export interface HeRuntimeProgramOptions {
+  /**
+   * `program`: instruction order as compiled; `locality`: {@link scheduleForLocality} (dense layers interchanged,
+   * layers fused); `auto` (default): whichever of the two keeps fewer bytes of produced values live at once.
+   */
+  schedule?: 'program' | 'locality' | 'auto';
+  /** Nanoseconds per modelled modular multiply, for the planner's compute times (default 0.6). */
+  nsPerModularMultiply?: number;
+  /** Bytes of produced objects the reordering may keep live at once (see `LocalityOptions.liveCapBytes`). */
+  liveCapBytes?: number;
+}
+
+/**
+ * Modular multiplies an instruction performs (element-wise products and NTT butterflies; additions count a
+ * quarter), from the standard RNS-CKKS algorithms: hybrid key switching = INTT, ModUp, NTTs of the digits, inner
+ * product with the key, ModDown. The planner times steps with it; it is a model, not a measurement.
+ *
+ * @example
+ * ```ts
+ * const mm = instructionModularMultiplies(program, program.instructions[0]);
+ * ```
+ */
+export function instructionModularMultiplies(program: HeProgram, ins: HeInstruction): number {
+  const p = program.parameters;
+  const n = 2 ** program.logN;
+  const ppl = p.primesPerLevel ?? 1;
+  const base = p.basePrimes ?? (ppl === 1 ? 2 : 3);
+  const limbsAt = (level: number) => base + level * ppl;
+  const argLevel =
+    ins.bytes.args.length > 0 ? Math.round(ins.bytes.args[0] / (n * 4) / 2) : limbsAt(ins.level);
+  const l = Math.max(1, Math.min(argLevel, limbsAt(p.depth)));
+  const k = p.specialPrimes ?? 1;
+  const dnum = Math.ceil(limbsAt(p.depth) / k);
+  const ntt = (limbs: number) => limbs * (n / 2) * program.logN;
+  const inner = 2 * dnum * (l + k) * n;
+  const modDown = 2 * ntt(k) + 2 * k * l * n + ntt(2 * l) + 2 * l * n;
+  const decompose = ntt(l) + l * (l + k) * n + ntt(dnum * (l + k));
+  const polys = ins.degree + 1;
+  switch (ins.op) {
+    case 'mul_const':
+    case 'mul_then_add':
+    case 'mul_plain':
+      return 2 * l * n;
+    case 'add_const':
+    case 'add_plain':
+    case 'add':
+    case 'sub':
+      return (polys * l * n) / 4;
+    case 'mul_ct':
+    case 'square':
+      return 4 * l * n;
+    case 'rescale':
+    case 'match_scale':
+      return polys * (ntt(1) + ntt(l) + l * n);
+    case 'drop_level':
+      return (polys * l * n) / 4;
+    case 'relinearize':
+    case 'rotate':
+      return decompose + inner + modDown;
+    case 'rotate_hoisted':
+      return decompose + (ins.steps?.length ?? 1) * (inner + modDown);
+    default:
+      return 0;
+  }
+}
+
+/**
+ * The HE program as the tiered runtime sees it: objects (ciphertexts `ct:N`, plaintexts `pt:N`, keys
+ * `key:relin`, `key:galois:G`) with their exact sizes, and one step per instruction (frees folded into the step
+ * before) with its modelled compute time. By default the steps are reordered for locality (dense layers
+ * interchanged, layers fused), which keeps the results bit-identical.
+ *
+ * @example
+ * ```ts
+ * const runtimeProgram = heRuntimeProgram(compileModel(model).program);
+ * ```
+ */
+export function heRuntimeProgram(program: HeProgram, options: HeRuntimeProgramOptions = {}): Program {
+  const access = accessSequence(program);
+  const nsPerMm = options.nsPerModularMultiply ?? 0.6;
+  const instructions: number[] = [];
+  program.instructions.forEach((ins, i) => {
+    if (ins.op !== 'free') instructions.push(i);
+  });
+  check(instructions.length === access.steps.length, () => 'heRuntimeProgram: access sequence out of step');
+  const steps: HeRuntimeStep[] = access.steps.map((s, k) => {
+    const ins = program.instructions[instructions[k]];
+    const mm = instructionModularMultiplies(program, ins);
+    return {
+      index: s.index,
+      op: s.op,
+      layer: s.layer,
+      reads: s.reads,
+      writes: s.writes,
+      ...(s.frees ? { frees: s.frees } : {}),
+      modularMultiplies: mm,
+      computeCostNs: mm * nsPerMm,
+      instruction: instructions[k],
+      level: ins.level,
+    };
+  });
+  const runtime: Program = { name: program.name, objects: access.objects, steps };
+  const schedule = options.schedule ?? 'auto';
+  if (schedule === 'program') return runtime;
+  const reordered = scheduleForLocality(runtime, {
+    commutativeOps: ['mul_then_add'],
+    liveCapBytes: options.liveCapBytes,
+  });
+  if (schedule === 'locality') return reordered;
+  return analyzeProgram(reordered).peakLiveProducedBytes < analyzeProgram(runtime).peakLiveProducedBytes
+    ? reordered
+    : runtime;
+}
+
+/**
+ * Where the runtime gets the objects that exist before a run (keys, encrypted weights, inputs, plaintext
+ * weights). It serializes each into its slow tier (and warm-starts some in memory) and then calls `done`, so a
+ * source can produce objects one at a time and free them (e.g. encrypt a weight, hand it over, dispose it).
+ *
+ * @example
+ * ```ts
+ * const source = heObjectSource({ program, evaluationKeys: client.evaluationKeys, inputs, encoder });
+ * ```
+ */
+export interface HeObjectSource {
+  get(id: ObjectId): HeLiveObject;
+  /** The runtime no longer needs the object from the source. */
+  done?(id: ObjectId, live: HeLiveObject): void;
+}
+
+/**
+ * A source over objects the caller holds (and keeps): evaluation keys, encrypted weights, input ciphertexts;
+ * plaintext weights are encoded on demand and disposed after use.
+ *
+ * @example
+ * ```ts
+ * const source = heObjectSource({ program, evaluationKeys, weights, inputs, encoder: new Encoder(params) });
+ * ```
+ */
+export function heObjectSource(options: {
+  program: HeProgram;
+  evaluationKeys: EvaluationKeys;
+  inputs: ReadonlyMap<number, Ciphertext>;
+  weights?: ReadonlyMap<number, Ciphertext>;
+  encoder?: Encoder;
+}): HeObjectSource {
+  const { evaluationKeys, inputs, weights } = options;
+  return {
+    get(id) {
+      if (id === 'key:relin') {
+        const key = evaluationKeys.relinearization;
+        if (!key) throw new MismatchError('key:relin: the evaluation keys have no relinearization key');
+        return key;
+      }
+      if (id.startsWith('key:galois:')) {
+        const g = Number(id.slice('key:galois:'.length));
+        const key = evaluationKeys.galois.get(g)?.key;
+        if (!key) throw new MismatchError(`${id}: the evaluation keys have no Galois key for element ${g}`);
+        return key;
+      }
+      if (id.startsWith('ct:')) {
+        const value = Number(id.slice(3));
+        const ct = inputs.get(value) ?? weights?.get(value);
+        if (!ct) throw new MismatchError(`${id}: missing input or encrypted weight ciphertext ${value}`);
+        return ct;
+      }
+      if (id.startsWith('pt:')) {
+        check(options.encoder !== undefined, () => `${id}: plaintext weights need an encoder`);
+        return encodePlaintextWeight(options.program, options.encoder, Number(id.slice(3)));
+      }
+      throw new InvalidArgumentError(`object "${id}": not an object of an HE program`);
+    },
+    done(id, live) {
+      if (id.startsWith('pt:')) live.dispose();
+    },
+  };
+}
+
+/**
+ * Options of {@link runTieredHe}.
+ *
+ * @example
+ * ```ts
+ * const options: TieredHeOptions = { program, params, source, policy: new HomePolicy(), memoryBudgetBytes: 145e6, tiers: [tier] };
+ * ```
+ */
+export interface TieredHeOptions {
+  program: HeProgram;
+  /** The parameters every object uses (the same instance, as the evaluator checks identity). */
+  params: Parameters;
+  /** The runtime program to run (default: {@link heRuntimeProgram} of `program`). */
+  runtimeProgram?: Program;
+  source: HeObjectSource;
+  policy: Policy;
+  /**
+   * Memory for objects: the arena of live objects plus the DRAM pool of byte-form buffers. Both are host DRAM;
+   * the budget bounds their sum.
+   */
+  memoryBudgetBytes: number;
+  /** Part of the budget for the DRAM pool (default 1/16 of it, leaving the arena at least the largest step). */
+  dramPoolBytes?: number;
+  tiers: readonly FileTier[];
+  /** Profile the planner times each tier with (default: the tier's own `device`). */
+  planningDevices?: readonly DeviceProfile[];
+  /** Keep only the b halves and seed of each key in the slow tiers; regenerate the a halves when loading. */
+  seededKeys?: boolean;
+  warmStart?: boolean;
+  /** A plan made earlier for the same program, policy, budgets and tiers (skips planning). */
+  plan?: Plan;
+  onStep?: (index: number, total: number) => void;
+}
+
+/**
+ * Figures of a tiered run.
+ *
+ * @example
+ * ```ts
+ * console.log(result.stats.seconds, result.stats.slowBytesRead);
+ * ```
+ */
+export interface TieredHeStats {
+  /** Wall time of the run (replay), seconds. */
+  seconds: number;
+  computeSeconds: number;
+  stallSeconds: number;
+  planningSeconds: number;
+  /** Writing the initial objects to the slow tiers and warm-starting some in memory. */
+  setupSeconds: number;
+  memoryBudgetBytes: number;
+  arenaBytes: number;
+  dramPoolBytes: number;
+  arenaPeakBytes: number;
+  dramPeakBytes: number;
+  slowBytesRead: number;
+  slowBytesWritten: number;
+  /** Slow-tier bytes of key objects read (halved with seeded keys). */
+  keyBytesRead: number;
+  /** Time regenerating seeded key halves. */
+  keyExpandSeconds: number;
+  copyBytes: number;
+  gatherBytes: number;
+  /** The planner's virtual-clock prediction of the run time. */
+  predictedSeconds: number;
+  /** Objects written back during the run (all of them writable; read-only objects are never written). */
+  objectsWritten: number;
+  readOnlyWritten: string[];
+}
+
+/**
+ * Result of {@link runTieredHe}.
+ *
+ * @example
+ * ```ts
+ * const logits = client.decryptPass(result.outputs, count);
+ * ```
+ */
+export interface TieredHeResult {
+  /** The program's output ciphertexts (the caller owns them). */
+  outputs: Map<number, Ciphertext>;
+  stats: TieredHeStats;
+  plan: Plan;
+  replay: ReplayResult;
+  runtimeProgram: Program;
+}
+
+/**
+ * The arena/DRAM split of a memory budget for a program.
+ *
+ * @throws {ResourceError} if the budget cannot hold the program's largest step.
+ * @example
+ * ```ts
+ * const { arenaBytes, dramPoolBytes } = splitMemoryBudget(analysis.maxStepBytes, 145e6);
+ * ```
+ */
+export function splitMemoryBudget(
+  maxStepBytes: number,
+  memoryBudgetBytes: number,
+  dramPoolBytes?: number,
+): { arenaBytes: number; dramPoolBytes: number } {
+  check(
+    Number.isFinite(memoryBudgetBytes) ? memoryBudgetBytes > 0 : memoryBudgetBytes === Infinity,
+    () => `memory budget = ${memoryBudgetBytes}: expected a positive byte count`,
+  );
+  if (memoryBudgetBytes === Infinity) return { arenaBytes: Infinity, dramPoolBytes: dramPoolBytes ?? 1 };
+  if (memoryBudgetBytes < maxStepBytes + 1) {
+    throw new ResourceError(
+      `memory budget of ${memoryBudgetBytes} bytes: the program's largest step needs ${maxStepBytes} bytes in memory at ` +
+        'once; expected a budget above that',
+    );
+  }
+  let pool = dramPoolBytes ?? Math.floor(memoryBudgetBytes / 16);
+  pool = Math.max(1, Math.min(pool, memoryBudgetBytes - maxStepBytes));
+  return { arenaBytes: memoryBudgetBytes - pool, dramPoolBytes: pool };
+}
+
+/**
+ * Runs an HE program with every object held by the tiered runtime: live objects in the arena (WebAssembly
+ * memory), byte forms in a budgeted DRAM pool, and files in the slow tiers, moved as `policy` planned ahead of the
+ * run. Steps are the HE instructions themselves ({@link evaluateInstruction}, the server's own code), so the
+ * outputs are bit-identical to the all-in-memory run.
+ *
+ * Phases: plan (virtual clock, before anything is written; errors about capacity surface here), preflight of the
+ * tiers (still writable, room for the plan's peak), setup (each initial object's slow-tier form written once,
+ * warm-start copies placed in memory), the timed run (replay), then the outputs handed back and every byte the
+ * run held in memory released. A failure in any phase (a full or missing tier, a corrupted object) throws after
+ * in-flight I/O settled; nothing partial is returned.
+ *
+ * @example
+ * ```ts
+ * const tier = await FileTier.open({ name: 'nvme', dir });
+ * const result = await runTieredHe({ program, params: client.params, source, policy: new HomePolicy(), memoryBudgetBytes: 256 << 20, tiers: [tier] });
+ * const logits = client.decryptPass(result.outputs, count);
+ * ```
+ */
+export async function runTieredHe(options: TieredHeOptions): Promise<TieredHeResult> {
+  const { program, params, tiers } = options;
+  check(tiers.length > 0, () => 'runTieredHe: expected at least one slow tier');
+  const runtimeProgram =
+    options.runtimeProgram ?? heRuntimeProgram(program, { liveCapBytes: 0.7 * options.memoryBudgetBytes });
+  const analysis = analyzeProgram(runtimeProgram);
+  const split = splitMemoryBudget(analysis.maxStepBytes, options.memoryBudgetBytes, options.dramPoolBytes);
+  const arenaBytes = split.arenaBytes;
+  const dramPoolBytes = split.dramPoolBytes;
+
+  // 1. Plan (no side effects).
+  const planningStart = nowNs();
+  const plan =
+    options.plan ??
+    (await planProgram(runtimeProgram, {
+      policy: options.policy,
+      dramBudgetBytes: dramPoolBytes,
+      arenaBytes,
+      tiers: tiers.map((t, i) => ({
+        name: t.name,
+        device: options.planningDevices?.[i] ?? t.device,
+        capacityBytes: t.capacityBytes - t.usedBytes,
+      })),
+      warmStart: options.warmStart ?? true,
+    }));
+  const planningNs = options.plan ? 0 : nowNs() - planningStart;
+
+  // 2. Preflight: every tier still there and writable, with room for the most it will hold.
+  for (let i = 0; i < tiers.length; i++) {
+    await tiers[i].check();
+    await tiers[i].ensureRoom(plan.slowPeakBytes[i], analysis.objects.size);
+  }
+
+  const placement = PlacementAllocator.install();
+  const arena = new HeArena(params, placement, { seededKeys: options.seededKeys ?? false });
+  const dramInitial = new Map<ObjectId, Uint8Array>();
+  let replay: ReplayResult | null = null;
+  const outputs = new Map<number, Ciphertext>();
+  try {
+    // 3. Setup: slow-tier copies of the initial objects, warm-start copies in memory.
+    const setupStart = nowNs();
+    await setupInitialObjects(options, plan, analysis.objects, arena, dramInitial);
+    const setupNs = nowNs() - setupStart;
+
+    // 4. The run.
+    const base = new Evaluator(params);
+    const operands: InstructionOperands = {
+      value: (id) => arena.get(`ct:${id}`) as Ciphertext,
+      plaintext: (index) => arena.get(`pt:${index}`) as Plaintext,
+      define: (id, ct) => arena.adopt(`ct:${id}`, ct, analysis.bytesOf(`ct:${id}`)),
+    };
+    const total = runtimeProgram.steps.length;
+    replay = await replayPlan({
+      program: runtimeProgram,
+      actions: plan.actions,
+      tiers,
+      dramBudgetBytes: dramPoolBytes,
+      dramInitial,
+      arena,
+      compute: (step) => {
+        const ins = program.instructions[(step as HeRuntimeStep).instruction];
+        let evaluator = base;
+        if (ins.keys.length > 0) {
+          let relin: SwitchingKey | undefined;
+          const galois: GaloisKey[] = [];
+          for (const key of ins.keys) {
+            const live = arena.get(`key:${key}`) as SwitchingKey;
+            if (key === 'relin') relin = live;
+            else galois.push(new GaloisKey(Number(key.slice('galois:'.length)), live));
+          }
+          evaluator = base.withKeys(new EvaluationKeys(relin, galois));
+        }
+        evaluateInstruction(program, ins, evaluator, operands);
+      },
+      onStep: options.onStep && ((index) => options.onStep!(index, total)),
+    });
+    dramInitial.clear();
+
+    // 5. Outputs, detached from the runtime's memory.
+    for (const o of program.outputs) {
+      const id = `ct:${o.id}`;
+      let bytes: Uint8Array | null = replay.dram.get(id) ?? null;
+      if (!arena.has(id) && bytes === null) {
+        const tier = tiers.find((t) => t.has(id));
+        if (!tier) throw new ResourceError(`output "${id}": in no tier after the run`);
+        bytes = new Uint8Array(new SharedArrayBuffer(arena.storedBytes(id)));
+        await tier.read(id, bytes);
+      }
+      outputs.set(o.id, arena.materializeDetached(id, bytes) as Ciphertext);
+    }
+
+    const keyReads = plan.actions
+      .filter((a) => a.kind === 'load' && a.id?.startsWith('key:'))
+      .reduce((s, a) => s + arena.storedBytes(a.id!), 0);
+    const readOnlyWritten = [...replay.writes.keys()].filter((id) => analysis.objects.get(id)?.readOnly);
+    const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+    const stats: TieredHeStats = {
+      seconds: replay.totalNs / 1e9,
+      computeSeconds: replay.computeNs / 1e9,
+      stallSeconds: replay.stallNs / 1e9,
+      planningSeconds: planningNs / 1e9,
+      setupSeconds: setupNs / 1e9,
+      memoryBudgetBytes: options.memoryBudgetBytes,
+      arenaBytes,
+      dramPoolBytes,
+      arenaPeakBytes: replay.arenaPeakBytes,
+      dramPeakBytes: replay.dramPeakBytes,
+      slowBytesRead: sum(replay.slowRead),
+      slowBytesWritten: sum(replay.slowWritten),
+      keyBytesRead: keyReads,
+      keyExpandSeconds: arena.expandNs / 1e9,
+      copyBytes: replay.copyBytes,
+      gatherBytes: replay.gatherBytes,
+      predictedSeconds: plan.run.summary.totalNs / 1e9,
+      objectsWritten: replay.writes.size,
+      readOnlyWritten,
+    };
+    return { outputs, stats, plan, replay, runtimeProgram };
+  } catch (error) {
+    for (const ct of outputs.values()) ct.dispose();
+    throw error;
+  } finally {
+    arena.clear();
+    placement.uninstall();
+    // Files of this run's objects are deleted; the tiers stay open for the caller.
+    await Promise.allSettled(
+      analysis.program.objects.map((o) => Promise.all(tiers.map((t) => t.delete(o.id)))),
+    );
+  }
+}
+
+/** Writes each initial object's slow-tier form and places the warm-start copies the plan asks for. */
+async function setupInitialObjects(
+  options: TieredHeOptions,
+  plan: Plan,
+  objects: ReadonlyMap<ObjectId, { bytes: number; readOnly: boolean }>,
+  arena: HeArena,
+  dramInitial: Map<ObjectId, Uint8Array>,
+): Promise<void> {
+  const staging = new BufferPool(Infinity, 'setup', { shared: true });
+  const inFlight = new Set<Promise<void>>();
+  const maxInFlight = 4;
+  for (const [id, placement] of plan.initial) {
+    const bytes = objects.get(id)!.bytes;
+    const live = options.source.get(id);
+    try {
+      arena.describeFrom(id, live, bytes);
+      const seeded = arena.storedBytes(id) !== bytes;
+      const stored = staging.acquire(arena.storedBytes(id));
+      writeHeObject(live, stored, { seeded });
+      let full: Uint8Array | null = null;
+      if (placement.level !== null) {
+        full = seeded ? new Uint8Array(new SharedArrayBuffer(bytes)) : stored;
+        if (seeded) writeHeObject(live, full);
+        if (placement.level === 'arena') arena.fromBytes(id, full);
+        else dramInitial.set(id, full === stored ? Uint8Array.from(full) : full);
+      }
+      check(placement.slowTier >= 0, () => `initial object "${id}": the plan put it in no slow tier`);
+      const tier = options.tiers[placement.slowTier];
+      const job: Promise<void> = tier.write(id, stored).finally(() => {
+        staging.release(stored);
+        inFlight.delete(job);
+      });
+      inFlight.add(job);
+    } finally {
+      options.source.done?.(id, live);
+    }
+    if (inFlight.size >= maxInFlight) {
+      try {
+        await Promise.race(inFlight);
+      } catch (error) {
+        await Promise.allSettled(inFlight);
+        throw error;
+      }
+    }
+  }
+  const results = await Promise.allSettled(inFlight);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
