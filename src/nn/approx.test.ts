@@ -109,6 +109,61 @@ describe('approximateModel', () => {
     );
   });
 
+  it('sequential calibration: a polynomial after another one is fitted on the values it will see', () => {
+    // Tanh → Relu → Gemm. Inputs sit where tanh saturates (|x| in [3.5, 4.5]), so the exact Relu input stays
+    // within ±1, but the cubic that replaces tanh overshoots to about ±1.28 there, beyond the exact range widened
+    // by the 10 % margin (±1.2); a degree-32 polynomial diverges just outside its interval.
+    const b = new OnnxBuilder();
+    b.node('Tanh', [b.input('x', ['N', 4])], {}, { name: 'tanh1', outputs: ['t1'] });
+    b.node('Relu', ['t1'], {}, { name: 'relu2', outputs: ['r2'] });
+    b.output(b.gemm('r2', { weight: [1, -1, 0, 2, 0, 1, -1, 0, 3, 0, 1, -2], weightDims: [4, 3] }));
+    const twoActivations = importOnnx(b.toBytes());
+    const n = 100;
+    const xs = seededValues(n * 4, 7, -1, 1).map((v) => Math.sign(v) * (3.5 + Math.abs(v)));
+    const run = (calibrationMode: 'exact' | 'sequential') =>
+      approximateModel(twoActivations, {
+        calibration: { images: xs, count: n },
+        degree: { tanh: 3, relu: 32 },
+        calibrationMode,
+      });
+    const naive = run('exact');
+    const sequential = run('sequential');
+    const [tanhNaive, reluNaive] = naive.substitutions;
+    const [tanhSeq, reluSeq] = sequential.substitutions;
+    // The first layer is calibrated identically; the second sees the cubic's overshoot only sequentially.
+    assert.deepEqual(tanhSeq.interval, tanhNaive.interval);
+    assert.deepEqual(reluSeq.exactObserved, reluNaive.observed);
+    assert.ok(reluNaive.observed && reluNaive.observed[1] < 1, `${reluNaive.observed}`);
+    assert.ok(reluSeq.observed && reluSeq.observed[1] > 1.25, `${reluSeq.observed}`);
+    assert.ok(reluSeq.interval && reluNaive.interval && reluSeq.interval[1] > reluNaive.interval[1] + 0.2);
+    // Alone, each substitution is harmless; chained, naive calibration wrecks the logits, sequential does not.
+    assert.ok(reluNaive.cost && reluNaive.cost.top1Agreement >= 0.9, `${reluNaive.cost?.top1Agreement}`);
+    assert.ok(naive.overall && sequential.overall);
+    assert.ok(naive.overall.maxAbsLogitError > 100, `naive ${naive.overall.maxAbsLogitError}`);
+    assert.ok(naive.overall.top1Agreement < 0.5, `naive ${naive.overall.top1Agreement}`);
+    assert.ok(sequential.overall.maxAbsLogitError < 1.5, `sequential ${sequential.overall.maxAbsLogitError}`);
+    assert.ok(sequential.overall.top1Agreement >= 0.9, `sequential ${sequential.overall.top1Agreement}`);
+    // Running costs: the last one is the overall cost; the first is tanh1's cost alone.
+    assert.deepEqual(reluSeq.cumulativeCost, sequential.overall);
+    assert.deepEqual(tanhSeq.cumulativeCost, tanhSeq.cost);
+    assert.deepEqual(reluNaive.cumulativeCost, naive.overall);
+  });
+
+  it('sequential calibration names the layer when an earlier polynomial makes its input non-finite', () => {
+    const b = new OnnxBuilder();
+    b.node('Relu', [b.input('x', ['N', 2])], {}, { name: 'first', outputs: ['r1'] });
+    b.node('Relu', ['r1'], {}, { name: 'second', outputs: ['r2'] });
+    b.output('r2');
+    const chained = importOnnx(b.toBytes());
+    const xs = Float64Array.of(0.5, -0.5, 1e300, -1e300);
+    assert.throws(
+      () =>
+        approximateModel(chained, { calibration: { images: xs, count: 2 }, intervals: { first: [-1, 1] } }),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && /'second' \(Relu.*not finite.*\(first\)/.test(e.message),
+    );
+  });
+
   it('widenInterval widens by the margin on both sides', () => {
     assert.deepEqual(widenInterval(-1, 3, 0.1), [-1.4, 3.4]);
     const [a, b] = widenInterval(2, 2, 0.1);

@@ -1,8 +1,11 @@
 /**
  * Polynomial substitution of the non-polynomial layers (Relu, Sigmoid, Tanh, MaxPool) so a model can run under
- * CKKS, which only adds and multiplies. Input intervals come from calibration: the float model runs on sample
- * images and every such layer's input range is recorded and widened by a margin. Each substitution is reported
- * with its degree, interval and its measured accuracy cost against the exact float model.
+ * CKKS, which only adds and multiplies. Input intervals come from calibration on sample images, widened by a
+ * margin. Calibration is sequential by default: layer k's range is measured with the approximations of the layers
+ * before it already applied, because that is what its polynomial sees under encryption (an earlier polynomial's
+ * error can push values outside the range the exact model shows, and a polynomial diverges quickly outside its
+ * interval). Each substitution is reported with its degree, interval and measured accuracy cost against the exact
+ * float model.
  */
 import { assertFinite, assertInteger, check } from '../util/assert.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
@@ -62,7 +65,9 @@ function needsApproximation(l: Layer): l is ActivationLayer | MaxPoolLayer {
 
 /**
  * Runs the exact float model on sample images and records, for every Relu/Sigmoid/Tanh/MaxPool layer, the minimum
- * and maximum of its input.
+ * and maximum of its input. {@link approximateModel} uses it for the first substitution and, with
+ * `calibrationMode: 'exact'`, for all of them; by default it measures the later ones with the earlier
+ * approximations applied.
  *
  * @example
  * ```ts
@@ -137,6 +142,12 @@ export interface ApproximationOptions {
   readonly remezIterations?: number;
   /** `polynomial` (default): max via a polynomial |·|; `average`: replace MaxPool by average pooling. */
   readonly maxPool?: 'polynomial' | 'average';
+  /**
+   * `sequential` (default): each layer's input range is measured with the approximations of the layers before it
+   * applied (what its polynomial sees under encryption); `exact`: every range on the exact model (one pass, but
+   * a polynomial downstream of another may then see values outside its interval).
+   */
+  readonly calibrationMode?: 'sequential' | 'exact';
 }
 
 /**
@@ -175,11 +186,19 @@ export interface Substitution {
   readonly degree: number;
   /** Interval the polynomial is fitted on (of the input, or of pairwise differences for MaxPool). */
   readonly interval: readonly [number, number] | undefined;
-  /** Input range seen on the calibration images, if any. */
+  /**
+   * Input range seen on the calibration images, if any: with the earlier substitutions applied under sequential
+   * calibration, on the exact model otherwise. The interval is this range widened by the margin.
+   */
   readonly observed: readonly [number, number] | undefined;
+  /** Input range on the exact model (equal to `observed` for the first substitution and in `exact` mode). */
+  readonly exactObserved: readonly [number, number] | undefined;
   /** Largest |f − p| over the interval. */
   readonly approximationError: number;
+  /** Cost of this substitution alone (every other layer exact). */
   readonly cost: AccuracyCost | undefined;
+  /** Cost of this substitution together with every earlier one (the last equals the overall cost). */
+  readonly cumulativeCost: AccuracyCost | undefined;
 }
 
 /**
@@ -237,30 +256,59 @@ export function measureCost(
   exact: Float64Array,
   requireAll = false,
 ): AccuracyCost {
-  const classes = shapeSize(model.outputShape);
   const approx = simulate(model, data.images, data.count, {
     mode: 'polynomial',
     requireApproximations: requireAll,
   });
-  const a = argmaxRows(exact, data.count, classes);
-  const b = argmaxRows(approx, data.count, classes);
+  return compareLogits(approx, exact, data.count, shapeSize(model.outputShape));
+}
+
+function compareLogits(
+  approx: Float64Array,
+  exact: Float64Array,
+  count: number,
+  classes: number,
+): AccuracyCost {
+  const a = argmaxRows(exact, count, classes);
+  const b = argmaxRows(approx, count, classes);
   let agree = 0;
-  for (let i = 0; i < data.count; i++) if (a[i] === b[i]) agree++;
+  for (let i = 0; i < count; i++) if (a[i] === b[i]) agree++;
   let worst = 0;
   for (let i = 0; i < approx.length; i++) {
     const d = Math.abs(approx[i] - exact[i]);
     // A polynomial blown up outside its interval gives NaN/∞: report it as infinite error, not as 0.
     worst = Number.isNaN(d) ? Number.POSITIVE_INFINITY : Math.max(worst, d);
   }
-  return { images: data.count, top1Agreement: agree / data.count, maxAbsLogitError: worst };
+  return { images: count, top1Agreement: agree / count, maxAbsLogitError: worst };
+}
+
+/** Minimum, maximum and count of non-finite values of one layer's input over a simulation pass. */
+class RangeRecorder {
+  min = Number.POSITIVE_INFINITY;
+  max = Number.NEGATIVE_INFINITY;
+  nonFinite = 0;
+  record(input: Float64Array, end: number): void {
+    let { min, max } = this;
+    for (let i = 0; i < end; i++) {
+      const v = input[i];
+      if (v < min) min = v;
+      if (v > max) max = v;
+      if (!Number.isFinite(v)) this.nonFinite++;
+    }
+    this.min = min;
+    this.max = max;
+  }
 }
 
 /**
  * Attaches a polynomial approximation to every Relu/Sigmoid/Tanh layer and a polynomial max (or, with
- * `maxPool: 'average'`, average pooling) to every MaxPool layer, and reports each substitution.
+ * `maxPool: 'average'`, average pooling) to every MaxPool layer, and reports each substitution. With calibration
+ * images the layers are calibrated in order, each with the earlier approximations applied (one float simulation
+ * per substitution), unless `calibrationMode: 'exact'`.
  *
  * @throws InvalidArgumentError when a layer needs an interval and neither `intervals` nor `calibration` gives one,
- *   or when options are out of range.
+ *   when an earlier approximation makes a layer's input non-finite on the calibration images, or when options are
+ *   out of range.
  * @example
  * ```ts
  * const result = approximateModel(model, { calibration: { images, count: 256 }, degree: 15, remezIterations: 6 });
@@ -277,21 +325,56 @@ export function approximateModel(model: LayerModel, options: ApproximationOption
     maxPoolMode === 'polynomial' || maxPoolMode === 'average',
     () => `maxPool = ${String(maxPoolMode)}: expected 'polynomial' or 'average'`,
   );
+  const calibrationMode = options.calibrationMode ?? 'sequential';
+  check(
+    calibrationMode === 'sequential' || calibrationMode === 'exact',
+    () => `calibrationMode = ${String(calibrationMode)}: expected 'sequential' or 'exact'`,
+  );
   const targets = model.layers.filter(needsApproximation);
   const calibration = options.calibration;
-  const ranges =
+  const exactRanges =
     calibration !== undefined && targets.length > 0
       ? calibrate(model, calibration)
       : new Map<string, LayerRange>();
+  const exact =
+    calibration === undefined ? undefined : simulate(model, calibration.images, calibration.count);
+  const classes = shapeSize(model.outputShape);
 
   const replaced = new Map<string, Layer>();
-  const drafts: Omit<Substitution, 'cost'>[] = [];
-  for (const layer of targets) {
-    const observedRange = ranges.get(layer.name);
-    const observed: [number, number] | undefined =
-      observedRange === undefined ? undefined : [observedRange.min, observedRange.max];
-    const explicit = options.intervals?.[layer.name];
+  const current = (): LayerModel => ({
+    ...model,
+    layers: model.layers.map((l) => replaced.get(l.name) ?? l),
+  });
+  const drafts: Omit<Substitution, 'cost' | 'cumulativeCost'>[] = [];
+  const cumulative: AccuracyCost[] = [];
+  for (const [k, layer] of targets.entries()) {
     const op = layer.kind === 'activation' ? OP_NAMES[layer.fn] : 'MaxPool';
+    const exactRange = exactRanges.get(layer.name);
+    const exactObserved: [number, number] | undefined =
+      exactRange === undefined ? undefined : [exactRange.min, exactRange.max];
+    let observed = exactObserved;
+    if (calibration !== undefined && exact !== undefined && calibrationMode === 'sequential' && k > 0) {
+      // One pass with the earlier substitutions applied: this layer's input range as its polynomial will see it,
+      // and (from the same logits) the cost of those substitutions together.
+      const seen = new RangeRecorder();
+      const logits = simulate(current(), calibration.images, calibration.count, {
+        mode: 'polynomial',
+        requireApproximations: false,
+        onLayer: (l, input, count, inputSize) => {
+          if (l.name === layer.name) seen.record(input, count * inputSize);
+        },
+      });
+      cumulative.push(compareLogits(logits, exact, calibration.count, classes));
+      if (seen.nonFinite > 0 || !Number.isFinite(seen.min) || !Number.isFinite(seen.max)) {
+        throw new InvalidArgumentError(
+          `layer '${layer.name}' (${op}, ONNX node ${layer.sources.join('+')}): its input is not finite on the ` +
+            `calibration images once the earlier approximations (${drafts.map((d) => d.layer).join(', ')}) are ` +
+            'applied: expected finite values; lower their degrees or widen their margin',
+        );
+      }
+      observed = [seen.min, seen.max];
+    }
+    const explicit = options.intervals?.[layer.name];
     if (layer.kind === 'maxPool' && maxPoolMode === 'average') {
       replaced.set(layer.name, { ...layer, approx: { method: 'average' } });
       drafts.push({
@@ -302,6 +385,7 @@ export function approximateModel(model: LayerModel, options: ApproximationOption
         degree: 0,
         interval: undefined,
         observed,
+        exactObserved,
         approximationError: Number.NaN,
       });
       continue;
@@ -333,6 +417,7 @@ export function approximateModel(model: LayerModel, options: ApproximationOption
         degree,
         interval: [series.a, series.b],
         observed,
+        exactObserved,
         approximationError: error,
       });
     } else {
@@ -352,25 +437,45 @@ export function approximateModel(model: LayerModel, options: ApproximationOption
         degree,
         interval: [series.a, series.b],
         observed,
+        exactObserved,
         approximationError: error,
       });
     }
   }
-  const approximated: LayerModel = { ...model, layers: model.layers.map((l) => replaced.get(l.name) ?? l) };
-  if (calibration === undefined) {
+  const approximated = current();
+  if (calibration === undefined || exact === undefined) {
     return {
       model: approximated,
-      substitutions: drafts.map((d) => ({ ...d, cost: undefined })),
+      substitutions: drafts.map((d) => ({ ...d, cost: undefined, cumulativeCost: undefined })),
       overall: undefined,
     };
   }
-  const exact = simulate(model, calibration.images, calibration.count);
-  const substitutions = drafts.map((d) => {
+  const overall = measureCost(approximated, calibration, exact, true);
+  const substitutions = drafts.map((d, k) => {
     const single: LayerModel = {
       ...model,
       layers: model.layers.map((l) => (l.name === d.layer ? (replaced.get(l.name) ?? l) : l)),
     };
-    return { ...d, cost: measureCost(single, calibration, exact) };
+    // Sequential calibration measured the running costs on the way; exact calibration measures them now.
+    const cumulativeCost =
+      k === drafts.length - 1
+        ? overall
+        : (cumulative[k] ?? measureCost(prefixModel(model, replaced, drafts, k), calibration, exact));
+    return { ...d, cost: measureCost(single, calibration, exact), cumulativeCost };
   });
-  return { model: approximated, substitutions, overall: measureCost(approximated, calibration, exact, true) };
+  return { model: approximated, substitutions, overall };
+}
+
+/** The model with substitutions 0 … k applied and the later ones left exact. */
+function prefixModel(
+  model: LayerModel,
+  replaced: ReadonlyMap<string, Layer>,
+  drafts: readonly { readonly layer: string }[],
+  k: number,
+): LayerModel {
+  const applied = new Set(drafts.slice(0, k + 1).map((d) => d.layer));
+  return {
+    ...model,
+    layers: model.layers.map((l) => (applied.has(l.name) ? (replaced.get(l.name) ?? l) : l)),
+  };
 }

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HomeError, InvalidArgumentError, SecurityError } from '../util/errors.ts';
+import { HomeError, InvalidArgumentError, ResourceError, SecurityError } from '../util/errors.ts';
 import { chooseParameters, compileModel } from './compiler.ts';
 import { checkImages, runEncrypted, simulateProgram } from './executor.ts';
 import { importOnnx } from './onnx.ts';
 import { OnnxBuilder } from './onnx-builder.ts';
+import { programFootprint } from './program.ts';
 import { argmaxRows, simulate } from './simulate.ts';
 import { rowRelativeError, seededValues } from './test-helpers.ts';
 
@@ -197,5 +198,127 @@ describe('compiler + executors on a model with Relu', () => {
       assert.throws(() => importOnnx(bytes.subarray(0, bytes.length - cut)), HomeError);
     }
     assert.throws(() => importOnnx(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f])), HomeError);
+  });
+});
+
+/** `n` non-zero weights of magnitude ≤ `scale` (every weight counts in the size estimates). */
+function denseWeights(n: number, scale: number): Float64Array {
+  return Float64Array.from({ length: n }, (_, i) => scale * Math.sin(i + 1));
+}
+
+/** Conv 3→32 (3×3) then conv 32→64 on 32×32 images: batch packing needs far over 5 million instructions. */
+function wideCnn() {
+  const b = new OnnxBuilder();
+  const x = b.input('x', ['N', 3, 32, 32]);
+  const c1 = b.conv(x, { weight: denseWeights(32 * 27, 0.3), weightDims: [32, 3, 3, 3] });
+  b.output(b.conv(c1, { weight: denseWeights(64 * 288, 0.1), weightDims: [64, 32, 3, 3] }));
+  return importOnnx(b.toBytes());
+}
+
+/** Conv 1→32 (3×3) on 28×28, then a 21,632 → 10 dense layer: 21,641 plaintext diagonals of 32,768 slots. */
+function wideDense() {
+  const b = new OnnxBuilder();
+  const x = b.input('x', ['N', 1, 28, 28]);
+  const c = b.conv(x, { weight: denseWeights(32 * 9, 0.3), weightDims: [32, 1, 3, 3] });
+  b.output(b.gemm(b.flatten(c), { weight: denseWeights(21632 * 10, 0.01), weightDims: [21632, 10] }));
+  return importOnnx(b.toBytes());
+}
+
+describe('resource limits (a ResourceError naming the layer, the figure and the limit, before allocating)', () => {
+  const isResource = (pattern: RegExp) => (e: unknown) =>
+    e instanceof ResourceError && pattern.test(e.message);
+
+  it('instructions: batch packing of a wide CNN stops on the up-front estimate at the default limit', () => {
+    const started = performance.now();
+    assert.throws(
+      () => compileModel(wideCnn()),
+      isResource(
+        /batch packing\): layer '[^']+' \(conv.*brings the program to about [\d,]+ instructions, .*14,450,688 multiply-adds into 50,176 ciphertexts.*over the limit of 5,000,000 \(limits\.instructions/,
+      ),
+    );
+    // The estimate walks the weights once; the emission it prevents would take minutes and abort V8.
+    assert.ok(performance.now() - started < 30_000);
+  });
+
+  it('constants: latency packing of a 21,632 → 10 dense layer stops on its plaintext diagonals', () => {
+    assert.throws(
+      () => compileModel(wideDense(), { mode: 'latency' }),
+      isResource(
+        /latency packing\): layer '[^']+' \(dense.*constants to [\d,]+ float64 values .*21,641 diagonals of 32,768 slots.*over the limit of 134,217,728 \(limits\.constants\)/,
+      ),
+    );
+  });
+
+  it('slots: latency packing needs a period that fits the largest ring', () => {
+    const b = new OnnxBuilder();
+    b.output(b.gemm(b.input('x', ['N', 2]), { weight: denseWeights(2 * 5000, 1), weightDims: [2, 5000] }));
+    assert.throws(
+      () => compileModel(importOnnx(b.toBytes()), { mode: 'latency', maxLogN: 13 }),
+      isResource(
+        /layer '[^']+' \(dense.*5,000 values.*period of 8,192 slots, more than the 4,096 slots of logN ≤ 13/,
+      ),
+    );
+  });
+
+  it('memory: batch packing whose live ciphertexts exceed limits.memoryBytes', () => {
+    const model = reluModel();
+    const images = seededValues(16 * 36, 5, 0, 1);
+    const options = { calibration: { images, count: 16 }, approximation: { degree: { relu: 7 } } };
+    const { resources } = compileModel(model, options);
+    assert.ok(resources.peakCiphertextBytes > 0 && resources.serverBytes >= resources.peakCiphertextBytes);
+    assert.equal(resources.plaintextBytes, 0);
+    assert.throws(
+      () => compileModel(model, { ...options, limits: { memoryBytes: resources.serverBytes - 1 } }),
+      isResource(
+        /batch packing, logN \d+, depth \d+\): at layer '[^']+'.*server would hold [\d.]+ GiB at once — live ciphertexts.*limits\.memoryBytes/,
+      ),
+    );
+    assert.throws(
+      () => compileModel(model, { ...options, limits: { instructions: 0 } }),
+      InvalidArgumentError,
+    );
+  });
+
+  it('latency plaintexts: encoded on use when they would not fit, an error when that is refused', () => {
+    const model = reluModel();
+    const images = seededValues(16 * 36, 5, 0, 1);
+    const options = {
+      mode: 'latency' as const,
+      calibration: { images, count: 16 },
+      approximation: { degree: { relu: 7 } },
+    };
+    const resident = compileModel(model, options);
+    assert.equal(resident.resources.lazyPlaintexts, false);
+    assert.ok(resident.program.plaintexts.every((p) => p.encodeOnUse === undefined));
+    const { plaintextBytes, serverBytes } = resident.resources;
+    assert.ok(plaintextBytes > 0);
+    // Room for everything but all plaintexts at once: 'auto' encodes them on use.
+    const limits = { memoryBytes: serverBytes - 1 };
+    const lazy = compileModel(model, { ...options, limits });
+    assert.equal(lazy.resources.lazyPlaintexts, true);
+    assert.ok(lazy.program.plaintexts.every((p) => p.encodeOnUse === true));
+    assert.ok(lazy.resources.serverBytes < serverBytes);
+    assert.equal(programFootprint(lazy.program).residentPlaintextBytes, 0);
+    assert.ok(programFootprint(lazy.program).peakBytes < programFootprint(resident.program).peakBytes);
+    // Same instructions and constants: only where the server keeps the plaintexts changes.
+    assert.deepEqual(lazy.program.instructions, resident.program.instructions);
+    assert.deepEqual(lazy.program.constants, resident.program.constants);
+    assert.throws(
+      () => compileModel(model, { ...options, limits, lazyPlaintexts: false }),
+      isResource(
+        /latency packing.*plaintext weights [\d.]+ GiB \(.* in layer '[^']+'\).*limits\.memoryBytes.*lazyPlaintexts/,
+      ),
+    );
+    assert.throws(
+      () => compileModel(model, { ...options, limits: { memoryBytes: lazy.resources.serverBytes - 1 } }),
+      isResource(/plaintext weights encoded on use/),
+    );
+    // An executor that keeps every plaintext encoded anyway computes the same logits.
+    const forced = compileModel(model, { ...options, lazyPlaintexts: true });
+    assert.ok(forced.program.plaintexts.every((p) => p.encodeOnUse === true));
+    const sample = images.subarray(0, 36);
+    const enc = runEncrypted(forced.program, sample, 1, { seed: new Uint8Array(32).fill(6) });
+    const sim = simulateProgram(forced.program, sample, 1);
+    assert.ok(rowRelativeError(enc.logits, sim, 4) < 1e-3, `${rowRelativeError(enc.logits, sim, 4)}`);
   });
 });

@@ -15,9 +15,10 @@
 import { Parameters, type ParametersLiteral } from '../ckks/parameters.ts';
 import { maxLogQP128 } from '../ckks/security.ts';
 import { galoisElementForRotation } from '../ring/galois.ts';
+import { MAX_PAGES, PAGE_BYTES } from '../ring/kernels.ts';
 import { nttFriendlyPrimes } from '../ring/primes.ts';
 import { assertInteger, check } from '../util/assert.ts';
-import { InvalidArgumentError, SecurityError } from '../util/errors.ts';
+import { InvalidArgumentError, ResourceError, SecurityError } from '../util/errors.ts';
 import {
   type AccuracyCost,
   type ApproximationOptions,
@@ -88,6 +89,82 @@ export interface CompileOptions {
   readonly inputRange?: readonly [number, number];
   /** Program name for reports (default `model`). */
   readonly name?: string;
+  /** Size limits checked before anything large is allocated (defaults: {@link DEFAULT_COMPILE_LIMITS}). */
+  readonly limits?: Partial<CompileLimits>;
+  /**
+   * Latency packing: mark the plaintext weights `encodeOnUse`, so the server encodes each one from the program's
+   * constants right before the instruction that reads it and frees it after (encoding time traded for memory).
+   * `'auto'` (default): only when keeping them all encoded would exceed `limits.memoryBytes`.
+   */
+  readonly lazyPlaintexts?: boolean | 'auto';
+}
+
+/**
+ * Limits {@link compileModel} checks before emitting: an up-front estimate per layer (instructions, constants,
+ * slots) before any emission, the server's memory (live ciphertexts, plaintext weights, evaluation keys) after the
+ * depth probe, and the instruction and constant counts again while emitting. Past a limit it throws a
+ * `ResourceError` naming the layer, the figure and the limit, instead of letting V8 abort or the kernel arena fail
+ * halfway through inference.
+ *
+ * @example
+ * ```ts
+ * compileModel(model, { mode: 'latency', limits: { memoryBytes: 2 ** 31 } });
+ * ```
+ */
+export interface CompileLimits {
+  /** Instructions of the program body (each takes about 300 bytes of JavaScript heap). */
+  readonly instructions: number;
+  /** Float64 constants of the program (scalar weights, plaintext and encrypted-weight vectors). */
+  readonly constants: number;
+  /**
+   * Bytes the server may hold at once: live ciphertexts, the plaintext weights (all of them, or the one in use when
+   * they are encoded on use) and the evaluation keys. Default: the 4 GiB WebAssembly kernel arena. A caller that
+   * executes through the tiered runtime, which spills to slower tiers, may raise it.
+   */
+  readonly memoryBytes: number;
+}
+
+/**
+ * The default {@link CompileLimits}: 5 million instructions (≈ 1.5 GB of heap, frees included, within Node's
+ * default 4 GiB heap), 2^27 constants (1 GiB of float64), the 4 GiB kernel arena.
+ *
+ * @example
+ * ```ts
+ * compileModel(model, { limits: { ...DEFAULT_COMPILE_LIMITS, memoryBytes: 16 * 2 ** 30 } });
+ * ```
+ */
+export const DEFAULT_COMPILE_LIMITS: Readonly<CompileLimits> = Object.freeze({
+  instructions: 5_000_000,
+  constants: 2 ** 27,
+  memoryBytes: MAX_PAGES * PAGE_BYTES,
+});
+
+/**
+ * Sizes of a compiled program: the up-front estimate, what was emitted and what the server will hold.
+ *
+ * @example
+ * ```ts
+ * const { resources } = compileModel(model, { mode: 'latency' });
+ * console.log(resources.serverBytes / 2 ** 30, 'GiB', resources.lazyPlaintexts);
+ * ```
+ */
+export interface ProgramResources {
+  /** Instructions the up-front estimate predicted (before frees). */
+  readonly estimatedInstructions: number;
+  /** Instructions emitted (before frees). */
+  readonly instructions: number;
+  /** Float64 constants of the program. */
+  readonly constants: number;
+  /** Largest sum of live ciphertext bytes (inputs and encrypted weights included). */
+  readonly peakCiphertextBytes: number;
+  /** Bytes of all plaintext weights once encoded. */
+  readonly plaintextBytes: number;
+  /** Bytes of the evaluation keys the program uses. */
+  readonly keyBytes: number;
+  /** Bytes the server holds at its peak: ciphertexts, plaintexts (all, or the one in use) and keys. */
+  readonly serverBytes: number;
+  /** The plaintext weights are marked `encodeOnUse`. */
+  readonly lazyPlaintexts: boolean;
 }
 
 /**
@@ -105,6 +182,7 @@ export interface CompileResult {
   readonly model: LayerModel;
   readonly substitutions: readonly Substitution[];
   readonly approximationCost: AccuracyCost | undefined;
+  readonly resources: ProgramResources;
 }
 
 /** A ciphertext value during emission. */
@@ -162,19 +240,91 @@ interface Term {
   readonly w: number;
 }
 
+/**
+ * The program's float64 constants while emitting: a growable Float64Array, because a JavaScript number array
+ * cannot grow past about 2^27 elements (V8 aborts the process when it tries) and latency packing stores every
+ * plaintext diagonal here.
+ */
+class ConstantStore {
+  #data = new Float64Array(1024);
+  length = 0;
+
+  #reserve(extra: number): void {
+    const need = this.length + extra;
+    if (need <= this.#data.length) return;
+    const grown = new Float64Array(Math.max(need, Math.ceil(this.#data.length * 1.5)));
+    grown.set(this.#data.subarray(0, this.length));
+    this.#data = grown;
+  }
+
+  append(value: number): void {
+    this.#reserve(1);
+    this.#data[this.length++] = value;
+  }
+
+  appendAll(values: ArrayLike<number>): void {
+    this.#reserve(values.length);
+    if (values instanceof Float64Array) this.#data.set(values, this.length);
+    else for (let i = 0; i < values.length; i++) this.#data[this.length + i] = values[i];
+    this.length += values.length;
+  }
+
+  /** The constants, exactly `length` of them (the store's spare capacity is dropped). */
+  toFloat64Array(): Float64Array {
+    return this.#data.slice(0, this.length);
+  }
+}
+
+/** The baby-step count n1 (a power of two ≤ d) minimizing rotations: hoisted baby rotations cost about half a giant one. */
+function babyStepCount(ks: readonly number[], d: number): number {
+  let best = { n1: 1, cost: Number.POSITIVE_INFINITY };
+  for (let n1 = 1; n1 <= d; n1 *= 2) {
+    const babies = new Set(ks.map((k) => k % n1));
+    const giants = new Set(ks.map((k) => Math.floor(k / n1)));
+    const cost = 0.5 * (babies.size - (babies.has(0) ? 1 : 0)) + (giants.size - (giants.has(0) ? 1 : 0));
+    if (cost < best.cost) best = { n1, cost };
+  }
+  return best.n1;
+}
+
 class Emitter {
   readonly chain: Chain;
   readonly instructions: HeInstruction[] = [];
-  readonly constants: number[] = [];
+  readonly constants = new ConstantStore();
   readonly #constantIndex = new Map<number, number>();
   nextId = 0;
   layer = '';
   minLevel: number;
   usesRelin = false;
+  /** The depth probe: plaintext and weight vectors are registered but their values are neither built nor stored. */
+  readonly dryRun: boolean;
+  readonly #limits: Pick<CompileLimits, 'instructions' | 'constants'>;
 
-  constructor(chain: Chain) {
+  constructor(chain: Chain, limits: Pick<CompileLimits, 'instructions' | 'constants'>, dryRun = false) {
     this.chain = chain;
     this.minLevel = chain.top;
+    this.#limits = limits;
+    this.dryRun = dryRun;
+  }
+
+  /**
+   * Backstop of the up-front estimates: stops the emission before the instruction list or the constants outgrow
+   * their limits (past them V8 aborts the process instead of throwing).
+   */
+  #room(instructions: number, constants: number): void {
+    if (this.instructions.length + instructions > this.#limits.instructions) {
+      throw new ResourceError(
+        `compileModel: layer '${this.layer}' takes the program past ${this.#limits.instructions.toLocaleString('en-US')} ` +
+          'instructions (limits.instructions; each takes about 300 bytes of JavaScript heap): use latency packing, ' +
+          'lower polynomial degrees or a smaller model',
+      );
+    }
+    if (this.constants.length + constants > this.#limits.constants) {
+      throw new ResourceError(
+        `compileModel: layer '${this.layer}' takes the program's constants past ${this.#limits.constants.toLocaleString('en-US')} ` +
+          'float64 values (limits.constants): the plaintext weight vectors do not fit in one program',
+      );
+    }
   }
 
   fresh(level: number, scale: number, degree: number): Sym {
@@ -187,14 +337,16 @@ class Emitter {
     const key = value === 0 ? 0 : value;
     let index = this.#constantIndex.get(key);
     if (index === undefined) {
+      this.#room(0, 1);
       index = this.constants.length;
-      this.constants.push(key);
+      this.constants.append(key);
       this.#constantIndex.set(key, index);
     }
     return index;
   }
 
   #push(op: HeOp, args: Sym[], out: Sym, extra: Partial<HeInstruction> = {}): Sym {
+    this.#room(1, 0);
     this.instructions.push({
       op,
       args: args.map((a) => a.id),
@@ -225,6 +377,7 @@ class Emitter {
         `compiler: mul_then_add operand at level ${x.level}/degree ${x.degree} into ${acc.level}/${acc.degree}`,
       );
     }
+    this.#room(1, 0);
     this.instructions.push({
       op: 'mul_then_add',
       args: [x.id, acc.id],
@@ -257,8 +410,7 @@ class Emitter {
   /** An encrypted weight vector (replicated with period values.length): a model-owner input. */
   weightInput(values: ArrayLike<number>, level: number, scale: number): Sym {
     const sym = this.fresh(level, scale, 1);
-    const offset = this.constants.length;
-    for (let i = 0; i < values.length; i++) this.constants.push(values[i]);
+    const offset = this.#store(values);
     this.weightInputs.push({
       id: sym.id,
       level,
@@ -272,11 +424,19 @@ class Emitter {
     return sym;
   }
 
+  /** Appends a vector to the constants (not in a dry run); returns its offset. */
+  #store(values: ArrayLike<number>): number {
+    const offset = this.constants.length;
+    if (this.dryRun) return offset;
+    this.#room(0, values.length);
+    this.constants.appendAll(values);
+    return offset;
+  }
+
   /** Registers a plaintext vector (replicated over the slots with period values.length); returns its id. */
   plaintext(values: ArrayLike<number>, level: number, scale: number): number {
     const id = this.plaintexts.length;
-    const offset = this.constants.length;
-    for (let i = 0; i < values.length; i++) this.constants.push(values[i]);
+    const offset = this.#store(values);
     this.plaintexts.push({
       id,
       level,
@@ -315,6 +475,7 @@ class Emitter {
   rotateHoisted(x: Sym, steps: readonly number[]): Sym[] {
     const outs = steps.map(() => this.fresh(x.level, x.scale, 1));
     const keys = steps.map((s) => this.#key(s));
+    this.#room(1, 0);
     this.instructions.push({
       op: 'rotate_hoisted',
       args: [x.id],
@@ -331,38 +492,30 @@ class Emitter {
   }
 
   /**
-   * y = M·x + bias for a vector packed with period `period` (replicated over the slots), M given by sparse rows:
-   * the diagonal method with baby-step giant-step — baby rotations hoisted, diagonals pre-rotated by the giant
-   * step, one rotation per giant step — then one rescale onto the canonical scale.
+   * y = M·x + bias for a vector packed with period `period` (replicated over the slots), M given by its entries
+   * (`linear` visits every (row i, column j, weight w) and returns the bias): the diagonal method with baby-step
+   * giant-step — baby rotations hoisted, diagonals pre-rotated by the giant step, one rotation per giant step —
+   * then one rescale onto the canonical scale. Entries are grouped by diagonal and each pre-rotated diagonal is
+   * built only when it is stored, so no layer-sized set of dense diagonals is ever held (and a dry run builds none).
    */
   matrix(
     x: Sym,
-    rows: readonly (readonly [number, number])[][],
-    bias: ArrayLike<number>,
+    linear: (visit: (i: number, j: number, w: number) => void) => { bias: ArrayLike<number> },
     period: number,
   ): Sym {
     const d = period;
-    const diagonals = new Map<number, Float64Array>();
-    rows.forEach((row, i) => {
-      for (const [j, w] of row) {
-        if (w === 0) continue;
-        const k = (j - i + d) % d;
-        let diagonal = diagonals.get(k);
-        if (!diagonal) diagonals.set(k, (diagonal = new Float64Array(d)));
-        diagonal[i] += w;
-      }
+    // Diagonal k = (j − i) mod d as flat (row, weight) pairs.
+    const entries = new Map<number, number[]>();
+    const { bias } = linear((i, j, w) => {
+      if (w === 0) return;
+      const k = (j - i + d) % d;
+      let list = entries.get(k);
+      if (!list) entries.set(k, (list = []));
+      list.push(i, w);
     });
-    if (diagonals.size === 0) diagonals.set(0, new Float64Array(d));
-    const ks = [...diagonals.keys()].sort((a, b) => a - b);
-    // n1 minimizing the rotations: hoisted baby rotations cost about half a giant one.
-    let best = { n1: 1, cost: Number.POSITIVE_INFINITY };
-    for (let n1 = 1; n1 <= d; n1 *= 2) {
-      const babies = new Set(ks.map((k) => k % n1));
-      const giants = new Set(ks.map((k) => Math.floor(k / n1)));
-      const cost = 0.5 * (babies.size - (babies.has(0) ? 1 : 0)) + (giants.size - (giants.has(0) ? 1 : 0));
-      if (cost < best.cost) best = { n1, cost };
-    }
-    const n1 = best.n1;
+    if (entries.size === 0) entries.set(0, []);
+    const ks = [...entries.keys()].sort((a, b) => a - b);
+    const n1 = babyStepCount(ks, d);
     const level = x.level;
     const ptScale = (this.chain.scaleAt(level) * this.chain.scaleAt(level)) / x.scale;
     const babySteps = [...new Set(ks.map((k) => k % n1))].filter((b) => b !== 0).sort((a, b) => a - b);
@@ -374,14 +527,18 @@ class Emitter {
     }
     let out: Sym | undefined;
     const giants = [...new Set(ks.map((k) => Math.floor(k / n1)))].sort((a, b) => a - b);
+    const blank = this.dryRun ? new Float64Array(d) : undefined;
     for (const g of giants) {
       let partial: Sym | undefined;
       for (const k of ks) {
         if (Math.floor(k / n1) !== g) continue;
-        const diagonal = diagonals.get(k) as Float64Array;
         const shift = g * n1;
-        const pre = new Float64Array(d);
-        for (let i = 0; i < d; i++) pre[i] = diagonal[(i - shift + d) % d];
+        let pre = blank;
+        if (pre === undefined) {
+          pre = new Float64Array(d);
+          const list = entries.get(k) as number[];
+          for (let e = 0; e < list.length; e += 2) pre[(list[e] + shift) % d] += list[e + 1];
+        }
         const source = rotated.get(k % n1) as Sym;
         const term = this.encryptWeights
           ? this.mulCt(source, this.weightInput(pre, level, ptScale))
@@ -589,23 +746,23 @@ function poolWindows(layer: AvgPoolLayer | MaxPoolLayer, inShape: readonly numbe
 }
 
 /**
- * A linear layer as sparse rows: output i = Σ w·input[j] over `rows[i]` ([j, w] pairs, C order) + `bias[i]`.
- * Average pooling (and max pooling replaced by averaging) divide by the window size the simulator uses.
+ * Visits the entries of a linear layer: output i = Σ w·input[j] over the visited (i, j, w) (C order, rows in
+ * increasing i) + `bias[i]`. Average pooling (and max pooling replaced by averaging) divide by the window size the
+ * simulator uses. Returns the bias and the number of outputs without building the rows, so size estimates walk
+ * the layer in O(entries) without allocating them.
  */
-function linearRows(
+function visitLinear(
   layer: Layer,
   inputShape: (layer: Layer) => readonly number[],
-): { rows: [number, number][][]; bias: Float64Array } {
+  visit: (i: number, j: number, w: number) => void,
+): { bias: Float64Array; outputs: number } {
   const size = shapeSize(layer.shape);
   switch (layer.kind) {
     case 'dense': {
-      const rows = Array.from({ length: layer.outFeatures }, (_, i) =>
-        Array.from({ length: layer.inFeatures }, (_, j): [number, number] => [
-          j,
-          layer.weight[i * layer.inFeatures + j],
-        ]),
-      );
-      return { rows, bias: layer.bias };
+      const k = layer.inFeatures;
+      for (let i = 0; i < layer.outFeatures; i++)
+        for (let j = 0; j < k; j++) visit(i, j, layer.weight[i * k + j]);
+      return { bias: layer.bias, outputs: layer.outFeatures };
     }
     case 'conv': {
       const [c, ih, iw] = inputShape(layer);
@@ -615,13 +772,12 @@ function linearRows(
       const [pt, pl] = layer.pads;
       const cpg = c / layer.group;
       const mpg = layer.outChannels / layer.group;
-      const rows: [number, number][][] = [];
       const bias = new Float64Array(size);
+      let i = 0;
       for (let o = 0; o < layer.outChannels; o++) {
         const g = Math.floor(o / mpg);
         for (let oy = 0; oy < oh; oy++) {
           for (let ox = 0; ox < ow; ox++) {
-            const row: [number, number][] = [];
             for (let ci = 0; ci < cpg; ci++) {
               for (let ky = 0; ky < kh; ky++) {
                 const iy = oy * sh - pt + ky;
@@ -629,52 +785,65 @@ function linearRows(
                 for (let kx = 0; kx < kw; kx++) {
                   const ix = ox * sw - pl + kx;
                   if (ix < 0 || ix >= iw) continue;
-                  row.push([
+                  visit(
+                    i,
                     ((g * cpg + ci) * ih + iy) * iw + ix,
                     layer.weight[((o * cpg + ci) * kh + ky) * kw + kx],
-                  ]);
+                  );
                 }
               }
             }
-            bias[rows.length] = layer.bias[o];
-            rows.push(row);
+            bias[i++] = layer.bias[o];
           }
         }
       }
-      return { rows, bias };
+      return { bias, outputs: i };
     }
     case 'avgPool':
     case 'maxPool': {
       const divisor =
         layer.kind === 'avgPool' && layer.countIncludePad ? layer.kernel[0] * layer.kernel[1] : 0;
-      const rows = poolWindows(layer, inputShape(layer)).map((window) =>
-        window.map((j): [number, number] => [j, 1 / (divisor || window.length)]),
-      );
-      return { rows, bias: new Float64Array(size) };
+      const windows = poolWindows(layer, inputShape(layer));
+      windows.forEach((window, i) => {
+        for (const j of window) visit(i, j, 1 / (divisor || window.length));
+      });
+      return { bias: new Float64Array(size), outputs: windows.length };
     }
     case 'globalAvgPool': {
       const [c, ih, iw] = inputShape(layer);
       const spatial = ih * iw;
-      const rows = Array.from({ length: c }, (_, ch) =>
-        Array.from({ length: spatial }, (_, k): [number, number] => [ch * spatial + k, 1 / spatial]),
-      );
-      return { rows, bias: new Float64Array(c) };
+      for (let ch = 0; ch < c; ch++)
+        for (let k = 0; k < spatial; k++) visit(ch, ch * spatial + k, 1 / spatial);
+      return { bias: new Float64Array(c), outputs: c };
     }
     case 'affine': {
       const spatial = size / layer.shape[0];
-      const rows: [number, number][][] = [];
       const bias = new Float64Array(size);
       for (let i = 0; i < size; i++) {
         const k =
           layer.broadcast === 'scalar' ? 0 : layer.broadcast === 'channel' ? Math.floor(i / spatial) : i;
-        rows.push([[i, layer.scale[k]]]);
+        visit(i, i, layer.scale[k]);
         bias[i] = layer.shift[k];
       }
-      return { rows, bias };
+      return { bias, outputs: size };
     }
     default:
       throw new Error(`compiler: layer ${layer.name} (${layer.kind}) is not linear`);
   }
+}
+
+/** A linear layer as sparse rows: output i = Σ w·input[j] over `rows[i]` ([j, w] pairs, C order) + `bias[i]`. */
+function linearRows(
+  layer: Layer,
+  inputShape: (layer: Layer) => readonly number[],
+): { rows: [number, number][][]; bias: Float64Array } {
+  const rows: [number, number][][] = [];
+  const { bias, outputs } = visitLinear(layer, inputShape, (i, j, w) => {
+    while (rows.length <= i) rows.push([]);
+    rows[i].push([j, w]);
+  });
+  while (rows.length < outputs) rows.push([]);
+  return { rows, bias };
 }
 
 /** Emits the batch-packed program body; returns the input and output symbols. */
@@ -918,23 +1087,17 @@ function emitLatency(model: LayerModel, emitter: Emitter, period: number): { inp
         break;
       case 'affine':
         if (layer.scale.every((v) => v === 1)) {
-          const { bias } = linearRows(layer, inputShape);
+          const { bias } = visitLinear(layer, inputShape, () => {});
           y = emitter.addPlain(x, emitter.plaintext(padTo(bias, period), x.level, x.scale));
           break;
         }
-        y = emitter.matrix(
-          emitter.relinearize(x),
-          linearRows(layer, inputShape).rows,
-          linearRows(layer, inputShape).bias,
-          period,
-        );
+        y = emitter.matrix(emitter.relinearize(x), (visit) => visitLinear(layer, inputShape, visit), period);
         break;
       case 'conv':
       case 'dense':
       case 'avgPool':
       case 'globalAvgPool': {
-        const { rows, bias } = linearRows(layer, inputShape);
-        y = emitter.matrix(emitter.relinearize(x), rows, bias, period);
+        y = emitter.matrix(emitter.relinearize(x), (visit) => visitLinear(layer, inputShape, visit), period);
         break;
       }
       case 'maxPool': {
@@ -945,8 +1108,7 @@ function emitLatency(model: LayerModel, emitter: Emitter, period: number): { inp
             { node: layer.sources[0], opType: 'MaxPool' },
           );
         }
-        const { rows, bias } = linearRows(layer, inputShape);
-        y = emitter.matrix(emitter.relinearize(x), rows, bias, period);
+        y = emitter.matrix(emitter.relinearize(x), (visit) => visitLinear(layer, inputShape, visit), period);
         break;
       }
       case 'square': {
@@ -1033,6 +1195,300 @@ function polynomialMax(emitter: Emitter, values: Sym[], abs: ChebyshevSeries): S
     v = next;
   }
   return v[0];
+}
+
+// -----------------------------------------------------------------------------------------------------------
+// Size estimates (before emission) and the server's memory (after the depth probe)
+
+/** Instructions {@link Emitter.chebyshev} emits for one evaluation of `series` (same basis recursion). */
+function chebyshevInstructions(series: ChebyshevSeries, inputTerms: number, extraTerms = 0): number {
+  const c = series.coeffs;
+  const largest = c.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const basis = new Set<number>([1]);
+  const get = (k: number): void => {
+    if (basis.has(k)) return;
+    const m = 2 ** Math.floor(Math.log2(k - 1e-9));
+    get(m);
+    get(k - m);
+    if (m !== k - m) get(m - (k - m));
+    basis.add(k);
+  };
+  let needed = 0;
+  for (let k = 1; k < c.length; k++) {
+    if (Math.abs(c[k]) > largest * 1e-13) {
+      needed++;
+      get(k);
+    }
+  }
+  // t1: the input terms, the shift, the rescale; each further T_k: product, relinearize, doubling, the T_{m−n}
+  // correction, rescale; then the final sum and its rescale.
+  return inputTerms + 2 + 5 * (basis.size - 1) + Math.max(1, needed + extraTerms) + 2;
+}
+
+/** One layer's share of the program, estimated before emission. */
+interface LayerEstimate {
+  readonly layer: Layer;
+  readonly instructions: number;
+  readonly constants: number;
+  readonly plaintexts: number;
+  /** What the figures are made of, for messages. */
+  readonly detail: string;
+}
+
+/** Per-layer estimates of instructions and constants (plaintext or encrypted-weight vectors) for a packing. */
+function estimateLayers(model: LayerModel, packing: 'batch' | 'latency', period: number): LayerEstimate[] {
+  const shapes = new Map<string, readonly number[]>([[model.inputName, model.inputShape]]);
+  for (const l of model.layers) shapes.set(l.output, l.shape);
+  const inputShape = (layer: Layer): readonly number[] => {
+    const shape = shapes.get(layer.inputs[0]);
+    if (shape?.length !== 3) {
+      throw new UnsupportedModelError(
+        `layer '${layer.name}' (${layer.kind}) reads '${layer.inputs[0]}' of shape [${shape?.join(', ')}]: expected [C, H, W]`,
+        { node: layer.sources[0], opType: layer.kind },
+      );
+    }
+    return shape;
+  };
+  const estimates: LayerEstimate[] = [];
+  for (const layer of model.layers) {
+    const size = shapeSize(layer.shape);
+    let instructions = 0;
+    let constants = 0;
+    let plaintexts = 0;
+    let detail = '';
+    const linear =
+      layer.kind === 'conv' ||
+      layer.kind === 'dense' ||
+      layer.kind === 'avgPool' ||
+      layer.kind === 'globalAvgPool' ||
+      (layer.kind === 'maxPool' && layer.approx?.method !== 'polynomial') ||
+      (layer.kind === 'affine' && packing === 'latency' && !layer.scale.every((v) => v === 1));
+    if (linear && packing === 'latency') {
+      const used = new Uint8Array(period);
+      const { bias } = visitLinear(layer, inputShape, (i, j, w) => {
+        if (w !== 0) used[(j - i + period) % period] = 1;
+      });
+      const ks: number[] = [];
+      for (let k = 0; k < period; k++) if (used[k] === 1) ks.push(k);
+      if (ks.length === 0) ks.push(0);
+      const n1 = babyStepCount(ks, period);
+      const giants = new Set(ks.map((k) => Math.floor(k / n1))).size;
+      const hasBias = Array.prototype.some.call(bias, (b: number) => b !== 0);
+      plaintexts = ks.length + (hasBias ? 1 : 0);
+      constants = plaintexts * period;
+      instructions = 1 + 3 * ks.length + 3 * giants + 3;
+      detail = `${ks.length.toLocaleString('en-US')} diagonals of ${period.toLocaleString('en-US')} slots`;
+    } else if (linear) {
+      let terms = 0;
+      const { outputs } = visitLinear(layer, inputShape, (_i, _j, w) => {
+        if (w !== 0) terms++;
+      });
+      instructions = terms + 3 * outputs;
+      detail = `${terms.toLocaleString('en-US')} multiply-adds into ${outputs.toLocaleString('en-US')} ciphertexts`;
+    } else {
+      const copies = packing === 'batch' ? size : 1;
+      switch (layer.kind) {
+        case 'reshape':
+          break;
+        case 'affine':
+          instructions = 3 * copies;
+          if (packing === 'latency') {
+            plaintexts = 1;
+            constants = period;
+          }
+          break;
+        case 'square':
+        case 'binary':
+          instructions = 4 * copies;
+          break;
+        case 'activation':
+          if (layer.approx !== undefined) {
+            instructions = copies * (1 + chebyshevInstructions(layer.approx, 1));
+            detail = `a degree-${layer.approx.coeffs.length - 1} polynomial on ${copies.toLocaleString('en-US')} ciphertexts`;
+          }
+          break;
+        case 'maxPool':
+          if (layer.approx?.method === 'polynomial') {
+            const perMax = chebyshevInstructions(layer.approx.abs, 2, 2);
+            for (const window of poolWindows(layer, inputShape(layer)))
+              instructions += window.length + Math.max(0, window.length - 1) * perMax;
+            detail = `${size.toLocaleString('en-US')} polynomial max trees of degree ${layer.approx.abs.coeffs.length - 1}`;
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    estimates.push({ layer, instructions, constants, plaintexts, detail });
+  }
+  return estimates;
+}
+
+function describeLayer(layer: Layer): string {
+  return `layer '${layer.name}' (${layer.kind}, ONNX node ${layer.sources.map((s) => `'${s}'`).join('+') || '—'})`;
+}
+
+function figure(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+}
+
+/**
+ * Throws a ResourceError at the first layer whose running total of estimated instructions or constants passes its
+ * limit. Runs before any emission, so a model far beyond the limits fails in milliseconds, not after minutes of
+ * emission or a V8 abort.
+ */
+function checkEstimates(estimates: readonly LayerEstimate[], limits: CompileLimits, packing: string): number {
+  let instructions = 0;
+  let constants = 0;
+  for (const e of estimates) {
+    instructions += e.instructions;
+    constants += e.constants;
+    const what = e.detail === '' ? '' : ` (${e.detail})`;
+    if (instructions > limits.instructions) {
+      throw new ResourceError(
+        `compileModel (${packing} packing): ${describeLayer(e.layer)} brings the program to about ` +
+          `${figure(instructions)} instructions, ${figure(e.instructions)} of them its own${what}, over the limit of ` +
+          `${figure(limits.instructions)} (limits.instructions; each takes about 300 bytes of JavaScript heap)` +
+          (packing === 'batch'
+            ? ': use latency packing, lower polynomial degrees or a smaller model'
+            : ': use lower polynomial degrees or a smaller model'),
+      );
+    }
+    if (constants > limits.constants) {
+      throw new ResourceError(
+        `compileModel (${packing} packing): ${describeLayer(e.layer)} brings the program's constants to ` +
+          `${figure(constants)} float64 values (${gib(constants * 8)}), ${figure(e.constants)} of them its own${what}, ` +
+          `over the limit of ${figure(limits.constants)} (limits.constants): the layer's plaintext diagonals do not fit ` +
+          'in one program; use a smaller layer (fewer channels, a stride) or batch packing',
+      );
+    }
+  }
+  return instructions;
+}
+
+/** The server's memory for a probed program, at the real parameters. */
+interface MemoryFigures {
+  readonly peakCiphertextBytes: number;
+  /** Layer at the peak of live ciphertexts with every plaintext resident. */
+  readonly peakLayer: string;
+  readonly plaintextBytes: number;
+  /** Layer holding the most plaintext bytes and how many. */
+  readonly plaintextLayer: string;
+  readonly plaintextLayerBytes: number;
+  /** Largest live ciphertexts plus the plaintext in use, over the instructions (encode on use). */
+  readonly lazyPeakBytes: number;
+  readonly lazyPeakLayer: string;
+  readonly keyBytes: number;
+}
+
+/**
+ * Replays the depth probe's instructions with the byte sizes of `params`: probe levels map to real levels by the
+ * same offset from the top, values live from definition to last use (outputs and `keep` to the end).
+ */
+function probeMemory(
+  probe: Emitter,
+  params: Parameters,
+  inputs: readonly Sym[],
+  keep: ReadonlySet<number>,
+): MemoryFigures {
+  const offset = params.depth - PROBE_TOP;
+  const bytes = (level: number, degree: number) => params.ciphertextBytes(level + offset, degree);
+  const body = probe.instructions;
+  const lastUse = new Map<number, number>();
+  body.forEach((ins, i) => {
+    for (const id of ins.args) lastUse.set(id, i);
+  });
+  const size = new Map<number, number>();
+  let live = 0;
+  for (const input of inputs) {
+    size.set(input.id, bytes(input.level, 1));
+    live += bytes(input.level, 1);
+  }
+  const ptBytes = probe.plaintexts.map((pt) => bytes(pt.level, 0));
+  const plaintextBytes = ptBytes.reduce((a, b) => a + b, 0);
+  const perLayer = new Map<string, number>();
+  let peak = { bytes: live, layer: '' };
+  let lazy = { bytes: live, layer: '' };
+  body.forEach((ins, i) => {
+    for (const id of ins.out) {
+      if (!size.has(id)) {
+        size.set(id, bytes(ins.level, ins.degree));
+        live += bytes(ins.level, ins.degree);
+      }
+    }
+    const pt = ins.plaintext === undefined ? 0 : ptBytes[ins.plaintext];
+    if (pt > 0) perLayer.set(ins.layer, (perLayer.get(ins.layer) ?? 0) + pt);
+    if (live > peak.bytes) peak = { bytes: live, layer: ins.layer };
+    if (live + pt > lazy.bytes) lazy = { bytes: live + pt, layer: ins.layer };
+    for (const id of ins.args) {
+      if (lastUse.get(id) === i && !keep.has(id) && size.has(id)) {
+        live -= size.get(id) as number;
+        size.delete(id);
+      }
+    }
+  });
+  let plaintextLayer = { layer: '', bytes: 0 };
+  for (const [layer, b] of perLayer) if (b > plaintextLayer.bytes) plaintextLayer = { layer, bytes: b };
+  const keys = (probe.usesRelin ? 1 : 0) + probe.rotations.size;
+  const keyBytes =
+    keys * params.digits * 2 * (params.limbsAtLevel(params.depth) + params.pPrimes.length) * params.n * 4;
+  return {
+    peakCiphertextBytes: peak.bytes,
+    peakLayer: peak.layer,
+    plaintextBytes,
+    plaintextLayer: plaintextLayer.layer,
+    plaintextLayerBytes: plaintextLayer.bytes,
+    lazyPeakBytes: lazy.bytes,
+    lazyPeakLayer: lazy.layer,
+    keyBytes,
+  };
+}
+
+/**
+ * Decides whether plaintexts are encoded on use and throws a ResourceError when the server would still hold more
+ * than `limits.memoryBytes` at once. Returns the bytes held at the peak and the decision.
+ */
+function checkMemory(
+  m: MemoryFigures,
+  model: LayerModel,
+  params: Parameters,
+  limits: CompileLimits,
+  lazyOption: boolean | 'auto',
+  packing: string,
+): { serverBytes: number; lazy: boolean } {
+  const resident = m.peakCiphertextBytes + m.plaintextBytes + m.keyBytes;
+  const onUse = m.lazyPeakBytes + m.keyBytes;
+  const lazy =
+    m.plaintextBytes > 0 && (lazyOption === true || (lazyOption === 'auto' && resident > limits.memoryBytes));
+  const serverBytes = lazy ? onUse : resident;
+  if (serverBytes <= limits.memoryBytes) return { serverBytes, lazy };
+  const byName = new Map(model.layers.map((l) => [l.name, l]));
+  const plaintextsDominate = !lazy && m.plaintextBytes > m.peakCiphertextBytes;
+  const name = plaintextsDominate ? m.plaintextLayer : lazy ? m.lazyPeakLayer : m.peakLayer;
+  const layer = byName.get(name);
+  const where = layer === undefined ? `layer '${name}'` : describeLayer(layer);
+  const plaintexts =
+    m.plaintextBytes === 0
+      ? ''
+      : lazy
+        ? ', plaintext weights encoded on use'
+        : `, plaintext weights ${gib(m.plaintextBytes)} (${gib(m.plaintextLayerBytes)} in layer '${m.plaintextLayer}')`;
+  throw new ResourceError(
+    `compileModel (${packing} packing, logN ${params.logN}, depth ${params.depth}): at ${where} the server would ` +
+      `hold ${gib(serverBytes)} at once — live ciphertexts ${lazy ? `with the plaintext in use ${gib(m.lazyPeakBytes)}` : gib(m.peakCiphertextBytes)}` +
+      `${plaintexts}, evaluation keys ${gib(m.keyBytes)} — over the limit of ${gib(limits.memoryBytes)} ` +
+      `(limits.memoryBytes, the WebAssembly kernel arena by default)` +
+      (lazyOption === false && m.plaintextBytes > 0
+        ? '; lazyPlaintexts would encode the weights on use'
+        : '') +
+      (packing === 'batch'
+        ? ': every value is its own ciphertext in batch packing; try latency packing'
+        : ''),
+  );
 }
 
 /**
@@ -1189,18 +1645,26 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
     inputRange = [lo, hi];
   }
 
+  const limits = resolveLimits(options.limits);
+  const lazyOption = options.lazyPlaintexts ?? 'auto';
+  check(
+    lazyOption === true || lazyOption === false || lazyOption === 'auto',
+    () => `lazyPlaintexts = ${String(lazyOption)}: expected true, false or 'auto'`,
+  );
+
   if (mode === 'latency') {
     return {
-      ...compileLatency(model, options, ppl, basePrimes, inputRange),
+      ...compileLatency(model, options, ppl, basePrimes, inputRange, limits, lazyOption),
       model,
       substitutions,
       approximationCost,
     };
   }
 
-  // 3. Depth by a dry run, then parameters.
-  const probe = new Emitter(probeChain);
-  emitBatch(model, probe, policy);
+  // 3. Size estimates, then the depth by a dry run, then parameters and the server's memory.
+  const estimatedInstructions = checkEstimates(estimateLayers(model, 'batch', 1), limits, 'batch');
+  const probe = new Emitter(probeChain, limits, true);
+  const probed = emitBatch(model, probe, policy);
   const depth = PROBE_TOP - probe.minLevel;
   const params = chooseParameters(depth, {
     primesPerLevel: ppl,
@@ -1208,9 +1672,16 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
     minLogN: options.minLogN,
     maxLogN: options.maxLogN,
   });
+  const memory = probeMemory(
+    probe,
+    params,
+    probed.inputs.filter((i) => i.used).map((i) => i.sym),
+    new Set(probed.outputs.map((o) => o.id)),
+  );
+  const { serverBytes } = checkMemory(memory, model, params, limits, false, 'batch');
 
   // 4. The real emission at the chosen parameters.
-  const emitter = new Emitter(chainOf(params));
+  const emitter = new Emitter(chainOf(params), limits);
   const { inputs, outputs } = emitBatch(model, emitter, policy);
   const batchSize = options.batchSize ?? params.slots;
   assertInteger(batchSize, 'batchSize', 1, params.slots);
@@ -1241,7 +1712,29 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
       element,
     })),
   });
-  return { program, params, model, substitutions, approximationCost };
+  const resources: ProgramResources = {
+    estimatedInstructions,
+    instructions: emitter.instructions.length,
+    constants: program.constants.length,
+    peakCiphertextBytes: memory.peakCiphertextBytes,
+    plaintextBytes: memory.plaintextBytes,
+    keyBytes: memory.keyBytes,
+    serverBytes,
+    lazyPlaintexts: false,
+  };
+  return { program, params, model, substitutions, approximationCost, resources };
+}
+
+function resolveLimits(given: Partial<CompileLimits> | undefined): CompileLimits {
+  const limits = { ...DEFAULT_COMPILE_LIMITS, ...given };
+  for (const key of ['instructions', 'constants', 'memoryBytes'] as const) {
+    const v = limits[key];
+    check(
+      typeof v === 'number' && v > 0 && (Number.isSafeInteger(v) || v === Number.POSITIVE_INFINITY),
+      () => `limits.${key} = ${String(v)}: expected a positive integer (or Infinity)`,
+    );
+  }
+  return limits;
 }
 
 /** Latency packing: the period, a dry run for the depth, parameters with enough slots, the real emission. */
@@ -1251,13 +1744,31 @@ function compileLatency(
   ppl: 1 | 2,
   basePrimes: number,
   inputRange: [number, number],
-): { program: HeProgram; params: Parameters } {
+  limits: CompileLimits,
+  lazyOption: boolean | 'auto',
+): { program: HeProgram; params: Parameters; resources: ProgramResources } {
   let largest = shapeSize(model.inputShape);
-  for (const l of model.layers) largest = Math.max(largest, shapeSize(l.shape));
+  let widest: Layer | undefined;
+  for (const l of model.layers) {
+    if (shapeSize(l.shape) > largest) {
+      largest = shapeSize(l.shape);
+      widest = l;
+    }
+  }
   const period = 2 ** Math.ceil(Math.log2(largest));
-  const probe = new Emitter(probeChain);
-  probe.encryptWeights = options.encryptWeights === true;
-  emitLatency(model, probe, period);
+  const maxLogN = options.maxLogN ?? 16;
+  if (period > 2 ** (maxLogN - 1)) {
+    throw new ResourceError(
+      `compileModel (latency packing): ${widest === undefined ? 'the model input' : describeLayer(widest)} has ` +
+        `${figure(largest)} values, so one image needs a period of ${figure(period)} slots, more than the ` +
+        `${figure(2 ** (maxLogN - 1))} slots of logN ≤ ${maxLogN} (maxLogN): use batch packing or a smaller layer`,
+    );
+  }
+  const encryptWeights = options.encryptWeights === true;
+  const estimatedInstructions = checkEstimates(estimateLayers(model, 'latency', period), limits, 'latency');
+  const probe = new Emitter(probeChain, limits, true);
+  probe.encryptWeights = encryptWeights;
+  const probed = emitLatency(model, probe, period);
   const depth = PROBE_TOP - probe.minLevel;
   const params = chooseParameters(depth, {
     primesPerLevel: ppl,
@@ -1265,9 +1776,18 @@ function compileLatency(
     minLogN: Math.max(options.minLogN ?? 13, Math.log2(period) + 1),
     maxLogN: options.maxLogN,
   });
-  const emitter = new Emitter(chainOf(params));
-  emitter.encryptWeights = options.encryptWeights === true;
+  const weights = probe.weightInputs.map((w) => ({ id: w.id, level: w.level, scale: w.scale, degree: 1 }));
+  const memory = probeMemory(
+    probe,
+    params,
+    [probed.input, ...weights],
+    new Set([probed.output.id, ...weights.map((w) => w.id)]),
+  );
+  const { serverBytes, lazy } = checkMemory(memory, model, params, limits, lazyOption, 'latency');
+  const emitter = new Emitter(chainOf(params), limits);
+  emitter.encryptWeights = encryptWeights;
   const { input, output } = emitLatency(model, emitter, period);
+  if (lazy) for (const pt of emitter.plaintexts) pt.encodeOnUse = true;
   const inSize = shapeSize(model.inputShape);
   const outSize = shapeSize(model.outputShape);
   const steps = [...emitter.rotations.keys()].sort((a, b) => a - b);
@@ -1304,7 +1824,17 @@ function compileLatency(
     rotations: steps,
     galoisElements: steps.map((s) => emitter.rotations.get(s) as number),
   });
-  return { program, params };
+  const resources: ProgramResources = {
+    estimatedInstructions,
+    instructions: emitter.instructions.length,
+    constants: program.constants.length,
+    peakCiphertextBytes: memory.peakCiphertextBytes,
+    plaintextBytes: memory.plaintextBytes,
+    keyBytes: memory.keyBytes,
+    serverBytes,
+    lazyPlaintexts: lazy,
+  };
+  return { program, params, resources };
 }
 
 /**
@@ -1391,7 +1921,7 @@ function finishProgram(parts: {
     inputs: parts.inputs,
     outputs: parts.outputs,
     plaintexts: emitter.plaintexts,
-    constants: Float64Array.from(emitter.constants),
+    constants: emitter.constants.toFloat64Array(),
     rotations: parts.rotations ?? [],
     galoisElements: parts.galoisElements ?? [],
     relinearization: emitter.usesRelin,

@@ -11,6 +11,7 @@ import {
   deserializeProgram,
   encodeProgram,
   opCounts,
+  plaintextLastUse,
   programFootprint,
   serializeProgram,
   validateProgram,
@@ -88,6 +89,40 @@ describe('HE program', () => {
     }
     const relin = access.steps.find((s) => s.op === 'relinearize');
     assert.ok(relin?.reads.includes('key:relin'));
+  });
+
+  it('plaintexts encoded on use: one reader each in latency packing, transient in the footprint, round-trip', () => {
+    const images = seededValues(8 * 16, 3, 0, 1);
+    const compile = (lazyPlaintexts: boolean) =>
+      compileModel(tinyModel(), { mode: 'latency', calibration: { images, count: 8 }, lazyPlaintexts })
+        .program;
+    const resident = compile(false);
+    const lazy = compile(true);
+    assert.ok(lazy.plaintexts.length > 0 && lazy.plaintexts.every((p) => p.encodeOnUse === true));
+    const last = plaintextLastUse(lazy);
+    const readers = new Map<number, number>();
+    lazy.instructions.forEach((ins, i) => {
+      if (ins.plaintext === undefined) return;
+      readers.set(ins.plaintext, (readers.get(ins.plaintext) ?? 0) + 1);
+      assert.equal(last[ins.plaintext], i);
+    });
+    assert.deepEqual([...readers.values()], Array(lazy.plaintexts.length).fill(1));
+    const fpLazy = programFootprint(lazy);
+    const fpResident = programFootprint(resident);
+    assert.equal(fpLazy.plaintextBytes, fpResident.plaintextBytes);
+    assert.equal(fpResident.residentPlaintextBytes, fpResident.plaintextBytes);
+    assert.equal(fpLazy.residentPlaintextBytes, 0);
+    const largest = Math.max(...lazy.plaintexts.map((p) => p.bytes));
+    assert.ok(fpLazy.peakBytes <= fpResident.peakBytes - fpResident.plaintextBytes + largest);
+    assert.deepEqual(decodeProgram(encodeProgram(lazy)), lazy);
+    const { json, blob } = serializeProgram(lazy);
+    const parsed = JSON.parse(json);
+    parsed.plaintexts[0].encodeOnUse = 'yes';
+    assert.throws(
+      () => deserializeProgram(JSON.stringify(parsed), blob),
+      (e: unknown) =>
+        e instanceof FormatError && /plaintexts\[0\]\.encodeOnUse = .*expected true or false/.test(e.message),
+    );
   });
 
   it('rejects invalid programs with a FormatError naming the field', () => {

@@ -173,7 +173,11 @@ export interface OutputDescriptor {
 
 /**
  * A plaintext weight vector the server encodes once: `length` values starting at `offset` of the constants blob,
- * repeated over all slots when `replicate` is set (latency packing keeps vectors periodic).
+ * repeated over all slots when `replicate` is set (latency packing keeps vectors periodic). With `encodeOnUse` the
+ * server does not keep it encoded: it encodes it from the constants right before each instruction that reads it
+ * and frees it after the last one of the pass ({@link plaintextLastUse}), trading encoding time for memory (the
+ * compiler sets it when all plaintexts together would not fit in the server's memory). Ignoring the flag gives the
+ * same results with more memory.
  *
  * @example
  * ```ts
@@ -188,6 +192,7 @@ export interface PlaintextDescriptor {
   offset: number;
   length: number;
   replicate?: boolean;
+  encodeOnUse?: boolean;
 }
 
 /**
@@ -516,6 +521,8 @@ export function validateProgram(program: HeProgram): void {
       fail(
         `${where}: offset ${describe(pt.offset)} + length ${describe(pt.length)} outside the ${constantCount} constants`,
       );
+    if (pt.encodeOnUse !== undefined && typeof pt.encodeOnUse !== 'boolean')
+      fail(`${where}.encodeOnUse = ${describe(pt.encodeOnUse)}: expected true or false`);
     if (pt.bytes !== limbs(p, pt.level) * 2 ** p.logN * 4)
       fail(`${where}.bytes = ${describe(pt.bytes)}: expected ${limbs(p, pt.level) * 2 ** p.logN * 4}`);
   });
@@ -619,6 +626,9 @@ export function validateProgram(program: HeProgram): void {
 
 /**
  * Peak live bytes of a program by liveness (values are live from their definition to their `free`), and where.
+ * Plaintexts are resident from the start, except those marked `encodeOnUse`, which count only during the
+ * instruction that reads them. `plaintextBytes` is the size of all plaintexts encoded, `residentPlaintextBytes`
+ * the part kept across the pass.
  *
  * @example
  * ```ts
@@ -631,6 +641,7 @@ export function programFootprint(program: HeProgram): {
   inputBytes: number;
   outputBytes: number;
   plaintextBytes: number;
+  residentPlaintextBytes: number;
 } {
   const size = new Map<number, number>();
   let live = 0;
@@ -640,7 +651,8 @@ export function programFootprint(program: HeProgram): {
   }
   const inputBytes = live;
   const plaintextBytes = program.plaintexts.reduce((s, p) => s + p.bytes, 0);
-  live += plaintextBytes;
+  const residentPlaintextBytes = program.plaintexts.reduce((s, p) => s + (p.encodeOnUse ? 0 : p.bytes), 0);
+  live += residentPlaintextBytes;
   let peakBytes = live;
   let peakInstruction = -1;
   program.instructions.forEach((ins, i) => {
@@ -657,13 +669,34 @@ export function programFootprint(program: HeProgram): {
         live += ins.bytes.out;
       }
     }
-    if (live > peakBytes) {
-      peakBytes = live;
+    const pt = ins.plaintext === undefined ? undefined : program.plaintexts[ins.plaintext];
+    const transient = pt?.encodeOnUse ? pt.bytes : 0;
+    if (live + transient > peakBytes) {
+      peakBytes = live + transient;
       peakInstruction = i;
     }
   });
   const outputBytes = program.outputs.reduce((s, o) => s + o.bytes, 0);
-  return { peakBytes, peakInstruction, inputBytes, outputBytes, plaintextBytes };
+  return { peakBytes, peakInstruction, inputBytes, outputBytes, plaintextBytes, residentPlaintextBytes };
+}
+
+/**
+ * For each plaintext, the index of the last instruction that reads it (−1 if none): where a server that encodes
+ * `encodeOnUse` plaintexts on demand frees them. In latency packing every plaintext has exactly one reader.
+ *
+ * @example
+ * ```ts
+ * const last = plaintextLastUse(program);
+ * program.instructions.forEach((ins, i) => { … if (ins.plaintext !== undefined && last[ins.plaintext] === i) pt.dispose(); });
+ * ```
+ */
+export function plaintextLastUse(program: HeProgram): Int32Array {
+  const last = new Int32Array(program.plaintexts.length).fill(-1);
+  program.instructions.forEach((ins, i) => {
+    if (ins.plaintext !== undefined && ins.plaintext >= 0 && ins.plaintext < last.length)
+      last[ins.plaintext] = i;
+  });
+  return last;
 }
 
 /**
