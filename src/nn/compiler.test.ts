@@ -313,12 +313,20 @@ describe('resource limits (a ResourceError naming the layer, the figure and the 
       () => compileModel(model, { ...options, limits: { memoryBytes: lazy.resources.serverBytes - 1 } }),
       isResource(/plaintext weights encoded on use/),
     );
-    // An executor that keeps every plaintext encoded anyway computes the same logits.
+    // The server encodes each plaintext right before its reader and frees it after: the same logits, bit for bit,
+    // as with every plaintext resident (same keys and encryption randomness).
     const forced = compileModel(model, { ...options, lazyPlaintexts: true });
     assert.ok(forced.program.plaintexts.every((p) => p.encodeOnUse === true));
-    const sample = images.subarray(0, 36);
-    const enc = runEncrypted(forced.program, sample, 1, { seed: new Uint8Array(32).fill(6) });
-    const sim = simulateProgram(forced.program, sample, 1);
-    assert.ok(rowRelativeError(enc.logits, sim, 4) < 1e-3, `${rowRelativeError(enc.logits, sim, 4)}`);
+    const sample = images.subarray(0, 72);
+    const seed = new Uint8Array(32).fill(6);
+    const onUse = runEncrypted(forced.program, sample, 2, { seed });
+    const kept = runEncrypted(resident.program, sample, 2, { seed });
+    assert.deepEqual(onUse.logits, kept.logits);
+    assert.deepEqual(
+      runEncrypted(resident.program, sample, 2, { seed, lazyPlaintexts: true }).logits,
+      kept.logits,
+    );
+    const sim = simulateProgram(forced.program, sample, 2);
+    assert.ok(rowRelativeError(onUse.logits, sim, 4) < 1e-3, `${rowRelativeError(onUse.logits, sim, 4)}`);
   });
 });

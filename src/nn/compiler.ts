@@ -118,15 +118,17 @@ export interface CompileLimits {
   readonly constants: number;
   /**
    * Bytes the server may hold at once: live ciphertexts, the plaintext weights (all of them, or the one in use when
-   * they are encoded on use) and the evaluation keys. Default: the 4 GiB WebAssembly kernel arena. A caller that
-   * executes through the tiered runtime, which spills to slower tiers, may raise it.
+   * they are encoded on use) and the evaluation keys. Default: 7/8 of the 4 GiB WebAssembly kernel arena (the rest
+   * is headroom for key-switching scratch and allocator fragmentation: CNTK mnist-8 in latency packing, estimated
+   * at 3.86 GiB, failed in the arena at 3.91 GB in use). A caller that executes through the tiered runtime, which
+   * spills to slower tiers, may raise it.
    */
   readonly memoryBytes: number;
 }
 
 /**
  * The default {@link CompileLimits}: 5 million instructions (≈ 1.5 GB of heap, frees included, within Node's
- * default 4 GiB heap), 2^27 constants (1 GiB of float64), the 4 GiB kernel arena.
+ * default 4 GiB heap), 2^27 constants (1 GiB of float64), 3.5 GiB of server memory (7/8 of the kernel arena).
  *
  * @example
  * ```ts
@@ -136,7 +138,7 @@ export interface CompileLimits {
 export const DEFAULT_COMPILE_LIMITS: Readonly<CompileLimits> = Object.freeze({
   instructions: 5_000_000,
   constants: 2 ** 27,
-  memoryBytes: MAX_PAGES * PAGE_BYTES,
+  memoryBytes: (MAX_PAGES * PAGE_BYTES * 7) / 8,
 });
 
 /**
@@ -1383,6 +1385,8 @@ interface MemoryFigures {
   readonly lazyPeakBytes: number;
   readonly lazyPeakLayer: string;
   readonly keyBytes: number;
+  /** Evaluation keys: relinearization and one per rotation. */
+  readonly keys: number;
 }
 
 /**
@@ -1445,6 +1449,7 @@ function probeMemory(
     lazyPeakBytes: lazy.bytes,
     lazyPeakLayer: lazy.layer,
     keyBytes,
+    keys,
   };
 }
 
@@ -1481,7 +1486,8 @@ function checkMemory(
     `compileModel (${packing} packing, logN ${params.logN}, depth ${params.depth}): at ${where} the server would ` +
       `hold ${gib(serverBytes)} at once — live ciphertexts ${lazy ? `with the plaintext in use ${gib(m.lazyPeakBytes)}` : gib(m.peakCiphertextBytes)}` +
       `${plaintexts}, evaluation keys ${gib(m.keyBytes)} — over the limit of ${gib(limits.memoryBytes)} ` +
-      `(limits.memoryBytes, the WebAssembly kernel arena by default)` +
+      `(limits.memoryBytes; by default 7/8 of the 4 GiB WebAssembly kernel arena)` +
+      (m.keyBytes > serverBytes / 2 ? `; the ${m.keys} evaluation keys take most of it` : '') +
       (lazyOption === false && m.plaintextBytes > 0
         ? '; lazyPlaintexts would encode the weights on use'
         : '') +

@@ -20,6 +20,7 @@ import {
   type HeProgram,
   type InputDescriptor,
   type PlaintextDescriptor,
+  plaintextLastUse,
 } from './program.ts';
 
 /**
@@ -585,15 +586,28 @@ export class InferenceServer {
   readonly params: Parameters;
   readonly #evaluator: Evaluator;
   readonly #encoder: Encoder;
-  #plaintexts: Plaintext[] | undefined;
+  /** Resident encoded plaintexts by index; `undefined` for those encoded on use. */
+  #plaintexts: (Plaintext | undefined)[] | undefined;
   #weights: Map<number, Ciphertext> = new Map();
+  readonly #lazyAll: boolean;
+  readonly #lastUse: Int32Array;
 
-  constructor(program: HeProgram, evaluationKeys: EvaluationKeys) {
+  /**
+   * With `lazyPlaintexts`, every plaintext weight is encoded right before the instruction that reads it and freed
+   * after its last use in the pass, as the program already asks for those it marks `encodeOnUse`.
+   */
+  constructor(
+    program: HeProgram,
+    evaluationKeys: EvaluationKeys,
+    options: { lazyPlaintexts?: boolean } = {},
+  ) {
     assertProgram(program);
     this.program = program;
     this.params = Parameters.create(program.parameters);
     this.#evaluator = new Evaluator(this.params, evaluationKeys);
     this.#encoder = new Encoder(this.params);
+    this.#lazyAll = options.lazyPlaintexts === true;
+    this.#lastUse = plaintextLastUse(program);
   }
 
   /** Keeps the model owner's encrypted weights for every later run. */
@@ -619,10 +633,12 @@ export class InferenceServer {
     }
   }
 
-  /** The plaintext weight vectors, encoded once at their level and scale. */
-  #encodedWeights(): Plaintext[] {
-    this.#plaintexts ??= this.program.plaintexts.map((_, i) =>
-      encodePlaintextWeight(this.program, this.#encoder, i),
+  /** The resident plaintext weight vectors, encoded once at their level and scale (not those encoded on use). */
+  #encodedWeights(): (Plaintext | undefined)[] {
+    this.#plaintexts ??= this.program.plaintexts.map((p, i) =>
+      this.#lazyAll || p.encodeOnUse === true
+        ? undefined
+        : encodePlaintextWeight(this.program, this.#encoder, i),
     );
     return this.#plaintexts;
   }
@@ -655,9 +671,20 @@ export class InferenceServer {
       if (!v) throw new MismatchError(`value ${id} is not alive`);
       return v;
     };
+    // Plaintexts encoded on use live from their first reader to their last one in this pass.
+    const transient = new Map<number, Plaintext>();
     const operands: InstructionOperands = {
       value: get,
-      plaintext: (index) => plaintexts[index],
+      plaintext: (index) => {
+        const resident = plaintexts[index];
+        if (resident !== undefined) return resident;
+        let pt = transient.get(index);
+        if (pt === undefined) {
+          pt = encodePlaintextWeight(program, this.#encoder, index);
+          transient.set(index, pt);
+        }
+        return pt;
+      },
       define: (id, ct) => {
         values.set(id, ct);
       },
@@ -674,12 +701,19 @@ export class InferenceServer {
           }
         } else {
           evaluateInstruction(program, ins, this.#evaluator, operands);
+          const index = ins.plaintext;
+          if (index !== undefined && this.#lastUse[index] === i) {
+            transient.get(index)?.dispose();
+            transient.delete(index);
+          }
         }
         if (onProgress && (i % every === 0 || i === total - 1)) onProgress(i + 1, total);
       }
     } catch (error) {
       for (const [id, v] of values) if (!kept.has(id)) v.dispose();
       throw error;
+    } finally {
+      for (const pt of transient.values()) pt.dispose();
     }
     const outputs = new Map<number, Ciphertext>();
     for (const o of program.outputs) {
@@ -702,7 +736,7 @@ export class InferenceServer {
 
   /** Releases the encoded plaintext weights and the encrypted weights. */
   dispose(): void {
-    for (const p of this.#plaintexts ?? []) p.dispose();
+    for (const p of this.#plaintexts ?? []) p?.dispose();
     this.#plaintexts = undefined;
     for (const w of this.#weights.values()) w.dispose();
     this.#weights.clear();
@@ -749,11 +783,15 @@ export function runEncrypted(
     seed?: Uint8Array;
     onProgress?: (imagesDone: number, fraction: number) => void;
     client?: InferenceClient;
+    /** Encode every plaintext weight on use (see {@link InferenceServer}). */
+    lazyPlaintexts?: boolean;
   } = {},
 ): EncryptedRun {
   checkImages(program, images, count);
   const client = options.client ?? new InferenceClient(program, { seed: options.seed });
-  const server = new InferenceServer(program, client.evaluationKeys);
+  const server = new InferenceServer(program, client.evaluationKeys, {
+    lazyPlaintexts: options.lazyPlaintexts,
+  });
   const timings: PhaseTimings = {
     keygen: options.client ? 0 : client.keygenSeconds,
     encryptWeights: 0,
