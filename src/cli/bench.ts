@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { InvalidArgumentError } from '../util/errors.ts';
 
 /**
  * `home bench <suite>`: benchmarks that print one JSON object per line, each HomE figure beside its peer measured
@@ -36,4 +37,45 @@ export function registerBench(program: Command): void {
       const { runInferBench } = await import('./bench-infer.ts');
       await runInferBench({ count: Number(options.count), models: options.model });
     });
+  bench
+    .command('tier')
+    .description(
+      'tiered memory: encrypted CryptoNets (batch; latency with encrypted weights) at 1/8 of its peak footprint, ' +
+        'HomE vs LRU vs all in memory, real files and optane-appdirect emulation',
+    )
+    .option('--json', 'print JSON lines (default)', true)
+    .option('--quick', 'the CryptoNets workloads only')
+    .option('--dir <path>', 'parent of the temporary slow-tier directories (default: the OS temp directory)')
+    .option('--rounds <k>', 'rounds per configuration (medians reported; default 1 batch, 3 latency)')
+    .option('--images <k>', 'images per batch pass (default 64; same program for any count)')
+    .option('--no-synthetic', 'without --quick: skip the synthetic workloads (deep CNN, interleaved models)')
+    .action(
+      async (options: {
+        quick?: boolean;
+        dir?: string;
+        rounds?: string;
+        images?: string;
+        synthetic: boolean;
+      }) => {
+        const { runHeTierBench } = await import('./bench-tier.ts');
+        const positive = (text: string | undefined, flag: string) => {
+          if (text === undefined) return undefined;
+          const value = Number(text);
+          if (!Number.isInteger(value) || value < 1) {
+            throw new InvalidArgumentError(`${flag} ${text}: expected a positive integer`);
+          }
+          return value;
+        };
+        await runHeTierBench({
+          quick: options.quick === true,
+          dir: options.dir,
+          rounds: positive(options.rounds, '--rounds'),
+          batchImages: positive(options.images, '--images'),
+        });
+        if (!options.quick && options.synthetic) {
+          const { runTierBench } = await import('../runtime/bench-tier.ts');
+          await runTierBench({ dir: options.dir });
+        }
+      },
+    );
 }

@@ -1,0 +1,319 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findDataFile, findModelFile } from '../nn/fixtures.ts';
+import { type DeviceProfile, deviceProfile } from '../runtime/devices.ts';
+import { simulate } from '../runtime/executor-sim.ts';
+import { FileTier } from '../runtime/file-tier.ts';
+import { heRuntimeProgram, splitMemoryBudget } from '../runtime/he-tiered.ts';
+import { IoPool } from '../runtime/io-pool.ts';
+import { planProgram } from '../runtime/plan.ts';
+import { HomePolicy, LruPolicy, type Policy } from '../runtime/policy.ts';
+import { analyzeProgram } from '../runtime/program.ts';
+import { probeTier, slowerProfile } from '../runtime/tier-probe.ts';
+import { check } from '../util/assert.ts';
+import {
+  disposeWorkload,
+  type HeWorkload,
+  type HeWorkloadOptions,
+  prepareHeWorkload,
+  runTieredWorkload,
+  runUnlimited,
+  sameResults,
+} from './he-workload.ts';
+
+/**
+ * One line of `home bench tier` for an encrypted workload: a budgeted tiered run (real file I/O, optionally an
+ * emulated device on top) beside the all-in-memory run of the same pass in the same process. `seconds` and
+ * `unlimited_seconds` are medians over the rounds; `ratio_vs_unlimited` is the median of the per-round ratios
+ * (each round runs unlimited, then the tiered configurations, back to back). `correct`: every round's decrypted
+ * outputs are bit-identical to the unlimited run's and their argmax equals the float simulation's.
+ *
+ * `dram_budget_bytes` is the memory the run may use for objects: the arena of live objects (`arena_bytes`) plus
+ * the DRAM pool of byte buffers (`dram_pool_bytes`); both are host DRAM.
+ *
+ * @example
+ * ```ts
+ * const record: HeTierBenchRecord = JSON.parse(line);
+ * console.log(record.workload, record.policy, record.ratio_vs_unlimited);
+ * ```
+ */
+export interface HeTierBenchRecord {
+  suite: 'tier';
+  workload: string;
+  policy: 'home' | 'lru';
+  profile: string;
+  mode: 'real';
+  seeded_keys: boolean;
+  dram_budget_bytes: number;
+  arena_bytes: number;
+  dram_pool_bytes: number;
+  peak_footprint_bytes: number;
+  bytes_read_slow: number;
+  bytes_written_slow: number;
+  key_bytes_read_slow: number;
+  seconds: number | null;
+  unlimited_seconds: number | null;
+  ratio_vs_unlimited: number | null;
+  stall_seconds: number | null;
+  /** Regenerating seeded key halves (seeded runs). */
+  key_expand_seconds: number | null;
+  /** Planning ahead on the virtual clock (once per program and budget; not part of `seconds`). */
+  planning_seconds: number;
+  /** Arena/DRAM physical peaks: never above their shares of the budget. */
+  arena_peak_bytes: number | null;
+  dram_pool_peak_bytes: number | null;
+  rounds: number;
+  correct: boolean;
+  error?: string;
+}
+
+/**
+ * Options of {@link runHeTierBench}.
+ *
+ * @example
+ * ```ts
+ * await runHeTierBench({ quick: true, out: (line) => console.log(line) });
+ * ```
+ */
+export interface HeTierBenchOptions {
+  /** CryptoNets only (batch, and latency with encrypted weights). */
+  quick?: boolean;
+  out?: (line: string) => void;
+  /** Parent of the temporary tier directories (default: the OS temp directory). */
+  dir?: string;
+  /** Images per batch pass (default 64; the program is the same for any count, 8192 slots at N = 2^14). */
+  batchImages?: number;
+  /** Rounds per configuration (default 1 for batch, 3 for latency). */
+  rounds?: number;
+  /** Memory budget as a fraction of the peak footprint (default 1/8). */
+  budgetFraction?: number;
+  /** Profiles: `file` (real files) and device profiles emulated on them (default file, optane-appdirect). */
+  profiles?: string[];
+  /** Workload names to run (default all of the mode). */
+  workloads?: string[];
+}
+
+/** HomE for real runs: a deeper lookahead than the timing model asks for, since a late prefetch stalls compute. */
+function homePolicy(): Policy {
+  return new HomePolicy({ lookahead: 128, minLookaheadSteps: 64 });
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+interface BenchWorkload {
+  name: string;
+  options: HeWorkloadOptions;
+  rounds: number;
+}
+
+function workloadsFor(options: HeTierBenchOptions): BenchWorkload[] {
+  const data = findDataFile('mnist/t10k-images-idx3-ubyte.gz');
+  const images = options.batchImages ?? 64;
+  const list: BenchWorkload[] = [
+    {
+      name: 'cryptonets-batch',
+      options: { model: findModelFile('cryptonets-mnist.onnx'), data, count: images, mode: 'batch' },
+      rounds: options.rounds ?? 1,
+    },
+    {
+      name: 'cryptonets-latency-encw',
+      options: {
+        model: findModelFile('cryptonets-mnist.onnx'),
+        data,
+        count: 1,
+        mode: 'latency',
+        encryptWeights: true,
+      },
+      rounds: options.rounds ?? 3,
+    },
+  ];
+  if (!options.quick) {
+    list.push(
+      {
+        name: 'lola-small-batch',
+        options: { model: findModelFile('lola-small-mnist.onnx'), data, count: images, mode: 'batch' },
+        rounds: options.rounds ?? 3,
+      },
+      {
+        name: 'lola-small-latency-encw',
+        options: {
+          model: findModelFile('lola-small-mnist.onnx'),
+          data,
+          count: 1,
+          mode: 'latency',
+          encryptWeights: true,
+        },
+        rounds: options.rounds ?? 3,
+      },
+    );
+  }
+  return options.workloads ? list.filter((w) => options.workloads!.includes(w.name)) : list;
+}
+
+/** Peak bytes of the objects the program holds at once when memory is unlimited (instruction order as compiled). */
+async function peakFootprint(workload: HeWorkload): Promise<number> {
+  const program = heRuntimeProgram(workload.program, { schedule: 'program' });
+  const run = await simulate(program, { policy: 'home', dramBudgetBytes: Infinity, slow: null });
+  return run.summary.peakBytes.dram;
+}
+
+interface Config {
+  policy: 'home' | 'lru';
+  seeded: boolean;
+}
+
+/**
+ * `home bench tier`: encrypted CryptoNets (batch mode, and latency mode with encrypted weights; with the full set
+ * also LoLa-Small) through the tiered runtime with a memory budget of 1/8 of the program's peak footprint, HomE and
+ * LRU (and HomE with seeded keys), on real files in a temporary directory and with `optane-appdirect` emulated on
+ * them, each beside the all-in-memory run of the same pass. Prints one {@link HeTierBenchRecord} per line.
+ *
+ * @example
+ * ```ts
+ * const records = await runHeTierBench({ quick: true });
+ * ```
+ */
+export async function runHeTierBench(options: HeTierBenchOptions = {}): Promise<HeTierBenchRecord[]> {
+  const write = options.out ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const fraction = options.budgetFraction ?? 1 / 8;
+  check(fraction > 0 && fraction <= 1, () => `budgetFraction = ${fraction}: expected a value in (0, 1]`);
+  const profiles = options.profiles ?? ['file', 'optane-appdirect'];
+  const emulated = profiles.map((p) => (p === 'file' ? null : deviceProfile(p)));
+  const parent = options.dir ?? tmpdir();
+  const records: HeTierBenchRecord[] = [];
+  const io = new IoPool();
+  try {
+    for (const spec of workloadsFor(options)) {
+      const workload = prepareHeWorkload(spec.options);
+      try {
+        const peak = await peakFootprint(workload);
+        const budget = Math.floor(peak * fraction);
+        const runtimeProgram = heRuntimeProgram(workload.program, { liveCapBytes: 0.7 * budget });
+        const split = splitMemoryBudget(
+          analyzeProgram(runtimeProgram).maxStepBytes,
+          budget,
+          Math.floor(budget / 32),
+        );
+        for (let p = 0; p < profiles.length; p++) {
+          const dir = await mkdtemp(join(parent, 'home-bench-tier-'));
+          let tier: FileTier | null = null;
+          try {
+            tier = await FileTier.open({
+              name: 'disk',
+              dir,
+              io,
+              ...(emulated[p] ? { emulate: emulated[p]! } : {}),
+            });
+            const measured = await probeTier(tier);
+            const planning: DeviceProfile = emulated[p] ? slowerProfile(measured, emulated[p]!) : measured;
+            const configs: Config[] = [
+              { policy: 'home', seeded: false },
+              { policy: 'lru', seeded: false },
+              { policy: 'home', seeded: true },
+            ];
+            const plans = new Map<string, Awaited<ReturnType<typeof planProgram>>>();
+            for (const c of configs) {
+              if (plans.has(c.policy)) continue;
+              plans.set(
+                c.policy,
+                await planProgram(runtimeProgram, {
+                  policy: c.policy === 'home' ? homePolicy() : new LruPolicy(),
+                  dramBudgetBytes: split.dramPoolBytes,
+                  arenaBytes: split.arenaBytes,
+                  tiers: [{ name: tier.name, device: planning, capacityBytes: tier.capacityBytes }],
+                }),
+              );
+            }
+            const unlimitedSeconds: number[] = [];
+            const perConfig = configs.map(() => ({
+              seconds: [] as number[],
+              ratios: [] as number[],
+              correct: true,
+              last: null as Awaited<ReturnType<typeof runTieredWorkload>>['result']['stats'] | null,
+              error: undefined as string | undefined,
+            }));
+            for (let round = 0; round < spec.rounds; round++) {
+              const reference = runUnlimited(workload);
+              unlimitedSeconds.push(reference.seconds);
+              for (let c = 0; c < configs.length; c++) {
+                const acc = perConfig[c];
+                if (acc.error) continue;
+                try {
+                  const { logits, result } = await runTieredWorkload(workload, {
+                    runtimeProgram,
+                    policy: configs[c].policy === 'home' ? homePolicy() : new LruPolicy(),
+                    memoryBudgetBytes: budget,
+                    dramPoolBytes: split.dramPoolBytes,
+                    tiers: [tier],
+                    seededKeys: configs[c].seeded,
+                    plan: plans.get(configs[c].policy),
+                  });
+                  for (const ct of result.outputs.values()) ct.dispose();
+                  acc.seconds.push(result.stats.seconds);
+                  acc.ratios.push(result.stats.seconds / reference.seconds);
+                  acc.correct &&= sameResults(workload, logits, reference.logits);
+                  acc.correct &&= result.stats.dramPeakBytes <= split.dramPoolBytes;
+                  acc.correct &&= result.stats.arenaPeakBytes <= split.arenaBytes;
+                  acc.correct &&= result.stats.readOnlyWritten.length === 0;
+                  acc.last = result.stats;
+                } catch (error) {
+                  acc.error = (error as Error).message;
+                  acc.correct = false;
+                }
+              }
+            }
+            configs.forEach((config, c) => {
+              const acc = perConfig[c];
+              const s = acc.last;
+              const record: HeTierBenchRecord = {
+                suite: 'tier',
+                workload: spec.name,
+                policy: config.policy,
+                profile: profiles[p],
+                mode: 'real',
+                seeded_keys: config.seeded,
+                dram_budget_bytes: budget,
+                arena_bytes: split.arenaBytes,
+                dram_pool_bytes: split.dramPoolBytes,
+                peak_footprint_bytes: peak,
+                bytes_read_slow: s?.slowBytesRead ?? 0,
+                bytes_written_slow: s?.slowBytesWritten ?? 0,
+                key_bytes_read_slow: s?.keyBytesRead ?? 0,
+                seconds: acc.seconds.length ? round(median(acc.seconds)) : null,
+                unlimited_seconds: round(median(unlimitedSeconds)),
+                ratio_vs_unlimited: acc.ratios.length ? round(median(acc.ratios)) : null,
+                stall_seconds: s ? round(s.stallSeconds) : null,
+                key_expand_seconds: s ? round(s.keyExpandSeconds) : null,
+                planning_seconds: round((plans.get(config.policy)?.planningNs ?? 0) / 1e9),
+                arena_peak_bytes: s?.arenaPeakBytes ?? null,
+                dram_pool_peak_bytes: s?.dramPeakBytes ?? null,
+                rounds: acc.seconds.length,
+                correct: acc.correct && acc.seconds.length > 0,
+                ...(acc.error ? { error: acc.error } : {}),
+              };
+              records.push(record);
+              write(JSON.stringify(record));
+            });
+          } finally {
+            await tier?.close();
+            await rm(dir, { recursive: true, force: true });
+          }
+        }
+      } finally {
+        disposeWorkload(workload);
+      }
+    }
+  } finally {
+    await io.terminate();
+  }
+  return records;
+}
+
+function round(x: number): number {
+  return Number(x.toPrecision(5));
+}

@@ -1,0 +1,229 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { Encoder } from '../ckks/encoder.ts';
+import type { Ciphertext } from '../ckks/objects.ts';
+import { compileModel } from '../nn/compiler.ts';
+import { type ImageBatch, loadIdxImages, loadNpy, loadPngFolder, npyToImages } from '../nn/data.ts';
+import {
+  checkImages,
+  InferenceClient,
+  InferenceServer,
+  ModelOwner,
+  simulateProgram,
+} from '../nn/executor.ts';
+import { shapeSize } from '../nn/graph.ts';
+import { importOnnx } from '../nn/onnx.ts';
+import type { HeProgram } from '../nn/program.ts';
+import { argmaxRows } from '../nn/simulate.ts';
+import { nowNs } from '../runtime/devices.ts';
+import {
+  heObjectSource,
+  runTieredHe,
+  type TieredHeOptions,
+  type TieredHeResult,
+} from '../runtime/he-tiered.ts';
+import { InvalidArgumentError } from '../util/errors.ts';
+
+/**
+ * Options of {@link prepareHeWorkload}.
+ *
+ * @example
+ * ```ts
+ * const options: HeWorkloadOptions = { model: 'models/cryptonets-mnist.onnx', data: 'data/mnist/t10k-images-idx3-ubyte.gz', count: 64, mode: 'batch' };
+ * ```
+ */
+export interface HeWorkloadOptions {
+  model: string;
+  data: string;
+  /** Images in the pass (batch: up to the slots; latency: the first image is used). */
+  count?: number;
+  mode?: 'batch' | 'latency';
+  encryptWeights?: boolean;
+  /** Multiplier of raw pixel values (default 1/256, as CryptoNets and LoLa expect). */
+  inputScale?: number;
+  /** Deterministic keys and encryptions (tests). */
+  seed?: Uint8Array;
+}
+
+/**
+ * One pass of a model, encrypted and ready to run: the program, the client (keys), the encrypted weights (if any),
+ * the input ciphertexts of the pass, and the float simulation's predictions for the same images.
+ *
+ * @example
+ * ```ts
+ * const workload = await prepareHeWorkload({ model, data, count: 64 });
+ * const reference = runUnlimited(workload);
+ * ```
+ */
+export interface HeWorkload {
+  name: string;
+  program: HeProgram;
+  client: InferenceClient;
+  weights: Map<number, Ciphertext>;
+  inputs: Map<number, Ciphertext>;
+  /** Images in the pass and classes per image. */
+  count: number;
+  classes: number;
+  /** argmax of the float64 simulation of the program on the same images. */
+  simulatedArgmax: Int32Array;
+  /** Seconds spent encrypting the weights (model owner) and the inputs (client). */
+  encryptSeconds: number;
+}
+
+function loadImages(path: string, scale: number, shape: readonly number[]): ImageBatch {
+  if (!existsSync(path)) throw new InvalidArgumentError(`--data ${path}: no such file or folder`);
+  if (statSync(path).isDirectory()) return loadPngFolder(path, { scale }).batch;
+  const bytes = readFileSync(path);
+  if (path.toLowerCase().endsWith('.npy')) return npyToImages(loadNpy(bytes, { scale }), shape);
+  return loadIdxImages(bytes, { scale });
+}
+
+/**
+ * Compiles a model, encrypts one pass of images (and the weights, with `encryptWeights`) and simulates it in
+ * float64. Everything is checked before any encryption: the model file, the data, the count and the mode.
+ *
+ * @throws InvalidArgumentError for a missing or bad model, data, count or mode.
+ * @example
+ * ```ts
+ * const workload = await prepareHeWorkload({ model: findModelFile('cryptonets-mnist.onnx'), data, mode: 'latency', encryptWeights: true });
+ * ```
+ */
+export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
+  const mode = options.mode ?? 'batch';
+  if (mode !== 'batch' && mode !== 'latency')
+    throw new InvalidArgumentError(`--mode ${String(mode)}: expected batch or latency`);
+  if (options.encryptWeights && mode !== 'latency') {
+    throw new InvalidArgumentError(
+      '--encrypt-weights needs --mode latency: in batch packing every scalar weight would be its own ciphertext',
+    );
+  }
+  if (!existsSync(options.model)) throw new InvalidArgumentError(`--model ${options.model}: no such file`);
+  const model = importOnnx(readFileSync(options.model));
+  const scale = options.inputScale ?? 1 / 256;
+  const batch = loadImages(options.data, scale, model.onnxInputShape);
+  const size = shapeSize(model.onnxInputShape);
+  if (batch.data.length / batch.count !== size) {
+    throw new InvalidArgumentError(
+      `--data ${options.data}: images of ${batch.data.length / batch.count} values, but the model expects ${size}`,
+    );
+  }
+  const wanted = options.count ?? (mode === 'latency' ? 1 : Math.min(batch.count, 64));
+  if (!Number.isInteger(wanted) || wanted < 1)
+    throw new InvalidArgumentError(`--count ${wanted}: expected a positive integer`);
+  if (wanted > batch.count)
+    throw new InvalidArgumentError(`--count ${wanted}: the data has only ${batch.count} images`);
+  const needsCalibration = model.layers.some(
+    (l) => (l.kind === 'activation' || l.kind === 'maxPool') && l.approx === undefined,
+  );
+  const calibrationCount = Math.min(wanted, 512);
+  const { program } = compileModel(model, {
+    mode,
+    encryptWeights: options.encryptWeights === true,
+    name: basename(options.model),
+    ...(mode === 'batch' ? { batchSize: Math.max(wanted, 1) } : {}),
+    ...(needsCalibration
+      ? { calibration: { images: batch.data.subarray(0, calibrationCount * size), count: calibrationCount } }
+      : {}),
+  });
+  const count = mode === 'latency' ? 1 : Math.min(wanted, program.batchSize);
+  const images = batch.data.subarray(0, count * size);
+  checkImages(program, images, count);
+  const classes = shapeSize(model.outputShape);
+  const simulatedArgmax = argmaxRows(simulateProgram(program, images, count), count, classes);
+  const start = nowNs();
+  const client = new InferenceClient(program, { seed: options.seed });
+  const weights = client.publicKey
+    ? new ModelOwner(program, client.publicKey, { seed: options.seed }).encryptWeights()
+    : new Map<number, Ciphertext>();
+  const inputs = client.encryptPass(images, 0, count);
+  return {
+    name: `${basename(options.model, '.onnx')}-${mode}${options.encryptWeights ? '-encw' : ''}`,
+    program,
+    client,
+    weights,
+    inputs,
+    count,
+    classes,
+    simulatedArgmax,
+    encryptSeconds: (nowNs() - start) / 1e9,
+  };
+}
+
+/**
+ * The all-in-memory reference: the plain server on copies of the inputs (the workload keeps its own).
+ *
+ * @example
+ * ```ts
+ * const { logits, seconds } = runUnlimited(workload);
+ * ```
+ */
+export function runUnlimited(workload: HeWorkload): { logits: Float64Array; seconds: number } {
+  const server = new InferenceServer(workload.program, workload.client.evaluationKeys);
+  server.prepare();
+  // The server keeps the weights by reference (no copy) and must not dispose them: the workload owns them.
+  if (workload.weights.size > 0) server.loadWeights(workload.weights);
+  const inputs = new Map([...workload.inputs].map(([id, ct]) => [id, ct.copy()]));
+  const start = nowNs();
+  const outputs = server.run(inputs);
+  const seconds = (nowNs() - start) / 1e9;
+  return { logits: workload.client.decryptPass(outputs, workload.count), seconds };
+}
+
+/**
+ * Runs the workload's pass through the tiered runtime and decrypts it.
+ *
+ * @example
+ * ```ts
+ * const { logits, result } = await runTieredWorkload(workload, { policy: new HomePolicy(), memoryBudgetBytes, tiers });
+ * ```
+ */
+export async function runTieredWorkload(
+  workload: HeWorkload,
+  options: Omit<TieredHeOptions, 'program' | 'params' | 'source'>,
+): Promise<{ logits: Float64Array; result: TieredHeResult }> {
+  const source = heObjectSource({
+    program: workload.program,
+    evaluationKeys: workload.client.evaluationKeys,
+    inputs: workload.inputs,
+    weights: workload.weights,
+    encoder: new Encoder(workload.client.params),
+  });
+  const result = await runTieredHe({
+    ...options,
+    program: workload.program,
+    params: workload.client.params,
+    source,
+  });
+  return { logits: workload.client.decryptPass(result.outputs, workload.count), result };
+}
+
+/**
+ * Whether a run's logits equal the reference bit for bit and its predictions the float simulation's.
+ *
+ * @example
+ * ```ts
+ * const correct = sameResults(workload, logits, reference.logits);
+ * ```
+ */
+export function sameResults(workload: HeWorkload, logits: Float64Array, reference: Float64Array): boolean {
+  if (logits.length !== reference.length) return false;
+  for (let i = 0; i < logits.length; i++) if (!Object.is(logits[i], reference[i])) return false;
+  const argmax = argmaxRows(logits, workload.count, workload.classes);
+  for (let i = 0; i < argmax.length; i++) if (argmax[i] !== workload.simulatedArgmax[i]) return false;
+  return true;
+}
+
+/**
+ * Releases the workload's ciphertexts.
+ *
+ * @example
+ * ```ts
+ * disposeWorkload(workload);
+ * ```
+ */
+export function disposeWorkload(workload: HeWorkload): void {
+  for (const ct of workload.inputs.values()) ct.dispose();
+  for (const ct of workload.weights.values()) ct.dispose();
+  workload.inputs.clear();
+  workload.weights.clear();
+}
