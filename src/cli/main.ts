@@ -22,6 +22,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerBench(program);
   const { registerInfer } = await import('./infer.ts');
   registerInfer(program);
+  const { registerCharacterize } = await import('./characterize.ts');
+  registerCharacterize(program);
   try {
     await program.parseAsync(argv as string[]);
   } catch (error) {

@@ -1,0 +1,570 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { type Characterization, characterize } from '../report/characterize.ts';
+import { type ChartSpec, renderPng, renderSvg } from '../report/render.ts';
+import { DEVICE_PROFILES, type DeviceProfile, deviceProfile } from '../runtime/devices.ts';
+import { FileTier } from '../runtime/file-tier.ts';
+import type { HeRuntimeStep, TieredHeResult, TieredHeStats } from '../runtime/he-tiered.ts';
+import { heRuntimeProgram, splitMemoryBudget } from '../runtime/he-tiered.ts';
+import { IoPool } from '../runtime/io-pool.ts';
+import { HomePolicy, LruPolicy } from '../runtime/policy.ts';
+import { analyzeProgram } from '../runtime/program.ts';
+import { probeTier, slowerProfile } from '../runtime/tier-probe.ts';
+import { InvalidArgumentError, ResourceError } from '../util/errors.ts';
+import {
+  disposeWorkload,
+  prepareHeWorkload,
+  runTieredWorkload,
+  runUnlimited,
+  sameResults,
+} from './he-workload.ts';
+import { parseByteSize, parseTierSpec, type TierSpec } from './sizes.ts';
+
+/**
+ * Options of {@link runCharacterize} (the `home characterize` flags).
+ *
+ * @example
+ * ```ts
+ * const options: CharacterizeCliOptions = { model: 'models/cryptonets-mnist.onnx', data: 'data/mnist/t10k-images-idx3-ubyte.gz',
+ *   dramBudget: '512MiB', tiers: ['nvme:/data/he'], profile: 'optane-appdirect', out: 'report' };
+ * ```
+ */
+export interface CharacterizeCliOptions {
+  model: string;
+  data: string;
+  count?: number;
+  mode?: 'batch' | 'latency';
+  encryptWeights?: boolean;
+  inputScale?: number;
+  /** Memory for objects (arena + DRAM pool), e.g. `512MiB`. */
+  dramBudget: string;
+  /** Part of the budget for the DRAM pool, e.g. `16MiB` (default 1/32 of the budget). */
+  dramPool?: string;
+  /** Slow tiers as `name:path`. */
+  tiers: string[];
+  /** Device profile emulated on the tiers (`file` for none). */
+  profile?: string;
+  out: string;
+  seededKeys?: boolean;
+  png?: boolean;
+  /** Deterministic keys (tests). */
+  seed?: Uint8Array;
+  print?: (line: string) => void;
+}
+
+/**
+ * One instruction of a measured run, as written to trace.json (columns, one entry per step in run order).
+ *
+ * @example
+ * ```ts
+ * const trace: MeasuredTrace = JSON.parse(text).runs[0].steps;
+ * ```
+ */
+export interface MeasuredTrace {
+  instruction: number[];
+  op: string[];
+  layer: string[];
+  level: number[];
+  /** Wall-clock compute and stall per step (ns) and the compute start from the run's start. */
+  compute_ns: number[];
+  stall_ns: number[];
+  start_ns: number[];
+  /** Bytes the step's planned actions moved, per tier (slow tiers, arena, dram): read and written. */
+  bytes_read: Record<string, number[]>;
+  bytes_written: Record<string, number[]>;
+  /** Bytes resident per tier after the step was planned. */
+  occupancy: Record<string, number[]>;
+  modular_multiplies: number[];
+}
+
+interface MeasuredRun {
+  policy: string;
+  correct: boolean;
+  ratio_vs_unlimited: number;
+  stats: TieredHeStats;
+  summary: {
+    peak_bytes: Record<string, number>;
+    bytes_moved: Record<string, { read: number; written: number }>;
+    stall_fraction: number;
+    arithmetic_intensity: number | null;
+  };
+  steps: MeasuredTrace;
+}
+
+function traceOf(result: TieredHeResult): MeasuredTrace {
+  const steps = result.runtimeProgram.steps as HeRuntimeStep[];
+  const planned = result.plan.run.steps;
+  const tiers = Object.keys(planned[0]?.io ?? {});
+  const occupancyTiers = Object.keys(planned[0]?.occupancy ?? {});
+  const trace: MeasuredTrace = {
+    instruction: [],
+    op: [],
+    layer: [],
+    level: [],
+    compute_ns: [],
+    stall_ns: [],
+    start_ns: [],
+    bytes_read: Object.fromEntries(tiers.map((t) => [t, [] as number[]])),
+    bytes_written: Object.fromEntries(tiers.map((t) => [t, [] as number[]])),
+    occupancy: Object.fromEntries(occupancyTiers.map((t) => [t, [] as number[]])),
+    modular_multiplies: [],
+  };
+  result.replay.steps.forEach((measured, k) => {
+    const step = steps[measured.index];
+    const plan = planned[k];
+    trace.instruction.push(step.instruction);
+    trace.op.push(step.op);
+    trace.layer.push(step.layer ?? '');
+    trace.level.push(step.level);
+    trace.compute_ns.push(Math.round(measured.computeNs));
+    trace.stall_ns.push(Math.round(measured.stallNs));
+    trace.start_ns.push(Math.round(measured.startNs));
+    for (const t of tiers) {
+      trace.bytes_read[t].push(plan.io[t]?.read ?? 0);
+      trace.bytes_written[t].push(plan.io[t]?.written ?? 0);
+    }
+    for (const t of occupancyTiers) trace.occupancy[t].push(plan.occupancy[t] ?? 0);
+    trace.modular_multiplies.push(step.modularMultiplies ?? 0);
+  });
+  return trace;
+}
+
+const MB = 1e6;
+
+function layerChart(runs: MeasuredRun[]): ChartSpec {
+  const rows: object[] = [];
+  for (const run of runs) {
+    const perLayer = new Map<string, { compute: number; stall: number; read: number; written: number }>();
+    const t = run.steps;
+    t.layer.forEach((layer, k) => {
+      let row = perLayer.get(layer);
+      if (!row) perLayer.set(layer, (row = { compute: 0, stall: 0, read: 0, written: 0 }));
+      row.compute += t.compute_ns[k];
+      row.stall += t.stall_ns[k];
+      for (const tier of Object.keys(t.bytes_read)) {
+        if (tier === 'arena' || tier === 'dram') continue;
+        row.read += t.bytes_read[tier][k];
+        row.written += t.bytes_written[tier][k];
+      }
+    });
+    for (const [layer, r] of perLayer) {
+      rows.push(
+        { layer, policy: run.policy, kind: 'compute', ms: r.compute / 1e6, panel: 'time (ms)' },
+        { layer, policy: run.policy, kind: 'stall', ms: r.stall / 1e6, panel: 'time (ms)' },
+        { layer, policy: run.policy, kind: 'read', ms: r.read / MB, panel: 'slow-tier MB' },
+        { layer, policy: run.policy, kind: 'written', ms: r.written / MB, panel: 'slow-tier MB' },
+      );
+    }
+  }
+  return {
+    title: 'Measured: time and slow-tier traffic per layer (bars per policy)',
+    data: { values: rows },
+    mark: 'bar',
+    width: 280,
+    height: 180,
+    encoding: {
+      column: { field: 'panel', type: 'nominal', title: null },
+      x: { field: 'layer', type: 'nominal', sort: null },
+      xOffset: { field: 'policy', type: 'nominal' },
+      y: { field: 'ms', type: 'quantitative', title: null, stack: 'zero' },
+      color: { field: 'kind', type: 'nominal' },
+    },
+    resolve: { scale: { y: 'independent' } },
+  } as ChartSpec;
+}
+
+function occupancyChart(run: MeasuredRun): ChartSpec {
+  const t = run.steps;
+  const n = t.start_ns.length;
+  const stride = Math.max(1, Math.ceil(n / 1500));
+  const rows: object[] = [];
+  for (let k = 0; k < n; k += stride) {
+    for (const [tier, values] of Object.entries(t.occupancy)) {
+      rows.push({ seconds: t.start_ns[k] / 1e9, tier, MB: values[k] / MB });
+    }
+  }
+  return {
+    title: `Measured run (${run.policy}): bytes resident per tier over wall-clock time`,
+    width: 640,
+    height: 220,
+    data: { values: rows },
+    mark: { type: 'line', interpolate: 'step-after' },
+    encoding: {
+      x: { field: 'seconds', type: 'quantitative', title: 'wall time (s)' },
+      y: { field: 'MB', type: 'quantitative', title: 'resident (MB)' },
+      color: { field: 'tier', type: 'nominal' },
+    },
+  };
+}
+
+function comparisonChart(runs: MeasuredRun[], unlimitedSeconds: number): ChartSpec {
+  const rows = [
+    { config: 'unlimited', part: 'compute', s: unlimitedSeconds },
+    ...runs.flatMap((r) => [
+      { config: r.policy, part: 'compute', s: r.stats.computeSeconds },
+      { config: r.policy, part: 'stall', s: r.stats.stallSeconds },
+    ]),
+  ];
+  return {
+    title: 'Measured: LRU vs HomE against all-in-memory (wall seconds)',
+    width: 420,
+    data: { values: rows },
+    mark: 'bar',
+    encoding: {
+      y: { field: 'config', type: 'nominal', sort: null, title: null },
+      x: { field: 's', type: 'quantitative', stack: 'zero', title: 'seconds' },
+      color: { field: 'part', type: 'nominal', scale: { range: ['#4c78a8', '#e45756'] } },
+    },
+  };
+}
+
+const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** Moves every file of `from` into `to` (created if missing), replacing same-named files, then removes `from`. */
+async function publish(from: string, to: string): Promise<void> {
+  if (!existsSync(to)) {
+    await mkdir(dirname(to), { recursive: true });
+    await rename(from, to);
+    return;
+  }
+  for (const name of await readdir(from)) await rename(join(from, name), join(to, name));
+  await rm(from, { recursive: true, force: true });
+}
+
+/**
+ * `home characterize`: runs a model's pass through the tiered runtime under a memory budget (HomE and LRU, real
+ * slow-tier I/O on the given directories, optionally emulating a device), next to the all-in-memory run, and writes
+ * into `out`: trace.json (per-instruction trace of both measured runs and their summaries), report.json and
+ * report.html from the characterization report (virtual-clock policy comparison per device, the what-if study, real
+ * file-I/O measurement of the first tier) with a measured section, and every chart as SVG and PNG.
+ *
+ * Everything is checked before the run: sizes, tier specs, the tiers themselves (exist, writable, free space),
+ * the profile, the model and data. The report is assembled in a sibling directory and moved into `out` only when
+ * complete; a failure (a full tier, a corrupted object, reported by id) leaves `out` as it was.
+ *
+ * @throws InvalidArgumentError / ResourceError / FormatError with messages naming the bad value.
+ * @example
+ * ```ts
+ * await runCharacterize({ model, data, dramBudget: '256MiB', tiers: ['nvme:/tmp/he'], profile: 'optane-appdirect', out: 'report' });
+ * ```
+ */
+export async function runCharacterize(options: CharacterizeCliOptions): Promise<{ files: string[] }> {
+  const print = options.print ?? ((line: string) => console.log(line));
+  // 1. Flags, before anything heavy.
+  const budget = parseByteSize(options.dramBudget, '--dram-budget');
+  const pool = options.dramPool === undefined ? undefined : parseByteSize(options.dramPool, '--dram-pool');
+  if (options.tiers.length === 0) throw new InvalidArgumentError('--tier: expected at least one name:path');
+  const specs: TierSpec[] = options.tiers.map(parseTierSpec);
+  const names = new Set<string>();
+  for (const s of specs) {
+    if (names.has(s.name))
+      throw new InvalidArgumentError(`--tier ${s.name}:…: the name ${s.name} is given twice`);
+    names.add(s.name);
+  }
+  const profileName = options.profile ?? 'file';
+  const emulate: DeviceProfile | null = profileName === 'file' ? null : deviceProfile(profileName);
+  const out = resolve(options.out);
+  if (existsSync(out) && !(await stat(out)).isDirectory())
+    throw new InvalidArgumentError(`--out ${options.out}: exists and is not a directory`);
+  const staging = join(dirname(out), `.${basename(out)}.partial-${process.pid}`);
+  const io = new IoPool();
+  const tiers: FileTier[] = [];
+  try {
+    for (const s of specs) {
+      tiers.push(await FileTier.open({ name: s.name, dir: s.dir, io, ...(emulate ? { emulate } : {}) }));
+    }
+    try {
+      await mkdir(staging, { recursive: true });
+    } catch (error) {
+      throw new ResourceError(
+        `--out ${options.out}: cannot create ${staging} (${(error as NodeJS.ErrnoException).code}): expected a writable parent directory`,
+        { cause: error },
+      );
+    }
+    // 2. The workload and its all-in-memory reference.
+    const workload = prepareHeWorkload({
+      model: options.model,
+      data: options.data,
+      count: options.count,
+      mode: options.mode,
+      encryptWeights: options.encryptWeights,
+      inputScale: options.inputScale,
+      seed: options.seed,
+    });
+    try {
+      const runtimeProgram = heRuntimeProgram(workload.program, { liveCapBytes: 0.7 * budget });
+      const split = splitMemoryBudget(
+        analyzeProgram(runtimeProgram).maxStepBytes,
+        budget,
+        pool ?? Math.floor(budget / 32),
+      );
+      print(
+        `${workload.name}: ${workload.program.instructions.length} instructions, memory budget ${(budget / MB).toFixed(1)} MB ` +
+          `(arena ${(split.arenaBytes / MB).toFixed(1)} MB + DRAM pool ${(split.dramPoolBytes / MB).toFixed(1)} MB), ` +
+          `tiers ${specs.map((s) => `${s.name}:${s.dir}`).join(', ')}, profile ${profileName}`,
+      );
+      const reference = runUnlimited(workload);
+      print(`all in memory: ${reference.seconds.toFixed(3)} s`);
+      const measured = await probeTier(tiers[0]);
+      const planning = emulate ? slowerProfile(measured, emulate) : measured;
+      const runs: MeasuredRun[] = [];
+      for (const policyName of ['home', 'lru'] as const) {
+        const { logits, result } = await runTieredWorkload(workload, {
+          runtimeProgram,
+          policy:
+            policyName === 'home'
+              ? new HomePolicy({ lookahead: 128, minLookaheadSteps: 64 })
+              : new LruPolicy(),
+          memoryBudgetBytes: budget,
+          dramPoolBytes: split.dramPoolBytes,
+          tiers,
+          planningDevices: tiers.map(() => planning),
+          seededKeys: options.seededKeys,
+        });
+        for (const ct of result.outputs.values()) ct.dispose();
+        const s = result.plan.run.summary;
+        const correct =
+          sameResults(workload, logits, reference.logits) &&
+          result.stats.dramPeakBytes <= split.dramPoolBytes &&
+          result.stats.arenaPeakBytes <= split.arenaBytes;
+        const slowMoved = result.stats.slowBytesRead + result.stats.slowBytesWritten;
+        runs.push({
+          policy: policyName,
+          correct,
+          ratio_vs_unlimited: result.stats.seconds / reference.seconds,
+          stats: result.stats,
+          summary: {
+            peak_bytes: {
+              ...s.peakBytes,
+              arena: result.stats.arenaPeakBytes,
+              dram: result.stats.dramPeakBytes,
+            },
+            bytes_moved: s.moved,
+            stall_fraction: result.stats.stallSeconds / result.stats.seconds,
+            arithmetic_intensity: slowMoved > 0 ? s.modularMultiplies / slowMoved : null,
+          },
+          steps: traceOf(result),
+        });
+        print(
+          `${policyName}: ${result.stats.seconds.toFixed(3)} s (${(result.stats.seconds / reference.seconds).toFixed(3)}× all in memory), ` +
+            `stall ${result.stats.stallSeconds.toFixed(3)} s, slow tiers read ${(result.stats.slowBytesRead / MB).toFixed(0)} MB ` +
+            `written ${(result.stats.slowBytesWritten / MB).toFixed(0)} MB, outputs ${correct ? 'identical' : 'DIFFERENT'}`,
+        );
+      }
+      // 3. Report: the characterization (virtual-clock comparison, what-if, file I/O), then the measured section.
+      const devices = emulate ? [emulate.name, 'nvme-gen4'] : ['nvme-gen4', 'optane-appdirect'];
+      const { report, files } = await characterize({
+        outDir: staging,
+        workloads: [
+          {
+            name: workload.name,
+            program: runtimeProgram,
+            dramBudgetBytes: split.dramPoolBytes,
+            arenaBytes: split.arenaBytes,
+          },
+        ],
+        devices,
+        policies: ['lru', 'home'],
+        png: options.png ?? true,
+        replannedWhatIf: false,
+        fileIoDir: tiers[0].dir,
+        fileIo: { objectBytes: 2 ** 20, objects: 16 },
+        realRunDir: null,
+      });
+      const trace = {
+        model: basename(options.model),
+        workload: workload.name,
+        mode: workload.program.packing,
+        images: workload.count,
+        instructions: workload.program.instructions.length,
+        memory_budget_bytes: budget,
+        arena_bytes: split.arenaBytes,
+        dram_pool_bytes: split.dramPoolBytes,
+        tiers: specs.map((s, i) => ({ ...s, capacity_bytes: tiers[i].capacityBytes })),
+        profile: profileName,
+        planning_profile: planning,
+        unlimited_seconds: reference.seconds,
+        runs,
+      };
+      const tracePath = join(staging, 'trace.json');
+      await writeFile(tracePath, `${JSON.stringify(trace)}\n`);
+      const charts: { name: string; title: string; spec: ChartSpec }[] = [
+        {
+          name: 'measured-comparison',
+          title: 'LRU vs HomE (measured)',
+          spec: comparisonChart(runs, reference.seconds),
+        },
+        { name: 'measured-layers', title: 'Per layer (measured)', spec: layerChart(runs) },
+        {
+          name: 'measured-occupancy-home',
+          title: 'Occupancy, HomE (measured)',
+          spec: occupancyChart(runs[0]),
+        },
+      ];
+      const rendered: string[] = [];
+      const written = [...files, tracePath];
+      for (const chart of charts) {
+        const svg = await renderSvg(chart.spec);
+        rendered.push(`<figure><figcaption>${escapeHtml(chart.title)}</figcaption>${svg}</figure>`);
+        await writeFile(join(staging, `${chart.name}.svg`), svg);
+        written.push(join(staging, `${chart.name}.svg`));
+        if (options.png ?? true) {
+          await writeFile(join(staging, `${chart.name}.png`), renderPng(svg));
+          written.push(join(staging, `${chart.name}.png`));
+        }
+      }
+      await writeFile(
+        join(staging, 'report.html'),
+        withMeasuredSection(
+          await readFile(join(staging, 'report.html'), 'utf8'),
+          trace,
+          runs,
+          rendered,
+          report,
+        ),
+      );
+      await publish(staging, out);
+      const final = written.map((f) => join(out, basename(f)));
+      print(`report: ${join(out, 'report.html')}`);
+      return { files: final };
+    } finally {
+      disposeWorkload(workload);
+    }
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    throw error;
+  } finally {
+    for (const tier of tiers) await tier.close();
+    await io.terminate();
+  }
+}
+
+function withMeasuredSection(
+  html: string,
+  trace: {
+    workload: string;
+    memory_budget_bytes: number;
+    arena_bytes: number;
+    dram_pool_bytes: number;
+    profile: string;
+    unlimited_seconds: number;
+    tiers: TierSpec[];
+  },
+  runs: MeasuredRun[],
+  charts: string[],
+  report: Characterization,
+): string {
+  const fmt = (x: number, d = 4) => (Number.isFinite(x) ? Number(x.toPrecision(d)).toString() : String(x));
+  const rows = [
+    `<tr><td>all in memory</td><td>${fmt(trace.unlimited_seconds)}</td><td>1</td><td>–</td><td>0</td><td>0</td><td>–</td><td>–</td><td>reference</td></tr>`,
+    ...runs.map(
+      (r) =>
+        `<tr><td>${escapeHtml(r.policy)}</td><td>${fmt(r.stats.seconds)}</td><td>${fmt(r.ratio_vs_unlimited)}</td>` +
+        `<td>${(100 * r.summary.stall_fraction).toFixed(1)} %</td><td>${fmt(r.stats.slowBytesRead / MB)}</td>` +
+        `<td>${fmt(r.stats.slowBytesWritten / MB)}</td><td>${fmt(r.stats.arenaPeakBytes / MB)}</td>` +
+        `<td>${fmt(r.stats.dramPeakBytes / MB)}</td><td>${r.correct ? 'identical' : 'DIFFERENT'}</td></tr>`,
+    ),
+  ].join('\n');
+  const section = `<h2>Measured encrypted run: ${escapeHtml(trace.workload)}</h2>
+<p>Memory budget ${fmt(trace.memory_budget_bytes / MB)} MB = arena ${fmt(trace.arena_bytes / MB)} MB (live objects) + DRAM pool
+${fmt(trace.dram_pool_bytes / MB)} MB (byte buffers); slow tiers ${trace.tiers.map((t) => escapeHtml(`${t.name} (${t.dir})`)).join(', ')};
+profile ${escapeHtml(trace.profile)}. Wall-clock times on this machine; plans made ahead on the virtual clock and replayed.
+Per-instruction trace in trace.json. The sections above compare the policies on the virtual clock for
+${escapeHtml(
+  report.runs
+    .map((r) => r.device)
+    .filter((d, i, a) => a.indexOf(d) === i)
+    .join(', '),
+)}.</p>
+<table><thead><tr><th>run</th><th>seconds</th><th>× all in memory</th><th>stall</th><th>slow MB read</th><th>slow MB written</th><th>arena peak MB</th><th>DRAM pool peak MB</th><th>outputs</th></tr></thead>
+<tbody>${rows}</tbody></table>
+${charts.join('\n')}
+`;
+  const at = html.lastIndexOf('</body>');
+  return at < 0 ? html + section : `${html.slice(0, at)}${section}${html.slice(at)}`;
+}
+
+/**
+ * Registers `home characterize`.
+ *
+ * @example
+ * ```sh
+ * home characterize --model models/cryptonets-mnist.onnx --data data/mnist/t10k-images-idx3-ubyte.gz \
+ *   --dram-budget 512MiB --tier nvme:/data/he --profile optane-appdirect --out report/
+ * ```
+ */
+export function registerCharacterize(program: Command): void {
+  program
+    .command('characterize')
+    .description(
+      'run a model through the tiered runtime (HomE and LRU, real slow-tier I/O) and write a JSON trace and an HTML report',
+    )
+    .requiredOption('--model <file>', 'ONNX model')
+    .requiredOption('--data <path>', 'images: idx file (gzip or not), .npy, or a folder of PNGs')
+    .option('--count <k>', 'images in the pass (batch mode; default 64)')
+    .option('--mode <mode>', 'batch or latency', 'batch')
+    .option('--encrypt-weights', 'encrypted weights (latency mode)')
+    .option('--input-scale <s>', 'multiplier of raw values', '1/256')
+    .requiredOption('--dram-budget <size>', 'memory for objects (arena + DRAM pool), e.g. 512MiB')
+    .option('--dram-pool <size>', 'part of the budget for the DRAM pool (default 1/32)')
+    .option(
+      '--tier <name:path>',
+      'a slow tier directory (repeatable), e.g. nvme:/data/he',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .option(
+      '--profile <name>',
+      `device emulated on the tiers: file (none), ${Object.keys(DEVICE_PROFILES).join(', ')}`,
+      'file',
+    )
+    .option('--seeded-keys', 'keep only the b halves and seeds of keys in the slow tiers')
+    .option('--no-png', 'SVG only')
+    .requiredOption('--out <dir>', 'report directory')
+    .action(
+      async (flags: {
+        model: string;
+        data: string;
+        count?: string;
+        mode: string;
+        encryptWeights?: boolean;
+        inputScale: string;
+        dramBudget: string;
+        dramPool?: string;
+        tier: string[];
+        profile: string;
+        seededKeys?: boolean;
+        png: boolean;
+        out: string;
+      }) => {
+        const count = flags.count === undefined ? undefined : Number(flags.count);
+        if (count !== undefined && (!Number.isInteger(count) || count < 1))
+          throw new InvalidArgumentError(`--count ${flags.count}: expected a positive integer`);
+        const scale = /^\s*([0-9.eE+-]+)\s*(?:\/\s*([0-9.eE+-]+)\s*)?$/.exec(flags.inputScale);
+        const inputScale = scale
+          ? Number(scale[1]) / (scale[2] === undefined ? 1 : Number(scale[2]))
+          : Number.NaN;
+        if (!Number.isFinite(inputScale) || inputScale <= 0)
+          throw new InvalidArgumentError(
+            `--input-scale ${flags.inputScale}: expected a number or a fraction like 1/256`,
+          );
+        await runCharacterize({
+          model: flags.model,
+          data: flags.data,
+          count,
+          mode: flags.mode as 'batch' | 'latency',
+          encryptWeights: flags.encryptWeights === true,
+          inputScale,
+          dramBudget: flags.dramBudget,
+          dramPool: flags.dramPool,
+          tiers: flags.tier,
+          profile: flags.profile,
+          seededKeys: flags.seededKeys === true,
+          png: flags.png,
+          out: flags.out,
+        });
+      },
+    );
+}
