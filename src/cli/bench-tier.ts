@@ -5,10 +5,10 @@ import { findDataFile, findModelFile } from '../nn/fixtures.ts';
 import { type DeviceProfile, deviceProfile } from '../runtime/devices.ts';
 import { simulate } from '../runtime/executor-sim.ts';
 import { FileTier } from '../runtime/file-tier.ts';
-import { heRuntimeProgram, splitMemoryBudget } from '../runtime/he-tiered.ts';
+import { heRuntimeProgram, realRunHomePolicy, splitMemoryBudget } from '../runtime/he-tiered.ts';
 import { IoPool } from '../runtime/io-pool.ts';
 import { planProgram } from '../runtime/plan.ts';
-import { HomePolicy, LruPolicy, type Policy } from '../runtime/policy.ts';
+import { LruPolicy } from '../runtime/policy.ts';
 import { analyzeProgram } from '../runtime/program.ts';
 import { probeTier, slowerProfile } from '../runtime/tier-probe.ts';
 import { check } from '../util/assert.ts';
@@ -94,10 +94,7 @@ export interface HeTierBenchOptions {
   workloads?: string[];
 }
 
-/** HomE for real runs: a deeper lookahead than the timing model asks for, since a late prefetch stalls compute. */
-function homePolicy(): Policy {
-  return new HomePolicy({ lookahead: 128, minLookaheadSteps: 64 });
-}
+const homePolicy = realRunHomePolicy;
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -213,8 +210,8 @@ export async function runHeTierBench(options: HeTierBenchOptions = {}): Promise<
             const planning: DeviceProfile = emulated[p] ? slowerProfile(measured, emulated[p]!) : measured;
             const configs: Config[] = [
               { policy: 'home', seeded: false },
-              { policy: 'lru', seeded: false },
               { policy: 'home', seeded: true },
+              { policy: 'lru', seeded: false },
             ];
             const plans = new Map<string, Awaited<ReturnType<typeof planProgram>>>();
             for (const c of configs) {

@@ -49,6 +49,10 @@ export function registerBench(program: Command): void {
     .option('--rounds <k>', 'rounds per configuration (medians reported; default 1 batch, 3 latency)')
     .option('--images <k>', 'images per batch pass (default 64; same program for any count)')
     .option('--no-synthetic', 'without --quick: skip the synthetic workloads (deep CNN, interleaved models)')
+    .option(
+      '--large',
+      'only the large model: a generated MLP with 8 GB of encrypted weights under a 1 GiB budget',
+    )
     .action(
       async (options: {
         quick?: boolean;
@@ -56,7 +60,13 @@ export function registerBench(program: Command): void {
         rounds?: string;
         images?: string;
         synthetic: boolean;
+        large?: boolean;
       }) => {
+        if (options.large) {
+          const { runLargeModelBench } = await import('./bench-tier-large.ts');
+          await runLargeModelBench({ dir: options.dir });
+          return;
+        }
         const { runHeTierBench } = await import('./bench-tier.ts');
         const positive = (text: string | undefined, flag: string) => {
           if (text === undefined) return undefined;

@@ -7,9 +7,9 @@ import { type ChartSpec, renderPng, renderSvg } from '../report/render.ts';
 import { DEVICE_PROFILES, type DeviceProfile, deviceProfile } from '../runtime/devices.ts';
 import { FileTier } from '../runtime/file-tier.ts';
 import type { HeRuntimeStep, TieredHeResult, TieredHeStats } from '../runtime/he-tiered.ts';
-import { heRuntimeProgram, splitMemoryBudget } from '../runtime/he-tiered.ts';
+import { heRuntimeProgram, realRunHomePolicy, splitMemoryBudget } from '../runtime/he-tiered.ts';
 import { IoPool } from '../runtime/io-pool.ts';
-import { HomePolicy, LruPolicy } from '../runtime/policy.ts';
+import { LruPolicy } from '../runtime/policy.ts';
 import { analyzeProgram } from '../runtime/program.ts';
 import { probeTier, slowerProfile } from '../runtime/tier-probe.ts';
 import { InvalidArgumentError, ResourceError } from '../util/errors.ts';
@@ -313,10 +313,7 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
       for (const policyName of ['home', 'lru'] as const) {
         const { logits, result } = await runTieredWorkload(workload, {
           runtimeProgram,
-          policy:
-            policyName === 'home'
-              ? new HomePolicy({ lookahead: 128, minLookaheadSteps: 64 })
-              : new LruPolicy(),
+          policy: policyName === 'home' ? realRunHomePolicy() : new LruPolicy(),
           memoryBudgetBytes: budget,
           dramPoolBytes: split.dramPoolBytes,
           tiers,

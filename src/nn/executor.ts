@@ -560,14 +560,43 @@ export class ModelOwner {
   /** The encrypted weights: input id → ciphertext, each at the level and scale the program asks. */
   encryptWeights(): Map<number, Ciphertext> {
     const out = new Map<number, Ciphertext>();
-    let n = 0;
-    for (const w of this.program.inputs) {
-      if (w.owner !== 'model') continue;
-      const pt = this.#encoder.encodeNew(weightSlots(this.program, w), w.level, w.scale);
-      out.set(w.id, this.#encryptor.encryptNew(pt, this.#prng.fork(n++)));
-      pt.dispose();
-    }
+    for (const id of this.#weightIndex().keys()) out.set(id, this.encryptWeight(id));
     return out;
+  }
+
+  /**
+   * Encrypts one weight input (by value id), the same ciphertext {@link ModelOwner.encryptWeights} makes for it: for
+   * a caller that streams the weights (the tiered runtime writes each to a slow tier and frees it) instead of
+   * holding all of them at once.
+   *
+   * @example
+   * ```ts
+   * const ct = owner.encryptWeight(program.inputs.find((i) => i.owner === 'model')!.id);
+   * ```
+   */
+  encryptWeight(id: number): Ciphertext {
+    const index = this.#weightIndex().get(id);
+    if (index === undefined)
+      throw new InvalidArgumentError(`input ${id}: not an encrypted weight of the program`);
+    const w = this.program.inputs[index.input];
+    const pt = this.#encoder.encodeNew(weightSlots(this.program, w), w.level, w.scale);
+    const ct = this.#encryptor.encryptNew(pt, this.#prng.fork(index.stream));
+    pt.dispose();
+    return ct;
+  }
+
+  #weights: Map<number, { input: number; stream: number }> | undefined;
+
+  /** Weight value id → its position among the program's inputs and its randomness stream (order of appearance). */
+  #weightIndex(): Map<number, { input: number; stream: number }> {
+    if (!this.#weights) {
+      this.#weights = new Map();
+      let stream = 0;
+      this.program.inputs.forEach((w, input) => {
+        if (w.owner === 'model') this.#weights!.set(w.id, { input, stream: stream++ });
+      });
+    }
+    return this.#weights;
   }
 }
 

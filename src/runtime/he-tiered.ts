@@ -14,7 +14,7 @@ import { HeArena, type HeLiveObject, writeHeObject } from './he-arena.ts';
 import { scheduleForLocality } from './locality.ts';
 import { PlacementAllocator } from './placement-allocator.ts';
 import { type Plan, planProgram } from './plan.ts';
-import type { Policy } from './policy.ts';
+import { HomePolicy, type Policy } from './policy.ts';
 import { analyzeProgram, type ObjectId, type Program, type ProgramStep } from './program.ts';
 import { type ReplayResult, replayPlan } from './replay.ts';
 
@@ -31,6 +31,19 @@ export interface HeRuntimeStep extends ProgramStep {
   /** Index into the HE program's instructions. */
   instruction: number;
   level: number;
+}
+
+/**
+ * HomE as real runs use it: prefetch looks 256 steps ahead and always covers the next 160 whatever the timing model
+ * says (a late prefetch stalls compute; an early one only holds memory the admission test has checked is free).
+ *
+ * @example
+ * ```ts
+ * const policy = realRunHomePolicy();
+ * ```
+ */
+export function realRunHomePolicy(): HomePolicy {
+  return new HomePolicy({ lookahead: 256, minLookaheadSteps: 160 });
 }
 
 /**
@@ -185,9 +198,16 @@ export function heObjectSource(options: {
   evaluationKeys: EvaluationKeys;
   inputs: ReadonlyMap<number, Ciphertext>;
   weights?: ReadonlyMap<number, Ciphertext>;
+  /**
+   * Encrypts encrypted weight `id` on demand (e.g. `ModelOwner.encryptWeight`); each is disposed once written, so
+   * the weights never have to fit in memory together.
+   */
+  encryptWeight?: (id: number) => Ciphertext;
   encoder?: Encoder;
 }): HeObjectSource {
   const { evaluationKeys, inputs, weights } = options;
+  const streamed = new Set<string>();
+  const modelWeights = new Set(options.program.inputs.filter((i) => i.owner === 'model').map((i) => i.id));
   return {
     get(id) {
       if (id === 'key:relin') {
@@ -204,8 +224,12 @@ export function heObjectSource(options: {
       if (id.startsWith('ct:')) {
         const value = Number(id.slice(3));
         const ct = inputs.get(value) ?? weights?.get(value);
-        if (!ct) throw new MismatchError(`${id}: missing input or encrypted weight ciphertext ${value}`);
-        return ct;
+        if (ct) return ct;
+        if (options.encryptWeight && modelWeights.has(value)) {
+          streamed.add(id);
+          return options.encryptWeight(value);
+        }
+        throw new MismatchError(`${id}: missing input or encrypted weight ciphertext ${value}`);
       }
       if (id.startsWith('pt:')) {
         check(options.encoder !== undefined, () => `${id}: plaintext weights need an encoder`);
@@ -214,7 +238,7 @@ export function heObjectSource(options: {
       throw new InvalidArgumentError(`object "${id}": not an object of an HE program`);
     },
     done(id, live) {
-      if (id.startsWith('pt:')) live.dispose();
+      if (id.startsWith('pt:') || streamed.delete(id)) live.dispose();
     },
   };
 }
@@ -401,10 +425,16 @@ export async function runTieredHe(options: TieredHeOptions): Promise<TieredHeRes
 
     // 4. The run.
     const base = new Evaluator(params);
+    // Object ids by value id, made once (a template string per operand per step adds up over 10^5 steps).
+    const ctIds: string[] = [];
+    const ctId = (id: number) => {
+      ctIds[id] ??= `ct:${id}`;
+      return ctIds[id];
+    };
     const operands: InstructionOperands = {
-      value: (id) => arena.get(`ct:${id}`) as Ciphertext,
+      value: (id) => arena.get(ctId(id)) as Ciphertext,
       plaintext: (index) => arena.get(`pt:${index}`) as Plaintext,
-      define: (id, ct) => arena.adopt(`ct:${id}`, ct, analysis.bytesOf(`ct:${id}`)),
+      define: (id, ct) => arena.adopt(ctId(id), ct, analysis.bytesOf(ctId(id))),
     };
     const total = runtimeProgram.steps.length;
     replay = await replayPlan({
