@@ -17,7 +17,7 @@ import { IoPool } from '../runtime/io-pool.ts';
 import { probeTier } from '../runtime/tier-probe.ts';
 
 /**
- * A generated multilayer perceptron on 28×28 inputs: dense layers of the given widths with a square between them,
+ * A generated multilayer perceptron (default input 1×28×28): dense layers of the given widths with a square between them,
  * weights uniform in ±1/√fan-in from a fixed-seed ChaCha20 stream (so every run builds the same model).
  *
  * @example
@@ -25,9 +25,13 @@ import { probeTier } from '../runtime/tier-probe.ts';
  * const model = generatedMlp([4096, 4096, 10]);
  * ```
  */
-export function generatedMlp(widths: readonly number[], seed = 7): LayerModel {
+export function generatedMlp(
+  widths: readonly number[],
+  seed = 7,
+  inputShape: readonly number[] = [1, 28, 28],
+): LayerModel {
   const seedBytes = new Uint8Array(32);
-  seedBytes[0] = seed;
+  new DataView(seedBytes.buffer).setUint32(0, seed, true);
   const prng = Prng.fromSeed(seedBytes);
   const uniform = (n: number, scale: number) => {
     const out = new Float64Array(n);
@@ -36,7 +40,7 @@ export function generatedMlp(widths: readonly number[], seed = 7): LayerModel {
   };
   const layers: Layer[] = [];
   let previous = 'input';
-  let inFeatures = 784;
+  let inFeatures = inputShape.reduce((a, b) => a * b, 1);
   widths.forEach((width, i) => {
     const output = `fc${i}`;
     layers.push({
@@ -68,8 +72,8 @@ export function generatedMlp(widths: readonly number[], seed = 7): LayerModel {
   });
   return {
     inputName: 'input',
-    inputShape: [1, 28, 28],
-    onnxInputShape: [1, 28, 28],
+    inputShape: [...inputShape],
+    onnxInputShape: [...inputShape],
     outputName: previous,
     outputShape: [inFeatures],
     layers,

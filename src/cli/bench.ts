@@ -53,6 +53,10 @@ export function registerBench(program: Command): void {
       '--large',
       'only the large model: a generated MLP with 8 GB of encrypted weights under a 1 GiB budget',
     )
+    .option(
+      '--models',
+      'only the many-models run: 200 small models with their own keys, 400 requests in random order, one budget',
+    )
     .action(
       async (options: {
         quick?: boolean;
@@ -61,7 +65,13 @@ export function registerBench(program: Command): void {
         images?: string;
         synthetic: boolean;
         large?: boolean;
+        models?: boolean;
       }) => {
+        if (options.models) {
+          const { runManyModelsBench } = await import('./bench-tier-models.ts');
+          await runManyModelsBench({ dir: options.dir });
+          return;
+        }
         if (options.large) {
           const { runLargeModelBench } = await import('./bench-tier-large.ts');
           await runLargeModelBench({ dir: options.dir });

@@ -15,7 +15,13 @@ import { scheduleForLocality } from './locality.ts';
 import { PlacementAllocator } from './placement-allocator.ts';
 import { type Plan, planProgram } from './plan.ts';
 import { HomePolicy, type Policy } from './policy.ts';
-import { analyzeProgram, type ObjectId, type Program, type ProgramStep } from './program.ts';
+import {
+  analyzeProgram,
+  type ObjectId,
+  type Program,
+  type ProgramAnalysis,
+  type ProgramStep,
+} from './program.ts';
 import { type ReplayResult, replayPlan } from './replay.ts';
 
 /**
@@ -380,10 +386,94 @@ export function splitMemoryBudget(
  * ```
  */
 export async function runTieredHe(options: TieredHeOptions): Promise<TieredHeResult> {
-  const { program, params, tiers } = options;
-  check(tiers.length > 0, () => 'runTieredHe: expected at least one slow tier');
+  const { program } = options;
   const runtimeProgram =
     options.runtimeProgram ?? heRuntimeProgram(program, { liveCapBytes: 0.7 * options.memoryBudgetBytes });
+  const result = await runTieredObjects({
+    ...options,
+    runtimeProgram,
+    outputIds: program.outputs.map((o) => `ct:${o.id}`),
+    makeCompute: (arena, analysis) => {
+      const base = new Evaluator(options.params);
+      // Object ids by value id, made once (a template string per operand per step adds up over 10^5 steps).
+      const ctIds: string[] = [];
+      const ctId = (id: number) => {
+        ctIds[id] ??= `ct:${id}`;
+        return ctIds[id];
+      };
+      const operands: InstructionOperands = {
+        value: (id) => arena.get(ctId(id)) as Ciphertext,
+        plaintext: (index) => arena.get(`pt:${index}`) as Plaintext,
+        define: (id, ct) => arena.adopt(ctId(id), ct, analysis.bytesOf(ctId(id))),
+      };
+      return (step) => {
+        const ins = program.instructions[(step as HeRuntimeStep).instruction];
+        evaluateInstruction(program, ins, evaluatorWithKeys(base, ins, arena, 'key:'), operands);
+      };
+    },
+  });
+  const outputs = new Map<number, Ciphertext>();
+  for (const o of program.outputs) outputs.set(o.id, result.outputs.get(`ct:${o.id}`) as Ciphertext);
+  return { ...result, outputs, runtimeProgram };
+}
+
+/**
+ * `base` with the evaluation keys instruction `ins` lists, taken live from the arena under `keyPrefix` (e.g.
+ * `key:` → `key:relin`, `key:galois:5`); `base` itself for an instruction without keys.
+ *
+ * @example
+ * ```ts
+ * const evaluator = evaluatorWithKeys(base, ins, arena, 'm3/key:');
+ * ```
+ */
+export function evaluatorWithKeys(
+  base: Evaluator,
+  ins: HeInstruction,
+  arena: HeArena,
+  keyPrefix: string,
+): Evaluator {
+  if (ins.keys.length === 0) return base;
+  let relin: SwitchingKey | undefined;
+  const galois: GaloisKey[] = [];
+  for (const key of ins.keys) {
+    const live = arena.get(`${keyPrefix}${key}`) as SwitchingKey;
+    if (key === 'relin') relin = live;
+    else galois.push(new GaloisKey(Number(key.slice('galois:'.length)), live));
+  }
+  return base.withKeys(new EvaluationKeys(relin, galois));
+}
+
+/**
+ * Options of {@link runTieredObjects}: a runtime program over HE objects, where its objects come from, which of
+ * them to hand back, and how a step computes on the live objects.
+ *
+ * @example
+ * ```ts
+ * const options: TieredObjectsOptions = { runtimeProgram, params, source, policy, memoryBudgetBytes, tiers, outputIds, makeCompute };
+ * ```
+ */
+export interface TieredObjectsOptions extends Omit<TieredHeOptions, 'program' | 'runtimeProgram'> {
+  runtimeProgram: Program;
+  /** Objects handed back after the run (detached copies the caller owns). */
+  outputIds: readonly ObjectId[];
+  /** Builds the step function once the arena exists. */
+  makeCompute: (arena: HeArena, analysis: ProgramAnalysis) => (step: ProgramStep) => void;
+}
+
+/**
+ * The engine of {@link runTieredHe}, for any runtime program over HE objects (one model's program, or many models'
+ * requests interleaved): plan, preflight, setup, replay, outputs, cleanup. See {@link runTieredHe}.
+ *
+ * @example
+ * ```ts
+ * const { outputs, stats } = await runTieredObjects({ ...options, runtimeProgram, outputIds, makeCompute });
+ * ```
+ */
+export async function runTieredObjects(
+  options: TieredObjectsOptions,
+): Promise<Omit<TieredHeResult, 'outputs'> & { outputs: Map<ObjectId, HeLiveObject> }> {
+  const { params, tiers, runtimeProgram } = options;
+  check(tiers.length > 0, () => 'runTieredHe: expected at least one slow tier');
   const analysis = analyzeProgram(runtimeProgram);
   const split = splitMemoryBudget(analysis.maxStepBytes, options.memoryBudgetBytes, options.dramPoolBytes);
   const arenaBytes = split.arenaBytes;
@@ -415,8 +505,7 @@ export async function runTieredHe(options: TieredHeOptions): Promise<TieredHeRes
   const placement = PlacementAllocator.install();
   const arena = new HeArena(params, placement, { seededKeys: options.seededKeys ?? false });
   const dramInitial = new Map<ObjectId, Uint8Array>();
-  let replay: ReplayResult | null = null;
-  const outputs = new Map<number, Ciphertext>();
+  const outputs = new Map<ObjectId, HeLiveObject>();
   try {
     // 3. Setup: slow-tier copies of the initial objects, warm-start copies in memory.
     const setupStart = nowNs();
@@ -424,48 +513,21 @@ export async function runTieredHe(options: TieredHeOptions): Promise<TieredHeRes
     const setupNs = nowNs() - setupStart;
 
     // 4. The run.
-    const base = new Evaluator(params);
-    // Object ids by value id, made once (a template string per operand per step adds up over 10^5 steps).
-    const ctIds: string[] = [];
-    const ctId = (id: number) => {
-      ctIds[id] ??= `ct:${id}`;
-      return ctIds[id];
-    };
-    const operands: InstructionOperands = {
-      value: (id) => arena.get(ctId(id)) as Ciphertext,
-      plaintext: (index) => arena.get(`pt:${index}`) as Plaintext,
-      define: (id, ct) => arena.adopt(ctId(id), ct, analysis.bytesOf(ctId(id))),
-    };
     const total = runtimeProgram.steps.length;
-    replay = await replayPlan({
+    const replay = await replayPlan({
       program: runtimeProgram,
       actions: plan.actions,
       tiers,
       dramBudgetBytes: dramPoolBytes,
       dramInitial,
       arena,
-      compute: (step) => {
-        const ins = program.instructions[(step as HeRuntimeStep).instruction];
-        let evaluator = base;
-        if (ins.keys.length > 0) {
-          let relin: SwitchingKey | undefined;
-          const galois: GaloisKey[] = [];
-          for (const key of ins.keys) {
-            const live = arena.get(`key:${key}`) as SwitchingKey;
-            if (key === 'relin') relin = live;
-            else galois.push(new GaloisKey(Number(key.slice('galois:'.length)), live));
-          }
-          evaluator = base.withKeys(new EvaluationKeys(relin, galois));
-        }
-        evaluateInstruction(program, ins, evaluator, operands);
-      },
+      compute: options.makeCompute(arena, analysis),
       onStep: options.onStep && ((index) => options.onStep!(index, total)),
     });
     dramInitial.clear();
 
     // 5. Outputs, detached from the runtime's memory.
-    for (const o of program.outputs) {
-      const id = `ct:${o.id}`;
+    for (const id of options.outputIds) {
       let bytes: Uint8Array | null = replay.dram.get(id) ?? null;
       if (!arena.has(id) && bytes === null) {
         const tier = tiers.find((t) => t.has(id));
@@ -473,11 +535,15 @@ export async function runTieredHe(options: TieredHeOptions): Promise<TieredHeRes
         bytes = new Uint8Array(new SharedArrayBuffer(arena.storedBytes(id)));
         await tier.read(id, bytes);
       }
-      outputs.set(o.id, arena.materializeDetached(id, bytes) as Ciphertext);
+      outputs.set(id, arena.materializeDetached(id, bytes));
     }
 
+    const isKey = (id: string) => {
+      const kind = analysis.objects.get(id)?.kind;
+      return kind === 'relin-key' || kind === 'rotation-key';
+    };
     const keyReads = plan.actions
-      .filter((a) => a.kind === 'load' && a.id?.startsWith('key:'))
+      .filter((a) => a.kind === 'load' && a.id !== undefined && isKey(a.id))
       .reduce((s, a) => s + arena.storedBytes(a.id!), 0);
     const readOnlyWritten = [...replay.writes.keys()].filter((id) => analysis.objects.get(id)?.readOnly);
     const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
@@ -504,7 +570,7 @@ export async function runTieredHe(options: TieredHeOptions): Promise<TieredHeRes
     };
     return { outputs, stats, plan, replay, runtimeProgram };
   } catch (error) {
-    for (const ct of outputs.values()) ct.dispose();
+    for (const live of outputs.values()) live.dispose();
     throw error;
   } finally {
     arena.clear();
@@ -518,7 +584,7 @@ export async function runTieredHe(options: TieredHeOptions): Promise<TieredHeRes
 
 /** Writes each initial object's slow-tier form and places the warm-start copies the plan asks for. */
 async function setupInitialObjects(
-  options: TieredHeOptions,
+  options: TieredObjectsOptions,
   plan: Plan,
   objects: ReadonlyMap<ObjectId, { bytes: number; readOnly: boolean }>,
   arena: HeArena,
