@@ -48,6 +48,10 @@ export function registerBench(program: Command): void {
     .option('--dir <path>', 'parent of the temporary slow-tier directories (default: the OS temp directory)')
     .option('--rounds <k>', 'rounds per configuration (medians reported; default 1 batch, 3 latency)')
     .option('--images <k>', 'images per batch pass (default 64; same program for any count)')
+    .option(
+      '--workload <name...>',
+      'only these workloads (cryptonets-batch, cryptonets-latency-encw, lola-small-batch, …)',
+    )
     .option('--no-synthetic', 'without --quick: skip the synthetic workloads (deep CNN, interleaved models)')
     .option(
       '--large',
@@ -63,6 +67,7 @@ export function registerBench(program: Command): void {
         dir?: string;
         rounds?: string;
         images?: string;
+        workload?: string[];
         synthetic: boolean;
         large?: boolean;
         models?: boolean;
@@ -91,6 +96,7 @@ export function registerBench(program: Command): void {
           dir: options.dir,
           rounds: positive(options.rounds, '--rounds'),
           batchImages: positive(options.images, '--images'),
+          workloads: options.workload,
         });
         if (!options.quick && options.synthetic) {
           const { runTierBench } = await import('../runtime/bench-tier.ts');

@@ -161,6 +161,35 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
     );
   });
 
+  it('model state kept between runs: written once, reused by the next run, identical outputs', async () => {
+    const budget = Math.floor(batch.peak / 8);
+    const { tier } = await tierIn();
+    const source = () =>
+      heObjectSource({
+        program: batch.program,
+        evaluationKeys: batch.client.evaluationKeys,
+        inputs: batch.inputs,
+        encoder: new Encoder(batch.client.params),
+      });
+    const writes: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      const before = tier.stats.writes;
+      const result = await runTieredHe({
+        program: batch.program,
+        params: batch.client.params,
+        source: source(),
+        policy: new HomePolicy(),
+        memoryBudgetBytes: budget,
+        tiers: [tier],
+        keepModelState: true,
+      });
+      writes.push(tier.stats.writes - before);
+      assert.deepEqual(batch.client.decryptPass(result.outputs, batch.count), batch.reference);
+      assert.ok(tier.has('key:relin'), 'the relinearization key stays in the slow tier');
+    }
+    assert.equal(writes[0] - writes[1], 1, 'the second run does not write the key again');
+  });
+
   it('a corrupted object on the slow tier is detected by its checksum and reported by id', async () => {
     const budget = Math.floor(batch.peak / 8);
     // Corrupt the inputs used last (the run reads at least one of them back from the slow tier).

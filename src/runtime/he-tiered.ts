@@ -278,6 +278,14 @@ export interface TieredHeOptions {
   /** Keep only the b halves and seed of each key in the slow tiers; regenerate the a halves when loading. */
   seededKeys?: boolean;
   warmStart?: boolean;
+  /**
+   * Model state (keys, plaintext and encrypted weights) stays in the slow tier between runs: a run on the same tier
+   * instance reuses the copy an earlier run committed (with the same seeded-keys setting) instead of writing it
+   * again, and leaves it there at the end. Per-request objects (inputs, intermediates) are always per run.
+   */
+  keepModelState?: boolean;
+  /** Called after setup, right before the timed run (e.g. to let the OS flush the setup writes). */
+  beforeRun?: () => void | Promise<void>;
   /** A plan made earlier for the same program, policy, budgets and tiers (skips planning). */
   plan?: Plan;
   onStep?: (index: number, total: number) => void;
@@ -389,10 +397,14 @@ export async function runTieredHe(options: TieredHeOptions): Promise<TieredHeRes
   const { program } = options;
   const runtimeProgram =
     options.runtimeProgram ?? heRuntimeProgram(program, { liveCapBytes: 0.7 * options.memoryBudgetBytes });
+  const weights = new Set(program.inputs.filter((i) => i.owner === 'model').map((i) => `ct:${i.id}`));
   const result = await runTieredObjects({
     ...options,
     runtimeProgram,
     outputIds: program.outputs.map((o) => `ct:${o.id}`),
+    ...(options.keepModelState
+      ? { persistent: (id: ObjectId) => !id.startsWith('ct:') || weights.has(id) }
+      : {}),
     makeCompute: (arena, analysis) => {
       const base = new Evaluator(options.params);
       // Object ids by value id, made once (a template string per operand per step adds up over 10^5 steps).
@@ -458,7 +470,12 @@ export interface TieredObjectsOptions extends Omit<TieredHeOptions, 'program' | 
   outputIds: readonly ObjectId[];
   /** Builds the step function once the arena exists. */
   makeCompute: (arena: HeArena, analysis: ProgramAnalysis) => (step: ProgramStep) => void;
+  /** Objects kept in their slow tier between runs (see {@link TieredHeOptions.keepModelState}). */
+  persistent?: (id: ObjectId) => boolean;
 }
+
+/** Stored-form sizes of the persistent objects each tier instance holds from earlier runs. */
+const persistentCopies = new WeakMap<FileTier, Map<ObjectId, number>>();
 
 /**
  * The engine of {@link runTieredHe}, for any runtime program over HE objects (one model's program, or many models'
@@ -511,6 +528,7 @@ export async function runTieredObjects(
     const setupStart = nowNs();
     await setupInitialObjects(options, plan, analysis.objects, arena, dramInitial);
     const setupNs = nowNs() - setupStart;
+    await options.beforeRun?.();
 
     // 4. The run.
     const total = runtimeProgram.steps.length;
@@ -577,7 +595,9 @@ export async function runTieredObjects(
     placement.uninstall();
     // Files of this run's objects are deleted; the tiers stay open for the caller.
     await Promise.allSettled(
-      analysis.program.objects.map((o) => Promise.all(tiers.map((t) => t.delete(o.id)))),
+      analysis.program.objects
+        .filter((o) => !options.persistent?.(o.id))
+        .map((o) => Promise.all(tiers.map((t) => t.delete(o.id)))),
     );
   }
 }
@@ -610,6 +630,17 @@ async function setupInitialObjects(
       }
       check(placement.slowTier >= 0, () => `initial object "${id}": the plan put it in no slow tier`);
       const tier = options.tiers[placement.slowTier];
+      const persistent = options.persistent?.(id) ?? false;
+      let kept = persistentCopies.get(tier);
+      if (persistent && tier.has(id) && kept?.get(id) === stored.byteLength) {
+        // Model state committed by an earlier run: reuse it.
+        staging.release(stored);
+        continue;
+      }
+      if (persistent) {
+        if (!kept) persistentCopies.set(tier, (kept = new Map()));
+        kept.set(id, stored.byteLength);
+      }
       const job: Promise<void> = tier.write(id, stored).finally(() => {
         staging.release(stored);
         inFlight.delete(job);
