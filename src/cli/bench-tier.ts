@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,16 +99,30 @@ export interface HeTierBenchOptions {
 
 const homePolicy = realRunHomePolicy;
 
+/** A full garbage collection on demand (V8's `gc`, enabled at run time), or null where it cannot be had. */
+const collectGarbage: (() => void) | null = (() => {
+  try {
+    setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as () => void;
+  } catch {
+    return null;
+  }
+})();
+
 /**
- * Lets the OS write the setup's dirty pages out before a timed run starts, so the kernel's background writeback
- * of gigabytes of model state does not land inside the next measurement (on a 2-core machine it takes a core).
+ * Brings the process and the OS to a quiet state before a timed run: the setup's dirty pages written out (the
+ * kernel's background writeback of gigabytes of model state would otherwise land inside the measurement) and a
+ * full garbage collection (the previous run's garbage would otherwise be collected by V8's helper threads during
+ * this one, and on a 2-core machine they take the core the I/O worker needs). Every timed run, the all-in-memory
+ * ones included, starts from it.
  */
-function flushPageCache(): void {
+function quiesce(): void {
   try {
     execFileSync('sync', { stdio: 'ignore', timeout: 120_000 });
   } catch {
     // No sync(1) here: the run is measured without it.
   }
+  collectGarbage?.();
 }
 
 function median(values: number[]): number {
@@ -256,6 +272,7 @@ export async function runHeTierBench(options: HeTierBenchOptions = {}): Promise<
               error: undefined as string | undefined,
             }));
             for (let round = 0; round < spec.rounds; round++) {
+              quiesce();
               const reference = runUnlimited(workload);
               unlimitedSeconds.push(reference.seconds);
               for (let c = 0; c < configs.length; c++) {
@@ -270,7 +287,7 @@ export async function runHeTierBench(options: HeTierBenchOptions = {}): Promise<
                     tiers: [configs[c].seeded ? seededTier : tier],
                     seededKeys: configs[c].seeded,
                     keepModelState: true,
-                    beforeRun: flushPageCache,
+                    beforeRun: quiesce,
                     plan: plans.get(configs[c].policy),
                   });
                   for (const ct of result.outputs.values()) ct.dispose();

@@ -513,10 +513,23 @@ export async function runTieredObjects(
     }));
   const planningNs = options.plan ? 0 : nowNs() - planningStart;
 
-  // 2. Preflight: every tier still there and writable, with room for the most it will hold.
+  // 2. Preflight: every tier still there and writable, with room for the most it will hold. The replay removes the
+  // files of a run's objects when the run ends, so a tier must hold its initial objects plus every write-back.
   for (let i = 0; i < tiers.length; i++) {
+    let bytes = 0;
+    let files = 0;
+    for (const [id, placement] of plan.initial) {
+      if (placement.slowTier !== i) continue;
+      bytes += analysis.bytesOf(id);
+      files++;
+    }
+    for (const a of plan.actions) {
+      if (a.kind !== 'writeback' || a.to !== tiers[i].name) continue;
+      bytes += a.bytes;
+      files++;
+    }
     await tiers[i].check();
-    await tiers[i].ensureRoom(plan.slowPeakBytes[i], analysis.objects.size);
+    await tiers[i].ensureRoom(Math.max(bytes, plan.slowPeakBytes[i]), files);
   }
 
   const placement = PlacementAllocator.install();

@@ -123,7 +123,9 @@ export interface ReplayResult {
  * Every action runs once its dependencies have completed, exactly as the store orders them in real mode, so the
  * DRAM pool never exceeds its budget under any timing (the store's ledger derived those dependencies without
  * looking at time). Compute runs on this thread in plan order; loads, write-backs and deletes run in the I/O
- * workers and overlap it; copies between the arena and DRAM run here.
+ * workers and overlap it; copies between the arena and DRAM run here. A virtual-mode plan records no deletes of
+ * slow-tier copies that became stale, so their files stay until the caller removes the run's objects (the tiers
+ * must have room for every write, which {@link runTieredHe} checks before the run).
  *
  * @throws the first failure of any action (e.g. {@link FormatError} naming a corrupted object), after every
  *   transfer in flight has settled; nothing is left half-done in memory.
