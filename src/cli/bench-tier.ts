@@ -227,8 +227,7 @@ export async function runHeTierBench(options: HeTierBenchOptions = {}): Promise<
         );
         for (let p = 0; p < profiles.length; p++) {
           const dir = await mkdtemp(join(parent, 'home-bench-tier-'));
-          let tier: FileTier | null = null;
-          let seededTier: FileTier | null = null;
+          const tiers: FileTier[] = [];
           try {
             const open = async (sub: string) => {
               await mkdir(join(dir, sub));
@@ -239,17 +238,19 @@ export async function runHeTierBench(options: HeTierBenchOptions = {}): Promise<
                 ...(emulated[p] ? { emulate: emulated[p]! } : {}),
               });
             };
-            // The model state (keys, encrypted weights) is written once per tier and kept between runs; seeded and
-            // full keys have different stored forms, so seeded runs get a tier of their own.
-            tier = await open('full');
-            seededTier = await open('seeded');
-            const measured = await probeTier(tier);
-            const planning: DeviceProfile = emulated[p] ? slowerProfile(measured, emulated[p]!) : measured;
             const configs: Config[] = [
               { policy: 'home', seeded: false },
               { policy: 'home', seeded: true },
               { policy: 'lru', seeded: false },
             ];
+            // The model state (keys, encrypted weights) is written once per tier and kept between runs. Each
+            // configuration has a directory of its own: seeded and full keys have different stored forms, and HomE
+            // runs reading the files an LRU run had just read were measurably slower on the test machine (cause
+            // not found), which would have charged one policy for the other.
+            for (const c of configs) tiers.push(await open(`${c.policy}${c.seeded ? '-seeded' : ''}`));
+            const tier = tiers[0];
+            const measured = await probeTier(tier);
+            const planning: DeviceProfile = emulated[p] ? slowerProfile(measured, emulated[p]!) : measured;
             const plans = new Map<string, Awaited<ReturnType<typeof planProgram>>>();
             for (const c of configs) {
               if (plans.has(c.policy)) continue;
@@ -284,7 +285,7 @@ export async function runHeTierBench(options: HeTierBenchOptions = {}): Promise<
                     policy: configs[c].policy === 'home' ? homePolicy() : new LruPolicy(),
                     memoryBudgetBytes: budget,
                     dramPoolBytes: split.dramPoolBytes,
-                    tiers: [configs[c].seeded ? seededTier : tier],
+                    tiers: [tiers[c]],
                     seededKeys: configs[c].seeded,
                     keepModelState: true,
                     beforeRun: quiesce,
@@ -337,8 +338,7 @@ export async function runHeTierBench(options: HeTierBenchOptions = {}): Promise<
               write(JSON.stringify(record));
             });
           } finally {
-            await tier?.close();
-            await seededTier?.close();
+            for (const t of tiers) await t.close();
             await rm(dir, { recursive: true, force: true });
           }
         }
