@@ -167,12 +167,9 @@ export class Xxh32Stream {
   /** Feeds bytes from JavaScript memory (copied through the kernel scratch). */
   update(bytes: Uint8Array): this {
     this.#checkAlive();
-    const length = bytes.length;
-    for (let at = 0; at < length; at += SCRATCH_BYTES) {
-      const chunk = Math.min(SCRATCH_BYTES, length - at);
-      new Uint8Array(this.#memory.buffer, this.#scratch, chunk).set(bytes.subarray(at, at + chunk));
-      this.#exports.xxh32Update(this.#state, this.#scratch, chunk);
-    }
+    feedThroughScratch(this.#memory, this.#scratch, bytes, (chunk) =>
+      this.#exports.xxh32Update(this.#state, this.#scratch, chunk),
+    );
     return this;
   }
 
@@ -228,6 +225,20 @@ export class Xxh32Stream {
 function checkSeed(seed: number): void {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
     throw new InvalidArgumentError(`seed = ${seed}: expected an integer in [0, 2^32 − 1]`);
+  }
+}
+
+/** Copies `bytes` into the kernel scratch in chunks of at most SCRATCH_BYTES, calling `consume(chunkLength)` after each. */
+function feedThroughScratch(
+  memory: WebAssembly.Memory,
+  scratch: number,
+  bytes: Uint8Array,
+  consume: (chunkLength: number) => void,
+): void {
+  for (let at = 0; at < bytes.length; at += SCRATCH_BYTES) {
+    const chunk = Math.min(SCRATCH_BYTES, bytes.length - at);
+    new Uint8Array(memory.buffer, scratch, chunk).set(bytes.subarray(at, at + chunk));
+    consume(chunk);
   }
 }
 
@@ -405,12 +416,9 @@ export class Xxh32x4Stream {
   /** Feeds bytes from JavaScript memory (copied through the kernel scratch). */
   update(bytes: Uint8Array): this {
     this.#checkAlive();
-    const length = bytes.length;
-    for (let at = 0; at < length; at += SCRATCH_BYTES) {
-      const chunk = Math.min(SCRATCH_BYTES, length - at);
-      new Uint8Array(this.#memory.buffer, this.#scratch, chunk).set(bytes.subarray(at, at + chunk));
-      this.#exports.xxh32x4Update(this.#state, this.#scratch, chunk);
-    }
+    feedThroughScratch(this.#memory, this.#scratch, bytes, (chunk) =>
+      this.#exports.xxh32x4Update(this.#state, this.#scratch, chunk),
+    );
     return this;
   }
 
