@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { check } from '../util/assert.ts';
 import { InvalidArgumentError, ResourceError } from '../util/errors.ts';
+import { BusyIntervals } from './busy-intervals.ts';
 import { idHash64 } from './checksum.ts';
 import { DEVICE_PROFILES, DeviceEmulator, type DeviceProfile } from './devices.ts';
 import { defaultIoPool, type IoDone, type IoPool } from './io-pool.ts';
@@ -73,37 +74,6 @@ export interface FileTierStats {
   checksumNs: number;
   /** Bytes that had to be staged through a shared buffer because the caller's was not shared (copied on main). */
   stagedBytes: number;
-}
-
-/**
- * Union length of time intervals reported out of order (completions of concurrent transfers): busy wall time.
- * Intervals are kept until read and merged then, so memory stays proportional to the gaps, not the transfers.
- */
-class BusyIntervals {
-  #list: [number, number][] = [];
-
-  add(startMs: number, endMs: number): void {
-    this.#list.push([startMs, endMs]);
-    if (this.#list.length > 4096) this.#merge();
-  }
-
-  get busyNs(): number {
-    this.#merge();
-    let total = 0;
-    for (const [a, b] of this.#list) total += b - a;
-    return total * 1e6;
-  }
-
-  #merge(): void {
-    const sorted = this.#list.sort((x, y) => x[0] - y[0]);
-    const merged: [number, number][] = [];
-    for (const [a, b] of sorted) {
-      const last = merged[merged.length - 1];
-      if (last && a <= last[1]) last[1] = Math.max(last[1], b);
-      else merged.push([a, b]);
-    }
-    this.#list = merged;
-  }
 }
 
 function isProcessAlive(pid: number): boolean {
@@ -368,32 +338,38 @@ export class FileTier {
     const common = { tier: this.#config, id, dir: this.dir, durable: this.durable };
     const what = `write "${id}" to slow tier ${this.name}`;
     let done: IoDone;
-    if (this.#beforeCommit) {
-      const written = await this.#io.request(
-        { op: 'write', ...common, tempPath, finalPath: null, data: payload, settleAtMs: null },
-        data.byteLength,
-        what,
-      );
-      try {
-        await this.#beforeCommit(tempPath, id);
-      } catch (error) {
-        await unlink(tempPath).catch(() => {});
-        throw error;
+    const busy = this.#writeBusy.begin();
+    try {
+      if (this.#beforeCommit) {
+        const written = await this.#io.request(
+          { op: 'write', ...common, tempPath, finalPath: null, data: payload, settleAtMs: null },
+          data.byteLength,
+          what,
+        );
+        try {
+          await this.#beforeCommit(tempPath, id);
+        } catch (error) {
+          await unlink(tempPath).catch(() => {});
+          throw error;
+        }
+        const committed = await this.#io.request(
+          { op: 'commit', ...common, tempPath, finalPath, settleAtMs },
+          0,
+          what,
+        );
+        done = { ...committed, startMs: written.startMs, checksumNs: written.checksumNs };
+      } else {
+        done = await this.#io.request(
+          { op: 'write', ...common, tempPath, finalPath, data: payload, settleAtMs },
+          data.byteLength,
+          what,
+        );
       }
-      const committed = await this.#io.request(
-        { op: 'commit', ...common, tempPath, finalPath, settleAtMs },
-        0,
-        what,
-      );
-      done = { ...committed, startMs: written.startMs, checksumNs: written.checksumNs };
-    } else {
-      done = await this.#io.request(
-        { op: 'write', ...common, tempPath, finalPath, data: payload, settleAtMs },
-        data.byteLength,
-        what,
-      );
+    } catch (error) {
+      this.#writeBusy.end(busy);
+      throw error;
     }
-    this.#writeBusy.add(done.startMs, done.endMs);
+    this.#writeBusy.end(busy, done);
     this.#stats.emulationDelayNs += done.delayNs;
     this.#stats.checksumNs += done.checksumNs;
     this.#used += size - previous;
@@ -415,16 +391,23 @@ export class FileTier {
     const direct = isShared(into);
     const target = direct ? into : new Uint8Array(new SharedArrayBuffer(into.byteLength));
     const settleAtMs = toAbsoluteMs(this.emulationTarget('read', into.byteLength + HEADER_BYTES));
-    const done = await this.#io.request(
-      { op: 'read', tier: this.#config, id, path, into: target, settleAtMs },
-      into.byteLength,
-      `read "${id}" from slow tier ${this.name}`,
-    );
+    const busy = this.#readBusy.begin();
+    let done: IoDone;
+    try {
+      done = await this.#io.request(
+        { op: 'read', tier: this.#config, id, path, into: target, settleAtMs },
+        into.byteLength,
+        `read "${id}" from slow tier ${this.name}`,
+      );
+    } catch (error) {
+      this.#readBusy.end(busy);
+      throw error;
+    }
+    this.#readBusy.end(busy, done);
     if (!direct) {
       into.set(target);
       this.#stats.stagedBytes += into.byteLength;
     }
-    this.#readBusy.add(done.startMs, done.endMs);
     this.#stats.emulationDelayNs += done.delayNs;
     this.#stats.checksumNs += done.checksumNs;
     this.#stats.bytesRead += into.byteLength;
