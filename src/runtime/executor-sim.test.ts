@@ -175,3 +175,41 @@ test('real mode: operands reach compute, traces carry both clocks, corruption su
   await assert.rejects(run, (e: unknown) => e instanceof FormatError && /object "b"/.test(e.message));
   await badStore.close();
 });
+
+test('HomE prefetches a weight stream as deep as its lookahead while short-lived intermediates come and go', async () => {
+  // Step i multiplies weight w_i into an accumulator that lives one step: each step allocates 1 MiB and frees
+  // 1 MiB. Counting every future allocation without the frees would cap the lead at about half the arena.
+  const mib = 2 ** 20;
+  const n = 400;
+  const objects: Program['objects'] = [{ id: 'acc0', bytes: mib, kind: 'ciphertext', readOnly: false }];
+  const steps: Program['steps'] = [];
+  for (let i = 0; i < n; i++) {
+    objects.push({ id: `w${i}`, bytes: mib, kind: 'plaintext', readOnly: true });
+    objects.push({
+      id: `acc${i + 1}`,
+      bytes: mib,
+      kind: i + 1 === n ? 'output' : 'intermediate',
+      readOnly: false,
+    });
+    steps.push({
+      index: i,
+      op: 'mul-plain',
+      reads: [`acc${i}`, `w${i}`],
+      writes: [`acc${i + 1}`],
+      frees: [`acc${i}`],
+      computeCostNs: 1e6,
+    });
+  }
+  const lookahead = 64;
+  const policy = new HomePolicy({ lookahead, minLookaheadSteps: lookahead, prefetchBudgetFraction: 1 });
+  const run = await simulate(
+    { name: 'stream', objects, steps },
+    { policy, dramBudgetBytes: 112 * mib, arenaBytes: 96 * mib, slow: 'nvme-gen4', warmStart: false },
+  );
+  const leads = run.actions
+    .filter((a) => a.kind === 'load' && a.id?.startsWith('w') && a.step > 0)
+    .map((a) => Number(a.id!.slice(1)) - a.step);
+  assert.equal(leads.length, n - lookahead - 1, 'every weight past the first window is prefetched once');
+  assert.equal(Math.min(...leads), lookahead, `prefetch leads ${Math.min(...leads)}..${Math.max(...leads)}`);
+  assert.ok(run.summary.peakBytes.arena <= 96 * mib, `arena peak ${run.summary.peakBytes.arena}`);
+});

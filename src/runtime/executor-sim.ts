@@ -358,31 +358,61 @@ class Planner {
   #slack(level: MemoryLevel, after: number): number {
     let slack = this.store.free(level);
     for (const id of this.store.residents(level)) {
-      if (this.pinned.has(id)) continue;
-      const next = this.analysis.nextUse(id, this.step - 1);
-      if (!next.needsContent || next.step > after) slack += this.store.state(id).info.bytes;
+      if (this.#inSlack(id, after)) slack += this.store.state(id).info.bytes;
     }
     return slack;
   }
 
   /**
-   * Bytes the steps strictly between the current one and `useStep` must still bring into `level` (operands not
-   * there yet). A prefetch for `useStep` is admitted only if these fit in the slack left after it, so the steps in
-   * between never have to evict the prefetched object or anything needed before it.
+   * The most bytes the steps strictly between the current one and `useStep` will need in `level` beyond what it
+   * holds for them now: operands not there yet come in, and operands whose contents die after a step (or that it
+   * frees) leave, so a stream of short-lived intermediates counts once, not once per step. A prefetch for
+   * `useStep` is admitted only if this peak fits in the slack left after it, so the steps in between never have to
+   * evict the prefetched object or anything needed before it.
    */
   #demandBefore(useStep: number, level: MemoryLevel): number {
     const steps = this.analysis.program.steps;
+    const store = this.store;
+    /** Objects whose bytes the window must hold outside the slack: brought in, or resident and needed before. */
+    const held = new Set<ObjectId>();
     const seen = new Set<ObjectId>();
-    let bytes = 0;
+    let running = 0;
+    let peak = 0;
+    const enter = (id: ObjectId) => {
+      if (seen.has(id)) return;
+      seen.add(id);
+      const state = store.state(id);
+      if (state.level !== level) {
+        running += state.info.bytes;
+        held.add(id);
+      } else if (!this.#inSlack(id, useStep)) {
+        held.add(id);
+      }
+    };
+    const leave = (id: ObjectId) => {
+      if (!held.delete(id)) return;
+      running -= store.state(id).info.bytes;
+    };
     for (let j = this.step + 1; j < useStep; j++) {
-      for (const id of [...steps[j].reads, ...steps[j].writes]) {
-        if (seen.has(id)) continue;
-        seen.add(id);
-        const state = this.store.state(id);
-        if (state.level !== level) bytes += state.info.bytes;
+      const step = steps[j];
+      for (const id of step.reads) enter(id);
+      for (const id of step.writes) enter(id);
+      if (running > peak) peak = running;
+      for (const id of step.reads) if (!this.analysis.contentLiveAfter(id, j)) leave(id);
+      for (const id of step.writes) if (!this.analysis.contentLiveAfter(id, j)) leave(id);
+      for (const id of step.frees ?? []) {
+        enter(id);
+        leave(id);
       }
     }
-    return bytes;
+    return peak;
+  }
+
+  /** Whether resident `id` counts in {@link #slack} for `after`: unpinned, and dead or next used after `after`. */
+  #inSlack(id: ObjectId, after: number): boolean {
+    if (this.pinned.has(id)) return false;
+    const next = this.analysis.nextUse(id, this.step - 1);
+    return !next.needsContent || next.step > after;
   }
 }
 
