@@ -337,7 +337,7 @@ class Planner {
       if (state.level === level || !state.exists) continue;
       const bytes = state.info.bytes;
       if (
-        this.#slack(level, request.useStep) - bytes >= this.#demandBefore(request.useStep, level) &&
+        this.#fitsBefore(request.useStep, level, this.#slack(level, request.useStep) - bytes) &&
         this.makeRoom(level, bytes, request.useStep)
       ) {
         if (state.level === null) store.load(request.id, level, this.step, this.issue, true);
@@ -364,20 +364,18 @@ class Planner {
   }
 
   /**
-   * The most bytes the steps strictly between the current one and `useStep` will need in `level` beyond what it
-   * holds for them now: operands not there yet come in, and operands whose contents die after a step (or that it
-   * frees) leave, so a stream of short-lived intermediates counts once, not once per step. A prefetch for
-   * `useStep` is admitted only if this peak fits in the slack left after it, so the steps in between never have to
+   * Whether the steps strictly between the current one and `useStep` can run within `room` bytes of `level` beyond
+   * what it holds for them now: operands not there yet come in, and operands whose contents die after a step (or
+   * that it frees) leave, so a stream of short-lived intermediates counts once, not once per step. A prefetch for
+   * `useStep` is admitted only if that peak fits in the slack left after it, so the steps in between never have to
    * evict the prefetched object or anything needed before it.
    */
-  #demandBefore(useStep: number, level: MemoryLevel): number {
-    const steps = this.analysis.program.steps;
+  #fitsBefore(useStep: number, level: MemoryLevel, room: number): boolean {
     const store = this.store;
     /** Objects whose bytes the window must hold outside the slack: brought in, or resident and needed before. */
     const held = new Set<ObjectId>();
     const seen = new Set<ObjectId>();
     let running = 0;
-    let peak = 0;
     const enter = (id: ObjectId) => {
       if (seen.has(id)) return;
       seen.add(id);
@@ -393,19 +391,17 @@ class Planner {
       if (!held.delete(id)) return;
       running -= store.state(id).info.bytes;
     };
+    const analysis = this.analysis;
     for (let j = this.step + 1; j < useStep; j++) {
-      const step = steps[j];
-      for (const id of step.reads) enter(id);
-      for (const id of step.writes) enter(id);
-      if (running > peak) peak = running;
-      for (const id of step.reads) if (!this.analysis.contentLiveAfter(id, j)) leave(id);
-      for (const id of step.writes) if (!this.analysis.contentLiveAfter(id, j)) leave(id);
-      for (const id of step.frees ?? []) {
+      for (const id of analysis.operandsOf(j)) enter(id);
+      if (running > room) return false;
+      // Objects only freed here were not seen yet: entering first keeps the count exact.
+      for (const id of analysis.departuresAfter(j)) {
         enter(id);
         leave(id);
       }
     }
-    return peak;
+    return room >= 0;
   }
 
   /** Whether resident `id` counts in {@link #slack} for `after`: unpinned, and dead or next used after `after`. */

@@ -84,3 +84,18 @@ test('compute cost falls back to modular multiplies', () => {
     [0, 1],
   );
 });
+
+test('per-step operands and departures: dead contents and frees leave after their step', () => {
+  const p = program([
+    { op: 'mul-plain', reads: ['x', 'w', 'x'], writes: ['t'] },
+    { op: 'add', reads: ['t', 'w'], writes: ['y'], frees: ['t'] },
+    { op: 'square', reads: ['y'], writes: ['y'] },
+  ]);
+  const a = analyzeProgram(p);
+  assert.deepEqual(a.operandsOf(0), ['x', 'w', 't']);
+  assert.deepEqual(a.departuresAfter(0), ['x']);
+  assert.deepEqual(a.operandsOf(1), ['t', 'w', 'y']);
+  assert.deepEqual([...a.departuresAfter(1)].sort(), ['t', 'w']);
+  // The output's contents are read by the caller after the last step.
+  assert.deepEqual(a.departuresAfter(2), []);
+});

@@ -224,6 +224,38 @@ export class ProgramAnalysis {
     this.#useReads = new Map([...reads].map(([id, list]) => [id, Uint8Array.from(list)]));
   }
 
+  /**
+   * The distinct objects step `step` reads or writes, reads first (computed for every step on first use).
+   */
+  operandsOf(step: number): readonly ObjectId[] {
+    return this.#perStep().operands[step];
+  }
+
+  /**
+   * The objects whose contents are dead once step `step` has run: its operands not read again (before being
+   * overwritten) and the objects it frees. A planner can count their memory as available after the step.
+   */
+  departuresAfter(step: number): readonly ObjectId[] {
+    return this.#perStep().departures[step];
+  }
+
+  #stepLists: { operands: ObjectId[][]; departures: ObjectId[][] } | null = null;
+
+  #perStep(): { operands: ObjectId[][]; departures: ObjectId[][] } {
+    if (this.#stepLists) return this.#stepLists;
+    const operands: ObjectId[][] = [];
+    const departures: ObjectId[][] = [];
+    this.program.steps.forEach((step, i) => {
+      const touched = [...new Set([...step.reads, ...step.writes])];
+      operands.push(touched);
+      const leaving = new Set(touched.filter((id) => !this.contentLiveAfter(id, i)));
+      for (const id of step.frees ?? []) leaving.add(id);
+      departures.push([...leaving]);
+    });
+    this.#stepLists = { operands, departures };
+    return this.#stepLists;
+  }
+
   /** Number of steps. */
   get length(): number {
     return this.program.steps.length;
