@@ -54,7 +54,9 @@ describe('Encoder', () => {
         fc.double({ min: -1, max: 1, noNaN: true }),
         (values, shift) => {
           const out = encoder.decode(encoder.encodeNew(values.map((v) => v + shift)));
-          values.forEach((v, i) => assert.ok(Math.abs(out[i] - (v + shift)) < 2 ** -18));
+          values.forEach((v, i) => {
+            assert.ok(Math.abs(out[i] - (v + shift)) < 2 ** -18);
+          });
         },
       ),
       { numRuns: 20, seed: 42 },

@@ -120,7 +120,9 @@ describe('homomorphic identities (property tests, logN 13)', () => {
   const { evaluator: ev } = ctx;
   const vector = fc.array(fc.double({ min: -1, max: 1, noNaN: true }), { minLength: 1, maxLength: 16 });
   const close = (got: Float64Array, expected: number[], tolerance: number) =>
-    expected.forEach((v, i) => assert.ok(Math.abs(got[i] - v) < tolerance, `slot ${i}: ${got[i]} vs ${v}`));
+    expected.forEach((v, i) => {
+      assert.ok(Math.abs(got[i] - v) < tolerance, `slot ${i}: ${got[i]} vs ${v}`);
+    });
 
   it('decrypt(op(enc a, enc b)) ≈ op(a, b) for add, sub, mul, rotate, constants', () => {
     fc.assert(

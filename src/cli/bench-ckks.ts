@@ -15,6 +15,7 @@ import { galoisElementForRotation } from '../ring/galois.ts';
 import { assertInteger, check } from '../util/assert.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { type SealCipherText, SealCkks, type SealPlainText } from './peers/node-seal.ts';
+import { median } from '../util/median.ts';
 
 /** One timed operation, HomE beside node-seal. Times are medians in ms; errors are log2 of the max abs error. */
 export interface CkksOpRecord {
@@ -124,12 +125,6 @@ function log2MaxError(got: ArrayLike<number>, expected: ArrayLike<number>): numb
     if (!(e <= max)) max = e;
   }
   return Math.log2(max);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** One side of a timed op: `run` is timed, `free` releases its result untimed. */

@@ -9,7 +9,10 @@ import { Prng } from '../ring/prng.ts';
 import { nowNs } from '../runtime/devices.ts';
 import { FileTier } from '../runtime/file-tier.ts';
 import { runTieredRequests } from '../runtime/he-multi.ts';
-import { realRunHomePolicy } from '../runtime/he-tiered.ts';
+import { realRunHomePolicy, type TieredHeStats } from '../runtime/he-tiered.ts';
+import type { Plan } from '../runtime/plan.ts';
+import { check } from '../util/assert.ts';
+import { median } from '../util/median.ts';
 import { IoPool } from '../runtime/io-pool.ts';
 import { LruPolicy } from '../runtime/policy.ts';
 import { probeTier } from '../runtime/tier-probe.ts';
@@ -36,6 +39,8 @@ export interface ManyModelsRecord {
   mode: 'real';
   models: number;
   requests: number;
+  /** Rounds behind the medians (`seconds`, `unlimited_seconds`, the ratios, compute and stall). */
+  rounds: number;
   dram_budget_bytes: number;
   /** Keys, weights and inputs of every model and request: what all-in-memory serving holds. */
   peak_footprint_bytes: number;
@@ -43,12 +48,17 @@ export interface ManyModelsRecord {
   bytes_written_slow: number;
   key_bytes_read_slow: number;
   seconds: number;
+  /** All-in-memory runs, each made right before one of this configuration's runs (median). */
   unlimited_seconds: number;
   requests_per_s: number;
   unlimited_requests_per_s: number;
+  /** Median over the rounds of each round's all-in-memory time over its tiered time. */
   throughput_vs_unlimited: number;
   ratio_vs_unlimited: number;
+  /** Time in the kernels; `seconds` minus this and `stall_seconds` is the runtime's own bookkeeping. */
+  compute_seconds: number;
   stall_seconds: number;
+  /** Planning the first round (later rounds replay its plan); not part of `seconds`. */
   planning_seconds: number;
   correct: boolean;
 }
@@ -66,6 +76,8 @@ export interface ManyModelsOptions {
   requests?: number;
   /** Memory budget (default 192 MiB). */
   budgetBytes?: number;
+  /** Rounds per configuration, medians reported (default 3). */
+  rounds?: number;
   dir?: string;
   out?: (line: string) => void;
 }
@@ -78,8 +90,10 @@ function round(x: number): number {
  * `home bench tier --models`: 200 distinct small models (generated MLPs 16 → 32 → 4, each with its own weights and
  * its own client keys; batch packing, N = 2^13), 400 requests (two per model) in random order, served by the tiered
  * runtime under one budget well below their total footprint — HomE with key-aware request grouping (windows of
- * 16 arrivals), HomE in arrival order, and LRU — beside the same requests served with everything in memory.
- * `correct`: every request's decrypted outputs are bit-identical to the all-in-memory run's.
+ * 16 arrivals), HomE in arrival order, and LRU — each beside the same requests served with everything in memory,
+ * run right before it (a first all-in-memory run warms up and gives the reference outputs); medians over `rounds`
+ * rounds of these pairs, as the machine's speed drifts.
+ * `correct`: every request's decrypted outputs are bit-identical to the all-in-memory runs'.
  *
  * @example
  * ```ts
@@ -91,6 +105,8 @@ export async function runManyModelsBench(options: ManyModelsOptions = {}): Promi
   const modelCount = options.models ?? 200;
   const requestCount = options.requests ?? 2 * modelCount;
   const budget = options.budgetBytes ?? 192 * 2 ** 20;
+  const rounds = options.rounds ?? 3;
+  check(Number.isInteger(rounds) && rounds >= 1, () => `rounds = ${rounds}: expected an integer ≥ 1`);
   const batch = 16;
   const prng = Prng.fromSeed(new Uint8Array(32).fill(23));
   // Models and their clients (each its own keys).
@@ -122,45 +138,77 @@ export async function runManyModelsBench(options: ManyModelsOptions = {}): Promi
   let footprint = 0;
   for (const c of clients) footprint += c.evaluationKeys.byteLength;
   for (const q of requests) for (const ct of q.inputs.values()) footprint += ct.byteLength;
-  // All in memory: every model's server holds its keys; requests in arrival order.
+  // All in memory: every model's server holds its keys; requests in arrival order. Each tiered configuration is
+  // compared with an all-in-memory run made right before it, so that drift in the machine's speed during the bench
+  // (it is shared) does not land on one side of the ratio.
   const servers = programs.map((p, m) => new InferenceServer(p, clients[m].evaluationKeys));
-  const reference: Float64Array[] = [];
-  const start = nowNs();
-  const referenceOutputs = requests.map((q) =>
-    servers[q.model].run(new Map([...q.inputs].map(([id, ct]) => [id, ct.copy()]))),
-  );
-  const unlimitedSeconds = (nowNs() - start) / 1e9;
-  referenceOutputs.forEach((outputs, r) => {
-    reference.push(clients[requests[r].model].decryptPass(outputs, batch));
-  });
+  const runUnlimited = (): { seconds: number; logits: Float64Array[] } => {
+    const start = nowNs();
+    const outputs = requests.map((q) =>
+      servers[q.model].run(new Map([...q.inputs].map(([id, ct]) => [id, ct.copy()]))),
+    );
+    const seconds = (nowNs() - start) / 1e9;
+    const logits = outputs.map((o, r) => clients[requests[r].model].decryptPass(o, batch));
+    for (const o of outputs) for (const ct of o.values()) ct.dispose();
+    return { seconds, logits };
+  };
+  const sameLogits = (a: readonly Float64Array[], b: readonly Float64Array[]): boolean =>
+    a.every((x, r) => x.every((v, i) => Object.is(v, b[r][i])));
+  const reference = runUnlimited().logits;
   const records: ManyModelsRecord[] = [];
   const dir = await mkdtemp(join(options.dir ?? tmpdir(), 'home-bench-models-'));
   const io = new IoPool();
   try {
     const tier = await FileTier.open({ name: 'disk', dir, io });
     const planning = await probeTier(tier);
-    for (const [policy, window] of [
-      ['home', 16],
-      ['home', 1],
-      ['lru', 16],
-    ] as const) {
-      const result = await runTieredRequests({
-        models: programs.map((program, m) => ({ program, evaluationKeys: clients[m].evaluationKeys })),
-        requests,
-        params: clients[0].params,
-        policy: policy === 'home' ? realRunHomePolicy() : new LruPolicy(),
-        memoryBudgetBytes: budget,
-        tiers: [tier],
-        planningDevices: [planning],
-        groupWindow: window,
-      });
-      let correct = result.stats.readOnlyWritten.length === 0;
-      result.outputs.forEach((outputs: Map<number, Ciphertext>, r) => {
-        const logits = clients[requests[r].model].decryptPass(outputs, batch);
-        for (let i = 0; i < logits.length; i++) if (!Object.is(logits[i], reference[r][i])) correct = false;
-      });
-      const s = result.stats;
-      correct &&= s.arenaPeakBytes + s.dramPeakBytes <= budget;
+    const configurations = [
+      { policy: 'home', window: 16 },
+      { policy: 'home', window: 1 },
+      { policy: 'lru', window: 16 },
+    ] as const;
+    const runs = configurations.map(() => ({
+      plan: undefined as Plan | undefined,
+      correct: true,
+      stats: [] as TieredHeStats[],
+      unlimitedSeconds: [] as number[],
+    }));
+    for (let round = 0; round < rounds; round++) {
+      for (const [c, { policy, window }] of configurations.entries()) {
+        const acc = runs[c];
+        const unlimited = runUnlimited();
+        const result = await runTieredRequests({
+          models: programs.map((program, m) => ({ program, evaluationKeys: clients[m].evaluationKeys })),
+          requests,
+          params: clients[0].params,
+          policy: policy === 'home' ? realRunHomePolicy() : new LruPolicy(),
+          memoryBudgetBytes: budget,
+          tiers: [tier],
+          planningDevices: [planning],
+          groupWindow: window,
+          plan: acc.plan,
+        });
+        acc.plan ??= result.plan;
+        const s = result.stats;
+        acc.correct &&=
+          s.readOnlyWritten.length === 0 &&
+          s.arenaPeakBytes + s.dramPeakBytes <= budget &&
+          sameLogits(unlimited.logits, reference) &&
+          sameLogits(
+            result.outputs.map((outputs: Map<number, Ciphertext>, r) =>
+              clients[requests[r].model].decryptPass(outputs, batch),
+            ),
+            reference,
+          );
+        for (const outputs of result.outputs) for (const ct of outputs.values()) ct.dispose();
+        acc.stats.push(s);
+        acc.unlimitedSeconds.push(unlimited.seconds);
+      }
+    }
+    for (const [c, { policy, window }] of configurations.entries()) {
+      const { stats, unlimitedSeconds, correct } = runs[c];
+      const last = stats[stats.length - 1];
+      const seconds = median(stats.map((s) => s.seconds));
+      const unlimited = median(unlimitedSeconds);
       const record: ManyModelsRecord = {
         suite: 'tier',
         workload: `${modelCount}-models-mlp-16x32x4`,
@@ -170,19 +218,21 @@ export async function runManyModelsBench(options: ManyModelsOptions = {}): Promi
         mode: 'real',
         models: modelCount,
         requests: requestCount,
+        rounds,
         dram_budget_bytes: budget,
         peak_footprint_bytes: footprint,
-        bytes_read_slow: s.slowBytesRead,
-        bytes_written_slow: s.slowBytesWritten,
-        key_bytes_read_slow: s.keyBytesRead,
-        seconds: round(s.seconds),
-        unlimited_seconds: round(unlimitedSeconds),
-        requests_per_s: round(requestCount / s.seconds),
-        unlimited_requests_per_s: round(requestCount / unlimitedSeconds),
-        throughput_vs_unlimited: round(unlimitedSeconds / s.seconds),
-        ratio_vs_unlimited: round(s.seconds / unlimitedSeconds),
-        stall_seconds: round(s.stallSeconds),
-        planning_seconds: round(s.planningSeconds),
+        bytes_read_slow: last.slowBytesRead,
+        bytes_written_slow: last.slowBytesWritten,
+        key_bytes_read_slow: last.keyBytesRead,
+        seconds: round(seconds),
+        unlimited_seconds: round(unlimited),
+        requests_per_s: round(requestCount / seconds),
+        unlimited_requests_per_s: round(requestCount / unlimited),
+        throughput_vs_unlimited: round(median(stats.map((s, i) => unlimitedSeconds[i] / s.seconds))),
+        ratio_vs_unlimited: round(median(stats.map((s, i) => s.seconds / unlimitedSeconds[i]))),
+        compute_seconds: round(median(stats.map((s) => s.computeSeconds))),
+        stall_seconds: round(median(stats.map((s) => s.stallSeconds))),
+        planning_seconds: round(stats[0].planningSeconds),
         correct,
       };
       records.push(record);

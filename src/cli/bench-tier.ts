@@ -24,6 +24,7 @@ import {
   runUnlimited,
   sameResults,
 } from './he-workload.ts';
+import { median } from '../util/median.ts';
 
 /**
  * One line of `home bench tier` for an encrypted workload: a budgeted tiered run (real file I/O, optionally an
@@ -123,12 +124,6 @@ function quiesce(): void {
     // No sync(1) here: the run is measured without it.
   }
   collectGarbage?.();
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 interface BenchWorkload {

@@ -46,7 +46,10 @@ export function registerBench(program: Command): void {
     .option('--json', 'print JSON lines (default)', true)
     .option('--quick', 'the CryptoNets workloads only')
     .option('--dir <path>', 'parent of the temporary slow-tier directories (default: the OS temp directory)')
-    .option('--rounds <k>', 'rounds per configuration (medians reported; default 1 batch, 3 latency)')
+    .option(
+      '--rounds <k>',
+      'rounds per configuration (medians reported; default 1 batch, 3 latency and --models)',
+    )
     .option('--images <k>', 'images per batch pass (default 64; same program for any count)')
     .option(
       '--workload <name...>',
@@ -72,17 +75,6 @@ export function registerBench(program: Command): void {
         large?: boolean;
         models?: boolean;
       }) => {
-        if (options.models) {
-          const { runManyModelsBench } = await import('./bench-tier-models.ts');
-          await runManyModelsBench({ dir: options.dir });
-          return;
-        }
-        if (options.large) {
-          const { runLargeModelBench } = await import('./bench-tier-large.ts');
-          await runLargeModelBench({ dir: options.dir });
-          return;
-        }
-        const { runHeTierBench } = await import('./bench-tier.ts');
         const positive = (text: string | undefined, flag: string) => {
           if (text === undefined) return undefined;
           const value = Number(text);
@@ -91,6 +83,17 @@ export function registerBench(program: Command): void {
           }
           return value;
         };
+        if (options.models) {
+          const { runManyModelsBench } = await import('./bench-tier-models.ts');
+          await runManyModelsBench({ dir: options.dir, rounds: positive(options.rounds, '--rounds') });
+          return;
+        }
+        if (options.large) {
+          const { runLargeModelBench } = await import('./bench-tier-large.ts');
+          await runLargeModelBench({ dir: options.dir });
+          return;
+        }
+        const { runHeTierBench } = await import('./bench-tier.ts');
         await runHeTierBench({
           quick: options.quick === true,
           dir: options.dir,

@@ -12,6 +12,7 @@ import { HomePolicy, LruPolicy, type Policy } from './policy.ts';
 import { analyzeProgram, type ObjectId, type ObjectInfo, type Program } from './program.ts';
 import { TieredStore } from './store.ts';
 import { cryptoNetsProgram, deepCnnProgram, interleavedModelsProgram } from './synthetic.ts';
+import { median } from '../util/median.ts';
 
 /**
  * One line of `home bench tier`: a budgeted run beside the unlimited-DRAM run of the same workload, mode and
@@ -290,12 +291,6 @@ async function realRun(
     await store?.close();
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function writer(out: TierBenchOptions['out']): (line: string) => void {

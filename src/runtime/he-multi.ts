@@ -16,6 +16,7 @@ import {
   type TieredHeOptions,
   type TieredHeStats,
 } from './he-tiered.ts';
+import type { Plan } from './plan.ts';
 import type { ObjectId, ObjectInfo, Program, ProgramStep } from './program.ts';
 
 /**
@@ -195,9 +196,13 @@ export interface TieredRequestsOptions
  * const { outputs, stats } = await runTieredRequests({ models, requests, params, policy: realRunHomePolicy(), memoryBudgetBytes, tiers });
  * ```
  */
-export async function runTieredRequests(
-  options: TieredRequestsOptions,
-): Promise<{ outputs: Map<number, Ciphertext>[]; stats: TieredHeStats; order: number[]; program: Program }> {
+export async function runTieredRequests(options: TieredRequestsOptions): Promise<{
+  outputs: Map<number, Ciphertext>[];
+  stats: TieredHeStats;
+  order: number[];
+  program: Program;
+  plan: Plan;
+}> {
   const { models, requests } = options;
   const order = requestOrder(requests, options.groupWindow ?? 1);
   const program = multiModelProgram(
@@ -274,5 +279,5 @@ export async function runTieredRequests(
       };
     },
   });
-  return { outputs, stats: result.stats, order, program };
+  return { outputs, stats: result.stats, order, program, plan: result.plan };
 }
