@@ -14,8 +14,8 @@ import { maxLogQP128 } from '../ckks/security.ts';
 import { galoisElementForRotation } from '../ring/galois.ts';
 import { assertInteger, check } from '../util/assert.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
-import { type SealCipherText, SealCkks, type SealPlainText } from './peers/node-seal.ts';
 import { median } from '../util/median.ts';
+import { type SealCipherText, SealCkks, type SealPlainText } from './peers/node-seal.ts';
 
 /** One timed operation, HomE beside node-seal. Times are medians in ms; errors are log2 of the max abs error. */
 export interface CkksOpRecord {

@@ -10,12 +10,12 @@ import { nowNs } from '../runtime/devices.ts';
 import { FileTier } from '../runtime/file-tier.ts';
 import { runTieredRequests } from '../runtime/he-multi.ts';
 import { realRunHomePolicy, type TieredHeStats } from '../runtime/he-tiered.ts';
-import type { Plan } from '../runtime/plan.ts';
-import { check } from '../util/assert.ts';
-import { median } from '../util/median.ts';
 import { IoPool } from '../runtime/io-pool.ts';
+import type { Plan } from '../runtime/plan.ts';
 import { LruPolicy } from '../runtime/policy.ts';
 import { probeTier } from '../runtime/tier-probe.ts';
+import { assertInteger } from '../util/assert.ts';
+import { median } from '../util/median.ts';
 import { generatedMlp } from './bench-tier-large.ts';
 
 /**
@@ -106,7 +106,7 @@ export async function runManyModelsBench(options: ManyModelsOptions = {}): Promi
   const requestCount = options.requests ?? 2 * modelCount;
   const budget = options.budgetBytes ?? 192 * 2 ** 20;
   const rounds = options.rounds ?? 3;
-  check(Number.isInteger(rounds) && rounds >= 1, () => `rounds = ${rounds}: expected an integer ≥ 1`);
+  assertInteger(rounds, 'rounds', 1);
   const batch = 16;
   const prng = Prng.fromSeed(new Uint8Array(32).fill(23));
   // Models and their clients (each its own keys).

@@ -15,6 +15,7 @@ import { LruPolicy } from '../runtime/policy.ts';
 import { analyzeProgram } from '../runtime/program.ts';
 import { probeTier, slowerProfile } from '../runtime/tier-probe.ts';
 import { check } from '../util/assert.ts';
+import { median } from '../util/median.ts';
 import {
   disposeWorkload,
   type HeWorkload,
@@ -24,7 +25,6 @@ import {
   runUnlimited,
   sameResults,
 } from './he-workload.ts';
-import { median } from '../util/median.ts';
 
 /**
  * One line of `home bench tier` for an encrypted workload: a budgeted tiered run (real file I/O, optionally an

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { check } from '../util/assert.ts';
+import { median } from '../util/median.ts';
 import { idHash64 } from './checksum.ts';
 import { type DeviceProfile, deviceProfile, nowNs } from './devices.ts';
 import { type ComputeFn, type RunResult, runProgram, simulate } from './executor-sim.ts';
@@ -12,7 +13,6 @@ import { HomePolicy, LruPolicy, type Policy } from './policy.ts';
 import { analyzeProgram, type ObjectId, type ObjectInfo, type Program } from './program.ts';
 import { TieredStore } from './store.ts';
 import { cryptoNetsProgram, deepCnnProgram, interleavedModelsProgram } from './synthetic.ts';
-import { median } from '../util/median.ts';
 
 /**
  * One line of `home bench tier`: a budgeted run beside the unlimited-DRAM run of the same workload, mode and

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from './errors.ts';
+import { check } from './assert.ts';
 
 /**
  * The median of a non-empty list (the mean of the two middle values for an even count); benchmarks report it over
@@ -11,8 +11,7 @@ import { InvalidArgumentError } from './errors.ts';
  * ```
  */
 export function median(values: readonly number[]): number {
-  if (values.length === 0)
-    throw new InvalidArgumentError('median: expected at least one value, got an empty list');
+  check(values.length > 0, () => 'median: expected at least one value, got an empty list');
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
