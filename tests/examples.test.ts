@@ -13,10 +13,14 @@ describe('numbered examples run to completion', () => {
   it('there are examples', () => assert.ok(examples.length >= 2));
   for (const file of examples) {
     it(file, () => {
-      const run = spawnSync(process.execPath, ['--import', 'tsx', `examples/${file}`], {
-        cwd: root,
-        encoding: 'utf8',
-      });
+      const run = spawnSync(
+        process.execPath,
+        ['--conditions=home-source', '--import', 'tsx', `examples/${file}`],
+        {
+          cwd: root,
+          encoding: 'utf8',
+        },
+      );
       assert.equal(run.status, 0, `${file} failed:\n${run.stdout}\n${run.stderr}`);
     });
   }

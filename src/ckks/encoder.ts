@@ -1,6 +1,4 @@
-import { allocator, wordsView } from '../ring/arena.ts';
 import { CrtComposer } from '../ring/crt.ts';
-import { kernels } from '../ring/kernels.ts';
 import { reduceFloat } from '../ring/modarith.ts';
 import { inttInPlace, nttInPlace } from '../ring/ops.ts';
 import { Poly } from '../ring/poly.ts';
@@ -46,7 +44,7 @@ export class Encoder {
   constructor(params: Parameters) {
     this.params = params;
     this.#fft = new SpecialFft(params.logN);
-    this.#signedScratch = allocator().alloc(params.n);
+    this.#signedScratch = this.params.context.allocator.alloc(params.n);
     this.#coefficients = new Float64Array(params.n);
   }
 
@@ -93,7 +91,11 @@ export class Encoder {
   #toRns(coefficients: Float64Array, poly: Poly, level: number): void {
     const n = this.params.n;
     // One pass: round, track the largest magnitude, and stage the int32 image for the vectorized path.
-    const signed = new Int32Array(wordsView(this.#signedScratch, n).buffer, this.#signedScratch, n);
+    const signed = new Int32Array(
+      this.params.context.view(this.#signedScratch, n).buffer,
+      this.#signedScratch,
+      n,
+    );
     let maxAbs = 0;
     for (let k = 0; k < n; k++) {
       const v = Math.round(coefficients[k]);
@@ -114,7 +116,7 @@ export class Encoder {
           `(half the modulus at level ${level}); lower the scale or the values`,
       );
     }
-    const k = kernels().exports;
+    const k = this.params.context.exports;
     if (maxAbs < 2 ** 29) {
       // Every prime exceeds 2^29, so each residue is v or v + p: one vectorized pass per limb.
       for (let i = 0; i < poly.limbCount; i++) {
@@ -175,7 +177,11 @@ export class Encoder {
   #composer(limbs: number): CrtComposer {
     let composer = this.#composers.get(limbs);
     if (!composer) {
-      composer = new CrtComposer(this.params.qPrimes.slice(0, limbs), this.params.basePrimes);
+      composer = new CrtComposer(
+        this.params.qPrimes.slice(0, limbs),
+        this.params.context,
+        this.params.basePrimes,
+      );
       this.#composers.set(limbs, composer);
     }
     return composer;

@@ -1,5 +1,4 @@
 import type { Modulus } from '../ring/modulus.ts';
-import { kernels } from '../ring/kernels.ts';
 import { addPoly, mulPoly, mulSubPoly, nttInPlace, setSigned } from '../ring/ops.ts';
 import { Poly } from '../ring/poly.ts';
 import { Prng } from '../ring/prng.ts';
@@ -15,8 +14,7 @@ function checkKeyParameters(
   key: { params: Parameters; parametersId: string },
   params: Parameters,
 ): void {
-  if (key.params !== params)
-    throw new MismatchError(`${kind} parameters ${key.parametersId} differ from ${params.id}`);
+  params.checkSame(key.params, kind);
 }
 
 function signedPoly(moduli: readonly Modulus[], values: Int8Array | Int32Array): Poly {
@@ -55,7 +53,7 @@ export class Encryptor {
     const v = signedPoly(moduli, sampleTernary(prng, n));
     const x0 = Poly.alloc(moduli, true, false);
     const x1 = Poly.alloc(moduli, true, false);
-    const k = kernels().exports;
+    const k = this.params.context.exports;
     const { b, a } = this.#publicKey;
     for (let i = 0; i < moduli.length; i++) {
       const keyLimb = i < limbs ? i : qTop + (i - limbs);

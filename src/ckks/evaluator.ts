@@ -1,10 +1,8 @@
-import { allocator } from '../ring/arena.ts';
 import {
   galoisElementForConjugation,
   galoisElementForRotation,
   nttAutomorphismIndex,
 } from '../ring/galois.ts';
-import { kernels } from '../ring/kernels.ts';
 import { invMod, reduceFloat, shoupConstant } from '../ring/modarith.ts';
 import {
   addPoly,
@@ -66,18 +64,8 @@ export class Evaluator {
     this.params = params;
     this.keys = keys;
     this.#switcher = KeySwitcher.for(params);
-    if (keys?.relinearization && keys.relinearization.params !== params) {
-      throw new MismatchError(
-        `relinearization key parameters ${keys.relinearization.parametersId} differ from the evaluator's ${params.id}`,
-      );
-    }
-    for (const key of keys?.galois.values() ?? []) {
-      if (key.key.params !== params) {
-        throw new MismatchError(
-          `Galois key parameters ${key.key.parametersId} differ from the evaluator's ${params.id}`,
-        );
-      }
-    }
+    if (keys?.relinearization) params.checkSame(keys.relinearization.params, 'relinearization key');
+    for (const key of keys?.galois.values() ?? []) params.checkSame(key.key.params, 'Galois key');
   }
 
   /** The same evaluator with other keys (shares precomputations). */
@@ -90,11 +78,7 @@ export class Evaluator {
 
   #checkParams(operation: string, ...operands: (Ciphertext | Plaintext)[]): void {
     for (const x of operands) {
-      if (x.params !== this.params) {
-        throw new MismatchError(
-          `${operation}: operand parameters ${x.parametersId} differ from the evaluator's ${this.params.id}`,
-        );
-      }
+      this.params.checkSame(x.params, `${operation}: operand`);
       if (x instanceof Ciphertext) {
         for (const p of x.polys) {
           if (!p.isNtt)
@@ -127,11 +111,7 @@ export class Evaluator {
 
   /** Replaces out's polynomials (disposing the old ones it no longer uses) and metadata. */
   #assign(out: Ciphertext, polys: Poly[], level: number, scale: number): Ciphertext {
-    if (out.params !== this.params) {
-      throw new MismatchError(
-        `output parameters ${out.parametersId} differ from the evaluator's ${this.params.id}`,
-      );
-    }
+    this.params.checkSame(out.params, 'output');
     const old = out.polys.splice(0, out.polys.length, ...polys);
     for (const p of old) if (!polys.includes(p)) p.dispose();
     out.level = level;
@@ -400,8 +380,8 @@ export class Evaluator {
     const last = limbs - 1;
     const constants = this.#rescaleData(limbs);
     const moduli = this.params.moduliQ;
-    const k = kernels().exports;
-    const scratch = allocator().alloc(2 * n);
+    const k = this.params.context.exports;
+    const scratch = this.params.context.allocator.alloc(2 * n);
     const lastCoefficients = scratch;
     const lifted = scratch + n * 4;
     const ql = moduli[last];
@@ -432,7 +412,7 @@ export class Evaluator {
         );
       }
     } finally {
-      allocator().free(scratch, 2 * n);
+      this.params.context.allocator.free(scratch, 2 * n);
     }
     return out;
   }
@@ -472,7 +452,7 @@ export class Evaluator {
     const moduli = this.#moduli(level);
     const polys = a.polys.map((p) => {
       const r = Poly.alloc(moduli, true, false);
-      kernels().exports.copy(r.pointer, p.pointer, limbs * this.params.n);
+      this.params.context.exports.copy(r.pointer, p.pointer, limbs * this.params.n);
       return r;
     });
     return this.#assign(out, polys, level, a.scale);
@@ -530,7 +510,7 @@ export class Evaluator {
 
   #applyGalois(a: Ciphertext, galoisElement: number, key: SwitchingKey, out: Ciphertext): Ciphertext {
     this.#checkDegree('rotate', a, 1);
-    const index = nttAutomorphismIndex(this.params.logN, galoisElement);
+    const index = nttAutomorphismIndex(this.params.logN, galoisElement, this.params.context);
     const rotated1 = Poly.alloc(this.#moduli(a.level), true, false);
     automorphismNtt(a.polys[1], index, rotated1);
     const [d0, d1] = this.#switcher.switchKey(rotated1, key, a.level);
@@ -591,7 +571,7 @@ export class Evaluator {
     });
     const decomposition = this.#switcher.decompose(a.polys[1], a.level);
     const moduli = this.#moduli(a.level);
-    const k = kernels().exports;
+    const k = this.params.context.exports;
     const n = this.params.n;
     try {
       for (const { s, g, key } of keys) {
@@ -600,7 +580,7 @@ export class Evaluator {
           results.set(s, a.copy());
           continue;
         }
-        const index = nttAutomorphismIndex(this.params.logN, g);
+        const index = nttAutomorphismIndex(this.params.logN, g, this.params.context);
         const [d0, d1] = this.#switcher.keySwitchDecomposed(decomposition, key, a.level, index);
         const c0 = Poly.alloc(moduli, true, false);
         for (let i = 0; i < moduli.length; i++)

@@ -277,7 +277,11 @@ export class KeyGenerator {
     this.#check(secretKey);
     assertInteger(galoisElement, 'galoisElement', 1, 2 * this.params.n - 1);
     const rotated = Poly.alloc(secretKey.poly.moduli, true, false);
-    automorphismNtt(secretKey.poly, nttAutomorphismIndex(this.params.logN, galoisElement), rotated);
+    automorphismNtt(
+      secretKey.poly,
+      nttAutomorphismIndex(this.params.logN, galoisElement, this.params.context),
+      rotated,
+    );
     const key = this.generateSwitchingKey(secretKey, rotated);
     rotated.dispose();
     return new GaloisKey(galoisElement, key);

@@ -1,6 +1,4 @@
-import { allocator, wordsView } from '../ring/arena.ts';
 import { BasisExtender } from '../ring/base-conversion.ts';
-import { kernels } from '../ring/kernels.ts';
 import { invMod, mulMod, shoupConstant } from '../ring/modarith.ts';
 import type { Modulus } from '../ring/modulus.ts';
 import { inttInPlace, nttInPlace } from '../ring/ops.ts';
@@ -71,9 +69,9 @@ export class KeySwitcher {
     inttInPlace(coefficients);
     const out: Poly[] = [];
     // Scratch: the shifted digit (alpha limbs) and the exact extension's workspace (alpha + 1 limbs).
-    const shifted = allocator().alloc(alpha * n);
-    const scratch = allocator().alloc((alpha + 1) * n);
-    const k = kernels().exports;
+    const shifted = this.params.context.allocator.alloc(alpha * n);
+    const scratch = this.params.context.allocator.alloc((alpha + 1) * n);
+    const k = this.params.context.exports;
     try {
       for (const [start, end] of this.digitRanges(level)) {
         const extended = Poly.alloc(moduliQP, true, false);
@@ -112,8 +110,8 @@ export class KeySwitcher {
         out.push(extended);
       }
     } finally {
-      allocator().free(shifted, alpha * n);
-      allocator().free(scratch, (alpha + 1) * n);
+      this.params.context.allocator.free(shifted, alpha * n);
+      this.params.context.allocator.free(scratch, (alpha + 1) * n);
       coefficients.dispose();
     }
     return out;
@@ -134,15 +132,15 @@ export class KeySwitcher {
     const moduliQP = params.moduliQPAtLevel(level);
     const qTop = params.qPrimes.length;
     const n = params.n;
-    const k = kernels().exports;
+    const k = this.params.context.exports;
     const acc0 = Poly.alloc(moduliQP, true, false);
     const acc1 = Poly.alloc(moduliQP, true, false);
     const permuted: Poly[] = [];
     const count = decomposition.length;
     // The fused kernel accumulates ≤ 8 products of < 2^60 in 64 bits; more digits go in chunks.
     const chunk = 8;
-    const table = allocator().alloc(3 * chunk);
-    const tableWords = wordsView(table, 3 * chunk);
+    const table = this.params.context.allocator.alloc(3 * chunk);
+    const tableWords = this.params.context.view(table, 3 * chunk);
     try {
       let digits = decomposition;
       if (permutation !== undefined) {
@@ -154,8 +152,8 @@ export class KeySwitcher {
           return p;
         });
       }
-      const partial0 = count > chunk ? allocator().alloc(n) : -1;
-      const partial1 = count > chunk ? allocator().alloc(n) : -1;
+      const partial0 = count > chunk ? this.params.context.allocator.alloc(n) : -1;
+      const partial1 = count > chunk ? this.params.context.allocator.alloc(n) : -1;
       for (let i = 0; i < moduliQP.length; i++) {
         // Key limbs: Q_L first, then P.
         const keyLimb = i < limbs ? i : qTop + (i - limbs);
@@ -187,12 +185,12 @@ export class KeySwitcher {
         }
       }
       if (partial0 >= 0) {
-        allocator().free(partial0, n);
-        allocator().free(partial1, n);
+        this.params.context.allocator.free(partial0, n);
+        this.params.context.allocator.free(partial1, n);
       }
       return [this.modDown(acc0, level), this.modDown(acc1, level)];
     } finally {
-      allocator().free(table, 3 * chunk);
+      this.params.context.allocator.free(table, 3 * chunk);
       acc0.dispose();
       acc1.dispose();
       for (const p of permuted) p.dispose();
@@ -218,16 +216,16 @@ export class KeySwitcher {
     const limbs = params.limbsAtLevel(level);
     const n = params.n;
     const K = params.pPrimes.length;
-    const k = kernels().exports;
+    const k = this.params.context.exports;
     const { extender, pInverse, pInverseShoup, halfP, halfQ } = this.#modDownData(level);
     inttInPlace(x, limbs, limbs + K);
     const correction = Poly.alloc(params.moduliAtLevel(level), false, false);
-    const scratch = allocator().alloc((K + 1) * n);
+    const scratch = this.params.context.allocator.alloc((K + 1) * n);
     // A small error e (coefficient domain) joins x here without any NTT: it is added to the P limbs before the
     // extension and subtracted from the coefficient-domain correction, so the result is round((x + e) / P).
-    const errorWords = error ? allocator().alloc(2 * n) : -1;
+    const errorWords = error ? this.params.context.allocator.alloc(2 * n) : -1;
     const residues = errorWords + n * 4;
-    if (error) new Int32Array(kernels().memory.buffer, errorWords, n).set(error);
+    if (error) new Int32Array(this.params.context.memory.buffer, errorWords, n).set(error);
     try {
       // Round instead of floor: extend [x + (P−1)/2]_P exactly, then subtract (P−1)/2 again on the Q side.
       for (let j = 0; j < K; j++) {
@@ -271,8 +269,8 @@ export class KeySwitcher {
       return out;
     } finally {
       correction.dispose();
-      allocator().free(scratch, (K + 1) * n);
-      if (error) allocator().free(errorWords, 2 * n);
+      this.params.context.allocator.free(scratch, (K + 1) * n);
+      if (error) this.params.context.allocator.free(errorWords, 2 * n);
     }
   }
 

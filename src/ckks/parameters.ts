@@ -1,8 +1,9 @@
 import { sha256 } from '@noble/hashes/sha2.js';
+import { defaultContext, type KernelContext } from '../ring/context.ts';
 import { Modulus } from '../ring/modulus.ts';
 import { choosePrimes, nttFriendlyPrimes } from '../ring/primes.ts';
 import { assertFinite, assertInteger, check } from '../util/assert.ts';
-import { InvalidArgumentError, SecurityError } from '../util/errors.ts';
+import { InvalidArgumentError, MismatchError, SecurityError } from '../util/errors.ts';
 import { maxLogQP128 } from './security.ts';
 
 /**
@@ -80,29 +81,43 @@ export class Parameters {
   /** A 16-hex-digit hash of everything above; objects from other parameters are rejected by it. */
   readonly id: string;
   readonly literal: Readonly<ParametersLiteral>;
+  /**
+   * The kernel context every object of these parameters lives in. Equal literals in two contexts give two
+   * instances with the same {@link Parameters.id}; objects of one are rejected by the other's evaluator.
+   */
+  readonly context: KernelContext;
 
-  static readonly #cache = new Map<string, Parameters>();
+  static readonly #cache = new WeakMap<KernelContext, Map<string, Parameters>>();
 
   /**
-   * Validates a literal and builds the parameters (memoized: equal literals give the same instance).
+   * Validates a literal and builds the parameters in `options.context` (default: {@link defaultContext}),
+   * memoized per context: equal literals give the same instance.
    *
    * @example
    * ```ts
    * const params = Parameters.create({ logN: 13, depth: 4 });
+   * const isolated = Parameters.create({ logN: 13, depth: 4 }, { context: KernelContext.create() });
    * ```
    */
-  static create(literal: ParametersLiteral): Parameters {
+  static create(literal: ParametersLiteral, options: { context?: KernelContext } = {}): Parameters {
+    const context = options.context ?? defaultContext();
+    let cache = Parameters.#cache.get(context);
+    if (!cache) {
+      cache = new Map();
+      Parameters.#cache.set(context, cache);
+    }
     const key = JSON.stringify(normalize(literal));
-    let params = Parameters.#cache.get(key);
+    let params = cache.get(key);
     if (!params) {
-      params = new Parameters(literal);
-      Parameters.#cache.set(key, params);
+      params = new Parameters(literal, context);
+      cache.set(key, params);
     }
     return params;
   }
 
-  private constructor(input: ParametersLiteral) {
+  private constructor(input: ParametersLiteral, context: KernelContext) {
     const literal = normalize(input);
+    this.context = context;
     this.literal = Object.freeze({ ...literal });
     this.logN = literal.logN;
     this.n = 2 ** literal.logN;
@@ -153,8 +168,8 @@ export class Parameters {
     this.pPrimes = Object.freeze(special);
     this.scaleAtLevel = Object.freeze(scales);
     this.defaultScale = defaultScale;
-    this.moduliQ = Object.freeze(q.map((p) => Modulus.get(p, this.logN)));
-    this.moduliP = Object.freeze(special.map((p) => Modulus.get(p, this.logN)));
+    this.moduliQ = Object.freeze(q.map((p) => Modulus.get(p, this.logN, context)));
+    this.moduliP = Object.freeze(special.map((p) => Modulus.get(p, this.logN, context)));
     this.logQP = [...q, ...special].reduce((sum, p) => sum + Math.log2(p), 0);
 
     const bound = maxLogQP128(this.logN);
@@ -184,6 +199,25 @@ export class Parameters {
     const digest = sha256(new TextEncoder().encode(idSource));
     this.id = Array.from(digest.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join('');
     Object.freeze(this);
+  }
+
+  /**
+   * Throws {@link MismatchError} unless `other` is this very instance: objects of other parameters, or of the
+   * same parameters in another kernel context (their limbs live in another memory), never meet.
+   *
+   * @example
+   * ```ts
+   * params.checkSame(ct.params, 'add: operand');
+   * ```
+   */
+  checkSame(other: Parameters, what: string): void {
+    if (other === this) return;
+    if (other.id !== this.id)
+      throw new MismatchError(`${what} parameters ${other.id} differ from the expected ${this.id}`);
+    throw new MismatchError(
+      `${what} parameters ${other.id} belong to kernel context ${other.context.id}: expected context ` +
+        `${this.context.id} (objects of two contexts never mix)`,
+    );
   }
 
   /** Q limbs of a ciphertext at `level`. */

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { allocator } from '../ring/arena.ts';
 import { galoisElementForConjugation, galoisElementForRotation } from '../ring/galois.ts';
 import { xxh32, xxh32x4 } from '../ring/hash.ts';
 import type { Poly } from '../ring/poly.ts';
@@ -584,7 +583,7 @@ describe('serialization rejects bad input', () => {
   });
 
   it('a corrupted body is reported as a checksum error before residues or seeds are used (memory freed)', () => {
-    const before = allocator().bytesInUse;
+    const before = SMALL.context.allocator.bytesInUse;
     const ct = caseNamed('ciphertext (degree 1)').bytes;
     const outOfRange = edit(ct, (v) => v.setUint32(HEADER_BYTES + 8, 0xffffffff, true), false);
     assertRejects(() => deserializeCiphertext(SMALL, outOfRange), FormatError, /ciphertext: checksum = /);
@@ -598,7 +597,7 @@ describe('serialization rejects bad input', () => {
     const key = caseNamed('relinearization key (seeded)').bytes;
     const lastByte = edit(key, (_, b) => (b[b.length - CHECKSUM_BYTES - 1] ^= 1), false);
     assertRejects(() => deserializeSwitchingKey(SMALL, lastByte), FormatError, /switching key: checksum = /);
-    assert.equal(allocator().bytesInUse, before);
+    assert.equal(SMALL.context.allocator.bytesInUse, before);
   });
 
   it('objects of other parameters → MismatchError naming both ids', () => {
@@ -691,7 +690,7 @@ describe('serialization rejects bad input', () => {
 
   it('lengths: huge declared body (no allocation), truncation, trailing bytes, missing header', () => {
     const ct = caseNamed('ciphertext (degree 1)').bytes;
-    const before = allocator().bytesInUse;
+    const before = SMALL.context.allocator.bytesInUse;
     const huge = edit(ct, (v) => {
       v.setUint32(32, 0, true);
       v.setUint32(36, 256, true); // 2^40 bytes
@@ -703,7 +702,7 @@ describe('serialization rejects bad input', () => {
     );
     const beyondSafe = edit(ct, (v) => v.setUint32(36, 2 ** 22, true));
     assertRejects(() => deserializeCiphertext(SMALL, beyondSafe), FormatError, /body length = .*below 2\^53/);
-    assert.equal(allocator().bytesInUse, before);
+    assert.equal(SMALL.context.allocator.bytesInUse, before);
     assertRejects(
       () => deserializeCiphertext(SMALL, ct.subarray(0, ct.length - 1)),
       FormatError,
@@ -730,7 +729,7 @@ describe('serialization rejects bad input', () => {
       FormatError,
       /ciphertext: checksum = 0x[0-9a-f]{8}: expected 0x[0-9a-f]{8} \(the object is corrupted\)/,
     );
-    const before = allocator().bytesInUse;
+    const before = SMALL.context.allocator.bytesInUse;
     const limbBytes = SMALL.n * 4;
     const badResidue = edit(ct, (v) => v.setUint32(HEADER_BYTES + 3 * limbBytes + 8, 0xffffffff, true));
     assertRejects(
@@ -745,7 +744,7 @@ describe('serialization rejects bad input', () => {
     const seededKey = caseNamed('relinearization key (seeded)').bytes;
     const lastDigit = edit(seededKey, (v) => v.setUint32(v.byteLength - 4 - 32 - 4, 0xfffffff0, true));
     assertRejects(() => deserializeSwitchingKey(SMALL, lastDigit), FormatError, /digit 1 b limb 2/);
-    assert.equal(allocator().bytesInUse, before);
+    assert.equal(SMALL.context.allocator.bytesInUse, before);
 
     const evk = caseNamed('evaluation keys').bytes;
     const entry = readHeader(evk.subarray(HEADER_BYTES)).totalLength;
@@ -769,7 +768,7 @@ describe('serialization rejects bad input', () => {
     );
     const mixed = edit(evk, (v) => v.setUint8(HEADER_BYTES + entry + 7, 3));
     assertRejects(() => deserializeEvaluationKeys(SMALL, mixed), FormatError, /entry 1: .*body length/);
-    assert.equal(allocator().bytesInUse, before);
+    assert.equal(SMALL.context.allocator.bytesInUse, before);
   });
 
   it('parameters: invalid or non-canonical literals', () => {

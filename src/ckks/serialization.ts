@@ -1,3 +1,4 @@
+import { defaultContext, type KernelContext } from '../ring/context.ts';
 import { type Xxh32x4Digests, Xxh32x4Stream, xxh32, xxh32x4 } from '../ring/hash.ts';
 import type { Modulus } from '../ring/modulus.ts';
 import { Poly } from '../ring/poly.ts';
@@ -343,9 +344,9 @@ function combineChecksum(header: Uint8Array, digests: Xxh32x4Digests): number {
  * The object checksum of a header and a body read straight from the input (parameters, an evaluation-key
  * container): the TypeScript reference for short bodies, the kernel (copying through its scratch) for long ones.
  */
-function checksumOf(header: Uint8Array, body: Uint8Array): number {
+function checksumOf(header: Uint8Array, body: Uint8Array, context: KernelContext): number {
   if (body.length < KERNEL_HASH_MIN_BYTES) return combineChecksum(header, xxh32x4(body, CHECKSUM_SEED));
-  const stream = new Xxh32x4Stream(CHECKSUM_SEED);
+  const stream = new Xxh32x4Stream(context, CHECKSUM_SEED);
   try {
     return combineChecksum(header, stream.update(body).digests());
   } finally {
@@ -443,13 +444,14 @@ function writeObject(
   out: Uint8Array,
   offset: number,
   fields: HeaderFields,
+  context: KernelContext,
   body: readonly BodySegment[] | NestedBodyWriter,
   outer?: Xxh32x4Stream,
 ): number {
   writeHeader(out, offset, fields);
   const header = out.subarray(offset, offset + HEADER_BYTES);
   const bodyStart = offset + HEADER_BYTES;
-  const lanes = new Xxh32x4Stream(CHECKSUM_SEED);
+  const lanes = new Xxh32x4Stream(context, CHECKSUM_SEED);
   try {
     outer?.update(header);
     const bodyEnd =
@@ -572,7 +574,7 @@ export function serializePlaintext(pt: Plaintext): Uint8Array {
     scale: pt.scale,
     bodyLength,
   };
-  writeObject(out, 0, fields, [pt.poly]);
+  writeObject(out, 0, fields, params.context, [pt.poly]);
   return out;
 }
 
@@ -634,7 +636,7 @@ export function serializeCiphertext(ct: Ciphertext, options: SerializeOptions = 
   const out = outputBytes(HEADER_BYTES + fields.bodyLength + CHECKSUM_BYTES);
   const body =
     fields.type === ObjectType.SeededCiphertext ? [ct.polys[0], (ct as SeededCiphertext).seed] : ct.polys;
-  writeObject(out, 0, fields, body);
+  writeObject(out, 0, fields, params.context, body);
   return out;
 }
 
@@ -669,7 +671,7 @@ export function serializePublicKey(pk: PublicKey, options: SerializeOptions = {}
     scale: 0,
     bodyLength,
   };
-  writeObject(out, 0, fields, seeded ? [pk.b, pk.seed] : [pk.b, pk.a, pk.seed]);
+  writeObject(out, 0, fields, params.context, seeded ? [pk.b, pk.seed] : [pk.b, pk.a, pk.seed]);
   return out;
 }
 
@@ -729,7 +731,7 @@ function writeSwitchingKeyObject(
   outer?: Xxh32x4Stream,
 ): number {
   const fields = switchingKeyFields(key, type, galoisElement, seeded);
-  return writeObject(out, offset, fields, switchingKeyBody(key, seeded), outer);
+  return writeObject(out, offset, fields, key.params.context, switchingKeyBody(key, seeded), outer);
 }
 
 /**
@@ -837,7 +839,7 @@ export function serializeEvaluationKeys(evk: EvaluationKeys, options: SerializeO
     scale: 0,
     bodyLength,
   };
-  writeObject(out, 0, fields, (offset, lanes) => {
+  writeObject(out, 0, fields, params.context, (offset, lanes) => {
     const relinearization = evk.relinearization;
     if (relinearization) {
       offset = writeSwitchingKeyObject(
@@ -894,7 +896,7 @@ export function serializeSecretKey(sk: SecretKey): Uint8Array {
     scale: 0,
     bodyLength,
   };
-  writeObject(out, 0, fields, [sk.poly]);
+  writeObject(out, 0, fields, params.context, [sk.poly]);
   return out;
 }
 
@@ -936,7 +938,7 @@ export function serializeParameters(params: Parameters): Uint8Array {
     scale: 0,
     bodyLength: PARAMETERS_BODY_BYTES,
   };
-  writeObject(out, 0, fields, [body]);
+  writeObject(out, 0, fields, params.context, [body]);
   return out;
 }
 
@@ -1256,9 +1258,9 @@ function checkChecksum(typeName: string, stored: number, computed: number): void
  * Verifies the checksum of an object whose body is read straight from `bytes` (parameters, the container of an
  * evaluation-key set) before anything in the body is looked at.
  */
-function verifyWholeChecksum(bytes: Uint8Array, header: ObjectHeader): void {
+function verifyWholeChecksum(bytes: Uint8Array, header: ObjectHeader, context: KernelContext): void {
   const body = bytes.subarray(HEADER_BYTES, HEADER_BYTES + header.bodyLength);
-  const computed = checksumOf(bytes.subarray(0, HEADER_BYTES), body);
+  const computed = checksumOf(bytes.subarray(0, HEADER_BYTES), body, context);
   checkChecksum(header.typeName, storedChecksum(bytes, header), computed);
 }
 
@@ -1278,7 +1280,10 @@ class BodyReader {
   #lanes: Xxh32x4Stream | undefined;
   #outOfRange: { poly: Poly; limb: number; field: string } | undefined;
 
-  constructor(bytes: Uint8Array, header: ObjectHeader) {
+  readonly #context: KernelContext;
+
+  constructor(bytes: Uint8Array, header: ObjectHeader, context: KernelContext) {
+    this.#context = context;
     this.#bytes = bytes;
     this.#header = header;
     this.#what = header.typeName;
@@ -1321,7 +1326,7 @@ class BodyReader {
   /** Runs `read`, verifies what it read, then runs `build` on its result; frees everything if any step throws. */
   run<R, T>(read: () => R, build: (raw: R) => T): T {
     try {
-      const lanes = new Xxh32x4Stream(CHECKSUM_SEED);
+      const lanes = new Xxh32x4Stream(this.#context, CHECKSUM_SEED);
       this.#lanes = lanes;
       let raw: R;
       try {
@@ -1379,7 +1384,7 @@ class BodyReader {
  */
 export function deserializePlaintext(params: Parameters, bytes: Uint8Array): Plaintext {
   const header = open(params, bytes, [ObjectType.Plaintext]);
-  const reader = new BodyReader(bytes, header);
+  const reader = new BodyReader(bytes, header, params.context);
   return reader.run(
     () => reader.poly(params.moduliAtLevel(header.level), header.ntt, 'polynomial'),
     (poly) => new Plaintext(params, poly, header.level, header.scale),
@@ -1399,7 +1404,7 @@ export function deserializePlaintext(params: Parameters, bytes: Uint8Array): Pla
  */
 export function deserializeCiphertext(params: Parameters, bytes: Uint8Array): Ciphertext {
   const header = open(params, bytes, [ObjectType.Ciphertext, ObjectType.SeededCiphertext]);
-  const reader = new BodyReader(bytes, header);
+  const reader = new BodyReader(bytes, header, params.context);
   const moduli = params.moduliAtLevel(header.level);
   if (header.type === ObjectType.SeededCiphertext) {
     return reader.run(
@@ -1432,7 +1437,7 @@ export function deserializeCiphertext(params: Parameters, bytes: Uint8Array): Ci
  */
 export function deserializePublicKey(params: Parameters, bytes: Uint8Array): PublicKey {
   const header = open(params, bytes, [ObjectType.PublicKey]);
-  const reader = new BodyReader(bytes, header);
+  const reader = new BodyReader(bytes, header, params.context);
   const moduli = params.moduliQPAtLevel(params.depth);
   return reader.run(
     () => {
@@ -1451,7 +1456,7 @@ function readSwitchingKey<T>(
   wrap: (key: SwitchingKey) => T,
 ): T {
   const moduli = params.moduliQPAtLevel(params.depth);
-  const reader = new BodyReader(bytes, header);
+  const reader = new BodyReader(bytes, header, params.context);
   return reader.run(
     () => {
       const bs: Poly[] = [];
@@ -1519,7 +1524,7 @@ export function deserializeGaloisKey(params: Parameters, bytes: Uint8Array): Gal
 export function deserializeEvaluationKeys(params: Parameters, bytes: Uint8Array): EvaluationKeys {
   const header = open(params, bytes, [ObjectType.EvaluationKeys]);
   // The container's checksum covers every entry: check it before any entry is parsed.
-  verifyWholeChecksum(bytes, header);
+  verifyWholeChecksum(bytes, header, params.context);
   const entryBytes = switchingKeyObjectBytes(params, header.seeded);
   const parsed: SwitchingKey[] = [];
   try {
@@ -1577,7 +1582,7 @@ export function deserializeEvaluationKeys(params: Parameters, bytes: Uint8Array)
  */
 export function deserializeSecretKey(params: Parameters, bytes: Uint8Array): SecretKey {
   const header = open(params, bytes, [ObjectType.SecretKey]);
-  const reader = new BodyReader(bytes, header);
+  const reader = new BodyReader(bytes, header, params.context);
   return reader.run(
     () => reader.poly(params.moduliQPAtLevel(params.depth), true, 's'),
     (s) => new SecretKey(params, s),
@@ -1595,9 +1600,13 @@ export function deserializeSecretKey(params: Parameters, bytes: Uint8Array): Sec
  * const ct = deserializeCiphertext(params, ctBytes);
  * ```
  */
-export function deserializeParameters(bytes: Uint8Array): Parameters {
+export function deserializeParameters(
+  bytes: Uint8Array,
+  options: { context?: KernelContext } = {},
+): Parameters {
   const header = open(undefined, bytes, [ObjectType.Parameters]);
-  verifyWholeChecksum(bytes, header);
+  const context = options.context ?? defaultContext();
+  verifyWholeChecksum(bytes, header, context);
   const what = header.typeName;
   const view = new DataView(bytes.buffer, bytes.byteOffset + HEADER_BYTES, PARAMETERS_BODY_BYTES);
   const body = bytes.subarray(HEADER_BYTES, HEADER_BYTES + PARAMETERS_BODY_BYTES);
@@ -1628,7 +1637,7 @@ export function deserializeParameters(bytes: Uint8Array): Parameters {
   };
   let params: Parameters;
   try {
-    params = Parameters.create(literal);
+    params = Parameters.create(literal, { context });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw formatError(what, 'literal', JSON.stringify(literal), `valid parameters (${reason})`);

@@ -1,3 +1,4 @@
+import type { KernelContext } from '../ring/context.ts';
 import { Prng } from '../ring/prng.ts';
 import { Decryptor, SymmetricEncryptor, Encryptor } from './encryptor.ts';
 import { Encoder } from './encoder.ts';
@@ -21,8 +22,9 @@ export function testContext(
   literal: ParametersLiteral,
   keys: { rotations?: number[]; conjugation?: boolean } = {},
   seed = 1,
+  context?: KernelContext,
 ) {
-  const params = Parameters.create(literal);
+  const params = Parameters.create(literal, { context });
   const seedBytes = (label: number) => {
     const bytes = new Uint8Array(32);
     bytes[0] = seed;

@@ -9,7 +9,7 @@ import { findDataFile, findModelFile } from '../nn/fixtures.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { parseByteSize, parseTierSpec } from './sizes.ts';
 
-const HOME = fileURLToPath(new URL('../../bin/home.mjs', import.meta.url));
+const HOME = fileURLToPath(new URL('../../scripts/home-source.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'home-characterize-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -17,10 +17,14 @@ const model = findModelFile('lola-small-mnist.onnx');
 const images = findDataFile('mnist/t10k-images-idx3-ubyte.gz');
 
 function home(...args: string[]) {
-  const r = spawnSync(process.execPath, [HOME, 'characterize', ...args], {
-    encoding: 'utf8',
-    timeout: 180_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--conditions=home-source', '--import', 'tsx', HOME, 'characterize', ...args],
+    {
+      encoding: 'utf8',
+      timeout: 180_000,
+    },
+  );
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { findDataFile, findModelFile } from '../nn/fixtures.ts';
 
-const HOME = fileURLToPath(new URL('../../bin/home.mjs', import.meta.url));
+const HOME = fileURLToPath(new URL('../../scripts/home-source.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'home-infer-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -16,7 +16,11 @@ const images = findDataFile('mnist/t10k-images-idx3-ubyte.gz');
 const labels = findDataFile('mnist/t10k-labels-idx1-ubyte.gz');
 
 function home(...args: string[]) {
-  const r = spawnSync(process.execPath, [HOME, 'infer', ...args], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(
+    process.execPath,
+    ['--conditions=home-source', '--import', 'tsx', HOME, 'infer', ...args],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -16,7 +16,6 @@ import type { LayerModel } from '../nn/layers.ts';
 import { importOnnx } from '../nn/onnx.ts';
 import { opCounts, programFootprint } from '../nn/program.ts';
 import { argmaxRows, simulate } from '../nn/simulate.ts';
-import { allocator } from '../ring/arena.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 
 /**
@@ -369,7 +368,7 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
     depth: program.depth,
     instructions: program.instructions.length,
     peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
-    peak_arena_bytes: allocator().peakBytes,
+    peak_arena_bytes: client.params.context.allocator.peakBytes,
     program_peak_bytes: footprint.peakBytes,
     key_bytes: client.evaluationKeys.byteLength,
     seeded_key_bytes:

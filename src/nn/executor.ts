@@ -10,7 +10,6 @@ import { Evaluator } from '../ckks/evaluator.ts';
 import { type EvaluationKeys, KeyGenerator, type PublicKey, type SecretKey } from '../ckks/keys.ts';
 import type { Ciphertext, Plaintext } from '../ckks/objects.ts';
 import { Parameters } from '../ckks/parameters.ts';
-import { allocator } from '../ring/arena.ts';
 import { Prng } from '../ring/prng.ts';
 import { assertInteger, check, describe } from '../util/assert.ts';
 import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
@@ -865,7 +864,7 @@ export function runEncrypted(
     logits,
     timings,
     passes: list.length,
-    peakArenaBytes: allocator().peakBytes,
+    peakArenaBytes: client.params.context.allocator.peakBytes,
     keyBytes: client.evaluationKeys.byteLength,
     seededKeyBytes,
     uploadBytes,

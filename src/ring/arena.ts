@@ -1,15 +1,16 @@
 import { assertInteger } from '../util/assert.ts';
 import { ResourceError } from '../util/errors.ts';
-import { kernels, MAX_PAGES, PAGE_BYTES } from './kernels.ts';
+import { MAX_PAGES, PAGE_BYTES } from './kernels.ts';
 
 /**
- * Where polynomial limbs live while kernels compute on them. The runtime may install its own allocator
- * (for budgets and tiering) with {@link setAllocator}; every allocation is a run of 32-bit words.
+ * Where polynomial limbs live while kernels compute on them: a source of runs of 32-bit words in one kernel
+ * context's memory. Each {@link KernelContext} owns one (replaceable, e.g. by the tiered runtime's placement
+ * allocator); a polynomial frees its limbs into the allocator it came from.
  *
  * @example
  * ```ts
- * const pointer = allocator().alloc(1024);
- * allocator().free(pointer, 1024);
+ * const pointer = context.allocator.alloc(1024);
+ * context.allocator.free(pointer, 1024);
  * ```
  */
 export interface Allocator {
@@ -27,21 +28,40 @@ export interface Allocator {
 const RESERVED_BYTES = 65536;
 
 /**
- * The default allocator: a bump pointer over the shared kernel memory with exact-size free lists. CKKS
- * allocates few distinct sizes (one per limb count), so exact-size reuse keeps fragmentation low.
+ * Bytes an allocation of `words` words occupies (rounded up to 16 bytes, the alignment SIMD kernels use).
  *
  * @example
  * ```ts
- * const arena = new ArenaAllocator();
+ * allocationBytes(3); // 16
+ * ```
+ */
+export function allocationBytes(words: number): number {
+  return Math.ceil((words * 4) / 16) * 16;
+}
+
+/**
+ * The default allocator of a context: a bump pointer over its memory with exact-size free lists. CKKS allocates
+ * few distinct sizes (one per limb count), so exact-size reuse keeps fragmentation low.
+ *
+ * @example
+ * ```ts
+ * const arena = new ArenaAllocator(memory);
  * const ptr = arena.alloc(1 << 14);
  * arena.free(ptr, 1 << 14);
  * ```
  */
 export class ArenaAllocator implements Allocator {
+  readonly #memory: WebAssembly.Memory;
+  readonly #maximumPages: number;
   #top = RESERVED_BYTES;
   #free = new Map<number, number[]>();
   #inUse = 0;
   #peak = 0;
+
+  constructor(memory: WebAssembly.Memory, maximumPages = MAX_PAGES) {
+    this.#memory = memory;
+    this.#maximumPages = maximumPages;
+  }
 
   get bytesInUse(): number {
     return this.#inUse;
@@ -53,35 +73,35 @@ export class ArenaAllocator implements Allocator {
 
   alloc(words: number): number {
     assertInteger(words, 'words', 1, 2 ** 30);
-    const bytes = Math.ceil((words * 4) / 16) * 16;
+    const bytes = allocationBytes(words);
     this.#inUse += bytes;
     if (this.#inUse > this.#peak) this.#peak = this.#inUse;
     const list = this.#free.get(bytes);
     if (list && list.length > 0) return list.pop()!;
     const pointer = this.#top;
     const end = pointer + bytes;
-    const memory = kernels().memory;
-    const have = memory.buffer.byteLength;
+    const have = this.#memory.buffer.byteLength;
     if (end > have) {
       const pages = Math.ceil((end - have) / PAGE_BYTES);
       const target = Math.max(pages, Math.ceil(have / PAGE_BYTES / 4));
       const current = have / PAGE_BYTES;
-      const grow = Math.min(Math.max(target, pages), MAX_PAGES - current);
+      const grow = Math.min(Math.max(target, pages), this.#maximumPages - current);
       if (grow < pages) {
         this.#inUse -= bytes;
         throw new ResourceError(
-          `arena: cannot allocate ${bytes} bytes: kernel memory would exceed 4 GiB (in use ${this.#inUse} bytes); ` +
+          `arena: cannot allocate ${bytes} bytes: kernel memory would exceed ` +
+            `${(this.#maximumPages * PAGE_BYTES) / 2 ** 30} GiB (in use ${this.#inUse} bytes); ` +
             'free objects or move them to the tiered store',
         );
       }
-      memory.grow(grow);
+      this.#memory.grow(grow);
     }
     this.#top = end;
     return pointer;
   }
 
   free(pointer: number, words: number): void {
-    const bytes = Math.ceil((words * 4) / 16) * 16;
+    const bytes = allocationBytes(words);
     this.#inUse -= bytes;
     let list = this.#free.get(bytes);
     if (!list) {
@@ -90,45 +110,4 @@ export class ArenaAllocator implements Allocator {
     }
     list.push(pointer);
   }
-}
-
-let current: Allocator = new ArenaAllocator();
-
-/**
- * The allocator polynomials use.
- *
- * @example
- * ```ts
- * const inUse = allocator().bytesInUse;
- * ```
- */
-export function allocator(): Allocator {
-  return current;
-}
-
-/**
- * Installs another allocator (the tiered runtime does); returns the previous one.
- *
- * @example
- * ```ts
- * const previous = setAllocator(myBudgetedAllocator);
- * ```
- */
-export function setAllocator(next: Allocator): Allocator {
-  const previous = current;
-  current = next;
-  return previous;
-}
-
-/**
- * A Uint32Array view of `words` words at byte offset `pointer` of kernel memory. Views stay valid when the
- * shared memory grows.
- *
- * @example
- * ```ts
- * const limb = wordsView(ptr, n);
- * ```
- */
-export function wordsView(pointer: number, words: number): Uint32Array {
-  return new Uint32Array(kernels().memory.buffer, pointer, words);
 }

@@ -1,5 +1,3 @@
-import { allocator, wordsView } from './arena.ts';
-import { kernels } from './kernels.ts';
 import { invMod, mulMod, shoupConstant } from './modarith.ts';
 import type { Modulus } from './modulus.ts';
 
@@ -34,10 +32,10 @@ export class BasisExtender {
     this.from = from;
     this.to = to;
     const k = from.length;
-    this.#inverses = allocator().alloc(2 * k);
-    new Float64Array(wordsView(this.#inverses, 2 * k).buffer, this.#inverses, k).set(
-      from.map((m) => 1 / m.value),
-    );
+    const context = from[0].context;
+    for (const m of [...from, ...to]) context.check(m.context, 'BasisExtender');
+    this.#inverses = context.allocator.alloc(2 * k);
+    new Float64Array(context.memory.buffer, this.#inverses, k).set(from.map((m) => 1 / m.value));
     this.#productModTo = new Float64Array(to.length);
     this.#productModToShoup = new Float64Array(to.length);
     to.forEach((m, j) => {
@@ -91,7 +89,7 @@ export class BasisExtender {
     scratch: number,
     overflow: number,
   ): void {
-    const kx = kernels().exports;
+    const kx = this.from[0].context.exports;
     const k = this.from.length;
     for (let i = 0; i < k; i++) {
       kx.mulScalar(

@@ -1,5 +1,4 @@
-import { allocator, wordsView } from './arena.ts';
-import { kernels } from './kernels.ts';
+import type { KernelContext } from './context.ts';
 import { barrettConstant, invMod, mulMod } from './modarith.ts';
 import type { Poly } from './poly.ts';
 
@@ -13,12 +12,14 @@ import type { Poly } from './poly.ts';
  *
  * @example
  * ```ts
- * const composer = new CrtComposer(poly.moduli.map((m) => m.value));
+ * const composer = new CrtComposer(poly.moduli.map((m) => m.value), poly.context);
  * composer.compose(poly, out); // poly in the coefficient domain
  * ```
  */
 export class CrtComposer {
   readonly moduli: readonly number[];
+  /** The context whose memory holds the tables; it composes polynomials of that context. */
+  readonly context: KernelContext;
   /** inverseOfPrefix[i] = (q_0 … q_{i−1})^{-1} mod q_i */
   readonly #inverseOfPrefix: Float64Array;
   /** prefixMod[j * L + i] = (q_0 … q_{i−1}) mod q_j */
@@ -30,8 +31,9 @@ export class CrtComposer {
   readonly #barrettTable: number;
   readonly #perLimbTable: number;
 
-  constructor(moduli: readonly number[], candidateLimbs = 3) {
+  constructor(moduli: readonly number[], context: KernelContext, candidateLimbs = 3) {
     this.moduli = moduli;
+    this.context = context;
     const L = moduli.length;
     this.#candidateLimbs = Math.min(Math.max(candidateLimbs, 1), 3, L);
     this.#inverseOfPrefix = new Float64Array(L);
@@ -46,13 +48,13 @@ export class CrtComposer {
     for (let i = 0; i < L; i++) {
       this.#inverseOfPrefix[i] = i === 0 ? 1 : invMod(this.#prefixMod[i * (L + 1) + i], moduli[i]);
     }
-    const alloc = allocator();
+    const alloc = context.allocator;
     this.#moduliTable = alloc.alloc(L);
     this.#barrettTable = alloc.alloc(L);
     this.#perLimbTable = alloc.alloc(3 * L);
-    const moduliWords = wordsView(this.#moduliTable, L);
-    const barrettWords = wordsView(this.#barrettTable, L);
-    const perLimb = wordsView(this.#perLimbTable, 3 * L);
+    const moduliWords = context.view(this.#moduliTable, L);
+    const barrettWords = context.view(this.#barrettTable, L);
+    const perLimb = context.view(this.#perLimbTable, 3 * L);
     const c = this.#candidateLimbs;
     for (let j = 0; j < L; j++) {
       moduliWords[j] = moduli[j];
@@ -68,11 +70,13 @@ export class CrtComposer {
     const n = poly.n;
     const L = this.moduli.length;
     const c = this.#candidateLimbs;
-    const alloc = allocator();
+    const context = this.context;
+    context.check(poly.context, 'CrtComposer.compose');
+    const alloc = context.allocator;
     const outPointer = alloc.alloc(2 * n);
     const flagsPointer = alloc.alloc(n / 4);
     try {
-      const failures = kernels().exports.crtCandidate(
+      const failures = context.exports.crtCandidate(
         outPointer,
         flagsPointer,
         poly.pointer,
@@ -85,7 +89,7 @@ export class CrtComposer {
         c > 2 ? this.#inverseOfPrefix[2] : 0,
         this.#perLimbTable,
       );
-      const memory = wordsView(outPointer, 2 * n).buffer;
+      const memory = context.memory.buffer;
       out.set(new Float64Array(memory, outPointer, n));
       if (failures > 0) {
         const flags = new Uint8Array(memory, flagsPointer, n);

@@ -1,6 +1,6 @@
 import { assertInteger } from '../util/assert.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
-import { allocator, wordsView } from './arena.ts';
+import type { KernelContext } from './context.ts';
 import { bitReverse } from './modulus.ts';
 
 /**
@@ -48,20 +48,26 @@ export function galoisElementForConjugation(logN: number): number {
   return 2 ** (logN + 1) - 1;
 }
 
-const permutations = new Map<string, number>();
+/** Per context, the index tables built so far by (logN, g). */
+const permutations = new WeakMap<KernelContext, Map<string, number>>();
 
 /**
- * Kernel-memory pointer to the index table that applies X → X^g to a polynomial in bit-reversed NTT order:
- * out[i] = in[index[i]]. Built once per (logN, g).
+ * Pointer (in `context`'s memory) to the index table that applies X → X^g to a polynomial in bit-reversed NTT
+ * order: out[i] = in[index[i]]. Built once per context and (logN, g).
  *
  * @example
  * ```ts
- * kernels().exports.permute(outPtr, inPtr, nttAutomorphismIndex(14, 5), 1 << 14);
+ * context.exports.permute(outPtr, inPtr, nttAutomorphismIndex(14, 5, context), 1 << 14);
  * ```
  */
-export function nttAutomorphismIndex(logN: number, galoisElement: number): number {
+export function nttAutomorphismIndex(logN: number, galoisElement: number, context: KernelContext): number {
+  let tables = permutations.get(context);
+  if (!tables) {
+    tables = new Map();
+    permutations.set(context, tables);
+  }
   const key = `${logN}:${galoisElement}`;
-  const cached = permutations.get(key);
+  const cached = tables.get(key);
   if (cached !== undefined) return cached;
   const n = 2 ** logN;
   const twoN = 2 * n;
@@ -75,14 +81,14 @@ export function nttAutomorphismIndex(logN: number, galoisElement: number): numbe
       `Galois element ${galoisElement}: expected an odd integer in (0, ${twoN})`,
     );
   }
-  const pointer = allocator().alloc(n);
-  const index = wordsView(pointer, n);
+  const pointer = context.allocator.alloc(n);
+  const index = context.view(pointer, n);
   // NTT slot bitrev(j) holds the evaluation at psi^(2j+1); X → X^g maps it to the evaluation at psi^((2j+1)g).
   for (let j = 0; j < n; j++) {
     const exponent = ((2 * j + 1) * galoisElement) % twoN;
     index[bitReverse(j, logN)] = bitReverse((exponent - 1) / 2, logN);
   }
-  permutations.set(key, pointer);
+  tables.set(key, pointer);
   return pointer;
 }
 

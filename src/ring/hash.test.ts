@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { InvalidArgumentError } from '../util/errors.ts';
-import { allocator } from './arena.ts';
+import { KernelContext } from './context.ts';
 import {
   countNotBelow,
   XXH32X4_LANES,
@@ -14,9 +14,10 @@ import {
   xxh32x4Lane,
   xxh32x4Segments,
 } from './hash.ts';
-import { kernels } from './kernels.ts';
 
 const PRIME32 = 0x9e3779b1;
+/** The hashes run in a context of their own. */
+const context = KernelContext.create();
 
 /** The test buffer of the xxHash sanity checks: byte i is the top byte of PRIME32 · PRIME64^i (mod 2^64). */
 function sanityBuffer(length: number): Uint8Array {
@@ -52,12 +53,12 @@ function pseudoRandomBytes(length: number, seed: number): Uint8Array {
 /** Runs `body` with `bytes` copied to kernel memory at 16-byte-aligned offset + `shift`; frees it after. */
 function inKernel<T>(bytes: Uint8Array, shift: number, body: (pointer: number) => T): T {
   const words = Math.max(1, Math.ceil((bytes.length + shift) / 4));
-  const base = allocator().alloc(words);
+  const base = context.allocator.alloc(words);
   try {
-    new Uint8Array(kernels().memory.buffer, base + shift, bytes.length).set(bytes);
+    new Uint8Array(context.memory.buffer, base + shift, bytes.length).set(bytes);
     return body(base + shift);
   } finally {
-    allocator().free(base, words);
+    context.allocator.free(base, words);
   }
 }
 
@@ -108,10 +109,14 @@ describe('XXH32 kernel', () => {
       for (let length = 0; length <= 100; length++) {
         const bytes = data.subarray(0, length);
         const expected = xxh32(bytes, seed);
-        assert.equal(xxh32Segments([bytes], seed), expected, `copied, length ${length}, seed ${seed}`);
+        assert.equal(
+          xxh32Segments([bytes], context, seed),
+          expected,
+          `copied, length ${length}, seed ${seed}`,
+        );
         const shift = length % 4;
         const inPlace = inKernel(bytes, shift, (pointer) =>
-          xxh32Segments([{ pointer, byteLength: length }], seed),
+          xxh32Segments([{ pointer, byteLength: length }], context, seed),
         );
         assert.equal(inPlace, expected, `in place at +${shift}, length ${length}, seed ${seed}`);
       }
@@ -119,13 +124,13 @@ describe('XXH32 kernel', () => {
   });
 
   it('equals the reference on the sanity values and on 1 MiB', () => {
-    assert.equal(xxh32Segments([]), 0x02cc5d05);
-    assert.equal(xxh32Segments([sanityBuffer(222)], PRIME32), 0x58803c5f);
+    assert.equal(xxh32Segments([], context), 0x02cc5d05);
+    assert.equal(xxh32Segments([sanityBuffer(222)], context, PRIME32), 0x58803c5f);
     const big = pseudoRandomBytes(1 << 20, 5);
     const expected = xxh32(big, 17);
-    assert.equal(xxh32Segments([big], 17), expected);
+    assert.equal(xxh32Segments([big], context, 17), expected);
     assert.equal(
-      inKernel(big, 0, (pointer) => xxh32Segments([{ pointer, byteLength: big.length }], 17)),
+      inKernel(big, 0, (pointer) => xxh32Segments([{ pointer, byteLength: big.length }], context, 17)),
       expected,
     );
   });
@@ -141,7 +146,7 @@ describe('XXH32 kernel', () => {
           const bounds = [0, ...cuts.sort((a, b) => a - b), 700];
           const expected = xxh32(data, seed);
           const got = inKernel(data, 0, (base) => {
-            const stream = new Xxh32Stream(seed);
+            const stream = new Xxh32Stream(context, seed);
             try {
               for (let i = 0; i + 1 < bounds.length; i++) {
                 const [start, end] = [bounds[i], bounds[i + 1]];
@@ -162,7 +167,7 @@ describe('XXH32 kernel', () => {
 
   it('digest does not end the stream', () => {
     const data = pseudoRandomBytes(90, 3);
-    const stream = new Xxh32Stream(5);
+    const stream = new Xxh32Stream(context, 5);
     try {
       stream.update(data.subarray(0, 37));
       assert.equal(stream.digest(), xxh32(data.subarray(0, 37), 5));
@@ -175,7 +180,7 @@ describe('XXH32 kernel', () => {
 
   it('hashes a segment larger than the copy scratch (several chunks)', () => {
     const data = pseudoRandomBytes(100_003, 8);
-    assert.equal(xxh32Segments([data.subarray(1)]), xxh32(data.subarray(1)));
+    assert.equal(xxh32Segments([data.subarray(1)], context), xxh32(data.subarray(1)));
   });
 });
 
@@ -204,7 +209,7 @@ describe('range check kernels', () => {
       const words = wordsWithOutliers(count, count + 1, [0, count - 1, 9, 31]);
       if (count > 2) words[Math.floor(count / 2)] = p - 1; // the largest residue is valid
       const bytes = new Uint8Array(words.buffer);
-      const got = inKernel(bytes, 0, (pointer) => countNotBelow(pointer, count, p));
+      const got = inKernel(bytes, 0, (pointer) => countNotBelow(context, pointer, count, p));
       assert.equal(got, countInJs(words), `${count} words`);
     }
   });
@@ -217,7 +222,7 @@ describe('range check kernels', () => {
         const head = pseudoRandomBytes(prefix, prefix + 2);
         const expectedHash = xxh32(new Uint8Array([...head, ...bytes]), 7);
         const [hash, counted] = inKernel(bytes, 0, (pointer) => {
-          const stream = new Xxh32Stream(7);
+          const stream = new Xxh32Stream(context, 7);
           try {
             stream.update(head);
             const c = stream.updateKernelCounting(pointer, count, p);
@@ -235,23 +240,26 @@ describe('range check kernels', () => {
 
 describe('Xxh32Stream resources and arguments', () => {
   it('returns its kernel memory on dispose and refuses use afterwards', () => {
-    const before = allocator().bytesInUse;
-    const stream = new Xxh32Stream();
-    assert.ok(allocator().bytesInUse > before);
+    const before = context.allocator.bytesInUse;
+    const stream = new Xxh32Stream(context);
+    assert.ok(context.allocator.bytesInUse > before);
     stream.dispose();
     stream.dispose();
-    assert.equal(allocator().bytesInUse, before);
+    assert.equal(context.allocator.bytesInUse, before);
     assert.throws(() => stream.digest(), InvalidArgumentError);
     assert.throws(() => stream.update(new Uint8Array(1)), InvalidArgumentError);
   });
 
   it('rejects seeds outside u32 and segments outside kernel memory', () => {
-    assert.throws(() => new Xxh32Stream(-1), /seed = -1/);
-    assert.throws(() => new Xxh32Stream(2 ** 32), InvalidArgumentError);
-    const size = kernels().memory.buffer.byteLength;
-    assert.throws(() => xxh32Segments([{ pointer: size - 4, byteLength: 8 }]), /inside kernel memory/);
-    assert.throws(() => xxh32Segments([{ pointer: -1, byteLength: 1 }]), InvalidArgumentError);
-    assert.throws(() => countNotBelow(size, 1, 3), InvalidArgumentError);
+    assert.throws(() => new Xxh32Stream(context, -1), /seed = -1/);
+    assert.throws(() => new Xxh32Stream(context, 2 ** 32), InvalidArgumentError);
+    const size = context.memory.buffer.byteLength;
+    assert.throws(
+      () => xxh32Segments([{ pointer: size - 4, byteLength: 8 }], context),
+      /inside kernel memory/,
+    );
+    assert.throws(() => xxh32Segments([{ pointer: -1, byteLength: 1 }], context), InvalidArgumentError);
+    assert.throws(() => countNotBelow(context, size, 1, 3), InvalidArgumentError);
   });
 });
 
@@ -295,10 +303,14 @@ describe('XXH32×4 (four interleaved lanes)', () => {
       for (let length = 0; length <= 300; length++) {
         const bytes = data.subarray(0, length);
         const expected = xxh32x4(bytes, seed);
-        assert.deepEqual(xxh32x4Segments([bytes], seed), expected, `copied, length ${length}, seed ${seed}`);
+        assert.deepEqual(
+          xxh32x4Segments([bytes], context, seed),
+          expected,
+          `copied, length ${length}, seed ${seed}`,
+        );
         const shift = length % 4;
         const inPlace = inKernel(bytes, shift, (pointer) =>
-          xxh32x4Segments([{ pointer, byteLength: length }], seed),
+          xxh32x4Segments([{ pointer, byteLength: length }], context, seed),
         );
         assert.deepEqual(inPlace, expected, `in place at +${shift}, length ${length}, seed ${seed}`);
       }
@@ -308,9 +320,9 @@ describe('XXH32×4 (four interleaved lanes)', () => {
   it('kernel equals the reference on 1 MiB + 37 bytes and across the copy scratch', () => {
     const big = pseudoRandomBytes((1 << 20) + 37, 6);
     const expected = xxh32x4(big, 17);
-    assert.deepEqual(xxh32x4Segments([big], 17), expected);
+    assert.deepEqual(xxh32x4Segments([big], context, 17), expected);
     assert.deepEqual(
-      inKernel(big, 0, (pointer) => xxh32x4Segments([{ pointer, byteLength: big.length }], 17)),
+      inKernel(big, 0, (pointer) => xxh32x4Segments([{ pointer, byteLength: big.length }], context, 17)),
       expected,
     );
   });
@@ -328,7 +340,7 @@ describe('XXH32×4 (four interleaved lanes)', () => {
           const bounds = [0, ...cuts.sort((a, b) => a - b), 225].map((w) => 4 * w);
           const expected = xxh32x4(data, seed);
           const got = inKernel(data, 0, (base) => {
-            const stream = new Xxh32x4Stream(seed);
+            const stream = new Xxh32x4Stream(context, seed);
             try {
               for (let i = 0; i + 1 < bounds.length; i++) {
                 const [start, end] = [bounds[i], bounds[i + 1]];
@@ -366,7 +378,7 @@ describe('XXH32×4 (four interleaved lanes)', () => {
         for (const prefix of [0, 4, 60, 64]) {
           const head = pseudoRandomBytes(prefix, prefix + 5);
           const [digests, largest] = inKernel(markedBytes, 0, (pointer) => {
-            const stream = new Xxh32x4Stream(3);
+            const stream = new Xxh32x4Stream(context, 3);
             try {
               stream.update(head);
               const m = stream.updateKernelMax(pointer, count);
@@ -385,21 +397,24 @@ describe('XXH32×4 (four interleaved lanes)', () => {
 
   it('digests do not end the stream; kernel memory returned on dispose; bad use refused', () => {
     const data = pseudoRandomBytes(200, 4);
-    const before = allocator().bytesInUse;
-    const stream = new Xxh32x4Stream(8);
-    assert.ok(allocator().bytesInUse > before);
+    const before = context.allocator.bytesInUse;
+    const stream = new Xxh32x4Stream(context, 8);
+    assert.ok(context.allocator.bytesInUse > before);
     stream.update(data.subarray(0, 99));
     assert.deepEqual(stream.digests(), xxh32x4(data.subarray(0, 99), 8));
     stream.update(data.subarray(99));
     assert.deepEqual(stream.digests(), xxh32x4(data, 8));
     stream.dispose();
     stream.dispose();
-    assert.equal(allocator().bytesInUse, before);
+    assert.equal(context.allocator.bytesInUse, before);
     assert.throws(() => stream.digests(), InvalidArgumentError);
-    assert.throws(() => new Xxh32x4Stream(-1), /seed = -1/);
-    const size = kernels().memory.buffer.byteLength;
-    assert.throws(() => xxh32x4Segments([{ pointer: size - 4, byteLength: 8 }]), /inside kernel memory/);
-    const fresh = new Xxh32x4Stream();
+    assert.throws(() => new Xxh32x4Stream(context, -1), /seed = -1/);
+    const size = context.memory.buffer.byteLength;
+    assert.throws(
+      () => xxh32x4Segments([{ pointer: size - 4, byteLength: 8 }], context),
+      /inside kernel memory/,
+    );
+    const fresh = new Xxh32x4Stream(context);
     try {
       assert.throws(() => fresh.updateKernelMax(size - 4, 2), InvalidArgumentError);
     } finally {

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../util/errors.ts';
-import { type Allocator, allocator } from './arena.ts';
-import { kernels } from './kernels.ts';
+import type { Allocator } from './arena.ts';
+import type { KernelContext } from './context.ts';
 
 /*
  * XXH32 (the 32-bit xxHash of the xxHash specification, doc/xxhash_spec.md of the xxHash repository): a
@@ -95,8 +95,8 @@ interface HashKernelExports {
   xxh32x4Digest(state: number): void;
 }
 
-function hashKernels(): HashKernelExports {
-  return kernels().exports as unknown as HashKernelExports;
+function hashKernels(context: KernelContext): HashKernelExports {
+  return context.exports as unknown as HashKernelExports;
 }
 
 /** Bytes reserved for the state (48 used, rounded to 64). */
@@ -136,7 +136,7 @@ export type HashSegment = Uint8Array | KernelSegment;
  *
  * @example
  * ```ts
- * const stream = new Xxh32Stream();
+ * const stream = new Xxh32Stream(poly.context);
  * try {
  *   stream.update(header).updateKernel(poly.pointer, poly.byteLength).update(seed);
  *   const checksum = stream.digest();
@@ -153,12 +153,11 @@ export class Xxh32Stream {
   readonly #scratch: number;
   #disposed = false;
 
-  constructor(seed = 0) {
+  constructor(context: KernelContext, seed = 0) {
     checkSeed(seed);
-    const { memory } = kernels();
-    this.#exports = hashKernels();
-    this.#memory = memory;
-    this.#allocator = allocator();
+    this.#exports = hashKernels(context);
+    this.#memory = context.memory;
+    this.#allocator = context.allocator;
     this.#state = this.#allocator.alloc(REGION_WORDS);
     this.#scratch = this.#state + STATE_BYTES;
     this.#exports.xxh32Init(this.#state, seed | 0);
@@ -262,11 +261,11 @@ function checkKernelRange(memory: WebAssembly.Memory, pointer: number, byteLengt
  *
  * @example
  * ```ts
- * const checksum = xxh32Segments([header, poly, seed]); // === xxh32(header ‖ poly bytes ‖ seed)
+ * const checksum = xxh32Segments([header, poly, seed], poly.context); // === xxh32(header ‖ poly bytes ‖ seed)
  * ```
  */
-export function xxh32Segments(segments: readonly HashSegment[], seed = 0): number {
-  const stream = new Xxh32Stream(seed);
+export function xxh32Segments(segments: readonly HashSegment[], context: KernelContext, seed = 0): number {
+  const stream = new Xxh32Stream(context, seed);
   try {
     return stream.updateSegments(segments).digest();
   } finally {
@@ -279,17 +278,17 @@ export function xxh32Segments(segments: readonly HashSegment[], seed = 0): numbe
  *
  * @example
  * ```ts
- * countNotBelow(poly.limbPointer(i), poly.n, poly.moduli[i].value); // 0 for a valid limb
+ * countNotBelow(poly.context, poly.limbPointer(i), poly.n, poly.moduli[i].value); // 0 for a valid limb
  * ```
  */
-export function countNotBelow(pointer: number, words: number, prime: number): number {
-  const size = kernels().memory.buffer.byteLength;
+export function countNotBelow(context: KernelContext, pointer: number, words: number, prime: number): number {
+  const size = context.memory.buffer.byteLength;
   if (!Number.isInteger(words) || words < 0 || pointer < 0 || pointer + words * 4 > size) {
     throw new InvalidArgumentError(
       `kernel range at ${pointer} of ${words} words: expected a range inside kernel memory (${size} bytes)`,
     );
   }
-  return hashKernels().countNotBelow(pointer, words, prime >>> 0);
+  return hashKernels(context).countNotBelow(pointer, words, prime >>> 0);
 }
 
 /*
@@ -382,7 +381,7 @@ const X4_REGION_WORDS = (X4_STATE_BYTES + SCRATCH_BYTES) / 4;
  *
  * @example
  * ```ts
- * const stream = new Xxh32x4Stream();
+ * const stream = new Xxh32x4Stream(poly.context);
  * try {
  *   stream.updateKernel(poly.pointer, poly.byteLength).update(seed);
  *   const [d0, d1, d2, d3] = stream.digests();
@@ -399,15 +398,14 @@ export class Xxh32x4Stream {
   readonly #scratch: number;
   #disposed = false;
 
-  constructor(seed = 0) {
+  constructor(context: KernelContext, seed = 0) {
     checkSeed(seed);
-    const { memory } = kernels();
-    this.#exports = hashKernels();
+    this.#exports = hashKernels(context);
     if (this.#exports.xxh32x4StateBytes() > X4_STATE_BYTES) {
       throw new Error(`Xxh32x4Stream: the kernel state needs ${this.#exports.xxh32x4StateBytes()} bytes`);
     }
-    this.#memory = memory;
-    this.#allocator = allocator();
+    this.#memory = context.memory;
+    this.#allocator = context.allocator;
     this.#state = this.#allocator.alloc(X4_REGION_WORDS);
     this.#scratch = this.#state + X4_STATE_BYTES;
     this.#exports.xxh32x4Init(this.#state, seed | 0);
@@ -476,11 +474,15 @@ export class Xxh32x4Stream {
  *
  * @example
  * ```ts
- * const digests = xxh32x4Segments([poly, seed]); // deep-equals xxh32x4(poly bytes ‖ seed)
+ * const digests = xxh32x4Segments([poly, seed], poly.context); // deep-equals xxh32x4(poly bytes ‖ seed)
  * ```
  */
-export function xxh32x4Segments(segments: readonly HashSegment[], seed = 0): Xxh32x4Digests {
-  const stream = new Xxh32x4Stream(seed);
+export function xxh32x4Segments(
+  segments: readonly HashSegment[],
+  context: KernelContext,
+  seed = 0,
+): Xxh32x4Digests {
+  const stream = new Xxh32x4Stream(context, seed);
   try {
     return stream.updateSegments(segments).digests();
   } finally {

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { wordsView } from './arena.ts';
 import { BasisExtender } from './base-conversion.ts';
+import { KernelContext } from './context.ts';
 import { CrtComposer } from './crt.ts';
 import { automorphismCoefficients, galoisElementForRotation, nttAutomorphismIndex } from './galois.ts';
-import { kernels } from './kernels.ts';
 import { barrettConstant, mulMod, powMod, reduceFloat, shoupConstant } from './modarith.ts';
 import { Modulus } from './modulus.ts';
 import { automorphismNtt, inttInPlace, nttInPlace } from './ops.ts';
@@ -21,6 +20,9 @@ import {
   referenceNttForward,
   referenceNttInverse,
 } from './reference.ts';
+
+/** The kernels under test run in a context of their own. */
+const context = KernelContext.create();
 
 /** Deterministic xorshift for test inputs (no crypto needed here). */
 function rng(seed: number): () => number {
@@ -93,7 +95,7 @@ describe('NTT kernels agree with the reference', () => {
     it(`logN = ${logN}`, () => {
       const n = 2 ** logN;
       const p = nttFriendlyPrimes(logN)[logN % 3];
-      const m = Modulus.get(p, logN);
+      const m = Modulus.get(p, logN, context);
       const poly = Poly.alloc([m], false);
       const input = randomResidues(n, p, logN);
       poly.limb(0).set(input);
@@ -110,7 +112,7 @@ describe('NTT kernels agree with the reference', () => {
   it('NTT products are negacyclic convolutions (n = 1024)', () => {
     const logN = 10;
     const p = nttFriendlyPrimes(logN)[0];
-    const m = Modulus.get(p, logN);
+    const m = Modulus.get(p, logN, context);
     const a = Poly.alloc([m], false);
     const b = Poly.alloc([m], false);
     const av = randomResidues(1024, p, 1);
@@ -119,7 +121,7 @@ describe('NTT kernels agree with the reference', () => {
     b.limb(0).set(bv);
     nttInPlace(a);
     nttInPlace(b);
-    const k = kernels().exports;
+    const k = context.exports;
     k.mul(a.limbPointer(0), a.limbPointer(0), b.limbPointer(0), 1024, p, m.barrett);
     inttInPlace(a);
     assert.deepEqual(a.limb(0), referenceNegacyclicProduct(av, bv, p));
@@ -127,7 +129,7 @@ describe('NTT kernels agree with the reference', () => {
   it('accepts lazy inputs in [0, 4p) for the forward transform', () => {
     const logN = 11;
     const p = nttFriendlyPrimes(logN)[1];
-    const m = Modulus.get(p, logN);
+    const m = Modulus.get(p, logN, context);
     const poly = Poly.alloc([m], false);
     const input = randomResidues(2048, p, 9);
     const lazy = input.map((x, i) => x + (i % 4) * p);
@@ -142,8 +144,8 @@ describe('element-wise kernels agree with the reference', () => {
   const n = 2 ** logN;
   for (const p of [nttFriendlyPrimes(logN)[0], nttFriendlyPrimes(logN).at(-1)!]) {
     it(`p = ${p}`, () => {
-      const m = Modulus.get(p, logN);
-      const k = kernels().exports;
+      const m = Modulus.get(p, logN, context);
+      const k = context.exports;
       const a = Poly.alloc([m], false);
       const b = Poly.alloc([m], false);
       const out = Poly.alloc([m], false);
@@ -200,14 +202,14 @@ describe('Galois automorphisms in the NTT domain', () => {
     const logN = 10;
     const n = 2 ** logN;
     const p = nttFriendlyPrimes(logN)[2];
-    const m = Modulus.get(p, logN);
+    const m = Modulus.get(p, logN, context);
     for (const g of [galoisElementForRotation(1, logN), galoisElementForRotation(-3, logN), 2 * n - 1]) {
       const input = randomResidues(n, p, g);
       const a = Poly.alloc([m], false);
       a.limb(0).set(input);
       nttInPlace(a);
       const out = Poly.alloc([m], true);
-      automorphismNtt(a, nttAutomorphismIndex(logN, g), out);
+      automorphismNtt(a, nttAutomorphismIndex(logN, g, context), out);
       inttInPlace(out);
       assert.deepEqual(out.limb(0), referenceAutomorphism(input, g, p), `g = ${g}`);
       a.dispose();
@@ -231,8 +233,8 @@ describe('fast basis extension', () => {
     const logN = 10;
     const n = 2 ** logN;
     const primes = nttFriendlyPrimes(logN);
-    const from = primes.slice(0, 3).map((p) => Modulus.get(p, logN));
-    const to = primes.slice(3, 6).map((p) => Modulus.get(p, logN));
+    const from = primes.slice(0, 3).map((p) => Modulus.get(p, logN, context));
+    const to = primes.slice(3, 6).map((p) => Modulus.get(p, logN, context));
     const input = Poly.alloc(from, false);
     for (let i = 0; i < 3; i++) input.limb(i).set(randomResidues(n, from[i].value, 20 + i));
     const output = Poly.alloc(to, false);
@@ -259,7 +261,7 @@ describe('fast basis extension', () => {
       );
       assert.ok(ok, `coefficient ${c}`);
     }
-    assert.ok(wordsView(output.pointer, 4).length === 4);
+    assert.ok(context.view(output.pointer, 4).length === 4);
   });
 });
 
@@ -270,7 +272,7 @@ describe('decoder, key-switching and exact-extension kernels agree with the refe
 
   it('innerProduct2 (lazy 64-bit accumulation) for 1 … 8 digits, including all-(p−1) inputs', () => {
     const p = primes[4];
-    const m = Modulus.get(p, logN);
+    const m = Modulus.get(p, logN, context);
     for (const count of [1, 3, 8]) {
       const polys = Array.from({ length: 3 * count }, (_, i) => {
         const poly = Poly.alloc([m], true);
@@ -286,7 +288,7 @@ describe('decoder, key-switching and exact-extension kernels agree with the refe
       }
       const out0 = Poly.alloc([m], true);
       const out1 = Poly.alloc([m], true);
-      kernels().exports.innerProduct2(
+      context.exports.innerProduct2(
         out0.pointer,
         out1.pointer,
         table.pointer,
@@ -304,8 +306,8 @@ describe('decoder, key-switching and exact-extension kernels agree with the refe
   });
 
   it('exact basis extension (overflow count) equals CRT for values away from 0 mod Q', () => {
-    const from = primes.slice(10, 13).map((p) => Modulus.get(p, logN));
-    const to = primes.slice(13, 15).map((p) => Modulus.get(p, logN));
+    const from = primes.slice(10, 13).map((p) => Modulus.get(p, logN, context));
+    const to = primes.slice(13, 15).map((p) => Modulus.get(p, logN, context));
     const input = Poly.alloc(from, false);
     for (let i = 0; i < 3; i++) input.limb(i).set(randomResidues(n, from[i].value, 40 + i));
     const output = Poly.alloc(to, false);
@@ -331,7 +333,7 @@ describe('decoder, key-switching and exact-extension kernels agree with the refe
   });
 
   it('CRT composition (candidate + verification + fallback) equals the centered BigInt value', () => {
-    const moduli = primes.slice(20, 26).map((p) => Modulus.get(p, logN));
+    const moduli = primes.slice(20, 26).map((p) => Modulus.get(p, logN, context));
     const values = moduli.map((m) => m.value);
     const poly = Poly.alloc(moduli, false);
     const next = rng(77);
@@ -350,7 +352,7 @@ describe('decoder, key-switching and exact-extension kernels agree with the refe
       }
     }
     const out = new Float64Array(n);
-    const composer = new CrtComposer(values, 2);
+    const composer = new CrtComposer(values, context, 2);
     composer.compose(poly, out);
     for (let c = 0; c < n; c++) {
       const exact = referenceCenteredCrt(
@@ -365,13 +367,13 @@ describe('decoder, key-switching and exact-extension kernels agree with the refe
 
   it('fromSigned maps |v| < p to [0, p)', () => {
     const p = primes[3];
-    const m = Modulus.get(p, logN);
+    const m = Modulus.get(p, logN, context);
     const source = Poly.alloc([m], false);
     const signed = new Int32Array(source.limb(0).buffer, source.pointer, n);
     for (let i = 0; i < n; i++) signed[i] = i % 2 === 0 ? -(i * 1021) % p : (i * 7919) % p;
     signed[0] = -(p - 1);
     const out = Poly.alloc([m], false);
-    kernels().exports.fromSigned(out.pointer, source.pointer, n, p);
+    context.exports.fromSigned(out.pointer, source.pointer, n, p);
     for (let i = 0; i < n; i++) assert.equal(out.limb(0)[i], ((signed[i] % p) + p) % p);
   });
 });

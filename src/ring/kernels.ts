@@ -1,13 +1,13 @@
-import { readFileSync } from 'node:fs';
-import { ResourceError } from '../util/errors.ts';
+import type { KernelContext } from './context.ts';
 
 /**
- * The WebAssembly kernels (assembly/kernels.ts, built by `npm ci` into build/kernels.wasm) and the one shared
- * memory they compute in. Pointers are byte offsets into that memory; lengths count 32-bit words.
+ * The functions of the WebAssembly kernels (assembly/kernels.ts, built by `npm ci` into build/kernels.wasm). They
+ * compute in the memory of the {@link KernelContext} that instantiated them: pointers are byte offsets into that
+ * memory; lengths count 32-bit words.
  *
  * @example
  * ```ts
- * kernels().exports.add(out, a, b, n, p);
+ * context.exports.add(out, a, b, n, p);
  * ```
  */
 export interface KernelExports {
@@ -64,68 +64,5 @@ export interface KernelExports {
 }
 
 /** 64 KiB WebAssembly pages; the wasm32 ceiling is 65,536 pages (4 GiB). */
-const PAGE_BYTES = 65536;
-const MAX_PAGES = 65536;
-
-/**
- * The instantiated kernels and their memory.
- *
- * @example
- * ```ts
- * const { exports, memory } = kernels();
- * ```
- */
-export interface Kernels {
-  readonly exports: KernelExports;
-  readonly memory: WebAssembly.Memory;
-}
-
-let instance: Kernels | undefined;
-let wasmBytes: Uint8Array | undefined;
-
-/**
- * Supplies the kernel bytes explicitly (a browser front end fetches them); must be called before first use.
- *
- * @example
- * ```ts
- * setKernelBytes(new Uint8Array(await (await fetch('/kernels.wasm')).arrayBuffer()));
- * ```
- */
-export function setKernelBytes(bytes: Uint8Array): void {
-  if (instance) throw new ResourceError('setKernelBytes: the kernels are already instantiated');
-  wasmBytes = bytes;
-}
-
-function readDefaultBytes(): Uint8Array {
-  const url = new URL('../../build/kernels.wasm', import.meta.url);
-  try {
-    return readFileSync(url);
-  } catch (cause) {
-    throw new ResourceError(
-      `WebAssembly kernels not found at ${url.pathname}: expected the file built by \`npm ci\` ` +
-        '(or run `npm run build:wasm`)',
-      { cause },
-    );
-  }
-}
-
-/**
- * The process-wide kernel instance, created on first use over a shared, growable memory (shared so that
- * growth never detaches existing views and worker threads can compute on the same limbs later).
- *
- * @example
- * ```ts
- * const { exports, memory } = kernels();
- * ```
- */
-export function kernels(): Kernels {
-  if (instance) return instance;
-  const bytes = wasmBytes ?? readDefaultBytes();
-  const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
-  const module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
-  const wasm = new WebAssembly.Instance(module, { env: { memory } });
-  instance = { exports: wasm.exports as unknown as KernelExports, memory };
-  return instance;
-}
-
-export { PAGE_BYTES, MAX_PAGES };
+export const PAGE_BYTES = 65536;
+export const MAX_PAGES = 65536;

@@ -1,6 +1,6 @@
 import { assertInteger } from '../util/assert.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
-import { allocator, wordsView } from './arena.ts';
+import type { KernelContext } from './context.ts';
 import { barrettConstant, invMod, mulMod, shoupConstant } from './modarith.ts';
 import { isPrime, PRIME_MAX, PRIME_MIN, primitiveRoot2N } from './primes.ts';
 
@@ -22,17 +22,20 @@ export function bitReverse(value: number, bits: number): number {
 
 /**
  * One NTT-friendly prime with everything the kernels need for ring degree 2^logN: the Barrett constant and the
- * twiddle tables (psi powers in bit-reversed order with Shoup companions), which live in kernel memory for good.
+ * twiddle tables (psi powers in bit-reversed order with Shoup companions), which live in the memory of one
+ * {@link KernelContext} for as long as the context does.
  *
  * @example
  * ```ts
- * const q = Modulus.get(1073479681, 14);
- * kernels().exports.nttForward(ptr, q.n, q.value, q.twiddles, q.twiddlesShoup);
+ * const q = Modulus.get(1073479681, 14, context);
+ * context.exports.nttForward(ptr, q.n, q.value, q.twiddles, q.twiddlesShoup);
  * ```
  */
 export class Modulus {
   readonly value: number;
   readonly logN: number;
+  /** The context whose memory holds the tables; polynomials over this modulus live there too. */
+  readonly context: KernelContext;
   readonly n: number;
   /** floor(2^61 / p), for the Barrett `mul` kernels. */
   readonly barrett: number;
@@ -46,20 +49,25 @@ export class Modulus {
   readonly nInverse: number;
   readonly nInverseShoup: number;
 
-  static readonly #cache = new Map<string, Modulus>();
+  static readonly #cache = new WeakMap<KernelContext, Map<string, Modulus>>();
 
-  /** The shared instance for (p, logN); tables are built once per process. */
-  static get(p: number, logN: number): Modulus {
+  /** The shared instance for (p, logN) in `context`; tables are built once per context. */
+  static get(p: number, logN: number, context: KernelContext): Modulus {
+    let cache = Modulus.#cache.get(context);
+    if (!cache) {
+      cache = new Map();
+      Modulus.#cache.set(context, cache);
+    }
     const key = `${p}:${logN}`;
-    let modulus = Modulus.#cache.get(key);
+    let modulus = cache.get(key);
     if (!modulus) {
-      modulus = new Modulus(p, logN);
-      Modulus.#cache.set(key, modulus);
+      modulus = new Modulus(p, logN, context);
+      cache.set(key, modulus);
     }
     return modulus;
   }
 
-  private constructor(p: number, logN: number) {
+  private constructor(p: number, logN: number, context: KernelContext) {
     assertInteger(logN, 'logN', 3, 17);
     if (!Number.isInteger(p) || p <= PRIME_MIN || p >= PRIME_MAX || !isPrime(p)) {
       throw new InvalidArgumentError(`modulus ${p}: expected a prime in (2^29, 2^30)`);
@@ -69,19 +77,20 @@ export class Modulus {
       throw new InvalidArgumentError(`modulus ${p}: expected p ≡ 1 (mod ${2 * n})`);
     this.value = p;
     this.logN = logN;
+    this.context = context;
     this.n = n;
     this.barrett = barrettConstant(p);
     this.psi = primitiveRoot2N(p, logN);
     const psiInverse = invMod(this.psi, p);
-    const alloc = allocator();
+    const alloc = context.allocator;
     this.twiddles = alloc.alloc(n);
     this.twiddlesShoup = alloc.alloc(n);
     this.inverseTwiddles = alloc.alloc(n);
     this.inverseTwiddlesShoup = alloc.alloc(n);
-    const tw = wordsView(this.twiddles, n);
-    const twShoup = wordsView(this.twiddlesShoup, n);
-    const itw = wordsView(this.inverseTwiddles, n);
-    const itwShoup = wordsView(this.inverseTwiddlesShoup, n);
+    const tw = context.view(this.twiddles, n);
+    const twShoup = context.view(this.twiddlesShoup, n);
+    const itw = context.view(this.inverseTwiddles, n);
+    const itwShoup = context.view(this.inverseTwiddlesShoup, n);
     const powers = new Float64Array(n);
     const inversePowers = new Float64Array(n);
     powers[0] = 1;

@@ -1,6 +1,5 @@
 import { MismatchError } from '../util/errors.ts';
-import { allocator } from './arena.ts';
-import { kernels } from './kernels.ts';
+import type { KernelContext } from './context.ts';
 import { shoupConstant } from './modarith.ts';
 import type { Modulus } from './modulus.ts';
 import type { Poly } from './poly.ts';
@@ -38,7 +37,7 @@ function checkLimbs(out: Poly, ...inputs: Poly[]): void {
  * ```
  */
 export function nttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount): void {
-  const k = kernels().exports;
+  const k = poly.context.exports;
   for (let i = fromLimb; i < toLimb; i++) {
     const m = poly.moduli[i];
     k.nttForward(poly.limbPointer(i), poly.n, m.value, m.twiddles, m.twiddlesShoup);
@@ -55,7 +54,7 @@ export function nttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount): v
  * ```
  */
 export function inttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount): void {
-  const k = kernels().exports;
+  const k = poly.context.exports;
   for (let i = fromLimb; i < toLimb; i++) {
     const m = poly.moduli[i];
     k.nttInverse(
@@ -81,7 +80,7 @@ export function inttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount): 
  */
 export function addPoly(a: Poly, b: Poly, out: Poly): void {
   checkLimbs(out, a, b);
-  const k = kernels().exports;
+  const k = out.context.exports;
   for (let i = 0; i < out.limbCount; i++) {
     k.add(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, out.moduli[i].value);
   }
@@ -97,7 +96,7 @@ export function addPoly(a: Poly, b: Poly, out: Poly): void {
  */
 export function subPoly(a: Poly, b: Poly, out: Poly): void {
   checkLimbs(out, a, b);
-  const k = kernels().exports;
+  const k = out.context.exports;
   for (let i = 0; i < out.limbCount; i++) {
     k.sub(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, out.moduli[i].value);
   }
@@ -113,7 +112,7 @@ export function subPoly(a: Poly, b: Poly, out: Poly): void {
  */
 export function negPoly(a: Poly, out: Poly): void {
   checkLimbs(out, a);
-  const k = kernels().exports;
+  const k = out.context.exports;
   for (let i = 0; i < out.limbCount; i++) {
     k.neg(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value);
   }
@@ -129,7 +128,7 @@ export function negPoly(a: Poly, out: Poly): void {
  */
 export function mulPoly(a: Poly, b: Poly, out: Poly): void {
   checkLimbs(out, a, b);
-  const k = kernels().exports;
+  const k = out.context.exports;
   for (let i = 0; i < out.limbCount; i++) {
     const m = out.moduli[i];
     k.mul(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, m.value, m.barrett);
@@ -146,7 +145,7 @@ export function mulPoly(a: Poly, b: Poly, out: Poly): void {
  */
 export function mulAddPoly(a: Poly, b: Poly, out: Poly): void {
   checkLimbs(out, a, b);
-  const k = kernels().exports;
+  const k = out.context.exports;
   for (let i = 0; i < out.limbCount; i++) {
     const m = out.moduli[i];
     k.mulAdd(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, m.value, m.barrett);
@@ -163,7 +162,7 @@ export function mulAddPoly(a: Poly, b: Poly, out: Poly): void {
  */
 export function mulSubPoly(a: Poly, b: Poly, out: Poly): void {
   checkLimbs(out, a, b);
-  const k = kernels().exports;
+  const k = out.context.exports;
   for (let i = 0; i < out.limbCount; i++) {
     const m = out.moduli[i];
     k.mulSub(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, m.value, m.barrett);
@@ -214,7 +213,7 @@ export function scalarResidues(
  */
 export function mulScalarPoly(a: Poly, c: ScalarResidues, out: Poly): void {
   checkLimbs(out, a);
-  const k = kernels().exports;
+  const k = out.context.exports;
   for (let i = 0; i < out.limbCount; i++) {
     k.mulScalar(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value, c.values[i], c.shoup[i]);
   }
@@ -230,7 +229,7 @@ export function mulScalarPoly(a: Poly, c: ScalarResidues, out: Poly): void {
  */
 export function mulScalarAddPoly(a: Poly, c: ScalarResidues, out: Poly): void {
   checkLimbs(out, a);
-  const k = kernels().exports;
+  const k = out.context.exports;
   for (let i = 0; i < out.limbCount; i++) {
     k.mulScalarAdd(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value, c.values[i], c.shoup[i]);
   }
@@ -246,16 +245,12 @@ export function mulScalarAddPoly(a: Poly, c: ScalarResidues, out: Poly): void {
  */
 export function addScalarPoly(a: Poly, c: ScalarResidues, out: Poly): void {
   checkLimbs(out, a);
-  const k = kernels().exports;
+  const k = out.context.exports;
   for (let i = 0; i < out.limbCount; i++) {
     k.addScalar(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value, c.values[i]);
   }
 }
 
-/**
- * out = a(X^g) for a polynomial in the NTT domain, given the index table from `nttAutomorphismIndex`.
- * out must not alias a.
- */
 /**
  * out = a(X^g) for a polynomial in the NTT domain, given the index table from `nttAutomorphismIndex`; out must not alias a.
  *
@@ -267,15 +262,15 @@ export function addScalarPoly(a: Poly, c: ScalarResidues, out: Poly): void {
 export function automorphismNtt(a: Poly, indexTable: number, out: Poly): void {
   checkLimbs(out, a);
   if (a.pointer === out.pointer) throw new MismatchError('automorphismNtt: out must not alias the input');
-  const k = kernels().exports;
+  const k = out.context.exports;
   for (let i = 0; i < out.limbCount; i++) {
     k.permute(out.limbPointer(i), a.limbPointer(i), indexTable, out.n);
   }
   out.isNtt = true;
 }
 
-let signedScratch = -1;
-let signedScratchWords = 0;
+/** Per context, a kernel-memory buffer of signed words that {@link setSigned} reuses. */
+const signedScratch = new WeakMap<KernelContext, { pointer: number; words: number }>();
 
 /**
  * Writes small signed integers (|v| < 2^29, e.g. ternary or Gaussian samples) into every limb of `out`, in the
@@ -291,13 +286,17 @@ export function setSigned(out: Poly, values: Int8Array | Int32Array): void {
   const n = out.n;
   if (values.length !== n)
     throw new MismatchError(`setSigned: ${values.length} values for a degree-${n} polynomial`);
-  const alloc = allocator();
-  if (signedScratchWords < n) {
-    if (signedScratch >= 0) alloc.free(signedScratch, signedScratchWords);
-    signedScratch = alloc.alloc(n);
-    signedScratchWords = n;
+  const context = out.context;
+  let region = signedScratch.get(context);
+  if (!region || region.words < n) {
+    // Kept for the context's lifetime, like the NTT tables.
+    const alloc = context.allocator;
+    if (region) alloc.free(region.pointer, region.words);
+    region = { pointer: alloc.alloc(n), words: n };
+    signedScratch.set(context, region);
   }
-  const scratch = new Int32Array(kernels().memory.buffer, signedScratch, n);
+  const pointer = region.pointer;
+  const scratch = new Int32Array(context.memory.buffer, pointer, n);
   for (let i = 0; i < n; i++) {
     const v = values[i];
     if (v >= 536870912 || v <= -536870912) {
@@ -305,8 +304,7 @@ export function setSigned(out: Poly, values: Int8Array | Int32Array): void {
     }
     scratch[i] = v;
   }
-  const k = kernels().exports;
-  for (let i = 0; i < out.limbCount; i++)
-    k.fromSigned(out.limbPointer(i), signedScratch, n, out.moduli[i].value);
+  const k = context.exports;
+  for (let i = 0; i < out.limbCount; i++) k.fromSigned(out.limbPointer(i), pointer, n, out.moduli[i].value);
   out.isNtt = false;
 }

@@ -1,17 +1,19 @@
 import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
-import { allocator, wordsView } from './arena.ts';
+import type { Allocator } from './arena.ts';
+import type { KernelContext } from './context.ts';
 import type { Modulus } from './modulus.ts';
 
-const reclaim = new FinalizationRegistry<{ pointer: number; words: number }>((held) => {
-  allocator().free(held.pointer, held.words);
+const reclaim = new FinalizationRegistry<{ allocator: Allocator; pointer: number; words: number }>((held) => {
+  held.allocator.free(held.pointer, held.words);
 });
 
 /**
- * An RNS polynomial: a header plus contiguous 32-bit limbs in kernel memory, limb i reduced modulo moduli[i].
- * Limbs are independent so workers can split them. `isNtt` says whether the limbs hold NTT evaluations
- * (bit-reversed order) or coefficients.
+ * An RNS polynomial: a header plus contiguous 32-bit limbs in the memory of its moduli's {@link KernelContext},
+ * limb i reduced modulo moduli[i]. Limbs are independent so workers can split them. `isNtt` says whether the limbs
+ * hold NTT evaluations (bit-reversed order) or coefficients.
  *
- * Memory is returned by {@link Poly.dispose}, or when the object is garbage collected.
+ * Memory is returned to the allocator it came from by {@link Poly.dispose}, or when the object is garbage
+ * collected.
  *
  * @example
  * ```ts
@@ -24,16 +26,21 @@ export class Poly {
   readonly n: number;
   readonly moduli: readonly Modulus[];
   readonly pointer: number;
+  /** The context whose memory holds the limbs. */
+  readonly context: KernelContext;
   isNtt: boolean;
   #disposed = false;
   readonly #token: object = {};
+  readonly #allocator: Allocator;
 
-  private constructor(moduli: readonly Modulus[], isNtt: boolean, pointer: number) {
+  private constructor(moduli: readonly Modulus[], isNtt: boolean, pointer: number, allocator: Allocator) {
     this.n = moduli[0].n;
     this.moduli = moduli;
+    this.context = moduli[0].context;
     this.isNtt = isNtt;
     this.pointer = pointer;
-    reclaim.register(this, { pointer, words: this.n * moduli.length }, this.#token);
+    this.#allocator = allocator;
+    reclaim.register(this, { allocator, pointer, words: this.n * moduli.length }, this.#token);
   }
 
   /**
@@ -43,14 +50,20 @@ export class Poly {
   static alloc(moduli: readonly Modulus[], isNtt: boolean, zero = true): Poly {
     if (moduli.length === 0) throw new InvalidArgumentError('Poly.alloc: expected at least one modulus');
     const n = moduli[0].n;
+    const context = moduli[0].context;
     for (const m of moduli) {
       if (m.n !== n)
         throw new InvalidArgumentError(`Poly.alloc: modulus ${m.value} is for degree ${m.n}, not ${n}`);
+      if (m.context !== context)
+        throw new MismatchError(
+          `Poly.alloc: modulus ${m.value} belongs to kernel context ${m.context.id}, not ${context.id}`,
+        );
     }
     const words = n * moduli.length;
-    const pointer = allocator().alloc(words);
-    if (zero) wordsView(pointer, words).fill(0);
-    return new Poly(moduli, isNtt, pointer);
+    const allocator = context.allocator;
+    const pointer = allocator.alloc(words);
+    if (zero) context.view(pointer, words).fill(0);
+    return new Poly(moduli, isNtt, pointer, allocator);
   }
 
   /** A new polynomial over `moduli` holding the given limb words (copied), e.g. from a deserialized buffer. */
@@ -83,13 +96,13 @@ export class Poly {
   /** A live view of limb i. */
   limb(i: number): Uint32Array {
     this.#checkAlive();
-    return wordsView(this.limbPointer(i), this.n);
+    return this.context.view(this.limbPointer(i), this.n);
   }
 
   /** A live view of all limbs. */
   words(): Uint32Array {
     this.#checkAlive();
-    return wordsView(this.pointer, this.wordCount);
+    return this.context.view(this.pointer, this.wordCount);
   }
 
   /** A deep copy (same moduli and domain), or only the first `limbs` limbs. */
@@ -99,27 +112,28 @@ export class Poly {
       this.isNtt,
       false,
     );
-    out.words().set(wordsView(this.pointer, this.n * limbs));
+    out.words().set(this.context.view(this.pointer, this.n * limbs));
     return out;
   }
 
   /** Copies `source` (same n, at least as many limbs) into this polynomial. */
   assign(source: Poly): void {
+    this.context.check(source.context, 'Poly.assign');
     if (source.n !== this.n || source.limbCount < this.limbCount) {
       throw new MismatchError(
         `Poly.assign: source has n = ${source.n}, ${source.limbCount} limbs; expected n = ${this.n}, ≥ ${this.limbCount}`,
       );
     }
-    this.words().set(wordsView(source.pointer, this.wordCount));
+    this.words().set(this.context.view(source.pointer, this.wordCount));
     this.isNtt = source.isNtt;
   }
 
-  /** Returns the limbs to the allocator now; the object must not be used afterwards. */
+  /** Returns the limbs to the allocator they came from now; the object must not be used afterwards. */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
     reclaim.unregister(this.#token);
-    allocator().free(this.pointer, this.wordCount);
+    this.#allocator.free(this.pointer, this.wordCount);
   }
 
   get disposed(): boolean {

@@ -129,10 +129,14 @@ test('a writer killed mid-write leaves nothing a later run could take for a comp
     const tier = await FileTier.open({ name: 'disk', dir: ${JSON.stringify(dir)}, durable: true,
       beforeCommit: async () => { process.stdout.write('READY\\n'); await new Promise(() => {}); } });
     await tier.write('victim', new Uint8Array(300000).fill(7));`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: fileURLToPath(new URL('../..', import.meta.url)),
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--conditions=home-source', '--import', 'tsx', '--input-type=module', '-e', script],
+    {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('READY')) resolve();
@@ -174,10 +178,14 @@ test('a process killed while its I/O worker writes leaves only complete objects 
     let next = 0;
     const lane = async () => { for (let i = next++; i < 400; i = next++) { await tier.write('o' + i, make(i)); process.stdout.write('C' + i + '\\n'); } };
     await Promise.all([lane(), lane(), lane(), lane()]);`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: fileURLToPath(new URL('../..', import.meta.url)),
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--conditions=home-source', '--import', 'tsx', '--input-type=module', '-e', script],
+    {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('C')) resolve();

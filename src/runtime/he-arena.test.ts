@@ -16,7 +16,7 @@ function wordsOf(polys: Poly[]): number[] {
 }
 
 test('placement: pieces lie back to back in one region, which returns to the base allocator with its last piece', () => {
-  const placement = PlacementAllocator.install();
+  const placement = PlacementAllocator.install(ctx.params.context);
   try {
     const moduli = ctx.params.moduliAtLevel(1);
     const words = moduli.length * ctx.params.n;
@@ -43,7 +43,7 @@ test('placement: pieces lie back to back in one region, which returns to the bas
 });
 
 test('arena: a ciphertext survives byte form → live (placed) → byte form, with its level and scale', () => {
-  const placement = PlacementAllocator.install();
+  const placement = PlacementAllocator.install(ctx.params.context);
   const arena = new HeArena(ctx.params, placement);
   try {
     const ct = ctx.encrypt([0.5, -0.25, 0.125], 1);
@@ -72,7 +72,7 @@ test('arena: a ciphertext survives byte form → live (placed) → byte form, wi
 });
 
 test('arena, seeded keys: the slow-tier form is the b halves and the seed; loading regenerates every a_j exactly', () => {
-  const placement = PlacementAllocator.install();
+  const placement = PlacementAllocator.install(ctx.params.context);
   const arena = new HeArena(ctx.params, placement, { seededKeys: true });
   try {
     const full = key.byteLength;
@@ -110,7 +110,7 @@ test('arena, seeded keys: the slow-tier form is the b halves and the seed; loadi
 });
 
 test('arena: a declared size that differs from the object is refused, naming it', () => {
-  const placement = PlacementAllocator.install();
+  const placement = PlacementAllocator.install(ctx.params.context);
   const arena = new HeArena(ctx.params, placement);
   try {
     const ct = ctx.encrypt([1]);

@@ -1,7 +1,6 @@
 import { expandUniform, SwitchingKey } from '../ckks/keys.ts';
 import { Ciphertext, Plaintext } from '../ckks/objects.ts';
 import type { Parameters } from '../ckks/parameters.ts';
-import { kernels } from '../ring/kernels.ts';
 import type { Modulus } from '../ring/modulus.ts';
 import { Poly } from '../ring/poly.ts';
 import { check } from '../util/assert.ts';
@@ -236,7 +235,7 @@ export class HeArena {
     for (let i = 1; i < polys.length; i++) {
       if (polys[i].pointer !== polys[i - 1].pointer + polys[i - 1].byteLength) return null;
     }
-    return new Uint8Array(kernels().memory.buffer, polys[0].pointer, this.fullBytes(id));
+    return new Uint8Array(this.params.context.memory.buffer, polys[0].pointer, this.fullBytes(id));
   }
 
   /** Makes `id` live from its byte form (a DRAM → arena copy): placed polynomials, one copy of the bytes. */
@@ -250,7 +249,7 @@ export class HeArena {
     const { value: polys, pointer } = this.#placement.placed(full / 4, () =>
       shapes.map((moduli) => Poly.alloc(moduli, true, false)),
     );
-    new Uint8Array(kernels().memory.buffer, pointer, full).set(bytes.subarray(0, full));
+    new Uint8Array(this.params.context.memory.buffer, pointer, full).set(bytes.subarray(0, full));
     this.copiedBytes += full;
     this.#setLive(id, this.#assemble(id, polys));
   }
@@ -270,7 +269,7 @@ export class HeArena {
       { slackWords: seeded ? SEED_BYTES / 4 : 0 },
     );
     this.#pending.set(id, polys);
-    return new Uint8Array(kernels().memory.buffer, pointer, this.storedBytes(id));
+    return new Uint8Array(this.params.context.memory.buffer, pointer, this.storedBytes(id));
   }
 
   /** The read into {@link HeArena.loadTarget} completed: `id` becomes live. */

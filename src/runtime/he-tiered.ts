@@ -532,7 +532,7 @@ export async function runTieredObjects(
     await tiers[i].ensureRoom(Math.max(bytes, plan.slowPeakBytes[i]), files);
   }
 
-  const placement = PlacementAllocator.install();
+  const placement = PlacementAllocator.install(params.context);
   const arena = new HeArena(params, placement, { seededKeys: options.seededKeys ?? false });
   const dramInitial = new Map<ObjectId, Uint8Array>();
   const outputs = new Map<ObjectId, HeLiveObject>();

@@ -1,3 +1,4 @@
+import { defaultContext } from '../ring/context.ts';
 import { xxh32, Xxh32Stream } from '../ring/hash.ts';
 import { FormatError, InvalidArgumentError } from '../util/errors.ts';
 import { crc32c, idHash64 } from './checksum.ts';
@@ -81,7 +82,7 @@ export function payloadChecksum(bytes: Uint8Array, version: number = OBJECT_FORM
   if (!kernelUnavailable) {
     let stream: Xxh32Stream;
     try {
-      stream = new Xxh32Stream();
+      stream = new Xxh32Stream(defaultContext());
     } catch {
       // build/kernels.wasm missing or without the hash kernels: the reference gives the same values, slower.
       kernelUnavailable = true;

@@ -1,11 +1,7 @@
-import { type Allocator, allocator, setAllocator } from '../ring/arena.ts';
+import { type Allocator, allocationBytes } from '../ring/arena.ts';
+import type { KernelContext } from '../ring/context.ts';
 import { check } from '../util/assert.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
-
-/** Byte size of an allocation of `words` words in the ring's arena (it rounds to 16 bytes). */
-function allocationBytes(words: number): number {
-  return Math.ceil((words * 4) / 16) * 16;
-}
 
 interface Region {
   pointer: number;
@@ -26,7 +22,7 @@ interface Region {
  *
  * @example
  * ```ts
- * const placement = PlacementAllocator.install();
+ * const placement = PlacementAllocator.install(params.context);
  * const { value: polys, pointer } = placement.placed(2 * words, () => [Poly.alloc(m, true, false), Poly.alloc(m, true, false)]);
  * // polys[1].pointer === pointer + words * 4
  * for (const p of polys) p.dispose();
@@ -35,19 +31,21 @@ interface Region {
  */
 export class PlacementAllocator implements Allocator {
   readonly base: Allocator;
+  readonly context: KernelContext;
   readonly #pieces = new Map<number, Region>();
   #placing: { region: Region; offsetBytes: number } | null = null;
   #installed = false;
   #placedBytes = 0;
 
-  private constructor(base: Allocator) {
-    this.base = base;
+  private constructor(context: KernelContext) {
+    this.context = context;
+    this.base = context.allocator;
   }
 
-  /** Wraps the ring's current allocator and installs the wrapper. */
-  static install(): PlacementAllocator {
-    const placement = new PlacementAllocator(allocator());
-    setAllocator(placement);
+  /** Wraps `context`'s current allocator and installs the wrapper in the context. */
+  static install(context: KernelContext): PlacementAllocator {
+    const placement = new PlacementAllocator(context);
+    context.setAllocator(placement);
     placement.#installed = true;
     return placement;
   }
@@ -61,10 +59,10 @@ export class PlacementAllocator implements Allocator {
         `PlacementAllocator.uninstall: ${this.#pieces.size} placed polynomials are still alive; dispose them first`,
     );
     check(
-      allocator() === this,
+      this.context.allocator === this,
       () => 'PlacementAllocator.uninstall: another allocator was installed over it',
     );
-    setAllocator(this.base);
+    this.context.setAllocator(this.base);
     this.#installed = false;
   }
 

@@ -1,0 +1,255 @@
+import { KERNEL_URL, readKernelBytes, readKernelBytesSync } from '#kernel-loader';
+import { assertInteger } from '../util/assert.ts';
+import { InvalidArgumentError, MismatchError, ResourceError } from '../util/errors.ts';
+import { type Allocator, ArenaAllocator } from './arena.ts';
+import { type KernelExports, MAX_PAGES } from './kernels.ts';
+
+/**
+ * Options of {@link KernelContext.create} and {@link KernelContext.load}.
+ *
+ * @example
+ * ```ts
+ * const context = KernelContext.create({ maximumPages: 16384 }); // at most 1 GiB of kernel memory
+ * ```
+ */
+export interface KernelContextOptions {
+  /** The compiled kernels (default: the package's `build/kernels.wasm`, found by the platform's loader). */
+  module?: WebAssembly.Module;
+  /** Most kernel memory, in 64 KiB pages (default and ceiling 65,536 = 4 GiB, the wasm32 limit). */
+  maximumPages?: number;
+  /** Kernel memory reserved at the start, in pages (default 16). */
+  initialPages?: number;
+}
+
+let sequence = 0;
+let compiled: WebAssembly.Module | undefined;
+
+function compile(bytes: Uint8Array): WebAssembly.Module {
+  try {
+    return new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
+  } catch (cause) {
+    throw new ResourceError(`the WebAssembly kernels do not compile: expected the file built by \`npm ci\``, {
+      cause,
+    });
+  }
+}
+
+function missing(cause: unknown): ResourceError {
+  return new ResourceError(
+    `WebAssembly kernels not found at ${KERNEL_URL.href}: expected the file built by \`npm ci\` ` +
+      '(or run `npm run build:wasm`), or call loadKernels() with their bytes',
+    { cause },
+  );
+}
+
+/** The compiled kernels, read and compiled synchronously on first use where the platform allows it (Node). */
+function moduleSync(): WebAssembly.Module {
+  if (compiled) return compiled;
+  let bytes: Uint8Array | undefined;
+  try {
+    bytes = readKernelBytesSync();
+  } catch (cause) {
+    throw missing(cause);
+  }
+  if (bytes === undefined) {
+    throw new ResourceError(
+      'the WebAssembly kernels are not loaded: on this platform call `await loadKernels()` once before the ' +
+        'first use (browsers compile WebAssembly asynchronously)',
+    );
+  }
+  compiled = compile(bytes);
+  return compiled;
+}
+
+/**
+ * The kernels plus the memory they compute in and the allocator that hands that memory out: everything that
+ * used to be process state. Polynomials, moduli (their NTT tables), parameters and every object built on them
+ * belong to one context and are freed into its allocator; two contexts (two models, two tenants, later two
+ * threads) live side by side in one process without sharing memory. The memory is a shared, growable
+ * `WebAssembly.Memory`, so growth never detaches views and worker threads can compute on the same limbs.
+ *
+ * Most callers never name a context: {@link defaultContext} is made on first use. Pass one explicitly
+ * (`Parameters.create(literal, { context })`) to keep objects apart.
+ *
+ * @example
+ * ```ts
+ * const tenantA = KernelContext.create();
+ * const tenantB = KernelContext.create();
+ * const paramsA = Parameters.create(PRESETS.PN13QP218, { context: tenantA });
+ * const paramsB = Parameters.create(PRESETS.PN13QP218, { context: tenantB }); // separate memory and allocator
+ * ```
+ */
+export class KernelContext {
+  /** A small number naming the context in messages. */
+  readonly id: number;
+  readonly exports: KernelExports;
+  readonly memory: WebAssembly.Memory;
+  #allocator: Allocator;
+
+  private constructor(module: WebAssembly.Module, options: KernelContextOptions) {
+    const maximum = options.maximumPages ?? MAX_PAGES;
+    assertInteger(maximum, 'maximumPages', 1, MAX_PAGES);
+    const initial = options.initialPages ?? Math.min(16, maximum);
+    assertInteger(initial, 'initialPages', 1, maximum);
+    this.id = ++sequence;
+    this.memory = new WebAssembly.Memory({ initial, maximum, shared: true });
+    const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
+    this.exports = instance.exports as unknown as KernelExports;
+    this.#allocator = new ArenaAllocator(this.memory, maximum);
+  }
+
+  /**
+   * A new context over the package's kernels (read and compiled once per process, synchronously where the
+   * platform allows: Node) or over `options.module`.
+   *
+   * @throws ResourceError when the kernels are missing, or cannot be compiled synchronously (browsers: use
+   *   {@link KernelContext.load}).
+   * @example
+   * ```ts
+   * const context = KernelContext.create();
+   * ```
+   */
+  static create(options: KernelContextOptions = {}): KernelContext {
+    return new KernelContext(options.module ?? moduleSync(), options);
+  }
+
+  /**
+   * A new context, loading and compiling the kernels asynchronously if they are not yet (any platform).
+   *
+   * @example
+   * ```ts
+   * const context = await KernelContext.load();
+   * ```
+   */
+  static async load(options: KernelContextOptions = {}): Promise<KernelContext> {
+    return new KernelContext(options.module ?? (await loadKernels()), options);
+  }
+
+  /** The allocator polynomials of this context take their limbs from. */
+  get allocator(): Allocator {
+    return this.#allocator;
+  }
+
+  /**
+   * Installs another allocator over this context's memory (the tiered runtime wraps the arena to place objects
+   * contiguously); returns the previous one. Polynomials allocated before keep freeing into the allocator they
+   * came from.
+   *
+   * @example
+   * ```ts
+   * const previous = context.setAllocator(placement);
+   * ```
+   */
+  setAllocator(next: Allocator): Allocator {
+    const previous = this.#allocator;
+    this.#allocator = next;
+    return previous;
+  }
+
+  /**
+   * A Uint32Array view of `words` words at byte offset `pointer` of this context's memory (valid across growth).
+   *
+   * @example
+   * ```ts
+   * const limb = context.view(pointer, n);
+   * ```
+   */
+  view(pointer: number, words: number): Uint32Array {
+    return new Uint32Array(this.memory.buffer, pointer, words);
+  }
+
+  /**
+   * A byte view of `byteLength` bytes at byte offset `pointer` of this context's memory.
+   *
+   * @example
+   * ```ts
+   * const bytes = context.bytes(poly.pointer, poly.byteLength);
+   * ```
+   */
+  bytes(pointer: number, byteLength: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, pointer, byteLength);
+  }
+
+  /**
+   * Throws {@link MismatchError} unless `other` is this context: objects of two contexts never meet in a kernel.
+   *
+   * @example
+   * ```ts
+   * a.context.check(b.context, 'add');
+   * ```
+   */
+  check(other: KernelContext, what: string): void {
+    if (other !== this) {
+      throw new MismatchError(
+        `${what}: operands belong to kernel contexts ${this.id} and ${other.id}: expected one context`,
+      );
+    }
+  }
+
+  toString(): string {
+    return `KernelContext ${this.id} (${this.memory.buffer.byteLength} bytes of kernel memory)`;
+  }
+}
+
+let fallback: KernelContext | undefined;
+
+/**
+ * The context used where none is named, made on first use (in Node, synchronously; in a browser, after
+ * `await loadKernels()`).
+ *
+ * @example
+ * ```ts
+ * const inUse = defaultContext().allocator.bytesInUse;
+ * ```
+ */
+export function defaultContext(): KernelContext {
+  fallback ??= KernelContext.create();
+  return fallback;
+}
+
+/**
+ * Loads and compiles the kernels (once per process) so that contexts can be made synchronously afterwards. Node
+ * does this by itself on first use; a browser calls it once, awaited, before using the library, optionally with
+ * the kernel bytes or their URL when a bundler moved `kernels.wasm` elsewhere.
+ *
+ * @example
+ * ```ts
+ * await loadKernels(); // or: await loadKernels(new URL('/assets/kernels.wasm', location.href))
+ * const params = Parameters.create(PRESETS.PN13QP218);
+ * ```
+ */
+export async function loadKernels(
+  source?: Uint8Array | URL | WebAssembly.Module,
+): Promise<WebAssembly.Module> {
+  if (source instanceof WebAssembly.Module) {
+    compiled = source;
+    return compiled;
+  }
+  if (compiled && source === undefined) return compiled;
+  let bytes: Uint8Array;
+  if (source instanceof Uint8Array) {
+    bytes = source;
+  } else if (source instanceof URL) {
+    const response = await fetch(source);
+    if (!response.ok) throw missing(new Error(`fetching ${source.href}: HTTP ${response.status}`));
+    bytes = new Uint8Array(await response.arrayBuffer());
+  } else if (source === undefined) {
+    try {
+      bytes = await readKernelBytes();
+    } catch (cause) {
+      throw missing(cause);
+    }
+  } else {
+    throw new InvalidArgumentError(
+      `loadKernels: source = ${String(source)}: expected kernel bytes, their URL or a compiled module`,
+    );
+  }
+  try {
+    compiled = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  } catch (cause) {
+    throw new ResourceError('the WebAssembly kernels do not compile: expected the file built by `npm ci`', {
+      cause,
+    });
+  }
+  return compiled;
+}
