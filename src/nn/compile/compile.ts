@@ -12,24 +12,24 @@
  * layer acts on all slots at once. With `encryptWeights` (latency only) the diagonals and biases are ciphertexts
  * of the model owner.
  */
-import { Parameters, type ParametersLiteral } from '../ckks/parameters.ts';
-import { maxLogQP128 } from '../ckks/security.ts';
-import { galoisElementForRotation } from '../ring/galois.ts';
-import { MAX_PAGES, PAGE_BYTES } from '../ring/kernels.ts';
-import { nttFriendlyPrimes } from '../ring/primes.ts';
-import { assertInteger, check } from '../util/assert.ts';
-import { InvalidArgumentError, ResourceError, SecurityError } from '../util/errors.ts';
+import { Parameters, type ParametersLiteral } from '../../ckks/parameters.ts';
+import { maxLogQP128 } from '../../ckks/security.ts';
+import { galoisElementForRotation } from '../../ring/galois.ts';
+import { MAX_PAGES, PAGE_BYTES } from '../../ring/kernels.ts';
+import { nttFriendlyPrimes } from '../../ring/primes.ts';
+import { assertInteger, check } from '../../util/assert.ts';
+import { InvalidArgumentError, ResourceError, SecurityError } from '../../util/errors.ts';
 import {
   type AccuracyCost,
   type ApproximationOptions,
   type CalibrationData,
   type Substitution,
   approximateModel,
-} from './approx.ts';
-import type { ChebyshevSeries } from './chebyshev.ts';
-import { UnsupportedModelError } from './errors.ts';
-import { shapeSize } from './graph.ts';
-import type { AvgPoolLayer, Layer, LayerModel, MaxPoolLayer } from './layers.ts';
+} from '../approx.ts';
+import type { ChebyshevSeries } from '../chebyshev.ts';
+import { UnsupportedModelError } from '../errors.ts';
+import { shapeSize } from '../graph.ts';
+import type { AvgPoolLayer, Layer, LayerModel, MaxPoolLayer } from '../layers.ts';
 import {
   type HeInstruction,
   type HeOp,
@@ -40,8 +40,8 @@ import {
   type PlaintextDescriptor,
   PROGRAM_FORMAT,
   PROGRAM_VERSION,
-} from './program.ts';
-import { simulate } from './simulate.ts';
+} from '../program.ts';
+import { simulate } from '../simulate.ts';
 
 /**
  * Where relinearizations go after a squaring that feeds a linear layer: `lazy` relinearizes the linear layer's
