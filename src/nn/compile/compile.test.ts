@@ -330,3 +330,10 @@ describe('resource limits (a ResourceError naming the layer, the figure and the 
     assert.ok(rowRelativeError(onUse.logits, sim, 4) < 1e-3, `${rowRelativeError(onUse.logits, sim, 4)}`);
   });
 });
+
+describe('public surface', () => {
+  it('index.ts offers compileModel, chooseParameters and DEFAULT_COMPILE_LIMITS; the helpers stay internal', async () => {
+    const surface = Object.keys(await import('./index.ts')).sort();
+    assert.deepEqual(surface, ['DEFAULT_COMPILE_LIMITS', 'chooseParameters', 'compileModel']);
+  });
+});
