@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Encoder } from '../ckks/encoder.ts';
-import { compileModel } from '../nn/compiler.ts';
+import { compileModel } from '../nn/compile/index.ts';
 import { loadIdxImages } from '../nn/data.ts';
 import { InferenceClient, ModelOwner, simulateProgram } from '../nn/executor.ts';
 import { findDataFile } from '../nn/fixtures.ts';

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Ciphertext } from '../ckks/objects.ts';
-import { compileModel } from '../nn/compiler.ts';
+import { compileModel } from '../nn/compile/index.ts';
 import { InferenceClient, InferenceServer } from '../nn/executor.ts';
 import type { HeProgram } from '../nn/program.ts';
 import { Prng } from '../ring/prng.ts';

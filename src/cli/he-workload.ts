@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Encoder } from '../ckks/encoder.ts';
 import type { Ciphertext } from '../ckks/objects.ts';
-import { compileModel } from '../nn/compiler.ts';
+import { compileModel } from '../nn/compile/index.ts';
 import { type ImageBatch, loadIdxImages, loadNpy, loadPngFolder, npyToImages } from '../nn/data.ts';
 import {
   checkImages,

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { compileModel, type CompileResult } from '../nn/compiler.ts';
+import { compileModel, type CompileResult } from '../nn/compile/index.ts';
 import {
   type ImageBatch,
   loadIdxImages,

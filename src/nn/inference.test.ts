@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { compileModel } from './compiler.ts';
+import { compileModel } from './compile/index.ts';
 import { loadIdxImages, loadIdxLabels } from './data.ts';
 import { runEncrypted, simulateProgram } from './executor.ts';
 import { findDataFile, findModelFile } from './fixtures.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { FormatError } from '../util/errors.ts';
-import { compileModel } from './compiler.ts';
+import { compileModel } from './compile/index.ts';
 import { importOnnx } from './onnx.ts';
 import { OnnxBuilder } from './onnx-builder.ts';
 import {

@@ -1,5 +1,5 @@
 /**
- * The HE program: the contract between the compiler (`compiler.ts`) and the executors (`executor.ts`, the tiered
+ * The HE program: the contract between the compiler (`compile/`) and the executors (`executor.ts`, the tiered
  * runtime). An explicit list of CKKS instructions over numbered ciphertext values, with the level, scale, degree
  * and byte size of every operand and result, the evaluation keys each instruction needs, the layer it belongs to,
  * the parameters literal, how the client packs inputs and unpacks outputs, and the constants it references.

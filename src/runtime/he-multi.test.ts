@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { compileModel } from '../nn/compiler.ts';
+import { compileModel } from '../nn/compile/index.ts';
 import { InferenceClient, InferenceServer } from '../nn/executor.ts';
 import type { Layer, LayerModel } from '../nn/layers.ts';
 import { Prng } from '../ring/prng.ts';

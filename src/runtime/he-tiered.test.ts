@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Encoder } from '../ckks/encoder.ts';
 import type { Ciphertext } from '../ckks/objects.ts';
-import { compileModel } from '../nn/compiler.ts';
+import { compileModel } from '../nn/compile/index.ts';
 import { loadIdxImages } from '../nn/data.ts';
 import { InferenceClient, InferenceServer, simulateProgram } from '../nn/executor.ts';
 import { findDataFile, findModelFile } from '../nn/fixtures.ts';

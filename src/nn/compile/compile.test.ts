@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HomeError, InvalidArgumentError, ResourceError, SecurityError } from '../util/errors.ts';
-import { chooseParameters, compileModel } from './compiler.ts';
-import { checkImages, runEncrypted, simulateProgram } from './executor.ts';
-import { importOnnx } from './onnx.ts';
-import { OnnxBuilder } from './onnx-builder.ts';
-import { programFootprint } from './program.ts';
-import { argmaxRows, simulate } from './simulate.ts';
-import { rowRelativeError, seededValues } from './test-helpers.ts';
+import { HomeError, InvalidArgumentError, ResourceError, SecurityError } from '../../util/errors.ts';
+import { checkImages, runEncrypted, simulateProgram } from '../executor.ts';
+import { importOnnx } from '../onnx.ts';
+import { OnnxBuilder } from '../onnx-builder.ts';
+import { programFootprint } from '../program.ts';
+import { argmaxRows, simulate } from '../simulate.ts';
+import { rowRelativeError, seededValues } from '../test-helpers.ts';
+import { chooseParameters, compileModel } from './index.ts';
 
 /** Conv → Relu → Gemm on 6×6 images: a non-polynomial activation the compiler must approximate. */
 function reluModel() {
@@ -328,5 +328,12 @@ describe('resource limits (a ResourceError naming the layer, the figure and the 
     );
     const sim = simulateProgram(forced.program, sample, 2);
     assert.ok(rowRelativeError(onUse.logits, sim, 4) < 1e-3, `${rowRelativeError(onUse.logits, sim, 4)}`);
+  });
+});
+
+describe('public surface', () => {
+  it('index.ts offers compileModel, chooseParameters and DEFAULT_COMPILE_LIMITS; the helpers stay internal', async () => {
+    const surface = Object.keys(await import('./index.ts')).sort();
+    assert.deepEqual(surface, ['DEFAULT_COMPILE_LIMITS', 'chooseParameters', 'compileModel']);
   });
 });

@@ -1,0 +1,81 @@
+/**
+ * The modulus chain the emitter works against: real parameters, or the stand-in of the depth probe, which emits
+ * the whole program before any parameters exist to measure how many levels it consumes.
+ */
+import type { Parameters } from '../../ckks/parameters.ts';
+import { galoisElementForRotation } from '../../ring/galois.ts';
+
+/**
+ * Scales and rescale divisors of a modulus chain (real parameters, or the depth probe's stand-in).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const chain = chainOf(params);
+ * const scale = chain.scaleAt(chain.top - 1); // the canonical scale one level down
+ * ```
+ */
+export interface Chain {
+  readonly top: number;
+  scaleAt(level: number): number;
+  /** Primes a rescale at `level` divides by, in division order. */
+  rescalePrimes(level: number): readonly number[];
+  bytes(level: number, degree: number): number;
+  /** Galois element of a left rotation by `steps`. */
+  galois(steps: number): number;
+}
+
+/**
+ * Top level of the depth probe, far above any real depth so that its emission never reaches level 0: the depth
+ * is `PROBE_TOP` minus the lowest level the probe reached.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const depth = PROBE_TOP - probe.minLevel;
+ * ```
+ */
+export const PROBE_TOP = 1 << 20;
+
+/**
+ * The depth probe's chain: a 2^30 scale at every level, one 2^30 prime per rescale, and placeholder byte sizes and
+ * Galois elements ({@link probeMemory} sizes the probed program at the real parameters).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const probe = new Emitter(probeChain, limits, true);
+ * ```
+ */
+export const probeChain: Chain = {
+  top: PROBE_TOP,
+  scaleAt: () => 2 ** 30,
+  rescalePrimes: () => [2 ** 30],
+  bytes: () => 1,
+  galois: (steps) => steps,
+};
+
+/**
+ * The chain of real parameters: their canonical scales, the primes each rescale divides by, ciphertext sizes and
+ * Galois elements.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const emitter = new Emitter(chainOf(params), limits);
+ * ```
+ */
+export function chainOf(params: Parameters): Chain {
+  return {
+    top: params.depth,
+    scaleAt: (level) => params.scaleAtLevel[level],
+    rescalePrimes: (level) => {
+      const limbs = params.limbsAtLevel(level);
+      const primes: number[] = [];
+      for (let d = 0; d < params.primesPerLevel; d++) primes.push(params.qPrimes[limbs - d - 1]);
+      return primes;
+    },
+    bytes: (level, degree) => params.ciphertextBytes(level, degree),
+    galois: (steps) => galoisElementForRotation(steps, params.logN),
+  };
+}

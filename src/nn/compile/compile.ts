@@ -1,0 +1,413 @@
+/**
+ * The compiler's driver: {@link compileModel} checks the model and the options, attaches polynomial
+ * approximations where needed, bounds value magnitudes on the calibration images (they size the base modulus),
+ * checks the up-front size estimates, measures the multiplicative depth with a dry run of the emission (the depth
+ * probe), picks the smallest 128-bit-secure parameters that fit it, checks the server's memory, emits for real and
+ * assembles the program, with a `free` after every value's last use.
+ */
+import type { Parameters } from '../../ckks/parameters.ts';
+import { assertInteger, check } from '../../util/assert.ts';
+import { InvalidArgumentError, ResourceError } from '../../util/errors.ts';
+import { type AccuracyCost, type Substitution, approximateModel } from '../approx.ts';
+import { shapeSize } from '../graph.ts';
+import type { Layer, LayerModel } from '../layers.ts';
+import {
+  type HeInstruction,
+  type HeProgram,
+  type InputDescriptor,
+  type LayerSummary,
+  type OutputDescriptor,
+  PROGRAM_FORMAT,
+  PROGRAM_VERSION,
+} from '../program.ts';
+import { simulate } from '../simulate.ts';
+import { emitBatch } from './batch.ts';
+import { chainOf, PROBE_TOP, probeChain } from './chain.ts';
+import { Emitter } from './emitter.ts';
+import { emitLatency } from './latency.ts';
+import {
+  type CompileLimits,
+  type CompileOptions,
+  type CompileResult,
+  type ProgramResources,
+  resolveLimits,
+} from './options.ts';
+import { chooseParameters } from './parameters.ts';
+import {
+  checkEstimates,
+  checkMemory,
+  describeLayer,
+  estimateLayers,
+  figure,
+  probeMemory,
+} from './resources.ts';
+
+function checkModel(model: LayerModel): void {
+  if (typeof model !== 'object' || model === null || !Array.isArray(model.layers)) {
+    throw new InvalidArgumentError('model: expected a LayerModel from importOnnx');
+  }
+  check(model.layers.length > 0, () => 'model has no layers: expected at least one');
+}
+
+/**
+ * Compiles a layer model to an HE program, batch or latency packed.
+ *
+ * @throws InvalidArgumentError when a layer needs an approximation and no calibration data (or interval) is
+ *   given; SecurityError when the depth fits no 128-bit-secure parameter set.
+ * @example
+ * ```ts
+ * const model = importOnnx(readFileSync('cryptonets-mnist.onnx'));
+ * const { program, params } = compileModel(model, { mode: 'batch' });
+ * console.log(params.toString(), program.instructions.length);
+ * ```
+ */
+export function compileModel(input: LayerModel, options: CompileOptions = {}): CompileResult {
+  checkModel(input);
+  const mode = options.mode ?? 'batch';
+  check(
+    mode === 'batch' || mode === 'latency',
+    () => `mode = ${String(mode)}: expected 'batch' or 'latency'`,
+  );
+  const precisionBits = options.precisionBits ?? 20;
+  check(
+    Number.isFinite(precisionBits) && precisionBits >= 1 && precisionBits <= 45,
+    () => `precisionBits = ${precisionBits}: expected 1 … 45 (a 2^30 scale gives ≈ 20 bits, 2^60 ≈ 45)`,
+  );
+  check(
+    options.encryptWeights !== true || mode === 'latency',
+    () =>
+      "encryptWeights: needs mode 'latency' (in batch packing every scalar weight would be its own ciphertext)",
+  );
+  const policy = options.relinearize ?? 'auto';
+  check(
+    policy === 'auto' || policy === 'lazy' || policy === 'eager',
+    () => `relinearize = ${String(policy)}: expected 'auto', 'lazy' or 'eager'`,
+  );
+
+  // 1. Approximations for the non-polynomial layers.
+  let model = input;
+  let substitutions: readonly Substitution[] = [];
+  let approximationCost: AccuracyCost | undefined;
+  const pending = model.layers.some(
+    (l) => (l.kind === 'activation' || l.kind === 'maxPool') && l.approx === undefined,
+  );
+  if (pending) {
+    const result = approximateModel(model, { ...options.approximation, calibration: options.calibration });
+    model = result.model;
+    substitutions = result.substitutions;
+    approximationCost = result.overall;
+  }
+
+  // 2. Magnitudes: bound |values| on the calibration images to size the base modulus.
+  const ppl: 1 | 2 = precisionBits > 24 ? 2 : 1;
+  let basePrimes = ppl === 1 ? 2 : 3;
+  let inputRange: [number, number] = [-1, 1];
+  if (options.calibration) {
+    const { images, count } = options.calibration;
+    const inSize = shapeSize(model.inputShape);
+    check(
+      images.length >= count * inSize,
+      () =>
+        `calibration: ${images.length} values for ${count} images of ${inSize}: expected ${count * inSize}`,
+    );
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < count * inSize; i++) {
+      lo = Math.min(lo, images[i]);
+      hi = Math.max(hi, images[i]);
+    }
+    const pad = Math.max((hi - lo) * 0.1, 1e-6);
+    inputRange = [lo - pad, hi + pad];
+    let maxAbs = 0;
+    const out = simulate(model, options.calibration.images, options.calibration.count, {
+      mode: 'polynomial',
+      onLayer: (_l, values, count, size) => {
+        for (let i = 0; i < count * size; i++) maxAbs = Math.max(maxAbs, Math.abs(values[i]));
+      },
+    });
+    for (const v of out) maxAbs = Math.max(maxAbs, Math.abs(v));
+    // |v|·S_0 must stay below q_0/2 with room for the noise: 2^(30·base − 1) > 8·|v|·2^(30·ppl).
+    while (Math.log2(8 * maxAbs + 1) + 30 * ppl >= 30 * basePrimes - 1 && basePrimes < 8) basePrimes++;
+  }
+
+  if (options.inputRange !== undefined) {
+    const [lo, hi] = options.inputRange;
+    check(
+      Number.isFinite(lo) && Number.isFinite(hi) && lo <= hi,
+      () => `inputRange = [${lo}, ${hi}]: expected finite min ≤ max`,
+    );
+    inputRange = [lo, hi];
+  }
+
+  const limits = resolveLimits(options.limits);
+  const lazyOption = options.lazyPlaintexts ?? 'auto';
+  check(
+    lazyOption === true || lazyOption === false || lazyOption === 'auto',
+    () => `lazyPlaintexts = ${String(lazyOption)}: expected true, false or 'auto'`,
+  );
+
+  if (mode === 'latency') {
+    return {
+      ...compileLatency(model, options, ppl, basePrimes, inputRange, limits, lazyOption),
+      model,
+      substitutions,
+      approximationCost,
+    };
+  }
+
+  // 3. Size estimates, then the depth by a dry run, then parameters and the server's memory.
+  const estimatedInstructions = checkEstimates(estimateLayers(model, 'batch', 1), limits, 'batch');
+  const probe = new Emitter(probeChain, limits, true);
+  const probed = emitBatch(model, probe, policy);
+  const depth = PROBE_TOP - probe.minLevel;
+  const params = chooseParameters(depth, {
+    primesPerLevel: ppl,
+    basePrimes,
+    minLogN: options.minLogN,
+    maxLogN: options.maxLogN,
+  });
+  const memory = probeMemory(
+    probe,
+    params,
+    probed.inputs.filter((i) => i.used).map((i) => i.sym),
+    new Set(probed.outputs.map((o) => o.id)),
+  );
+  const { serverBytes } = checkMemory(memory, model, params, limits, false, 'batch');
+
+  // 4. The real emission at the chosen parameters.
+  const emitter = new Emitter(chainOf(params), limits);
+  const { inputs, outputs } = emitBatch(model, emitter, policy);
+  const batchSize = options.batchSize ?? params.slots;
+  assertInteger(batchSize, 'batchSize', 1, params.slots);
+  const program = finishProgram({
+    name: options.name ?? 'model',
+    inputRange,
+    params,
+    depth,
+    packing: 'batch',
+    batchSize,
+    model,
+    emitter,
+    inputs: inputs
+      .filter((i) => i.used)
+      .map((i) => ({
+        id: i.sym.id,
+        level: i.sym.level,
+        scale: i.sym.scale,
+        bytes: params.ciphertextBytes(i.sym.level, 1),
+        element: i.element,
+      })),
+    outputs: outputs.map((o, element) => ({
+      id: o.id,
+      level: o.level,
+      scale: o.scale,
+      degree: o.degree,
+      bytes: params.ciphertextBytes(o.level, o.degree),
+      element,
+    })),
+  });
+  const resources: ProgramResources = {
+    estimatedInstructions,
+    instructions: emitter.instructions.length,
+    constants: program.constants.length,
+    peakCiphertextBytes: memory.peakCiphertextBytes,
+    plaintextBytes: memory.plaintextBytes,
+    keyBytes: memory.keyBytes,
+    serverBytes,
+    lazyPlaintexts: false,
+  };
+  return { program, params, model, substitutions, approximationCost, resources };
+}
+
+/** Latency packing: the period, a dry run for the depth, parameters with enough slots, the real emission. */
+function compileLatency(
+  model: LayerModel,
+  options: CompileOptions,
+  ppl: 1 | 2,
+  basePrimes: number,
+  inputRange: [number, number],
+  limits: CompileLimits,
+  lazyOption: boolean | 'auto',
+): { program: HeProgram; params: Parameters; resources: ProgramResources } {
+  let largest = shapeSize(model.inputShape);
+  let widest: Layer | undefined;
+  for (const l of model.layers) {
+    if (shapeSize(l.shape) > largest) {
+      largest = shapeSize(l.shape);
+      widest = l;
+    }
+  }
+  const period = 2 ** Math.ceil(Math.log2(largest));
+  const maxLogN = options.maxLogN ?? 16;
+  if (period > 2 ** (maxLogN - 1)) {
+    throw new ResourceError(
+      `compileModel (latency packing): ${widest === undefined ? 'the model input' : describeLayer(widest)} has ` +
+        `${figure(largest)} values, so one image needs a period of ${figure(period)} slots, more than the ` +
+        `${figure(2 ** (maxLogN - 1))} slots of logN ≤ ${maxLogN} (maxLogN): use batch packing or a smaller layer`,
+    );
+  }
+  const encryptWeights = options.encryptWeights === true;
+  const estimatedInstructions = checkEstimates(estimateLayers(model, 'latency', period), limits, 'latency');
+  const probe = new Emitter(probeChain, limits, true);
+  probe.encryptWeights = encryptWeights;
+  const probed = emitLatency(model, probe, period);
+  const depth = PROBE_TOP - probe.minLevel;
+  const params = chooseParameters(depth, {
+    primesPerLevel: ppl,
+    basePrimes,
+    minLogN: Math.max(options.minLogN ?? 13, Math.log2(period) + 1),
+    maxLogN: options.maxLogN,
+  });
+  const weights = probe.weightInputs.map((w) => ({ id: w.id, level: w.level, scale: w.scale, degree: 1 }));
+  const memory = probeMemory(
+    probe,
+    params,
+    [probed.input, ...weights],
+    new Set([probed.output.id, ...weights.map((w) => w.id)]),
+  );
+  const { serverBytes, lazy } = checkMemory(memory, model, params, limits, lazyOption, 'latency');
+  const emitter = new Emitter(chainOf(params), limits);
+  emitter.encryptWeights = encryptWeights;
+  const { input, output } = emitLatency(model, emitter, period);
+  if (lazy) for (const pt of emitter.plaintexts) pt.encodeOnUse = true;
+  const inSize = shapeSize(model.inputShape);
+  const outSize = shapeSize(model.outputShape);
+  const steps = [...emitter.rotations.keys()].sort((a, b) => a - b);
+  const program = finishProgram({
+    name: options.name ?? 'model',
+    inputRange,
+    params,
+    depth,
+    packing: 'latency',
+    batchSize: 1,
+    model,
+    emitter,
+    inputs: [
+      {
+        id: input.id,
+        level: input.level,
+        scale: input.scale,
+        bytes: params.ciphertextBytes(input.level, 1),
+        slotElements: Array.from({ length: period }, (_, i) => (i < inSize ? i : -1)),
+        replicate: true,
+      },
+      ...emitter.weightInputs,
+    ],
+    outputs: [
+      {
+        id: output.id,
+        level: output.level,
+        scale: output.scale,
+        degree: output.degree,
+        bytes: params.ciphertextBytes(output.level, output.degree),
+        slotOfElement: Array.from({ length: outSize }, (_, j) => j),
+      },
+    ],
+    rotations: steps,
+    galoisElements: steps.map((s) => emitter.rotations.get(s) as number),
+  });
+  const resources: ProgramResources = {
+    estimatedInstructions,
+    instructions: emitter.instructions.length,
+    constants: program.constants.length,
+    peakCiphertextBytes: memory.peakCiphertextBytes,
+    plaintextBytes: memory.plaintextBytes,
+    keyBytes: memory.keyBytes,
+    serverBytes,
+    lazyPlaintexts: lazy,
+  };
+  return { program, params, resources };
+}
+
+/**
+ * Assembles a program from emitted instructions: inserts `free` after each value's last use (outputs excepted),
+ * lists keys and summarizes the layers.
+ */
+function finishProgram(parts: {
+  name: string;
+  params: Parameters;
+  depth: number;
+  packing: 'batch' | 'latency';
+  batchSize: number;
+  model: LayerModel;
+  emitter: Emitter;
+  inputs: InputDescriptor[];
+  outputs: OutputDescriptor[];
+  rotations?: number[];
+  galoisElements?: number[];
+  inputRange: [number, number];
+}): HeProgram {
+  const { emitter, params, model } = parts;
+  const body = emitter.instructions;
+  // Outputs survive the run; encrypted weights survive every run.
+  const keep = new Set([
+    ...parts.outputs.map((o) => o.id),
+    ...parts.inputs.filter((i) => i.owner === 'model').map((i) => i.id),
+  ]);
+  const lastUse = new Map<number, number>();
+  body.forEach((ins, i) => {
+    for (const id of ins.args) lastUse.set(id, i);
+    for (const id of ins.out) if (!lastUse.has(id)) lastUse.set(id, i);
+  });
+  const freesAfter = new Map<number, number[]>();
+  for (const [id, i] of lastUse) {
+    if (keep.has(id)) continue;
+    let list = freesAfter.get(i);
+    if (!list) freesAfter.set(i, (list = []));
+    list.push(id);
+  }
+  const instructions: HeInstruction[] = [];
+  body.forEach((ins, i) => {
+    instructions.push(ins);
+    const dead = freesAfter.get(i);
+    if (dead) {
+      instructions.push({
+        op: 'free',
+        args: dead,
+        out: [],
+        level: ins.level,
+        scale: ins.scale,
+        degree: ins.degree,
+        bytes: { args: [], out: 0 },
+        keys: [],
+        layer: ins.layer,
+      });
+    }
+  });
+  const layers: LayerSummary[] = model.layers.map((l) => {
+    let count = 0;
+    let low = Number.POSITIVE_INFINITY;
+    let high = Number.NEGATIVE_INFINITY;
+    for (const ins of body) {
+      if (ins.layer !== l.name) continue;
+      count++;
+      low = Math.min(low, ins.level);
+      high = Math.max(high, ins.level);
+    }
+    return { name: l.name, kind: l.kind, levels: count === 0 ? 0 : high - low, instructions: count };
+  });
+  return {
+    format: PROGRAM_FORMAT,
+    version: PROGRAM_VERSION,
+    name: parts.name,
+    parameters: { ...params.literal },
+    logN: params.logN,
+    slots: params.slots,
+    depth: parts.depth,
+    packing: parts.packing,
+    batchSize: parts.batchSize,
+    inputShape: [...model.inputShape],
+    ...(model.inputPermutation ? { inputPermutation: Array.from(model.inputPermutation) } : {}),
+    outputShape: [...model.outputShape],
+    inputRange: parts.inputRange,
+    inputs: parts.inputs,
+    outputs: parts.outputs,
+    plaintexts: emitter.plaintexts,
+    constants: emitter.constants.toFloat64Array(),
+    rotations: parts.rotations ?? [],
+    galoisElements: parts.galoisElements ?? [],
+    relinearization: emitter.usesRelin,
+    instructions,
+    layers,
+  };
+}

@@ -1,0 +1,447 @@
+/**
+ * The emitter: symbolic ciphertext values (level, scale, degree) and the instructions that make them, EVA-style: a
+ * rescale after every multiplicative step, constants encoded at exactly the scale that makes a sum land on the
+ * canonical scale of the next level. It also holds the program's constants, its plaintext and encrypted-weight
+ * vectors and the rotations whose keys the program needs.
+ */
+import { ResourceError } from '../../util/errors.ts';
+import type { HeInstruction, HeOp, InputDescriptor, PlaintextDescriptor } from '../program.ts';
+import type { Chain } from './chain.ts';
+import type { CompileLimits } from './options.ts';
+
+/**
+ * A ciphertext value during emission.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const x: Sym = emitter.fresh(chain.top, chain.scaleAt(chain.top), 1);
+ * ```
+ */
+export interface Sym {
+  readonly id: number;
+  readonly level: number;
+  readonly scale: number;
+  readonly degree: number;
+}
+
+/**
+ * A linear term: coefficient × value.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const terms: Term[] = [{ x, w: 0.5 }, { x: y, w: -1 }];
+ * ```
+ */
+export interface Term {
+  readonly x: Sym;
+  readonly w: number;
+}
+
+/**
+ * The program's float64 constants while emitting: a growable Float64Array, because a JavaScript number array
+ * cannot grow past about 2^27 elements (V8 aborts the process when it tries) and latency packing stores every
+ * plaintext diagonal here.
+ */
+class ConstantStore {
+  #data = new Float64Array(1024);
+  length = 0;
+
+  #reserve(extra: number): void {
+    const need = this.length + extra;
+    if (need <= this.#data.length) return;
+    const grown = new Float64Array(Math.max(need, Math.ceil(this.#data.length * 1.5)));
+    grown.set(this.#data.subarray(0, this.length));
+    this.#data = grown;
+  }
+
+  append(value: number): void {
+    this.#reserve(1);
+    this.#data[this.length++] = value;
+  }
+
+  appendAll(values: ArrayLike<number>): void {
+    this.#reserve(values.length);
+    if (values instanceof Float64Array) this.#data.set(values, this.length);
+    else for (let i = 0; i < values.length; i++) this.#data[this.length + i] = values[i];
+    this.length += values.length;
+  }
+
+  /** The constants, exactly `length` of them (the store's spare capacity is dropped). */
+  toFloat64Array(): Float64Array {
+    return this.#data.slice(0, this.length);
+  }
+}
+
+/**
+ * The baby-step count n1 (a power of two ≤ d) minimizing rotations: hoisted baby rotations cost about half a giant one.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * babyStepCount([0, 1, 2, 3, 4, 5, 6, 7], 8); // 4: three hoisted baby rotations, one giant rotation
+ * ```
+ */
+export function babyStepCount(ks: readonly number[], d: number): number {
+  let best = { n1: 1, cost: Number.POSITIVE_INFINITY };
+  for (let n1 = 1; n1 <= d; n1 *= 2) {
+    const babies = new Set(ks.map((k) => k % n1));
+    const giants = new Set(ks.map((k) => Math.floor(k / n1)));
+    const cost = 0.5 * (babies.size - (babies.has(0) ? 1 : 0)) + (giants.size - (giants.has(0) ? 1 : 0));
+    if (cost < best.cost) best = { n1, cost };
+  }
+  return best.n1;
+}
+
+/**
+ * Emits a program's instructions against a {@link Chain}: every method makes fresh values with exact levels and
+ * scales and appends the instruction that produces them. Past its limits it throws a ResourceError instead of
+ * growing the instruction list or the constants until V8 aborts.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const emitter = new Emitter(chainOf(params), DEFAULT_COMPILE_LIMITS);
+ * const x = emitter.fresh(params.depth, params.scaleAtLevel[params.depth], 1);
+ * const y = emitter.linear([{ x, w: 0.5 }], 0.1); // on the canonical scale of level depth − 1
+ * ```
+ */
+export class Emitter {
+  readonly chain: Chain;
+  readonly instructions: HeInstruction[] = [];
+  readonly constants = new ConstantStore();
+  readonly #constantIndex = new Map<number, number>();
+  nextId = 0;
+  layer = '';
+  minLevel: number;
+  usesRelin = false;
+  /** The depth probe: plaintext and weight vectors are registered but their values are neither built nor stored. */
+  readonly dryRun: boolean;
+  readonly #limits: Pick<CompileLimits, 'instructions' | 'constants'>;
+
+  constructor(chain: Chain, limits: Pick<CompileLimits, 'instructions' | 'constants'>, dryRun = false) {
+    this.chain = chain;
+    this.minLevel = chain.top;
+    this.#limits = limits;
+    this.dryRun = dryRun;
+  }
+
+  /**
+   * Backstop of the up-front estimates: stops the emission before the instruction list or the constants outgrow
+   * their limits (past them V8 aborts the process instead of throwing).
+   */
+  #room(instructions: number, constants: number): void {
+    if (this.instructions.length + instructions > this.#limits.instructions) {
+      throw new ResourceError(
+        `compileModel: layer '${this.layer}' takes the program past ${this.#limits.instructions.toLocaleString('en-US')} ` +
+          'instructions (limits.instructions; each takes about 300 bytes of JavaScript heap): use latency packing, ' +
+          'lower polynomial degrees or a smaller model',
+      );
+    }
+    if (this.constants.length + constants > this.#limits.constants) {
+      throw new ResourceError(
+        `compileModel: layer '${this.layer}' takes the program's constants past ${this.#limits.constants.toLocaleString('en-US')} ` +
+          'float64 values (limits.constants): the plaintext weight vectors do not fit in one program',
+      );
+    }
+  }
+
+  fresh(level: number, scale: number, degree: number): Sym {
+    if (level < this.minLevel) this.minLevel = level;
+    return { id: this.nextId++, level, scale, degree };
+  }
+
+  constant(value: number): number {
+    // −0 and 0 are the same weight.
+    const key = value === 0 ? 0 : value;
+    let index = this.#constantIndex.get(key);
+    if (index === undefined) {
+      this.#room(0, 1);
+      index = this.constants.length;
+      this.constants.append(key);
+      this.#constantIndex.set(key, index);
+    }
+    return index;
+  }
+
+  #push(op: HeOp, args: Sym[], out: Sym, extra: Partial<HeInstruction> = {}): Sym {
+    this.#room(1, 0);
+    this.instructions.push({
+      op,
+      args: args.map((a) => a.id),
+      out: [out.id],
+      level: out.level,
+      scale: out.scale,
+      degree: out.degree,
+      bytes: {
+        args: args.map((a) => this.chain.bytes(a.level, a.degree)),
+        out: this.chain.bytes(out.level, out.degree),
+      },
+      keys: [],
+      layer: this.layer,
+      ...extra,
+    });
+    return out;
+  }
+
+  mulConst(x: Sym, c: number, constantScale: number): Sym {
+    const out = this.fresh(x.level, x.scale * constantScale, x.degree);
+    return this.#push('mul_const', [x], out, { constant: this.constant(c), constantScale });
+  }
+
+  /** acc += x · c in place; acc keeps its id, level and scale. */
+  mulThenAdd(x: Sym, c: number, acc: Sym, constantScale: number): void {
+    if (acc.level > x.level || acc.degree !== x.degree) {
+      throw new Error(
+        `compiler: mul_then_add operand at level ${x.level}/degree ${x.degree} into ${acc.level}/${acc.degree}`,
+      );
+    }
+    this.#room(1, 0);
+    this.instructions.push({
+      op: 'mul_then_add',
+      args: [x.id, acc.id],
+      out: [acc.id],
+      level: acc.level,
+      scale: acc.scale,
+      degree: acc.degree,
+      bytes: {
+        args: [this.chain.bytes(x.level, x.degree), this.chain.bytes(acc.level, acc.degree)],
+        out: this.chain.bytes(acc.level, acc.degree),
+      },
+      keys: [],
+      layer: this.layer,
+      constant: this.constant(c),
+      constantScale,
+    });
+  }
+
+  addConst(x: Sym, c: number): Sym {
+    const out = this.fresh(x.level, x.scale, x.degree);
+    return this.#push('add_const', [x], out, { constant: this.constant(c) });
+  }
+
+  readonly plaintexts: PlaintextDescriptor[] = [];
+  readonly rotations = new Map<number, number>();
+  /** Weights as model-owner ciphertexts instead of plaintexts (latency packing). */
+  encryptWeights = false;
+  readonly weightInputs: InputDescriptor[] = [];
+
+  /** An encrypted weight vector (replicated with period values.length): a model-owner input. */
+  weightInput(values: ArrayLike<number>, level: number, scale: number): Sym {
+    const sym = this.fresh(level, scale, 1);
+    const offset = this.#store(values);
+    this.weightInputs.push({
+      id: sym.id,
+      level,
+      scale,
+      bytes: this.chain.bytes(level, 1),
+      owner: 'model',
+      offset,
+      length: values.length,
+      replicate: true,
+    });
+    return sym;
+  }
+
+  /** Appends a vector to the constants (not in a dry run); returns its offset. */
+  #store(values: ArrayLike<number>): number {
+    const offset = this.constants.length;
+    if (this.dryRun) return offset;
+    this.#room(0, values.length);
+    this.constants.appendAll(values);
+    return offset;
+  }
+
+  /** Registers a plaintext vector (replicated over the slots with period values.length); returns its id. */
+  plaintext(values: ArrayLike<number>, level: number, scale: number): number {
+    const id = this.plaintexts.length;
+    const offset = this.#store(values);
+    this.plaintexts.push({
+      id,
+      level,
+      scale,
+      bytes: this.chain.bytes(level, 0),
+      offset,
+      length: values.length,
+      replicate: true,
+    });
+    return id;
+  }
+
+  mulPlain(x: Sym, plaintext: number): Sym {
+    const pt = this.plaintexts[plaintext];
+    const out = this.fresh(Math.min(x.level, pt.level), x.scale * pt.scale, x.degree);
+    return this.#push('mul_plain', [x], out, { plaintext });
+  }
+
+  addPlain(x: Sym, plaintext: number): Sym {
+    const out = this.fresh(x.level, x.scale, x.degree);
+    return this.#push('add_plain', [x], out, { plaintext });
+  }
+
+  #key(steps: number): string {
+    const g = this.chain.galois(steps);
+    this.rotations.set(steps, g);
+    return `galois:${g}`;
+  }
+
+  rotate(x: Sym, steps: number): Sym {
+    const out = this.fresh(x.level, x.scale, 1);
+    return this.#push('rotate', [x], out, { steps: [steps], keys: [this.#key(steps)] });
+  }
+
+  /** One result per step, sharing one key-switching decomposition of x. */
+  rotateHoisted(x: Sym, steps: readonly number[]): Sym[] {
+    const outs = steps.map(() => this.fresh(x.level, x.scale, 1));
+    const keys = steps.map((s) => this.#key(s));
+    this.#room(1, 0);
+    this.instructions.push({
+      op: 'rotate_hoisted',
+      args: [x.id],
+      out: outs.map((o) => o.id),
+      level: x.level,
+      scale: x.scale,
+      degree: 1,
+      bytes: { args: [this.chain.bytes(x.level, 1)], out: this.chain.bytes(x.level, 1) },
+      keys,
+      layer: this.layer,
+      steps: [...steps],
+    });
+    return outs;
+  }
+
+  /**
+   * y = M·x + bias for a vector packed with period `period` (replicated over the slots), M given by its entries
+   * (`linear` visits every (row i, column j, weight w) and returns the bias): the diagonal method with baby-step
+   * giant-step — baby rotations hoisted, diagonals pre-rotated by the giant step, one rotation per giant step —
+   * then one rescale onto the canonical scale. Entries are grouped by diagonal and each pre-rotated diagonal is
+   * built only when it is stored, so no layer-sized set of dense diagonals is ever held (and a dry run builds none).
+   */
+  matrix(
+    x: Sym,
+    linear: (visit: (i: number, j: number, w: number) => void) => { bias: ArrayLike<number> },
+    period: number,
+  ): Sym {
+    const d = period;
+    // Diagonal k = (j − i) mod d as flat (row, weight) pairs.
+    const entries = new Map<number, number[]>();
+    const { bias } = linear((i, j, w) => {
+      if (w === 0) return;
+      const k = (j - i + d) % d;
+      let list = entries.get(k);
+      if (!list) entries.set(k, (list = []));
+      list.push(i, w);
+    });
+    if (entries.size === 0) entries.set(0, []);
+    const ks = [...entries.keys()].sort((a, b) => a - b);
+    const n1 = babyStepCount(ks, d);
+    const level = x.level;
+    const ptScale = (this.chain.scaleAt(level) * this.chain.scaleAt(level)) / x.scale;
+    const babySteps = [...new Set(ks.map((k) => k % n1))].filter((b) => b !== 0).sort((a, b) => a - b);
+    const rotated = new Map<number, Sym>([[0, x]]);
+    if (babySteps.length > 0) {
+      this.rotateHoisted(x, babySteps).forEach((r, i) => {
+        rotated.set(babySteps[i], r);
+      });
+    }
+    let out: Sym | undefined;
+    const giants = [...new Set(ks.map((k) => Math.floor(k / n1)))].sort((a, b) => a - b);
+    const blank = this.dryRun ? new Float64Array(d) : undefined;
+    for (const g of giants) {
+      let partial: Sym | undefined;
+      for (const k of ks) {
+        if (Math.floor(k / n1) !== g) continue;
+        const shift = g * n1;
+        let pre = blank;
+        if (pre === undefined) {
+          pre = new Float64Array(d);
+          const list = entries.get(k) as number[];
+          for (let e = 0; e < list.length; e += 2) pre[(list[e] + shift) % d] += list[e + 1];
+        }
+        const source = rotated.get(k % n1) as Sym;
+        const term = this.encryptWeights
+          ? this.mulCt(source, this.weightInput(pre, level, ptScale))
+          : this.mulPlain(source, this.plaintext(pre, level, ptScale));
+        partial = partial ? this.addSub('add', partial, term) : term;
+      }
+      if (!partial) continue;
+      if (g !== 0) partial = this.rotate(this.relinearize(partial), g * n1);
+      out = out ? this.addSub('add', out, partial) : partial;
+    }
+    let result = out as Sym;
+    let hasBias = false;
+    const biasVector = new Float64Array(d);
+    for (let i = 0; i < bias.length; i++) {
+      biasVector[i] = bias[i];
+      if (bias[i] !== 0) hasBias = true;
+    }
+    if (hasBias) {
+      result = this.encryptWeights
+        ? this.addSub('add', result, this.weightInput(biasVector, level, result.scale))
+        : this.addPlain(result, this.plaintext(biasVector, level, result.scale));
+    }
+    return this.rescale(this.relinearize(result));
+  }
+
+  mulCt(x: Sym, y: Sym): Sym {
+    const out = this.fresh(Math.min(x.level, y.level), x.scale * y.scale, 2);
+    return x.id === y.id ? this.#push('square', [x], out) : this.#push('mul_ct', [x, y], out);
+  }
+
+  addSub(op: 'add' | 'sub', x: Sym, y: Sym): Sym {
+    const out = this.fresh(Math.min(x.level, y.level), x.scale, Math.max(x.degree, y.degree));
+    return this.#push(op, [x, y], out);
+  }
+
+  relinearize(x: Sym): Sym {
+    if (x.degree === 1) return x;
+    this.usesRelin = true;
+    const out = this.fresh(x.level, x.scale, 1);
+    return this.#push('relinearize', [x], out, { keys: ['relin'] });
+  }
+
+  rescale(x: Sym): Sym {
+    if (x.level === 0) {
+      throw new Error(`compiler: rescale at level 0 in layer ${this.layer} (depth accounting is wrong)`);
+    }
+    let scale = x.scale;
+    for (const q of this.chain.rescalePrimes(x.level)) scale /= q;
+    const out = this.fresh(x.level - 1, scale, x.degree);
+    return this.#push('rescale', [x], out);
+  }
+
+  /**
+   * Σ w_i·x_i + bias, rescaled onto the canonical scale of the level below the lowest operand: each constant is
+   * encoded at S_ℓ²/s_i so every product has the accumulator's scale S_ℓ² whatever the operand's own scale.
+   */
+  linear(terms: readonly Term[], bias: number, relinearizeSum = true): Sym {
+    if (terms.length === 0) throw new Error(`compiler: empty linear combination in layer ${this.layer}`);
+    let live = terms.filter((t) => t.w !== 0);
+    if (live.length === 0) live = [{ x: terms[0].x, w: 0 }];
+    const degree = Math.max(...live.map((t) => t.x.degree));
+    // Mixed degrees cannot share an accumulator: relinearize the stragglers (does not happen in layer chains).
+    if (live.some((t) => t.x.degree !== degree)) {
+      live = live.map((t) => ({ x: this.relinearize(t.x), w: t.w }));
+    }
+    let level = Number.POSITIVE_INFINITY;
+    let first = 0;
+    live.forEach((t, i) => {
+      if (t.x.level < level) {
+        level = t.x.level;
+        first = i;
+      }
+    });
+    const target = this.chain.scaleAt(level) * this.chain.scaleAt(level);
+    const head = live[first];
+    const acc = this.mulConst(head.x, head.w, target / head.x.scale);
+    for (let i = 0; i < live.length; i++) {
+      if (i === first) continue;
+      const t = live[i];
+      this.mulThenAdd(t.x, t.w, acc, acc.scale / t.x.scale);
+    }
+    let out = bias !== 0 ? this.addConst(acc, bias) : acc;
+    if (relinearizeSum) out = this.relinearize(out);
+    return this.rescale(out);
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Polynomials under encryption: a Chebyshev series evaluated through its basis recursion, the count of
+ * instructions that evaluation emits (the up-front size estimates rely on it, so both follow the same recursion),
+ * and the max of a pooling window as a pairwise tree of polynomial maxima.
+ */
+import type { ChebyshevSeries } from '../chebyshev.ts';
+import type { Emitter, Sym, Term } from './emitter.ts';
+
+/**
+ * Evaluates a Chebyshev series at `x`, the sum of `inputTerms`: the series times `factor`, plus optional extra
+ * linear terms in the final sum. T_1 maps the series' interval [a, b] onto [−1, 1]; every further
+ * T_k = 2·T_m·T_n − T_{m−n}, with m the largest power of two below k and n = k − m.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const y = emitChebyshev(emitter, layer.approx, [{ x, w: 1 }]); // an approximated activation of x
+ * ```
+ */
+export function emitChebyshev(
+  emitter: Emitter,
+  series: ChebyshevSeries,
+  inputTerms: readonly Term[],
+  extra: readonly Term[] = [],
+  factor = 1,
+): Sym {
+  const c = series.coeffs;
+  const alpha = 2 / (series.b - series.a);
+  const beta = -(series.a + series.b) / (series.b - series.a);
+  const largest = c.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const needed: number[] = [];
+  for (let k = 1; k < c.length; k++) if (Math.abs(c[k]) > largest * 1e-13) needed.push(k);
+  const t1 = emitter.linear(
+    inputTerms.map((t) => ({ x: t.x, w: t.w * alpha })),
+    beta,
+  );
+  const basis = new Map<number, Sym>([[1, t1]]);
+  const get = (k: number): Sym => {
+    const known = basis.get(k);
+    if (known) return known;
+    const m = 2 ** Math.floor(Math.log2(k - 1e-9));
+    const n = k - m;
+    const tm = get(m);
+    const tn = get(n);
+    // T_{m+n} = 2·T_m·T_n − T_{m−n}
+    let p = emitter.relinearize(emitter.mulCt(tm, tn));
+    p = emitter.addSub('add', p, p);
+    if (m === n) p = emitter.addConst(p, -1);
+    else {
+      const low = get(m - n);
+      emitter.mulThenAdd(low, -1, p, p.scale / low.scale);
+    }
+    const result = emitter.rescale(p);
+    basis.set(k, result);
+    return result;
+  };
+  const terms: Term[] = needed.map((k) => ({ x: get(k), w: c[k] * factor }));
+  terms.push(...extra);
+  if (terms.length === 0) terms.push({ x: t1, w: 0 });
+  return emitter.linear(terms, (c[0] ?? 0) * factor);
+}
+
+/**
+ * Instructions {@link emitChebyshev} emits for one evaluation of `series` (same basis recursion).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const perElement = 1 + chebyshevInstructions(layer.approx, 1); // relinearization, then the series
+ * ```
+ */
+export function chebyshevInstructions(series: ChebyshevSeries, inputTerms: number, extraTerms = 0): number {
+  const c = series.coeffs;
+  const largest = c.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const basis = new Set<number>([1]);
+  const get = (k: number): void => {
+    if (basis.has(k)) return;
+    const m = 2 ** Math.floor(Math.log2(k - 1e-9));
+    get(m);
+    get(k - m);
+    if (m !== k - m) get(m - (k - m));
+    basis.add(k);
+  };
+  let needed = 0;
+  for (let k = 1; k < c.length; k++) {
+    if (Math.abs(c[k]) > largest * 1e-13) {
+      needed++;
+      get(k);
+    }
+  }
+  // t1: the input terms, the shift, the rescale; each further T_k: product, relinearize, doubling, the T_{m−n}
+  // correction, rescale; then the final sum and its rescale.
+  return inputTerms + 2 + 5 * (basis.size - 1) + Math.max(1, needed + extraTerms) + 2;
+}
+
+/**
+ * The pairwise max tree of the simulator: max(a, b) = (a+b)/2 + p(a−b)/2.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const y = polynomialMax(emitter, window.map((j) => emitter.relinearize(x[j]())), layer.approx.abs);
+ * ```
+ */
+export function polynomialMax(emitter: Emitter, values: Sym[], abs: ChebyshevSeries): Sym {
+  let v = values;
+  while (v.length > 1) {
+    const next: Sym[] = [];
+    for (let i = 0; i + 1 < v.length; i += 2) {
+      const a = v[i];
+      const b = v[i + 1];
+      next.push(
+        emitChebyshev(
+          emitter,
+          abs,
+          [
+            { x: a, w: 1 },
+            { x: b, w: -1 },
+          ],
+          [
+            { x: a, w: 0.5 },
+            { x: b, w: 0.5 },
+          ],
+          0.5,
+        ),
+      );
+    }
+    if (v.length % 2 === 1) next.push(v[v.length - 1]);
+    v = next;
+  }
+  return v[0];
+}
