@@ -6,8 +6,8 @@
  * body order, checksum) or the arithmetic that makes the object changed (prime choice, parameters id, sampling,
  * PRNG, key generation, encoding, encryption, multiplication, rescale). Objects written by an earlier build would
  * then no longer read back the same, or would read back as something else:
- *   - a deliberate format change must bump FORMAT_VERSION in src/ckks/serialization.ts (old bytes are then
- *     refused instead of misread), and the new digests are pinned here in the same commit;
+ *   - a deliberate format change must bump FORMAT_VERSION in src/ckks/serialization/format.ts (old bytes are
+ *     then refused instead of misread), and the new digests are pinned here in the same commit;
  *   - a deliberate change of the arithmetic keeps the format version, and the commit message must say which
  *     computation changed and why the digests below moved;
  *   - anything else (a refactoring, a split of a module) must leave every digest as it is: a failure is a bug.
@@ -49,7 +49,7 @@ import {
   serializePublicKey,
   serializeSecretKey,
   serializeSwitchingKey,
-} from './serialization.ts';
+} from './serialization/index.ts';
 
 /** A 32-byte seed: `label` in byte 0 and a fixed pattern after it, so no two labels share a seed. */
 function seed(label: number): Uint8Array {
