@@ -13,7 +13,7 @@ import {
   serializeCiphertext,
   serializeEvaluationKeys,
   serializeParameters,
-} from '../src/ckks/serialization.ts';
+} from '../src/ckks/serialization/index.ts';
 import { FormatError } from '../src/util/errors.ts';
 
 // --- client ---

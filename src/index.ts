@@ -67,7 +67,7 @@ export {
   serializePublicKey,
   serializeSecretKey,
   serializeSwitchingKey,
-} from './ckks/serialization.ts';
+} from './ckks/serialization/index.ts';
 export { defaultContext, KernelContext, type KernelContextOptions, loadKernels } from './ring/context.ts';
 export { galoisElementForConjugation, galoisElementForRotation } from './ring/galois.ts';
 export { Prng } from './ring/prng.ts';

@@ -4,7 +4,7 @@ import { KernelContext } from '../ring/context.ts';
 import { MismatchError } from '../util/errors.ts';
 import { Evaluator } from './evaluator.ts';
 import { Parameters, PRESETS } from './parameters.ts';
-import { serializeCiphertext } from './serialization.ts';
+import { serializeCiphertext } from './serialization/index.ts';
 import { testContext } from './test-support.ts';
 
 /**

@@ -9,7 +9,7 @@ import {
   serializeCiphertext,
   serializeGaloisKey,
   serializeSwitchingKey,
-} from '../ckks/serialization.ts';
+} from '../ckks/serialization/index.ts';
 import { maxLogQP128 } from '../ckks/security.ts';
 import { galoisElementForRotation } from '../ring/galois.ts';
 import { assertInteger, check } from '../util/assert.ts';

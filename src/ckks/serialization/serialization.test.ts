@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { galoisElementForConjugation, galoisElementForRotation } from '../ring/galois.ts';
-import { xxh32, xxh32x4 } from '../ring/hash.ts';
-import type { Poly } from '../ring/poly.ts';
-import { Prng } from '../ring/prng.ts';
-import { FormatError, InvalidArgumentError, MismatchError } from '../util/errors.ts';
-import { Encoder } from './encoder.ts';
-import { Decryptor, Encryptor, SeededCiphertext, SymmetricEncryptor } from './encryptor.ts';
-import { Evaluator } from './evaluator.ts';
-import { EvaluationKeys, GaloisKey, KeyGenerator, PublicKey, SecretKey, SwitchingKey } from './keys.ts';
-import { Ciphertext, Plaintext } from './objects.ts';
-import { Parameters, PRESETS } from './parameters.ts';
+import { galoisElementForConjugation, galoisElementForRotation } from '../../ring/galois.ts';
+import { xxh32, xxh32x4 } from '../../ring/hash.ts';
+import type { Poly } from '../../ring/poly.ts';
+import { Prng } from '../../ring/prng.ts';
+import { FormatError, InvalidArgumentError, MismatchError } from '../../util/errors.ts';
+import { Encoder } from '../encoder.ts';
+import { Decryptor, Encryptor, SeededCiphertext, SymmetricEncryptor } from '../encryptor.ts';
+import { Evaluator } from '../evaluator.ts';
+import { EvaluationKeys, GaloisKey, KeyGenerator, PublicKey, SecretKey, SwitchingKey } from '../keys.ts';
+import { Ciphertext, Plaintext } from '../objects.ts';
+import { Parameters, PRESETS } from '../parameters.ts';
 import {
   CHECKSUM_BYTES,
   deserializeCiphertext,
@@ -34,7 +34,7 @@ import {
   serializePublicKey,
   serializeSecretKey,
   serializeSwitchingKey,
-} from './serialization.ts';
+} from './index.ts';
 
 // 6 primes ≈ 180 bits ≤ 218 (128-bit bound at logN 13): the set for round trips that compute.
 const MAIN = Parameters.create({ logN: 13, depth: 3, specialPrimes: 1 });
