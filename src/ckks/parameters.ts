@@ -2,9 +2,10 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { defaultContext, type KernelContext } from '../ring/context.ts';
 import { Modulus } from '../ring/modulus.ts';
 import { choosePrimes, nttFriendlyPrimes } from '../ring/primes.ts';
-import { assertFinite, assertInteger, check } from '../util/assert.ts';
+import { assertInteger } from '../util/assert.ts';
 import { InvalidArgumentError, MismatchError, SecurityError } from '../util/errors.ts';
 import { maxLogQP128 } from './security.ts';
+import { ParametersShape } from './shape.ts';
 
 /**
  * The secret-key distribution: uniform ternary, or sparse ternary with a fixed Hamming weight.
@@ -86,8 +87,10 @@ export class Parameters {
    * instances with the same {@link Parameters.id}; objects of one are rejected by the other's evaluator.
    */
   readonly context: KernelContext;
+  /** Limb counts, digits and byte sizes (the arithmetic that needs no primes). */
+  readonly shape: ParametersShape;
 
-  static readonly #cache = new WeakMap<KernelContext, Map<string, Parameters>>();
+  static readonly #cache = new WeakMap<KernelContext, Map<ParametersShape, Parameters>>();
 
   /**
    * Validates a literal and builds the parameters in `options.context` (default: {@link defaultContext}),
@@ -106,17 +109,18 @@ export class Parameters {
       cache = new Map();
       Parameters.#cache.set(context, cache);
     }
-    const key = JSON.stringify(normalize(literal));
-    let params = cache.get(key);
+    const shape = ParametersShape.of(literal);
+    let params = cache.get(shape);
     if (!params) {
-      params = new Parameters(literal, context);
-      cache.set(key, params);
+      params = new Parameters(shape, context);
+      cache.set(shape, params);
     }
     return params;
   }
 
-  private constructor(input: ParametersLiteral, context: KernelContext) {
-    const literal = normalize(input);
+  private constructor(shape: ParametersShape, context: KernelContext) {
+    const literal = shape.literal;
+    this.shape = shape;
     this.context = context;
     this.literal = Object.freeze({ ...literal });
     this.logN = literal.logN;
@@ -127,10 +131,10 @@ export class Parameters {
     this.basePrimes = literal.basePrimes;
     this.secret = literal.secret;
     this.insecure = literal.insecure;
-    const qCount = literal.basePrimes + literal.depth * literal.primesPerLevel;
-    const digitSize = literal.specialPrimes;
+    const qCount = shape.qCount;
+    const digitSize = shape.specialPrimes;
     this.digitSize = digitSize;
-    this.digits = Math.ceil(qCount / digitSize);
+    this.digits = shape.digits;
 
     const available = nttFriendlyPrimes(this.logN).length;
     const needed = qCount + literal.specialPrimes;
@@ -222,12 +226,12 @@ export class Parameters {
 
   /** Q limbs of a ciphertext at `level`. */
   limbsAtLevel(level: number): number {
-    return this.basePrimes + level * this.primesPerLevel;
+    return this.shape.limbsAtLevel(level);
   }
 
   /** The level a ciphertext with `limbs` Q limbs is at. */
   levelOfLimbs(limbs: number): number {
-    return (limbs - this.basePrimes) / this.primesPerLevel;
+    return this.shape.levelOfLimbs(limbs);
   }
 
   /** Q moduli of `level`, as a cached array (identity-stable, so polys can compare moduli). */
@@ -267,7 +271,7 @@ export class Parameters {
 
   /** Bytes of a ciphertext of `degree + 1` polynomials at `level` (limbs only). */
   ciphertextBytes(level: number, degree = 1): number {
-    return (degree + 1) * this.limbsAtLevel(level) * this.n * 4;
+    return this.shape.ciphertextBytes(level, degree);
   }
 
   /** A short human-readable summary. */
@@ -278,67 +282,6 @@ export class Parameters {
       `id=${this.id}${this.insecure ? ' INSECURE' : ''}`
     );
   }
-}
-
-type NormalizedLiteral = Required<ParametersLiteral>;
-
-function normalize(literal: ParametersLiteral): NormalizedLiteral {
-  if (typeof literal !== 'object' || literal === null) {
-    throw new InvalidArgumentError(`parameters literal = ${String(literal)}: expected an object`);
-  }
-  assertInteger(literal.logN, 'logN', 10, 17);
-  assertInteger(literal.depth, 'depth', 0, 200);
-  const primesPerLevel = literal.primesPerLevel ?? 1;
-  check(
-    primesPerLevel === 1 || primesPerLevel === 2,
-    () => `primesPerLevel = ${primesPerLevel}: expected 1 or 2`,
-  );
-  const basePrimes = literal.basePrimes ?? (primesPerLevel === 1 ? 2 : 3);
-  assertInteger(basePrimes, 'basePrimes', 1, 8);
-  const qCount = basePrimes + literal.depth * primesPerLevel;
-  let specialPrimes = literal.specialPrimes;
-  let digits = literal.digits;
-  if (specialPrimes === undefined) {
-    digits ??= Math.min(3, qCount);
-    assertInteger(digits, 'digits', 1, qCount);
-    specialPrimes = Math.ceil(qCount / digits);
-  }
-  assertInteger(specialPrimes, 'specialPrimes', 1, 64);
-  if (digits !== undefined) {
-    assertInteger(digits, 'digits', 1, qCount);
-    check(
-      Math.ceil(qCount / specialPrimes) <= digits,
-      () =>
-        `digits = ${digits} with specialPrimes = ${specialPrimes}: each digit must have at most as many primes as P ` +
-        `(${qCount} Q primes need ≥ ${Math.ceil(qCount / specialPrimes)} digits)`,
-    );
-  }
-  const logDefaultScale = literal.logDefaultScale ?? 29.9 * primesPerLevel;
-  assertFinite(logDefaultScale, 'logDefaultScale');
-  check(
-    logDefaultScale >= 10 && logDefaultScale <= 30 * primesPerLevel,
-    () =>
-      `logDefaultScale = ${logDefaultScale}: expected 10 … ${30 * primesPerLevel} for ${primesPerLevel} prime(s) per level`,
-  );
-  const secret: SecretDistribution = literal.secret ?? { kind: 'ternary' };
-  if (secret.kind === 'sparse-ternary') {
-    assertInteger(secret.hammingWeight, 'secret.hammingWeight', 1, 2 ** literal.logN);
-  } else if (secret.kind !== 'ternary') {
-    throw new InvalidArgumentError(
-      `secret.kind = ${JSON.stringify((secret as { kind: unknown }).kind)}: expected "ternary" or "sparse-ternary"`,
-    );
-  }
-  return {
-    logN: literal.logN,
-    depth: literal.depth,
-    primesPerLevel,
-    basePrimes,
-    specialPrimes,
-    digits: Math.ceil(qCount / specialPrimes),
-    logDefaultScale,
-    secret,
-    insecure: literal.insecure === true,
-  };
 }
 
 /**
