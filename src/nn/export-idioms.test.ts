@@ -6,14 +6,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import onnxProto from 'onnx-proto';
+import { OnnxBuilder } from '../../tests/support/onnx-builder.ts';
+import { runOnnxRuntime } from '../../tests/support/ort-reference.ts';
+import { rowRelativeError, seededValues } from '../../tests/support/test-helpers.ts';
 import { UnsupportedModelError } from './errors.ts';
 import { shapeSize } from './graph.ts';
 import type { LayerModel } from './layers.ts';
 import { importOnnx } from './onnx.ts';
-import { OnnxBuilder } from './onnx-builder.ts';
-import { runOnnxRuntime } from './ort-reference.ts';
 import { argmaxRows, simulate } from './simulate.ts';
-import { rowRelativeError, seededValues } from './test-helpers.ts';
 
 const { onnx } = onnxProto;
 

@@ -3,12 +3,12 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import onnxProto from 'onnx-proto';
+import { OnnxBuilder } from '../../tests/support/onnx-builder.ts';
 import { FormatError, HomeError, InvalidArgumentError } from '../util/errors.ts';
 import { UnsupportedModelError } from './errors.ts';
 import { findModelFile } from './fixtures.ts';
 import { shapeSize } from './graph.ts';
 import { decodeOnnx, decodeTensor, importOnnx, inlineExternalData } from './onnx.ts';
-import { OnnxBuilder } from './onnx-builder.ts';
 
 const { onnx } = onnxProto;
 const cryptonets = readFileSync(findModelFile('cryptonets-mnist.onnx'));
