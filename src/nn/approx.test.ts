@@ -4,7 +4,7 @@ import { OnnxBuilder } from '../../tests/support/onnx-builder.ts';
 import { seededValues } from '../../tests/support/test-helpers.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { approximateModel, calibrate, widenInterval } from './approx.ts';
-import { importOnnx } from './onnx.ts';
+import { importOnnx } from './onnx/import.ts';
 import { simulate } from './simulate.ts';
 
 /** Conv → Relu → MaxPool → Flatten → Gemm → Sigmoid → Gemm: one of each substituted op. */

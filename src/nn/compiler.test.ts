@@ -5,7 +5,7 @@ import { rowRelativeError, seededValues } from '../../tests/support/test-helpers
 import { HomeError, InvalidArgumentError, ResourceError, SecurityError } from '../util/errors.ts';
 import { chooseParameters, compileModel } from './compiler.ts';
 import { checkImages, runEncrypted, simulateProgram } from './executor.ts';
-import { importOnnx } from './onnx.ts';
+import { importOnnx } from './onnx/import.ts';
 import { programFootprint } from './program.ts';
 import { argmaxRows, simulate } from './simulate.ts';
 

@@ -28,8 +28,8 @@ import {
 } from './approx.ts';
 import type { ChebyshevSeries } from './chebyshev.ts';
 import { UnsupportedModelError } from './errors.ts';
-import { shapeSize } from './graph.ts';
 import type { AvgPoolLayer, Layer, LayerModel, MaxPoolLayer } from './layers.ts';
+import { shapeSize } from './onnx/graph.ts';
 import {
   type HeInstruction,
   type HeOp,

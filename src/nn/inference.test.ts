@@ -7,7 +7,7 @@ import { compileModel } from './compiler.ts';
 import { loadIdxImages, loadIdxLabels } from './data.ts';
 import { runEncrypted, simulateProgram } from './executor.ts';
 import { findDataFile, findModelFile } from './fixtures.ts';
-import { importOnnx } from './onnx.ts';
+import { importOnnx } from './onnx/import.ts';
 import { validateProgram } from './program.ts';
 import { argmaxRows } from './simulate.ts';
 

@@ -5,7 +5,7 @@ import { OnnxBuilder } from '../../tests/support/onnx-builder.ts';
 import { seededValues } from '../../tests/support/test-helpers.ts';
 import { FormatError } from '../util/errors.ts';
 import { compileModel } from './compiler.ts';
-import { importOnnx } from './onnx.ts';
+import { importOnnx } from './onnx/import.ts';
 import {
   accessSequence,
   decodeProgram,

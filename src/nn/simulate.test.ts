@@ -7,7 +7,7 @@ import { InvalidArgumentError } from '../util/errors.ts';
 import { loadIdxImages, loadIdxLabels } from './data.ts';
 import { findDataFile, findModelFile } from './fixtures.ts';
 import type { LayerModel } from './layers.ts';
-import { importOnnx } from './onnx.ts';
+import { importOnnx } from './onnx/import.ts';
 import { argmaxRows, simulate } from './simulate.ts';
 
 // The models take pixel / 256 (models/PROVENANCE.md).

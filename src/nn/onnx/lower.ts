@@ -3,18 +3,8 @@
  * treated as one image), constant folding, op-by-op translation, then BatchNormalization/affine folding into the
  * preceding Conv/Dense and dead-layer pruning.
  */
-import { FormatError } from '../util/errors.ts';
-import {
-  CONSTANT_FOLDABLE_OPS,
-  ConstantFoldError,
-  broadcastShapes,
-  expandTo,
-  foldConstantNode,
-  resolveReshape,
-} from './const-fold.ts';
-import { UnsupportedModelError } from './errors.ts';
-import type { ConstTensor, GraphNode, OnnxGraph } from './graph.ts';
-import { floatAttribute, intAttribute, intsAttribute, shapeSize, stringAttribute } from './graph.ts';
+import { FormatError } from '../../util/errors.ts';
+import { UnsupportedModelError } from '../errors.ts';
 import type {
   ActivationFunction,
   AffineLayer,
@@ -25,7 +15,17 @@ import type {
   LayerModel,
   PoolGeometry,
   Shape,
-} from './layers.ts';
+} from '../layers.ts';
+import {
+  CONSTANT_FOLDABLE_OPS,
+  ConstantFoldError,
+  broadcastShapes,
+  expandTo,
+  foldConstantNode,
+  resolveReshape,
+} from './const-fold.ts';
+import type { ConstTensor, GraphNode, OnnxGraph } from './graph.ts';
+import { floatAttribute, intAttribute, intsAttribute, shapeSize, stringAttribute } from './graph.ts';
 
 /**
  * The ONNX operators the importer lowers (default domain, opset 7–23).

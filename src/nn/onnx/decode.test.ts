@@ -3,12 +3,13 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import onnxProto from 'onnx-proto';
-import { OnnxBuilder } from '../../tests/support/onnx-builder.ts';
-import { FormatError, HomeError, InvalidArgumentError } from '../util/errors.ts';
-import { UnsupportedModelError } from './errors.ts';
-import { findModelFile } from './fixtures.ts';
+import { OnnxBuilder } from '../../../tests/support/onnx-builder.ts';
+import { FormatError, HomeError, InvalidArgumentError } from '../../util/errors.ts';
+import { UnsupportedModelError } from '../errors.ts';
+import { findModelFile } from '../fixtures.ts';
+import { decodeOnnx, decodeTensor, inlineExternalData } from './decode.ts';
 import { shapeSize } from './graph.ts';
-import { decodeOnnx, decodeTensor, importOnnx, inlineExternalData } from './onnx.ts';
+import { importOnnx } from './import.ts';
 
 const { onnx } = onnxProto;
 const cryptonets = readFileSync(findModelFile('cryptonets-mnist.onnx'));

@@ -1,9 +1,11 @@
+/**
+ * Decoding of ONNX model bytes (protobuf) into the typed {@link OnnxGraph}: validation of the header, opset, element
+ * types and tensor sizes, tensors stored in external files, and a topological order of the nodes.
+ */
 import onnxProto from 'onnx-proto';
-import { FormatError, InvalidArgumentError } from '../util/errors.ts';
-import { UnsupportedModelError } from './errors.ts';
+import { FormatError, InvalidArgumentError } from '../../util/errors.ts';
+import { UnsupportedModelError } from '../errors.ts';
 import type { Attribute, ConstTensor, Dim, DType, GraphNode, OnnxGraph, ValueInfo } from './graph.ts';
-import type { LayerModel } from './layers.ts';
-import { type LowerOptions, lowerGraph } from './lower.ts';
 
 const { onnx } = onnxProto;
 
@@ -558,28 +560,4 @@ export function decodeOnnx(bytes: Uint8Array, options: DecodeOptions = {}): Onnx
     initializers,
     nodes,
   };
-}
-
-/**
- * Options of {@link importOnnx}: those of decoding (external data) and of lowering (input shape).
- *
- * @example
- * ```ts
- * const options: ImportOptions = { inputShape: [3, 32, 32], externalData: (location) => readFileSync(location) };
- * ```
- */
-export interface ImportOptions extends DecodeOptions, LowerOptions {}
-
-/**
- * Decodes ONNX bytes and lowers them to the canonical layer IR in one step.
- *
- * @throws FormatError for malformed bytes; UnsupportedModelError for a model outside the supported subset.
- * @example
- * ```ts
- * const model = importOnnx(readFileSync(findModelFile('cryptonets-mnist.onnx')));
- * console.log(model.inputShape, model.layers.length);
- * ```
- */
-export function importOnnx(bytes: Uint8Array, options: ImportOptions = {}): LayerModel {
-  return lowerGraph(decodeOnnx(bytes, options), options);
 }
