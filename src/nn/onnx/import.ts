@@ -3,7 +3,7 @@
  */
 import type { LayerModel } from '../layers.ts';
 import { type DecodeOptions, decodeOnnx } from './decode.ts';
-import { type LowerOptions, lowerGraph } from './lower.ts';
+import { type LowerOptions, lowerGraph } from './lower/index.ts';
 
 /**
  * Options of {@link importOnnx}: those of decoding (external data) and of lowering (input shape).
