@@ -16,7 +16,7 @@ import { loadIdxImages, loadIdxLabels } from '../data.ts';
 import { UnsupportedModelError } from '../errors.ts';
 import { findDataFile } from '../fixtures.ts';
 import { argmaxRows, simulate } from '../simulate.ts';
-import { inlineExternalData } from './decode.ts';
+import { inlineExternalData } from './external-data.ts';
 import { shapeSize } from './graph.ts';
 import { importOnnx } from './import.ts';
 
