@@ -11,8 +11,8 @@ import {
   ModelOwner,
   simulateProgram,
 } from '../nn/executor.ts';
-import { shapeSize } from '../nn/graph.ts';
-import { importOnnx } from '../nn/onnx.ts';
+import { shapeSize } from '../nn/onnx/graph.ts';
+import { importOnnx } from '../nn/onnx/import.ts';
 import type { HeProgram } from '../nn/program.ts';
 import { argmaxRows } from '../nn/simulate.ts';
 import { nowNs } from '../runtime/devices.ts';

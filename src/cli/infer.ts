@@ -11,9 +11,9 @@ import {
   npyToImages,
 } from '../nn/data.ts';
 import { checkImages, InferenceClient, InferenceServer, ModelOwner, runEncrypted } from '../nn/executor.ts';
-import { shapeSize } from '../nn/graph.ts';
 import type { LayerModel } from '../nn/layers.ts';
-import { importOnnx } from '../nn/onnx.ts';
+import { shapeSize } from '../nn/onnx/graph.ts';
+import { importOnnx } from '../nn/onnx/import.ts';
 import { opCounts, programFootprint } from '../nn/program.ts';
 import { argmaxRows, simulate } from '../nn/simulate.ts';
 import { InvalidArgumentError } from '../util/errors.ts';

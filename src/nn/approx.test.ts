@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { OnnxBuilder } from '../../tests/support/onnx-builder.ts';
+import { seededValues } from '../../tests/support/test-helpers.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { approximateModel, calibrate, widenInterval } from './approx.ts';
-import { importOnnx } from './onnx.ts';
-import { OnnxBuilder } from './onnx-builder.ts';
+import { importOnnx } from './onnx/import.ts';
 import { simulate } from './simulate.ts';
-import { seededValues } from './test-helpers.ts';
 
 /** Conv → Relu → MaxPool → Flatten → Gemm → Sigmoid → Gemm: one of each substituted op. */
 function smallCnn() {

@@ -17,8 +17,8 @@ import {
   maxApproximationError,
   remezRefine,
 } from './chebyshev.ts';
-import { shapeSize } from './graph.ts';
 import type { ActivationFunction, ActivationLayer, Layer, LayerModel, MaxPoolLayer } from './layers.ts';
+import { shapeSize } from './onnx/graph.ts';
 import { argmaxRows, simulate } from './simulate.ts';
 
 export {

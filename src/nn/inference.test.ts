@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { runOnnxRuntime } from '../../tests/support/ort-reference.ts';
+import { rowRelativeError } from '../../tests/support/test-helpers.ts';
 import { compileModel } from './compile/index.ts';
 import { loadIdxImages, loadIdxLabels } from './data.ts';
 import { runEncrypted, simulateProgram } from './executor.ts';
 import { findDataFile, findModelFile } from './fixtures.ts';
-import { importOnnx } from './onnx.ts';
-import { runOnnxRuntime } from './ort-reference.ts';
+import { importOnnx } from './onnx/import.ts';
 import { validateProgram } from './program.ts';
 import { argmaxRows } from './simulate.ts';
-import { rowRelativeError } from './test-helpers.ts';
 
 const COUNT = 256;
 const images = loadIdxImages(readFileSync(findDataFile('mnist/t10k-images-idx3-ubyte.gz')), {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { OnnxBuilder } from '../../tests/support/onnx-builder.ts';
+import { seededValues } from '../../tests/support/test-helpers.ts';
 import { FormatError } from '../util/errors.ts';
 import { compileModel } from './compile/index.ts';
-import { importOnnx } from './onnx.ts';
-import { OnnxBuilder } from './onnx-builder.ts';
+import { importOnnx } from './onnx/import.ts';
 import {
   accessSequence,
   decodeProgram,
@@ -16,7 +17,6 @@ import {
   serializeProgram,
   validateProgram,
 } from './program.ts';
-import { seededValues } from './test-helpers.ts';
 
 /** Conv 3×3 → x² → Gemm: a CryptoNets in miniature. */
 function tinyModel() {

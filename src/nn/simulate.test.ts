@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { runOnnxRuntime } from '../../tests/support/ort-reference.ts';
+import { rowRelativeError } from '../../tests/support/test-helpers.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { loadIdxImages, loadIdxLabels } from './data.ts';
 import { findDataFile, findModelFile } from './fixtures.ts';
 import type { LayerModel } from './layers.ts';
-import { importOnnx } from './onnx.ts';
-import { runOnnxRuntime } from './ort-reference.ts';
+import { importOnnx } from './onnx/import.ts';
 import { argmaxRows, simulate } from './simulate.ts';
-import { rowRelativeError } from './test-helpers.ts';
 
 // The models take pixel / 256 (models/PROVENANCE.md).
 const images = loadIdxImages(readFileSync(findDataFile('mnist/t10k-images-idx3-ubyte.gz')), {

@@ -12,7 +12,6 @@ import {
   evaluateChebyshev,
   evaluateChebyshevInto,
 } from './chebyshev.ts';
-import { shapeSize } from './graph.ts';
 import type {
   AffineLayer,
   AvgPoolLayer,
@@ -23,6 +22,7 @@ import type {
   MaxPoolLayer,
   Shape,
 } from './layers.ts';
+import { shapeSize } from './onnx/graph.ts';
 
 /**
  * `exact`: the model as defined; `polynomial`: with the attached polynomial approximations.

@@ -9,7 +9,7 @@ import { compileModel } from '../nn/compile/index.ts';
 import { loadIdxImages } from '../nn/data.ts';
 import { InferenceClient, InferenceServer, simulateProgram } from '../nn/executor.ts';
 import { findDataFile, findModelFile } from '../nn/fixtures.ts';
-import { importOnnx } from '../nn/onnx.ts';
+import { importOnnx } from '../nn/onnx/import.ts';
 import type { HeProgram } from '../nn/program.ts';
 import { argmaxRows } from '../nn/simulate.ts';
 import { FormatError, ResourceError } from '../util/errors.ts';

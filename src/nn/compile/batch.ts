@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError } from '../../util/errors.ts';
 import { UnsupportedModelError } from '../errors.ts';
-import { shapeSize } from '../graph.ts';
+import { shapeSize } from '../onnx/graph.ts';
 import type { Layer, LayerModel } from '../layers.ts';
 import type { Emitter, Sym } from './emitter.ts';
 import { linearRows, poolWindows } from './linear-layers.ts';

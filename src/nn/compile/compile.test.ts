@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { OnnxBuilder } from '../../../tests/support/onnx-builder.ts';
+import { rowRelativeError, seededValues } from '../../../tests/support/test-helpers.ts';
 import { HomeError, InvalidArgumentError, ResourceError, SecurityError } from '../../util/errors.ts';
 import { checkImages, runEncrypted, simulateProgram } from '../executor.ts';
-import { importOnnx } from '../onnx.ts';
-import { OnnxBuilder } from '../onnx-builder.ts';
+import { importOnnx } from '../onnx/import.ts';
 import { programFootprint } from '../program.ts';
 import { argmaxRows, simulate } from '../simulate.ts';
-import { rowRelativeError, seededValues } from '../test-helpers.ts';
 import { chooseParameters, compileModel } from './index.ts';
 
 /** Conv → Relu → Gemm on 6×6 images: a non-polynomial activation the compiler must approximate. */

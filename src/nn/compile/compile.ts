@@ -9,7 +9,7 @@ import type { Parameters } from '../../ckks/parameters.ts';
 import { assertInteger, check } from '../../util/assert.ts';
 import { InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import { type AccuracyCost, type Substitution, approximateModel } from '../approx.ts';
-import { shapeSize } from '../graph.ts';
+import { shapeSize } from '../onnx/graph.ts';
 import type { Layer, LayerModel } from '../layers.ts';
 import {
   type HeInstruction,

@@ -3,7 +3,7 @@
  * pooling, affine) read as their entries: output i = Σ w·input[j] + bias[i]. Both packings and the size estimates
  * walk a layer through these, so all three see the same matrix.
  */
-import { shapeSize } from '../graph.ts';
+import { shapeSize } from '../onnx/graph.ts';
 import type { AvgPoolLayer, Layer, MaxPoolLayer } from '../layers.ts';
 
 /**

@@ -7,7 +7,7 @@
 import type { Parameters } from '../../ckks/parameters.ts';
 import { ResourceError } from '../../util/errors.ts';
 import { UnsupportedModelError } from '../errors.ts';
-import { shapeSize } from '../graph.ts';
+import { shapeSize } from '../onnx/graph.ts';
 import type { Layer, LayerModel } from '../layers.ts';
 import { PROBE_TOP } from './chain.ts';
 import { babyStepCount, type Emitter, type Sym } from './emitter.ts';

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { UnsupportedModelError } from './errors.ts';
-import { shapeSize } from './graph.ts';
-import type { LayerModel } from './layers.ts';
-import { importOnnx } from './onnx.ts';
-import { OnnxBuilder } from './onnx-builder.ts';
-import { runOnnxRuntime } from './ort-reference.ts';
-import { argmaxRows, simulate } from './simulate.ts';
-import { rowRelativeError, seededValues } from './test-helpers.ts';
+import { OnnxBuilder } from '../../../../tests/support/onnx-builder.ts';
+import { runOnnxRuntime } from '../../../../tests/support/ort-reference.ts';
+import { rowRelativeError, seededValues } from '../../../../tests/support/test-helpers.ts';
+import { UnsupportedModelError } from '../../errors.ts';
+import type { LayerModel } from '../../layers.ts';
+import { argmaxRows, simulate } from '../../simulate.ts';
+import { shapeSize } from '../graph.ts';
+import { importOnnx } from '../import.ts';
 
 /** Imports the model, runs `count` seeded inputs through the simulator and onnxruntime, and compares. */
 async function compareWithOrt(bytes: Uint8Array, count = 3, seed = 1, tolerance = 1e-5): Promise<LayerModel> {

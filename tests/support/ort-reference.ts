@@ -1,9 +1,10 @@
 /**
  * The onnxruntime reference: runs an ONNX model with onnxruntime-node (CPU) to check the importer and the float
- * simulator against an independent implementation. onnxruntime-node is a devDependency, so it is loaded with a
- * dynamic import only when a test or benchmark calls this module; nothing else in `src/` depends on it.
+ * simulator against an independent implementation. onnxruntime-node is a devDependency, so this module sits with the
+ * test support code and loads it with a dynamic import only when a test or benchmark calls it (the one importer under
+ * `src/` is the inference benchmark, `src/cli/bench-infer.ts`).
  */
-import { InvalidArgumentError } from '../util/errors.ts';
+import { InvalidArgumentError } from '../../src/util/errors.ts';
 
 /**
  * Runs `count` inputs through an ONNX model with onnxruntime-node and returns its first output as float64.

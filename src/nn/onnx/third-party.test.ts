@@ -10,14 +10,15 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadIdxImages, loadIdxLabels } from './data.ts';
-import { UnsupportedModelError } from './errors.ts';
-import { findDataFile } from './fixtures.ts';
+import { runOnnxRuntime } from '../../../tests/support/ort-reference.ts';
+import { rowRelativeError, seededValues } from '../../../tests/support/test-helpers.ts';
+import { loadIdxImages, loadIdxLabels } from '../data.ts';
+import { UnsupportedModelError } from '../errors.ts';
+import { findDataFile } from '../fixtures.ts';
+import { argmaxRows, simulate } from '../simulate.ts';
+import { inlineExternalData } from './external-data.ts';
 import { shapeSize } from './graph.ts';
-import { importOnnx, inlineExternalData } from './onnx.ts';
-import { runOnnxRuntime } from './ort-reference.ts';
-import { argmaxRows, simulate } from './simulate.ts';
-import { rowRelativeError, seededValues } from './test-helpers.ts';
+import { importOnnx } from './import.ts';
 
 /** What a sidecar `X.json` says about `X.onnx`. */
 interface Sidecar {
@@ -36,7 +37,7 @@ interface Sidecar {
   readonly unsupported?: string;
 }
 
-const REPO = new URL('../../', import.meta.url);
+const REPO = new URL('../../../', import.meta.url);
 const COUNT = 64;
 
 function modelFolder(): string | undefined {

@@ -1,9 +1,15 @@
+/**
+ * Decoding of ONNX model bytes (protobuf) into the typed {@link OnnxGraph}: validation of the header, opset, graph
+ * inputs and outputs, attributes and node connections, and a topological order of the nodes. Tensors are decoded
+ * by `tensor.ts`, external data is read by `external-data.ts`.
+ */
 import onnxProto from 'onnx-proto';
-import { FormatError, InvalidArgumentError } from '../util/errors.ts';
-import { UnsupportedModelError } from './errors.ts';
-import type { Attribute, ConstTensor, Dim, DType, GraphNode, OnnxGraph, ValueInfo } from './graph.ts';
-import type { LayerModel } from './layers.ts';
-import { type LowerOptions, lowerGraph } from './lower.ts';
+import { FormatError } from '../../util/errors.ts';
+import { UnsupportedModelError } from '../errors.ts';
+import { type ExternalDataReader, readOnce } from './external-data.ts';
+import type { Attribute, ConstTensor, Dim, GraphNode, OnnxGraph, ValueInfo } from './graph.ts';
+import { decodeModelProto, toNumber } from './proto.ts';
+import { decodeTensor, elementType } from './tensor.ts';
 
 const { onnx } = onnxProto;
 
@@ -19,172 +25,6 @@ const { onnx } = onnxProto;
  */
 export const SUPPORTED_OPSETS = { min: 7, max: 23 } as const;
 
-/** Largest constant the importer decodes (elements); larger ones are not plausible for an encrypted model. */
-const MAX_TENSOR_ELEMENTS = 1 << 28;
-
-type Int64Like = number | { toNumber(): number } | null | undefined;
-
-/** Converts a protobufjs int64 (number or Long) to a number, or `NaN` when it is absent or not representable. */
-function toNumber(value: Int64Like): number {
-  if (value === null || value === undefined) return Number.NaN;
-  if (typeof value === 'number') return value;
-  return value.toNumber();
-}
-
-const DTYPES: ReadonlyMap<number, { dtype: DType; bytes: number }> = new Map([
-  [1, { dtype: 'float32', bytes: 4 }],
-  [11, { dtype: 'float64', bytes: 8 }],
-  [7, { dtype: 'int64', bytes: 8 }],
-  [6, { dtype: 'int32', bytes: 4 }],
-]);
-
-const DTYPE_NAMES = [
-  'UNDEFINED',
-  'FLOAT',
-  'UINT8',
-  'INT8',
-  'UINT16',
-  'INT16',
-  'INT32',
-  'INT64',
-  'STRING',
-  'BOOL',
-  'FLOAT16',
-  'DOUBLE',
-  'UINT32',
-  'UINT64',
-  'COMPLEX64',
-  'COMPLEX128',
-  'BFLOAT16',
-];
-
-function dtypeName(code: number): string {
-  return DTYPE_NAMES[code] ?? `data type ${code}`;
-}
-
-function elementType(code: number, what: string): { dtype: DType; bytes: number } {
-  const t = DTYPES.get(code);
-  if (t === undefined) {
-    throw new UnsupportedModelError(
-      `${what} has element type ${dtypeName(code)}: expected FLOAT, DOUBLE, INT64 or INT32 (quantized, half-precision, ` +
-        'boolean and string tensors are not supported)',
-    );
-  }
-  return t;
-}
-
-function checkedDims(dims: readonly Int64Like[] | null | undefined, what: string): number[] {
-  const out: number[] = [];
-  let size = 1;
-  for (const d of dims ?? []) {
-    const n = toNumber(d);
-    if (!Number.isSafeInteger(n) || n < 0)
-      throw new FormatError(`${what}: dimension ${n} is not a non-negative integer`);
-    size *= n;
-    if (size > MAX_TENSOR_ELEMENTS) {
-      throw new FormatError(`${what}: ${size} elements or more, above the limit of ${MAX_TENSOR_ELEMENTS}`);
-    }
-    out.push(n);
-  }
-  return out;
-}
-
-/**
- * Decodes an ONNX `TensorProto` (raw little-endian `raw_data` or the typed `float_data`/`double_data`/`int64_data`/
- * `int32_data` fields) into a {@link ConstTensor}.
- *
- * @example
- * ```ts
- * const t = decodeTensor(onnx.TensorProto.decode(bytes), 'initializer fc.W');
- * ```
- */
-export function decodeTensor(
-  proto: onnxProto.onnx.ITensorProto,
-  what: string,
-  externalData?: ExternalDataReader,
-): ConstTensor {
-  const name = proto.name ?? '';
-  const label = `${what}${name === '' ? '' : ` '${name}'`}`;
-  if (proto.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
-    if (externalData === undefined) {
-      throw new UnsupportedModelError(
-        `${label} stores its data in an external file (${externalLocation(proto, label).location}): pass ` +
-          'the externalData option to read it, or re-export with the weights inline',
-      );
-    }
-    return decodeTensor(inlineTensor(proto, label, externalData), what);
-  }
-  if (proto.segment !== null && proto.segment !== undefined) {
-    throw new UnsupportedModelError(
-      `${label} is a segment of a larger tensor: segmented tensors are not supported`,
-    );
-  }
-  const dims = checkedDims(proto.dims, label);
-  const { dtype, bytes } = elementType(proto.dataType ?? 0, label);
-  let n = 1;
-  for (const d of dims) n *= d;
-  // Sizes are checked against the values actually present before allocating, so corrupted dims cannot trigger a
-  // huge allocation.
-  const raw = proto.rawData;
-  if (raw !== null && raw !== undefined && raw.length > 0) {
-    if (raw.length !== n * bytes) {
-      throw new FormatError(
-        `${label}: raw_data has ${raw.length} bytes, expected ${n} × ${bytes} = ${n * bytes}`,
-      );
-    }
-    const data = new Float64Array(n);
-    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-    for (let i = 0; i < n; i++) {
-      switch (dtype) {
-        case 'float32':
-          data[i] = view.getFloat32(4 * i, true);
-          break;
-        case 'float64':
-          data[i] = view.getFloat64(8 * i, true);
-          break;
-        case 'int32':
-          data[i] = view.getInt32(4 * i, true);
-          break;
-        case 'int64':
-          // Exact below 2^53; shape constants and indices never come close.
-          data[i] = view.getInt32(8 * i + 4, true) * 4294967296 + view.getUint32(8 * i, true);
-          break;
-      }
-    }
-    return { name, dtype, dims, data };
-  }
-  const field: readonly Int64Like[] | null | undefined =
-    dtype === 'float32'
-      ? proto.floatData
-      : dtype === 'float64'
-        ? proto.doubleData
-        : dtype === 'int32'
-          ? proto.int32Data
-          : proto.int64Data;
-  const values = field ?? [];
-  if (values.length !== n) {
-    throw new FormatError(
-      `${label}: holds ${values.length} ${dtype} values and no raw_data, expected ${n} for dims [${dims.join(', ')}]`,
-    );
-  }
-  const data = new Float64Array(n);
-  for (let i = 0; i < n; i++)
-    data[i] = dtype === 'float32' ? Math.fround(toNumber(values[i])) : toNumber(values[i]);
-  return { name, dtype, dims, data };
-}
-
-/**
- * Reads the file an external-data tensor names. `location` is relative to the model's directory and has already
- * been checked to stay inside it (no absolute path, no `..`); the reader returns the whole file, and is called once
- * per location and model.
- *
- * @example
- * ```ts
- * const read: ExternalDataReader = (location) => readFileSync(join(dirname(modelPath), location));
- * ```
- */
-export type ExternalDataReader = (location: string) => Uint8Array;
-
 /**
  * Options of {@link decodeOnnx}.
  *
@@ -196,109 +36,6 @@ export type ExternalDataReader = (location: string) => Uint8Array;
 export interface DecodeOptions {
   /** Reads the files of tensors stored outside the model (PyTorch ≥ 2.9 writes `model.onnx.data` by default). */
   readonly externalData?: ExternalDataReader;
-}
-
-function externalLocation(
-  proto: onnxProto.onnx.ITensorProto,
-  label: string,
-): { location: string; offset: number; length: number | undefined } {
-  const entries = new Map((proto.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
-  const location = entries.get('location') ?? '';
-  if (location === '') throw new FormatError(`${label}: external data without a location`);
-  // The ONNX spec makes the location relative to the model's directory; refuse anything that could leave it.
-  if (/^([\\/]|[A-Za-z]:)/.test(location) || location.split(/[\\/]/).includes('..')) {
-    throw new FormatError(
-      `${label}: external data location '${location}' must be a relative path inside the model's directory`,
-    );
-  }
-  const number = (key: string): number | undefined => {
-    const raw = entries.get(key);
-    if (raw === undefined) return undefined;
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n))
-      throw new FormatError(`${label}: external data ${key} '${raw}' is not a non-negative integer`);
-    return n;
-  };
-  return { location, offset: number('offset') ?? 0, length: number('length') };
-}
-
-/** The reader with each location read once: every tensor of a model usually lies in the same file. */
-function readOnce(read: ExternalDataReader): ExternalDataReader {
-  const files = new Map<string, Uint8Array>();
-  return (location) => {
-    let file = files.get(location);
-    if (file === undefined) {
-      file = read(location);
-      files.set(location, file);
-    }
-    return file;
-  };
-}
-
-/** The tensor with its external bytes copied into `raw_data` (dims, type and name kept). */
-function inlineTensor(
-  proto: onnxProto.onnx.ITensorProto,
-  label: string,
-  read: ExternalDataReader,
-): onnxProto.onnx.ITensorProto {
-  const { location, offset, length } = externalLocation(proto, label);
-  const file = read(location);
-  if (!(file instanceof Uint8Array)) {
-    throw new InvalidArgumentError(`externalData('${location}'): expected a Uint8Array, got ${typeof file}`);
-  }
-  const end = length === undefined ? file.length : offset + length;
-  if (offset > file.length || end > file.length) {
-    throw new FormatError(
-      `${label}: external data bytes ${offset}…${end} lie outside '${location}' (${file.length} bytes)`,
-    );
-  }
-  return {
-    name: proto.name,
-    dims: proto.dims,
-    dataType: proto.dataType,
-    rawData: file.subarray(offset, end),
-  };
-}
-
-/**
- * Returns the model with every external-data initializer (and `Constant` tensor) copied inline, so tools that only
- * take bytes (onnxruntime's `InferenceSession.create(bytes)`) can load it. Models without external data come back
- * re-encoded but unchanged.
- *
- * @throws FormatError for malformed bytes or an external location outside the model's directory.
- * @example
- * ```ts
- * const whole = inlineExternalData(readFileSync(path), (location) => readFileSync(join(dirname(path), location)));
- * ```
- */
-export function inlineExternalData(bytes: Uint8Array, reader: ExternalDataReader): Uint8Array {
-  const model = decodeModelProto(bytes);
-  const read = readOnce(reader);
-  const EXTERNAL = onnx.TensorProto.DataLocation.EXTERNAL;
-  const inline = (t: onnxProto.onnx.ITensorProto, what: string) =>
-    t.dataLocation === EXTERNAL ? onnx.TensorProto.create(inlineTensor(t, what, read)) : t;
-  const g = model.graph;
-  if (g !== null && g !== undefined) {
-    g.initializer = (g.initializer ?? []).map((t) => inline(t, `initializer '${t.name ?? ''}'`));
-    for (const n of g.node ?? []) {
-      for (const a of n.attribute ?? []) {
-        if (a.t !== null && a.t !== undefined) a.t = inline(a.t, `attribute '${a.name ?? ''}'`);
-      }
-    }
-  }
-  return onnx.ModelProto.encode(model).finish();
-}
-
-function decodeModelProto(bytes: Uint8Array): onnxProto.onnx.ModelProto {
-  if (!(bytes instanceof Uint8Array)) {
-    throw new InvalidArgumentError(`ONNX bytes: expected a Uint8Array, got ${typeof bytes}`);
-  }
-  if (bytes.length === 0) throw new FormatError('ONNX bytes: empty input');
-  try {
-    return onnx.ModelProto.decode(bytes);
-  } catch (e) {
-    throw new FormatError(`ONNX bytes: not a valid ModelProto protobuf (${(e as Error).message})`);
-  }
 }
 
 function decodeAttribute(
@@ -558,28 +295,4 @@ export function decodeOnnx(bytes: Uint8Array, options: DecodeOptions = {}): Onnx
     initializers,
     nodes,
   };
-}
-
-/**
- * Options of {@link importOnnx}: those of decoding (external data) and of lowering (input shape).
- *
- * @example
- * ```ts
- * const options: ImportOptions = { inputShape: [3, 32, 32], externalData: (location) => readFileSync(location) };
- * ```
- */
-export interface ImportOptions extends DecodeOptions, LowerOptions {}
-
-/**
- * Decodes ONNX bytes and lowers them to the canonical layer IR in one step.
- *
- * @throws FormatError for malformed bytes; UnsupportedModelError for a model outside the supported subset.
- * @example
- * ```ts
- * const model = importOnnx(readFileSync(findModelFile('cryptonets-mnist.onnx')));
- * console.log(model.inputShape, model.layers.length);
- * ```
- */
-export function importOnnx(bytes: Uint8Array, options: ImportOptions = {}): LayerModel {
-  return lowerGraph(decodeOnnx(bytes, options), options);
 }

@@ -4,8 +4,8 @@
  * sizes. Weights are passed in by the caller, so the builder itself holds no randomness.
  */
 import onnxProto from 'onnx-proto';
-import { check } from '../util/assert.ts';
-import type { Dim, DType } from './graph.ts';
+import type { Dim, DType } from '../../src/nn/onnx/graph.ts';
+import { check } from '../../src/util/assert.ts';
 
 const { onnx } = onnxProto;
 

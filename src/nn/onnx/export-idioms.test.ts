@@ -1,19 +1,19 @@
 /**
  * Graphs written the way PyTorch, tf2onnx, keras2onnx and CNTK export MNIST/CIFAR-10 classifiers, checked against
  * onnxruntime on seeded inputs. Each pattern was seen in a real third-party export (tests/fixtures/nn/README.md
- * lists the files; they are not in this repository, see src/nn/third-party.test.ts).
+ * lists the files; they are not in this repository, see src/nn/onnx/third-party.test.ts).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import onnxProto from 'onnx-proto';
-import { UnsupportedModelError } from './errors.ts';
+import { OnnxBuilder } from '../../../tests/support/onnx-builder.ts';
+import { runOnnxRuntime } from '../../../tests/support/ort-reference.ts';
+import { rowRelativeError, seededValues } from '../../../tests/support/test-helpers.ts';
+import { UnsupportedModelError } from '../errors.ts';
+import type { LayerModel } from '../layers.ts';
+import { argmaxRows, simulate } from '../simulate.ts';
 import { shapeSize } from './graph.ts';
-import type { LayerModel } from './layers.ts';
-import { importOnnx } from './onnx.ts';
-import { OnnxBuilder } from './onnx-builder.ts';
-import { runOnnxRuntime } from './ort-reference.ts';
-import { argmaxRows, simulate } from './simulate.ts';
-import { rowRelativeError, seededValues } from './test-helpers.ts';
+import { importOnnx } from './import.ts';
 
 const { onnx } = onnxProto;
 
