@@ -4,16 +4,14 @@ import { Encoder } from '../ckks/encoder.ts';
 import type { Ciphertext } from '../ckks/objects.ts';
 import { compileModel } from '../nn/compile/index.ts';
 import { type ImageBatch, loadIdxImages, loadNpy, loadPngFolder, npyToImages } from '../nn/data.ts';
-import {
-  checkImages,
-  InferenceClient,
-  InferenceServer,
-  ModelOwner,
-  simulateProgram,
-} from '../nn/executor.ts';
+import { InferenceClient } from '../nn/client.ts';
+import { ModelOwner } from '../nn/owner.ts';
+import { checkImages } from '../program/packing.ts';
+import { simulateProgram } from '../program/simulate.ts';
+import { InferenceServer } from '../runtime/he/server.ts';
 import { shapeSize } from '../nn/onnx/graph.ts';
 import { importOnnx } from '../nn/onnx/import.ts';
-import type { HeProgram } from '../nn/program.ts';
+import type { HeProgram } from '../program/program.ts';
 import { argmaxRows } from '../nn/simulate.ts';
 import { nowNs } from '../runtime/devices.ts';
 import {

@@ -10,11 +10,14 @@ import {
   loadPngFolder,
   npyToImages,
 } from '../nn/data.ts';
-import { checkImages, InferenceClient, InferenceServer, ModelOwner, runEncrypted } from '../nn/executor.ts';
+import { InferenceClient } from '../nn/client.ts';
+import { ModelOwner } from '../nn/owner.ts';
+import { checkImages } from '../program/packing.ts';
+import { InferenceServer, runEncrypted } from '../runtime/he/server.ts';
 import type { LayerModel } from '../nn/layers.ts';
 import { shapeSize } from '../nn/onnx/graph.ts';
 import { importOnnx } from '../nn/onnx/import.ts';
-import { opCounts, programFootprint } from '../nn/program.ts';
+import { opCounts, programFootprint } from '../program/analysis.ts';
 import { argmaxRows, simulate } from '../nn/simulate.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 

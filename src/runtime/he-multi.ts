@@ -2,8 +2,8 @@ import type { Encoder } from '../ckks/encoder.ts';
 import { Evaluator } from '../ckks/evaluator.ts';
 import type { EvaluationKeys } from '../ckks/keys.ts';
 import type { Ciphertext, Plaintext } from '../ckks/objects.ts';
-import { evaluateInstruction, type InstructionOperands } from '../nn/executor.ts';
-import type { HeProgram } from '../nn/program.ts';
+import { evaluateInstruction, type InstructionOperands } from '../program/evaluate.ts';
+import type { HeProgram } from '../program/program.ts';
 import { check } from '../util/assert.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import {

@@ -1,44 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { deepModel, maxPoolModel, reluModel } from '../../../tests/support/models.ts';
 import { OnnxBuilder } from '../../../tests/support/onnx-builder.ts';
 import { rowRelativeError, seededValues } from '../../../tests/support/test-helpers.ts';
 import { HomeError, InvalidArgumentError, ResourceError, SecurityError } from '../../util/errors.ts';
-import { checkImages, runEncrypted, simulateProgram } from '../executor.ts';
+import { checkImages } from '../../program/packing.ts';
+import { simulateProgram } from '../../program/simulate.ts';
 import { importOnnx } from '../onnx/import.ts';
-import { programFootprint } from '../program.ts';
-import { argmaxRows, simulate } from '../simulate.ts';
+import { programFootprint } from '../../program/analysis.ts';
+import { simulate } from '../simulate.ts';
 import { chooseParameters, compileModel } from './index.ts';
-
-/** Conv → Relu → Gemm on 6×6 images: a non-polynomial activation the compiler must approximate. */
-function reluModel() {
-  const b = new OnnxBuilder();
-  const x = b.input('x', ['N', 1, 6, 6]);
-  const c = b.conv(x, {
-    weight: seededValues(18, 21, -0.6, 0.6),
-    weightDims: [2, 1, 3, 3],
-    bias: [0.05, -0.1],
-    strides: [2, 2],
-    pads: [1, 1, 1, 1],
-  });
-  b.node('Relu', [c], {}, { name: 'relu1', outputs: ['r1'] });
-  b.output(
-    b.gemm(b.flatten('r1'), {
-      weight: seededValues(18 * 4, 22, -1, 1),
-      weightDims: [18, 4],
-      bias: [0, 0.1, 0.2, 0.3],
-    }),
-  );
-  return importOnnx(b.toBytes());
-}
-
-/** `squares` chained x² layers after a 2→2 Gemm. */
-function deepModel(squares: number) {
-  const b = new OnnxBuilder();
-  let v = b.gemm(b.input('x', ['N', 2]), { weight: [0.5, 0.1, 0.2, 0.4], weightDims: [2, 2] });
-  for (let i = 0; i < squares; i++) v = b.node('Mul', [v, v])[0];
-  b.output(v);
-  return importOnnx(b.toBytes());
-}
 
 describe('parameter choice', () => {
   it('takes the smallest secure logN for the depth and fills the budget with special primes', () => {
@@ -57,10 +28,6 @@ describe('parameter choice', () => {
     const { params, program } = compileModel(deepModel(2), { precisionBits: 40 });
     assert.equal(params.primesPerLevel, 2);
     assert.equal(program.parameters.primesPerLevel, 2);
-    const images = Float64Array.of(0.5, -0.25, 0.125, 0.75);
-    const enc = runEncrypted(program, images, 2, { seed: new Uint8Array(32).fill(2) });
-    const sim = simulateProgram(program, images, 2);
-    assert.ok(rowRelativeError(enc.logits, sim, 2) < 1e-9, `${rowRelativeError(enc.logits, sim, 2)}`);
   });
 
   it('names the depth and the largest secure depth when nothing fits', () => {
@@ -78,29 +45,12 @@ describe('parameter choice', () => {
   });
 });
 
-/** Conv → x² → MaxPool 2×2 → Gemm: the polynomial max (or averaging) under encryption. */
-function maxPoolModel() {
-  const b = new OnnxBuilder();
-  const x = b.input('x', ['N', 1, 4, 4]);
-  const c = b.conv(x, {
-    weight: seededValues(9, 31, -0.6, 0.6),
-    weightDims: [1, 1, 3, 3],
-    pads: [1, 1, 1, 1],
-  });
-  const s = b.node('Mul', [c, c])[0];
-  b.node('MaxPool', [s], { kernel_shape: [2, 2], strides: [2, 2] }, { name: 'pool1', outputs: ['p1'] });
-  b.output(
-    b.gemm(b.flatten('p1'), { weight: seededValues(8, 32, -1, 1), weightDims: [4, 2], bias: [0.1, -0.1] }),
-  );
-  return importOnnx(b.toBytes());
-}
-
-describe('MaxPool under encryption (batch packing)', () => {
+describe('MaxPool (batch packing): the program simulator equals the layer simulator in polynomial mode', () => {
   const model = maxPoolModel();
   const count = 32;
   const images = seededValues(count * 16, 33, 0, 1);
   for (const maxPool of ['polynomial', 'average'] as const) {
-    it(`${maxPool}: encrypted = program simulator = layer simulator in polynomial mode`, () => {
+    it(`${maxPool}: program simulator = layer simulator in polynomial mode`, () => {
       const {
         program,
         substitutions,
@@ -112,10 +62,6 @@ describe('MaxPool under encryption (batch packing)', () => {
       assert.equal(substitutions[0].op, 'MaxPool');
       const sim = simulateProgram(program, images, count);
       assert.ok(rowRelativeError(sim, simulate(compiled, images, count, { mode: 'polynomial' }), 2) < 1e-9);
-      const enc = runEncrypted(program, images, count, { seed: new Uint8Array(32).fill(8) });
-      // Two rounds of a degree-6 Chebyshev |·| at a 2^30 scale: about 10 bits of the noise budget go to it.
-      const tolerance = maxPool === 'polynomial' ? 1e-2 : 1e-3;
-      assert.ok(rowRelativeError(enc.logits, sim, 2) < tolerance, `${rowRelativeError(enc.logits, sim, 2)}`);
     });
   }
 });
@@ -132,7 +78,7 @@ describe('compiler + executors on a model with Relu', () => {
     );
   });
 
-  it('approximates Relu, reports it, and the encrypted run matches the simulator', () => {
+  it('approximates Relu and reports it; the program simulator matches the layer simulator', () => {
     const {
       program,
       substitutions,
@@ -150,28 +96,6 @@ describe('compiler + executors on a model with Relu', () => {
     const sim = simulateProgram(program, images, count);
     const poly = simulate(compiled, images, count, { mode: 'polynomial' });
     assert.ok(rowRelativeError(sim, poly, 4) < 1e-9, 'program simulator = layer simulator (polynomial mode)');
-    const enc = runEncrypted(program, images, count, { seed: new Uint8Array(32).fill(3) });
-    assert.ok(
-      rowRelativeError(enc.logits, sim, 4) < 1e-3,
-      `encrypted vs simulated ${rowRelativeError(enc.logits, sim, 4)}`,
-    );
-    const a = argmaxRows(enc.logits, count, 4);
-    const b = argmaxRows(sim, count, 4);
-    let agree = 0;
-    for (let i = 0; i < count; i++) if (a[i] === b[i]) agree++;
-    assert.ok(agree >= count - 1, `${agree}/${count}`);
-    assert.ok(enc.timings.evaluate > 0 && enc.keyBytes > 0 && enc.uploadBytes > 0);
-  });
-
-  it('latency packing of the same model (Relu on all slots at once) matches the simulator', () => {
-    const { program } = compileModel(model, {
-      mode: 'latency',
-      calibration: { images, count },
-      approximation: { degree: { relu: 7 } },
-    });
-    const sim = simulateProgram(program, images.subarray(0, 72), 2);
-    const enc = runEncrypted(program, images.subarray(0, 72), 2, { seed: new Uint8Array(32).fill(5) });
-    assert.ok(rowRelativeError(enc.logits, sim, 4) < 1e-3, `${rowRelativeError(enc.logits, sim, 4)}`);
   });
 
   it('rejects images of the wrong size, non-finite values and values outside the compiled range', () => {
@@ -185,7 +109,7 @@ describe('compiler + executors on a model with Relu', () => {
     assert.throws(() => simulateProgram(program, bad, 1), /image 0 element 7 = NaN/);
     bad[7] = 255;
     assert.throws(
-      () => runEncrypted(program, bad, 1),
+      () => checkImages(program, bad, 1),
       (e: unknown) => e instanceof InvalidArgumentError && /outside the input range/.test(e.message),
     );
   });
@@ -313,21 +237,6 @@ describe('resource limits (a ResourceError naming the layer, the figure and the 
       () => compileModel(model, { ...options, limits: { memoryBytes: lazy.resources.serverBytes - 1 } }),
       isResource(/plaintext weights encoded on use/),
     );
-    // The server encodes each plaintext right before its reader and frees it after: the same logits, bit for bit,
-    // as with every plaintext resident (same keys and encryption randomness).
-    const forced = compileModel(model, { ...options, lazyPlaintexts: true });
-    assert.ok(forced.program.plaintexts.every((p) => p.encodeOnUse === true));
-    const sample = images.subarray(0, 72);
-    const seed = new Uint8Array(32).fill(6);
-    const onUse = runEncrypted(forced.program, sample, 2, { seed });
-    const kept = runEncrypted(resident.program, sample, 2, { seed });
-    assert.deepEqual(onUse.logits, kept.logits);
-    assert.deepEqual(
-      runEncrypted(resident.program, sample, 2, { seed, lazyPlaintexts: true }).logits,
-      kept.logits,
-    );
-    const sim = simulateProgram(forced.program, sample, 2);
-    assert.ok(rowRelativeError(onUse.logits, sim, 4) < 1e-3, `${rowRelativeError(onUse.logits, sim, 4)}`);
   });
 });
 

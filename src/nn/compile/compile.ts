@@ -19,7 +19,7 @@ import {
   type OutputDescriptor,
   PROGRAM_FORMAT,
   PROGRAM_VERSION,
-} from '../program.ts';
+} from '../../program/program.ts';
 import { simulate } from '../simulate.ts';
 import { emitBatch } from './batch.ts';
 import { chainOf, PROBE_TOP, probeChain } from './chain.ts';

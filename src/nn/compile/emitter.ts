@@ -5,7 +5,8 @@
  * vectors and the rotations whose keys the program needs.
  */
 import { ResourceError } from '../../util/errors.ts';
-import type { HeInstruction, HeOp, InputDescriptor, PlaintextDescriptor } from '../program.ts';
+import { type HeOp, OPS, opKeys } from '../../program/ops.ts';
+import type { HeInstruction, InputDescriptor, PlaintextDescriptor } from '../../program/program.ts';
 import type { Chain } from './chain.ts';
 import type { CompileLimits } from './options.ts';
 
@@ -165,29 +166,55 @@ export class Emitter {
     return index;
   }
 
-  #push(op: HeOp, args: Sym[], out: Sym, extra: Partial<HeInstruction> = {}): Sym {
+  /**
+   * Appends one instruction of `op` on `args`: its results' level, scale and degree, its keys and byte sizes come
+   * from the op table (`OPS[op]`), so what the compiler emits is what the validator, the simulator and the executors
+   * expect. `extra` holds the op's own fields (constant, constantScale, plaintext, steps). Returns the results (for
+   * an in-place op, the updated operand).
+   */
+  #emit(op: Exclude<HeOp, 'free'>, args: readonly Sym[], extra: Partial<HeInstruction> = {}): Sym[] {
     this.#room(1, 0);
+    const definition = OPS[op];
+    const plaintext = extra.plaintext === undefined ? undefined : this.plaintexts[extra.plaintext];
+    const results = definition.result(args, extra, {
+      plaintext,
+      rescaleScale: (level, scale) => {
+        for (const q of this.chain.rescalePrimes(level)) scale /= q;
+        return scale;
+      },
+    });
+    const outs = definition.inPlace
+      ? [args[args.length - 1]]
+      : results.map((r) => this.fresh(r.level, r.scale, r.degree));
+    const shape = results[0];
+    if (definition.keys === 'relin') this.usesRelin = true;
     this.instructions.push({
       op,
       args: args.map((a) => a.id),
-      out: [out.id],
-      level: out.level,
-      scale: out.scale,
-      degree: out.degree,
+      out: outs.map((o) => o.id),
+      level: shape.level,
+      scale: shape.scale,
+      degree: shape.degree,
       bytes: {
         args: args.map((a) => this.chain.bytes(a.level, a.degree)),
-        out: this.chain.bytes(out.level, out.degree),
+        out: this.chain.bytes(shape.level, shape.degree),
       },
-      keys: [],
+      keys: opKeys(op, extra.steps, (steps) => this.#rotation(steps)),
       layer: this.layer,
       ...extra,
     });
-    return out;
+    return outs;
+  }
+
+  /** The Galois element of a rotation by `steps`, registered as one the program needs a key for. */
+  #rotation(steps: number): number {
+    const g = this.chain.galois(steps);
+    this.rotations.set(steps, g);
+    return g;
   }
 
   mulConst(x: Sym, c: number, constantScale: number): Sym {
-    const out = this.fresh(x.level, x.scale * constantScale, x.degree);
-    return this.#push('mul_const', [x], out, { constant: this.constant(c), constantScale });
+    return this.#emit('mul_const', [x], { constant: this.constant(c), constantScale })[0];
   }
 
   /** acc += x · c in place; acc keeps its id, level and scale. */
@@ -197,28 +224,11 @@ export class Emitter {
         `compiler: mul_then_add operand at level ${x.level}/degree ${x.degree} into ${acc.level}/${acc.degree}`,
       );
     }
-    this.#room(1, 0);
-    this.instructions.push({
-      op: 'mul_then_add',
-      args: [x.id, acc.id],
-      out: [acc.id],
-      level: acc.level,
-      scale: acc.scale,
-      degree: acc.degree,
-      bytes: {
-        args: [this.chain.bytes(x.level, x.degree), this.chain.bytes(acc.level, acc.degree)],
-        out: this.chain.bytes(acc.level, acc.degree),
-      },
-      keys: [],
-      layer: this.layer,
-      constant: this.constant(c),
-      constantScale,
-    });
+    this.#emit('mul_then_add', [x, acc], { constant: this.constant(c), constantScale });
   }
 
   addConst(x: Sym, c: number): Sym {
-    const out = this.fresh(x.level, x.scale, x.degree);
-    return this.#push('add_const', [x], out, { constant: this.constant(c) });
+    return this.#emit('add_const', [x], { constant: this.constant(c) })[0];
   }
 
   readonly plaintexts: PlaintextDescriptor[] = [];
@@ -270,45 +280,20 @@ export class Emitter {
   }
 
   mulPlain(x: Sym, plaintext: number): Sym {
-    const pt = this.plaintexts[plaintext];
-    const out = this.fresh(Math.min(x.level, pt.level), x.scale * pt.scale, x.degree);
-    return this.#push('mul_plain', [x], out, { plaintext });
+    return this.#emit('mul_plain', [x], { plaintext })[0];
   }
 
   addPlain(x: Sym, plaintext: number): Sym {
-    const out = this.fresh(x.level, x.scale, x.degree);
-    return this.#push('add_plain', [x], out, { plaintext });
-  }
-
-  #key(steps: number): string {
-    const g = this.chain.galois(steps);
-    this.rotations.set(steps, g);
-    return `galois:${g}`;
+    return this.#emit('add_plain', [x], { plaintext })[0];
   }
 
   rotate(x: Sym, steps: number): Sym {
-    const out = this.fresh(x.level, x.scale, 1);
-    return this.#push('rotate', [x], out, { steps: [steps], keys: [this.#key(steps)] });
+    return this.#emit('rotate', [x], { steps: [steps] })[0];
   }
 
   /** One result per step, sharing one key-switching decomposition of x. */
   rotateHoisted(x: Sym, steps: readonly number[]): Sym[] {
-    const outs = steps.map(() => this.fresh(x.level, x.scale, 1));
-    const keys = steps.map((s) => this.#key(s));
-    this.#room(1, 0);
-    this.instructions.push({
-      op: 'rotate_hoisted',
-      args: [x.id],
-      out: outs.map((o) => o.id),
-      level: x.level,
-      scale: x.scale,
-      degree: 1,
-      bytes: { args: [this.chain.bytes(x.level, 1)], out: this.chain.bytes(x.level, 1) },
-      keys,
-      layer: this.layer,
-      steps: [...steps],
-    });
-    return outs;
+    return this.#emit('rotate_hoisted', [x], { steps: [...steps] });
   }
 
   /**
@@ -385,30 +370,23 @@ export class Emitter {
   }
 
   mulCt(x: Sym, y: Sym): Sym {
-    const out = this.fresh(Math.min(x.level, y.level), x.scale * y.scale, 2);
-    return x.id === y.id ? this.#push('square', [x], out) : this.#push('mul_ct', [x, y], out);
+    return x.id === y.id ? this.#emit('square', [x])[0] : this.#emit('mul_ct', [x, y])[0];
   }
 
   addSub(op: 'add' | 'sub', x: Sym, y: Sym): Sym {
-    const out = this.fresh(Math.min(x.level, y.level), x.scale, Math.max(x.degree, y.degree));
-    return this.#push(op, [x, y], out);
+    return this.#emit(op, [x, y])[0];
   }
 
   relinearize(x: Sym): Sym {
     if (x.degree === 1) return x;
-    this.usesRelin = true;
-    const out = this.fresh(x.level, x.scale, 1);
-    return this.#push('relinearize', [x], out, { keys: ['relin'] });
+    return this.#emit('relinearize', [x])[0];
   }
 
   rescale(x: Sym): Sym {
     if (x.level === 0) {
       throw new Error(`compiler: rescale at level 0 in layer ${this.layer} (depth accounting is wrong)`);
     }
-    let scale = x.scale;
-    for (const q of this.chain.rescalePrimes(x.level)) scale /= q;
-    const out = this.fresh(x.level - 1, scale, x.degree);
-    return this.#push('rescale', [x], out);
+    return this.#emit('rescale', [x])[0];
   }
 
   /**

@@ -7,7 +7,7 @@ import { MAX_PAGES, PAGE_BYTES } from '../../ring/kernels.ts';
 import { check } from '../../util/assert.ts';
 import type { AccuracyCost, ApproximationOptions, CalibrationData, Substitution } from '../approx.ts';
 import type { LayerModel } from '../layers.ts';
-import type { HeProgram } from '../program.ts';
+import type { HeProgram } from '../../program/program.ts';
 
 /**
  * Where relinearizations go after a squaring that feeds a linear layer: `lazy` relinearizes the linear layer's

@@ -1,22 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { OnnxBuilder } from '../../tests/support/onnx-builder.ts';
-import { seededValues } from '../../tests/support/test-helpers.ts';
-import { FormatError } from '../util/errors.ts';
-import { compileModel } from './compile/index.ts';
-import { importOnnx } from './onnx/import.ts';
-import {
-  accessSequence,
-  decodeProgram,
-  deserializeProgram,
-  encodeProgram,
-  opCounts,
-  plaintextLastUse,
-  programFootprint,
-  serializeProgram,
-  validateProgram,
-} from './program.ts';
+import { OnnxBuilder } from '../../../tests/support/onnx-builder.ts';
+import { seededValues } from '../../../tests/support/test-helpers.ts';
+import { FormatError } from '../../util/errors.ts';
+import { compileModel } from './index.ts';
+import { importOnnx } from '../onnx/import.ts';
+import { accessSequence, opCounts, plaintextLastUse, programFootprint } from '../../program/analysis.ts';
+import { decodeProgram, deserializeProgram, encodeProgram, serializeProgram } from '../../program/codec.ts';
+import { validateProgram } from '../../program/validate.ts';
 
 /** Conv 3×3 → x² → Gemm: a CryptoNets in miniature. */
 function tinyModel() {

@@ -21,9 +21,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { type CompileOptions, compileModel } from './compile/index.ts';
-import type { LayerModel } from './layers.ts';
-import { decodeProgram, encodeProgram, PROGRAM_VERSION } from './program.ts';
+import { type CompileOptions, compileModel } from './index.ts';
+import type { LayerModel } from '../layers.ts';
+import { decodeProgram, encodeProgram } from '../../program/codec.ts';
+import { PROGRAM_VERSION } from '../../program/program.ts';
 
 /** `count` binary fractions in [-0.5, 0.5) from a fixed affine sequence modulo 64. */
 function fixedWeights(count: number, step: number, offset: number): Float64Array {

@@ -1,15 +1,16 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { runOnnxRuntime } from '../../tests/support/ort-reference.ts';
-import { rowRelativeError } from '../../tests/support/test-helpers.ts';
-import { compileModel } from './compile/index.ts';
-import { loadIdxImages, loadIdxLabels } from './data.ts';
-import { runEncrypted, simulateProgram } from './executor.ts';
-import { findDataFile, findModelFile } from './fixtures.ts';
-import { importOnnx } from './onnx/import.ts';
-import { validateProgram } from './program.ts';
-import { argmaxRows } from './simulate.ts';
+import { runOnnxRuntime } from '../../../tests/support/ort-reference.ts';
+import { rowRelativeError } from '../../../tests/support/test-helpers.ts';
+import { compileModel } from '../../nn/compile/index.ts';
+import { loadIdxImages, loadIdxLabels } from '../../nn/data.ts';
+import { simulateProgram } from '../../program/simulate.ts';
+import { runEncrypted } from './server.ts';
+import { findDataFile, findModelFile } from '../../nn/fixtures.ts';
+import { importOnnx } from '../../nn/onnx/import.ts';
+import { validateProgram } from '../../program/validate.ts';
+import { argmaxRows } from '../../nn/simulate.ts';
 
 const COUNT = 256;
 const images = loadIdxImages(readFileSync(findDataFile('mnist/t10k-images-idx3-ubyte.gz')), {

@@ -1,0 +1,502 @@
+/**
+ * The one definition of every HE operation: how many operands it reads and which instruction fields it needs, the
+ * level, scale and degree of its result, the evaluation keys it uses, its cost, and its meaning on float64 slot
+ * vectors (the simulator) and on ciphertexts (the encrypted executor). The compiler's emitter, the program
+ * validator, the float simulator, the encrypted executor and the runtime's cost model all read this table, and
+ * `OPS` is typed as a complete record over {@link HeOp}: an op added to the union without a definition here does
+ * not compile, and neither does a definition that leaves out one of its facets.
+ */
+import type { Evaluator } from '../ckks/evaluator.ts';
+import type { Ciphertext, Plaintext } from '../ckks/objects.ts';
+import type { ParametersShape } from '../ckks/shape.ts';
+import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
+
+/**
+ * Instruction operations. Semantics on values x, y (ids in `args`), constant c = `constants[constant]`:
+ * - `mul_const`: x · c, c encoded at `constantScale` (scale multiplies); `mul_then_add`: args [x, acc]: acc += x · c
+ *   in place (result id = acc); `mul_plain`: x · plaintext `plaintext`; `mul_ct`: x · y (degree 2); `square`: x²;
+ * - `add`, `sub`: x ± y (equal scales); `add_const`: x + c (encoded at x's scale); `add_plain`: x + plaintext
+ *   `plaintext` (encoded at x's scale and level);
+ * - `relinearize` (degree 2 → 1), `rescale` (level − 1, scale / q_level), `drop_level` (to `level`),
+ *   `match_scale` (to `level` and `scale` exactly, through one rescale);
+ * - `rotate`: slots rotated left by `steps[0]`; `rotate_hoisted`: one result per entry of `steps`;
+ * - `free`: the values in `args` are dead.
+ *
+ * @example
+ * ```ts
+ * const op: HeOp = 'mul_then_add';
+ * ```
+ */
+export type HeOp =
+  | 'mul_const'
+  | 'mul_then_add'
+  | 'mul_plain'
+  | 'mul_ct'
+  | 'square'
+  | 'add'
+  | 'sub'
+  | 'add_const'
+  | 'add_plain'
+  | 'relinearize'
+  | 'rescale'
+  | 'drop_level'
+  | 'match_scale'
+  | 'rotate'
+  | 'rotate_hoisted'
+  | 'free';
+
+/**
+ * Level, scale and degree of a ciphertext value (degree 1: two polynomials; 2: after an unrelinearized product).
+ *
+ * @example
+ * ```ts
+ * const v: ValueShape = { level: 5, scale: 2 ** 29.9, degree: 1 };
+ * ```
+ */
+export interface ValueShape {
+  level: number;
+  scale: number;
+  degree: number;
+}
+
+/**
+ * The instruction fields an operation reads besides its operands (a subset of `HeInstruction`).
+ *
+ * @example
+ * ```ts
+ * const fields: OpFields = { constantScale: 2 ** 30 };
+ * ```
+ */
+export interface OpFields {
+  /** Target level (drop_level, match_scale) or declared result level. */
+  level?: number;
+  /** Target scale (match_scale). */
+  scale?: number;
+  /** Scale the constant is encoded at (mul_const, mul_then_add). */
+  constantScale?: number;
+  steps?: readonly number[];
+}
+
+/**
+ * What a result rule needs to know beyond the operands.
+ *
+ * @example
+ * ```ts
+ * const context: ResultContext = { plaintext: { level: 4, scale: 2 ** 30 }, rescaleScale: (l, s) => s / q[l] };
+ * ```
+ */
+export interface ResultContext {
+  /** The plaintext the instruction reads (mul_plain, add_plain). */
+  plaintext?: { level: number; scale: number };
+  /**
+   * The scale after a rescale at `level` (divided by the primes it drops, in division order, as the evaluator
+   * does); absent: the scale is not derived (it depends on the primes, which a literal does not name).
+   */
+  rescaleScale?: (level: number, scale: number) => number;
+}
+
+/**
+ * One operation's definition. `simulate` and `evaluate` return the results in the order of the instruction's `out`
+ * ids, except for in-place operations (`inPlace`), which update their last operand and return nothing.
+ *
+ * @example
+ * ```ts
+ * const { arity, keys } = OPS.rotate;
+ * ```
+ */
+export interface OpDefinition {
+  /** Value operands read; `free` reads any number ≥ 1 (−1). */
+  readonly arity: number;
+  /** The op writes its last operand in place (the result id is that operand's). */
+  readonly inPlace: boolean;
+  /** Instruction fields it requires. */
+  readonly needs: {
+    readonly constant: boolean;
+    readonly constantScale: boolean;
+    readonly plaintext: boolean;
+    /** `one`: exactly one rotation step; `many`: one or more (one result each). */
+    readonly steps: 'none' | 'one' | 'many';
+  };
+  /** The evaluation keys it uses: none, the relinearization key, or one Galois key per rotation step. */
+  readonly keys: 'none' | 'relin' | 'galois';
+  /** Level, scale and degree of each result. */
+  result(args: readonly ValueShape[], fields: OpFields, context: ResultContext): ValueShape[];
+  /**
+   * Modular multiplies it performs (element-wise products and NTT butterflies; additions count a quarter), from
+   * the standard RNS-CKKS algorithms — the runtime times steps with it; it is a model, not a measurement.
+   */
+  cost(shape: ParametersShape, instruction: CostedInstruction): number;
+  /** Its meaning on float64 slot vectors (no encryption, no noise). */
+  simulate(args: readonly Float64Array[], operands: SimulationOperands): Float64Array[];
+  /** Its meaning on ciphertexts, on an evaluator holding the keys it uses. */
+  evaluate(evaluator: Evaluator, args: readonly Ciphertext[], operands: EvaluationOperands): Ciphertext[];
+}
+
+/**
+ * What {@link OpDefinition.cost} reads of an instruction.
+ *
+ * @example
+ * ```ts
+ * const ins: CostedInstruction = { op: 'rotate', level: 3, degree: 1, bytes: { args: [786432] } };
+ * ```
+ */
+export interface CostedInstruction {
+  level: number;
+  degree: number;
+  bytes: { args: readonly number[] };
+  steps?: readonly number[];
+}
+
+/**
+ * The non-ciphertext inputs of a simulated instruction.
+ *
+ * @example
+ * ```ts
+ * const operands: SimulationOperands = { constant: 0.5, fields: { steps: [1] } };
+ * ```
+ */
+export interface SimulationOperands {
+  constant: number;
+  plaintext?: Float64Array;
+  fields: OpFields;
+}
+
+/**
+ * The non-ciphertext inputs of an evaluated instruction.
+ *
+ * @example
+ * ```ts
+ * const operands: EvaluationOperands = { constant: 0.5, fields: { constantScale: 2 ** 30 } };
+ * ```
+ */
+export interface EvaluationOperands {
+  constant: number;
+  plaintext?: Plaintext;
+  fields: OpFields;
+}
+
+// -----------------------------------------------------------------------------------------------------------
+// Cost model pieces (one place; see OpDefinition.cost)
+
+/** Q limbs of the first operand as read (its bytes over n · 4 · 2, clamped to the chain), as the planner measures it. */
+function operandLimbs(shape: ParametersShape, ins: CostedInstruction): number {
+  const byBytes =
+    ins.bytes.args.length > 0
+      ? Math.round(ins.bytes.args[0] / (shape.n * 4) / 2)
+      : shape.limbsAtLevel(ins.level);
+  return Math.max(1, Math.min(byBytes, shape.qCount));
+}
+
+function ntt(shape: ParametersShape, limbs: number): number {
+  return limbs * (shape.n / 2) * shape.logN;
+}
+
+/** Hybrid key switching split in its parts: INTT + ModUp + NTT of the digits, inner product, ModDown. */
+function keySwitchParts(
+  shape: ParametersShape,
+  l: number,
+): { decompose: number; inner: number; modDown: number } {
+  const n = shape.n;
+  const k = shape.specialPrimes;
+  const dnum = shape.digits;
+  return {
+    decompose: ntt(shape, l) + l * (l + k) * n + ntt(shape, dnum * (l + k)),
+    inner: 2 * dnum * (l + k) * n,
+    modDown: 2 * ntt(shape, k) + 2 * k * l * n + ntt(shape, 2 * l) + 2 * l * n,
+  };
+}
+
+const elementwise = (factor: number) => (shape: ParametersShape, ins: CostedInstruction) =>
+  factor * operandLimbs(shape, ins) * shape.n;
+const additive = (shape: ParametersShape, ins: CostedInstruction) =>
+  ((ins.degree + 1) * operandLimbs(shape, ins) * shape.n) / 4;
+const rescaling = (shape: ParametersShape, ins: CostedInstruction) => {
+  const l = operandLimbs(shape, ins);
+  return (ins.degree + 1) * (ntt(shape, 1) + ntt(shape, l) + l * shape.n);
+};
+const keySwitched = (shape: ParametersShape, ins: CostedInstruction) => {
+  const { decompose, inner, modDown } = keySwitchParts(shape, operandLimbs(shape, ins));
+  return decompose + inner + modDown;
+};
+
+// -----------------------------------------------------------------------------------------------------------
+// Result rules and vector helpers
+
+const same = (x: ValueShape): ValueShape => ({ level: x.level, scale: x.scale, degree: x.degree });
+
+function need<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new InvalidArgumentError(`instruction: ${what} is missing`);
+  return value;
+}
+
+function map1(x: Float64Array, f: (v: number, i: number) => number): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) y[i] = f(x[i], i);
+  return y;
+}
+
+function rotateVector(x: Float64Array, steps: number): Float64Array {
+  const n = x.length;
+  const out = new Float64Array(n);
+  const k = ((steps % n) + n) % n;
+  for (let i = 0; i < n; i++) out[i] = x[(i + k) % n];
+  return out;
+}
+
+const NO_FIELDS = { constant: false, constantScale: false, plaintext: false, steps: 'none' } as const;
+
+/**
+ * The operation table.
+ *
+ * @example
+ * ```ts
+ * const [y] = OPS.mul_const.result([{ level: 3, scale: 2 ** 30, degree: 1 }], { constantScale: 2 ** 30 }, {});
+ * ```
+ */
+export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
+  mul_const: {
+    arity: 1,
+    inPlace: false,
+    needs: { ...NO_FIELDS, constant: true, constantScale: true },
+    keys: 'none',
+    result: ([x], f) => [{ ...same(x), scale: x.scale * need(f.constantScale, 'constantScale') }],
+    cost: elementwise(2),
+    simulate: ([x], { constant }) => [map1(x, (v) => v * constant)],
+    evaluate: (ev, [x], { constant, fields }) => [ev.mulNew(x, constant, fields.constantScale)],
+  },
+  mul_then_add: {
+    arity: 2,
+    inPlace: true,
+    needs: { ...NO_FIELDS, constant: true, constantScale: true },
+    keys: 'none',
+    result: ([, acc]) => [same(acc)],
+    cost: elementwise(2),
+    simulate: ([x, acc], { constant }) => {
+      for (let i = 0; i < acc.length; i++) acc[i] += x[i] * constant;
+      return [];
+    },
+    evaluate: (ev, [x, acc], { constant, fields }) => {
+      ev.mulThenAdd(x, constant, acc, fields.constantScale);
+      return [];
+    },
+  },
+  mul_plain: {
+    arity: 1,
+    inPlace: false,
+    needs: { ...NO_FIELDS, plaintext: true },
+    keys: 'none',
+    result: ([x], _f, { plaintext }) => {
+      const pt = need(plaintext, 'plaintext');
+      return [{ level: Math.min(x.level, pt.level), scale: x.scale * pt.scale, degree: x.degree }];
+    },
+    cost: elementwise(2),
+    simulate: ([x], { plaintext }) => {
+      const p = need(plaintext, 'plaintext');
+      return [map1(x, (v, i) => v * p[i])];
+    },
+    evaluate: (ev, [x], { plaintext }) => [ev.mulNew(x, need(plaintext, 'plaintext'))],
+  },
+  mul_ct: {
+    arity: 2,
+    inPlace: false,
+    needs: NO_FIELDS,
+    keys: 'none',
+    result: ([x, y]) => [{ level: Math.min(x.level, y.level), scale: x.scale * y.scale, degree: 2 }],
+    cost: elementwise(4),
+    simulate: ([x, y]) => [map1(x, (v, i) => v * y[i])],
+    evaluate: (ev, [x, y]) => [ev.mulNew(x, y)],
+  },
+  square: {
+    arity: 1,
+    inPlace: false,
+    needs: NO_FIELDS,
+    keys: 'none',
+    result: ([x]) => [{ level: x.level, scale: x.scale * x.scale, degree: 2 }],
+    cost: elementwise(4),
+    simulate: ([x]) => [map1(x, (v) => v * v)],
+    evaluate: (ev, [x]) => [ev.mulNew(x, x)],
+  },
+  add: {
+    arity: 2,
+    inPlace: false,
+    needs: NO_FIELDS,
+    keys: 'none',
+    result: ([x, y]) => [
+      { level: Math.min(x.level, y.level), scale: x.scale, degree: Math.max(x.degree, y.degree) },
+    ],
+    cost: additive,
+    simulate: ([x, y]) => [map1(x, (v, i) => v + y[i])],
+    evaluate: (ev, [x, y]) => [ev.addNew(x, y)],
+  },
+  sub: {
+    arity: 2,
+    inPlace: false,
+    needs: NO_FIELDS,
+    keys: 'none',
+    result: ([x, y]) => [
+      { level: Math.min(x.level, y.level), scale: x.scale, degree: Math.max(x.degree, y.degree) },
+    ],
+    cost: additive,
+    simulate: ([x, y]) => [map1(x, (v, i) => v - y[i])],
+    evaluate: (ev, [x, y]) => [ev.subNew(x, y)],
+  },
+  add_const: {
+    arity: 1,
+    inPlace: false,
+    needs: { ...NO_FIELDS, constant: true },
+    keys: 'none',
+    result: ([x]) => [same(x)],
+    cost: additive,
+    simulate: ([x], { constant }) => [map1(x, (v) => v + constant)],
+    evaluate: (ev, [x], { constant }) => [ev.addNew(x, constant)],
+  },
+  add_plain: {
+    arity: 1,
+    inPlace: false,
+    needs: { ...NO_FIELDS, plaintext: true },
+    keys: 'none',
+    result: ([x]) => [same(x)],
+    cost: additive,
+    simulate: ([x], { plaintext }) => {
+      const p = need(plaintext, 'plaintext');
+      return [map1(x, (v, i) => v + p[i])];
+    },
+    evaluate: (ev, [x], { plaintext }) => [ev.addNew(x, need(plaintext, 'plaintext'))],
+  },
+  relinearize: {
+    arity: 1,
+    inPlace: false,
+    needs: NO_FIELDS,
+    keys: 'relin',
+    result: ([x]) => [{ ...same(x), degree: 1 }],
+    cost: keySwitched,
+    simulate: ([x]) => [Float64Array.from(x)],
+    evaluate: (ev, [x]) => [ev.relinearizeNew(x)],
+  },
+  rescale: {
+    arity: 1,
+    inPlace: false,
+    needs: NO_FIELDS,
+    keys: 'none',
+    result: ([x], _f, { rescaleScale }) => [
+      {
+        level: x.level - 1,
+        scale: rescaleScale ? rescaleScale(x.level, x.scale) : Number.NaN,
+        degree: x.degree,
+      },
+    ],
+    cost: rescaling,
+    simulate: ([x]) => [Float64Array.from(x)],
+    evaluate: (ev, [x]) => [ev.rescaleNew(x)],
+  },
+  drop_level: {
+    arity: 1,
+    inPlace: false,
+    needs: NO_FIELDS,
+    keys: 'none',
+    result: ([x], f) => [{ ...same(x), level: need(f.level, 'level') }],
+    cost: additive,
+    simulate: ([x]) => [Float64Array.from(x)],
+    evaluate: (ev, [x], { fields }) => [ev.dropLevelNew(x, need(fields.level, 'level'))],
+  },
+  match_scale: {
+    arity: 1,
+    inPlace: false,
+    needs: NO_FIELDS,
+    keys: 'none',
+    result: ([x], f) => [{ level: need(f.level, 'level'), scale: need(f.scale, 'scale'), degree: x.degree }],
+    cost: rescaling,
+    simulate: ([x]) => [Float64Array.from(x)],
+    evaluate: (ev, [x], { fields }) => [
+      ev.matchLevelAndScaleNew(x, need(fields.level, 'level'), need(fields.scale, 'scale')),
+    ],
+  },
+  rotate: {
+    arity: 1,
+    inPlace: false,
+    needs: { ...NO_FIELDS, steps: 'one' },
+    keys: 'galois',
+    result: ([x]) => [{ ...same(x), degree: 1 }],
+    cost: keySwitched,
+    simulate: ([x], { fields }) => [rotateVector(x, need(fields.steps, 'steps')[0])],
+    evaluate: (ev, [x], { fields }) => [ev.rotateNew(x, need(fields.steps, 'steps')[0])],
+  },
+  rotate_hoisted: {
+    arity: 1,
+    inPlace: false,
+    needs: { ...NO_FIELDS, steps: 'many' },
+    keys: 'galois',
+    result: ([x], f) => need(f.steps, 'steps').map(() => ({ ...same(x), degree: 1 })),
+    cost: (shape, ins) => {
+      const { decompose, inner, modDown } = keySwitchParts(shape, operandLimbs(shape, ins));
+      return decompose + (ins.steps?.length ?? 1) * (inner + modDown);
+    },
+    simulate: ([x], { fields }) => need(fields.steps, 'steps').map((s) => rotateVector(x, s)),
+    evaluate: (ev, [x], { fields }) => {
+      const steps = need(fields.steps, 'steps');
+      const rotated = ev.rotateHoistedNew(x, steps);
+      // A step listed twice gets its own copy, so each result id owns its ciphertext.
+      return steps.map((s, k) => {
+        const r = rotated.get(s);
+        if (!r) throw new MismatchError(`rotate_hoisted: no result for step ${s}`);
+        return steps.indexOf(s) < k ? r.copy() : r;
+      });
+    },
+  },
+  free: {
+    arity: -1,
+    inPlace: false,
+    needs: NO_FIELDS,
+    keys: 'none',
+    result: () => [],
+    cost: () => 0,
+    simulate: () => [],
+    evaluate: () => [],
+  },
+};
+
+/**
+ * Every {@link HeOp}, in a fixed order (its index is the op's compact code).
+ *
+ * @example
+ * ```ts
+ * HE_OPS.indexOf('rotate'); // 13
+ * ```
+ */
+export const HE_OPS: readonly HeOp[] = Object.freeze([
+  'mul_const',
+  'mul_then_add',
+  'mul_plain',
+  'mul_ct',
+  'square',
+  'add',
+  'sub',
+  'add_const',
+  'add_plain',
+  'relinearize',
+  'rescale',
+  'drop_level',
+  'match_scale',
+  'rotate',
+  'rotate_hoisted',
+  'free',
+]) satisfies readonly HeOp[];
+
+/**
+ * The evaluation keys an instruction of `op` with `steps` uses: `relin`, or `galois:<element>` per step.
+ *
+ * @example
+ * ```ts
+ * opKeys('rotate', [1], (s) => galoisElementForRotation(s, 14)); // ['galois:5']
+ * ```
+ */
+export function opKeys(
+  op: HeOp,
+  steps: readonly number[] | undefined,
+  galois: (steps: number) => number,
+): string[] {
+  const kind = OPS[op].keys;
+  if (kind === 'relin') return ['relin'];
+  if (kind === 'galois') return (steps ?? []).map((s) => `galois:${galois(s)}`);
+  return [];
+}

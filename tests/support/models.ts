@@ -1,0 +1,56 @@
+/**
+ * Small ONNX models built in code for the compiler and runtime tests: a ReLU CNN the compiler must approximate,
+ * a chain of squares of any depth, and a CNN with MaxPool.
+ */
+import { importOnnx } from '../../src/nn/onnx/import.ts';
+import type { LayerModel } from '../../src/nn/layers.ts';
+import { OnnxBuilder } from './onnx-builder.ts';
+import { seededValues } from './test-helpers.ts';
+
+/** Conv → Relu → Gemm on 6×6 images: a non-polynomial activation the compiler must approximate. */
+export function reluModel(): LayerModel {
+  const b = new OnnxBuilder();
+  const x = b.input('x', ['N', 1, 6, 6]);
+  const c = b.conv(x, {
+    weight: seededValues(18, 21, -0.6, 0.6),
+    weightDims: [2, 1, 3, 3],
+    bias: [0.05, -0.1],
+    strides: [2, 2],
+    pads: [1, 1, 1, 1],
+  });
+  b.node('Relu', [c], {}, { name: 'relu1', outputs: ['r1'] });
+  b.output(
+    b.gemm(b.flatten('r1'), {
+      weight: seededValues(18 * 4, 22, -1, 1),
+      weightDims: [18, 4],
+      bias: [0, 0.1, 0.2, 0.3],
+    }),
+  );
+  return importOnnx(b.toBytes());
+}
+
+/** `squares` chained x² layers after a 2→2 Gemm. */
+export function deepModel(squares: number): LayerModel {
+  const b = new OnnxBuilder();
+  let v = b.gemm(b.input('x', ['N', 2]), { weight: [0.5, 0.1, 0.2, 0.4], weightDims: [2, 2] });
+  for (let i = 0; i < squares; i++) v = b.node('Mul', [v, v])[0];
+  b.output(v);
+  return importOnnx(b.toBytes());
+}
+
+/** Conv → x² → MaxPool 2×2 → Gemm: the polynomial max (or averaging) under encryption. */
+export function maxPoolModel(): LayerModel {
+  const b = new OnnxBuilder();
+  const x = b.input('x', ['N', 1, 4, 4]);
+  const c = b.conv(x, {
+    weight: seededValues(9, 31, -0.6, 0.6),
+    weightDims: [1, 1, 3, 3],
+    pads: [1, 1, 1, 1],
+  });
+  const s = b.node('Mul', [c, c])[0];
+  b.node('MaxPool', [s], { kernel_shape: [2, 2], strides: [2, 2] }, { name: 'pool1', outputs: ['p1'] });
+  b.output(
+    b.gemm(b.flatten('p1'), { weight: seededValues(8, 32, -1, 1), weightDims: [4, 2], bias: [0.1, -0.1] }),
+  );
+  return importOnnx(b.toBytes());
+}
