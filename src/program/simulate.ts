@@ -48,13 +48,13 @@ export function simulateProgram(program: HeProgram, images: ArrayLike<number>, c
     }
     for (const ins of program.instructions) simulateInstruction(program, ins, values, plaintexts);
     const decoded = new Map<number, Float64Array>();
-    for (const o of program.outputs) decoded.set(o.id, valueOf(values, o.id));
+    for (const output of program.outputs) decoded.set(output.id, aliveValue(values, output.id));
     unpack(program, decoded, logits, pass.first, pass.count);
   }
   return logits;
 }
 
-function valueOf(values: ReadonlyMap<number, Float64Array>, id: number): Float64Array {
+function aliveValue(values: ReadonlyMap<number, Float64Array>, id: number): Float64Array {
   const v = values.get(id);
   if (!v) throw new MismatchError(`simulator: value ${id} is not alive`);
   return v;
@@ -72,7 +72,7 @@ function simulateInstruction(
     return;
   }
   const results = OPS[ins.op].simulate(
-    ins.args.map((id) => valueOf(values, id)),
+    ins.args.map((id) => aliveValue(values, id)),
     {
       constant: ins.constant === undefined ? 0 : program.constants[ins.constant],
       plaintext: ins.plaintext === undefined ? undefined : plaintexts[ins.plaintext],
