@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { runOnnxRuntime } from '../../tests/support/ort-reference.ts';
 import { loadIdxImages, loadIdxLabels } from '../nn/data.ts';
-import { findDataFile, findModelFile } from '../nn/fixtures.ts';
+import { findDataFile, findModelFile } from '../platform/bundled-files.ts';
 import { importOnnx } from '../nn/onnx/import.ts';
 import { argmaxRows, simulate } from '../nn/simulate.ts';
 import { check } from '../util/assert.ts';

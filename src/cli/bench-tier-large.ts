@@ -8,7 +8,7 @@ import { loadIdxImages } from '../nn/data.ts';
 import { InferenceClient } from '../nn/client.ts';
 import { ModelOwner } from '../nn/owner.ts';
 import { simulateProgram } from '../program/simulate.ts';
-import { findDataFile } from '../nn/fixtures.ts';
+import { findDataFile } from '../platform/bundled-files.ts';
 import type { Layer, LayerModel } from '../nn/layers.ts';
 import { argmaxRows } from '../nn/simulate.ts';
 import { Prng } from '../ring/prng.ts';

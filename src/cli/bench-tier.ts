@@ -4,7 +4,7 @@ import { runInNewContext } from 'node:vm';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findDataFile, findModelFile } from '../nn/fixtures.ts';
+import { findDataFile, findModelFile } from '../platform/bundled-files.ts';
 import { type DeviceProfile, deviceProfile } from '../runtime/devices.ts';
 import { simulate } from '../runtime/executor-sim.ts';
 import { FileTier } from '../runtime/file-tier.ts';

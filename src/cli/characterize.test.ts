@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { findDataFile, findModelFile } from '../nn/fixtures.ts';
+import { findDataFile, findModelFile } from '../platform/bundled-files.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { parseByteSize, parseTierSpec } from './sizes.ts';
 

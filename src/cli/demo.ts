@@ -96,7 +96,7 @@ export function runCkksWalkthrough(): string[] {
  * ```
  */
 export async function runInferenceDemo(options: { count?: number; json?: boolean } = {}): Promise<void> {
-  const { findDataFile, findModelFile } = await import('../nn/fixtures.ts');
+  const { findDataFile, findModelFile } = await import('../platform/bundled-files.ts');
   const { runInfer } = await import('./infer.ts');
   if (!options.json) {
     console.log('HomE demo: encrypted MNIST inference with CryptoNets (RNS-CKKS on WebAssembly SIMD)');

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { findDataFile, findModelFile } from '../nn/fixtures.ts';
+import { findDataFile, findModelFile } from '../platform/bundled-files.ts';
 
 const HOME = fileURLToPath(new URL('../../scripts/home-source.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'home-infer-'));

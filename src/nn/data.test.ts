@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { FormatError, InvalidArgumentError } from '../util/errors.ts';
 import { loadIdxImages, loadIdxLabels, loadNpy, loadPngFolder, maybeGunzip, npyToImages } from './data.ts';
-import { findDataFile } from './fixtures.ts';
+import { findDataFile } from '../platform/bundled-files.ts';
 import { encodePng } from './png.ts';
 
 const imagesGz = readFileSync(findDataFile('mnist/t10k-images-idx3-ubyte.gz'));

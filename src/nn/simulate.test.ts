@@ -5,7 +5,7 @@ import { runOnnxRuntime } from '../../tests/support/ort-reference.ts';
 import { rowRelativeError } from '../../tests/support/test-helpers.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { loadIdxImages, loadIdxLabels } from './data.ts';
-import { findDataFile, findModelFile } from './fixtures.ts';
+import { findDataFile, findModelFile } from '../platform/bundled-files.ts';
 import type { LayerModel } from './layers.ts';
 import { importOnnx } from './onnx/import.ts';
 import { argmaxRows, simulate } from './simulate.ts';

@@ -10,7 +10,7 @@ import { loadIdxImages } from '../nn/data.ts';
 import { InferenceClient } from '../nn/client.ts';
 import { simulateProgram } from '../program/simulate.ts';
 import { InferenceServer } from './he/server.ts';
-import { findDataFile, findModelFile } from '../nn/fixtures.ts';
+import { findDataFile, findModelFile } from '../platform/bundled-files.ts';
 import { importOnnx } from '../nn/onnx/import.ts';
 import type { HeProgram } from '../program/program.ts';
 import { argmaxRows } from '../nn/simulate.ts';

@@ -5,7 +5,7 @@ import onnxProto from 'onnx-proto';
 import { OnnxBuilder } from '../../../tests/support/onnx-builder.ts';
 import { FormatError, InvalidArgumentError } from '../../util/errors.ts';
 import { UnsupportedModelError } from '../errors.ts';
-import { findModelFile } from '../fixtures.ts';
+import { findModelFile } from '../../platform/bundled-files.ts';
 import { decodeOnnx } from './decode.ts';
 import { inlineExternalData } from './external-data.ts';
 import { importOnnx } from './import.ts';

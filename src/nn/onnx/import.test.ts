@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { OnnxBuilder } from '../../../tests/support/onnx-builder.ts';
 import { FormatError, HomeError, InvalidArgumentError } from '../../util/errors.ts';
 import { UnsupportedModelError } from '../errors.ts';
-import { findModelFile } from '../fixtures.ts';
+import { findModelFile } from '../../platform/bundled-files.ts';
 import { shapeSize } from './graph.ts';
 import { importOnnx } from './import.ts';
 

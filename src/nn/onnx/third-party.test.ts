@@ -14,7 +14,7 @@ import { runOnnxRuntime } from '../../../tests/support/ort-reference.ts';
 import { rowRelativeError, seededValues } from '../../../tests/support/test-helpers.ts';
 import { loadIdxImages, loadIdxLabels } from '../data.ts';
 import { UnsupportedModelError } from '../errors.ts';
-import { findDataFile } from '../fixtures.ts';
+import { findDataFile } from '../../platform/bundled-files.ts';
 import { argmaxRows, simulate } from '../simulate.ts';
 import { inlineExternalData } from './external-data.ts';
 import { shapeSize } from './graph.ts';

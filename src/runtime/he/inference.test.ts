@@ -7,7 +7,7 @@ import { compileModel } from '../../nn/compile/index.ts';
 import { loadIdxImages, loadIdxLabels } from '../../nn/data.ts';
 import { simulateProgram } from '../../program/simulate.ts';
 import { runEncrypted } from './server.ts';
-import { findDataFile, findModelFile } from '../../nn/fixtures.ts';
+import { findDataFile, findModelFile } from '../../platform/bundled-files.ts';
 import { importOnnx } from '../../nn/onnx/import.ts';
 import { validateProgram } from '../../program/validate.ts';
 import { argmaxRows } from '../../nn/simulate.ts';

@@ -1,7 +1,7 @@
 /**
- * Locates the project's model and data files: first inside the repository (`models/`, `data/`), then in the shared
- * folder checked out beside it (`../shared/models`, `../shared/data`), so tests and benchmarks run before and after
- * the project ships its own copies.
+ * Locates the model and data files the package bundles (Node only): first in the package (`models/`, `data/`,
+ * two levels above `src/platform` and `dist/platform` alike), then in the shared folder checked out beside a
+ * repository (`../shared/models`, `../shared/data`), so the demo, tests and benchmarks find them either way.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { InvalidArgumentError } from '../util/errors.ts';
-import { findDataFile, findModelFile } from './fixtures.ts';
+import { findDataFile, findModelFile } from './bundled-files.ts';
 
 describe('fixtures', () => {
   it('finds the shared models and MNIST files', () => {
