@@ -1,11 +1,15 @@
 // Example 1: CKKS basics — parameters, keys, encode/encrypt, multiply, rescale, decrypt.
-// Run: node --import tsx examples/01-ckks-basics.ts
-import { Encoder } from '../src/ckks/encoder.ts';
-import { Decryptor, SymmetricEncryptor } from '../src/ckks/encryptor.ts';
-import { Evaluator } from '../src/ckks/evaluator.ts';
-import { KeyGenerator } from '../src/ckks/keys.ts';
-import { Parameters, PRESETS } from '../src/ckks/parameters.ts';
-import { precisionStats } from '../src/ckks/precision.ts';
+// Run: npm run example -- examples/01-ckks-basics.ts
+import {
+  Decryptor,
+  Encoder,
+  Evaluator,
+  KeyGenerator,
+  Parameters,
+  precisionStats,
+  PRESETS,
+  SymmetricEncryptor,
+} from 'home-he';
 
 // 1. Parameters: logN 14 (8192 slots), 10 levels of ~30-bit scale, 128-bit secure.
 const params = Parameters.create(PRESETS.PN14QP438);

@@ -1,10 +1,14 @@
 // Example 2: rotations — Galois keys for exactly the steps needed, hoisted rotations, rotate-and-sum.
-// Run: node --import tsx examples/02-rotations-and-hoisting.ts
-import { Encoder } from '../src/ckks/encoder.ts';
-import { Decryptor, SymmetricEncryptor } from '../src/ckks/encryptor.ts';
-import { Evaluator } from '../src/ckks/evaluator.ts';
-import { KeyGenerator } from '../src/ckks/keys.ts';
-import { Parameters, PRESETS } from '../src/ckks/parameters.ts';
+// Run: npm run example -- examples/02-rotations-and-hoisting.ts
+import {
+  Decryptor,
+  Encoder,
+  Evaluator,
+  KeyGenerator,
+  Parameters,
+  PRESETS,
+  SymmetricEncryptor,
+} from 'home-he';
 
 const params = Parameters.create(PRESETS.PN14QP438);
 const keygen = new KeyGenerator(params);

@@ -1,20 +1,22 @@
 // Example 3: a client/server round trip through bytes — parameters, seeded evaluation keys and a seeded
 // ciphertext go to the server; the secret key never does; a corrupted byte is caught by the checksum.
-// Run: node --import tsx examples/03-client-server-serialization.ts
-import { Encoder } from '../src/ckks/encoder.ts';
-import { Decryptor, SymmetricEncryptor } from '../src/ckks/encryptor.ts';
-import { Evaluator } from '../src/ckks/evaluator.ts';
-import { KeyGenerator } from '../src/ckks/keys.ts';
-import { Parameters, PRESETS } from '../src/ckks/parameters.ts';
+// Run: npm run example -- examples/03-client-server-serialization.ts
 import {
+  Decryptor,
   deserializeCiphertext,
   deserializeEvaluationKeys,
   deserializeParameters,
+  Encoder,
+  Evaluator,
+  FormatError,
+  KeyGenerator,
+  Parameters,
+  PRESETS,
   serializeCiphertext,
   serializeEvaluationKeys,
   serializeParameters,
-} from '../src/ckks/serialization/index.ts';
-import { FormatError } from '../src/util/errors.ts';
+  SymmetricEncryptor,
+} from 'home-he';
 
 // --- client ---
 const params = Parameters.create(PRESETS.PN14QP438);

@@ -1,15 +1,19 @@
 // Example 4: a degree-63 Chebyshev approximation of the sigmoid (depth-optimal, automatic scales) and a
 // 16×16 matrix-vector product by diagonals with baby-step giant-step and hoisted rotations.
-// Run: node --import tsx examples/04-polynomials-and-matrices.ts
-import { Encoder } from '../src/ckks/encoder.ts';
-import { Decryptor, SymmetricEncryptor } from '../src/ckks/encryptor.ts';
-import { Evaluator } from '../src/ckks/evaluator.ts';
-import { KeyGenerator } from '../src/ckks/keys.ts';
-import { LinearTransform } from '../src/ckks/linear-transform.ts';
-import { Parameters, PRESETS } from '../src/ckks/parameters.ts';
-import { Polynomial } from '../src/ckks/polynomial.ts';
-import { PolynomialEvaluator } from '../src/ckks/polynomial-evaluator.ts';
-import { precisionStats } from '../src/ckks/precision.ts';
+// Run: npm run example -- examples/04-polynomials-and-matrices.ts
+import {
+  Decryptor,
+  Encoder,
+  Evaluator,
+  KeyGenerator,
+  LinearTransform,
+  Parameters,
+  Polynomial,
+  PolynomialEvaluator,
+  precisionStats,
+  PRESETS,
+  SymmetricEncryptor,
+} from 'home-he';
 
 const params = Parameters.create(PRESETS.PN14QP438);
 const keygen = new KeyGenerator(params);
