@@ -16,7 +16,7 @@ import type { Plan } from '../runtime/plan.ts';
 import { LruPolicy } from '../runtime/policy.ts';
 import { probeTier } from '../runtime/tier-probe.ts';
 import { assertInteger } from '../util/assert.ts';
-import { median } from '../util/median.ts';
+import { median } from '../../bench/support/median.ts';
 import { generatedMlp } from './bench-tier-large.ts';
 
 /**

@@ -15,7 +15,7 @@ import { LruPolicy } from '../runtime/policy.ts';
 import { analyzeProgram } from '../runtime/program.ts';
 import { probeTier, slowerProfile } from '../runtime/tier-probe.ts';
 import { check } from '../util/assert.ts';
-import { median } from '../util/median.ts';
+import { median } from '../../bench/support/median.ts';
 import {
   disposeWorkload,
   type HeWorkload,

@@ -14,12 +14,14 @@ export async function main(argv: readonly string[]): Promise<void> {
   program
     .name('home')
     .description('HomE: encrypted deep-learning inference (RNS-CKKS) with a tiered memory runtime')
+    .addHelpText(
+      'after',
+      '\nBenchmarks (`home bench <suite>`) come with the source repository and run from a checkout.',
+    )
     .showHelpAfterError()
     .exitOverride();
   const { registerDemo } = await import('./demo.ts');
   registerDemo(program);
-  const { registerBench } = await import('./bench.ts');
-  registerBench(program);
   const { registerInfer } = await import('./infer.ts');
   registerInfer(program);
   const { registerCharacterize } = await import('./characterize.ts');

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { check } from '../util/assert.ts';
-import { median } from '../util/median.ts';
+import { median } from '../../bench/support/median.ts';
 import { idHash64 } from './checksum.ts';
 import { type DeviceProfile, deviceProfile, nowNs } from './devices.ts';
 import { type ComputeFn, type RunResult, runProgram, simulate } from './executor-sim.ts';

@@ -1,4 +1,4 @@
-import { check } from './assert.ts';
+import { check } from '../../src/util/assert.ts';
 
 /**
  * The median of a non-empty list (the mean of the two middle values for an even count); benchmarks report it over

@@ -1,17 +1,25 @@
-import type { Command } from 'commander';
-import { InvalidArgumentError } from '../util/errors.ts';
-
 /**
  * `home bench <suite>`: benchmarks that print one JSON object per line, each HomE figure beside its peer measured
- * in the same run. Suites register here.
+ * in the same run. They come with the repository, not the package: bin/home.mjs hands `home bench …` to this file
+ * (through tsx, with the `home-source` condition), and `npm run bench -- <suite>` does the same.
+ */
+import { pathToFileURL } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { HomeError, InvalidArgumentError } from '../src/util/errors.ts';
+
+/**
+ * The `home bench` command line with every suite.
  *
  * @example
- * ```sh
- * home bench ckks --json --logN 14
+ * ```ts
+ * await benchCommand().parseAsync(['node', 'home-bench', 'ckks', '--logN', '13']);
  * ```
  */
-export function registerBench(program: Command): void {
-  const bench = program.command('bench').description('benchmarks (JSON lines; each figure beside its peer)');
+export function benchCommand(): Command {
+  const bench = new Command('home bench')
+    .description('benchmarks (JSON lines; each figure beside its peer)')
+    .showHelpAfterError()
+    .exitOverride();
   bench
     .command('ckks')
     .description('CKKS operations: HomE vs node-seal 6.0.3, interleaved in one process')
@@ -19,7 +27,7 @@ export function registerBench(program: Command): void {
     .option('--logN <n>', 'ring degree log2: 13, 14 or 15', '14')
     .option('--reps <k>', 'repetitions per op (median reported)', '5')
     .action(async (options: { logN: string; reps: string }) => {
-      const { runCkksBench } = await import('./bench-ckks.ts');
+      const { runCkksBench } = await import('./ckks.ts');
       await runCkksBench({ logN: Number(options.logN), reps: Number(options.reps) });
     });
   bench
@@ -34,7 +42,7 @@ export function registerBench(program: Command): void {
       'bundled model file names (default: cryptonets-mnist.onnx lola-small-mnist.onnx)',
     )
     .action(async (options: { count: string; model?: string[] }) => {
-      const { runInferBench } = await import('./bench-infer.ts');
+      const { runInferBench } = await import('./infer.ts');
       await runInferBench({ count: Number(options.count), models: options.model });
     });
   bench
@@ -84,16 +92,16 @@ export function registerBench(program: Command): void {
           return value;
         };
         if (options.models) {
-          const { runManyModelsBench } = await import('./bench-tier-models.ts');
+          const { runManyModelsBench } = await import('../src/cli/bench-tier-models.ts');
           await runManyModelsBench({ dir: options.dir, rounds: positive(options.rounds, '--rounds') });
           return;
         }
         if (options.large) {
-          const { runLargeModelBench } = await import('./bench-tier-large.ts');
+          const { runLargeModelBench } = await import('../src/cli/bench-tier-large.ts');
           await runLargeModelBench({ dir: options.dir });
           return;
         }
-        const { runHeTierBench } = await import('./bench-tier.ts');
+        const { runHeTierBench } = await import('../src/cli/bench-tier.ts');
         await runHeTierBench({
           quick: options.quick === true,
           dir: options.dir,
@@ -102,9 +110,31 @@ export function registerBench(program: Command): void {
           workloads: options.workload,
         });
         if (!options.quick && options.synthetic) {
-          const { runTierBench } = await import('../runtime/bench-tier.ts');
+          const { runTierBench } = await import('../src/runtime/bench-tier.ts');
           await runTierBench({ dir: options.dir });
         }
       },
     );
+  return bench;
 }
+
+async function main(argv: readonly string[]): Promise<void> {
+  try {
+    await benchCommand().parseAsync(argv as string[]);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode;
+      return;
+    }
+    if (error instanceof HomeError) {
+      console.error(`home bench: ${error.name} (${error.code}): ${error.message}`);
+      process.exitCode = 2;
+      return;
+    }
+    throw error;
+  }
+}
+
+// Run as the entry point (not when a test imports benchCommand).
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href)
+  await main(process.argv);

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { InvalidArgumentError, ResourceError, SecurityError } from '../../util/errors.ts';
+import { InvalidArgumentError, ResourceError, SecurityError } from '../../src/util/errors.ts';
 
 // node-seal ships a CommonJS (UMD) build for Node whose typings describe an ES default export; loading it with
 // `require` gives the factory itself on every resolution mode, so the types are taken from the factory.

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { runOnnxRuntime } from '../../tests/support/ort-reference.ts';
-import { loadIdxImages, loadIdxLabels } from '../nn/data.ts';
-import { findDataFile, findModelFile } from '../platform/bundled-files.ts';
-import { importOnnx } from '../nn/onnx/import.ts';
-import { argmaxRows, simulate } from '../nn/simulate.ts';
-import { check } from '../util/assert.ts';
-import { runInfer } from './infer.ts';
+import { runOnnxRuntime } from '../tests/support/ort-reference.ts';
+import { loadIdxImages, loadIdxLabels } from '../src/nn/data.ts';
+import { findDataFile, findModelFile } from '../src/platform/bundled-files.ts';
+import { importOnnx } from '../src/nn/onnx/import.ts';
+import { argmaxRows, simulate } from '../src/nn/simulate.ts';
+import { check } from '../src/util/assert.ts';
+import { runInfer } from '../src/cli/infer.ts';
 
 /**
  * Options of {@link runInferBench}.

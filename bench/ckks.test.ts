@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type CkksOpRecord, runCkksBench } from './bench-ckks.ts';
+import { type CkksOpRecord, runCkksBench } from './ckks.ts';
 
 const REQUIRED_OPS = [
   'encode',

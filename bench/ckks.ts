@@ -1,20 +1,20 @@
-import { Encoder } from '../ckks/encoder.ts';
-import { Decryptor, Encryptor, SymmetricEncryptor } from '../ckks/encryptor.ts';
-import { Evaluator } from '../ckks/evaluator.ts';
-import { KeyGenerator } from '../ckks/keys.ts';
-import type { Ciphertext, Plaintext } from '../ckks/objects.ts';
-import { Parameters, PRESETS, type ParametersLiteral } from '../ckks/parameters.ts';
+import { Encoder } from '../src/ckks/encoder.ts';
+import { Decryptor, Encryptor, SymmetricEncryptor } from '../src/ckks/encryptor.ts';
+import { Evaluator } from '../src/ckks/evaluator.ts';
+import { KeyGenerator } from '../src/ckks/keys.ts';
+import type { Ciphertext, Plaintext } from '../src/ckks/objects.ts';
+import { Parameters, PRESETS, type ParametersLiteral } from '../src/ckks/parameters.ts';
 import {
   deserializeCiphertext,
   serializeCiphertext,
   serializeGaloisKey,
   serializeSwitchingKey,
-} from '../ckks/serialization/index.ts';
-import { maxLogQP128 } from '../ckks/security.ts';
-import { galoisElementForRotation } from '../ring/galois.ts';
-import { assertInteger, check } from '../util/assert.ts';
-import { InvalidArgumentError } from '../util/errors.ts';
-import { median } from '../util/median.ts';
+} from '../src/ckks/serialization/index.ts';
+import { maxLogQP128 } from '../src/ckks/security.ts';
+import { galoisElementForRotation } from '../src/ring/galois.ts';
+import { assertInteger, check } from '../src/util/assert.ts';
+import { InvalidArgumentError } from '../src/util/errors.ts';
+import { median } from './support/median.ts';
 import { type SealCipherText, SealCkks, type SealPlainText } from './peers/node-seal.ts';
 
 /** One timed operation, HomE beside node-seal. Times are medians in ms; errors are log2 of the max abs error. */
