@@ -2,8 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { crc32c } from '../runtime/checksum.ts';
-import { DEVICE_PROFILES, deviceProfile, nowNs } from '../runtime/devices.ts';
+import { crc32c } from '../runtime/store/checksum.ts';
+import { DEVICE_PROFILES, deviceProfile, nowNs } from '../runtime/store/devices.ts';
 import {
   type ComputeFn,
   makePolicy,
@@ -12,11 +12,11 @@ import {
   type RunSummary,
   runProgram,
   simulate,
-} from '../runtime/executor-sim.ts';
-import { FileTier, type FileTierStats } from '../runtime/file-tier.ts';
-import { HomePolicy, scheduleKeyAware } from '../runtime/policy.ts';
-import { analyzeProgram, type Program } from '../runtime/program.ts';
-import { TieredStore } from '../runtime/store.ts';
+} from '../runtime/plan/planner.ts';
+import { FileTier, type FileTierStats } from '../runtime/store/file-tier.ts';
+import { HomePolicy, scheduleKeyAware } from '../runtime/plan/policy.ts';
+import { analyzeProgram, type Program } from '../runtime/plan/program.ts';
+import { TieredStore } from '../runtime/plan/ledger.ts';
 import {
   cryptoNetsProgram,
   deepCnnProgram,

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEVICE_PROFILES, scaleBandwidth } from '../runtime/devices.ts';
-import { simulate } from '../runtime/executor-sim.ts';
-import { analyzeProgram } from '../runtime/program.ts';
+import { DEVICE_PROFILES, scaleBandwidth } from '../runtime/store/devices.ts';
+import { simulate } from '../runtime/plan/planner.ts';
+import { analyzeProgram } from '../runtime/plan/program.ts';
 import { deepCnnProgram } from '../runtime/synthetic.ts';
 import { scaleCompute, whatIf, whatIfReplanned } from './whatif.ts';
 

@@ -1,7 +1,12 @@
-import { DEVICE_PROFILES, type DeviceProfile, deviceProfile, scaleBandwidth } from '../runtime/devices.ts';
-import { type RunResult, type SimulationConfig, simulate } from '../runtime/executor-sim.ts';
-import type { Program } from '../runtime/program.ts';
-import { type Action, replayActions } from '../runtime/timeline.ts';
+import {
+  DEVICE_PROFILES,
+  type DeviceProfile,
+  deviceProfile,
+  scaleBandwidth,
+} from '../runtime/store/devices.ts';
+import { type RunResult, type SimulationConfig, simulate } from '../runtime/plan/planner.ts';
+import type { Program } from '../runtime/plan/program.ts';
+import { type Action, replayActions } from '../runtime/plan/timeline.ts';
 import { check } from '../util/assert.ts';
 
 /**

@@ -3,15 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { check } from '../util/assert.ts';
 import { median } from '../util/median.ts';
-import { idHash64 } from './checksum.ts';
-import { type DeviceProfile, deviceProfile, nowNs } from './devices.ts';
-import { type ComputeFn, type RunResult, runProgram, simulate } from './executor-sim.ts';
-import { FileTier } from './file-tier.ts';
-import { IoPool } from './io-pool.ts';
-import { payloadChecksum } from './object-format.ts';
-import { HomePolicy, LruPolicy, type Policy } from './policy.ts';
-import { analyzeProgram, type ObjectId, type ObjectInfo, type Program } from './program.ts';
-import { TieredStore } from './store.ts';
+import { idHash64 } from './store/checksum.ts';
+import { type DeviceProfile, deviceProfile, nowNs } from './store/devices.ts';
+import { type ComputeFn, type RunResult, runProgram, simulate } from './plan/planner.ts';
+import { FileTier } from './store/file-tier.ts';
+import { IoPool } from './io/io-pool.ts';
+import { payloadChecksum } from './store/object-format.ts';
+import { HomePolicy, LruPolicy, type Policy } from './plan/policy.ts';
+import { analyzeProgram, type ObjectId, type ObjectInfo, type Program } from './plan/program.ts';
+import { TieredStore } from './plan/ledger.ts';
 import { cryptoNetsProgram, deepCnnProgram, interleavedModelsProgram } from './synthetic.ts';
 
 /**
