@@ -2,7 +2,7 @@ import { check } from '../../util/assert.ts';
 import { InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import { BufferPool } from '../store/buffer-pool.ts';
 import { nowNs } from '../store/devices.ts';
-import type { FileTier } from '../store/file-tier.ts';
+import type { SlowTier } from '../store/slow-tier.ts';
 import type { ObjectId, Program, ProgramStep } from '../plan/program.ts';
 import type { Action } from '../plan/timeline.ts';
 
@@ -51,8 +51,8 @@ export interface ReplayOptions {
   program: Program;
   /** The recorded action log of a virtual-mode run of `program` (timing-independent decisions with deps). */
   actions: readonly Action[];
-  /** File tiers by the names the plan used. */
-  tiers: readonly FileTier[];
+  /** Slow tiers by the names the plan used. */
+  tiers: readonly SlowTier[];
   /** Hard budget of the DRAM pool (bytes of byte-form buffers). */
   dramBudgetBytes: number;
   /** DRAM buffers placed before the run (warm start), by object id; the pool takes them over. */
@@ -166,7 +166,7 @@ export async function replayPlan(options: ReplayOptions): Promise<ReplayResult> 
   let gatherBytes = 0;
   let issued = false;
 
-  const tierOf = (name: string | undefined): FileTier => {
+  const tierOf = (name: string | undefined): SlowTier => {
     const tier = tiers.get(name ?? '');
     if (!tier)
       throw new InvalidArgumentError(
@@ -326,7 +326,7 @@ export async function replayPlan(options: ReplayOptions): Promise<ReplayResult> 
   const flushIo = () => {
     if (!issued) return;
     issued = false;
-    for (const tier of options.tiers) tier.io.flush();
+    for (const tier of options.tiers) tier.flush();
   };
   const settle = async () => {
     await Promise.allSettled([...inFlight]);

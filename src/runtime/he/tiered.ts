@@ -9,7 +9,7 @@ import { check } from '../../util/assert.ts';
 import { InvalidArgumentError, MismatchError, ResourceError } from '../../util/errors.ts';
 import { BufferPool } from '../store/buffer-pool.ts';
 import { type DeviceProfile, nowNs } from '../store/devices.ts';
-import type { FileTier } from '../store/file-tier.ts';
+import type { SlowTier } from '../store/slow-tier.ts';
 import { HeArena, type HeLiveObject, writeHeObject } from '../exec/he-arena.ts';
 import { PlacementAllocator } from '../exec/placement-allocator.ts';
 import { type Plan, planProgram } from '../plan/plan.ts';
@@ -122,7 +122,7 @@ export interface TieredHeOptions {
   memoryBudgetBytes: number;
   /** Part of the budget for the DRAM pool (default 1/16 of it, leaving the arena at least the largest step). */
   dramPoolBytes?: number;
-  tiers: readonly FileTier[];
+  tiers: readonly SlowTier[];
   /** Profile the planner times each tier with (default: the tier's own `device`). */
   planningDevices?: readonly DeviceProfile[];
   /** Keep only the b halves and seed of each key in the slow tiers; regenerate the a halves when loading. */
@@ -325,7 +325,7 @@ export interface TieredObjectsOptions extends Omit<TieredHeOptions, 'program' | 
 }
 
 /** Stored-form sizes of the persistent objects each tier instance holds from earlier runs. */
-const persistentCopies = new WeakMap<FileTier, Map<ObjectId, number>>();
+const persistentCopies = new WeakMap<SlowTier, Map<ObjectId, number>>();
 
 /**
  * The engine of {@link runTieredHe}, for any runtime program over HE objects (one model's program, or many models'

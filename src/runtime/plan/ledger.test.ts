@@ -11,7 +11,8 @@ import { FileTier } from '../store/file-tier.ts';
 import { IoPool } from '../io/io-pool.ts';
 import { HomePolicy, LruPolicy } from './policy.ts';
 import { analyzeProgram } from './program.ts';
-import { TieredStore, VirtualTier } from './ledger.ts';
+import { VirtualTier } from '../store/virtual-tier.ts';
+import { TieredStore } from './ledger.ts';
 import { randomProgram } from '../synthetic.ts';
 
 let root = '';

@@ -2,7 +2,7 @@ import { check } from '../../util/assert.ts';
 import { InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import { type ArenaProvider, BufferPool, HeapArena } from '../store/buffer-pool.ts';
 import { DEVICE_PROFILES, type DeviceProfile } from '../store/devices.ts';
-import { FileTier, HEADER_BYTES } from '../store/file-tier.ts';
+import type { SlowTier } from '../store/slow-tier.ts';
 import type { ObjectId, ObjectInfo } from './program.ts';
 import { type Action, type ActionKind, Timeline } from './timeline.ts';
 
@@ -29,37 +29,6 @@ export type MemoryLevel = 'arena' | 'dram';
 export type StoreMode = 'virtual' | 'real';
 
 /**
- * A slow tier with no storage behind it, for virtual-clock runs: capacity and device profile only.
- *
- * @example
- * ```ts
- * const tier = new VirtualTier('pmem', DEVICE_PROFILES['optane-appdirect']);
- * ```
- */
-export class VirtualTier {
-  readonly name: string;
-  readonly device: DeviceProfile;
-  readonly capacityBytes: number;
-
-  constructor(name: string, device: DeviceProfile, capacityBytes = Infinity) {
-    check(name.length > 0, () => 'VirtualTier name: expected a non-empty string');
-    this.name = name;
-    this.device = device;
-    this.capacityBytes = capacityBytes;
-  }
-}
-
-/**
- * A slow tier: file-backed (real mode) or virtual.
- *
- * @example
- * ```ts
- * const tiers: SlowTier[] = [await FileTier.open({ name: 'nvme0', dir }), new VirtualTier('cxl', DEVICE_PROFILES.cxl)];
- * ```
- */
-export type SlowTier = FileTier | VirtualTier;
-
-/**
  * Options of {@link TieredStore}.
  *
  * @example
@@ -74,7 +43,7 @@ export interface TieredStoreOptions {
   /** A capacity-limited arena where compute operands must be; omit to compute on DRAM buffers. */
   arena?: { capacityBytes: number; provider?: ArenaProvider };
   /** Slow tiers in order of preference; objects spill to the first with room. */
-  slowTiers?: SlowTier[];
+  slowTiers?: readonly SlowTier[];
   /** Timing of arena <-> DRAM copies; defaults to the `dram` profile. */
   memcpy?: DeviceProfile;
 }
@@ -234,9 +203,6 @@ export class TieredStore {
         );
       }
       names.add(tier.name);
-      if (options.mode === 'real' && !(tier instanceof FileTier)) {
-        throw new InvalidArgumentError(`slow tier "${tier.name}": expected a FileTier in real mode`);
-      }
     }
     this.slowTiers = slow;
     this.#slowUsed = slow.map(() => 0);
@@ -354,9 +320,7 @@ export class TieredStore {
       const tier = this.#chooseTier(entry);
       entry.slowTier = tier;
       entry.dirty = false;
-      const fileTier = this.slowTiers[tier];
-      if (this.mode === 'real' && fileTier instanceof FileTier)
-        this.#setupJobs.push(fileTier.write(id, data!));
+      if (this.mode === 'real') this.#setupJobs.push(this.slowTiers[tier].write(id, data!));
     } else {
       check(
         placeIn !== null,
@@ -441,7 +405,7 @@ export class TieredStore {
     this.#count(tier.name, level, bytes);
     this.#physical(seq, async () => {
       const buffer = this.#acquire(level, bytes);
-      await (tier as FileTier).read(id, buffer);
+      await tier.read(id, buffer);
       entry.buffer = buffer;
       entry.bufferLevel = level;
     });
@@ -513,7 +477,7 @@ export class TieredStore {
         prefetch: false,
       });
       this.#count(level, tier.name, bytes);
-      this.#physical(last, () => (tier as FileTier).write(id, entry.buffer!));
+      this.#physical(last, () => tier.write(id, entry.buffer!));
       entry.slowTier = tierIndex;
       entry.dirty = false;
     }
@@ -624,7 +588,7 @@ export class TieredStore {
     if (entry.buffer) return Uint8Array.from(entry.buffer);
     // Shared memory: the I/O worker reads into it directly.
     const out = new Uint8Array(new SharedArrayBuffer(entry.info.bytes));
-    await (this.slowTiers[entry.slowTier] as FileTier).read(id, out);
+    await this.slowTiers[entry.slowTier].read(id, out);
     return out;
   }
 
@@ -635,11 +599,11 @@ export class TieredStore {
     if (this.#failure) throw this.#failure;
   }
 
-  /** Drains, then closes file tiers (deleting their files unless `keepFiles`). */
+  /** Drains, then closes the slow tiers (deleting their copies unless `keepFiles`). */
   async close(options: { keepFiles?: boolean } = {}): Promise<void> {
     await Promise.allSettled(this.#promises);
     await Promise.allSettled(this.#setupJobs);
-    for (const tier of this.slowTiers) if (tier instanceof FileTier) await tier.close(options);
+    for (const tier of this.slowTiers) await tier.close(options);
   }
 
   #entry(id: ObjectId): Entry {
@@ -658,7 +622,7 @@ export class TieredStore {
     const bytes = entry.info.bytes;
     for (let i = 0; i < this.slowTiers.length; i++) {
       const tier = this.slowTiers[i];
-      const size = bytes + (tier instanceof FileTier ? HEADER_BYTES : 0);
+      const size = bytes + tier.objectOverheadBytes;
       if (this.#slowUsed[i] + size <= tier.capacityBytes) {
         this.#slowUsed[i] += size;
         if (this.#slowUsed[i] > this.#slowPeak[i]) this.#slowPeak[i] = this.#slowUsed[i];
@@ -681,9 +645,9 @@ export class TieredStore {
     if (entry.slowTier < 0) return;
     const index = entry.slowTier;
     const tier = this.slowTiers[index];
-    this.#slowUsed[index] -= entry.info.bytes + (tier instanceof FileTier ? HEADER_BYTES : 0);
+    this.#slowUsed[index] -= entry.info.bytes + tier.objectOverheadBytes;
     entry.slowTier = -1;
-    if (tier instanceof FileTier && this.mode === 'real') {
+    if (this.mode === 'real') {
       const seq = this.#add({
         step,
         kind: 'delete',
@@ -742,7 +706,7 @@ export class TieredStore {
   }
 
   #startQueuedIo(run: () => void | Promise<void>): void | Promise<void> {
-    for (const tier of this.slowTiers) if (tier instanceof FileTier) tier.io.flush();
+    for (const tier of this.slowTiers) tier.flush();
     return run();
   }
 

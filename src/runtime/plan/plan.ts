@@ -2,7 +2,8 @@ import type { DeviceProfile } from '../store/devices.ts';
 import { type RunResult, runProgram } from './planner.ts';
 import type { Policy } from './policy.ts';
 import type { ObjectId, Program } from './program.ts';
-import { type MemoryLevel, TieredStore, VirtualTier } from './ledger.ts';
+import { VirtualTier } from '../store/virtual-tier.ts';
+import { type MemoryLevel, TieredStore } from './ledger.ts';
 import type { Action } from './timeline.ts';
 
 /**

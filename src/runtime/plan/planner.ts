@@ -2,7 +2,7 @@ import { check } from '../../util/assert.ts';
 import { ResourceError } from '../../util/errors.ts';
 import { idHash64 } from '../store/checksum.ts';
 import { DEVICE_PROFILES, type DeviceProfile, deviceProfile, nowNs } from '../store/devices.ts';
-import { FileTier, HEADER_BYTES } from '../store/file-tier.ts';
+import { VirtualTier } from '../store/virtual-tier.ts';
 import { HomePolicy, LruPolicy, type Policy, type PolicyView } from './policy.ts';
 import {
   analyzeProgram,
@@ -13,7 +13,7 @@ import {
   type ProgramStep,
   stepComputeNs,
 } from './program.ts';
-import { type MemoryLevel, type TierTraffic, TieredStore, VirtualTier } from './ledger.ts';
+import { type MemoryLevel, type TierTraffic, TieredStore } from './ledger.ts';
 import type { Action } from './timeline.ts';
 
 /**
@@ -651,17 +651,9 @@ async function preflight(store: TieredStore, analysis: ProgramAnalysis): Promise
     return;
   }
   let capacity = 0;
-  let headers = 0;
-  for (const tier of store.slowTiers) {
-    if (tier instanceof FileTier) {
-      const free = await tier.check();
-      capacity += Math.min(free, tier.capacityBytes - tier.usedBytes);
-      headers = analysis.objects.size * HEADER_BYTES;
-    } else {
-      capacity += tier.capacityBytes;
-    }
-  }
-  need += headers;
+  for (const tier of store.slowTiers)
+    capacity += Math.min(await tier.check(), tier.capacityBytes - tier.usedBytes);
+  need += analysis.objects.size * Math.max(...store.slowTiers.map((t) => t.objectOverheadBytes));
   if (need > capacity) {
     throw new ResourceError(
       `program "${analysis.program.name}" may need ${need} bytes in slow tiers (initial ${analysis.initialBytes} + ` +

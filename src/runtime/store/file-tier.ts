@@ -11,6 +11,7 @@ import { defaultIoPool, type IoDone, type IoPool } from '../io/io-pool.ts';
 import type { IoTierConfig } from '../io/io-worker.ts';
 import { encodeObjectId, HEADER_BYTES } from './object-format.ts';
 import type { ObjectId } from '../plan/program.ts';
+import type { SlowTier } from './slow-tier.ts';
 
 export { HEADER_BYTES } from './object-format.ts';
 
@@ -128,12 +129,14 @@ let nextTierKey = 1;
  * await tier.close();
  * ```
  */
-export class FileTier {
+export class FileTier implements SlowTier {
   readonly name: string;
   readonly dir: string;
   readonly capacityBytes: number;
   readonly device: DeviceProfile;
   readonly durable: boolean;
+  /** Every object file starts with a header of this many bytes. */
+  readonly objectOverheadBytes = HEADER_BYTES;
   readonly #config: IoTierConfig;
   readonly #io: IoPool;
   readonly #emulator: DeviceEmulator | null;
@@ -305,6 +308,11 @@ export class FileTier {
   /** The worker pool doing this tier's I/O. */
   get io(): IoPool {
     return this.#io;
+  }
+
+  /** Posts the requests queued so far to the I/O workers now (see {@link IoPool.flush}). */
+  flush(): void {
+    this.#io.flush();
   }
 
   /** I/O counters so far. */

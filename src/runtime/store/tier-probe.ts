@@ -1,6 +1,6 @@
 import { check } from '../../util/assert.ts';
 import { type DeviceProfile, nowNs } from './devices.ts';
-import type { FileTier } from './file-tier.ts';
+import type { SlowTier } from './slow-tier.ts';
 
 /**
  * Options of {@link probeTier}.
@@ -32,7 +32,7 @@ export interface ProbeOptions {
  * const plan = await planProgram(program, { ..., tiers: [{ name: tier.name, device: measured, capacityBytes }] });
  * ```
  */
-export async function probeTier(tier: FileTier, options: ProbeOptions = {}): Promise<DeviceProfile> {
+export async function probeTier(tier: SlowTier, options: ProbeOptions = {}): Promise<DeviceProfile> {
   const objectBytes = options.objectBytes ?? 2 ** 20;
   const objects = options.objects ?? 16;
   const inFlight = options.inFlight ?? 2;
