@@ -65,16 +65,20 @@ interface Slot {
 }
 
 /**
- * Thread bootstrap: the sources are TypeScript, so the worker registers tsx's loader itself before importing the
- * worker module (Node 20 does not apply the main thread's loader hooks, nor `--import` in execArgv, to workers).
+ * What a worker thread runs. The compiled package (dist/) starts the compiled worker module directly. From the
+ * TypeScript sources the thread registers tsx's loader itself before importing the worker module (Node 20 does not
+ * apply the main thread's loader hooks, nor `--import` in execArgv, to workers), and tsx is only there in a checkout.
  */
-function bootstrapSource(): string {
+function workerEntry(): { entry: string | URL; eval: boolean } {
+  if (!import.meta.url.endsWith('.ts')) return { entry: new URL('./io-worker.js', import.meta.url), eval: false };
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const workerModule = new URL('./io-worker.ts', import.meta.url).href;
-  return (
-    `import(${JSON.stringify(tsxApi)})` +
-    `.then((api) => { api.register(); return import(${JSON.stringify(workerModule)}); })`
-  );
+  return {
+    entry:
+      `import(${JSON.stringify(tsxApi)})` +
+      `.then((api) => { api.register(); return import(${JSON.stringify(workerModule)}); })`,
+    eval: true,
+  };
 }
 
 /**
@@ -259,8 +263,9 @@ export class IoPool {
   #slotAt(index: number): Slot {
     const existing = this.#slots[index];
     if (existing && !existing.dead) return existing;
-    const worker = new Worker(bootstrapSource(), {
-      eval: true,
+    const { entry, eval: isSource } = workerEntry();
+    const worker = new Worker(entry, {
+      eval: isSource,
       name: `home-io-${index}`,
       workerData: { homeIoWorker: true },
     });
