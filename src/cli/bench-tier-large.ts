@@ -156,7 +156,7 @@ export async function runLargeModelBench(
   const owner = new ModelOwner(program, client.publicKey!);
   const inputs = client.encryptPass(image, 0, 1);
   const runtimeProgram = heRuntimeProgram(program, { liveCapBytes: 0.7 * budget });
-  const unlimitedPlan = await simulate(heRuntimeProgram(program, { schedule: 'program' }), {
+  const unlimitedPlan = simulate(heRuntimeProgram(program, { schedule: 'program' }), {
     policy: 'home',
     dramBudgetBytes: Infinity,
     slow: null,

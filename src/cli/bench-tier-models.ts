@@ -12,7 +12,7 @@ import { runTieredRequests } from '../runtime/he/multi.ts';
 import { realRunHomePolicy } from '../runtime/he/program.ts';
 import type { TieredHeStats } from '../runtime/he/tiered.ts';
 import { IoPool } from '../runtime/io/io-pool.ts';
-import type { Plan } from '../runtime/plan/plan.ts';
+import type { Plan } from '../runtime/plan/planner.ts';
 import { LruPolicy } from '../runtime/plan/policy.ts';
 import { probeTier } from '../runtime/store/tier-probe.ts';
 import { assertInteger } from '../util/assert.ts';

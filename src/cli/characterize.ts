@@ -111,7 +111,7 @@ function traceOf(result: TieredHeResult): MeasuredTrace {
     occupancy: Object.fromEntries(occupancyTiers.map((t) => [t, [] as number[]])),
     modular_multiplies: [],
   };
-  result.replay.steps.forEach((measured, k) => {
+  result.execution.steps.forEach((measured, k) => {
     const step = steps[measured.index];
     const plan = planned[k];
     trace.instruction.push(step.instruction);

@@ -3,19 +3,21 @@ import { InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import { BufferPool } from '../store/buffer-pool.ts';
 import { nowNs } from '../store/devices.ts';
 import type { SlowTier } from '../store/slow-tier.ts';
-import type { ObjectId, Program, ProgramStep } from '../plan/program.ts';
+import type { Plan } from '../plan/planner.ts';
+import type { ObjectId, ProgramStep } from '../plan/program.ts';
 import type { Action } from '../plan/timeline.ts';
 
 /**
- * The compute tier a plan is replayed against: live objects plus their byte forms. {@link HeArena} implements it
- * for CKKS objects.
+ * The compute level a plan is executed against: live objects plus their byte forms (DRAM buffers) and stored forms
+ * (slow-tier copies). {@link HeArena} implements it for CKKS objects, {@link ByteArena} for programs whose compute
+ * works on bytes. `Out` is what {@link ExecArena.materializeDetached} hands back for an output.
  *
  * @example
  * ```ts
- * const arena: ReplayArena = new HeArena(params, placement);
+ * const arena: ExecArena = new ByteArena(64 << 20, (id) => analysis.bytesOf(id));
  * ```
  */
-export interface ReplayArena {
+export interface ExecArena<Out = unknown> {
   /** Logical bytes of live objects and the most seen at once. */
   readonly bytesInUse: number;
   readonly peakBytes: number;
@@ -23,7 +25,7 @@ export interface ReplayArena {
   /** Bytes of the byte form (DRAM buffers) and of the slow-tier form (may be smaller, e.g. a seeded key). */
   fullBytes(id: ObjectId): number;
   storedBytes(id: ObjectId): number;
-  /** Byte form → live (DRAM → arena). */
+  /** Byte form → live (DRAM → arena, and warm starts). */
   fromBytes(id: ObjectId, bytes: Uint8Array): void;
   /** Live → byte form (arena → DRAM, write-back). */
   toBytes(id: ObjectId, into: Uint8Array): void;
@@ -35,31 +37,43 @@ export interface ReplayArena {
   abortLoad(id: ObjectId): void;
   /** A stored form read into the front of a byte-form buffer becomes the byte form (in place). */
   expandStored(id: ObjectId, buffer: Uint8Array): void;
+  /**
+   * Room for `id`, which the next step writes without reading it. An arena whose compute creates its results
+   * (HE: the evaluator allocates, the step adopts them) has nothing to do here.
+   */
+  allocate?(id: ObjectId): void;
   drop(id: ObjectId): void;
+  /** A copy the caller owns of `id`, live here or given as its byte form `bytes` (outputs after a run). */
+  materializeDetached(id: ObjectId, bytes: Uint8Array | null): Out;
+  /** Frees what {@link ExecArena.materializeDetached} returned (a run that fails after making some outputs). */
+  disposeDetached(out: Out): void;
+  /** Drops every live object and every load in flight (after the I/O settled). */
+  clear(): void;
 }
 
 /**
- * Options of {@link replayPlan}.
+ * Options of {@link executePlan}.
  *
  * @example
  * ```ts
- * const options: ReplayOptions = { program, actions: plan.actions, tiers: [tier], dramBudgetBytes: 64 << 20, arena, compute };
+ * const options: ExecuteOptions = { plan, tiers: [tier], dramBudgetBytes: 64 << 20, arena, compute };
  * ```
  */
-export interface ReplayOptions {
-  /** The program the plan was made for (its steps, in the planned order). */
-  program: Program;
-  /** The recorded action log of a virtual-mode run of `program` (timing-independent decisions with deps). */
-  actions: readonly Action[];
+export interface ExecuteOptions {
+  /** The plan: its program (steps in the planned order), action log and compute level. */
+  plan: Pick<Plan, 'program' | 'actions' | 'computeLevel'>;
   /** Slow tiers by the names the plan used. */
   tiers: readonly SlowTier[];
-  /** Hard budget of the DRAM pool (bytes of byte-form buffers). */
+  /** Hard budget of the DRAM pool (bytes of byte-form buffers) when the plan has an arena. */
   dramBudgetBytes: number;
   /** DRAM buffers placed before the run (warm start), by object id; the pool takes them over. */
   dramInitial?: ReadonlyMap<ObjectId, Uint8Array>;
-  arena: ReplayArena;
+  /** The compute level; with a plan that has no arena it also holds what the plan keeps in DRAM. */
+  arena: ExecArena;
   /** Runs step `step` on the live operands (synchronously, on this thread). */
   compute: (step: ProgramStep) => void;
+  /** Objects whose slow copies outlive the run (model state kept between runs): their deletes are skipped. */
+  keep?: (id: ObjectId) => boolean;
   /**
    * While steps run back to back without waiting, let I/O completions in at least this often (ns) when transfers
    * wait on them (default 0.5 ms).
@@ -67,17 +81,19 @@ export interface ReplayOptions {
   yieldEveryNs?: number;
   /** Called after each step with its index (progress). */
   onStep?: (index: number) => void;
+  /** Called when action `seq` starts and when it completes (tests of the ordering). */
+  onAction?: (seq: number, phase: 'start' | 'end') => void;
 }
 
 /**
- * What one replayed step did, measured on the wall clock.
+ * What one executed step did, measured on the wall clock.
  *
  * @example
  * ```ts
- * const stalled = result.steps.filter((s: ReplayStepTrace) => s.stallNs > 1e6);
+ * const stalled = result.steps.filter((s: ExecutedStep) => s.stallNs > 1e6);
  * ```
  */
-export interface ReplayStepTrace {
+export interface ExecutedStep {
   index: number;
   /** From the end of the previous step's compute (the planning point) to this step's compute start. */
   stallNs: number;
@@ -87,19 +103,19 @@ export interface ReplayStepTrace {
 }
 
 /**
- * Totals of a replay.
+ * Totals of an execution.
  *
  * @example
  * ```ts
  * console.log(result.totalNs / 1e9, result.dramPeakBytes <= budget);
  * ```
  */
-export interface ReplayResult {
-  steps: ReplayStepTrace[];
+export interface ExecutionResult {
+  steps: ExecutedStep[];
   totalNs: number;
   computeNs: number;
   stallNs: number;
-  /** Physical DRAM pool peak (never above the budget) and the arena's logical peak. */
+  /** Physical DRAM pool peak (never above the budget) and the arena's peak (what it counts as in use). */
   dramPeakBytes: number;
   arenaPeakBytes: number;
   /** Bytes actually read from / written to each slow tier (stored forms). */
@@ -115,27 +131,30 @@ export interface ReplayResult {
 }
 
 /**
- * Executes a recorded plan with real memory and real slow-tier I/O. The plan is the action log of a virtual-mode
- * {@link TieredStore} run (made by the same planner and policy, ahead of time: HE programs are data-oblivious, so
- * the whole schedule is known before the first instruction); replaying it costs a few array lookups per step
- * instead of planning work on the compute thread.
+ * The executor: carries out a plan with real memory and real slow-tier I/O. The plan is the action log the
+ * planner recorded ({@link planProgram}, ahead of time: HE programs are data-oblivious, so the whole schedule is
+ * known before the first instruction); executing it costs a few array lookups per action instead of planning work
+ * on the compute thread. With unlimited memory the plan is only decisions, allocations, computes and releases, so
+ * an all-in-memory run is this same loop.
  *
- * Every action runs once its dependencies have completed, exactly as the store orders them in real mode, so the
- * DRAM pool never exceeds its budget under any timing (the store's ledger derived those dependencies without
- * looking at time). Compute runs on this thread in plan order; loads, write-backs and deletes run in the I/O
- * workers and overlap it; copies between the arena and DRAM run here. A virtual-mode plan records no deletes of
- * slow-tier copies that became stale, so their files stay until the caller removes the run's objects (the tiers
- * must have room for every write, which {@link runTieredHe} checks before the run).
+ * Every action runs once its dependencies have completed, so the DRAM pool, the arena and the slow tiers never
+ * exceed what the plan allows under any timing (the planner's ledger derived those dependencies without looking
+ * at time). Compute runs on this thread in plan order; loads, write-backs and deletes of stale or dead slow-tier
+ * copies run in the tiers (a file tier's I/O workers) and overlap it; copies between the arena and DRAM run here.
+ * When the plan has no arena, the arena holds the objects the plan keeps in DRAM and compute works on them.
  *
  * @throws the first failure of any action (e.g. {@link FormatError} naming a corrupted object), after every
  *   transfer in flight has settled; nothing is left half-done in memory.
  * @example
  * ```ts
- * const result = await replayPlan({ program, actions: plan.actions, tiers, dramBudgetBytes, arena, compute });
+ * const result = await executePlan({ plan, tiers, dramBudgetBytes, arena, compute });
  * ```
  */
-export async function replayPlan(options: ReplayOptions): Promise<ReplayResult> {
-  const { program, actions, arena } = options;
+export async function executePlan(options: ExecuteOptions): Promise<ExecutionResult> {
+  const { program, actions, computeLevel } = options.plan;
+  const { arena, onAction } = options;
+  /** Whether `level` is the arena's (the compute level); the other memory level is the DRAM pool. */
+  const inArena = (level: string | undefined) => level === computeLevel;
   const tiers = new Map(options.tiers.map((t) => [t.name, t]));
   const pool = new BufferPool(options.dramBudgetBytes, 'dram', { shared: true });
   const staging = new BufferPool(Infinity, 'staging', { shared: true });
@@ -170,19 +189,20 @@ export async function replayPlan(options: ReplayOptions): Promise<ReplayResult> 
     const tier = tiers.get(name ?? '');
     if (!tier)
       throw new InvalidArgumentError(
-        `plan uses slow tier "${name}": expected one of ${[...tiers.keys()].join(', ')}`,
+        `plan uses slow tier "${name}": expected one of ${[...tiers.keys()].join(', ') || 'no tier'}`,
       );
     return tier;
   };
   const bufferOf = (id: ObjectId): Uint8Array => {
     const buffer = dram.get(id);
     if (!buffer)
-      throw new ResourceError(`plan replay: "${id}" has no DRAM buffer where the plan expects one`);
+      throw new ResourceError(`plan execution: "${id}" has no DRAM buffer where the plan expects one`);
     return buffer;
   };
 
   const markDone = (seq: number) => {
     done[seq] = 1;
+    onAction?.(seq, 'end');
     const list = waiters[seq];
     if (list) {
       waiters[seq] = undefined;
@@ -227,23 +247,25 @@ export async function replayPlan(options: ReplayOptions): Promise<ReplayResult> 
     if (failure !== null) return;
     const a = actions[seq];
     const id = a.id as ObjectId;
+    onAction?.(seq, 'start');
     try {
       switch (a.kind) {
         case 'decision':
           break;
         case 'alloc':
-          if (a.to === 'dram') dram.set(id, pool.acquire(a.bytes));
+          if (inArena(a.to)) arena.allocate?.(id);
+          else dram.set(id, pool.acquire(a.bytes));
           break;
         case 'release':
-          if (a.from === 'dram') {
+          if (inArena(a.from)) {
+            arena.drop(id);
+          } else {
             pool.release(bufferOf(id));
             dram.delete(id);
-          } else {
-            arena.drop(id);
           }
           break;
         case 'copy':
-          if (a.to === 'arena') {
+          if (inArena(a.to)) {
             const buffer = bufferOf(id);
             arena.fromBytes(id, buffer);
             pool.release(buffer);
@@ -260,7 +282,7 @@ export async function replayPlan(options: ReplayOptions): Promise<ReplayResult> 
           const tier = tierOf(a.from);
           const stored = arena.storedBytes(id);
           slowRead[tier.name] += stored;
-          if (a.to === 'arena') {
+          if (inArena(a.to)) {
             const target = arena.loadTarget(id);
             track(
               seq,
@@ -287,7 +309,7 @@ export async function replayPlan(options: ReplayOptions): Promise<ReplayResult> 
           writes.set(id, (writes.get(id) ?? 0) + 1);
           let data: Uint8Array;
           let stage: Uint8Array | null = null;
-          if (a.from === 'dram') {
+          if (!inArena(a.from)) {
             data = bufferOf(id);
           } else {
             const view = arena.contiguousView(id);
@@ -306,10 +328,12 @@ export async function replayPlan(options: ReplayOptions): Promise<ReplayResult> 
           return;
         }
         case 'delete':
+          // A stale or dead slow copy; model state kept between runs stays.
+          if (options.keep?.(id)) break;
           track(seq, tierOf(a.from).delete(id));
           return;
         default:
-          throw new InvalidArgumentError(`plan replay: unexpected action kind "${a.kind}" at ${seq}`);
+          throw new InvalidArgumentError(`plan execution: unexpected action kind "${a.kind}" at ${seq}`);
       }
     } catch (error) {
       fail(error);
@@ -332,7 +356,7 @@ export async function replayPlan(options: ReplayOptions): Promise<ReplayResult> 
     await Promise.allSettled([...inFlight]);
   };
 
-  const traces: ReplayStepTrace[] = [];
+  const traces: ExecutedStep[] = [];
   const runStart = nowNs();
   let lastYield = runStart;
   let previousEnd = runStart;
@@ -375,7 +399,8 @@ export async function replayPlan(options: ReplayOptions): Promise<ReplayResult> 
         lastYield = now = nowNs();
       }
       const step = program.steps[a.step];
-      check(step !== undefined, () => `plan replay: compute action ${seq} for missing step ${a.step}`);
+      check(step !== undefined, () => `plan execution: compute action ${seq} for missing step ${a.step}`);
+      onAction?.(seq, 'start');
       try {
         options.compute(step);
       } catch (error) {
@@ -396,7 +421,8 @@ export async function replayPlan(options: ReplayOptions): Promise<ReplayResult> 
     await settle();
     if (failure !== null) throw failure;
     for (let seq = 0; seq < n; seq++) {
-      if (!done[seq]) throw new ResourceError(`plan replay: action ${seq} (${actions[seq].kind}) never ran`);
+      if (!done[seq])
+        throw new ResourceError(`plan execution: action ${seq} (${actions[seq].kind}) never ran`);
     }
   } catch (error) {
     await settle();

@@ -5,6 +5,7 @@ import type { Modulus } from '../../ring/modulus.ts';
 import { Poly } from '../../ring/poly.ts';
 import { check } from '../../util/assert.ts';
 import { InvalidArgumentError, MismatchError } from '../../util/errors.ts';
+import type { ExecArena } from './executor.ts';
 import type { PlacementAllocator } from './placement-allocator.ts';
 import type { ObjectId } from '../plan/program.ts';
 
@@ -70,7 +71,7 @@ function polysOf(live: HeLiveObject): Poly[] {
  * arena.toBytes('ct:0', dramBuffer); // then arena.drop('ct:0')
  * ```
  */
-export class HeArena {
+export class HeArena implements ExecArena<HeLiveObject> {
   readonly params: Parameters;
   readonly seededKeys: boolean;
   readonly #placement: PlacementAllocator;
@@ -344,6 +345,11 @@ export class HeArena {
       return Poly.fromWords(moduli, true, view);
     });
     return this.#assemble(id, polys);
+  }
+
+  /** Disposes an object {@link HeArena.materializeDetached} made. */
+  disposeDetached(out: HeLiveObject): void {
+    out.dispose();
   }
 
   #setLive(id: ObjectId, live: HeLiveObject): void {

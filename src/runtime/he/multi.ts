@@ -15,7 +15,7 @@ import {
   type TieredHeOptions,
   type TieredHeStats,
 } from './tiered.ts';
-import type { Plan } from '../plan/plan.ts';
+import type { Plan } from '../plan/planner.ts';
 import type { ObjectId, ObjectInfo, Program, ProgramStep } from '../plan/program.ts';
 
 /**

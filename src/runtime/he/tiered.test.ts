@@ -122,7 +122,7 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
     // Only dirty objects are written, each once per version it had when evicted.
     const analysis = analyzeProgram(result.runtimeProgram);
     assert.deepEqual(s.readOnlyWritten, []);
-    for (const [id, times] of result.replay.writes) {
+    for (const [id, times] of result.execution.writes) {
       assert.equal(analysis.objects.get(id)?.readOnly, false, `${id} is writable`);
       const versions = result.runtimeProgram.steps.filter((step) => step.writes.includes(id)).length;
       assert.ok(times <= versions, `${id} written ${times} times for ${versions} versions`);

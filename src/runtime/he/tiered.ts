@@ -7,12 +7,11 @@ import { encodePlaintextWeight, evaluateInstruction, type InstructionOperands } 
 import type { HeInstruction, HeProgram } from '../../nn/program.ts';
 import { check } from '../../util/assert.ts';
 import { InvalidArgumentError, MismatchError, ResourceError } from '../../util/errors.ts';
-import { BufferPool } from '../store/buffer-pool.ts';
-import { type DeviceProfile, nowNs } from '../store/devices.ts';
-import type { SlowTier } from '../store/slow-tier.ts';
+import type { ExecutionResult } from '../exec/executor.ts';
 import { HeArena, type HeLiveObject, writeHeObject } from '../exec/he-arena.ts';
 import { PlacementAllocator } from '../exec/placement-allocator.ts';
-import { type Plan, planProgram } from '../plan/plan.ts';
+import { runTiered } from '../exec/run.ts';
+import type { Plan } from '../plan/planner.ts';
 import type { Policy } from '../plan/policy.ts';
 import {
   analyzeProgram,
@@ -21,7 +20,8 @@ import {
   type ProgramAnalysis,
   type ProgramStep,
 } from '../plan/program.ts';
-import { type ReplayResult, replayPlan } from '../exec/executor.ts';
+import type { DeviceProfile } from '../store/devices.ts';
+import type { SlowTier } from '../store/slow-tier.ts';
 import { type HeRuntimeStep, heRuntimeProgram } from './program.ts';
 
 /**
@@ -122,7 +122,8 @@ export interface TieredHeOptions {
   memoryBudgetBytes: number;
   /** Part of the budget for the DRAM pool (default 1/16 of it, leaving the arena at least the largest step). */
   dramPoolBytes?: number;
-  tiers: readonly SlowTier[];
+  /** Slow tiers in order of preference; none when the budget holds every object (e.g. Infinity). */
+  tiers?: readonly SlowTier[];
   /** Profile the planner times each tier with (default: the tier's own `device`). */
   planningDevices?: readonly DeviceProfile[];
   /** Keep only the b halves and seed of each key in the slow tiers; regenerate the a halves when loading. */
@@ -150,7 +151,7 @@ export interface TieredHeOptions {
  * ```
  */
 export interface TieredHeStats {
-  /** Wall time of the run (replay), seconds. */
+  /** Wall time of the run (the plan's execution), seconds. */
   seconds: number;
   computeSeconds: number;
   stallSeconds: number;
@@ -190,7 +191,7 @@ export interface TieredHeResult {
   outputs: Map<number, Ciphertext>;
   stats: TieredHeStats;
   plan: Plan;
-  replay: ReplayResult;
+  execution: ExecutionResult;
   runtimeProgram: Program;
 }
 
@@ -230,11 +231,12 @@ export function splitMemoryBudget(
  * run. Steps are the HE instructions themselves ({@link evaluateInstruction}, the server's own code), so the
  * outputs are bit-identical to the all-in-memory run.
  *
- * Phases: plan (virtual clock, before anything is written; errors about capacity surface here), preflight of the
- * tiers (still writable, room for the plan's peak), setup (each initial object's slow-tier form written once,
- * warm-start copies placed in memory), the timed run (replay), then the outputs handed back and every byte the
- * run held in memory released. A failure in any phase (a full or missing tier, a corrupted object) throws after
- * in-flight I/O settled; nothing partial is returned.
+ * Phases ({@link runTiered}): plan (virtual clock, before anything is written; errors about capacity surface here),
+ * preflight of the tiers (still writable, room for the plan's peak), setup (each initial object's slow-tier form
+ * written once, warm-start copies placed in memory), the timed execution of the plan, then the outputs handed back
+ * and every byte the run held in memory released. A failure in any phase (a full or missing tier, a corrupted
+ * object) throws after in-flight I/O settled; nothing partial is returned. With `memoryBudgetBytes: Infinity` and
+ * no tier the plan only allocates, computes and releases: that is the all-in-memory run, through the same code.
  *
  * @example
  * ```ts
@@ -324,12 +326,10 @@ export interface TieredObjectsOptions extends Omit<TieredHeOptions, 'program' | 
   persistent?: (id: ObjectId) => boolean;
 }
 
-/** Stored-form sizes of the persistent objects each tier instance holds from earlier runs. */
-const persistentCopies = new WeakMap<SlowTier, Map<ObjectId, number>>();
-
 /**
  * The engine of {@link runTieredHe}, for any runtime program over HE objects (one model's program, or many models'
- * requests interleaved): plan, preflight, setup, replay, outputs, cleanup. See {@link runTieredHe}.
+ * requests interleaved): the run driver ({@link runTiered}) over an {@link HeArena}, with the initial objects taken
+ * from `source` and the run's figures summed up. See {@link runTieredHe}.
  *
  * @example
  * ```ts
@@ -339,86 +339,37 @@ const persistentCopies = new WeakMap<SlowTier, Map<ObjectId, number>>();
 export async function runTieredObjects(
   options: TieredObjectsOptions,
 ): Promise<Omit<TieredHeResult, 'outputs'> & { outputs: Map<ObjectId, HeLiveObject> }> {
-  const { params, tiers, runtimeProgram } = options;
-  check(tiers.length > 0, () => 'runTieredHe: expected at least one slow tier');
+  const { params, runtimeProgram } = options;
   const analysis = analyzeProgram(runtimeProgram);
-  const split = splitMemoryBudget(analysis.maxStepBytes, options.memoryBudgetBytes, options.dramPoolBytes);
-  const arenaBytes = split.arenaBytes;
-  const dramPoolBytes = split.dramPoolBytes;
-
-  // 1. Plan (no side effects).
-  const planningStart = nowNs();
-  const plan =
-    options.plan ??
-    (await planProgram(runtimeProgram, {
-      policy: options.policy,
-      dramBudgetBytes: dramPoolBytes,
-      arenaBytes,
-      tiers: tiers.map((t, i) => ({
-        name: t.name,
-        device: options.planningDevices?.[i] ?? t.device,
-        capacityBytes: t.capacityBytes - t.usedBytes,
-      })),
-      warmStart: options.warmStart ?? true,
-    }));
-  const planningNs = options.plan ? 0 : nowNs() - planningStart;
-
-  // 2. Preflight: every tier still there and writable, with room for the most it will hold. The replay removes the
-  // files of a run's objects when the run ends, so a tier must hold its initial objects plus every write-back.
-  for (let i = 0; i < tiers.length; i++) {
-    let bytes = 0;
-    let files = 0;
-    for (const [id, placement] of plan.initial) {
-      if (placement.slowTier !== i) continue;
-      bytes += analysis.bytesOf(id);
-      files++;
-    }
-    for (const a of plan.actions) {
-      if (a.kind !== 'writeback' || a.to !== tiers[i].name) continue;
-      bytes += a.bytes;
-      files++;
-    }
-    await tiers[i].check();
-    await tiers[i].ensureRoom(Math.max(bytes, plan.slowPeakBytes[i]), files);
-  }
-
+  const { arenaBytes, dramPoolBytes } = splitMemoryBudget(
+    analysis.maxStepBytes,
+    options.memoryBudgetBytes,
+    options.dramPoolBytes,
+  );
   const placement = PlacementAllocator.install(params.context);
-  const arena = new HeArena(params, placement, { seededKeys: options.seededKeys ?? false });
-  const dramInitial = new Map<ObjectId, Uint8Array>();
-  const outputs = new Map<ObjectId, HeLiveObject>();
   try {
-    // 3. Setup: slow-tier copies of the initial objects, warm-start copies in memory.
-    const setupStart = nowNs();
-    await setupInitialObjects(options, plan, analysis.objects, arena, dramInitial);
-    const setupNs = nowNs() - setupStart;
-    await options.beforeRun?.();
-
-    // 4. The run.
-    const total = runtimeProgram.steps.length;
-    const replay = await replayPlan({
+    const arena = new HeArena(params, placement, { seededKeys: options.seededKeys ?? false });
+    const run = await runTiered({
+      ...options,
       program: runtimeProgram,
-      actions: plan.actions,
-      tiers,
+      analysis,
+      arenaBytes,
       dramBudgetBytes: dramPoolBytes,
-      dramInitial,
+      warmStart: options.warmStart ?? true,
       arena,
+      initial: (id, bytes) => {
+        const live = options.source.get(id);
+        arena.describeFrom(id, live, bytes);
+        const seeded = arena.storedBytes(id) !== bytes;
+        return {
+          writeStored: (into) => writeHeObject(live, into, { seeded }),
+          writeFull: (into) => writeHeObject(live, into),
+          close: () => options.source.done?.(id, live),
+        };
+      },
       compute: options.makeCompute(arena, analysis),
-      onStep: options.onStep && ((index) => options.onStep!(index, total)),
     });
-    dramInitial.clear();
-
-    // 5. Outputs, detached from the runtime's memory.
-    for (const id of options.outputIds) {
-      let bytes: Uint8Array | null = replay.dram.get(id) ?? null;
-      if (!arena.has(id) && bytes === null) {
-        const tier = tiers.find((t) => t.has(id));
-        if (!tier) throw new ResourceError(`output "${id}": in no tier after the run`);
-        bytes = new Uint8Array(new SharedArrayBuffer(arena.storedBytes(id)));
-        await tier.read(id, bytes);
-      }
-      outputs.set(id, arena.materializeDetached(id, bytes));
-    }
-
+    const { plan, execution } = run;
     const isKey = (id: string) => {
       const kind = analysis.objects.get(id)?.kind;
       return kind === 'relin-key' || kind === 'rotation-key';
@@ -426,101 +377,31 @@ export async function runTieredObjects(
     const keyReads = plan.actions
       .filter((a) => a.kind === 'load' && a.id !== undefined && isKey(a.id))
       .reduce((s, a) => s + arena.storedBytes(a.id!), 0);
-    const readOnlyWritten = [...replay.writes.keys()].filter((id) => analysis.objects.get(id)?.readOnly);
+    const readOnlyWritten = [...execution.writes.keys()].filter((id) => analysis.objects.get(id)?.readOnly);
     const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
     const stats: TieredHeStats = {
-      seconds: replay.totalNs / 1e9,
-      computeSeconds: replay.computeNs / 1e9,
-      stallSeconds: replay.stallNs / 1e9,
-      planningSeconds: planningNs / 1e9,
-      setupSeconds: setupNs / 1e9,
+      seconds: execution.totalNs / 1e9,
+      computeSeconds: execution.computeNs / 1e9,
+      stallSeconds: execution.stallNs / 1e9,
+      planningSeconds: run.planningNs / 1e9,
+      setupSeconds: run.setupNs / 1e9,
       memoryBudgetBytes: options.memoryBudgetBytes,
       arenaBytes,
       dramPoolBytes,
-      arenaPeakBytes: replay.arenaPeakBytes,
-      dramPeakBytes: replay.dramPeakBytes,
-      slowBytesRead: sum(replay.slowRead),
-      slowBytesWritten: sum(replay.slowWritten),
+      arenaPeakBytes: execution.arenaPeakBytes,
+      dramPeakBytes: execution.dramPeakBytes,
+      slowBytesRead: sum(execution.slowRead),
+      slowBytesWritten: sum(execution.slowWritten),
       keyBytesRead: keyReads,
       keyExpandSeconds: arena.expandNs / 1e9,
-      copyBytes: replay.copyBytes,
-      gatherBytes: replay.gatherBytes,
+      copyBytes: execution.copyBytes,
+      gatherBytes: execution.gatherBytes,
       predictedSeconds: plan.run.summary.totalNs / 1e9,
-      objectsWritten: replay.writes.size,
+      objectsWritten: execution.writes.size,
       readOnlyWritten,
     };
-    return { outputs, stats, plan, replay, runtimeProgram };
-  } catch (error) {
-    for (const live of outputs.values()) live.dispose();
-    throw error;
+    return { outputs: run.outputs, stats, plan, execution, runtimeProgram };
   } finally {
-    arena.clear();
     placement.uninstall();
-    // Files of this run's objects are deleted; the tiers stay open for the caller.
-    await Promise.allSettled(
-      analysis.program.objects
-        .filter((o) => !options.persistent?.(o.id))
-        .map((o) => Promise.all(tiers.map((t) => t.delete(o.id)))),
-    );
   }
-}
-
-/** Writes each initial object's slow-tier form and places the warm-start copies the plan asks for. */
-async function setupInitialObjects(
-  options: TieredObjectsOptions,
-  plan: Plan,
-  objects: ReadonlyMap<ObjectId, { bytes: number; readOnly: boolean }>,
-  arena: HeArena,
-  dramInitial: Map<ObjectId, Uint8Array>,
-): Promise<void> {
-  const staging = new BufferPool(Infinity, 'setup', { shared: true });
-  const inFlight = new Set<Promise<void>>();
-  const maxInFlight = 4;
-  for (const [id, placement] of plan.initial) {
-    const bytes = objects.get(id)!.bytes;
-    const live = options.source.get(id);
-    try {
-      arena.describeFrom(id, live, bytes);
-      const seeded = arena.storedBytes(id) !== bytes;
-      const stored = staging.acquire(arena.storedBytes(id));
-      writeHeObject(live, stored, { seeded });
-      let full: Uint8Array | null = null;
-      if (placement.level !== null) {
-        full = seeded ? new Uint8Array(new SharedArrayBuffer(bytes)) : stored;
-        if (seeded) writeHeObject(live, full);
-        if (placement.level === 'arena') arena.fromBytes(id, full);
-        else dramInitial.set(id, full === stored ? Uint8Array.from(full) : full);
-      }
-      check(placement.slowTier >= 0, () => `initial object "${id}": the plan put it in no slow tier`);
-      const tier = options.tiers[placement.slowTier];
-      const persistent = options.persistent?.(id) ?? false;
-      let kept = persistentCopies.get(tier);
-      if (persistent && tier.has(id) && kept?.get(id) === stored.byteLength) {
-        // Model state committed by an earlier run: reuse it.
-        staging.release(stored);
-        continue;
-      }
-      if (persistent) {
-        if (!kept) persistentCopies.set(tier, (kept = new Map()));
-        kept.set(id, stored.byteLength);
-      }
-      const job: Promise<void> = tier.write(id, stored).finally(() => {
-        staging.release(stored);
-        inFlight.delete(job);
-      });
-      inFlight.add(job);
-    } finally {
-      options.source.done?.(id, live);
-    }
-    if (inFlight.size >= maxInFlight) {
-      try {
-        await Promise.race(inFlight);
-      } catch (error) {
-        await Promise.allSettled(inFlight);
-        throw error;
-      }
-    }
-  }
-  const results = await Promise.allSettled(inFlight);
-  for (const r of results) if (r.status === 'rejected') throw r.reason;
 }

@@ -70,7 +70,8 @@ interface Slot {
  * apply the main thread's loader hooks, nor `--import` in execArgv, to workers), and tsx is only there in a checkout.
  */
 function workerEntry(): { entry: string | URL; eval: boolean } {
-  if (!import.meta.url.endsWith('.ts')) return { entry: new URL('./io-worker.js', import.meta.url), eval: false };
+  if (!import.meta.url.endsWith('.ts'))
+    return { entry: new URL('./io-worker.js', import.meta.url), eval: false };
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const workerModule = new URL('./io-worker.ts', import.meta.url).href;
   return {

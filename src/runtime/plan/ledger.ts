@@ -1,8 +1,6 @@
 import { check } from '../../util/assert.ts';
 import { InvalidArgumentError, ResourceError } from '../../util/errors.ts';
-import { type ArenaProvider, BufferPool, HeapArena } from '../store/buffer-pool.ts';
 import { DEVICE_PROFILES, type DeviceProfile } from '../store/devices.ts';
-import type { SlowTier } from '../store/slow-tier.ts';
 import type { ObjectId, ObjectInfo } from './program.ts';
 import { type Action, type ActionKind, Timeline } from './timeline.ts';
 
@@ -12,38 +10,44 @@ import { type Action, type ActionKind, Timeline } from './timeline.ts';
  *
  * @example
  * ```ts
- * const level: MemoryLevel = store.computeLevel;
+ * const level: MemoryLevel = ledger.computeLevel;
  * ```
  */
 export type MemoryLevel = 'arena' | 'dram';
 
 /**
- * `virtual`: only sizes and a deterministic virtual clock, no data; `real`: actual buffers and file I/O (the
- * virtual clock still runs alongside as a model prediction).
+ * A slow tier as the planner sees it: its name (the one actions use), the device profile it times transfers
+ * with, the bytes the plan may keep there and what each object costs beyond its payload. Every {@link SlowTier}
+ * is one; a planner given a tier that already holds data passes its remaining room as `capacityBytes`.
  *
  * @example
  * ```ts
- * const mode: StoreMode = 'virtual';
+ * const tier: PlannedTier = { name: 'nvme', device: DEVICE_PROFILES['nvme-gen4'], capacityBytes: 100e9 };
  * ```
  */
-export type StoreMode = 'virtual' | 'real';
+export interface PlannedTier {
+  readonly name: string;
+  readonly device: DeviceProfile;
+  readonly capacityBytes: number;
+  /** Bytes per stored object beyond its payload (default 0). */
+  readonly objectOverheadBytes?: number;
+}
 
 /**
- * Options of {@link TieredStore}.
+ * Options of {@link PlanLedger}.
  *
  * @example
  * ```ts
- * const options: TieredStoreOptions = { mode: 'real', dramBudgetBytes: 8 << 30, arena: { capacityBytes: 2 << 30 }, slowTiers: [tier] };
+ * const options: PlanLedgerOptions = { dramBudgetBytes: 8 << 30, arena: { capacityBytes: 2 << 30 }, slowTiers: [tier] };
  * ```
  */
-export interface TieredStoreOptions {
-  mode: StoreMode;
+export interface PlanLedgerOptions {
   /** Hard budget for object bytes in DRAM (Infinity for an unlimited reference run). */
   dramBudgetBytes: number;
   /** A capacity-limited arena where compute operands must be; omit to compute on DRAM buffers. */
-  arena?: { capacityBytes: number; provider?: ArenaProvider };
+  arena?: { capacityBytes: number };
   /** Slow tiers in order of preference; objects spill to the first with room. */
-  slowTiers?: readonly SlowTier[];
+  slowTiers?: readonly PlannedTier[];
   /** Timing of arena <-> DRAM copies; defaults to the `dram` profile. */
   memcpy?: DeviceProfile;
 }
@@ -53,7 +57,7 @@ export interface TieredStoreOptions {
  *
  * @example
  * ```ts
- * if (store.state('w3').level === null) console.log('w3 is only in a slow tier');
+ * if (ledger.state('w3').level === null) console.log('w3 is only in a slow tier');
  * ```
  */
 export interface ObjectState {
@@ -68,11 +72,23 @@ export interface ObjectState {
   exists: boolean;
 }
 
+/**
+ * Where an initial object starts: the slow tier holding its copy (index, or -1) and the memory level it is
+ * warm-started in (or null).
+ *
+ * @example
+ * ```ts
+ * const placement: InitialPlacement = { slowTier: 0, level: 'arena' };
+ * ```
+ */
+export interface InitialPlacement {
+  slowTier: number;
+  level: MemoryLevel | null;
+}
+
 interface Entry extends ObjectState {
   /** Last action touching the object; later actions on it depend on this one. */
   tail: number;
-  buffer: Uint8Array | null;
-  bufferLevel: MemoryLevel | null;
 }
 
 /**
@@ -80,7 +96,7 @@ interface Entry extends ObjectState {
  *
  * @example
  * ```ts
- * const { read, written } = store.traffic().nvme0;
+ * const { read, written } = ledger.traffic().nvme0;
  * ```
  */
 export interface TierTraffic {
@@ -89,13 +105,13 @@ export interface TierTraffic {
 }
 
 /**
- * Logical byte accounting of one memory level plus the physical-reuse ledger. A release is logical at once but
- * physical only when its action completes (for example after a write-back); a reservation that needs bytes still
+ * Logical byte accounting of one tier plus the physical-reuse ledger. A release is logical at once but physical
+ * only when its action completes (for example after a write-back); a reservation that needs bytes still
  * physically held depends on the oldest pending releases covering the shortfall. The dependencies are computed
- * without looking at time, so they are valid under any timing: physical use stays within the budget too.
+ * without looking at time, so they are valid under any timing: physical use stays within the capacity too.
  */
-class Ledger {
-  readonly name: MemoryLevel;
+class Capacity {
+  readonly name: string;
   readonly capacity: number;
   used = 0;
   peak = 0;
@@ -103,7 +119,7 @@ class Ledger {
   #head = 0;
   #pendingBytes = 0;
 
-  constructor(name: MemoryLevel, capacity: number) {
+  constructor(name: string, capacity: number) {
     this.name = name;
     this.capacity = capacity;
   }
@@ -148,52 +164,52 @@ class Ledger {
   }
 }
 
+/** Where an action's bytes go: the channel it occupies and the tiers they leave and enter. */
+type Route = Pick<Action, 'channel' | 'direction' | 'from' | 'to'> & { prefetch?: boolean };
+
+const NO_ROUTE: Route = {};
+const COMPUTE: Route = { channel: 'compute' };
+
 /**
- * Every object of a run by id with its exact size, in one of: the arena, DRAM (hard budget), or a slow tier. The
- * store is mechanism only: it moves objects when told (by the executor, following a policy), keeps byte accounting
- * per tier (asserting budgets), records every action with its dependencies for the virtual clock
- * ({@link Timeline}), and in real mode performs the transfers with actual buffers and files, ordered by those same
- * dependencies.
+ * The planner's ledger: every object of a run by id with its exact size, in one of the arena, DRAM (hard budget)
+ * or a slow tier. It holds no data. It moves objects when told (by the planner, following a policy), keeps byte
+ * accounting per tier (asserting budgets and capacities), and records every action with the actions it depends on
+ * — the plan the executor carries out — timing each on the virtual clock ({@link Timeline}) as it goes.
+ *
+ * The dependencies make the plan safe under any timing: an action on an object waits for the previous one on it,
+ * and a reservation of memory or slow-tier room still physically held by an earlier release (a write-back in
+ * flight, a stale slow copy not yet deleted) waits for that release.
  *
  * @example
  * ```ts
- * const store = new TieredStore({ mode: 'virtual', dramBudgetBytes: 1 << 30, slowTiers: [new VirtualTier('nvme', DEVICE_PROFILES['nvme-gen4'])] });
- * store.register({ id: 'w', bytes: 1 << 20, kind: 'plaintext', readOnly: true });
- * store.setup('w', null, null);
- * const d = store.decision(0, []);
- * const seq = store.load('w', 'dram', 0, d, false);
- * console.log(store.actions[seq].endNs);
+ * const ledger = new PlanLedger({ dramBudgetBytes: 1 << 30, slowTiers: [new VirtualTier('nvme', DEVICE_PROFILES['nvme-gen4'])] });
+ * ledger.register({ id: 'w', bytes: 1 << 20, kind: 'plaintext', readOnly: true });
+ * ledger.setup('w', null);
+ * const d = ledger.decision(0, []);
+ * const seq = ledger.load('w', 'dram', 0, d, false);
+ * console.log(ledger.actions[seq].endNs);
  * ```
  */
-export class TieredStore {
-  readonly mode: StoreMode;
+export class PlanLedger {
   readonly computeLevel: MemoryLevel;
-  readonly slowTiers: readonly SlowTier[];
+  readonly slowTiers: readonly PlannedTier[];
   /** The action log, in issue order. */
   readonly actions: Action[] = [];
   readonly timeline: Timeline;
+  /** Where {@link PlanLedger.setup} put each initial object. */
+  readonly initial = new Map<ObjectId, InitialPlacement>();
   readonly #entries = new Map<ObjectId, Entry>();
-  readonly #ledgers: Record<MemoryLevel, Ledger>;
+  readonly #memory: Record<MemoryLevel, Capacity>;
   readonly #residents: Record<MemoryLevel, Set<ObjectId>> = { arena: new Set(), dram: new Set() };
-  readonly #slowUsed: number[];
-  readonly #slowPeak: number[];
+  readonly #slow: Capacity[];
+  readonly #overhead: number[];
   readonly #traffic = new Map<string, TierTraffic>();
-  readonly #dramPool: BufferPool;
-  readonly #arena: ArenaProvider | null;
-  readonly #promises: Promise<void>[] = [];
-  readonly #setupJobs: Promise<void>[] = [];
-  #failure: unknown = null;
 
-  constructor(options: TieredStoreOptions) {
-    check(
-      options.mode === 'virtual' || options.mode === 'real',
-      () => `mode = ${String(options.mode)}: expected 'virtual' or 'real'`,
-    );
+  constructor(options: PlanLedgerOptions) {
     check(
       options.dramBudgetBytes > 0,
       () => `dramBudgetBytes = ${options.dramBudgetBytes}: expected > 0 (or Infinity)`,
     );
-    this.mode = options.mode;
     const slow = options.slowTiers ?? [];
     const names = new Set<string>(['arena', 'dram', 'memcpy', 'compute']);
     for (const tier of slow) {
@@ -205,23 +221,16 @@ export class TieredStore {
       names.add(tier.name);
     }
     this.slowTiers = slow;
-    this.#slowUsed = slow.map(() => 0);
-    this.#slowPeak = slow.map(() => 0);
+    this.#slow = slow.map((t) => new Capacity(t.name, t.capacityBytes));
+    this.#overhead = slow.map((t) => t.objectOverheadBytes ?? 0);
     const arenaCapacity = options.arena?.capacityBytes;
     if (arenaCapacity !== undefined)
       check(arenaCapacity > 0, () => `arena.capacityBytes = ${arenaCapacity}: expected > 0`);
     this.computeLevel = options.arena ? 'arena' : 'dram';
-    this.#ledgers = {
-      arena: new Ledger('arena', arenaCapacity ?? 0),
-      dram: new Ledger('dram', options.dramBudgetBytes),
+    this.#memory = {
+      arena: new Capacity('arena', arenaCapacity ?? 0),
+      dram: new Capacity('dram', options.dramBudgetBytes),
     };
-    // Real-mode buffers are shared so that the I/O workers load into and write back from them in place.
-    const shared = options.mode === 'real';
-    this.#dramPool = new BufferPool(options.dramBudgetBytes, 'dram', { shared });
-    this.#arena =
-      options.mode === 'real' && options.arena
-        ? (options.arena.provider ?? new HeapArena(options.arena.capacityBytes, { shared }))
-        : null;
     const devices: Record<string, DeviceProfile> = { memcpy: options.memcpy ?? DEVICE_PROFILES.dram };
     for (const tier of slow) devices[tier.name] = tier.device;
     this.timeline = new Timeline({ devices });
@@ -237,16 +246,7 @@ export class TieredStore {
   /** Adds an object (no bytes placed anywhere yet). */
   register(info: ObjectInfo): void {
     if (this.#entries.has(info.id)) throw new InvalidArgumentError(`object "${info.id}": registered twice`);
-    this.#entries.set(info.id, {
-      info,
-      level: null,
-      slowTier: -1,
-      dirty: false,
-      exists: false,
-      tail: -1,
-      buffer: null,
-      bufferLevel: null,
-    });
+    this.#entries.set(info.id, { info, level: null, slowTier: -1, dirty: false, exists: false, tail: -1 });
   }
 
   /** Current placement of `id`. */
@@ -261,32 +261,32 @@ export class TieredStore {
 
   /** Bytes in use in `level`. */
   used(level: MemoryLevel): number {
-    return this.#ledgers[level].used;
+    return this.#memory[level].used;
   }
 
   /** Capacity of `level` (0 for a missing arena). */
   capacity(level: MemoryLevel): number {
-    return this.#ledgers[level].capacity;
+    return this.#memory[level].capacity;
   }
 
   /** Free bytes of `level`. */
   free(level: MemoryLevel): number {
-    return this.#ledgers[level].free;
+    return this.#memory[level].free;
   }
 
   /** Highest bytes in use seen in `level`. */
   peak(level: MemoryLevel): number {
-    return this.#ledgers[level].peak;
+    return this.#memory[level].peak;
   }
 
-  /** Bytes of valid object copies held by slow tier `index` (payload plus per-file header). */
+  /** Bytes of valid object copies held by slow tier `index` (payload plus per-object overhead). */
   slowUsed(index: number): number {
-    return this.#slowUsed[index];
+    return this.#slow[index].used;
   }
 
-  /** Highest {@link TieredStore.slowUsed} seen for tier `index`. */
+  /** Highest {@link PlanLedger.slowUsed} seen for tier `index`. */
   slowPeak(index: number): number {
-    return this.#slowPeak[index];
+    return this.#slow[index].peak;
   }
 
   /** Bytes moved through every tier so far (data leaving = read, entering = written). */
@@ -296,31 +296,19 @@ export class TieredStore {
     return out;
   }
 
-  /** Physical DRAM buffer accounting (real mode): bytes in use and peak, never above the budget. */
-  get dramPhysical(): { inUse: number; peak: number } {
-    return { inUse: this.#dramPool.bytesInUse, peak: this.#dramPool.peakBytes };
-  }
-
   /**
-   * Before the run: makes `id` exist. Its bytes (real mode: `data`) are written to the first slow tier with room, so
-   * evicting it later never costs a write; with `placeIn`, a copy is also kept in that memory level (warm start).
-   * Without slow tiers the object must be placed in memory.
+   * Before the run: makes `id` exist. Its bytes are written to the first slow tier with room, so evicting it later
+   * never costs a write; with `placeIn`, a copy is also kept in that memory level (warm start). Without slow tiers
+   * the object must be placed in memory.
    */
-  setup(id: ObjectId, data: Uint8Array | null, placeIn: MemoryLevel | null): void {
+  setup(id: ObjectId, placeIn: MemoryLevel | null): void {
     const entry = this.#entry(id);
     check(!entry.exists, () => `object "${id}": set up twice`);
-    if (this.mode === 'real') {
-      check(
-        data instanceof Uint8Array && data.byteLength === entry.info.bytes,
-        () => `setup data of "${id}": expected a Uint8Array of ${entry.info.bytes} bytes`,
-      );
-    }
     entry.exists = true;
     if (this.slowTiers.length > 0) {
-      const tier = this.#chooseTier(entry);
-      entry.slowTier = tier;
+      // Nothing has been released yet, so the reservation waits for nothing.
+      entry.slowTier = this.#chooseTier(entry).index;
       entry.dirty = false;
-      if (this.mode === 'real') this.#setupJobs.push(this.slowTiers[tier].write(id, data!));
     } else {
       check(
         placeIn !== null,
@@ -329,25 +317,15 @@ export class TieredStore {
       entry.dirty = true;
     }
     if (placeIn !== null) {
-      this.#ledgers[placeIn].reserve(entry.info.bytes, `"${id}"`);
+      this.#memory[placeIn].reserve(entry.info.bytes, `"${id}"`);
       this.#setLevel(entry, placeIn);
-      if (this.mode === 'real') {
-        const buffer = this.#acquire(placeIn, entry.info.bytes);
-        buffer.set(data!);
-        entry.buffer = buffer;
-        entry.bufferLevel = placeIn;
-      }
     }
-  }
-
-  /** Resolves when every setup write is committed (real mode). */
-  async setupComplete(): Promise<void> {
-    await Promise.all(this.#setupJobs);
+    this.initial.set(id, { slowTier: entry.slowTier, level: placeIn });
   }
 
   /** Records the planning point of `step`; I/O issued while planning depends on it (it cannot start earlier). */
   decision(step: number, deps: number[]): number {
-    return this.#add({ step, kind: 'decision', bytes: 0, deps, prefetch: false });
+    return this.#add('decision', step, deps);
   }
 
   /** Reserves room for a new object (written by a step without reading it) in `level`. */
@@ -357,25 +335,12 @@ export class TieredStore {
       entry.level === null,
       () => `allocate "${id}": expected it not to be in memory (it is in ${entry.level})`,
     );
-    const deps = this.#ledgers[level].reserve(entry.info.bytes, `"${id}"`);
+    const deps = this.#memory[level].reserve(entry.info.bytes, `"${id}"`);
     this.#setLevel(entry, level);
     entry.exists = true;
     entry.dirty = true;
-    const seq = this.#add({
-      step,
-      kind: 'alloc',
-      id,
-      bytes: entry.info.bytes,
-      to: level,
-      deps: [issue, entry.tail, ...deps],
-      prefetch: false,
-    });
-    this.#physical(seq, () => {
-      entry.buffer = this.#acquire(level, entry.info.bytes);
-      entry.bufferLevel = level;
-    });
-    entry.tail = seq;
-    return seq;
+    entry.tail = this.#add('alloc', step, [issue, entry.tail, ...deps], id, entry.info.bytes, { to: level });
+    return entry.tail;
   }
 
   /** Reads `id` from its slow tier into `level`. */
@@ -387,30 +352,18 @@ export class TieredStore {
     );
     const tier = this.slowTiers[entry.slowTier];
     const bytes = entry.info.bytes;
-    const deps = this.#ledgers[level].reserve(bytes, `"${id}"`);
+    const deps = this.#memory[level].reserve(bytes, `"${id}"`);
     this.#setLevel(entry, level);
     entry.dirty = false;
-    const seq = this.#add({
-      step,
-      kind: 'load',
-      id,
-      bytes,
+    entry.tail = this.#add('load', step, [issue, entry.tail, ...deps], id, bytes, {
       channel: tier.name,
       direction: 'read',
       from: tier.name,
       to: level,
-      deps: [issue, entry.tail, ...deps],
       prefetch,
     });
     this.#count(tier.name, level, bytes);
-    this.#physical(seq, async () => {
-      const buffer = this.#acquire(level, bytes);
-      await tier.read(id, buffer);
-      entry.buffer = buffer;
-      entry.bufferLevel = level;
-    });
-    entry.tail = seq;
-    return seq;
+    return entry.tail;
   }
 
   /** Copies `id` between the arena and DRAM (it must be in the other level) and frees the source. */
@@ -422,29 +375,17 @@ export class TieredStore {
       () => `copy "${id}" to ${level}: expected it in the other memory level (it is in ${from})`,
     );
     const bytes = entry.info.bytes;
-    const deps = this.#ledgers[level].reserve(bytes, `"${id}"`);
-    const seq = this.#add({
-      step,
-      kind: 'copy',
-      id,
-      bytes,
+    const deps = this.#memory[level].reserve(bytes, `"${id}"`);
+    const seq = this.#add('copy', step, [issue, entry.tail, ...deps], id, bytes, {
       channel: 'memcpy',
       direction: 'read',
       from,
       to: level,
-      deps: [issue, entry.tail, ...deps],
       prefetch,
     });
     this.#count(from, level, bytes);
-    this.#ledgers[from].release(bytes, seq);
+    this.#memory[from].release(bytes, seq);
     this.#setLevel(entry, level);
-    this.#physical(seq, () => {
-      const target = this.#acquire(level, bytes);
-      target.set(entry.buffer!);
-      this.#releaseBuffer(entry);
-      entry.buffer = target;
-      entry.bufferLevel = level;
-    });
     entry.tail = seq;
     return seq;
   }
@@ -452,7 +393,7 @@ export class TieredStore {
   /**
    * Removes the memory copy of `id`. With `writeBack` and a dirty copy, first writes it to a slow tier (after which
    * the object is clean there). Without a valid slow copy the contents would be lost, so that is refused unless the
-   * caller uses {@link TieredStore.discard}.
+   * caller uses {@link PlanLedger.discard}.
    */
   evict(id: ObjectId, step: number, issue: number, writeBack: boolean): number {
     const entry = this.#entry(id);
@@ -462,37 +403,21 @@ export class TieredStore {
     let last = entry.tail;
     if (entry.dirty) {
       check(writeBack, () => `evict "${id}": its only copy is in ${level}; expected writeBack or discard`);
-      const tierIndex = this.#chooseTier(entry);
-      const tier = this.slowTiers[tierIndex];
-      last = this.#add({
-        step,
-        kind: 'writeback',
-        id,
-        bytes,
+      const { index, deps } = this.#chooseTier(entry);
+      const tier = this.slowTiers[index];
+      last = this.#add('writeback', step, [issue, entry.tail, ...deps], id, bytes, {
         channel: tier.name,
         direction: 'write',
         from: level,
         to: tier.name,
-        deps: [issue, entry.tail],
-        prefetch: false,
       });
       this.#count(level, tier.name, bytes);
-      this.#physical(last, () => tier.write(id, entry.buffer!));
-      entry.slowTier = tierIndex;
+      entry.slowTier = index;
       entry.dirty = false;
     }
-    const seq = this.#add({
-      step,
-      kind: 'release',
-      id,
-      bytes,
-      from: level,
-      deps: [issue, last],
-      prefetch: false,
-    });
-    this.#ledgers[level].release(bytes, seq);
+    const seq = this.#add('release', step, [issue, last], id, bytes, { from: level });
+    this.#memory[level].release(bytes, seq);
     this.#setLevel(entry, null);
-    this.#physical(seq, () => this.#releaseBuffer(entry));
     entry.tail = seq;
     return seq;
   }
@@ -502,18 +427,9 @@ export class TieredStore {
     const entry = this.#entry(id);
     if (entry.level !== null) {
       const level = entry.level;
-      const seq = this.#add({
-        step,
-        kind: 'release',
-        id,
-        bytes: entry.info.bytes,
-        from: level,
-        deps: [issue, entry.tail],
-        prefetch: false,
-      });
-      this.#ledgers[level].release(entry.info.bytes, seq);
+      const seq = this.#add('release', step, [issue, entry.tail], id, entry.info.bytes, { from: level });
+      this.#memory[level].release(entry.info.bytes, seq);
       this.#setLevel(entry, null);
-      this.#physical(seq, () => this.#releaseBuffer(entry));
       entry.tail = seq;
     }
     this.#dropSlowCopy(entry, step, issue);
@@ -521,20 +437,9 @@ export class TieredStore {
     entry.dirty = false;
   }
 
-  /** Records a compute action; `run` (real mode) executes after `deps` with the operands' buffers ready. */
-  compute(step: number, deps: number[], computeNs: number, run?: () => void | Promise<void>): number {
-    const seq = this.#add({
-      step,
-      kind: 'compute',
-      bytes: 0,
-      channel: 'compute',
-      deps,
-      prefetch: false,
-      computeNs,
-    });
-    // Transfers queued while planning start before compute holds the thread.
-    this.#physical(seq, run && (() => this.#startQueuedIo(run)));
-    return seq;
+  /** Records a compute action of `step` that runs after `deps`. */
+  compute(step: number, deps: number[], computeNs: number): number {
+    return this.#add('compute', step, deps, undefined, 0, COMPUTE, computeNs);
   }
 
   /**
@@ -556,56 +461,6 @@ export class TieredStore {
     return this.#entry(id).tail;
   }
 
-  /** Waits for action `seq` (real mode; immediate in virtual mode). Rethrows its failure. */
-  async wait(seq: number): Promise<void> {
-    if (seq >= 0 && this.mode === 'real') await this.#promises[seq];
-  }
-
-  /** The first failure of any physical action so far, or null. */
-  get failure(): unknown {
-    return this.#failure;
-  }
-
-  /** The buffer of `id` (real mode, after its tail action completed). */
-  view(id: ObjectId): Uint8Array {
-    const entry = this.#entry(id);
-    if (!entry.buffer)
-      throw new InvalidArgumentError(
-        `object "${id}": expected its bytes in memory (it is in ${entry.level ?? 'no memory level'})`,
-      );
-    return entry.buffer;
-  }
-
-  /**
-   * A copy of the current contents of `id` (real mode), from memory or read from its slow tier into a new buffer
-   * outside the budget (the caller owns it).
-   */
-  async readObject(id: ObjectId): Promise<Uint8Array> {
-    check(this.mode === 'real', () => 'readObject: expected a real-mode store');
-    const entry = this.#entry(id);
-    check(entry.exists, () => `object "${id}": expected it to exist`);
-    await this.wait(entry.tail);
-    if (entry.buffer) return Uint8Array.from(entry.buffer);
-    // Shared memory: the I/O worker reads into it directly.
-    const out = new Uint8Array(new SharedArrayBuffer(entry.info.bytes));
-    await this.slowTiers[entry.slowTier].read(id, out);
-    return out;
-  }
-
-  /** Waits for every recorded action (real mode) and rethrows the first failure. */
-  async drain(): Promise<void> {
-    if (this.mode !== 'real') return;
-    await Promise.allSettled(this.#promises);
-    if (this.#failure) throw this.#failure;
-  }
-
-  /** Drains, then closes the slow tiers (deleting their copies unless `keepFiles`). */
-  async close(options: { keepFiles?: boolean } = {}): Promise<void> {
-    await Promise.allSettled(this.#promises);
-    await Promise.allSettled(this.#setupJobs);
-    for (const tier of this.slowTiers) await tier.close(options);
-  }
-
   #entry(id: ObjectId): Entry {
     const entry = this.#entries.get(id);
     if (!entry) throw new InvalidArgumentError(`object "${id}": expected a registered object`);
@@ -618,16 +473,13 @@ export class TieredStore {
     if (level !== null) this.#residents[level].add(entry.info.id);
   }
 
-  #chooseTier(entry: Entry): number {
+  /** The first slow tier with room for `entry`, its room reserved; `deps`: releases that room waits for. */
+  #chooseTier(entry: Entry): { index: number; deps: number[] } {
     const bytes = entry.info.bytes;
     for (let i = 0; i < this.slowTiers.length; i++) {
-      const tier = this.slowTiers[i];
-      const size = bytes + tier.objectOverheadBytes;
-      if (this.#slowUsed[i] + size <= tier.capacityBytes) {
-        this.#slowUsed[i] += size;
-        if (this.#slowUsed[i] > this.#slowPeak[i]) this.#slowPeak[i] = this.#slowUsed[i];
-        return i;
-      }
+      const size = bytes + this.#overhead[i];
+      if (this.#slow[i].free >= size)
+        return { index: i, deps: this.#slow[i].reserve(size, `"${entry.info.id}"`) };
     }
     if (this.slowTiers.length === 0) {
       throw new ResourceError(
@@ -636,30 +488,19 @@ export class TieredStore {
     }
     throw new ResourceError(
       `object "${entry.info.id}" (${bytes} bytes) must be written to a slow tier but all are full ` +
-        `(${this.slowTiers.map((t, i) => `${t.name}: ${this.#slowUsed[i]}/${t.capacityBytes}`).join(', ')}): ` +
+        `(${this.slowTiers.map((t, i) => `${t.name}: ${this.#slow[i].used}/${t.capacityBytes}`).join(', ')}): ` +
         'expected more slow-tier capacity',
     );
   }
 
+  /** Deletes `entry`'s slow copy (stale or dead): the executor removes it during the run, freeing its room. */
   #dropSlowCopy(entry: Entry, step: number, issue: number): void {
     if (entry.slowTier < 0) return;
     const index = entry.slowTier;
     const tier = this.slowTiers[index];
-    this.#slowUsed[index] -= entry.info.bytes + tier.objectOverheadBytes;
     entry.slowTier = -1;
-    if (this.mode === 'real') {
-      const seq = this.#add({
-        step,
-        kind: 'delete',
-        id: entry.info.id,
-        bytes: 0,
-        from: tier.name,
-        deps: [issue, entry.tail],
-        prefetch: false,
-      });
-      this.#physical(seq, () => tier.delete(entry.info.id));
-      entry.tail = seq;
-    }
+    entry.tail = this.#add('delete', step, [issue, entry.tail], entry.info.id, 0, { from: tier.name });
+    this.#slow[index].release(entry.info.bytes + this.#overhead[index], entry.tail);
   }
 
   #count(from: string, to: string, bytes: number): void {
@@ -667,58 +508,43 @@ export class TieredStore {
     this.#traffic.get(to)!.written += bytes;
   }
 
-  #add(fields: {
-    step: number;
-    kind: ActionKind;
-    id?: ObjectId;
-    bytes: number;
-    channel?: string;
-    direction?: 'read' | 'write';
-    from?: string;
-    to?: string;
-    deps: number[];
-    prefetch: boolean;
-    computeNs?: number;
-  }): number {
-    const deps = [...new Set(fields.deps.filter((d) => d >= 0))];
+  /**
+   * Records an action. Positional rather than one object per kind: every action then has the same fields (absent
+   * ones undefined) and this method reads one shape, which keeps the 10^5–10^6 actions of a large program cheap.
+   */
+  #add(
+    kind: ActionKind,
+    step: number,
+    dependsOn: readonly number[],
+    id: ObjectId | undefined = undefined,
+    bytes = 0,
+    route: Route = NO_ROUTE,
+    computeNs = 0,
+  ): number {
+    // Distinct non-negative dependencies in first-seen order (lists have a handful of entries).
+    const deps: number[] = [];
+    for (let k = 0; k < dependsOn.length; k++) {
+      const d = dependsOn[k];
+      if (d >= 0 && !deps.includes(d)) deps.push(d);
+    }
     const action: Action = {
-      ...fields,
       seq: this.actions.length,
+      step,
+      kind,
+      id,
+      bytes,
+      channel: route.channel,
+      direction: route.direction,
+      from: route.from,
+      to: route.to,
       deps,
-      computeNs: fields.computeNs ?? 0,
+      prefetch: route.prefetch ?? false,
+      computeNs,
       startNs: 0,
       endNs: 0,
     };
     this.actions.push(action);
     this.timeline.add(action);
     return action.seq;
-  }
-
-  #physical(seq: number, work?: () => void | Promise<void>): void {
-    if (this.mode !== 'real') return;
-    const deps = this.actions[seq].deps;
-    const before = deps.length === 0 ? Promise.resolve() : Promise.all(deps.map((d) => this.#promises[d]));
-    const promise = work ? before.then(work) : before.then(() => {});
-    promise.catch((error: unknown) => {
-      this.#failure ??= error;
-    });
-    this.#promises[seq] = promise;
-  }
-
-  #startQueuedIo(run: () => void | Promise<void>): void | Promise<void> {
-    for (const tier of this.slowTiers) tier.flush();
-    return run();
-  }
-
-  #acquire(level: MemoryLevel, bytes: number): Uint8Array {
-    return level === 'dram' ? this.#dramPool.acquire(bytes) : this.#arena!.acquire(bytes);
-  }
-
-  #releaseBuffer(entry: Entry): void {
-    if (!entry.buffer) return;
-    if (entry.bufferLevel === 'dram') this.#dramPool.release(entry.buffer);
-    else this.#arena!.release(entry.buffer);
-    entry.buffer = null;
-    entry.bufferLevel = null;
   }
 }

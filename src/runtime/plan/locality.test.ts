@@ -140,8 +140,8 @@ test('a dense layer emitted output-major is interchanged: each input read once i
   const reordered = scheduleForLocality(program, { commutativeOps: ['mta'] });
   const budget = 48 * 64 * KB;
   const read = async (p: Program) =>
-    (await simulate(p, { policy: 'home', dramBudgetBytes: budget, slow: 'nvme-gen4', warmStart: false }))
-      .summary.slowBytesRead;
+    simulate(p, { policy: 'home', dramBudgetBytes: budget, slow: 'nvme-gen4', warmStart: false }).summary
+      .slowBytesRead;
   const original = await read(program);
   const interchanged = await read(reordered);
   assert.ok(interchanged <= 64 * 64 * KB * 1.25, `interchanged reads ${interchanged} bytes`);

@@ -90,7 +90,7 @@ class IndexHeap {
  * @example
  * ```ts
  * const reordered = scheduleForLocality(heRuntimeProgram);
- * const run = await simulate(reordered, { policy: 'home', dramBudgetBytes: budget, slow: 'nvme-gen4' });
+ * const run = simulate(reordered, { policy: 'home', dramBudgetBytes: budget, slow: 'nvme-gen4' });
  * ```
  */
 export function scheduleForLocality(program: Program, options: LocalityOptions = {}): Program {

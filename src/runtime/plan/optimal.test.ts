@@ -69,7 +69,7 @@ test('HomE moves at least the optimum and stays within the reported distance of 
     const capacity = analysis.maxStepBytes + Math.floor(prng.nextDouble() * analysis.maxStepBytes);
     const best = optimalBytesMoved(program, capacity);
     for (const policy of ['home', 'home-noprefetch', 'lru'] as const) {
-      const run = await simulate(program, {
+      const run = simulate(program, {
         policy,
         dramBudgetBytes: capacity,
         slow: 'optane-appdirect',

@@ -1,38 +1,18 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { FormatError, ResourceError } from '../../util/errors.ts';
-import { DEVICE_PROFILES } from '../store/devices.ts';
-import { type RunResult, runProgram, simulate, syntheticCompute } from './planner.ts';
-import { FileTier, HEADER_BYTES } from '../store/file-tier.ts';
-import { HomePolicy, LruPolicy } from './policy.ts';
+import { test } from 'node:test';
+import { cryptoNetsProgram, deepCnnProgram } from '../synthetic.ts';
+import { simulate } from './planner.ts';
+import { HomePolicy } from './policy.ts';
 import { analyzeProgram, type Program } from './program.ts';
-import { TieredStore } from './ledger.ts';
-import { cryptoNetsProgram, deepCnnProgram, randomProgram } from '../synthetic.ts';
+import type { RunResult } from './run-result.ts';
 import { replayActions } from './timeline.ts';
-
-let root = '';
-before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'home-exec-'));
-});
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-async function dir(name: string): Promise<string> {
-  const path = join(root, name);
-  await mkdir(path, { recursive: true });
-  return path;
-}
 
 function stripWall(result: RunResult) {
   const { wallNs: _wall, ...summary } = result.summary;
   return { summary, steps: result.steps, times: result.actions.map((a) => [a.startNs, a.endNs]) };
 }
 
-test('the virtual clock is deterministic and its action log replays to the same times', async () => {
+test('the virtual clock is deterministic and its action log replays to the same times', () => {
   const program = cryptoNetsProgram({ imageSide: 16, hidden: 20 });
   const budget = analyzeProgram(program).totalBytes / 6;
   const config = {
@@ -41,8 +21,8 @@ test('the virtual clock is deterministic and its action log replays to the same 
     arenaBytes: budget / 3,
     slow: 'nvme-gen4',
   } as const;
-  const a = await simulate(program, config);
-  const b = await simulate(program, config);
+  const a = simulate(program, config);
+  const b = simulate(program, config);
   assert.deepEqual(stripWall(a), stripWall(b));
   const ends = replayActions(a.actions, { devices: a.devices });
   assert.deepEqual(
@@ -55,18 +35,18 @@ test('the virtual clock is deterministic and its action log replays to the same 
   );
 });
 
-test('a program 8× larger than DRAM runs with HomE within 1.10× of unlimited on optane-appdirect', async (t) => {
+test('a program 8× larger than DRAM runs with HomE within 1.10× of unlimited on optane-appdirect', (t) => {
   for (const program of [deepCnnProgram(), cryptoNetsProgram()]) {
     const analysis = analyzeProgram(program);
     const budget = Math.floor(analysis.totalBytes / 8);
     assert.ok(budget >= analysis.maxStepBytes);
-    const unlimited = await simulate(program, { policy: 'home', dramBudgetBytes: Infinity, slow: null });
-    const home = await simulate(program, {
+    const unlimited = simulate(program, { policy: 'home', dramBudgetBytes: Infinity, slow: null });
+    const home = simulate(program, {
       policy: 'home',
       dramBudgetBytes: budget,
       slow: 'optane-appdirect',
     });
-    const lru = await simulate(program, { policy: 'lru', dramBudgetBytes: budget, slow: 'optane-appdirect' });
+    const lru = simulate(program, { policy: 'lru', dramBudgetBytes: budget, slow: 'optane-appdirect' });
     const ratio = home.summary.totalNs / unlimited.summary.totalNs;
     const lruRatio = lru.summary.totalNs / unlimited.summary.totalNs;
     t.diagnostic(
@@ -80,103 +60,7 @@ test('a program 8× larger than DRAM runs with HomE within 1.10× of unlimited o
   }
 });
 
-test('a missing tier directory or a tier without room fails before the first step', async () => {
-  const program = randomProgram(3, { steps: 20 });
-  const gone = await dir('gone');
-  const tier = await FileTier.open({ name: 'nvme0', dir: gone });
-  await rm(gone, { recursive: true });
-  const store = new TieredStore({ mode: 'real', dramBudgetBytes: 1 << 20, slowTiers: [tier] });
-  await assert.rejects(runProgram({ program, store, policy: new HomePolicy() }), (e: unknown) => {
-    assert.ok(e instanceof ResourceError);
-    assert.match(e.message, /slow tier nvme0: directory .*gone is not accessible/);
-    return true;
-  });
-  assert.equal(store.actions.length, 0, 'nothing ran');
-  const small = await dir('small');
-  const tiny = await FileTier.open({ name: 'tiny', dir: small, capacityBytes: 1000 });
-  const store2 = new TieredStore({ mode: 'real', dramBudgetBytes: 1 << 20, slowTiers: [tiny] });
-  await assert.rejects(
-    runProgram({ program, store: store2, policy: new HomePolicy() }),
-    /may need \d+ bytes in slow tiers/,
-  );
-  assert.deepEqual(await readdir(small), [], 'nothing was written');
-  const store3 = new TieredStore({
-    mode: 'virtual',
-    dramBudgetBytes: 1 << 20,
-    arena: { capacityBytes: 100 },
-  });
-  await assert.rejects(
-    runProgram({ program, store: store3, policy: new LruPolicy() }),
-    /largest step needs \d+ bytes in arena/,
-  );
-});
-
-test('real mode: operands reach compute, traces carry both clocks, corruption surfaces with the object id', async () => {
-  const objects: Program['objects'] = [
-    { id: 'a', bytes: 5000, kind: 'input', readOnly: true },
-    { id: 'b', bytes: 7000, kind: 'plaintext', readOnly: true },
-    { id: 't', bytes: 5000, kind: 'intermediate', readOnly: false },
-    { id: 'y', bytes: 5000, kind: 'output', readOnly: false },
-  ];
-  const program: Program = {
-    name: 'two-steps',
-    objects,
-    steps: [
-      { index: 0, op: 'mul-plain', layer: 'l0', reads: ['a'], writes: ['t'], computeCostNs: 1e5 },
-      { index: 1, op: 'add', layer: 'l1', reads: ['b', 't'], writes: ['y'], computeCostNs: 1e5 },
-    ],
-  };
-  const tier = await FileTier.open({
-    name: 'disk',
-    dir: await dir('ok'),
-    emulate: DEVICE_PROFILES['nvme-gen5'],
-  });
-  const store = new TieredStore({
-    mode: 'real',
-    dramBudgetBytes: 20_000,
-    arena: { capacityBytes: 17_000 },
-    slowTiers: [tier],
-  });
-  const seen: string[] = [];
-  const result = await runProgram({
-    program,
-    store,
-    policy: new HomePolicy(),
-    warmStart: false,
-    compute: (step, io) => {
-      for (const id of step.reads) seen.push(`${id}:${io.read(id).length}`);
-      syntheticCompute(step, io);
-    },
-  });
-  assert.deepEqual(seen, ['a:5000', 'b:7000', 't:5000']);
-  assert.equal(result.steps.length, 2);
-  assert.ok(result.steps.every((s) => s.virtualEndNs > s.virtualStartNs && s.endNs >= s.startNs));
-  assert.equal(result.summary.slowBytesRead, 12_000, 'a and b loaded once');
-  assert.equal((await store.readObject('y')).length, 5000);
-  await store.close();
-
-  // Damage b's file while step 0 computes: step 1's load must fail naming b.
-  const badTier = await FileTier.open({ name: 'disk', dir: await dir('bad') });
-  const badStore = new TieredStore({ mode: 'real', dramBudgetBytes: 20_000, slowTiers: [badTier] });
-  const run = runProgram({
-    program,
-    store: badStore,
-    policy: new LruPolicy(),
-    warmStart: false,
-    compute: async (step, io) => {
-      if (step.index === 0) {
-        const bytes = await readFile(badTier.pathOf('b'));
-        bytes[HEADER_BYTES + 100] ^= 0xff;
-        await writeFile(badTier.pathOf('b'), bytes);
-      }
-      syntheticCompute(step, io);
-    },
-  });
-  await assert.rejects(run, (e: unknown) => e instanceof FormatError && /object "b"/.test(e.message));
-  await badStore.close();
-});
-
-test('HomE prefetches a weight stream as deep as its lookahead while short-lived intermediates come and go', async () => {
+test('HomE prefetches a weight stream as deep as its lookahead while short-lived intermediates come and go', () => {
   // Step i multiplies weight w_i into an accumulator that lives one step: each step allocates 1 MiB and frees
   // 1 MiB. Counting every future allocation without the frees would cap the lead at about half the arena.
   const mib = 2 ** 20;
@@ -202,7 +86,7 @@ test('HomE prefetches a weight stream as deep as its lookahead while short-lived
   }
   const lookahead = 64;
   const policy = new HomePolicy({ lookahead, minLookaheadSteps: lookahead, prefetchBudgetFraction: 1 });
-  const run = await simulate(
+  const run = simulate(
     { name: 'stream', objects, steps },
     { policy, dramBudgetBytes: 112 * mib, arenaBytes: 96 * mib, slow: 'nvme-gen4', warmStart: false },
   );

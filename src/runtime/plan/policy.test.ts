@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { runProgram, simulate } from './planner.ts';
+import { runByteProgram } from '../exec/byte-run.ts';
+import { simulate } from './planner.ts';
 import { HomePolicy, scheduleKeyAware } from './policy.ts';
 import { analyzeProgram, type Program } from './program.ts';
-import { TieredStore } from './ledger.ts';
 import { cryptoNetsProgram, type HeShape, interleavedModelsProgram, randomProgram } from '../synthetic.ts';
 
 const TINY: HeShape = { logN: 6, limbs: 2, specialLimbs: 1, dnum: 1, nsPerModularMultiply: 0.4 };
@@ -14,7 +14,7 @@ async function slowBytes(
   policy: 'lru' | 'home' | 'home-noprefetch',
   budget: number,
 ): Promise<number> {
-  const run = await simulate(program, {
+  const run = simulate(program, {
     policy,
     dramBudgetBytes: budget,
     slow: 'optane-appdirect',
@@ -69,8 +69,8 @@ test('HomE never writes back dead contents or read-only objects, and writes each
   ]) {
     const analysis = analyzeProgram(program);
     const budget = Math.max(analysis.maxStepBytes, Math.floor(analysis.totalBytes / 6));
-    const home = await simulate(program, { policy: 'home', dramBudgetBytes: budget, slow: 'nvme-gen4' });
-    const lru = await simulate(program, { policy: 'lru', dramBudgetBytes: budget, slow: 'nvme-gen4' });
+    const home = simulate(program, { policy: 'home', dramBudgetBytes: budget, slow: 'nvme-gen4' });
+    const lru = simulate(program, { policy: 'lru', dramBudgetBytes: budget, slow: 'nvme-gen4' });
     const versions = new Map<string, number>();
     const written = new Set<string>();
     let lastStep = -1;
@@ -106,13 +106,8 @@ test('key-aware scheduling keeps results identical and groups rotations by key',
     p.steps.map((s) => s.reads.find((id) => /rk\[/.test(id))).filter((k): k is string => k !== undefined);
   const switches = (keys: string[]) => keys.filter((k, i) => i > 0 && k !== keys[i - 1]).length;
   assert.ok(switches(keysOf(grouped)) * 2 < switches(keysOf(program)), 'at least halves key switches');
-  const outputs = async (p: Program) => {
-    const store = new TieredStore({ mode: 'real', dramBudgetBytes: Infinity });
-    await runProgram({ program: p, store, policy: new HomePolicy() });
-    const out = new Map<string, Uint8Array>();
-    for (const id of analyzeProgram(p).outputs) out.set(id, await store.readObject(id));
-    return out;
-  };
+  const outputs = async (p: Program) =>
+    (await runByteProgram({ program: p, policy: new HomePolicy(), dramBudgetBytes: Infinity })).outputs;
   assert.deepEqual(await outputs(grouped), await outputs(program));
   for (let seed = 0; seed < 30; seed++) {
     const random = randomProgram(seed, { steps: 30, maxBytes: 256 });
@@ -125,8 +120,8 @@ test('key-aware scheduling keeps results identical and groups rotations by key',
   // With keys not fitting in DRAM, grouping reduces the bytes HomE reads.
   const big = interleavedModelsProgram({ models: 8, requestsPerModel: 2 });
   const budget = analyzeProgram(big).totalBytes / 8;
-  const plain = await simulate(big, { policy: 'home', dramBudgetBytes: budget, slow: 'nvme-gen4' });
-  const aware = await simulate(scheduleKeyAware(big), {
+  const plain = simulate(big, { policy: 'home', dramBudgetBytes: budget, slow: 'nvme-gen4' });
+  const aware = simulate(scheduleKeyAware(big), {
     policy: 'home',
     dramBudgetBytes: budget,
     slow: 'nvme-gen4',

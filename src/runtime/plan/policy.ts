@@ -1,11 +1,11 @@
 import { check } from '../../util/assert.ts';
 import type { ObjectId, ObjectKind, Program, ProgramAnalysis, ProgramStep } from './program.ts';
 import { renumberSteps, stepComputeNs } from './program.ts';
-import type { MemoryLevel, TieredStore } from './ledger.ts';
+import type { MemoryLevel, PlanLedger } from './ledger.ts';
 
 /**
- * What a policy may look at when it decides: the program (with its future), the store's placement, the step being
- * planned and which objects the step pins.
+ * What a policy may look at when it decides: the program (with its future), the ledger's placement, the step
+ * being planned and which objects the step pins.
  *
  * @example
  * ```ts
@@ -14,7 +14,7 @@ import type { MemoryLevel, TieredStore } from './ledger.ts';
  */
 export interface PolicyView {
   readonly analysis: ProgramAnalysis;
-  readonly store: TieredStore;
+  readonly ledger: PlanLedger;
   /** The step being planned: its operands are pinned; everything else may move. */
   readonly step: number;
   isPinned(id: ObjectId): boolean;
@@ -36,7 +36,7 @@ export interface PrefetchRequest {
 }
 
 /**
- * An eviction and prefetch policy. The executor owns the mechanics (pinning, write-back, the prefetch throttle);
+ * An eviction and prefetch policy. The planner owns the mechanics (pinning, write-back, the prefetch throttle);
  * a policy orders victims and proposes prefetches.
  *
  * @example
@@ -67,7 +67,7 @@ export interface Policy {
  *
  * @example
  * ```ts
- * const result = await simulate(program, { policy: new LruPolicy(), dramBudgetBytes: 1 << 30, slow: 'nvme-gen4' });
+ * const result = simulate(program, { policy: new LruPolicy(), dramBudgetBytes: 1 << 30, slow: 'nvme-gen4' });
  * ```
  */
 export class LruPolicy implements Policy {
@@ -85,7 +85,7 @@ export class LruPolicy implements Policy {
   }
 
   victimOrder(level: MemoryLevel, view: PolicyView): ObjectId[] {
-    const residents = view.store.residents(level);
+    const residents = view.ledger.residents(level);
     const order: ObjectId[] = [];
     // Never-touched residents (warm-started, not yet used) go first, in arrival order.
     for (const id of residents) if (!this.#recency.has(id) && !view.isPinned(id)) order.push(id);
@@ -114,7 +114,7 @@ export interface HomePolicyOptions {
   /**
    * Size awareness: an object's eviction score is scaled by bytes / (bytes + latencyBytes), so objects whose
    * reload is latency-bound (small ones) are kept in preference to large ones at similar distance. `latencyBytes`
-   * = slow-tier latency × bandwidth; default: computed from the store's first slow tier.
+   * = slow-tier latency × bandwidth; default: computed from the ledger's first slow tier.
    */
   latencyBytes?: number;
   /** Score divisor for dirty objects, whose eviction costs a write now and a read later (default 2). */
@@ -186,9 +186,9 @@ export class HomePolicy implements Policy {
   score(id: ObjectId, view: PolicyView): number {
     const next = view.analysis.nextUse(id, view.step - 1);
     if (!next.needsContent) return Infinity;
-    const state = view.store.state(id);
+    const state = view.ledger.state(id);
     const bytes = state.info.bytes;
-    const latencyBytes = this.#latencyBytesOption ?? latencyBytesOf(view.store);
+    const latencyBytes = this.#latencyBytesOption ?? latencyBytesOf(view.ledger);
     const sizeFactor = bytes / (bytes + latencyBytes);
     const cost = state.dirty ? this.dirtyWeight : 1;
     return ((next.step - view.step) * sizeFactor) / cost;
@@ -196,9 +196,9 @@ export class HomePolicy implements Policy {
 
   victimOrder(level: MemoryLevel, view: PolicyView): ObjectId[] {
     const scored: { id: ObjectId; score: number; bytes: number }[] = [];
-    for (const id of view.store.residents(level)) {
+    for (const id of view.ledger.residents(level)) {
       if (view.isPinned(id)) continue;
-      scored.push({ id, score: this.score(id, view), bytes: view.store.state(id).info.bytes });
+      scored.push({ id, score: this.score(id, view), bytes: view.ledger.state(id).info.bytes });
     }
     scored.sort((a, b) => b.score - a.score || b.bytes - a.bytes || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return scored.map((s) => s.id);
@@ -208,13 +208,13 @@ export class HomePolicy implements Policy {
     if (this.lookahead === 0) return [];
     const analysis = this.#analysis ?? view.analysis;
     const steps = analysis.program.steps;
-    const store = view.store;
-    const budget = store.capacity(store.computeLevel) * this.prefetchBudgetFraction;
+    const ledger = view.ledger;
+    const budget = ledger.capacity(ledger.computeLevel) * this.prefetchBudgetFraction;
     let bytes = view.outstandingPrefetchBytes;
     const seen = new Set<ObjectId>();
     const requests: PrefetchRequest[] = [];
     const end = Math.min(steps.length - 1, view.step + this.lookahead);
-    const device = store.slowTiers[0]?.device;
+    const device = ledger.slowTiers[0]?.device;
     const nowStepNs = stepComputeNs(steps[view.step]);
     // Compute time from now until step j starts (the current step included: prefetch overlaps it).
     let aheadNs = nowStepNs;
@@ -227,8 +227,8 @@ export class HomePolicy implements Policy {
       for (const id of steps[j].reads) {
         if (seen.has(id)) continue;
         seen.add(id);
-        const state = store.state(id);
-        if (state.level === store.computeLevel || !state.exists) continue;
+        const state = ledger.state(id);
+        if (state.level === ledger.computeLevel || !state.exists) continue;
         // Only the current contents' next reader is worth fetching for; if the object is overwritten first, skip.
         const next = analysis.nextUse(id, view.step);
         if (next.step !== j || !next.needsContent) continue;
@@ -241,10 +241,36 @@ export class HomePolicy implements Policy {
   }
 }
 
-function latencyBytesOf(store: TieredStore): number {
-  const tier = store.slowTiers[0];
+function latencyBytesOf(ledger: PlanLedger): number {
+  const tier = ledger.slowTiers[0];
   if (!tier) return 0;
   return tier.device.readLatencyNs * tier.device.readBytesPerNs;
+}
+
+/**
+/**
+ * A policy by name: `lru`, `home` (lookahead 32) or `home-noprefetch`.
+ *
+ * @example
+ * ```ts
+ * const name: PolicyName = 'home';
+ * ```
+ */
+export type PolicyName = 'lru' | 'home' | 'home-noprefetch';
+
+/**
+ * Makes a policy from its name (a policy given as itself is returned as is).
+ *
+ * @example
+ * ```ts
+ * const policy = makePolicy('home');
+ * ```
+ */
+export function makePolicy(name: PolicyName | Policy): Policy {
+  if (typeof name !== 'string') return name;
+  if (name === 'lru') return new LruPolicy();
+  if (name === 'home') return new HomePolicy();
+  return new HomePolicy({ lookahead: 0 });
 }
 
 /**

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { ResourceError } from '../../util/errors.ts';
-import { BufferPool, HeapArena } from './buffer-pool.ts';
+import { BufferPool } from './buffer-pool.ts';
 
 test('slab buffers never overlap, never exceed the budget, and are reused without new allocations (property)', () => {
   fc.assert(
@@ -53,8 +53,8 @@ test('a slab serves mixed sizes from one allocation; a request beyond the budget
   assert.equal(pool.bytesInUse, 0);
   pool.acquire(3 << 20);
   assert.throws(() => pool.acquire(1), ResourceError);
-  const arena = new HeapArena(1 << 20, { shared: true });
-  assert.ok(arena.acquire(1000).buffer instanceof SharedArrayBuffer);
+  const shared = new BufferPool(1 << 20, 'arena', { shared: true });
+  assert.ok(shared.acquire(1000).buffer instanceof SharedArrayBuffer);
 });
 
 test('an unlimited pool reuses buffers of equal size', () => {

@@ -69,7 +69,7 @@ class Segment {
  * every load. Should fragmentation leave no free range large enough, the request gets a buffer of its own (counted
  * in {@link BufferPool.fallbackAllocations}). An unlimited budget keeps exact-size free lists (HE objects come in a
  * handful of sizes). Bytes in use never exceed the capacity; a request beyond it throws {@link ResourceError},
- * which the tiered store treats as a broken invariant (its ledger should have made room first).
+ * which the executor treats as a broken invariant (the plan's ledger should have made room first).
  *
  * @example
  * ```ts
@@ -209,54 +209,4 @@ export class BufferPool {
 
 function roundUp(bytes: number): number {
   return Math.ceil(bytes / SLAB_ALIGN) * SLAB_ALIGN;
-}
-
-/**
- * Where compute wants its operands: the arena tier hands out and takes back byte buffers. The HE layer will
- * implement it over WebAssembly memory (`src/ring/arena.ts` allocates there); {@link HeapArena} is the default.
- *
- * @example
- * ```ts
- * const arena: ArenaProvider = new HeapArena(1 << 30);
- * const buf = arena.acquire(4096);
- * arena.release(buf);
- * ```
- */
-export interface ArenaProvider {
-  readonly capacityBytes: number;
-  acquire(bytes: number): Uint8Array;
-  release(buffer: Uint8Array): void;
-}
-
-/**
- * An arena of heap buffers with a capacity, for synthetic programs and tests; with `shared`, the buffers are
- * SharedArrayBuffer views that I/O workers can load into directly.
- *
- * @example
- * ```ts
- * const arena = new HeapArena(256 << 20, { shared: true });
- * ```
- */
-export class HeapArena implements ArenaProvider {
-  readonly #pool: BufferPool;
-
-  constructor(capacityBytes: number, options: { shared?: boolean } = {}) {
-    this.#pool = new BufferPool(capacityBytes, 'arena', options);
-  }
-
-  get capacityBytes(): number {
-    return this.#pool.capacityBytes;
-  }
-
-  get peakBytes(): number {
-    return this.#pool.peakBytes;
-  }
-
-  acquire(bytes: number): Uint8Array {
-    return this.#pool.acquire(bytes);
-  }
-
-  release(buffer: Uint8Array): void {
-    this.#pool.release(buffer);
-  }
 }

@@ -29,7 +29,7 @@ export interface ProbeOptions {
  * @example
  * ```ts
  * const measured = await probeTier(tier);
- * const plan = await planProgram(program, { ..., tiers: [{ name: tier.name, device: measured, capacityBytes }] });
+ * const plan = planProgram(program, { ..., tiers: [{ name: tier.name, device: measured, capacityBytes }] });
  * ```
  */
 export async function probeTier(tier: SlowTier, options: ProbeOptions = {}): Promise<DeviceProfile> {
