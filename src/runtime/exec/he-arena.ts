@@ -80,6 +80,8 @@ export class HeArena implements ExecArena<HeLiveObject> {
   /** Loads in flight: the placed polynomials a worker is filling. */
   readonly #pending = new Map<ObjectId, Poly[]>();
   readonly #sizes = new Map<ObjectId, number>();
+  /** Lent objects: live here, owned by the caller, who is told (the callback) when the arena is done with them. */
+  readonly #lent = new Map<ObjectId, () => void>();
   #bytesInUse = 0;
   #peakBytes = 0;
   /** Time spent regenerating seeded key halves (ns). */
@@ -155,21 +157,38 @@ export class HeArena implements ExecArena<HeLiveObject> {
     this.#setLive(id, live);
   }
 
+  /**
+   * Holds the caller's live object as `id` without taking it over: no copy is made, and when the arena is done
+   * with it (dropped, or cleared) it calls `returned` instead of disposing it. Only for objects no step writes
+   * (compute never changes an operand it only reads), e.g. an all-in-memory run's keys and inputs.
+   */
+  lend(id: ObjectId, live: HeLiveObject, bytes: number, returned: () => void): void {
+    this.adopt(id, live, bytes);
+    this.#lent.set(id, returned);
+  }
+
   /** The live object leaves the arena without being disposed (the caller owns it now). */
   release(id: ObjectId): HeLiveObject {
     const live = this.get(id);
+    check(!this.#lent.has(id), () => `object "${id}": lent to the arena, so not its to hand out; drop it`);
     this.#live.delete(id);
     this.#bytesInUse -= this.#sizes.get(id) ?? 0;
     return live;
   }
 
-  /** Disposes live `id`. */
+  /** Disposes live `id` (a lent object goes back to its owner instead). */
   drop(id: ObjectId): void {
     const live = this.#live.get(id);
     if (!live) return;
     this.#live.delete(id);
     this.#bytesInUse -= this.#sizes.get(id) ?? 0;
-    live.dispose();
+    const returned = this.#lent.get(id);
+    if (returned === undefined) {
+      live.dispose();
+      return;
+    }
+    this.#lent.delete(id);
+    returned();
   }
 
   /** Disposes every live object and every load in flight (after the I/O settled). */

@@ -29,6 +29,12 @@ export interface InitialObject {
   writeStored(into: Uint8Array): void;
   /** Writes the byte form into `into` (the arena's `fullBytes` long). */
   writeFull(into: Uint8Array): void;
+  /**
+   * Optional: makes the object live in the arena as the source holds it, with no byte form made (the arena takes it
+   * on loan and hands it back when it is done with it, instead of the run closing it). The run asks only for objects
+   * no step writes, placed in the compute level: an all-in-memory run then starts without copying its inputs.
+   */
+  lend?(): void;
   /** The run needs nothing more of the object from its source. */
   close(): void;
 }
@@ -211,7 +217,9 @@ async function setupInitialObjects<Out>(
   const inFlight = new Set<Promise<void>>();
   const maxInFlight = 4;
   for (const [id, placement] of plan.initial) {
-    const object = options.initial(id, analysis.bytesOf(id));
+    const info = analysis.objects.get(id)!;
+    const object = options.initial(id, info.bytes);
+    let lent = false;
     try {
       check(
         placement.slowTier >= 0 || placement.level !== null,
@@ -220,7 +228,10 @@ async function setupInitialObjects<Out>(
       const storedBytes = arena.storedBytes(id);
       const stored = placement.slowTier >= 0 ? staging.acquire(storedBytes) : null;
       if (stored) object.writeStored(stored);
-      if (placement.level !== null) {
+      if (placement.level === plan.computeLevel && info.readOnly && object.lend) {
+        object.lend();
+        lent = true;
+      } else if (placement.level !== null) {
         // Forms of the same size are the same bytes: the stored form is serialized once and serves both.
         const sameForm = stored !== null && storedBytes === arena.fullBytes(id);
         const full = sameForm && stored ? stored : new Uint8Array(new SharedArrayBuffer(arena.fullBytes(id)));
@@ -247,7 +258,7 @@ async function setupInitialObjects<Out>(
       });
       inFlight.add(job);
     } finally {
-      object.close();
+      if (!lent) object.close();
     }
     if (inFlight.size >= maxInFlight) {
       try {

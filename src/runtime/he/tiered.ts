@@ -361,10 +361,12 @@ export async function runTieredObjects(
         const live = options.source.get(id);
         arena.describeFrom(id, live, bytes);
         const seeded = arena.storedBytes(id) !== bytes;
+        const done = () => options.source.done?.(id, live);
         return {
           writeStored: (into) => writeHeObject(live, into, { seeded }),
           writeFull: (into) => writeHeObject(live, into),
-          close: () => options.source.done?.(id, live),
+          lend: () => arena.lend(id, live, bytes, done),
+          close: done,
         };
       },
       compute: options.makeCompute(arena, analysis),

@@ -23,6 +23,7 @@ import {
   trafficSince,
 } from './run-result.ts';
 import type { Action } from './timeline.ts';
+import { planTrivially } from './trivial-plan.ts';
 
 /** Plans each step's movements per the policy; owns pinning, write-back decisions and the prefetch throttle. */
 class Planner {
@@ -369,6 +370,11 @@ export interface PlanOptions {
   nsPerModularMultiply?: number;
   /** The program's analysis, if the caller has it already (it is reused, not recomputed). */
   analysis?: ProgramAnalysis;
+  /**
+   * With unlimited memory, plan in one pass without the policy (default true): the result is the same, action for
+   * action, as the general planner's. False forces the general planner (for comparisons).
+   */
+  fastPath?: boolean;
 }
 
 /**
@@ -401,6 +407,9 @@ export interface Plan {
  * executor ({@link executePlan}) carries it out without planning work on the compute thread. Decisions never
  * depend on timing, so the execution moves exactly the bytes the plan says.
  *
+ * With unlimited memory (the compute level's capacity is Infinity and every initial object starts in memory),
+ * nothing ever moves: the plan is the trivial one, made in one pass over the steps without the policy.
+ *
  * @throws {ResourceError} if a step cannot fit the compute tier or the tiers lack room (before anything runs).
  * @example
  * ```ts
@@ -420,13 +429,18 @@ export function planProgram(program: Program, options: PlanOptions): Plan {
   placeInitialObjects(ledger, analysis, warm);
   const nsPerMm = options.nsPerModularMultiply ?? 0.4;
   const { policy } = options;
-  const planned = planSteps(ledger, analysis, policy, nsPerMm);
+  const unlimited =
+    ledger.capacity(ledger.computeLevel) === Infinity && (warm || ledger.slowTiers.length === 0);
+  const planned =
+    unlimited && options.fastPath !== false
+      ? planTrivially(ledger, analysis, policy.knowsFuture, nsPerMm)
+      : planSteps(ledger, analysis, policy, nsPerMm);
   const planningNs = nowNs() - start;
   const names = { program: program.name, label: options.label ?? policy.name, policy: policy.name };
   let traces: StepTrace[] | undefined;
   const run: RunResult = {
     summary: summarizePlan(names, ledger, planned.totals, planningNs),
-    // Made when first read (a plan may keep compact records until then).
+    // Made when first read (the one-pass plan keeps compact records until then).
     get steps() {
       return (traces ??= planned.traces());
     },

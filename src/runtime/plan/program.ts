@@ -245,13 +245,19 @@ export class ProgramAnalysis {
     if (this.#stepLists) return this.#stepLists;
     const operands: ObjectId[][] = [];
     const departures: ObjectId[][] = [];
-    this.program.steps.forEach((step, i) => {
-      const touched = [...new Set([...step.reads, ...step.writes])];
+    // Lists of a handful of ids: deduplicated by scanning, without a Set per step (10^5 steps add up).
+    const steps = this.program.steps;
+    for (let i = 0; i < steps.length; i++) {
+      const step = steps[i];
+      const touched: ObjectId[] = [];
+      for (const id of step.reads) if (!touched.includes(id)) touched.push(id);
+      for (const id of step.writes) if (!touched.includes(id)) touched.push(id);
       operands.push(touched);
-      const leaving = new Set(touched.filter((id) => !this.contentLiveAfter(id, i)));
-      for (const id of step.frees ?? []) leaving.add(id);
-      departures.push([...leaving]);
-    });
+      const leaving: ObjectId[] = [];
+      for (const id of touched) if (!this.contentLiveAfter(id, i)) leaving.push(id);
+      for (const id of step.frees ?? []) if (!leaving.includes(id)) leaving.push(id);
+      departures.push(leaving);
+    }
     this.#stepLists = { operands, departures };
     return this.#stepLists;
   }
@@ -281,15 +287,8 @@ export class ProgramAnalysis {
   nextUse(id: ObjectId, after: number): NextUse {
     const uses = this.#useSteps.get(id);
     if (uses) {
-      // Binary search for the first element > after.
-      let lo = 0;
-      let hi = uses.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (uses[mid] <= after) lo = mid + 1;
-        else hi = mid;
-      }
-      if (lo < uses.length) return { step: uses[lo], needsContent: this.#useReads.get(id)![lo] === 1 };
+      const next = firstAfter(uses, after);
+      if (next < uses.length) return { step: uses[next], needsContent: this.#useReads.get(id)![next] === 1 };
     }
     if (this.outputs.has(id)) return { step: this.program.steps.length, needsContent: true };
     return NO_USE;
@@ -297,7 +296,13 @@ export class ProgramAnalysis {
 
   /** Whether the contents `id` holds after step `after` are read again (by a step or, for outputs, by the caller). */
   contentLiveAfter(id: ObjectId, after: number): boolean {
-    return this.nextUse(id, after).needsContent;
+    // As nextUse(id, after).needsContent, without a result object: planners ask this for every operand of every step.
+    const uses = this.#useSteps.get(id);
+    if (uses) {
+      const next = firstAfter(uses, after);
+      if (next < uses.length) return this.#useReads.get(id)![next] === 1;
+    }
+    return this.outputs.has(id);
   }
 
   /** Sum of the sizes of all objects. */
@@ -314,23 +319,34 @@ export class ProgramAnalysis {
     return sum;
   }
 
+  #maxStepBytes = -1;
+
   /** Bytes one step needs in memory at once (its reads and writes); the largest over the program. */
   get maxStepBytes(): number {
+    if (this.#maxStepBytes >= 0) return this.#maxStepBytes;
     let max = 0;
-    for (const step of this.program.steps) {
-      const ids = new Set([...step.reads, ...step.writes]);
+    for (let i = 0; i < this.program.steps.length; i++) {
       let sum = 0;
-      for (const id of ids) sum += this.objects.get(id)!.bytes;
+      for (const id of this.operandsOf(i)) sum += this.objects.get(id)!.bytes;
       if (sum > max) max = sum;
     }
+    this.#maxStepBytes = max;
     return max;
   }
+
+  #peakLiveProducedBytes = -1;
 
   /**
    * The most bytes of objects produced during the run (not initial) whose contents are live at once: an upper bound
    * on what spilling can ever need in slow tiers beyond the initial objects.
    */
   get peakLiveProducedBytes(): number {
+    if (this.#peakLiveProducedBytes >= 0) return this.#peakLiveProducedBytes;
+    this.#peakLiveProducedBytes = this.#computePeakLiveProduced();
+    return this.#peakLiveProducedBytes;
+  }
+
+  #computePeakLiveProduced(): number {
     let live = 0;
     let peak = 0;
     const alive = new Set<ObjectId>();
@@ -342,7 +358,7 @@ export class ProgramAnalysis {
         }
       }
       if (live > peak) peak = live;
-      for (const id of new Set([...step.reads, ...step.writes])) {
+      for (const id of this.operandsOf(i)) {
         if (alive.has(id) && !this.contentLiveAfter(id, i)) {
           alive.delete(id);
           live -= this.objects.get(id)!.bytes;
@@ -351,6 +367,18 @@ export class ProgramAnalysis {
     });
     return peak;
   }
+}
+
+/** Index of the first element of ascending `uses` greater than `after` (uses.length if none). */
+function firstAfter(uses: Int32Array, after: number): number {
+  let lo = 0;
+  let hi = uses.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (uses[mid] <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /**
