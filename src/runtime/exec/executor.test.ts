@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { FormatError } from '../../util/errors.ts';
 import { IoPool } from '../io/io-pool.ts';
 import { type Plan, planProgram } from '../plan/planner.ts';
 import { HomePolicy, LruPolicy, type Policy } from '../plan/policy.ts';
 import { analyzeProgram, type ObjectId, type Program } from '../plan/program.ts';
 import { DEVICE_PROFILES } from '../store/devices.ts';
-import { FileTier } from '../store/file-tier.ts';
+import { FileTier, HEADER_BYTES } from '../store/file-tier.ts';
 import type { SlowTier } from '../store/slow-tier.ts';
 import { VirtualTier } from '../store/virtual-tier.ts';
 import { randomProgram } from '../synthetic.ts';
@@ -98,6 +100,16 @@ describe('the executor', () => {
     return dir;
   };
 
+  it('an all-in-memory plan executes to the outputs of the direct run', async () => {
+    for (let seed = 0; seed < 20; seed++) {
+      const program = randomProgram(seed, { steps: 30, maxBytes: 3000 });
+      const plan = planProgram(program, { policy: new HomePolicy(), dramBudgetBytes: Infinity });
+      assert.ok(plan.actions.every((a) => !['load', 'writeback', 'copy', 'delete'].includes(a.kind)));
+      const { outputs } = await execute(plan, [], { dram: Infinity, arena: Infinity });
+      assert.deepEqual(outputs, directOutputs(program), `seed ${seed}`);
+    }
+  });
+
   it('against a VirtualTier: outputs byte-identical to the direct run, measured peaks within the budgets (property)', async () => {
     let spilled = 0;
     await fc.assert(
@@ -183,5 +195,148 @@ describe('the executor', () => {
       ),
       { seed: 777, numRuns: 30 },
     );
+  });
+
+  it('runs every action once, and only after the actions it depends on completed', async () => {
+    for (const seed of [1, 2, 3]) {
+      const program = randomProgram(seed, { steps: 40, maxBytes: 4000 });
+      const analysis = analyzeProgram(program);
+      const dram = analysis.maxStepBytes + 3000;
+      const tier = await FileTier.open({ name: 'disk', dir: await freshDir(), chunkBytes: 4096, io });
+      const plan = planProgram(program, {
+        policy: new HomePolicy({ lookahead: 8, margin: 0 }),
+        dramBudgetBytes: dram,
+        arenaBytes: analysis.maxStepBytes + 1000,
+        tiers: [tier],
+        warmStart: false,
+      });
+      const started = new Int32Array(plan.actions.length).fill(-1);
+      const ended = new Int32Array(plan.actions.length).fill(-1);
+      let clock = 0;
+      await execute(
+        plan,
+        [tier],
+        { dram, arena: analysis.maxStepBytes + 1000 },
+        {
+          onAction: (seq, phase) => {
+            const marks = phase === 'start' ? started : ended;
+            assert.equal(marks[seq], -1, `action ${seq} ${phase}s twice`);
+            marks[seq] = clock++;
+          },
+        },
+      );
+      await tier.close();
+      for (const a of plan.actions) {
+        assert.ok(started[a.seq] >= 0 && ended[a.seq] > started[a.seq], `action ${a.seq} (${a.kind}) ran`);
+        for (const d of a.deps) {
+          assert.ok(
+            ended[d] < started[a.seq],
+            `action ${a.seq} (${a.kind}) started before its dependency ${d}`,
+          );
+        }
+      }
+      const kinds = new Set(plan.actions.map((a) => a.kind));
+      for (const kind of ['load', 'writeback', 'copy', 'delete', 'compute'] as const)
+        assert.ok(kinds.has(kind), `seed ${seed}: the plan has ${kind} actions`);
+    }
+  });
+
+  it('a corrupted object file rejects with the FormatError naming it, after every transfer in flight settled', async () => {
+    // Many weights read ahead on a slow device: when the corrupted one fails, others are still in flight.
+    const n = 40;
+    const objects: Program['objects'] = [{ id: 'acc0', bytes: 8192, kind: 'ciphertext', readOnly: false }];
+    const steps: Program['steps'] = [];
+    for (let i = 0; i < n; i++) {
+      objects.push({ id: `w${i}`, bytes: 8192, kind: 'plaintext', readOnly: true });
+      objects.push({
+        id: `acc${i + 1}`,
+        bytes: 8192,
+        kind: i + 1 === n ? 'output' : 'intermediate',
+        readOnly: false,
+      });
+      steps.push({
+        index: i,
+        op: 'mul-plain',
+        reads: [`acc${i}`, `w${i}`],
+        writes: [`acc${i + 1}`],
+        frees: [`acc${i}`],
+        computeCostNs: 1e5,
+      });
+    }
+    const program: Program = { name: 'weight-stream', objects, steps };
+    const file = await FileTier.open({
+      name: 'disk',
+      dir: await freshDir(),
+      io,
+      emulate: { ...DEVICE_PROFILES['nvme-gen4'], readLatencyNs: 3e6 },
+    });
+    const inFlight = { now: 0, atFailure: -1, whenDamagedFailed: -1 };
+    const counted: SlowTier = {
+      name: file.name,
+      device: file.device,
+      capacityBytes: file.capacityBytes,
+      objectOverheadBytes: file.objectOverheadBytes,
+      get usedBytes() {
+        return file.usedBytes;
+      },
+      has: (id) => file.has(id),
+      check: () => file.check(),
+      ensureRoom: (bytes, count) => file.ensureRoom(bytes, count),
+      flush: () => file.flush(),
+      close: (options) => file.close(options),
+      write: (id, bytes) => file.write(id, bytes),
+      delete: (id) => file.delete(id),
+      read: (id, into) => {
+        inFlight.now++;
+        return file
+          .read(id, into)
+          .catch((error: unknown) => {
+            if (id === 'w5') inFlight.whenDamagedFailed = inFlight.now;
+            throw error;
+          })
+          .finally(() => inFlight.now--);
+      },
+    };
+    const plan = planProgram(program, {
+      policy: new HomePolicy({ lookahead: 16, minLookaheadSteps: 16, margin: 0, prefetchBudgetFraction: 1 }),
+      dramBudgetBytes: 64 * 8192,
+      arenaBytes: 48 * 8192,
+      tiers: [counted],
+      warmStart: false,
+    });
+    const analysis = analyzeProgram(program);
+    const arena = new ByteArena(48 * 8192, (id) => analysis.bytesOf(id));
+    for (const [id, placement] of plan.initial) {
+      assert.equal(placement.level, null);
+      await counted.write(id, syntheticContent(analysis.objects.get(id)!));
+    }
+    const damaged = readFileSync(file.pathOf('w5'));
+    damaged[HEADER_BYTES + 17] ^= 0x01;
+    writeFileSync(file.pathOf('w5'), damaged);
+    const io2: StepIo = { read: (id) => arena.get(id), write: (id) => arena.get(id) };
+    await assert.rejects(
+      executePlan({
+        plan,
+        tiers: [counted],
+        dramBudgetBytes: 64 * 8192,
+        arena,
+        compute: (step) => syntheticCompute(step, io2),
+      }).finally(() => {
+        inFlight.atFailure = inFlight.now;
+      }),
+      (error: unknown) => {
+        assert.ok(error instanceof FormatError, String(error));
+        assert.match(error.message, /object "w5"/);
+        return true;
+      },
+    );
+    assert.ok(
+      inFlight.whenDamagedFailed > 1,
+      `${inFlight.whenDamagedFailed - 1} other reads in flight at the failure`,
+    );
+    assert.equal(inFlight.atFailure, 0, 'no read was still in flight when the run rejected');
+    arena.clear();
+    assert.equal(arena.bytesInUse, 0, 'loads in flight were given back');
+    await file.close();
   });
 });

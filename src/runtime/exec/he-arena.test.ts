@@ -121,3 +121,35 @@ test('arena: a declared size that differs from the object is refused, naming it'
     placement.uninstall();
   }
 });
+
+test('arena: a lent object is used as it is and handed back, never disposed, when dropped or cleared', () => {
+  const placement = PlacementAllocator.install(ctx.params.context);
+  const arena = new HeArena(ctx.params, placement);
+  try {
+    const a = ctx.encrypt([0.5, -0.25], 1);
+    const b = ctx.encrypt([0.125], 1);
+    const returned: string[] = [];
+    arena.lend('ct:a', a, a.byteLength, () => returned.push('a'));
+    arena.lend('ct:b', b, b.byteLength, () => returned.push('b'));
+    assert.equal(arena.get('ct:a'), a, 'no copy');
+    assert.equal(arena.bytesInUse, a.byteLength + b.byteLength);
+    assert.throws(() => arena.release('ct:a'), /lent to the arena/);
+    const form = new Uint8Array(a.byteLength);
+    arena.toBytes('ct:a', form);
+    arena.drop('ct:a');
+    assert.deepEqual(returned, ['a']);
+    assert.equal(arena.has('ct:a'), false);
+    arena.clear();
+    assert.deepEqual(returned, ['a', 'b']);
+    assert.equal(arena.bytesInUse, 0);
+    // Still the caller's, alive: its limbs read back unchanged.
+    const again = new Uint8Array(a.byteLength);
+    writeHeObject(a, again);
+    assert.deepEqual(again, form);
+    a.dispose();
+    b.dispose();
+  } finally {
+    arena.clear();
+    placement.uninstall();
+  }
+});

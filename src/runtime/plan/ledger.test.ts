@@ -60,3 +60,35 @@ test('the ledger refuses to lose data or overfill a level', () => {
   assert.deepEqual(ledger.traffic().pmem, { read: 600, written: 1200 });
   assert.equal(ledger.peak('dram'), 600);
 });
+
+test('a stale slow copy is deleted by the plan, with its overhead, and a write-back reusing its room waits for the delete', () => {
+  // Room for one copy of 600 bytes plus its 100-byte overhead.
+  const tier = {
+    name: 'disk',
+    device: DEVICE_PROFILES['nvme-gen4'],
+    capacityBytes: 700,
+    objectOverheadBytes: 100,
+  };
+  const ledger = new PlanLedger({ dramBudgetBytes: 1200, slowTiers: [tier] });
+  ledger.register({ id: 'x', bytes: 600, kind: 'ciphertext', readOnly: false });
+  ledger.register({ id: 'y', bytes: 600, kind: 'intermediate', readOnly: false });
+  ledger.setup('x', 'dram');
+  assert.equal(ledger.slowUsed(0), 700);
+  const d0 = ledger.decision(0, []);
+  ledger.allocate('y', 'dram', 0, d0);
+  const c0 = ledger.compute(0, [d0], 1000);
+  // Step 0 overwrites x: its slow copy is stale.
+  ledger.afterCompute('x', c0, true);
+  const deleted = ledger.actions.at(-1)!;
+  assert.equal(deleted.kind, 'delete');
+  assert.equal(deleted.id, 'x');
+  assert.deepEqual(deleted.deps, [c0]);
+  assert.equal(ledger.slowUsed(0), 0);
+  ledger.afterCompute('y', c0, true);
+  const d1 = ledger.decision(1, [c0]);
+  const release = ledger.evict('y', 1, d1, true);
+  const writeback = ledger.actions[release - 1];
+  assert.equal(writeback.kind, 'writeback');
+  assert.ok(writeback.deps.includes(deleted.seq), 'the write-back waits for the delete that frees its room');
+  assert.equal(ledger.slowPeak(0), 700);
+});

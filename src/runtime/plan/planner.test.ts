@@ -1,8 +1,15 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { cryptoNetsProgram, deepCnnProgram } from '../synthetic.ts';
-import { simulate } from './planner.ts';
-import { HomePolicy } from './policy.ts';
+import { compileModel } from '../../nn/compile/index.ts';
+import { findModelFile } from '../../nn/fixtures.ts';
+import { importOnnx } from '../../nn/onnx.ts';
+import { heRuntimeProgram, realRunHomePolicy } from '../he/program.ts';
+import { DEVICE_PROFILES } from '../store/devices.ts';
+import { VirtualTier } from '../store/virtual-tier.ts';
+import { cryptoNetsProgram, deepCnnProgram, interleavedModelsProgram, randomProgram } from '../synthetic.ts';
+import { type PlanOptions, planProgram, simulate } from './planner.ts';
+import { HomePolicy, LruPolicy } from './policy.ts';
 import { analyzeProgram, type Program } from './program.ts';
 import type { RunResult } from './run-result.ts';
 import { replayActions } from './timeline.ts';
@@ -96,4 +103,86 @@ test('HomE prefetches a weight stream as deep as its lookahead while short-lived
   assert.equal(leads.length, n - lookahead - 1, 'every weight past the first window is prefetched once');
   assert.equal(Math.min(...leads), lookahead, `prefetch leads ${Math.min(...leads)}..${Math.max(...leads)}`);
   assert.ok(run.summary.peakBytes.arena <= 96 * mib, `arena peak ${run.summary.peakBytes.arena}`);
+});
+
+/** Everything a plan determines, without the wall-clock times of planning itself. */
+function planned(options: PlanOptions, program: Program) {
+  const plan = planProgram(program, options);
+  const { wallNs: _wall, ...summary } = plan.run.summary;
+  return {
+    actions: plan.actions,
+    initial: [...plan.initial],
+    computeLevel: plan.computeLevel,
+    slowPeakBytes: plan.slowPeakBytes,
+    summary,
+    steps: plan.run.steps,
+  };
+}
+
+test('with unlimited memory the one-pass plan equals the general planner’s, action for action', (t) => {
+  const programs: Program[] = [
+    cryptoNetsProgram({ imageSide: 12, hidden: 10 }),
+    cryptoNetsProgram({ imageSide: 12, hidden: 8, frees: 'last-use' }),
+    deepCnnProgram({ layers: 3, channels: 2, frees: 'none' }),
+    interleavedModelsProgram({ models: 3, requestsPerModel: 2 }),
+    ...Array.from({ length: 12 }, (_, seed) => randomProgram(seed, { steps: 50 })),
+  ];
+  // A real HE runtime program: LoLa-Small in batch mode, reordered for locality.
+  const lola = compileModel(importOnnx(readFileSync(findModelFile('lola-small-mnist.onnx'))), {
+    mode: 'batch',
+    batchSize: 8,
+  }).program;
+  programs.push(heRuntimeProgram(lola));
+  let actions = 0;
+  for (const program of programs) {
+    for (const policy of [() => realRunHomePolicy(), () => new LruPolicy()]) {
+      for (const layout of [
+        { dramBudgetBytes: Infinity },
+        { dramBudgetBytes: Infinity, arenaBytes: Infinity },
+        { dramBudgetBytes: 1 << 20, arenaBytes: Infinity },
+        { dramBudgetBytes: Infinity, tiers: [new VirtualTier('nvme', DEVICE_PROFILES['nvme-gen4'])] },
+      ]) {
+        const fast = planned({ policy: policy(), ...layout }, program);
+        const general = planned({ policy: policy(), ...layout, fastPath: false }, program);
+        assert.deepEqual(fast, general, `${program.name}, ${policy().name}, ${JSON.stringify(layout)}`);
+        assert.ok(
+          !fast.actions.some((a) => a.kind === 'load' || a.kind === 'writeback' || a.kind === 'copy'),
+        );
+        actions += fast.actions.length;
+      }
+    }
+  }
+  t.diagnostic(`${programs.length} programs, ${actions} actions compared`);
+});
+
+test('the one-pass plan of an all-in-memory run: decision, allocations, compute, releases per step', () => {
+  const program: Program = {
+    name: 'three-steps',
+    objects: [
+      { id: 'x', bytes: 100, kind: 'input', readOnly: true },
+      { id: 't', bytes: 100, kind: 'intermediate', readOnly: false },
+      { id: 'y', bytes: 100, kind: 'output', readOnly: false },
+    ],
+    steps: [
+      { index: 0, op: 'square', reads: ['x'], writes: ['t'], computeCostNs: 10 },
+      { index: 1, op: 'add', reads: ['t', 'x'], writes: ['y'], computeCostNs: 20 },
+    ],
+  };
+  const plan = planProgram(program, { policy: new HomePolicy(), dramBudgetBytes: Infinity });
+  assert.deepEqual([...plan.initial], [['x', { slowTier: -1, level: 'dram' }]]);
+  assert.deepEqual(
+    plan.actions.map((a) => [a.kind, a.id ?? '', a.deps]),
+    [
+      ['decision', '', []],
+      ['alloc', 't', [0]],
+      ['compute', '', [0, 1]],
+      ['decision', '', [2]],
+      ['alloc', 'y', [3]],
+      ['compute', '', [3, 2, 4]],
+      ['release', 't', [5]],
+      ['release', 'x', [5]],
+    ],
+  );
+  assert.equal(plan.run.summary.totalNs, 30);
+  assert.equal(plan.run.summary.peakBytes.dram, 300);
 });
