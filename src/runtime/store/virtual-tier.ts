@@ -8,7 +8,7 @@ import type { SlowTier } from './slow-tier.ts';
  * A slow tier in this process: it keeps a byte copy of each object it is given, and its device profile tells the
  * planner how the modelled device would time each transfer (the virtual clock is one more device). The executor
  * runs against it exactly as against a {@link FileTier}, so tests and runs of a modelled device move real bytes
- * without files; a plan made for it is timed on the virtual clock only, since its copies take memcpy time.
+ * without files. Its transfers are memcpys, so only the plan's virtual clock shows what the device would cost.
  *
  * Its copies live in host memory outside every budget of the run: it stands for a device, not for DRAM.
  *
