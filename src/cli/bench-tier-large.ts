@@ -12,11 +12,12 @@ import { findDataFile } from '../platform/bundled-files.ts';
 import type { Layer, LayerModel } from '../nn/layers.ts';
 import { argmaxRows } from '../nn/simulate.ts';
 import { Prng } from '../ring/prng.ts';
-import { simulate } from '../runtime/executor-sim.ts';
-import { FileTier } from '../runtime/file-tier.ts';
-import { heObjectSource, heRuntimeProgram, realRunHomePolicy, runTieredHe } from '../runtime/he-tiered.ts';
-import { IoPool } from '../runtime/io-pool.ts';
-import { probeTier } from '../runtime/tier-probe.ts';
+import { simulate } from '../runtime/plan/planner.ts';
+import { FileTier } from '../runtime/store/file-tier.ts';
+import { heRuntimeProgram, realRunHomePolicy } from '../runtime/he/program.ts';
+import { heObjectSource, runTieredHe } from '../runtime/he/tiered.ts';
+import { IoPool } from '../runtime/io/io-pool.ts';
+import { probeTier } from '../runtime/store/tier-probe.ts';
 
 /**
  * A generated multilayer perceptron (default input 1×28×28): dense layers of the given widths with a square between them,
@@ -157,7 +158,7 @@ export async function runLargeModelBench(
   const owner = new ModelOwner(program, client.publicKey!);
   const inputs = client.encryptPass(image, 0, 1);
   const runtimeProgram = heRuntimeProgram(program, { liveCapBytes: 0.7 * budget });
-  const unlimitedPlan = await simulate(heRuntimeProgram(program, { schedule: 'program' }), {
+  const unlimitedPlan = simulate(heRuntimeProgram(program, { schedule: 'program' }), {
     policy: 'home',
     dramBudgetBytes: Infinity,
     slow: null,

@@ -5,15 +5,15 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findDataFile, findModelFile } from '../platform/bundled-files.ts';
-import { type DeviceProfile, deviceProfile } from '../runtime/devices.ts';
-import { simulate } from '../runtime/executor-sim.ts';
-import { FileTier } from '../runtime/file-tier.ts';
-import { heRuntimeProgram, realRunHomePolicy, splitMemoryBudget } from '../runtime/he-tiered.ts';
-import { IoPool } from '../runtime/io-pool.ts';
-import { planProgram } from '../runtime/plan.ts';
-import { LruPolicy } from '../runtime/policy.ts';
-import { analyzeProgram } from '../runtime/program.ts';
-import { probeTier, slowerProfile } from '../runtime/tier-probe.ts';
+import { type DeviceProfile, deviceProfile } from '../runtime/store/devices.ts';
+import { type Plan, planProgram, simulate } from '../runtime/plan/planner.ts';
+import { FileTier } from '../runtime/store/file-tier.ts';
+import { heRuntimeProgram, realRunHomePolicy } from '../runtime/he/program.ts';
+import { splitMemoryBudget } from '../runtime/he/tiered.ts';
+import { IoPool } from '../runtime/io/io-pool.ts';
+import { LruPolicy } from '../runtime/plan/policy.ts';
+import { analyzeProgram } from '../runtime/plan/program.ts';
+import { probeTier, slowerProfile } from '../runtime/store/tier-probe.ts';
 import { check } from '../util/assert.ts';
 import { median } from '../../bench/support/median.ts';
 import {
@@ -179,7 +179,7 @@ function workloadsFor(options: HeTierBenchOptions): BenchWorkload[] {
 /** Peak bytes of the objects the program holds at once when memory is unlimited (instruction order as compiled). */
 async function peakFootprint(workload: HeWorkload): Promise<number> {
   const program = heRuntimeProgram(workload.program, { schedule: 'program' });
-  const run = await simulate(program, { policy: 'home', dramBudgetBytes: Infinity, slow: null });
+  const run = simulate(program, { policy: 'home', dramBudgetBytes: Infinity, slow: null });
   return run.summary.peakBytes.dram;
 }
 
@@ -246,16 +246,23 @@ export async function runHeTierBench(options: HeTierBenchOptions = {}): Promise<
             const tier = tiers[0];
             const measured = await probeTier(tier);
             const planning: DeviceProfile = emulated[p] ? slowerProfile(measured, emulated[p]!) : measured;
-            const plans = new Map<string, Awaited<ReturnType<typeof planProgram>>>();
+            const plans = new Map<string, Plan>();
             for (const c of configs) {
               if (plans.has(c.policy)) continue;
               plans.set(
                 c.policy,
-                await planProgram(runtimeProgram, {
+                planProgram(runtimeProgram, {
                   policy: c.policy === 'home' ? homePolicy() : new LruPolicy(),
                   dramBudgetBytes: split.dramPoolBytes,
                   arenaBytes: split.arenaBytes,
-                  tiers: [{ name: tier.name, device: planning, capacityBytes: tier.capacityBytes }],
+                  tiers: [
+                    {
+                      name: tier.name,
+                      device: planning,
+                      capacityBytes: tier.capacityBytes,
+                      objectOverheadBytes: tier.objectOverheadBytes,
+                    },
+                  ],
                 }),
               );
             }

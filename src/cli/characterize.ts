@@ -4,14 +4,14 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type Characterization, characterize } from '../report/characterize.ts';
 import { type ChartSpec, renderPng, renderSvg } from '../report/render.ts';
-import { DEVICE_PROFILES, type DeviceProfile, deviceProfile } from '../runtime/devices.ts';
-import { FileTier } from '../runtime/file-tier.ts';
-import type { HeRuntimeStep, TieredHeResult, TieredHeStats } from '../runtime/he-tiered.ts';
-import { heRuntimeProgram, realRunHomePolicy, splitMemoryBudget } from '../runtime/he-tiered.ts';
-import { IoPool } from '../runtime/io-pool.ts';
-import { LruPolicy } from '../runtime/policy.ts';
-import { analyzeProgram } from '../runtime/program.ts';
-import { probeTier, slowerProfile } from '../runtime/tier-probe.ts';
+import { DEVICE_PROFILES, type DeviceProfile, deviceProfile } from '../runtime/store/devices.ts';
+import { FileTier } from '../runtime/store/file-tier.ts';
+import { type HeRuntimeStep, heRuntimeProgram, realRunHomePolicy } from '../runtime/he/program.ts';
+import { splitMemoryBudget, type TieredHeResult, type TieredHeStats } from '../runtime/he/tiered.ts';
+import { IoPool } from '../runtime/io/io-pool.ts';
+import { LruPolicy } from '../runtime/plan/policy.ts';
+import { analyzeProgram } from '../runtime/plan/program.ts';
+import { probeTier, slowerProfile } from '../runtime/store/tier-probe.ts';
 import { InvalidArgumentError, ResourceError } from '../util/errors.ts';
 import {
   disposeWorkload,
@@ -111,7 +111,7 @@ function traceOf(result: TieredHeResult): MeasuredTrace {
     occupancy: Object.fromEntries(occupancyTiers.map((t) => [t, [] as number[]])),
     modular_multiplies: [],
   };
-  result.replay.steps.forEach((measured, k) => {
+  result.execution.steps.forEach((measured, k) => {
     const step = steps[measured.index];
     const plan = planned[k];
     trace.instruction.push(step.instruction);

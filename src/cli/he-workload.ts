@@ -13,13 +13,13 @@ import { shapeSize } from '../nn/onnx/graph.ts';
 import { importOnnx } from '../nn/onnx/import.ts';
 import type { HeProgram } from '../program/program.ts';
 import { argmaxRows } from '../nn/simulate.ts';
-import { nowNs } from '../runtime/devices.ts';
+import { nowNs } from '../runtime/store/devices.ts';
 import {
   heObjectSource,
   runTieredHe,
   type TieredHeOptions,
   type TieredHeResult,
-} from '../runtime/he-tiered.ts';
+} from '../runtime/he/tiered.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 
 /**

@@ -3,8 +3,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { scheduleKeyAware } from '../runtime/policy.ts';
-import { analyzeProgram } from '../runtime/program.ts';
+import { scheduleKeyAware } from '../runtime/plan/policy.ts';
+import { analyzeProgram } from '../runtime/plan/program.ts';
 import { cryptoNetsProgram, deepCnnProgram, interleavedModelsProgram } from '../runtime/synthetic.ts';
 import { type Characterization, characterize } from './characterize.ts';
 

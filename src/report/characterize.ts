@@ -2,21 +2,14 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { crc32c } from '../runtime/checksum.ts';
-import { DEVICE_PROFILES, deviceProfile, nowNs } from '../runtime/devices.ts';
-import {
-  type ComputeFn,
-  makePolicy,
-  type PolicyName,
-  type RunResult,
-  type RunSummary,
-  runProgram,
-  simulate,
-} from '../runtime/executor-sim.ts';
-import { FileTier, type FileTierStats } from '../runtime/file-tier.ts';
-import { HomePolicy, scheduleKeyAware } from '../runtime/policy.ts';
-import { analyzeProgram, type Program } from '../runtime/program.ts';
-import { TieredStore } from '../runtime/store.ts';
+import { crc32c } from '../runtime/store/checksum.ts';
+import { DEVICE_PROFILES, deviceProfile, nowNs } from '../runtime/store/devices.ts';
+import { type ComputeFn, runByteProgram } from '../runtime/exec/byte-run.ts';
+import { simulate } from '../runtime/plan/planner.ts';
+import { FileTier, type FileTierStats } from '../runtime/store/file-tier.ts';
+import { HomePolicy, makePolicy, type PolicyName, scheduleKeyAware } from '../runtime/plan/policy.ts';
+import { analyzeProgram, type Program } from '../runtime/plan/program.ts';
+import type { RunResult, RunSummary } from '../runtime/plan/run-result.ts';
 import {
   cryptoNetsProgram,
   deepCnnProgram,
@@ -227,11 +220,18 @@ export async function measureRealRun(
         dir: scratch,
         ...(emulate ? { emulate: deviceProfile(emulate) } : {}),
       });
-      const store = new TieredStore({ mode: 'real', dramBudgetBytes: limit, slowTiers: [tier] });
-      const result = await runProgram({ program, store, policy: policyFor(policy), compute: spinCompute });
-      const stats = tier.stats;
-      await store.close();
-      return { summary: result.summary, stats };
+      try {
+        const result = await runByteProgram({
+          program,
+          policy: policyFor(policy),
+          dramBudgetBytes: limit,
+          tiers: [tier],
+          compute: spinCompute,
+        });
+        return { summary: result.summary, stats: tier.stats };
+      } finally {
+        await tier.close();
+      }
     };
     const unlimited = await run('home', Infinity);
     const home = await run('home', budget);
@@ -612,7 +612,7 @@ export async function characterize(
   const workloadRows: Characterization['workloads'] = [];
   for (const workload of workloads) {
     const analysis = analyzeProgram(workload.program);
-    const unlimited = await simulate(workload.program, {
+    const unlimited = simulate(workload.program, {
       policy: 'home',
       dramBudgetBytes: Infinity,
       slow: null,
@@ -630,7 +630,7 @@ export async function characterize(
     const firstDevice: RunResult[] = [];
     for (const device of devices) {
       for (const policy of policies) {
-        const result = await simulate(workload.program, {
+        const result = simulate(workload.program, {
           policy,
           dramBudgetBytes: workload.dramBudgetBytes,
           ...(workload.arenaBytes !== undefined ? { arenaBytes: workload.arenaBytes } : {}),

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEVICE_PROFILES, scaleBandwidth } from '../runtime/devices.ts';
-import { simulate } from '../runtime/executor-sim.ts';
-import { analyzeProgram } from '../runtime/program.ts';
+import { DEVICE_PROFILES, scaleBandwidth } from '../runtime/store/devices.ts';
+import { simulate } from '../runtime/plan/planner.ts';
+import { analyzeProgram } from '../runtime/plan/program.ts';
 import { deepCnnProgram } from '../runtime/synthetic.ts';
 import { scaleCompute, whatIf, whatIfReplanned } from './whatif.ts';
 
@@ -10,7 +10,7 @@ const program = deepCnnProgram({ layers: 6, channels: 3 });
 const budget = Math.floor(analyzeProgram(program).totalBytes / 8);
 
 test('what-if replays the recorded plan: speed-up 1 on the run’s own device reproduces the run', async () => {
-  const run = await simulate(program, { policy: 'home', dramBudgetBytes: budget, slow: 'nvme-gen4' });
+  const run = simulate(program, { policy: 'home', dramBudgetBytes: budget, slow: 'nvme-gen4' });
   const report = whatIf(run, { devices: ['nvme-gen4'], speedups: [1] });
   assert.equal(report.baselineTotalNs, run.summary.totalNs);
   assert.equal(report.predictions[0].totalNs, run.summary.totalNs);
@@ -18,7 +18,7 @@ test('what-if replays the recorded plan: speed-up 1 on the run’s own device re
 });
 
 test('faster compute raises the stall; faster devices become the bottleneck later', async () => {
-  const run = await simulate(program, { policy: 'home', dramBudgetBytes: budget, slow: 'nvme-gen4' });
+  const run = simulate(program, { policy: 'home', dramBudgetBytes: budget, slow: 'nvme-gen4' });
   const report = whatIf(run, { speedups: [1, 10, 100], stallThreshold: 0.05 });
   for (const device of Object.keys(DEVICE_PROFILES)) {
     const stalls = report.predictions.filter((p) => p.device === device).map((p) => p.stallFraction);
@@ -46,7 +46,7 @@ test('faster compute raises the stall; faster devices become the bottleneck late
 
 test('re-planned what-if re-simulates each configuration and agrees with the recorded run at speed-up 1', async () => {
   const config = { policy: 'home', dramBudgetBytes: budget } as const;
-  const run = await simulate(program, { ...config, slow: 'nvme-gen4' });
+  const run = simulate(program, { ...config, slow: 'nvme-gen4' });
   const report = await whatIfReplanned(program, config, {
     devices: ['nvme-gen4'],
     speedups: [1, 100],

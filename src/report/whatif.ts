@@ -1,7 +1,13 @@
-import { DEVICE_PROFILES, type DeviceProfile, deviceProfile, scaleBandwidth } from '../runtime/devices.ts';
-import { type RunResult, type SimulationConfig, simulate } from '../runtime/executor-sim.ts';
-import type { Program } from '../runtime/program.ts';
-import { type Action, replayActions } from '../runtime/timeline.ts';
+import {
+  DEVICE_PROFILES,
+  type DeviceProfile,
+  deviceProfile,
+  scaleBandwidth,
+} from '../runtime/store/devices.ts';
+import { type SimulationConfig, simulate } from '../runtime/plan/planner.ts';
+import type { RunResult } from '../runtime/plan/run-result.ts';
+import type { Program } from '../runtime/plan/program.ts';
+import { type Action, replayActions } from '../runtime/plan/timeline.ts';
 import { check } from '../util/assert.ts';
 
 /**
@@ -254,7 +260,7 @@ function resolveOptions(options: WhatIfOptions) {
  *
  * @example
  * ```ts
- * const result = await simulate(deepCnnProgram(), { policy: 'home', dramBudgetBytes: 600e6, slow: 'nvme-gen4' });
+ * const result = simulate(deepCnnProgram(), { policy: 'home', dramBudgetBytes: 600e6, slow: 'nvme-gen4' });
  * const report = whatIf(result, { speedups: [1, 10, 100] });
  * console.log(report.findings.join('\n'));
  * ```

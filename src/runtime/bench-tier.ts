@@ -3,15 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { check } from '../util/assert.ts';
 import { median } from '../../bench/support/median.ts';
-import { idHash64 } from './checksum.ts';
-import { type DeviceProfile, deviceProfile, nowNs } from './devices.ts';
-import { type ComputeFn, type RunResult, runProgram, simulate } from './executor-sim.ts';
-import { FileTier } from './file-tier.ts';
-import { IoPool } from './io-pool.ts';
-import { payloadChecksum } from './object-format.ts';
-import { HomePolicy, LruPolicy, type Policy } from './policy.ts';
-import { analyzeProgram, type ObjectId, type ObjectInfo, type Program } from './program.ts';
-import { TieredStore } from './store.ts';
+import { idHash64 } from './store/checksum.ts';
+import { type DeviceProfile, deviceProfile, nowNs } from './store/devices.ts';
+import { type ByteRunResult, type ComputeFn, runByteProgram } from './exec/byte-run.ts';
+import { simulate } from './plan/planner.ts';
+import { FileTier } from './store/file-tier.ts';
+import { IoPool } from './io/io-pool.ts';
+import { payloadChecksum } from './store/object-format.ts';
+import { HomePolicy, LruPolicy, type Policy } from './plan/policy.ts';
+import { analyzeProgram, type ObjectId, type ObjectInfo, type Program } from './plan/program.ts';
 import { cryptoNetsProgram, deepCnnProgram, interleavedModelsProgram } from './synthetic.ts';
 
 /**
@@ -156,13 +156,13 @@ class StampedCompute {
     }
   };
 
-  /** Reads back every object that exists after the run and compares content hashes with what was written. */
-  async verifyFinal(store: TieredStore, program: Program): Promise<void> {
+  /** Compares the content hash of every object that exists after the run (as read back) with what was written. */
+  verifyFinal(program: Program, readBack: ReadonlyMap<ObjectId, Uint8Array>): void {
     for (const info of program.objects) {
-      const state = store.state(info.id);
-      if (!state.exists) continue;
+      const bytes = readBack.get(info.id);
+      if (!bytes) continue;
       const expected = this.#expected.get(info.id)!;
-      const actual = payloadChecksum(await store.readObject(info.id));
+      const actual = payloadChecksum(bytes);
       let want: number;
       if (expected.version < 0) {
         want = this.#initialHashes.get(info.id)!;
@@ -243,12 +243,12 @@ function seedOf(id: ObjectId): number {
 
 /** Peak DRAM of the unlimited run (what the program holds at once), from the virtual clock. */
 async function peakFootprint(program: Program): Promise<number> {
-  const unlimited = await simulate(program, { policy: 'home', dramBudgetBytes: Infinity, slow: null });
+  const unlimited = simulate(program, { policy: 'home', dramBudgetBytes: Infinity, slow: null });
   return unlimited.summary.peakBytes.dram;
 }
 
 interface RealRun {
-  result: RunResult | null;
+  result: ByteRunResult | null;
   readGBps: number | null;
   correct: boolean;
   error?: string;
@@ -264,19 +264,20 @@ async function realRun(
 ): Promise<RealRun> {
   const dir = await mkdtemp(join(parent, 'home-bench-tier-'));
   const compute = new StampedCompute();
-  let store: TieredStore | null = null;
+  let tier: FileTier | null = null;
   try {
-    const tier = await FileTier.open({ name: 'disk', dir, io, ...(emulate ? { emulate } : {}) });
-    store = new TieredStore({ mode: 'real', dramBudgetBytes: budget, slowTiers: [tier] });
-    const result = await runProgram({
+    tier = await FileTier.open({ name: 'disk', dir, io, ...(emulate ? { emulate } : {}) });
+    const result = await runByteProgram({
       program,
-      store,
       policy,
+      dramBudgetBytes: budget,
+      tiers: [tier],
       compute: compute.run,
       initialContent: compute.initialContent,
+      readBack: 'existing',
     });
     const stats = tier.stats;
-    await compute.verifyFinal(store, program);
+    compute.verifyFinal(program, result.outputs);
     const withinBudget = result.summary.peakBytes.dram <= budget && result.summary.dramPhysicalPeak <= budget;
     if (!withinBudget) compute.failures.push(`DRAM peak above the budget of ${budget} bytes`);
     return {
@@ -288,7 +289,7 @@ async function realRun(
   } catch (error) {
     return { result: null, readGBps: null, correct: false, error: (error as Error).message };
   } finally {
-    await store?.close();
+    await tier?.close();
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -341,13 +342,13 @@ export async function runTierBench(options: TierBenchOptions = {}): Promise<Tier
       };
       if (modes.includes('virtual')) {
         for (const profile of ['optane-appdirect', 'nvme-gen4']) {
-          const unlimited = await simulate(program, {
+          const unlimited = simulate(program, {
             policy: 'home',
             dramBudgetBytes: Infinity,
             slow: null,
           });
           for (const policyName of ['home', 'lru'] as const) {
-            const run = await simulate(program, {
+            const run = simulate(program, {
               policy: policyName === 'home' ? homePolicy('virtual') : new LruPolicy(),
               dramBudgetBytes: budget,
               slow: profile,

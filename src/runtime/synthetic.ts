@@ -1,6 +1,6 @@
 import { Prng, SEED_BYTES } from '../ring/prng.ts';
 import { assertInteger, check } from '../util/assert.ts';
-import type { ObjectId, ObjectInfo, ObjectKind, Program, ProgramStep } from './program.ts';
+import type { ObjectId, ObjectInfo, ObjectKind, Program, ProgramStep } from './plan/program.ts';
 
 /**
  * The CKKS shape a synthetic program models: ring degree, 30-bit limbs of the ciphertext modulus, special (key

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /**
  * The package as a user gets it: `npm pack` of the checkout (dist/ as `npm ci` or `npm run build` left it),
@@ -109,6 +109,31 @@ console.log(JSON.stringify(Array.from(out.slice(0, 2))));
     });
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /Usage: home/);
+  });
+
+  it('the tiered runtime writes and reads a slow-tier object through its I/O worker (compiled, no tsx)', () => {
+    // The worker thread is started by URL: from dist/ it must load the compiled module, not the TypeScript one.
+    const fileTier = pathToFileURL(join(installed, 'dist/runtime/store/file-tier.js')).href;
+    writeFileSync(
+      join(work, 'slow-tier.mjs'),
+      `import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+const { FileTier } = await import(${JSON.stringify(fileTier)});
+const dir = mkdtempSync(join(tmpdir(), 'home-pack-tier-'));
+const tier = await FileTier.open({ name: 'disk', dir });
+const bytes = new Uint8Array(new SharedArrayBuffer(100_000)).map((_, i) => i * 7);
+await tier.write('w', bytes);
+const back = new Uint8Array(new SharedArrayBuffer(bytes.length));
+await tier.read('w', back);
+await tier.close();
+rmSync(dir, { recursive: true, force: true });
+console.log(back.every((b, i) => b === bytes[i]) ? 'same' : 'different');
+`,
+    );
+    const run = spawnSync(process.execPath, ['slow-tier.mjs'], { cwd: work, encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout.trim(), 'same');
   });
 
   it('the core (util, ring, ckks) imports no Node module', () => {

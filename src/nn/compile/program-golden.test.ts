@@ -6,7 +6,7 @@
  * fields, their order, the constants blob) or what the compiler emits (instructions, operand ids, levels, scales,
  * byte sizes, keys, rotation steps, parameter choice, the approximation of the activation). A server that loads
  * a program file written by an earlier build would read something else:
- *   - a deliberate change of the program format must bump PROGRAM_VERSION in src/nn/program.ts, and the new
+ *   - a deliberate change of the program format must bump PROGRAM_VERSION in src/program/program.ts, and the new
  *     digests are pinned here in the same commit;
  *   - a deliberate change of what the compiler emits keeps the version, and the commit message must say what
  *     changed in the programs and why these digests moved;

@@ -1,0 +1,274 @@
+import { check } from '../../util/assert.ts';
+import { ResourceError } from '../../util/errors.ts';
+import { type Plan, planProgram } from '../plan/planner.ts';
+import type { Policy } from '../plan/policy.ts';
+import {
+  analyzeProgram,
+  type ObjectId,
+  type Program,
+  type ProgramAnalysis,
+  type ProgramStep,
+} from '../plan/program.ts';
+import { BufferPool } from '../store/buffer-pool.ts';
+import { type DeviceProfile, nowNs } from '../store/devices.ts';
+import type { SlowTier } from '../store/slow-tier.ts';
+import { type ExecArena, type ExecutionResult, executePlan } from './executor.ts';
+
+/**
+ * An object that exists before the run, as its source hands it over: the run asks for the forms it needs (the
+ * stored form for its slow tier, the byte form to start it in memory; when the arena's two forms of the object have
+ * the same size they are the same bytes, and only the stored form is asked for) and then closes it.
+ *
+ * @example
+ * ```ts
+ * const object: InitialObject = { writeStored: (into) => into.set(bytes), writeFull: (into) => into.set(bytes), close() {} };
+ * ```
+ */
+export interface InitialObject {
+  /** Writes the slow-tier form into `into` (the arena's `storedBytes` long). */
+  writeStored(into: Uint8Array): void;
+  /** Writes the byte form into `into` (the arena's `fullBytes` long). */
+  writeFull(into: Uint8Array): void;
+  /**
+   * Optional: makes the object live in the arena as the source holds it, with no byte form made (the arena takes it
+   * on loan and hands it back when it is done with it, instead of the run closing it). The run asks only for objects
+   * no step writes, placed in the compute level: an all-in-memory run then starts without copying its inputs.
+   */
+  lend?(): void;
+  /** The run needs nothing more of the object from its source. */
+  close(): void;
+}
+
+/**
+ * Options of {@link runTiered}.
+ *
+ * @example
+ * ```ts
+ * const options: TieredRunOptions<Uint8Array> = { program, policy, dramBudgetBytes, tiers, arena, initial, compute, outputIds };
+ * ```
+ */
+export interface TieredRunOptions<Out> {
+  program: Program;
+  policy: Policy;
+  /** Capacity of the arena; omit to compute on DRAM buffers (the arena then holds them, within the DRAM budget). */
+  arenaBytes?: number;
+  /** Hard budget of the DRAM pool (Infinity with `arenaBytes` Infinity: everything in memory). */
+  dramBudgetBytes: number;
+  /** Slow tiers in order of preference; none when everything fits in memory. */
+  tiers?: readonly SlowTier[];
+  /** Profile the planner times each tier with (default: the tier's own `device`). */
+  planningDevices?: readonly DeviceProfile[];
+  warmStart?: boolean;
+  /** A plan made earlier for the same program, policy, budgets and tiers (skips planning). */
+  plan?: Plan;
+  /** The program's analysis, if the caller has it (reused by the planner). */
+  analysis?: ProgramAnalysis;
+  label?: string;
+  nsPerModularMultiply?: number;
+  /** The compute level, empty; the run clears it when it ends. */
+  arena: ExecArena<Out>;
+  /** The initial object `id` of `bytes` bytes; called once per initial object, before its forms are needed. */
+  initial(id: ObjectId, bytes: number): InitialObject;
+  /** Runs a step on the live operands in the arena. */
+  compute: (step: ProgramStep) => void;
+  /** Objects handed back after the run (copies the caller owns), or a function of the plan naming them. */
+  outputIds: readonly ObjectId[] | ((plan: Plan) => readonly ObjectId[]);
+  /** Objects whose slow-tier copies are kept between runs on the same tier instance (model state). */
+  persistent?: (id: ObjectId) => boolean;
+  /** Called after setup, right before the timed execution (e.g. to let the OS flush the setup writes). */
+  beforeRun?: () => void | Promise<void>;
+  onStep?: (index: number, total: number) => void;
+}
+
+/**
+ * Result of {@link runTiered}.
+ *
+ * @example
+ * ```ts
+ * console.log(result.execution.totalNs / 1e9, result.plan.run.summary.totalNs / 1e9);
+ * ```
+ */
+export interface TieredRunResult<Out> {
+  outputs: Map<ObjectId, Out>;
+  plan: Plan;
+  execution: ExecutionResult;
+  /** Wall time of planning (0 with a plan given) and of setup (slow-tier copies written, warm starts placed). */
+  planningNs: number;
+  setupNs: number;
+}
+
+/** Stored-form sizes of the persistent objects each tier instance holds from earlier runs. */
+const persistentCopies = new WeakMap<SlowTier, Map<ObjectId, number>>();
+
+/**
+ * Runs a program through the tiered runtime, any kind of objects: plan, preflight, setup, execute, outputs,
+ * cleanup. HE runs ({@link runTieredHe}) and byte programs ({@link runByteProgram}) are this with their arena.
+ *
+ * Phases: plan (virtual clock, before anything is written; errors about capacity surface here), preflight of the
+ * tiers (still writable, room for the most the plan keeps there), setup (each initial object's slow-tier form
+ * written once, warm-start copies placed in memory), the timed execution ({@link executePlan}), then the outputs
+ * handed back and every byte the run held in memory or in the tiers released (persistent copies stay). A failure
+ * in any phase (a full or missing tier, a corrupted object) throws after in-flight I/O settled; nothing partial is
+ * returned.
+ *
+ * @example
+ * ```ts
+ * const { outputs, execution } = await runTiered({ program, policy, dramBudgetBytes, tiers, arena, initial, compute, outputIds });
+ * ```
+ */
+export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<TieredRunResult<Out>> {
+  const { program, arena } = options;
+  const tiers = options.tiers ?? [];
+  const analysis = options.analysis ?? analyzeProgram(program);
+
+  // 1. Plan (no side effects).
+  const planningStart = nowNs();
+  const plan =
+    options.plan ??
+    planProgram(program, {
+      policy: options.policy,
+      dramBudgetBytes: options.dramBudgetBytes,
+      ...(options.arenaBytes !== undefined ? { arenaBytes: options.arenaBytes } : {}),
+      tiers: tiers.map((t, i) => ({
+        name: t.name,
+        device: options.planningDevices?.[i] ?? t.device,
+        capacityBytes: t.capacityBytes - t.usedBytes,
+        objectOverheadBytes: t.objectOverheadBytes,
+      })),
+      warmStart: options.warmStart ?? true,
+      label: options.label,
+      nsPerModularMultiply: options.nsPerModularMultiply,
+      analysis,
+    });
+  const planningNs = options.plan ? 0 : nowNs() - planningStart;
+
+  // 2. Preflight: every tier still there and writable, with room for the most the plan keeps there at once, plus
+  // the persistent copies, which are never deleted during the run.
+  for (let i = 0; i < tiers.length; i++) {
+    let kept = 0;
+    for (const [id, placement] of plan.initial) {
+      if (placement.slowTier === i && options.persistent?.(id))
+        kept += analysis.bytesOf(id) + tiers[i].objectOverheadBytes;
+    }
+    await tiers[i].check();
+    await tiers[i].ensureRoom((plan.slowPeakBytes[i] ?? 0) + kept);
+  }
+
+  const dramInitial = new Map<ObjectId, Uint8Array>();
+  const outputs = new Map<ObjectId, Out>();
+  try {
+    // 3. Setup.
+    const setupStart = nowNs();
+    await setupInitialObjects(options, tiers, plan, analysis, dramInitial);
+    const setupNs = nowNs() - setupStart;
+    await options.beforeRun?.();
+
+    // 4. The run.
+    const total = program.steps.length;
+    const execution = await executePlan({
+      plan,
+      tiers,
+      dramBudgetBytes: options.dramBudgetBytes,
+      dramInitial,
+      arena,
+      compute: options.compute,
+      keep: options.persistent,
+      onStep: options.onStep && ((index) => options.onStep!(index, total)),
+    });
+    dramInitial.clear();
+
+    // 5. Outputs, detached from the runtime's memory.
+    const ids = typeof options.outputIds === 'function' ? options.outputIds(plan) : options.outputIds;
+    for (const id of ids) {
+      let bytes: Uint8Array | null = execution.dram.get(id) ?? null;
+      if (!arena.has(id) && bytes === null) {
+        const tier = tiers.find((t) => t.has(id));
+        if (!tier) throw new ResourceError(`output "${id}": in no tier after the run`);
+        bytes = new Uint8Array(new SharedArrayBuffer(arena.storedBytes(id)));
+        await tier.read(id, bytes);
+      }
+      outputs.set(id, arena.materializeDetached(id, bytes));
+    }
+    return { outputs, plan, execution, planningNs, setupNs };
+  } catch (error) {
+    for (const out of outputs.values()) arena.disposeDetached(out);
+    throw error;
+  } finally {
+    arena.clear();
+    // Copies of this run's objects are deleted; the tiers stay open for the caller.
+    await Promise.allSettled(
+      program.objects
+        .filter((o) => !options.persistent?.(o.id))
+        .map((o) => Promise.all(tiers.map((t) => t.delete(o.id)))),
+    );
+  }
+}
+
+/** Writes each initial object's slow-tier form and places the warm-start copies the plan asks for. */
+async function setupInitialObjects<Out>(
+  options: TieredRunOptions<Out>,
+  tiers: readonly SlowTier[],
+  plan: Plan,
+  analysis: ProgramAnalysis,
+  dramInitial: Map<ObjectId, Uint8Array>,
+): Promise<void> {
+  const { arena } = options;
+  const staging = new BufferPool(Infinity, 'setup', { shared: true });
+  const inFlight = new Set<Promise<void>>();
+  const maxInFlight = 4;
+  for (const [id, placement] of plan.initial) {
+    const info = analysis.objects.get(id)!;
+    const object = options.initial(id, info.bytes);
+    let lent = false;
+    try {
+      check(
+        placement.slowTier >= 0 || placement.level !== null,
+        () => `initial object "${id}": the plan put it in no slow tier and no memory level`,
+      );
+      const storedBytes = arena.storedBytes(id);
+      const stored = placement.slowTier >= 0 ? staging.acquire(storedBytes) : null;
+      if (stored) object.writeStored(stored);
+      if (placement.level === plan.computeLevel && info.readOnly && object.lend) {
+        object.lend();
+        lent = true;
+      } else if (placement.level !== null) {
+        // Forms of the same size are the same bytes: the stored form is serialized once and serves both.
+        const sameForm = stored !== null && storedBytes === arena.fullBytes(id);
+        const full = sameForm && stored ? stored : new Uint8Array(new SharedArrayBuffer(arena.fullBytes(id)));
+        if (!sameForm) object.writeFull(full);
+        if (placement.level === plan.computeLevel) arena.fromBytes(id, full);
+        else dramInitial.set(id, sameForm ? Uint8Array.from(full) : full);
+      }
+      if (!stored) continue;
+      const tier = tiers[placement.slowTier];
+      const persistent = options.persistent?.(id) ?? false;
+      let kept = persistentCopies.get(tier);
+      if (persistent && tier.has(id) && kept?.get(id) === stored.byteLength) {
+        // Model state committed by an earlier run: reuse it.
+        staging.release(stored);
+        continue;
+      }
+      if (persistent) {
+        if (!kept) persistentCopies.set(tier, (kept = new Map()));
+        kept.set(id, stored.byteLength);
+      }
+      const job: Promise<void> = tier.write(id, stored).finally(() => {
+        staging.release(stored);
+        inFlight.delete(job);
+      });
+      inFlight.add(job);
+    } finally {
+      if (!lent) object.close();
+    }
+    if (inFlight.size >= maxInFlight) {
+      try {
+        await Promise.race(inFlight);
+      } catch (error) {
+        await Promise.allSettled(inFlight);
+        throw error;
+      }
+    }
+  }
+  const results = await Promise.allSettled(inFlight);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}

@@ -1,0 +1,258 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Encoder } from '../../ckks/encoder.ts';
+import type { Ciphertext } from '../../ckks/objects.ts';
+import { compileModel } from '../../nn/compile/index.ts';
+import { loadIdxImages } from '../../nn/data.ts';
+import { InferenceClient } from '../../nn/client.ts';
+import { simulateProgram } from '../../program/simulate.ts';
+import { InferenceServer } from './server.ts';
+import { findDataFile, findModelFile } from '../../platform/bundled-files.ts';
+import { importOnnx } from '../../nn/onnx/import.ts';
+import type { HeProgram } from '../../program/program.ts';
+import { argmaxRows } from '../../nn/simulate.ts';
+import { FormatError, ResourceError } from '../../util/errors.ts';
+import { DEVICE_PROFILES } from '../store/devices.ts';
+import { simulate } from '../plan/planner.ts';
+import { FileTier } from '../store/file-tier.ts';
+import { heRuntimeProgram } from './program.ts';
+import { heObjectSource, runTieredHe, type TieredHeResult } from './tiered.ts';
+import { IoPool } from '../io/io-pool.ts';
+import { HomePolicy, LruPolicy, type Policy } from '../plan/policy.ts';
+import { analyzeProgram } from '../plan/program.ts';
+
+const SEED = new Uint8Array(32).fill(11);
+const images = loadIdxImages(readFileSync(findDataFile('mnist/t10k-images-idx3-ubyte.gz')), {
+  scale: 1 / 256,
+}).data;
+
+interface Fixture {
+  program: HeProgram;
+  client: InferenceClient;
+  inputs: Map<number, Ciphertext>;
+  count: number;
+  reference: Float64Array;
+  peak: number;
+}
+
+/** A model pass encrypted with fixed seeds and its all-in-memory reference (the plain server). */
+function fixture(mode: 'batch' | 'latency', count: number): Fixture {
+  const model = importOnnx(readFileSync(findModelFile('lola-small-mnist.onnx')));
+  const { program } = compileModel(model, { mode, ...(mode === 'batch' ? { batchSize: count } : {}) });
+  const client = new InferenceClient(program, { seed: SEED });
+  const pass = images.subarray(0, count * 784);
+  const inputs = client.encryptPass(pass, 0, count);
+  const server = new InferenceServer(program, client.evaluationKeys);
+  const outputs = server.run(new Map([...inputs].map(([id, ct]) => [id, ct.copy()])));
+  server.dispose();
+  const reference = client.decryptPass(outputs, count);
+  // The encrypted reference agrees with the float simulation of the program.
+  assert.deepEqual(
+    argmaxRows(reference, count, 10),
+    argmaxRows(simulateProgram(program, pass, count), count, 10),
+  );
+  return { program, client, inputs, count, reference, peak: 0 };
+}
+
+async function peakOf(program: HeProgram): Promise<number> {
+  const run = simulate(heRuntimeProgram(program, { schedule: 'program' }), {
+    policy: 'home',
+    dramBudgetBytes: Infinity,
+    slow: null,
+  });
+  return run.summary.peakBytes.dram;
+}
+
+describe('tiered encrypted execution (LoLa-Small)', () => {
+  const io = new IoPool({ workers: 1 });
+  const dirs: string[] = [];
+  const tierIn = async (
+    options: { capacityBytes?: number; beforeCommit?: (tempPath: string, id: string) => Promise<void> } = {},
+  ) => {
+    const dir = mkdtempSync(join(tmpdir(), 'home-he-tiered-'));
+    dirs.push(dir);
+    const tier = await FileTier.open({
+      name: 'nvme',
+      dir,
+      io,
+      device: DEVICE_PROFILES['nvme-gen4'],
+      ...options,
+    });
+    return { dir, tier };
+  };
+  let batch: Fixture;
+  before(async () => {
+    batch = fixture('batch', 8);
+    batch.peak = await peakOf(batch.program);
+  });
+  after(async () => {
+    await io.terminate();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    for (const ct of batch?.inputs.values() ?? []) ct.dispose();
+  });
+
+  const run = async (fx: Fixture, policy: Policy, budget: number, tier: FileTier, seededKeys = false) => {
+    const source = heObjectSource({
+      program: fx.program,
+      evaluationKeys: fx.client.evaluationKeys,
+      inputs: fx.inputs,
+      encoder: new Encoder(fx.client.params),
+    });
+    const result = await runTieredHe({
+      program: fx.program,
+      params: fx.client.params,
+      source,
+      policy,
+      memoryBudgetBytes: budget,
+      tiers: [tier],
+      seededKeys,
+    });
+    const logits = fx.client.decryptPass(result.outputs, fx.count);
+    return { logits, result };
+  };
+
+  const checkRun = (fx: Fixture, result: TieredHeResult, logits: Float64Array, budget: number) => {
+    assert.deepEqual(logits, fx.reference, 'decrypted outputs bit-identical to the all-in-memory run');
+    const s = result.stats;
+    assert.ok(s.dramPeakBytes <= s.dramPoolBytes, `DRAM pool peak ${s.dramPeakBytes} ≤ ${s.dramPoolBytes}`);
+    assert.ok(s.arenaPeakBytes <= s.arenaBytes, `arena peak ${s.arenaPeakBytes} ≤ ${s.arenaBytes}`);
+    assert.ok(s.arenaBytes + s.dramPoolBytes <= budget);
+    // What the run held, measured: live objects in the arena plus byte-form buffers in the DRAM pool.
+    assert.ok(
+      s.arenaPeakBytes + s.dramPeakBytes <= budget,
+      `arena peak ${s.arenaPeakBytes} + DRAM pool peak ${s.dramPeakBytes} ≤ budget ${budget}`,
+    );
+    assert.ok(s.slowBytesRead > 0, 'the budget forces slow-tier traffic');
+    // Only dirty objects are written, each once per version it had when evicted.
+    const analysis = analyzeProgram(result.runtimeProgram);
+    assert.deepEqual(s.readOnlyWritten, []);
+    for (const [id, times] of result.execution.writes) {
+      assert.equal(analysis.objects.get(id)?.readOnly, false, `${id} is writable`);
+      const versions = result.runtimeProgram.steps.filter((step) => step.writes.includes(id)).length;
+      assert.ok(times <= versions, `${id} written ${times} times for ${versions} versions`);
+    }
+  };
+
+  it('HomE and LRU at 1/8 of the peak footprint: identical outputs, budget kept, only dirty objects written', async () => {
+    const budget = Math.floor(batch.peak / 8);
+    const { tier } = await tierIn();
+    for (const policy of [new HomePolicy({ lookahead: 64, minLookaheadSteps: 16 }), new LruPolicy()]) {
+      const { logits, result } = await run(batch, policy, budget, tier);
+      checkRun(batch, result, logits, budget);
+      // The run held at most 1/8 of what the program holds at once when memory is unlimited.
+      assert.ok(result.stats.arenaPeakBytes + result.stats.dramPeakBytes <= batch.peak / 8);
+    }
+    assert.deepEqual(
+      readdirSync(tier.dir).filter((f) => f.endsWith('.hobj') || f.endsWith('.tmp')),
+      [],
+      'no object files left behind',
+    );
+  });
+
+  it('all in memory is the same executor with an unlimited budget and no tier: identical outputs, nothing moved', async () => {
+    const source = heObjectSource({
+      program: batch.program,
+      evaluationKeys: batch.client.evaluationKeys,
+      inputs: batch.inputs,
+      encoder: new Encoder(batch.client.params),
+    });
+    const result = await runTieredHe({
+      program: batch.program,
+      params: batch.client.params,
+      source,
+      policy: new HomePolicy(),
+      memoryBudgetBytes: Infinity,
+    });
+    assert.deepEqual(batch.client.decryptPass(result.outputs, batch.count), batch.reference);
+    const kinds = new Set(result.plan.actions.map((a) => a.kind));
+    assert.deepEqual([...kinds].sort(), ['alloc', 'compute', 'decision', 'release']);
+    assert.equal(result.stats.slowBytesRead + result.stats.slowBytesWritten + result.stats.copyBytes, 0);
+    assert.equal(result.stats.arenaPeakBytes, result.plan.run.summary.peakBytes.arena);
+  });
+
+  it('seeded keys: identical outputs, half the key bytes read', async () => {
+    const budget = Math.floor(batch.peak / 8);
+    const { tier } = await tierIn();
+    const full = await run(batch, new HomePolicy(), budget, tier, false);
+    const seeded = await run(batch, new HomePolicy(), budget, tier, true);
+    checkRun(batch, seeded.result, seeded.logits, budget);
+    assert.deepEqual(seeded.logits, full.logits);
+    const keyBytes = batch.client.evaluationKeys.relinearization!.byteLength;
+    assert.ok(
+      full.result.stats.keyBytesRead >= keyBytes,
+      'the relinearization key is read from the slow tier',
+    );
+    assert.equal(
+      seeded.result.stats.keyBytesRead * 2,
+      full.result.stats.keyBytesRead + 64 * (full.result.stats.keyBytesRead / keyBytes),
+    );
+  });
+
+  it('model state kept between runs: written once, reused by the next run, identical outputs', async () => {
+    const budget = Math.floor(batch.peak / 8);
+    const { tier } = await tierIn();
+    const source = () =>
+      heObjectSource({
+        program: batch.program,
+        evaluationKeys: batch.client.evaluationKeys,
+        inputs: batch.inputs,
+        encoder: new Encoder(batch.client.params),
+      });
+    const writes: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      const before = tier.stats.writes;
+      const result = await runTieredHe({
+        program: batch.program,
+        params: batch.client.params,
+        source: source(),
+        policy: new HomePolicy(),
+        memoryBudgetBytes: budget,
+        tiers: [tier],
+        keepModelState: true,
+      });
+      writes.push(tier.stats.writes - before);
+      assert.deepEqual(batch.client.decryptPass(result.outputs, batch.count), batch.reference);
+      assert.ok(tier.has('key:relin'), 'the relinearization key stays in the slow tier');
+    }
+    assert.equal(writes[0] - writes[1], 1, 'the second run does not write the key again');
+  });
+
+  it('a corrupted object on the slow tier is detected by its checksum and reported by id', async () => {
+    const budget = Math.floor(batch.peak / 8);
+    // Corrupt the inputs used last (the run reads at least one of them back from the slow tier).
+    const corrupted = new Set<string>();
+    const { tier } = await tierIn({
+      beforeCommit: async (tempPath, id) => {
+        if (!id.startsWith('ct:') || Number(id.slice(3)) < 700 || Number(id.slice(3)) >= 784) return;
+        corrupted.add(id);
+        const bytes = readFileSync(tempPath);
+        bytes[bytes.length - 100] ^= 0x40;
+        writeFileSync(tempPath, bytes);
+      },
+    });
+    await assert.rejects(
+      () => run(batch, new HomePolicy(), budget, tier),
+      (error: unknown) => {
+        assert.ok(error instanceof FormatError, String(error));
+        const named = /object "(ct:\d+)"/.exec(error.message)?.[1];
+        assert.ok(named !== undefined && corrupted.has(named), error.message);
+        assert.match(error.message, /checksum mismatch/);
+        return true;
+      },
+    );
+  });
+
+  it('a slow tier without room fails before anything is written', async () => {
+    const { tier, dir } = await tierIn({ capacityBytes: 4 << 20 });
+    await assert.rejects(() => run(batch, new HomePolicy(), Math.floor(batch.peak / 8), tier), ResourceError);
+    assert.deepEqual(readdirSync(dir), []);
+  });
+
+  it('a budget below the largest step is refused before the run', async () => {
+    const { tier } = await tierIn();
+    await assert.rejects(() => run(batch, new HomePolicy(), 1 << 20, tier), /largest step/);
+  });
+});

@@ -1,0 +1,49 @@
+import type { ObjectId } from '../plan/program.ts';
+import type { DeviceProfile } from './devices.ts';
+
+/**
+ * A slow tier: where objects go when memory is full, one copy per object id. The planner sees its name, device
+ * profile, capacity and per-object overhead (it times transfers with the profile and keeps the tier within its
+ * capacity); the executor moves bytes through `read`, `write` and `delete`; the run driver checks it before
+ * anything is written (`check`, `ensureRoom`) and starts queued transfers before compute holds the thread
+ * (`flush`). {@link FileTier} keeps each object in a file and does its I/O in worker threads; {@link VirtualTier}
+ * keeps byte copies in this process (tests, and runs whose slow tier is only modelled).
+ *
+ * @example
+ * ```ts
+ * const tiers: SlowTier[] = [await FileTier.open({ name: 'nvme0', dir }), new VirtualTier('cxl', DEVICE_PROFILES.cxl)];
+ * ```
+ */
+export interface SlowTier {
+  /** Unique among a run's tiers; actions of a plan name the tier they use. */
+  readonly name: string;
+  /** How the planner times transfers to and from this tier. */
+  readonly device: DeviceProfile;
+  /** Bytes the tier may hold, object overheads included. */
+  readonly capacityBytes: number;
+  /** Bytes of the copies it holds now, object overheads included. */
+  readonly usedBytes: number;
+  /** Bytes each stored object costs beyond its payload (a file tier's header; 0 for a tier without one). */
+  readonly objectOverheadBytes: number;
+  /** Whether the tier holds a committed copy of `id`. */
+  has(id: ObjectId): boolean;
+  /**
+   * Reads `id` into `into`, whose length must equal the stored length.
+   *
+   * @throws {FormatError} naming the object if the copy is damaged or has another length.
+   * @throws {ResourceError} naming the object if the tier holds no copy of it.
+   */
+  read(id: ObjectId, into: Uint8Array): Promise<void>;
+  /** Stores `bytes` as the copy of `id`, replacing any; `bytes` must not change until the promise settles. */
+  write(id: ObjectId, bytes: Uint8Array): Promise<void>;
+  /** Removes the copy of `id`, if any. */
+  delete(id: ObjectId): Promise<void>;
+  /** Before a run: throws {@link ResourceError} if the tier is gone or not writable; resolves with its free bytes. */
+  check(): Promise<number>;
+  /** Throws {@link ResourceError} unless `bytes` of payload in `objects` more objects fit (overheads added). */
+  ensureRoom(bytes: number, objects?: number): Promise<void>;
+  /** Starts the transfers issued so far now (they may be batched); called before compute holds the thread. */
+  flush(): void;
+  /** Ends the tier's use; its copies are removed unless `keepFiles`. */
+  close(options?: { keepFiles?: boolean }): Promise<void>;
+}
