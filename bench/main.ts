@@ -92,16 +92,16 @@ export function benchCommand(): Command {
           return value;
         };
         if (options.models) {
-          const { runManyModelsBench } = await import('../src/cli/bench-tier-models.ts');
+          const { runManyModelsBench } = await import('./tier-models.ts');
           await runManyModelsBench({ dir: options.dir, rounds: positive(options.rounds, '--rounds') });
           return;
         }
         if (options.large) {
-          const { runLargeModelBench } = await import('../src/cli/bench-tier-large.ts');
+          const { runLargeModelBench } = await import('./tier-large.ts');
           await runLargeModelBench({ dir: options.dir });
           return;
         }
-        const { runHeTierBench } = await import('../src/cli/bench-tier.ts');
+        const { runHeTierBench } = await import('./tier.ts');
         await runHeTierBench({
           quick: options.quick === true,
           dir: options.dir,
@@ -110,7 +110,7 @@ export function benchCommand(): Command {
           workloads: options.workload,
         });
         if (!options.quick && options.synthetic) {
-          const { runTierBench } = await import('../src/runtime/bench-tier.ts');
+          const { runTierBench } = await import('./tier-synthetic.ts');
           await runTierBench({ dir: options.dir });
         }
       },

@@ -368,7 +368,6 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
         replannedWhatIf: false,
         fileIoDir: tiers[0].dir,
         fileIo: { objectBytes: 2 ** 20, objects: 16 },
-        realRunDir: null,
       });
       const trace = {
         model: basename(options.model),

@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { scheduleKeyAware } from '../runtime/plan/policy.ts';
 import { analyzeProgram } from '../runtime/plan/program.ts';
-import { cryptoNetsProgram, deepCnnProgram, interleavedModelsProgram } from '../runtime/synthetic.ts';
+import {
+  cryptoNetsProgram,
+  deepCnnProgram,
+  interleavedModelsProgram,
+} from '../../bench/workloads/synthetic.ts';
 import { type Characterization, characterize } from './characterize.ts';
 
 test('characterize writes JSON, HTML with inline SVG charts, and PNGs', async () => {
@@ -31,7 +35,6 @@ test('characterize writes JSON, HTML with inline SVG charts, and PNGs', async ()
       speedups: [1, 10],
       fileIoDir: out,
       fileIo: { objectBytes: 1 << 20, objects: 4 },
-      realRunDir: null,
     });
     assert.equal(report.runs.length, 3 * 2 * 2);
     for (const run of report.runs) {

@@ -1,21 +1,13 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { crc32c } from '../runtime/store/checksum.ts';
-import { DEVICE_PROFILES, deviceProfile, nowNs } from '../runtime/store/devices.ts';
-import { type ComputeFn, runByteProgram } from '../runtime/exec/byte-run.ts';
+import { DEVICE_PROFILES, nowNs } from '../runtime/store/devices.ts';
 import { simulate } from '../runtime/plan/planner.ts';
 import { FileTier, type FileTierStats } from '../runtime/store/file-tier.ts';
-import { HomePolicy, makePolicy, type PolicyName, scheduleKeyAware } from '../runtime/plan/policy.ts';
+import type { PolicyName } from '../runtime/plan/policy.ts';
 import { analyzeProgram, type Program } from '../runtime/plan/program.ts';
 import type { RunResult, RunSummary } from '../runtime/plan/run-result.ts';
-import {
-  cryptoNetsProgram,
-  deepCnnProgram,
-  type HeShape,
-  interleavedModelsProgram,
-} from '../runtime/synthetic.ts';
 import { check } from '../util/assert.ts';
 import { type ChartSpec, renderPng, renderSvg } from './render.ts';
 import { type WhatIfReport, whatIf, whatIfReplanned } from './whatif.ts';
@@ -25,7 +17,7 @@ import { type WhatIfReport, whatIf, whatIfReplanned } from './whatif.ts';
  *
  * @example
  * ```ts
- * const w: Workload = { name: 'deep-cnn', program: deepCnnProgram(), dramBudgetBytes: 600e6 };
+ * const w: Workload = { name: 'cryptonets', program: heRuntimeProgram(compiled.program), dramBudgetBytes: 145e6 };
  * ```
  */
 export interface Workload {
@@ -33,30 +25,6 @@ export interface Workload {
   program: Program;
   dramBudgetBytes: number;
   arenaBytes?: number;
-}
-
-/**
- * The standard workloads, each with a DRAM budget of 1/8 of its object bytes: a deep CNN (weights and rotation
- * keys streamed per layer), CryptoNets (many ciphertexts, dirty intermediates), and eight small models served
- * together, in arrival order and after key-aware scheduling.
- *
- * @example
- * ```ts
- * const names = defaultWorkloads().map((w) => w.name);
- * ```
- */
-export function defaultWorkloads(): Workload[] {
-  const eighth = (program: Program) => Math.floor(analyzeProgram(program).totalBytes / 8);
-  const deep = deepCnnProgram();
-  const nets = cryptoNetsProgram();
-  const many = interleavedModelsProgram({ models: 8, requestsPerModel: 2 });
-  const grouped = scheduleKeyAware(many);
-  return [
-    { name: 'deep-cnn', program: deep, dramBudgetBytes: eighth(deep) },
-    { name: 'cryptonets', program: nets, dramBudgetBytes: eighth(nets) },
-    { name: 'interleaved-8', program: many, dramBudgetBytes: eighth(many) },
-    { name: 'interleaved-8-keyaware', program: grouped, dramBudgetBytes: eighth(many) },
-  ];
 }
 
 /**
@@ -163,106 +131,18 @@ export async function measureFileIo(dir: string, options: FileIoOptions = {}): P
 }
 
 /**
- * A real-mode run next to its virtual-clock prediction.
- *
- * @example
- * ```ts
- * const real: RealRunMeasurement = report.realRun!;
- * console.log(real.home.totalNs / real.home.virtualTotalNs);
- * ```
- */
-export interface RealRunMeasurement {
-  program: string;
-  dir: string;
-  emulated: string | null;
-  dramBudgetBytes: number;
-  unlimited: RunSummary;
-  home: RunSummary;
-  lru: RunSummary;
-  tierStats: FileTierStats;
-}
-
-/** Compute that busy-waits the step's modelled cost (no data transformation), for timing runs. */
-const spinCompute: ComputeFn = (step) => {
-  const until = nowNs() + (step.computeCostNs ?? 0);
-  while (nowNs() < until) {
-    // Busy: the modelled compute occupies this thread, as the HE kernels will.
-  }
-};
-
-/** Shape of the real-mode demonstration: N = 2^13 with 8 limbs (512 KiB ciphertexts, 256 KiB weights). */
-const REAL_RUN_SHAPE: HeShape = { logN: 13, limbs: 8, specialLimbs: 2, dnum: 2, nsPerModularMultiply: 0.4 };
-
-/**
- * Runs a small deep CNN for real (files, buffers, busy-wait compute at the modelled cost) under unlimited memory,
- * HomE and LRU at 1/8 of its bytes, optionally emulating a device on top of the real files.
- *
- * @example
- * ```ts
- * const m = await measureRealRun(tmpdir(), 'nvme-gen4');
- * ```
- */
-export async function measureRealRun(
-  dir: string,
-  emulate: string | null = null,
-): Promise<RealRunMeasurement> {
-  const program = deepCnnProgram({ shape: REAL_RUN_SHAPE, layers: 6, channels: 3 });
-  const budget = Math.floor(analyzeProgram(program).totalBytes / 8);
-  const scratch = await mkdtemp(join(dir, 'home-real-'));
-  try {
-    // Each stage of a real file read needs a turn of the main thread, which the busy compute holds, so real runs
-    // prefetch a few steps ahead regardless of the timing model.
-    const policyFor = (name: PolicyName) =>
-      name === 'home' ? new HomePolicy({ minLookaheadSteps: 4 }) : makePolicy(name);
-    const run = async (policy: PolicyName, limit: number) => {
-      const tier = await FileTier.open({
-        name: 'disk',
-        dir: scratch,
-        ...(emulate ? { emulate: deviceProfile(emulate) } : {}),
-      });
-      try {
-        const result = await runByteProgram({
-          program,
-          policy: policyFor(policy),
-          dramBudgetBytes: limit,
-          tiers: [tier],
-          compute: spinCompute,
-        });
-        return { summary: result.summary, stats: tier.stats };
-      } finally {
-        await tier.close();
-      }
-    };
-    const unlimited = await run('home', Infinity);
-    const home = await run('home', budget);
-    const lru = await run('lru', budget);
-    return {
-      program: program.name,
-      dir,
-      emulated: emulate,
-      dramBudgetBytes: budget,
-      unlimited: unlimited.summary,
-      home: home.summary,
-      lru: lru.summary,
-      tierStats: home.stats,
-    };
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
-}
-
-/**
  * Options of {@link characterize}.
  *
  * @example
  * ```ts
- * await characterize({ outDir: 'report-out', devices: ['cxl', 'nvme-gen5'], realRunDir: null });
+ * await characterize({ outDir: 'report-out', workloads: [{ name: 'cryptonets', program, dramBudgetBytes }], devices: ['cxl', 'nvme-gen5'] });
  * ```
  */
 export interface CharacterizeOptions {
   /** Directory for report.json, report.html, SVGs and PNGs (created if missing). */
   outDir: string;
-  workloads?: Workload[];
+  /** The programs to characterize, each with the memory it is given (e.g. a model's runtime program). */
+  workloads: Workload[];
   /** Slow-tier device profiles to compare (default optane-appdirect and nvme-gen4). */
   devices?: string[];
   policies?: PolicyName[];
@@ -275,10 +155,6 @@ export interface CharacterizeOptions {
   /** Directory for a real file-I/O measurement, or null to skip (default: the OS temp directory). */
   fileIoDir?: string | null;
   fileIo?: FileIoOptions;
-  /** Directory for a real-mode run, or null to skip (default: the OS temp directory). */
-  realRunDir?: string | null;
-  /** Device emulated in the real-mode run (default none). */
-  realRunEmulate?: string | null;
 }
 
 /**
@@ -321,7 +197,6 @@ export interface Characterization {
   runs: CharacterizationRun[];
   whatIf: WhatIfReport[];
   fileIo: FileIoMeasurement | null;
-  realRun: RealRunMeasurement | null;
 }
 
 interface ChartFile {
@@ -533,29 +408,6 @@ ${table(
   ],
 )}`
     : '';
-  const real = report.realRun;
-  const realSection = real
-    ? `<h2>Real-mode run: ${escapeHtml(real.program)} (busy-wait compute at modelled cost${real.emulated ? `, emulating ${escapeHtml(real.emulated)}` : ''})</h2>
-${table(
-  ['config', 'wall s', 'virtual-clock s', 'stall', 'slow MB read', 'slow MB written', 'DRAM peak MB'],
-  [
-    ['unlimited', real.unlimited],
-    ['HomE', real.home],
-    ['LRU', real.lru],
-  ].map(([name, s]) => {
-    const summary = s as RunSummary;
-    return [
-      name as string,
-      fmt(summary.totalNs / 1e9, 4),
-      fmt(summary.virtualTotalNs / 1e9, 4),
-      `${(summary.stallFraction * 100).toFixed(1)} %`,
-      fmt(summary.slowBytesRead / MB, 4),
-      fmt(summary.slowBytesWritten / MB, 4),
-      fmt(summary.peakBytes.dram / MB, 4),
-    ];
-  }),
-)}`
-    : '';
   const findings = report.whatIf
     .map(
       (w) =>
@@ -579,7 +431,7 @@ ${charts.map((c) => `<figure><figcaption>${escapeHtml(c.title)}</figcaption>${c.
 <h2>What-if</h2>
 ${findings}
 ${ioSection}
-${realSection}
+
 </body></html>
 `;
 }
@@ -599,7 +451,7 @@ export async function characterize(
 ): Promise<{ report: Characterization; files: string[] }> {
   const outDir = resolve(options.outDir);
   await mkdir(outDir, { recursive: true });
-  const workloads = options.workloads ?? defaultWorkloads();
+  const { workloads } = options;
   const devices = options.devices ?? ['optane-appdirect', 'nvme-gen4'];
   const policies = options.policies ?? ['lru', 'home'];
   check(
@@ -682,8 +534,6 @@ export async function characterize(
   if (whatIfs.length > 0) charts.push({ title: 'What-if', name: 'whatif', spec: whatIfChart(whatIfs) });
   const fileIoDir = options.fileIoDir === undefined ? tmpdir() : options.fileIoDir;
   const fileIo = fileIoDir === null ? null : await measureFileIo(fileIoDir, options.fileIo);
-  const realDir = options.realRunDir === undefined ? tmpdir() : options.realRunDir;
-  const realRun = realDir === null ? null : await measureRealRun(realDir, options.realRunEmulate ?? null);
   const report: Characterization = {
     generatedAt: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version },
@@ -692,7 +542,6 @@ export async function characterize(
     runs,
     whatIf: whatIfs,
     fileIo,
-    realRun,
   };
   const files: string[] = [];
   const rendered: ChartFile[] = [];
@@ -714,35 +563,4 @@ export async function characterize(
   await writeFile(htmlPath, html(report, rendered));
   files.push(jsonPath, htmlPath);
   return { report, files };
-}
-
-// Run directly: node --import tsx src/report/characterize.ts [outDir] [--emulate <device>]
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const args = process.argv.slice(2);
-  const emulateAt = args.indexOf('--emulate');
-  const emulate = emulateAt >= 0 ? args[emulateAt + 1] : null;
-  const outDir =
-    args.find((a, i) => !a.startsWith('--') && (emulateAt < 0 || i !== emulateAt + 1)) ?? 'report-out';
-  const { files, report } = await characterize({ outDir, realRunEmulate: emulate });
-  for (const run of report.runs) {
-    console.log(
-      `${run.workload.padEnd(24)} ${run.policy.padEnd(6)} ${run.device.padEnd(17)} time/unlimited ${run.timeVsUnlimited.toFixed(3)} ` +
-        `stall ${(run.summary.stallFraction * 100).toFixed(1)}% slow ${(run.summary.slowBytesMoved / MB).toFixed(0)} MB`,
-    );
-  }
-  for (const w of report.whatIf) for (const f of w.findings) console.log(`${w.program}: ${f}`);
-  if (report.fileIo) console.log('file I/O', JSON.stringify({ ...report.fileIo, stats: undefined }));
-  if (report.realRun) {
-    const r = report.realRun;
-    for (const [name, s] of [
-      ['unlimited', r.unlimited],
-      ['home', r.home],
-      ['lru', r.lru],
-    ] as const) {
-      console.log(
-        `real ${name}: wall ${(s.totalNs / 1e9).toFixed(3)} s, virtual ${(s.virtualTotalNs / 1e9).toFixed(3)} s, stall ${(s.stallFraction * 100).toFixed(1)}%, slow ${(s.slowBytesMoved / MB).toFixed(0)} MB`,
-      );
-    }
-  }
-  console.log(files.join('\n'));
 }

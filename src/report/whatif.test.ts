@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { DEVICE_PROFILES, scaleBandwidth } from '../runtime/store/devices.ts';
 import { simulate } from '../runtime/plan/planner.ts';
 import { analyzeProgram } from '../runtime/plan/program.ts';
-import { deepCnnProgram } from '../runtime/synthetic.ts';
+import { deepCnnProgram } from '../../bench/workloads/synthetic.ts';
 import { scaleCompute, whatIf, whatIfReplanned } from './whatif.ts';
 
 const program = deepCnnProgram({ layers: 6, channels: 3 });

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { FormatError, ResourceError } from '../../util/errors.ts';
 import { HomePolicy, LruPolicy } from '../plan/policy.ts';
 import type { Program } from '../plan/program.ts';
-import { randomProgram } from '../synthetic.ts';
+import { randomProgram } from '../../../bench/workloads/synthetic.ts';
 import { DEVICE_PROFILES } from '../store/devices.ts';
 import { FileTier, HEADER_BYTES } from '../store/file-tier.ts';
 import { runByteProgram, syntheticCompute } from './byte-run.ts';

@@ -14,7 +14,7 @@ import { DEVICE_PROFILES } from '../store/devices.ts';
 import { FileTier, HEADER_BYTES } from '../store/file-tier.ts';
 import type { SlowTier } from '../store/slow-tier.ts';
 import { VirtualTier } from '../store/virtual-tier.ts';
-import { randomProgram } from '../synthetic.ts';
+import { randomProgram } from '../../../bench/workloads/synthetic.ts';
 import { ByteArena } from './byte-arena.ts';
 import { type StepIo, syntheticCompute, syntheticContent } from './byte-run.ts';
 import { type ExecuteOptions, executePlan } from './executor.ts';

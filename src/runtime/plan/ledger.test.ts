@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { InvalidArgumentError, ResourceError } from '../../util/errors.ts';
-import { randomProgram } from '../synthetic.ts';
+import { randomProgram } from '../../../bench/workloads/synthetic.ts';
 import { DEVICE_PROFILES } from '../store/devices.ts';
 import { VirtualTier } from '../store/virtual-tier.ts';
 import { PlanLedger } from './ledger.ts';

@@ -4,7 +4,7 @@ import { ResourceError } from '../../util/errors.ts';
 import { simulate } from './planner.ts';
 import { optimalBytesMoved } from './optimal.ts';
 import { analyzeProgram, type Program } from './program.ts';
-import { randomProgram, syntheticPrng } from '../synthetic.ts';
+import { randomProgram, syntheticPrng } from '../../../bench/workloads/synthetic.ts';
 
 test('the exact solver finds the known optimum of a hand-made trace', () => {
   // a, b, c are 100-byte inputs, y a 1-byte accumulator; room for two inputs. Trace a b c a b: LRU misses all five

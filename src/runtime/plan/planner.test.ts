@@ -7,7 +7,12 @@ import { importOnnx } from '../../nn/onnx/import.ts';
 import { heRuntimeProgram, realRunHomePolicy } from '../he/program.ts';
 import { DEVICE_PROFILES } from '../store/devices.ts';
 import { VirtualTier } from '../store/virtual-tier.ts';
-import { cryptoNetsProgram, deepCnnProgram, interleavedModelsProgram, randomProgram } from '../synthetic.ts';
+import {
+  cryptoNetsProgram,
+  deepCnnProgram,
+  interleavedModelsProgram,
+  randomProgram,
+} from '../../../bench/workloads/synthetic.ts';
 import { type PlanOptions, planProgram, simulate } from './planner.ts';
 import { HomePolicy, LruPolicy } from './policy.ts';
 import { analyzeProgram, type Program } from './program.ts';

@@ -5,7 +5,12 @@ import { runByteProgram } from '../exec/byte-run.ts';
 import { simulate } from './planner.ts';
 import { HomePolicy, scheduleKeyAware } from './policy.ts';
 import { analyzeProgram, type Program } from './program.ts';
-import { cryptoNetsProgram, type HeShape, interleavedModelsProgram, randomProgram } from '../synthetic.ts';
+import {
+  cryptoNetsProgram,
+  type HeShape,
+  interleavedModelsProgram,
+  randomProgram,
+} from '../../../bench/workloads/synthetic.ts';
 
 const TINY: HeShape = { logN: 6, limbs: 2, specialLimbs: 1, dnum: 1, nsPerModularMultiply: 0.4 };
 

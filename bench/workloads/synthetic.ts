@@ -1,6 +1,12 @@
-import { Prng, SEED_BYTES } from '../ring/prng.ts';
-import { assertInteger, check } from '../util/assert.ts';
-import type { ObjectId, ObjectInfo, ObjectKind, Program, ProgramStep } from './plan/program.ts';
+import { Prng, SEED_BYTES } from '../../src/ring/prng.ts';
+import { assertInteger, check } from '../../src/util/assert.ts';
+import type {
+  ObjectId,
+  ObjectInfo,
+  ObjectKind,
+  Program,
+  ProgramStep,
+} from '../../src/runtime/plan/program.ts';
 
 /**
  * The CKKS shape a synthetic program models: ring degree, 30-bit limbs of the ciphertext modulus, special (key

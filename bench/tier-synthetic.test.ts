@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runTierBench, type TierBenchRecord } from './bench-tier.ts';
-import { FileTier } from './store/file-tier.ts';
+import { runTierBench, type TierBenchRecord } from './tier-synthetic.ts';
+import { FileTier } from '../src/runtime/store/file-tier.ts';
 
 test('bench tier prints one JSON line per run, on the virtual clock and with real files, all verified', async () => {
   const lines: string[] = [];

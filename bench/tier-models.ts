@@ -1,24 +1,24 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Ciphertext } from '../ckks/objects.ts';
-import { compileModel } from '../nn/compile/index.ts';
-import { InferenceClient } from '../nn/client.ts';
-import { InferenceServer } from '../runtime/he/server.ts';
-import type { HeProgram } from '../program/program.ts';
-import { Prng } from '../ring/prng.ts';
-import { nowNs } from '../runtime/store/devices.ts';
-import { FileTier } from '../runtime/store/file-tier.ts';
-import { runTieredRequests } from '../runtime/he/multi.ts';
-import { realRunHomePolicy } from '../runtime/he/program.ts';
-import type { TieredHeStats } from '../runtime/he/tiered.ts';
-import { IoPool } from '../runtime/io/io-pool.ts';
-import type { Plan } from '../runtime/plan/planner.ts';
-import { LruPolicy } from '../runtime/plan/policy.ts';
-import { probeTier } from '../runtime/store/tier-probe.ts';
-import { assertInteger } from '../util/assert.ts';
-import { median } from '../../bench/support/median.ts';
-import { generatedMlp } from './bench-tier-large.ts';
+import type { Ciphertext } from '../src/ckks/objects.ts';
+import { compileModel } from '../src/nn/compile/index.ts';
+import { InferenceClient } from '../src/nn/client.ts';
+import { InferenceServer } from '../src/runtime/he/server.ts';
+import type { HeProgram } from '../src/program/program.ts';
+import { Prng } from '../src/ring/prng.ts';
+import { nowNs } from '../src/runtime/store/devices.ts';
+import { FileTier } from '../src/runtime/store/file-tier.ts';
+import { runTieredRequests } from '../src/runtime/he/multi.ts';
+import { realRunHomePolicy } from '../src/runtime/he/program.ts';
+import type { TieredHeStats } from '../src/runtime/he/tiered.ts';
+import { IoPool } from '../src/runtime/io/io-pool.ts';
+import type { Plan } from '../src/runtime/plan/planner.ts';
+import { LruPolicy } from '../src/runtime/plan/policy.ts';
+import { probeTier } from '../src/runtime/store/tier-probe.ts';
+import { assertInteger } from '../src/util/assert.ts';
+import { median } from './support/median.ts';
+import { generatedMlp } from './tier-large.ts';
 
 /**
  * One line of `home bench tier --models`: requests to many distinct encrypted models (each with its own keys),

@@ -1,18 +1,18 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { check } from '../util/assert.ts';
-import { median } from '../../bench/support/median.ts';
-import { idHash64 } from './store/checksum.ts';
-import { type DeviceProfile, deviceProfile, nowNs } from './store/devices.ts';
-import { type ByteRunResult, type ComputeFn, runByteProgram } from './exec/byte-run.ts';
-import { simulate } from './plan/planner.ts';
-import { FileTier } from './store/file-tier.ts';
-import { IoPool } from './io/io-pool.ts';
-import { payloadChecksum } from './store/object-format.ts';
-import { HomePolicy, LruPolicy, type Policy } from './plan/policy.ts';
-import { analyzeProgram, type ObjectId, type ObjectInfo, type Program } from './plan/program.ts';
-import { cryptoNetsProgram, deepCnnProgram, interleavedModelsProgram } from './synthetic.ts';
+import { check } from '../src/util/assert.ts';
+import { median } from './support/median.ts';
+import { idHash64 } from '../src/runtime/store/checksum.ts';
+import { type DeviceProfile, deviceProfile, nowNs } from '../src/runtime/store/devices.ts';
+import { type ByteRunResult, type ComputeFn, runByteProgram } from '../src/runtime/exec/byte-run.ts';
+import { simulate } from '../src/runtime/plan/planner.ts';
+import { FileTier } from '../src/runtime/store/file-tier.ts';
+import { IoPool } from '../src/runtime/io/io-pool.ts';
+import { payloadChecksum } from '../src/runtime/store/object-format.ts';
+import { HomePolicy, LruPolicy, type Policy } from '../src/runtime/plan/policy.ts';
+import { analyzeProgram, type ObjectId, type ObjectInfo, type Program } from '../src/runtime/plan/program.ts';
+import { cryptoNetsProgram, deepCnnProgram, interleavedModelsProgram } from './workloads/synthetic.ts';
 
 /**
  * One line of `home bench tier`: a budgeted run beside the unlimited-DRAM run of the same workload, mode and

@@ -2,22 +2,22 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Encoder } from '../ckks/encoder.ts';
-import { compileModel } from '../nn/compile/index.ts';
-import { loadIdxImages } from '../nn/data.ts';
-import { InferenceClient } from '../nn/client.ts';
-import { ModelOwner } from '../nn/owner.ts';
-import { simulateProgram } from '../program/simulate.ts';
-import { findDataFile } from '../platform/bundled-files.ts';
-import type { Layer, LayerModel } from '../nn/layers.ts';
-import { argmaxRows } from '../nn/simulate.ts';
-import { Prng } from '../ring/prng.ts';
-import { simulate } from '../runtime/plan/planner.ts';
-import { FileTier } from '../runtime/store/file-tier.ts';
-import { heRuntimeProgram, realRunHomePolicy } from '../runtime/he/program.ts';
-import { heObjectSource, runTieredHe } from '../runtime/he/tiered.ts';
-import { IoPool } from '../runtime/io/io-pool.ts';
-import { probeTier } from '../runtime/store/tier-probe.ts';
+import { Encoder } from '../src/ckks/encoder.ts';
+import { compileModel } from '../src/nn/compile/index.ts';
+import { loadIdxImages } from '../src/nn/data.ts';
+import { InferenceClient } from '../src/nn/client.ts';
+import { ModelOwner } from '../src/nn/owner.ts';
+import { simulateProgram } from '../src/program/simulate.ts';
+import { findDataFile } from '../src/platform/bundled-files.ts';
+import type { Layer, LayerModel } from '../src/nn/layers.ts';
+import { argmaxRows } from '../src/nn/simulate.ts';
+import { Prng } from '../src/ring/prng.ts';
+import { simulate } from '../src/runtime/plan/planner.ts';
+import { FileTier } from '../src/runtime/store/file-tier.ts';
+import { heRuntimeProgram, realRunHomePolicy } from '../src/runtime/he/program.ts';
+import { heObjectSource, runTieredHe } from '../src/runtime/he/tiered.ts';
+import { IoPool } from '../src/runtime/io/io-pool.ts';
+import { probeTier } from '../src/runtime/store/tier-probe.ts';
 
 /**
  * A generated multilayer perceptron (default input 1×28×28): dense layers of the given widths with a square between them,

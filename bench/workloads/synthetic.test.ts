@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { analyzeProgram } from './plan/program.ts';
+import { analyzeProgram } from '../../src/runtime/plan/program.ts';
 import {
   cryptoNetsProgram,
   DEEP_HE_SHAPE,

@@ -4,18 +4,18 @@ import { runInNewContext } from 'node:vm';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findDataFile, findModelFile } from '../platform/bundled-files.ts';
-import { type DeviceProfile, deviceProfile } from '../runtime/store/devices.ts';
-import { type Plan, planProgram, simulate } from '../runtime/plan/planner.ts';
-import { FileTier } from '../runtime/store/file-tier.ts';
-import { heRuntimeProgram, realRunHomePolicy } from '../runtime/he/program.ts';
-import { splitMemoryBudget } from '../runtime/he/tiered.ts';
-import { IoPool } from '../runtime/io/io-pool.ts';
-import { LruPolicy } from '../runtime/plan/policy.ts';
-import { analyzeProgram } from '../runtime/plan/program.ts';
-import { probeTier, slowerProfile } from '../runtime/store/tier-probe.ts';
-import { check } from '../util/assert.ts';
-import { median } from '../../bench/support/median.ts';
+import { findDataFile, findModelFile } from '../src/platform/bundled-files.ts';
+import { type DeviceProfile, deviceProfile } from '../src/runtime/store/devices.ts';
+import { type Plan, planProgram, simulate } from '../src/runtime/plan/planner.ts';
+import { FileTier } from '../src/runtime/store/file-tier.ts';
+import { heRuntimeProgram, realRunHomePolicy } from '../src/runtime/he/program.ts';
+import { splitMemoryBudget } from '../src/runtime/he/tiered.ts';
+import { IoPool } from '../src/runtime/io/io-pool.ts';
+import { LruPolicy } from '../src/runtime/plan/policy.ts';
+import { analyzeProgram } from '../src/runtime/plan/program.ts';
+import { probeTier, slowerProfile } from '../src/runtime/store/tier-probe.ts';
+import { check } from '../src/util/assert.ts';
+import { median } from './support/median.ts';
 import {
   disposeWorkload,
   type HeWorkload,
@@ -24,7 +24,7 @@ import {
   runTieredWorkload,
   runUnlimited,
   sameResults,
-} from './he-workload.ts';
+} from '../src/cli/he-workload.ts';
 
 /**
  * One line of `home bench tier` for an encrypted workload: a budgeted tiered run (real file I/O, optionally an

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type ManyModelsRecord, runManyModelsBench } from './bench-tier-models.ts';
+import { type ManyModelsRecord, runManyModelsBench } from './tier-models.ts';
 
 describe('home bench tier --models', () => {
   it('serves requests to several models with their own keys under a budget below their footprint, outputs identical to all-in-memory', async () => {
