@@ -11,7 +11,8 @@ import { FileTier } from '../src/runtime/store/file-tier.ts';
 import { IoPool } from '../src/runtime/io/io-pool.ts';
 import { payloadChecksum } from '../src/runtime/store/object-format.ts';
 import { HomePolicy, LruPolicy, type Policy } from '../src/runtime/plan/policy.ts';
-import { analyzeProgram, type ObjectId, type ObjectInfo, type Program } from '../src/runtime/plan/program.ts';
+import type { ObjectId, ObjectInfo, AccessProgram } from '../src/program/access.ts';
+import { analyzeProgram } from '../src/runtime/plan/program.ts';
 import { cryptoNetsProgram, deepCnnProgram, interleavedModelsProgram } from './workloads/synthetic.ts';
 
 /**
@@ -76,7 +77,7 @@ export interface TierBenchOptions {
 
 interface BenchWorkload {
   name: string;
-  program: Program;
+  program: AccessProgram;
 }
 
 function workloads(quick: boolean): BenchWorkload[] {
@@ -97,7 +98,7 @@ function workloads(quick: boolean): BenchWorkload[] {
 }
 
 /** N = 2^13 with 8 limbs: 512 KiB ciphertexts, so real-I/O runs take seconds, not minutes. */
-const SMALL_SHAPE = { logN: 13, limbs: 8, specialLimbs: 2, dnum: 2, nsPerModularMultiply: 0.4 };
+const SMALL_SHAPE = { logN: 13, limbs: 8, specialLimbs: 4, nsPerModularMultiply: 0.4 };
 
 /**
  * The HomE policy of the benchmark. Real-I/O runs prefetch a few steps beyond what the timing test asks for: the
@@ -157,7 +158,7 @@ class StampedCompute {
   };
 
   /** Compares the content hash of every object that exists after the run (as read back) with what was written. */
-  verifyFinal(program: Program, readBack: ReadonlyMap<ObjectId, Uint8Array>): void {
+  verifyFinal(program: AccessProgram, readBack: ReadonlyMap<ObjectId, Uint8Array>): void {
     for (const info of program.objects) {
       const bytes = readBack.get(info.id);
       if (!bytes) continue;
@@ -242,7 +243,7 @@ function seedOf(id: ObjectId): number {
 }
 
 /** Peak DRAM of the unlimited run (what the program holds at once), from the virtual clock. */
-async function peakFootprint(program: Program): Promise<number> {
+async function peakFootprint(program: AccessProgram): Promise<number> {
   const unlimited = simulate(program, { policy: 'home', dramBudgetBytes: Infinity, slow: null });
   return unlimited.summary.peakBytes.dram;
 }
@@ -255,7 +256,7 @@ interface RealRun {
 }
 
 async function realRun(
-  program: Program,
+  program: AccessProgram,
   policy: Policy,
   budget: number,
   emulate: DeviceProfile | null,

@@ -5,7 +5,7 @@ import {
   cryptoNetsProgram,
   DEEP_HE_SHAPE,
   deepCnnProgram,
-  heOpModularMultiplies,
+  opModularMultiplies,
   heSizes,
   interleavedModelsProgram,
   randomProgram,
@@ -19,13 +19,10 @@ test('HE sizes and costs follow the shape', () => {
     keySwitchKey: 4 * 2 * 16384 * 20 * 4,
   });
   assert.equal(heSizes(SMALL_HE_SHAPE).ciphertext, 524_288);
-  const rotateMs =
-    (heOpModularMultiplies(DEEP_HE_SHAPE, 'rotate') * DEEP_HE_SHAPE.nsPerModularMultiply) / 1e6;
+  const rotateMs = (opModularMultiplies(DEEP_HE_SHAPE, 'rotate') * DEEP_HE_SHAPE.nsPerModularMultiply) / 1e6;
   // node-seal rotates at N=16384 in 34.7 ms (ANCHORS §1); the SIMD kernels are ≈ 3.6× faster per NTT (§2).
   assert.ok(rotateMs > 34.7 / 6 && rotateMs < 34.7 / 2, `modelled rotation ${rotateMs} ms`);
-  assert.ok(
-    heOpModularMultiplies(DEEP_HE_SHAPE, 'mul-plain') < heOpModularMultiplies(DEEP_HE_SHAPE, 'rescale'),
-  );
+  assert.ok(opModularMultiplies(DEEP_HE_SHAPE, 'mul_plain') < opModularMultiplies(DEEP_HE_SHAPE, 'rescale'));
 });
 
 test('generated programs are valid and deterministic', () => {

@@ -1,31 +1,32 @@
 import { Prng, SEED_BYTES } from '../../src/ring/prng.ts';
 import { assertInteger, check } from '../../src/util/assert.ts';
+import { ParametersShape } from '../../src/ckks/shape.ts';
 import type {
+  AccessProgram,
+  AccessStep,
   ObjectId,
   ObjectInfo,
   ObjectKind,
-  Program,
-  ProgramStep,
-} from '../../src/runtime/plan/program.ts';
+} from '../../src/program/access.ts';
+import { type HeOp, OPS } from '../../src/program/ops.ts';
 
 /**
  * The CKKS shape a synthetic program models: ring degree, 30-bit limbs of the ciphertext modulus, special (key
- * switching) limbs, decomposition digits, and the cost of one modular multiply. Sizes and operation counts follow
- * from it, so programs have realistic byte sizes and compute times without running any crypto.
+ * switching) limbs (the key-switching digits follow: ⌈limbs / specialLimbs⌉), and the cost of one modular multiply.
+ * Sizes come from `ParametersShape` and operation costs from the op table (`OPS[op].cost`), as for compiled
+ * programs, so programs have realistic byte sizes and compute times without running any crypto.
  *
  * @example
  * ```ts
- * const shape: HeShape = { logN: 14, limbs: 16, specialLimbs: 4, dnum: 4, nsPerModularMultiply: 0.4 };
+ * const shape: HeShape = { logN: 14, limbs: 16, specialLimbs: 4, nsPerModularMultiply: 0.4 };
  * ```
  */
 export interface HeShape {
   logN: number;
   /** 30-bit primes in the ciphertext modulus (≈ 2 per 60-bit SEAL prime). */
   limbs: number;
-  /** 30-bit special primes used by hybrid key switching. */
+  /** 30-bit special primes used by hybrid key switching (each digit has at most this many limbs). */
   specialLimbs: number;
-  /** Number of key-switching digits. */
-  dnum: number;
   /**
    * Nanoseconds per modular multiply. Default 0.4: the WebAssembly SIMD128 kernel measures 0.25 ns (Shoup, fixed
    * operand) to 0.49 ns (mul-add) per element-wise mulmod and 0.36 ns per NTT butterfly (ANCHORS §2).
@@ -47,7 +48,6 @@ export const DEEP_HE_SHAPE: HeShape = {
   logN: 14,
   limbs: 16,
   specialLimbs: 4,
-  dnum: 4,
   nsPerModularMultiply: 0.4,
 };
 
@@ -63,8 +63,7 @@ export const DEEP_HE_SHAPE: HeShape = {
 export const SMALL_HE_SHAPE: HeShape = {
   logN: 13,
   limbs: 8,
-  specialLimbs: 2,
-  dnum: 2,
+  specialLimbs: 4,
   nsPerModularMultiply: 0.4,
 };
 
@@ -84,6 +83,23 @@ export interface HeSizes {
 }
 
 /**
+ * The parameter arithmetic of `shape`: a literal with two base primes, the rest one per level.
+ *
+ * @example
+ * ```ts
+ * parametersShapeOf(DEEP_HE_SHAPE).digits; // 4
+ * ```
+ */
+export function parametersShapeOf(shape: HeShape): ParametersShape {
+  return ParametersShape.of({
+    logN: shape.logN,
+    depth: shape.limbs - 2,
+    basePrimes: 2,
+    specialPrimes: shape.specialLimbs,
+  });
+}
+
+/**
  * Object sizes for `shape`.
  *
  * @example
@@ -92,79 +108,26 @@ export interface HeSizes {
  * ```
  */
 export function heSizes(shape: HeShape): HeSizes {
-  const n = 2 ** shape.logN;
+  const p = parametersShapeOf(shape);
   return {
-    ciphertext: 2 * n * shape.limbs * 4,
-    plaintext: n * shape.limbs * 4,
-    keySwitchKey: shape.dnum * 2 * n * (shape.limbs + shape.specialLimbs) * 4,
+    ciphertext: p.ciphertextBytes(p.depth),
+    plaintext: p.plaintextBytes(p.depth),
+    keySwitchKey: p.switchingKeyBytes(),
   };
 }
 
 /**
- * Operations the synthetic programs use. `mul-scalar` multiplies by a constant, `mul-plain-acc` multiplies by a
- * plaintext and adds into an accumulator, `activation` is a square with relinearization and rescale.
+ * Modular multiplies of one operation on top-level ciphertexts of `shape`, by the op table.
  *
  * @example
  * ```ts
- * const op: HeOp = 'rotate';
+ * const mm = opModularMultiplies(DEEP_HE_SHAPE, 'rotate'); // ≈ 2.6e7
  * ```
  */
-export type HeOp =
-  | 'add'
-  | 'mul-scalar'
-  | 'mul-plain'
-  | 'mul-plain-acc'
-  | 'mul'
-  | 'relinearize'
-  | 'rotate'
-  | 'rescale'
-  | 'activation';
-
-/**
- * Modular multiplies of one operation (element-wise products and NTT butterflies), from the standard RNS-CKKS
- * algorithms: key switching = INTT, ModUp base conversion, NTT of the digits, inner product with the key, ModDown.
- * Additions count as a quarter of a multiply, since they are the same memory traffic with no reduction.
- *
- * @example
- * ```ts
- * const mm = heOpModularMultiplies(DEEP_HE_SHAPE, 'rotate'); // ≈ 2.6e7
- * ```
- */
-export function heOpModularMultiplies(shape: HeShape, op: HeOp): number {
-  const n = 2 ** shape.logN;
-  const l = shape.limbs;
-  const k = shape.specialLimbs;
-  const ntt = (limbs: number) => limbs * (n / 2) * shape.logN;
-  const keySwitch =
-    ntt(l) +
-    l * (l + k) * n +
-    ntt(shape.dnum * (l + k)) +
-    2 * shape.dnum * (l + k) * n +
-    2 * ntt(k) +
-    2 * k * l * n +
-    ntt(2 * l) +
-    2 * l * n;
-  const rescale = 2 * ntt(1) + ntt(2 * (l - 1)) + 2 * (l - 1) * n;
-  switch (op) {
-    case 'add':
-      return (2 * n * l) / 4;
-    case 'mul-scalar':
-      return 2 * n * l;
-    case 'mul-plain':
-      return 2 * n * l;
-    case 'mul-plain-acc':
-      return 2 * n * l + (2 * n * l) / 4;
-    case 'mul':
-      return 4 * n * l;
-    case 'relinearize':
-      return keySwitch;
-    case 'rotate':
-      return keySwitch;
-    case 'rescale':
-      return rescale;
-    case 'activation':
-      return 4 * n * l + keySwitch + rescale;
-  }
+export function opModularMultiplies(shape: HeShape, op: HeOp): number {
+  const p = parametersShapeOf(shape);
+  const degree = op === 'relinearize' ? 2 : 1;
+  return OPS[op].cost(p, { level: p.depth, degree, bytes: { args: [p.ciphertextBytes(p.depth, 1)] } });
 }
 
 /**
@@ -182,7 +145,7 @@ export type FreeMode = 'none' | 'layer-end' | 'last-use';
  */
 class ProgramBuilder {
   readonly objects = new Map<ObjectId, ObjectInfo>();
-  readonly steps: ProgramStep[] = [];
+  readonly steps: AccessStep[] = [];
   readonly #shape: HeShape;
   readonly #layerTemps = new Map<string, ObjectId[]>();
   readonly #layerOrder: string[] = [];
@@ -196,9 +159,13 @@ class ProgramBuilder {
     return id;
   }
 
+  /**
+   * A step labelled `op`, costing `repeat` times `op` plus each of `extra` (a synthetic step may stand for several
+   * instructions, e.g. a product and its accumulation, or a square with its relinearization and rescale).
+   */
   step(op: HeOp, layer: string, reads: ObjectId[], writes: ObjectId[], repeat = 1, extra?: HeOp[]): void {
-    let mm = heOpModularMultiplies(this.#shape, op) * repeat;
-    for (const e of extra ?? []) mm += heOpModularMultiplies(this.#shape, e);
+    let mm = opModularMultiplies(this.#shape, op) * repeat;
+    for (const e of extra ?? []) mm += opModularMultiplies(this.#shape, e);
     mm = Math.round(mm);
     this.steps.push({
       index: this.steps.length,
@@ -222,7 +189,7 @@ class ProgramBuilder {
     }
   }
 
-  build(name: string, frees: FreeMode): Program {
+  build(name: string, frees: FreeMode): AccessProgram {
     const steps = this.steps;
     if (frees === 'last-use') {
       const last = new Map<ObjectId, number>();
@@ -292,7 +259,7 @@ export interface CryptoNetsOptions {
  * const program = cryptoNetsProgram({ imageSide: 12, hidden: 10 }); // a smaller instance for tests
  * ```
  */
-export function cryptoNetsProgram(options: CryptoNetsOptions = {}): Program {
+export function cryptoNetsProgram(options: CryptoNetsOptions = {}): AccessProgram {
   const shape = options.shape ?? SMALL_HE_SHAPE;
   const side = options.imageSide ?? 28;
   const kernel = options.kernel ?? 5;
@@ -318,14 +285,14 @@ export function cryptoNetsProgram(options: CryptoNetsOptions = {}): Program {
           for (let kx = 0; kx < kernel; kx++) reads.push(pixel(oy * stride + ky, ox * stride + kx));
         }
         const out = b.object(`${p}conv[${m}][${oy}][${ox}]`, ct, 'intermediate', false);
-        b.step('mul-scalar', `${p}conv1`, reads, [out], kernel * kernel, ['add', 'rescale']);
+        b.step('mul_const', `${p}conv1`, reads, [out], kernel * kernel, ['add', 'rescale']);
         conv.push(out);
       }
     }
   }
   const act1 = conv.map((c, i) => {
     const out = b.object(`${p}act1[${i}]`, ct, 'intermediate', false);
-    b.step('activation', `${p}square1`, [c, rlk], [out]);
+    b.step('square', `${p}square1`, [c, rlk], [out], 1, ['relinearize', 'rescale']);
     return out;
   });
   const denseLayer = (inputs: ObjectId[], outputs: number, name: string, kind: ObjectKind): ObjectId[] => {
@@ -334,7 +301,7 @@ export function cryptoNetsProgram(options: CryptoNetsOptions = {}): Program {
       const group = inputs.slice(c, c + chunk);
       for (let j = 0; j < outputs; j++) {
         const reads = c === 0 ? group : [...group, accs[j]];
-        b.step('mul-scalar', `${p}${name}`, reads, [accs[j]], group.length, ['add']);
+        b.step('mul_const', `${p}${name}`, reads, [accs[j]], group.length, ['add']);
       }
     }
     return accs;
@@ -342,7 +309,7 @@ export function cryptoNetsProgram(options: CryptoNetsOptions = {}): Program {
   const dense1 = denseLayer(act1, hidden, 'dense1', 'intermediate');
   const act2 = dense1.map((h, i) => {
     const out = b.object(`${p}act2[${i}]`, ct, 'intermediate', false);
-    b.step('activation', `${p}square2`, [h, rlk], [out]);
+    b.step('square', `${p}square2`, [h, rlk], [out], 1, ['relinearize', 'rescale']);
     return out;
   });
   denseLayer(act2, classes, 'out', 'output');
@@ -382,7 +349,7 @@ export interface DeepCnnOptions {
  * const program = deepCnnProgram({ layers: 20, channels: 4 }); // ≈ 3 GB of objects, ≈ 8.5 s of compute
  * ```
  */
-export function deepCnnProgram(options: DeepCnnOptions = {}): Program {
+export function deepCnnProgram(options: DeepCnnOptions = {}): AccessProgram {
   const shape = options.shape ?? DEEP_HE_SHAPE;
   const layers = options.layers ?? 20;
   const channels = options.channels ?? 4;
@@ -419,12 +386,8 @@ export function deepCnnProgram(options: DeepCnnOptions = {}): Program {
       for (let c = 0; c < channels; c++) {
         for (let t = 0; t < taps; t++) {
           const w = b.object(`${p}L${l}/w[${o}][${c}][${t}]`, sizes.plaintext, 'plaintext', true);
-          b.step(
-            first ? 'mul-plain' : 'mul-plain-acc',
-            layer,
-            first ? [rotated[c][t], w] : [rotated[c][t], w, acc],
-            [acc],
-          );
+          if (first) b.step('mul_plain', layer, [rotated[c][t], w], [acc]);
+          else b.step('mul_plain', layer, [rotated[c][t], w, acc], [acc], 1, ['add']);
           first = false;
         }
       }
@@ -435,7 +398,7 @@ export function deepCnnProgram(options: DeepCnnOptions = {}): Program {
         last ? 'output' : 'intermediate',
         false,
       );
-      b.step('activation', layer, [acc, rlk], [out]);
+      b.step('square', layer, [acc, rlk], [out], 1, ['relinearize', 'rescale']);
       next.push(out);
     }
     x = next;
@@ -472,7 +435,7 @@ export interface InterleavedModelsOptions {
  * const program = interleavedModelsProgram({ models: 8, requestsPerModel: 2 });
  * ```
  */
-export function interleavedModelsProgram(options: InterleavedModelsOptions = {}): Program {
+export function interleavedModelsProgram(options: InterleavedModelsOptions = {}): AccessProgram {
   const shape = options.shape ?? SMALL_HE_SHAPE;
   const models = options.models ?? 8;
   const requests = options.requestsPerModel ?? 2;
@@ -493,22 +456,25 @@ export function interleavedModelsProgram(options: InterleavedModelsOptions = {})
     for (let t = 0; t < taps; t++) {
       const w = b.object(`m${m}/conv.w[${t}]`, sizes.plaintext, 'plaintext', true);
       if (t === 0) {
-        b.step('mul-plain', `m${m}/conv`, [x, w], [acc]);
+        b.step('mul_plain', `m${m}/conv`, [x, w], [acc]);
         continue;
       }
       const rot = ctOf(m, r, `rot[${t}]`);
       b.step('rotate', `m${m}/conv`, [x, key(m, `rk[${t}]`)], [rot]);
-      b.step('mul-plain-acc', `m${m}/conv`, [rot, w, acc], [acc]);
+      b.step('mul_plain', `m${m}/conv`, [rot, w, acc], [acc], 1, ['add']);
     }
   };
   const square: Phase = (m, r) => {
     const rlk = b.object(`m${m}/rlk`, sizes.keySwitchKey, 'relin-key', true);
-    b.step('activation', `m${m}/square`, [ctOf(m, r, 'conv'), rlk], [ctOf(m, r, 'act')]);
+    b.step('square', `m${m}/square`, [ctOf(m, r, 'conv'), rlk], [ctOf(m, r, 'act')], 1, [
+      'relinearize',
+      'rescale',
+    ]);
   };
   const dense: Phase = (m, r) => {
     const w = b.object(`m${m}/dense.w`, sizes.plaintext, 'plaintext', true);
     const acc = ctOf(m, r, 'dense');
-    b.step('mul-plain', `m${m}/dense`, [ctOf(m, r, 'act'), w], [acc]);
+    b.step('mul_plain', `m${m}/dense`, [ctOf(m, r, 'act'), w], [acc]);
     for (let s = 0; s < sumSteps; s++) {
       const rot = ctOf(m, r, `sum[${s}]`);
       b.step('rotate', `m${m}/dense`, [acc, key(m, `rk[2^${s}]`)], [rot]);
@@ -569,7 +535,7 @@ export function syntheticPrng(seed: number): Prng {
  * const program = randomProgram(42, { steps: 20, maxBytes: 4096 });
  * ```
  */
-export function randomProgram(seed: number, options: RandomProgramOptions = {}): Program {
+export function randomProgram(seed: number, options: RandomProgramOptions = {}): AccessProgram {
   const prng = syntheticPrng(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(prng.nextDouble() * (hi - lo + 1));
   const pick = <T>(list: readonly T[]): T => list[int(0, list.length - 1)];
@@ -593,13 +559,13 @@ export function randomProgram(seed: number, options: RandomProgramOptions = {}):
     if (kind === 'rotation-key') keys.push(id);
     else live.push(id);
   }
-  const steps: ProgramStep[] = [];
+  const steps: AccessStep[] = [];
   let fresh = 0;
   for (let i = 0; i < stepCount; i++) {
     const reads = new Set<ObjectId>();
     const nReads = int(1, Math.min(3, live.length));
     while (reads.size < nReads) reads.add(pick(live));
-    let op = 'mul-plain';
+    let op: HeOp = 'mul_plain';
     if (keys.length > 0 && prng.nextDouble() < 0.3) {
       reads.add(pick(keys));
       op = 'rotate';
@@ -609,7 +575,8 @@ export function randomProgram(seed: number, options: RandomProgramOptions = {}):
     const roll = prng.nextDouble();
     if (roll < 0.25 && mutable.length > 0) {
       writes.push(pick(mutable));
-      op = `${op}-acc`;
+      // Accumulating into an operand: the in-place op of the table.
+      op = 'mul_then_add';
     } else if (roll < 0.35) {
       const overwritable = live.filter((id) => !objects.get(id)!.readOnly && !reads.has(id));
       if (overwritable.length > 0) writes.push(pick(overwritable));

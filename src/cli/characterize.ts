@@ -1,3 +1,4 @@
+import type { HeProgram } from '../program/program.ts';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -6,7 +7,7 @@ import { type Characterization, characterize } from '../report/characterize.ts';
 import { type ChartSpec, renderPng, renderSvg } from '../report/render.ts';
 import { DEVICE_PROFILES, type DeviceProfile, deviceProfile } from '../runtime/store/devices.ts';
 import { FileTier } from '../runtime/store/file-tier.ts';
-import { type HeRuntimeStep, heRuntimeProgram, realRunHomePolicy } from '../runtime/he/program.ts';
+import { heRuntimeProgram, realRunHomePolicy } from '../runtime/he/program.ts';
 import { splitMemoryBudget, type TieredHeResult, type TieredHeStats } from '../runtime/he/tiered.ts';
 import { IoPool } from '../runtime/io/io-pool.ts';
 import { LruPolicy } from '../runtime/plan/policy.ts';
@@ -93,8 +94,8 @@ interface MeasuredRun {
   steps: MeasuredTrace;
 }
 
-function traceOf(result: TieredHeResult): MeasuredTrace {
-  const steps = result.runtimeProgram.steps as HeRuntimeStep[];
+function traceOf(program: HeProgram, result: TieredHeResult): MeasuredTrace {
+  const steps = result.runtimeProgram.steps;
   const planned = result.plan.run.steps;
   const tiers = Object.keys(planned[0]?.io ?? {});
   const occupancyTiers = Object.keys(planned[0]?.occupancy ?? {});
@@ -114,10 +115,11 @@ function traceOf(result: TieredHeResult): MeasuredTrace {
   result.execution.steps.forEach((measured, k) => {
     const step = steps[measured.index];
     const plan = planned[k];
-    trace.instruction.push(step.instruction);
+    const instruction = step.instruction ?? -1;
+    trace.instruction.push(instruction);
     trace.op.push(step.op);
     trace.layer.push(step.layer ?? '');
-    trace.level.push(step.level);
+    trace.level.push(program.instructions[instruction]?.level ?? -1);
     trace.compute_ns.push(Math.round(measured.computeNs));
     trace.stall_ns.push(Math.round(measured.stallNs));
     trace.start_ns.push(Math.round(measured.startNs));
@@ -342,7 +344,7 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
             stall_fraction: result.stats.stallSeconds / result.stats.seconds,
             arithmetic_intensity: slowMoved > 0 ? s.modularMultiplies / slowMoved : null,
           },
-          steps: traceOf(result),
+          steps: traceOf(workload.program, result),
         });
         print(
           `${policyName}: ${result.stats.seconds.toFixed(3)} s (${(result.stats.seconds / reference.seconds).toFixed(3)}× all in memory), ` +

@@ -231,7 +231,7 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
     print(`Model ${basename(options.model)}: ${model.layers.map((l) => l.kind).join(' → ')}`);
     print(`Parameters: ${compiled.params}`);
     print(
-      `Program: ${program.instructions.length} instructions, depth ${program.depth}, ${ops.relinearize} relinearizations, ` +
+      `AccessProgram: ${program.instructions.length} instructions, depth ${program.depth}, ${ops.relinearize} relinearizations, ` +
         `${(footprint.peakBytes / 2 ** 30).toFixed(2)} GiB peak live ciphertexts, ${program.batchSize} images per pass`,
     );
     for (const s of compiled.substitutions) {

@@ -62,11 +62,11 @@ export { ModelOwner } from './owner.ts';
 export { decodePng, encodePng, type PngImage } from './png.ts';
 export { argmaxRows, type SimulateOptions, type SimulationMode, simulate } from './simulate.ts';
 export {
-  accessSequence,
   opCounts,
   plaintextLastUse,
   programFootprint,
 } from '../program/analysis.ts';
+export { type AccessProgram, type AccessStep, accessSequence, type ObjectInfo } from '../program/access.ts';
 export { decodeProgram, deserializeProgram, encodeProgram, serializeProgram } from '../program/codec.ts';
 export { encodePlaintextWeight, evaluateInstruction, type InstructionOperands } from '../program/evaluate.ts';
 export { HE_OPS, type HeOp, OPS, type OpDefinition, opKeys, type ValueShape } from '../program/ops.ts';

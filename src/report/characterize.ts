@@ -6,7 +6,8 @@ import { DEVICE_PROFILES, nowNs } from '../runtime/store/devices.ts';
 import { simulate } from '../runtime/plan/planner.ts';
 import { FileTier, type FileTierStats } from '../runtime/store/file-tier.ts';
 import type { PolicyName } from '../runtime/plan/policy.ts';
-import { analyzeProgram, type Program } from '../runtime/plan/program.ts';
+import type { AccessProgram } from '../program/access.ts';
+import { analyzeProgram } from '../runtime/plan/program.ts';
 import type { RunResult, RunSummary } from '../runtime/plan/run-result.ts';
 import { check } from '../util/assert.ts';
 import { type ChartSpec, renderPng, renderSvg } from './render.ts';
@@ -22,7 +23,7 @@ import { type WhatIfReport, whatIf, whatIfReplanned } from './whatif.ts';
  */
 export interface Workload {
   name: string;
-  program: Program;
+  program: AccessProgram;
   dramBudgetBytes: number;
   arenaBytes?: number;
 }

@@ -6,7 +6,7 @@ import {
 } from '../runtime/store/devices.ts';
 import { type SimulationConfig, simulate } from '../runtime/plan/planner.ts';
 import type { RunResult } from '../runtime/plan/run-result.ts';
-import type { Program } from '../runtime/plan/program.ts';
+import type { AccessProgram } from '../program/access.ts';
 import { type Action, replayActions } from '../runtime/plan/timeline.ts';
 import { check } from '../util/assert.ts';
 
@@ -304,7 +304,7 @@ export function whatIf(result: RunResult, options: WhatIfOptions = {}): WhatIfRe
  * const faster = scaleCompute(program, 0.01);
  * ```
  */
-export function scaleCompute(program: Program, scale: number): Program {
+export function scaleCompute(program: AccessProgram, scale: number): AccessProgram {
   return {
     ...program,
     steps: program.steps.map((step) => ({
@@ -324,7 +324,7 @@ export function scaleCompute(program: Program, scale: number): Program {
  * ```
  */
 export async function whatIfReplanned(
-  program: Program,
+  program: AccessProgram,
   config: Omit<SimulationConfig, 'slow'>,
   options: WhatIfOptions = {},
 ): Promise<WhatIfReport> {

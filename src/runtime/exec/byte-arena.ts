@@ -1,6 +1,6 @@
 import { check } from '../../util/assert.ts';
 import { MismatchError } from '../../util/errors.ts';
-import type { ObjectId } from '../plan/program.ts';
+import type { ObjectId } from '../../program/access.ts';
 import { BufferPool } from '../store/buffer-pool.ts';
 import type { ExecArena } from './executor.ts';
 

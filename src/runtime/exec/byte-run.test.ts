@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { FormatError, ResourceError } from '../../util/errors.ts';
 import { HomePolicy, LruPolicy } from '../plan/policy.ts';
-import type { Program } from '../plan/program.ts';
+import type { AccessProgram } from '../../program/access.ts';
 import { randomProgram } from '../../../bench/workloads/synthetic.ts';
 import { DEVICE_PROFILES } from '../store/devices.ts';
 import { FileTier, HEADER_BYTES } from '../store/file-tier.ts';
@@ -58,17 +58,17 @@ test('a missing tier directory or a tier without room fails before the first ste
 });
 
 test('operands reach compute, the plan and the execution carry their clocks, corruption surfaces with the object id', async () => {
-  const objects: Program['objects'] = [
+  const objects: AccessProgram['objects'] = [
     { id: 'a', bytes: 5000, kind: 'input', readOnly: true },
     { id: 'b', bytes: 7000, kind: 'plaintext', readOnly: true },
     { id: 't', bytes: 5000, kind: 'intermediate', readOnly: false },
     { id: 'y', bytes: 5000, kind: 'output', readOnly: false },
   ];
-  const program: Program = {
+  const program: AccessProgram = {
     name: 'two-steps',
     objects,
     steps: [
-      { index: 0, op: 'mul-plain', layer: 'l0', reads: ['a'], writes: ['t'], computeCostNs: 1e5 },
+      { index: 0, op: 'mul_plain', layer: 'l0', reads: ['a'], writes: ['t'], computeCostNs: 1e5 },
       { index: 1, op: 'add', layer: 'l1', reads: ['b', 't'], writes: ['y'], computeCostNs: 1e5 },
     ],
   };

@@ -4,13 +4,8 @@ import { idHash64 } from '../store/checksum.ts';
 import type { SlowTier } from '../store/slow-tier.ts';
 import type { Plan } from '../plan/planner.ts';
 import type { Policy } from '../plan/policy.ts';
-import {
-  analyzeProgram,
-  type ObjectId,
-  type ObjectInfo,
-  type Program,
-  type ProgramStep,
-} from '../plan/program.ts';
+import type { ObjectId, ObjectInfo, AccessProgram, AccessStep } from '../../program/access.ts';
+import { analyzeProgram } from '../plan/program.ts';
 import type { RunSummary } from '../plan/run-result.ts';
 import { ByteArena } from './byte-arena.ts';
 import type { ExecutionResult } from './executor.ts';
@@ -38,7 +33,7 @@ export interface StepIo {
  * const compute: ComputeFn = (step, io) => syntheticCompute(step, io);
  * ```
  */
-export type ComputeFn = (step: ProgramStep, io: StepIo) => void;
+export type ComputeFn = (step: AccessStep, io: StepIo) => void;
 
 /**
  * Deterministic synthetic compute for tests: each output byte mixes the op name, the output id and the
@@ -49,7 +44,7 @@ export type ComputeFn = (step: ProgramStep, io: StepIo) => void;
  * await runByteProgram({ program, policy, dramBudgetBytes, tiers, compute: syntheticCompute });
  * ```
  */
-export function syntheticCompute(step: ProgramStep, io: StepIo): void {
+export function syntheticCompute(step: AccessStep, io: StepIo): void {
   const inputs = step.reads.map((id) => io.read(id));
   for (const id of step.writes) {
     const out = io.write(id);
@@ -95,7 +90,7 @@ export function syntheticContent(info: ObjectInfo): Uint8Array {
  * ```
  */
 export interface ByteRunOptions {
-  program: Program;
+  program: AccessProgram;
   policy: Policy;
   /** Hard budget for object bytes in DRAM (Infinity: everything in memory). */
   dramBudgetBytes: number;
@@ -152,7 +147,7 @@ export async function runByteProgram(options: ByteRunOptions): Promise<ByteRunRe
   const arena = new ByteArena(options.arenaBytes ?? options.dramBudgetBytes, sizeOf);
   const computeFn = options.compute ?? syntheticCompute;
   const content = options.initialContent ?? syntheticContent;
-  let step: ProgramStep = program.steps[0];
+  let step: AccessStep = program.steps[0];
   const io: StepIo = {
     read: (id) => {
       check(

@@ -9,7 +9,8 @@ import { FormatError } from '../../util/errors.ts';
 import { IoPool } from '../io/io-pool.ts';
 import { type Plan, planProgram } from '../plan/planner.ts';
 import { HomePolicy, LruPolicy, type Policy } from '../plan/policy.ts';
-import { analyzeProgram, type ObjectId, type Program } from '../plan/program.ts';
+import type { ObjectId, AccessProgram } from '../../program/access.ts';
+import { analyzeProgram } from '../plan/program.ts';
 import { DEVICE_PROFILES } from '../store/devices.ts';
 import { FileTier, HEADER_BYTES } from '../store/file-tier.ts';
 import type { SlowTier } from '../store/slow-tier.ts';
@@ -20,7 +21,7 @@ import { type StepIo, syntheticCompute, syntheticContent } from './byte-run.ts';
 import { type ExecuteOptions, executePlan } from './executor.ts';
 
 /** The program run directly, without the runtime: every object in a map, steps in order. */
-function directOutputs(program: Program): Map<ObjectId, Uint8Array> {
+function directOutputs(program: AccessProgram): Map<ObjectId, Uint8Array> {
   const analysis = analyzeProgram(program);
   const objects = new Map<ObjectId, Uint8Array>();
   for (const id of analysis.initial) objects.set(id, syntheticContent(analysis.objects.get(id)!));
@@ -244,8 +245,10 @@ describe('the executor', () => {
   it('a corrupted object file rejects with the FormatError naming it, after every transfer in flight settled', async () => {
     // Many weights read ahead on a slow device: when the corrupted one fails, others are still in flight.
     const n = 40;
-    const objects: Program['objects'] = [{ id: 'acc0', bytes: 8192, kind: 'ciphertext', readOnly: false }];
-    const steps: Program['steps'] = [];
+    const objects: AccessProgram['objects'] = [
+      { id: 'acc0', bytes: 8192, kind: 'ciphertext', readOnly: false },
+    ];
+    const steps: AccessProgram['steps'] = [];
     for (let i = 0; i < n; i++) {
       objects.push({ id: `w${i}`, bytes: 8192, kind: 'plaintext', readOnly: true });
       objects.push({
@@ -256,14 +259,14 @@ describe('the executor', () => {
       });
       steps.push({
         index: i,
-        op: 'mul-plain',
+        op: 'mul_plain',
         reads: [`acc${i}`, `w${i}`],
         writes: [`acc${i + 1}`],
         frees: [`acc${i}`],
         computeCostNs: 1e5,
       });
     }
-    const program: Program = { name: 'weight-stream', objects, steps };
+    const program: AccessProgram = { name: 'weight-stream', objects, steps };
     const file = await FileTier.open({
       name: 'disk',
       dir: await freshDir(),

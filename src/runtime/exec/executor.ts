@@ -4,7 +4,7 @@ import { BufferPool } from '../store/buffer-pool.ts';
 import { nowNs } from '../store/devices.ts';
 import type { SlowTier } from '../store/slow-tier.ts';
 import type { Plan } from '../plan/planner.ts';
-import type { ObjectId, ProgramStep } from '../plan/program.ts';
+import type { ObjectId, AccessStep } from '../../program/access.ts';
 import type { Action } from '../plan/timeline.ts';
 
 /**
@@ -71,7 +71,7 @@ export interface ExecuteOptions {
   /** The compute level; with a plan that has no arena it also holds what the plan keeps in DRAM. */
   arena: ExecArena;
   /** Runs step `step` on the live operands (synchronously, on this thread). */
-  compute: (step: ProgramStep) => void;
+  compute: (step: AccessStep) => void;
   /** Objects whose slow copies outlive the run (model state kept between runs): their deletes are skipped. */
   keep?: (id: ObjectId) => boolean;
   /**

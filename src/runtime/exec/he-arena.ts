@@ -7,7 +7,7 @@ import { check } from '../../util/assert.ts';
 import { InvalidArgumentError, MismatchError } from '../../util/errors.ts';
 import type { ExecArena } from './executor.ts';
 import type { PlacementAllocator } from './placement-allocator.ts';
-import type { ObjectId } from '../plan/program.ts';
+import type { ObjectId } from '../../program/access.ts';
 
 /**
  * A live HE object the arena holds: a ciphertext, an encoded plaintext or a key-switching key.

@@ -2,13 +2,8 @@ import { check } from '../../util/assert.ts';
 import { ResourceError } from '../../util/errors.ts';
 import { type Plan, planProgram } from '../plan/planner.ts';
 import type { Policy } from '../plan/policy.ts';
-import {
-  analyzeProgram,
-  type ObjectId,
-  type Program,
-  type ProgramAnalysis,
-  type ProgramStep,
-} from '../plan/program.ts';
+import type { ObjectId, AccessProgram, AccessStep } from '../../program/access.ts';
+import { analyzeProgram, type ProgramAnalysis } from '../plan/program.ts';
 import { BufferPool } from '../store/buffer-pool.ts';
 import { type DeviceProfile, nowNs } from '../store/devices.ts';
 import type { SlowTier } from '../store/slow-tier.ts';
@@ -48,7 +43,7 @@ export interface InitialObject {
  * ```
  */
 export interface TieredRunOptions<Out> {
-  program: Program;
+  program: AccessProgram;
   policy: Policy;
   /** Capacity of the arena; omit to compute on DRAM buffers (the arena then holds them, within the DRAM budget). */
   arenaBytes?: number;
@@ -70,7 +65,7 @@ export interface TieredRunOptions<Out> {
   /** The initial object `id` of `bytes` bytes; called once per initial object, before its forms are needed. */
   initial(id: ObjectId, bytes: number): InitialObject;
   /** Runs a step on the live operands in the arena. */
-  compute: (step: ProgramStep) => void;
+  compute: (step: AccessStep) => void;
   /** Objects handed back after the run (copies the caller owns), or a function of the plan naming them. */
   outputIds: readonly ObjectId[] | ((plan: Plan) => readonly ObjectId[]);
   /** Objects whose slow-tier copies are kept between runs on the same tier instance (model state). */

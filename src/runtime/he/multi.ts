@@ -6,7 +6,7 @@ import { evaluateInstruction, type InstructionOperands } from '../../program/eva
 import type { HeProgram } from '../../program/program.ts';
 import { check } from '../../util/assert.ts';
 import { InvalidArgumentError } from '../../util/errors.ts';
-import { type HeRuntimeStep, heRuntimeProgram } from './program.ts';
+import { heRuntimeProgram } from './program.ts';
 import {
   evaluatorWithKeys,
   type HeObjectSource,
@@ -16,7 +16,7 @@ import {
   type TieredHeStats,
 } from './tiered.ts';
 import type { Plan } from '../plan/planner.ts';
-import type { ObjectId, ObjectInfo, Program, ProgramStep } from '../plan/program.ts';
+import type { ObjectId, ObjectInfo, AccessProgram, AccessStep } from '../../program/access.ts';
 
 /**
  * A step of a many-model program: the model and request it belongs to, and the instruction of that model's
@@ -28,7 +28,7 @@ import type { ObjectId, ObjectInfo, Program, ProgramStep } from '../plan/program
  * console.log(step.model, step.request);
  * ```
  */
-export interface MultiModelStep extends HeRuntimeStep {
+export interface MultiModelStep extends AccessStep {
   model: number;
   request: number;
 }
@@ -96,7 +96,7 @@ export function multiModelProgram(
   programs: readonly HeProgram[],
   requests: readonly { model: number }[],
   order: readonly number[],
-): Program {
+): AccessProgram {
   check(
     order.length === requests.length,
     () => 'multiModelProgram: expected every request once in the order',
@@ -124,7 +124,7 @@ export function multiModelProgram(
       // Outputs leave with the `send` step, so for the server they are intermediates.
       objects.push({ ...o, id: requestId(r, o.id), kind: o.kind === 'output' ? 'intermediate' : o.kind });
     }
-    for (const step of runtime.steps as HeRuntimeStep[]) {
+    for (const step of runtime.steps) {
       steps.push({
         ...step,
         index: steps.length,
@@ -145,8 +145,6 @@ export function multiModelProgram(
       writes: [],
       frees: sent,
       computeCostNs: 0,
-      instruction: -1,
-      level: 0,
       model: m,
       request: r,
     });
@@ -199,7 +197,7 @@ export async function runTieredRequests(options: TieredRequestsOptions): Promise
   outputs: Map<number, Ciphertext>[];
   stats: TieredHeStats;
   order: number[];
-  program: Program;
+  program: AccessProgram;
   plan: Plan;
 }> {
   const { models, requests } = options;
@@ -280,7 +278,7 @@ export async function runTieredRequests(options: TieredRequestsOptions): Promise
           arena.adopt(full, ct, analysis.bytesOf(full));
         },
       };
-      return (raw: ProgramStep) => {
+      return (raw: AccessStep) => {
         const step = raw as MultiModelStep;
         if (step.request !== request) {
           request = step.request;
@@ -295,7 +293,7 @@ export async function runTieredRequests(options: TieredRequestsOptions): Promise
           return;
         }
         const program = models[model].program;
-        const ins = program.instructions[step.instruction];
+        const ins = program.instructions[step.instruction!];
         evaluateInstruction(program, ins, evaluatorWithKeys(base, ins, arena, keyPrefixes[model]), operands);
       };
     },

@@ -17,16 +17,11 @@ import { PlacementAllocator } from '../exec/placement-allocator.ts';
 import { runTiered } from '../exec/run.ts';
 import type { Plan } from '../plan/planner.ts';
 import type { Policy } from '../plan/policy.ts';
-import {
-  analyzeProgram,
-  type ObjectId,
-  type Program,
-  type ProgramAnalysis,
-  type ProgramStep,
-} from '../plan/program.ts';
+import type { ObjectId, AccessProgram, AccessStep } from '../../program/access.ts';
+import { analyzeProgram, type ProgramAnalysis } from '../plan/program.ts';
 import type { DeviceProfile } from '../store/devices.ts';
 import type { SlowTier } from '../store/slow-tier.ts';
-import { type HeRuntimeStep, heRuntimeProgram } from './program.ts';
+import { heRuntimeProgram } from './program.ts';
 
 /**
  * Where the runtime gets the objects that exist before a run (keys, encrypted weights, inputs, plaintext
@@ -116,7 +111,7 @@ export interface TieredHeOptions {
   /** The parameters every object uses (the same instance, as the evaluator checks identity). */
   params: Parameters;
   /** The runtime program to run (default: {@link heRuntimeProgram} of `program`). */
-  runtimeProgram?: Program;
+  runtimeProgram?: AccessProgram;
   source: HeObjectSource;
   policy: Policy;
   /**
@@ -196,7 +191,7 @@ export interface TieredHeResult {
   stats: TieredHeStats;
   plan: Plan;
   execution: ExecutionResult;
-  runtimeProgram: Program;
+  runtimeProgram: AccessProgram;
 }
 
 /**
@@ -275,7 +270,7 @@ export async function runTieredHe(options: TieredHeOptions): Promise<TieredHeRes
         define: (id, ct) => arena.adopt(ctId(id), ct, analysis.bytesOf(ctId(id))),
       };
       return (step) => {
-        const ins = program.instructions[(step as HeRuntimeStep).instruction];
+        const ins = program.instructions[step.instruction!];
         evaluateInstruction(program, ins, evaluatorWithKeys(base, ins, arena, 'key:'), operands);
       };
     },
@@ -321,11 +316,11 @@ export function evaluatorWithKeys(
  * ```
  */
 export interface TieredObjectsOptions extends Omit<TieredHeOptions, 'program' | 'runtimeProgram'> {
-  runtimeProgram: Program;
+  runtimeProgram: AccessProgram;
   /** Objects handed back after the run (detached copies the caller owns). */
   outputIds: readonly ObjectId[];
   /** Builds the step function once the arena exists. */
-  makeCompute: (arena: HeArena, analysis: ProgramAnalysis) => (step: ProgramStep) => void;
+  makeCompute: (arena: HeArena, analysis: ProgramAnalysis) => (step: AccessStep) => void;
   /** Objects kept in their slow tier between runs (see {@link TieredHeOptions.keepModelState}). */
   persistent?: (id: ObjectId) => boolean;
 }

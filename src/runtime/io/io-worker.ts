@@ -21,7 +21,7 @@ import {
   verifyObjectHeader,
   verifyPayloadChecksum,
 } from '../store/object-format.ts';
-import type { ObjectId } from '../plan/program.ts';
+import type { ObjectId } from '../../program/access.ts';
 
 /*
  * The body of an I/O worker thread ({@link IoPool} starts it). Every stage of a slow-tier transfer runs here:

@@ -1,7 +1,7 @@
 import { check } from '../../util/assert.ts';
 import { InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import { DEVICE_PROFILES, type DeviceProfile } from '../store/devices.ts';
-import type { ObjectId, ObjectInfo } from './program.ts';
+import type { ObjectId, ObjectInfo } from '../../program/access.ts';
 import { type Action, type ActionKind, Timeline } from './timeline.ts';
 
 /**

@@ -3,16 +3,18 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { simulate } from './planner.ts';
 import { scheduleForLocality } from './locality.ts';
-import { analyzeProgram, type ObjectInfo, type Program, type ProgramStep } from './program.ts';
+import type { ObjectInfo, AccessProgram, AccessStep } from '../../program/access.ts';
+import type { HeOp } from '../../program/ops.ts';
+import { analyzeProgram } from './program.ts';
 
-interface TaggedStep extends ProgramStep {
+interface TaggedStep extends AccessStep {
   tag: number;
 }
 
 const KB = 1024;
 
 /** Layers of accumulation chains (output-major, as the compiler emits dense layers), then a map per output. */
-function chainsProgram(seed: number, layers: number[], fanIn: number, inputs: number): Program {
+function chainsProgram(seed: number, layers: number[], fanIn: number, inputs: number): AccessProgram {
   let x = seed | 1;
   const rand = (n: number) => {
     x ^= x << 13;
@@ -22,7 +24,7 @@ function chainsProgram(seed: number, layers: number[], fanIn: number, inputs: nu
   };
   const objects: ObjectInfo[] = [];
   const steps: TaggedStep[] = [];
-  const step = (op: string, reads: string[], writes: string[], frees?: string[]) => {
+  const step = (op: HeOp, reads: string[], writes: string[], frees?: string[]) => {
     const index = steps.length;
     steps.push({ index, op, reads, writes, ...(frees ? { frees } : {}), tag: index });
   };
@@ -40,9 +42,9 @@ function chainsProgram(seed: number, layers: number[], fanIn: number, inputs: nu
         { length: Math.min(fanIn, previous.length) },
         () => previous[rand(previous.length)],
       );
-      step('start', [taps[0]], [acc]);
-      for (const tap of taps.slice(1)) step('mta', [tap, acc], [acc]);
-      step('finish', [acc], [out], [acc]);
+      step('mul_const', [taps[0]], [acc]);
+      for (const tap of taps.slice(1)) step('mul_then_add', [tap, acc], [acc]);
+      step('rescale', [acc], [out], [acc]);
       next.push(out);
     }
     previous = next;
@@ -51,7 +53,7 @@ function chainsProgram(seed: number, layers: number[], fanIn: number, inputs: nu
 }
 
 /** Runs a program on 32-bit values: `mta` adds (commutes), every other op mixes its operands with its tag. */
-function evaluate(program: Program): Map<string, number> {
+function evaluate(program: AccessProgram): Map<string, number> {
   const values = new Map<string, number>();
   const mix = (a: number, b: number) => Math.imul(a ^ (b + 0x9e3779b9), 0x85ebca6b) ^ (a >>> 13);
   for (const o of program.objects)
@@ -62,7 +64,7 @@ function evaluate(program: Program): Map<string, number> {
       assert.ok(v !== undefined, `${step.op} #${step.tag} reads ${id} before it exists`);
       return v;
     };
-    if (step.op === 'mta') {
+    if (step.op === 'mul_then_add') {
       const acc = step.writes[0];
       values.set(acc, (read(acc) + mix(read(step.reads[0]), step.tag)) >>> 0);
     } else {
@@ -84,7 +86,10 @@ test('locality scheduling keeps every result: commutative updates reorder, every
       fc.constantFrom(undefined, 256 * KB, 1024 * KB),
       (seed, layers, fanIn, cap) => {
         const program = chainsProgram(seed, layers, fanIn, 12);
-        const reordered = scheduleForLocality(program, { commutativeOps: ['mta'], liveCapBytes: cap });
+        const reordered = scheduleForLocality(program, {
+          commutativeOps: ['mul_then_add'],
+          liveCapBytes: cap,
+        });
         analyzeProgram(reordered);
         assert.equal(reordered.steps.length, program.steps.length);
         assert.deepEqual(
@@ -104,7 +109,7 @@ test('locality scheduling keeps every result: commutative updates reorder, every
 test('without commutative ops only independent steps move: each object sees its reads and writes in order', () => {
   const program = chainsProgram(7, [6, 4], 5, 10);
   const reordered = scheduleForLocality(program);
-  const touches = (p: Program) => {
+  const touches = (p: AccessProgram) => {
     const map = new Map<string, number[]>();
     for (const s of p.steps as TaggedStep[]) {
       for (const id of new Set([...s.writes, ...(s.frees ?? [])])) {
@@ -121,25 +126,31 @@ test('without commutative ops only independent steps move: each object sees its 
 test('a dense layer emitted output-major is interchanged: each input read once instead of once per output', async () => {
   // 32 outputs × 64 inputs: accumulators (32 × 64 KiB) fit the budget, the inputs (64 × 64 KiB) do not.
   const objects: ObjectInfo[] = [];
-  const steps: ProgramStep[] = [];
+  const steps: AccessStep[] = [];
   for (let i = 0; i < 64; i++) objects.push({ id: `x${i}`, bytes: 64 * KB, kind: 'input', readOnly: true });
   for (let j = 0; j < 32; j++) {
     objects.push({ id: `a${j}`, bytes: 64 * KB, kind: 'output', readOnly: false });
-    steps.push({ index: steps.length, op: 'start', reads: ['x0'], writes: [`a${j}`], computeCostNs: 1e4 });
+    steps.push({
+      index: steps.length,
+      op: 'mul_const',
+      reads: ['x0'],
+      writes: [`a${j}`],
+      computeCostNs: 1e4,
+    });
     for (let i = 1; i < 64; i++) {
       steps.push({
         index: steps.length,
-        op: 'mta',
+        op: 'mul_then_add',
         reads: [`x${i}`, `a${j}`],
         writes: [`a${j}`],
         computeCostNs: 1e4,
       });
     }
   }
-  const program: Program = { name: 'dense', objects, steps };
-  const reordered = scheduleForLocality(program, { commutativeOps: ['mta'] });
+  const program: AccessProgram = { name: 'dense', objects, steps };
+  const reordered = scheduleForLocality(program, { commutativeOps: ['mul_then_add'] });
   const budget = 48 * 64 * KB;
-  const read = async (p: Program) =>
+  const read = async (p: AccessProgram) =>
     simulate(p, { policy: 'home', dramBudgetBytes: budget, slow: 'nvme-gen4', warmStart: false }).summary
       .slowBytesRead;
   const original = await read(program);

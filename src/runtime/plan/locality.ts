@@ -1,5 +1,6 @@
 import { check } from '../../util/assert.ts';
-import { type ObjectId, type Program, type ProgramStep, renumberSteps } from './program.ts';
+import type { ObjectId, AccessProgram, AccessStep } from '../../program/access.ts';
+import { renumberSteps } from './program.ts';
 
 /**
  * Options of {@link scheduleForLocality}.
@@ -93,7 +94,7 @@ class IndexHeap {
  * const run = simulate(reordered, { policy: 'home', dramBudgetBytes: budget, slow: 'nvme-gen4' });
  * ```
  */
-export function scheduleForLocality(program: Program, options: LocalityOptions = {}): Program {
+export function scheduleForLocality(program: AccessProgram, options: LocalityOptions = {}): AccessProgram {
   const window = options.window ?? Infinity;
   check(window >= 1, () => `window = ${window}: expected >= 1`);
   const steps = program.steps;
@@ -200,8 +201,8 @@ export function scheduleForLocality(program: Program, options: LocalityOptions =
   let earliest = 0;
   let live = 0;
   const notDone = (i: number) => done[i] === 0;
-  const order: ProgramStep[] = [];
-  let previous: ProgramStep | null = null;
+  const order: AccessStep[] = [];
+  let previous: AccessStep | null = null;
   while (order.length < n) {
     while (done[earliest]) earliest++;
     const limit = earliest + window;

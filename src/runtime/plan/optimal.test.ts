@@ -3,13 +3,14 @@ import { test } from 'node:test';
 import { ResourceError } from '../../util/errors.ts';
 import { simulate } from './planner.ts';
 import { optimalBytesMoved } from './optimal.ts';
-import { analyzeProgram, type Program } from './program.ts';
+import type { AccessProgram } from '../../program/access.ts';
+import { analyzeProgram } from './program.ts';
 import { randomProgram, syntheticPrng } from '../../../bench/workloads/synthetic.ts';
 
 test('the exact solver finds the known optimum of a hand-made trace', () => {
   // a, b, c are 100-byte inputs, y a 1-byte accumulator; room for two inputs. Trace a b c a b: LRU misses all five
   // (500 bytes); the optimum loads a, b, evicts b at c (used later than a), hits a, reloads b: 400 bytes.
-  const objects: Program['objects'] = ['a', 'b', 'c'].map((id) => ({
+  const objects: AccessProgram['objects'] = ['a', 'b', 'c'].map((id) => ({
     id,
     bytes: 100,
     kind: 'input',
@@ -17,12 +18,12 @@ test('the exact solver finds the known optimum of a hand-made trace', () => {
   }));
   objects.push({ id: 'y', bytes: 1, kind: 'output', readOnly: false });
   const reads = ['a', 'b', 'c', 'a', 'b'];
-  const program: Program = {
+  const program: AccessProgram = {
     name: 'abcab',
     objects,
     steps: reads.map((id, index) => ({
       index,
-      op: 'use',
+      op: 'add',
       reads: index === 0 ? [id] : [id, 'y'],
       writes: ['y'],
     })),
@@ -34,20 +35,20 @@ test('the exact solver finds the known optimum of a hand-made trace', () => {
 });
 
 test('dirty data costs a write unless it dies first', () => {
-  const objects: Program['objects'] = [
+  const objects: AccessProgram['objects'] = [
     { id: 'x', bytes: 100, kind: 'input', readOnly: true },
     { id: 't', bytes: 100, kind: 'intermediate', readOnly: false },
     { id: 'u', bytes: 100, kind: 'intermediate', readOnly: false },
     { id: 'y', bytes: 100, kind: 'output', readOnly: false },
   ];
-  const program: Program = {
+  const program: AccessProgram = {
     name: 'spill',
     objects,
     steps: [
-      { index: 0, op: 'a', reads: ['x'], writes: ['t'] },
-      { index: 1, op: 'b', reads: ['x'], writes: ['u'] },
-      { index: 2, op: 'c', reads: ['u', 'x'], writes: ['y'] },
-      { index: 3, op: 'd', reads: ['t', 'y'], writes: ['y'] },
+      { index: 0, op: 'mul_const', reads: ['x'], writes: ['t'] },
+      { index: 1, op: 'mul_const', reads: ['x'], writes: ['u'] },
+      { index: 2, op: 'mul_ct', reads: ['u', 'x'], writes: ['y'] },
+      { index: 3, op: 'add', reads: ['t', 'y'], writes: ['y'] },
     ],
   };
   // Capacity 300: at step 2 (x, u, y) one of t must leave; t is dirty and live: write 100 + read 100, plus x once.

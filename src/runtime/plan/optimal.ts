@@ -1,6 +1,7 @@
 import { check } from '../../util/assert.ts';
 import { ResourceError } from '../../util/errors.ts';
-import { analyzeProgram, type ObjectId, type Program } from './program.ts';
+import type { ObjectId, AccessProgram } from '../../program/access.ts';
+import { analyzeProgram } from './program.ts';
 
 /**
  * The minimum traffic of a short program and how much work finding it took.
@@ -54,7 +55,7 @@ export interface OptimalOptions {
  * ```
  */
 export function optimalBytesMoved(
-  program: Program,
+  program: AccessProgram,
   capacityBytes: number,
   options: OptimalOptions = {},
 ): OptimalResult {

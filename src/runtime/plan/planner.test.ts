@@ -15,7 +15,8 @@ import {
 } from '../../../bench/workloads/synthetic.ts';
 import { type PlanOptions, planProgram, simulate } from './planner.ts';
 import { HomePolicy, LruPolicy } from './policy.ts';
-import { analyzeProgram, type Program } from './program.ts';
+import type { AccessProgram } from '../../program/access.ts';
+import { analyzeProgram } from './program.ts';
 import type { RunResult } from './run-result.ts';
 import { replayActions } from './timeline.ts';
 
@@ -77,8 +78,8 @@ test('HomE prefetches a weight stream as deep as its lookahead while short-lived
   // 1 MiB. Counting every future allocation without the frees would cap the lead at about half the arena.
   const mib = 2 ** 20;
   const n = 400;
-  const objects: Program['objects'] = [{ id: 'acc0', bytes: mib, kind: 'ciphertext', readOnly: false }];
-  const steps: Program['steps'] = [];
+  const objects: AccessProgram['objects'] = [{ id: 'acc0', bytes: mib, kind: 'ciphertext', readOnly: false }];
+  const steps: AccessProgram['steps'] = [];
   for (let i = 0; i < n; i++) {
     objects.push({ id: `w${i}`, bytes: mib, kind: 'plaintext', readOnly: true });
     objects.push({
@@ -89,7 +90,7 @@ test('HomE prefetches a weight stream as deep as its lookahead while short-lived
     });
     steps.push({
       index: i,
-      op: 'mul-plain',
+      op: 'mul_plain',
       reads: [`acc${i}`, `w${i}`],
       writes: [`acc${i + 1}`],
       frees: [`acc${i}`],
@@ -111,7 +112,7 @@ test('HomE prefetches a weight stream as deep as its lookahead while short-lived
 });
 
 /** Everything a plan determines, without the wall-clock times of planning itself. */
-function planned(options: PlanOptions, program: Program) {
+function planned(options: PlanOptions, program: AccessProgram) {
   const plan = planProgram(program, options);
   const { wallNs: _wall, ...summary } = plan.run.summary;
   return {
@@ -125,7 +126,7 @@ function planned(options: PlanOptions, program: Program) {
 }
 
 test('with unlimited memory the one-pass plan equals the general planner’s, action for action', (t) => {
-  const programs: Program[] = [
+  const programs: AccessProgram[] = [
     cryptoNetsProgram({ imageSide: 12, hidden: 10 }),
     cryptoNetsProgram({ imageSide: 12, hidden: 8, frees: 'last-use' }),
     deepCnnProgram({ layers: 3, channels: 2, frees: 'none' }),
@@ -161,7 +162,7 @@ test('with unlimited memory the one-pass plan equals the general planner’s, ac
 });
 
 test('the one-pass plan of an all-in-memory run: decision, allocations, compute, releases per step', () => {
-  const program: Program = {
+  const program: AccessProgram = {
     name: 'three-steps',
     objects: [
       { id: 'x', bytes: 100, kind: 'input', readOnly: true },

@@ -3,14 +3,8 @@ import { DEVICE_PROFILES, type DeviceProfile, deviceProfile, nowNs } from '../st
 import { VirtualTier } from '../store/virtual-tier.ts';
 import { type InitialPlacement, type MemoryLevel, PlanLedger, type PlannedTier } from './ledger.ts';
 import { makePolicy, type Policy, type PolicyName, type PolicyView } from './policy.ts';
-import {
-  analyzeProgram,
-  type ObjectId,
-  type Program,
-  type ProgramAnalysis,
-  type ProgramStep,
-  stepComputeNs,
-} from './program.ts';
+import type { ObjectId, AccessProgram, AccessStep } from '../../program/access.ts';
+import { analyzeProgram, type ProgramAnalysis, stepComputeNs } from './program.ts';
 import {
   ledgerDevices,
   type PlannedSteps,
@@ -116,7 +110,7 @@ class Planner {
   }
 
   /** Brings every operand of `step` into the compute level. */
-  demand(step: ProgramStep): void {
+  demand(step: AccessStep): void {
     const ledger = this.ledger;
     const level = ledger.computeLevel;
     const reads = new Set(step.reads);
@@ -139,7 +133,7 @@ class Planner {
     }
   }
 
-  #room(level: MemoryLevel, bytes: number, step: ProgramStep): void {
+  #room(level: MemoryLevel, bytes: number, step: AccessStep): void {
     if (!this.makeRoom(level, bytes)) {
       throw new ResourceError(
         `step ${step.index} (${step.op}) needs ${bytes} more bytes in ${level}, but only ${this.ledger.free(level)} ` +
@@ -389,7 +383,7 @@ export interface PlanOptions {
  * ```
  */
 export interface Plan {
-  program: Program;
+  program: AccessProgram;
   /** Where compute finds its operands: the arena, or DRAM buffers when the plan has no arena. */
   computeLevel: MemoryLevel;
   actions: readonly Action[];
@@ -416,7 +410,7 @@ export interface Plan {
  * const plan = planProgram(program, { policy: new HomePolicy(), dramBudgetBytes: 64 << 20, arenaBytes: 192 << 20, tiers });
  * ```
  */
-export function planProgram(program: Program, options: PlanOptions): Plan {
+export function planProgram(program: AccessProgram, options: PlanOptions): Plan {
   const start = nowNs();
   const analysis = options.analysis ?? analyzeProgram(program);
   const ledger = new PlanLedger({
@@ -491,7 +485,7 @@ export interface SimulationConfig {
  * console.log(home.summary.totalNs / unlimited.summary.totalNs);
  * ```
  */
-export function simulate(program: Program, config: SimulationConfig): RunResult {
+export function simulate(program: AccessProgram, config: SimulationConfig): RunResult {
   const slowSpec = config.slow === undefined ? ['nvme-gen4'] : config.slow === null ? [] : config.slow;
   const list = Array.isArray(slowSpec) ? slowSpec : [slowSpec];
   const policy = makePolicy(config.policy);

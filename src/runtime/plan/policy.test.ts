@@ -4,7 +4,8 @@ import fc from 'fast-check';
 import { runByteProgram } from '../exec/byte-run.ts';
 import { simulate } from './planner.ts';
 import { HomePolicy, scheduleKeyAware } from './policy.ts';
-import { analyzeProgram, type Program } from './program.ts';
+import type { AccessProgram } from '../../program/access.ts';
+import { analyzeProgram } from './program.ts';
 import {
   cryptoNetsProgram,
   type HeShape,
@@ -12,10 +13,10 @@ import {
   randomProgram,
 } from '../../../bench/workloads/synthetic.ts';
 
-const TINY: HeShape = { logN: 6, limbs: 2, specialLimbs: 1, dnum: 1, nsPerModularMultiply: 0.4 };
+const TINY: HeShape = { logN: 10, limbs: 2, specialLimbs: 1, nsPerModularMultiply: 0.4 };
 
 async function slowBytes(
-  program: Program,
+  program: AccessProgram,
   policy: 'lru' | 'home' | 'home-noprefetch',
   budget: number,
 ): Promise<number> {
@@ -107,11 +108,11 @@ test('key-aware scheduling keeps results identical and groups rotations by key',
   const program = interleavedModelsProgram({ models: 4, requestsPerModel: 3, shape: TINY });
   const grouped = scheduleKeyAware(program, { window: 512 });
   analyzeProgram(grouped);
-  const keysOf = (p: Program) =>
+  const keysOf = (p: AccessProgram) =>
     p.steps.map((s) => s.reads.find((id) => /rk\[/.test(id))).filter((k): k is string => k !== undefined);
   const switches = (keys: string[]) => keys.filter((k, i) => i > 0 && k !== keys[i - 1]).length;
   assert.ok(switches(keysOf(grouped)) * 2 < switches(keysOf(program)), 'at least halves key switches');
-  const outputs = async (p: Program) =>
+  const outputs = async (p: AccessProgram) =>
     (await runByteProgram({ program: p, policy: new HomePolicy(), dramBudgetBytes: Infinity })).outputs;
   assert.deepEqual(await outputs(grouped), await outputs(program));
   for (let seed = 0; seed < 30; seed++) {

@@ -1,5 +1,6 @@
 import { check } from '../../util/assert.ts';
-import type { ObjectId, ObjectKind, Program, ProgramAnalysis, ProgramStep } from './program.ts';
+import type { ObjectId, ObjectKind, AccessProgram, AccessStep } from '../../program/access.ts';
+import type { ProgramAnalysis } from './program.ts';
 import { renumberSteps, stepComputeNs } from './program.ts';
 import type { MemoryLevel, PlanLedger } from './ledger.ts';
 
@@ -301,7 +302,7 @@ export interface KeyAwareOptions {
  * const grouped = scheduleKeyAware(interleavedModelsProgram({ models: 8 }), { window: 256 });
  * ```
  */
-export function scheduleKeyAware(program: Program, options: KeyAwareOptions = {}): Program {
+export function scheduleKeyAware(program: AccessProgram, options: KeyAwareOptions = {}): AccessProgram {
   const window = options.window ?? 256;
   const kinds = new Set<ObjectKind>(options.groupKinds ?? ['rotation-key', 'relin-key']);
   const kindOf = new Map(program.objects.map((o) => [o.id, o.kind]));
@@ -339,13 +340,13 @@ export function scheduleKeyAware(program: Program, options: KeyAwareOptions = {}
       readersSince.set(id, []);
     }
   });
-  const keysOf = (step: ProgramStep) => step.reads.filter((id) => kinds.has(kindOf.get(id)!));
+  const keysOf = (step: AccessStep) => step.reads.filter((id) => kinds.has(kindOf.get(id)!));
   const ready = new Set<number>();
   for (let i = 0; i < n; i++) if (preds[i] === 0) ready.add(i);
   const done = new Uint8Array(n);
   let earliest = 0;
   let currentKeys: ObjectId[] = [];
-  const order: ProgramStep[] = [];
+  const order: AccessStep[] = [];
   while (order.length < n) {
     while (done[earliest]) earliest++;
     let pick = -1;

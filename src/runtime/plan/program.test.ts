@@ -1,25 +1,26 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InvalidArgumentError } from '../../util/errors.ts';
-import { analyzeProgram, type Program, renumberSteps, stepComputeNs } from './program.ts';
+import type { AccessProgram } from '../../program/access.ts';
+import { analyzeProgram, renumberSteps, stepComputeNs } from './program.ts';
 
-const objects: Program['objects'] = [
+const objects: AccessProgram['objects'] = [
   { id: 'x', bytes: 100, kind: 'input', readOnly: true },
   { id: 'w', bytes: 50, kind: 'plaintext', readOnly: true },
   { id: 't', bytes: 100, kind: 'intermediate', readOnly: false },
   { id: 'y', bytes: 100, kind: 'output', readOnly: false },
 ];
 
-function program(steps: Omit<Program['steps'][number], 'index'>[]): Program {
+function program(steps: Omit<AccessProgram['steps'][number], 'index'>[]): AccessProgram {
   return { name: 'p', objects, steps: steps.map((s, index) => ({ ...s, index })) };
 }
 
 test('analysis finds initial objects, next uses and dead contents', () => {
   const p = program([
-    { op: 'mul-plain', reads: ['x', 'w'], writes: ['t'] },
+    { op: 'mul_plain', reads: ['x', 'w'], writes: ['t'] },
     { op: 'add', reads: ['t', 'x'], writes: ['t'] },
-    { op: 'mul-plain', reads: ['t', 'w'], writes: ['y'] },
-    { op: 'overwrite', reads: ['x'], writes: ['t'] },
+    { op: 'mul_plain', reads: ['t', 'w'], writes: ['y'] },
+    { op: 'mul_const', reads: ['x'], writes: ['t'] },
   ]);
   const a = analyzeProgram(p);
   assert.deepEqual([...a.initial].sort(), ['w', 'x']);
@@ -40,7 +41,7 @@ test('analysis finds initial objects, next uses and dead contents', () => {
 
 test('invalid programs are rejected with the bad step named', () => {
   assert.throws(
-    () => analyzeProgram(program([{ op: 'a', reads: ['t'], writes: ['y'] }])),
+    () => analyzeProgram(program([{ op: 'add', reads: ['t'], writes: ['y'] }])),
     (e: unknown) => {
       assert.ok(e instanceof InvalidArgumentError);
       assert.match(e.message, /step 0 reads "t" \(kind intermediate\) before any step wrote it/);
@@ -48,38 +49,41 @@ test('invalid programs are rejected with the bad step named', () => {
     },
   );
   assert.throws(
-    () => analyzeProgram(program([{ op: 'a', reads: ['x'], writes: ['w'] }])),
+    () => analyzeProgram(program([{ op: 'add', reads: ['x'], writes: ['w'] }])),
     /writes "w": expected no writes to a read-only/,
   );
-  assert.throws(() => analyzeProgram(program([{ op: 'a', reads: ['nope'], writes: ['y'] }])), /reads "nope"/);
   assert.throws(
-    () => analyzeProgram(program([{ op: 'a', reads: ['x'], writes: ['y'], frees: ['y'] }])),
+    () => analyzeProgram(program([{ op: 'add', reads: ['nope'], writes: ['y'] }])),
+    /reads "nope"/,
+  );
+  assert.throws(
+    () => analyzeProgram(program([{ op: 'add', reads: ['x'], writes: ['y'], frees: ['y'] }])),
     /frees output "y"/,
   );
   assert.throws(
     () =>
       analyzeProgram(
         program([
-          { op: 'a', reads: ['x'], writes: ['t'], frees: ['t'] },
-          { op: 'b', reads: ['t'], writes: ['y'] },
+          { op: 'add', reads: ['x'], writes: ['t'], frees: ['t'] },
+          { op: 'sub', reads: ['t'], writes: ['y'] },
         ]),
       ),
     /since it was freed/,
   );
   assert.throws(
-    () => analyzeProgram({ ...program([]), steps: [{ index: 3, op: 'a', reads: [], writes: [] }] }),
+    () => analyzeProgram({ ...program([]), steps: [{ index: 3, op: 'add', reads: [], writes: [] }] }),
     /index = 3/,
   );
 });
 
 test('compute cost falls back to modular multiplies', () => {
-  assert.equal(stepComputeNs({ index: 0, op: 'a', reads: [], writes: [], computeCostNs: 7 }), 7);
-  assert.equal(stepComputeNs({ index: 0, op: 'a', reads: [], writes: [], modularMultiplies: 10 }, 0.5), 5);
-  assert.equal(stepComputeNs({ index: 0, op: 'a', reads: [], writes: [] }), 0);
+  assert.equal(stepComputeNs({ index: 0, op: 'add', reads: [], writes: [], computeCostNs: 7 }), 7);
+  assert.equal(stepComputeNs({ index: 0, op: 'add', reads: [], writes: [], modularMultiplies: 10 }, 0.5), 5);
+  assert.equal(stepComputeNs({ index: 0, op: 'add', reads: [], writes: [] }), 0);
   assert.deepEqual(
     renumberSteps([
-      { index: 5, op: 'a', reads: [], writes: [] },
-      { index: 2, op: 'b', reads: [], writes: [] },
+      { index: 5, op: 'add', reads: [], writes: [] },
+      { index: 2, op: 'sub', reads: [], writes: [] },
     ]).map((s) => s.index),
     [0, 1],
   );
@@ -87,7 +91,7 @@ test('compute cost falls back to modular multiplies', () => {
 
 test('per-step operands and departures: dead contents and frees leave after their step', () => {
   const p = program([
-    { op: 'mul-plain', reads: ['x', 'w', 'x'], writes: ['t'] },
+    { op: 'mul_plain', reads: ['x', 'w', 'x'], writes: ['t'] },
     { op: 'add', reads: ['t', 'w'], writes: ['y'], frees: ['t'] },
     { op: 'square', reads: ['y'], writes: ['y'] },
   ]);

@@ -1,91 +1,6 @@
+import type { AccessProgram, AccessStep, ObjectId, ObjectInfo, ObjectKind } from '../../program/access.ts';
 import { check } from '../../util/assert.ts';
 import { InvalidArgumentError } from '../../util/errors.ts';
-
-/**
- * The name of one object the runtime manages (a ciphertext, plaintext, key or intermediate).
- *
- * @example
- * ```ts
- * const id: ObjectId = 'conv1/w[0][3]';
- * ```
- */
-export type ObjectId = string;
-
-/**
- * What an object is. Keys and plaintext weights are read-only model state; intermediates are produced and consumed
- * during a run; outputs must survive the run.
- *
- * @example
- * ```ts
- * const kind: ObjectKind = 'rotation-key';
- * ```
- */
-export type ObjectKind =
-  | 'ciphertext'
-  | 'plaintext'
-  | 'relin-key'
-  | 'rotation-key'
-  | 'intermediate'
-  | 'input'
-  | 'output';
-
-/**
- * One object of a program with its exact serialized size.
- *
- * @example
- * ```ts
- * const key: ObjectInfo = { id: 'rk[1]', bytes: 10_485_760, kind: 'rotation-key', readOnly: true };
- * ```
- */
-export interface ObjectInfo {
-  id: ObjectId;
-  /** Exact byte length of the object's payload. */
-  bytes: number;
-  kind: ObjectKind;
-  /** Never written by a step; its copy in a slow tier stays valid, so evicting it never costs a write. */
-  readOnly: boolean;
-}
-
-/**
- * One instruction of an HE program as the runtime sees it: the objects it reads and writes. A write replaces the
- * whole object. `frees` lists objects whose contents are dead after this step.
- *
- * @example
- * ```ts
- * const step: ProgramStep = {
- *   index: 0, op: 'rotate', layer: 'conv1', reads: ['x', 'rk[1]'], writes: ['x_rot1'], computeCostNs: 8e6,
- * };
- * ```
- */
-export interface ProgramStep {
-  /** Position in the program (0-based); equal to the array index. */
-  index: number;
-  /** Operation name, e.g. `rotate`, `mul-plain`, `relinearize`. */
-  op: string;
-  /** The network layer this step belongs to, for per-layer reports. */
-  layer?: string;
-  reads: ObjectId[];
-  writes: ObjectId[];
-  frees?: ObjectId[];
-  /** Compute time of the step on the reference machine, in nanoseconds. */
-  computeCostNs?: number;
-  /** Modular multiplications the step performs (for arithmetic intensity). */
-  modularMultiplies?: number;
-}
-
-/**
- * A program: its objects and its steps in execution order.
- *
- * @example
- * ```ts
- * const program: Program = { name: 'tiny', objects: [x, w, y], steps: [{ index: 0, op: 'mul-plain', reads: ['x', 'w'], writes: ['y'] }] };
- * ```
- */
-export interface Program {
-  name: string;
-  objects: ObjectInfo[];
-  steps: ProgramStep[];
-}
 
 /** Kinds an object may have when a step reads it before any step wrote it: it must exist before the run. */
 const PREEXISTING_KINDS: ReadonlySet<ObjectKind> = new Set([
@@ -125,7 +40,7 @@ const NO_USE: NextUse = { step: Infinity, needsContent: false };
  * ```
  */
 export class ProgramAnalysis {
-  readonly program: Program;
+  readonly program: AccessProgram;
   readonly objects: ReadonlyMap<ObjectId, ObjectInfo>;
   /** Objects that exist before step 0 (read before any write). They start in a slow tier or in memory. */
   readonly initial: ReadonlySet<ObjectId>;
@@ -134,7 +49,7 @@ export class ProgramAnalysis {
   readonly #useSteps: Map<ObjectId, Int32Array>;
   readonly #useReads: Map<ObjectId, Uint8Array>;
 
-  constructor(program: Program) {
+  constructor(program: AccessProgram) {
     this.program = program;
     const objects = new Map<ObjectId, ObjectInfo>();
     for (const info of program.objects) {
@@ -391,7 +306,7 @@ function firstAfter(uses: Int32Array, after: number): number {
  * console.log(analysis.initialBytes, analysis.maxStepBytes);
  * ```
  */
-export function analyzeProgram(program: Program): ProgramAnalysis {
+export function analyzeProgram(program: AccessProgram): ProgramAnalysis {
   return new ProgramAnalysis(program);
 }
 
@@ -404,7 +319,7 @@ export function analyzeProgram(program: Program): ProgramAnalysis {
  * const ns = stepComputeNs(step, 0.4);
  * ```
  */
-export function stepComputeNs(step: ProgramStep, nsPerModularMultiply = 0.4): number {
+export function stepComputeNs(step: AccessStep, nsPerModularMultiply = 0.4): number {
   if (step.computeCostNs !== undefined) return step.computeCostNs;
   if (step.modularMultiplies !== undefined) return step.modularMultiplies * nsPerModularMultiply;
   return 0;
@@ -418,6 +333,6 @@ export function stepComputeNs(step: ProgramStep, nsPerModularMultiply = 0.4): nu
  * const reordered = renumberSteps([steps[2], steps[0], steps[1]]);
  * ```
  */
-export function renumberSteps(steps: readonly ProgramStep[]): ProgramStep[] {
+export function renumberSteps(steps: readonly AccessStep[]): AccessStep[] {
   return steps.map((step, index) => ({ ...step, index }));
 }

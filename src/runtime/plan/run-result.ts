@@ -1,6 +1,6 @@
 import type { DeviceProfile } from '../store/devices.ts';
 import type { PlanLedger, TierTraffic } from './ledger.ts';
-import type { ProgramStep } from './program.ts';
+import type { AccessStep } from '../../program/access.ts';
 import type { Action } from './timeline.ts';
 
 /**
@@ -144,7 +144,7 @@ export function occupancyOf(ledger: PlanLedger): Record<string, number> {
  * ```
  */
 export function stepTrace(
-  step: ProgramStep,
+  step: AccessStep,
   actions: readonly Action[],
   decision: number,
   compute: number,

@@ -1,7 +1,7 @@
 import { check } from '../../util/assert.ts';
 import { InvalidArgumentError } from '../../util/errors.ts';
 import { ChannelModel, type DeviceProfile, type TransferDirection } from '../store/devices.ts';
-import type { ObjectId } from './program.ts';
+import type { ObjectId } from '../../program/access.ts';
 
 /**
  * Kinds of recorded actions. `decision` marks the moment the runtime plans a step (after the previous step's

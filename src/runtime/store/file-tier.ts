@@ -10,7 +10,7 @@ import { DEVICE_PROFILES, DeviceEmulator, type DeviceProfile } from './devices.t
 import { defaultIoPool, type IoDone, type IoPool } from '../io/io-pool.ts';
 import type { IoTierConfig } from '../io/io-worker.ts';
 import { encodeObjectId, HEADER_BYTES } from './object-format.ts';
-import type { ObjectId } from '../plan/program.ts';
+import type { ObjectId } from '../../program/access.ts';
 import type { SlowTier } from './slow-tier.ts';
 
 export { HEADER_BYTES } from './object-format.ts';

@@ -2,7 +2,7 @@ import { defaultContext } from '../../ring/context.ts';
 import { xxh32, Xxh32Stream } from '../../ring/hash.ts';
 import { FormatError, InvalidArgumentError } from '../../util/errors.ts';
 import { crc32c, idHash64 } from './checksum.ts';
-import type { ObjectId } from '../plan/program.ts';
+import type { ObjectId } from '../../program/access.ts';
 
 /**
  * Bytes before an object's payload in its slow-tier file. 4 KiB keeps the payload aligned to the logical block

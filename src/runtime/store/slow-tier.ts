@@ -1,4 +1,4 @@
-import type { ObjectId } from '../plan/program.ts';
+import type { ObjectId } from '../../program/access.ts';
 import type { DeviceProfile } from './devices.ts';
 
 /**

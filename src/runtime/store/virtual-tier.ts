@@ -1,6 +1,6 @@
 import { check } from '../../util/assert.ts';
 import { FormatError, InvalidArgumentError, ResourceError } from '../../util/errors.ts';
-import type { ObjectId } from '../plan/program.ts';
+import type { ObjectId } from '../../program/access.ts';
 import type { DeviceProfile } from './devices.ts';
 import type { SlowTier } from './slow-tier.ts';
 
