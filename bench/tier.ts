@@ -276,7 +276,7 @@ export async function runHeTierBench(options: HeTierBenchOptions = {}): Promise<
             }));
             for (let round = 0; round < spec.rounds; round++) {
               quiesce();
-              const reference = runUnlimited(workload);
+              const reference = await runUnlimited(workload);
               unlimitedSeconds.push(reference.seconds);
               for (let c = 0; c < configs.length; c++) {
                 const acc = perConfig[c];

@@ -307,7 +307,7 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
           `(arena ${(split.arenaBytes / MB).toFixed(1)} MB + DRAM pool ${(split.dramPoolBytes / MB).toFixed(1)} MB), ` +
           `tiers ${specs.map((s) => `${s.name}:${s.dir}`).join(', ')}, profile ${profileName}`,
       );
-      const reference = runUnlimited(workload);
+      const reference = await runUnlimited(workload);
       print(`all in memory: ${reference.seconds.toFixed(3)} s`);
       const measured = await probeTier(tiers[0]);
       const planning = emulate ? slowerProfile(measured, emulate) : measured;

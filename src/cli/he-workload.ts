@@ -50,7 +50,7 @@ export interface HeWorkloadOptions {
  * @example
  * ```ts
  * const workload = await prepareHeWorkload({ model, data, count: 64 });
- * const reference = runUnlimited(workload);
+ * const reference = await runUnlimited(workload);
  * ```
  */
 export interface HeWorkload {
@@ -152,17 +152,17 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
  *
  * @example
  * ```ts
- * const { logits, seconds } = runUnlimited(workload);
+ * const { logits, seconds } = await runUnlimited(workload);
  * ```
  */
-export function runUnlimited(workload: HeWorkload): { logits: Float64Array; seconds: number } {
+export async function runUnlimited(workload: HeWorkload): Promise<{ logits: Float64Array; seconds: number }> {
   const server = new InferenceServer(workload.program, workload.client.evaluationKeys);
   server.prepare();
   // The server keeps the weights by reference (no copy) and must not dispose them: the workload owns them.
   if (workload.weights.size > 0) server.loadWeights(workload.weights);
   const inputs = new Map([...workload.inputs].map(([id, ct]) => [id, ct.copy()]));
   const start = nowNs();
-  const outputs = server.run(inputs);
+  const outputs = await server.run(inputs);
   const seconds = (nowNs() - start) / 1e9;
   return { logits: workload.client.decryptPass(outputs, workload.count), seconds };
 }

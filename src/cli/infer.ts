@@ -297,7 +297,7 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
     for (const ct of inputs.values()) upload += ct.byteLength / 2;
     const encryptSeconds = (performance.now() - t) / 1000;
     t = performance.now();
-    const outputs = server.run(inputs, (done, total) =>
+    const outputs = await server.run(inputs, (done, total) =>
       bar?.update(first + Math.floor((n * done) / total), { phase: 'evaluate' }),
     );
     const evalSeconds = (performance.now() - t) / 1000;
@@ -330,7 +330,7 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
   let plainWeightsEval: number | null = null;
   if (encryptWeights) {
     const plainWeights = compileModel(model, { mode, name: basename(options.model) }).program;
-    const run = runEncrypted(plainWeights, images, count, { seed: options.seed });
+    const run = await runEncrypted(plainWeights, images, count, { seed: options.seed });
     plainWeightsEval = run.timings.evaluate / run.passes;
   }
 

@@ -13,17 +13,17 @@ import { runEncrypted } from './server.ts';
  * simulation of the same program (the approximations included), within CKKS noise.
  */
 describe('compiled programs under encryption', () => {
-  it('two primes per level (a 2^60 scale): encrypted = simulated to 1e-9', () => {
+  it('two primes per level (a 2^60 scale): encrypted = simulated to 1e-9', async () => {
     const { program } = compileModel(deepModel(2), { precisionBits: 40 });
     assert.equal(program.parameters.primesPerLevel, 2);
     const images = Float64Array.of(0.5, -0.25, 0.125, 0.75);
-    const enc = runEncrypted(program, images, 2, { seed: new Uint8Array(32).fill(2) });
+    const enc = await runEncrypted(program, images, 2, { seed: new Uint8Array(32).fill(2) });
     const sim = simulateProgram(program, images, 2);
     assert.ok(rowRelativeError(enc.logits, sim, 2) < 1e-9, `${rowRelativeError(enc.logits, sim, 2)}`);
   });
 
   for (const maxPool of ['polynomial', 'average'] as const) {
-    it(`MaxPool (${maxPool}, batch packing): encrypted = simulated`, () => {
+    it(`MaxPool (${maxPool}, batch packing): encrypted = simulated`, async () => {
       const count = 32;
       const images = seededValues(count * 16, 33, 0, 1);
       const { program } = compileModel(maxPoolModel(), {
@@ -31,7 +31,7 @@ describe('compiled programs under encryption', () => {
         approximation: { maxPool, degree: { abs: 6 } },
       });
       const sim = simulateProgram(program, images, count);
-      const enc = runEncrypted(program, images, count, { seed: new Uint8Array(32).fill(8) });
+      const enc = await runEncrypted(program, images, count, { seed: new Uint8Array(32).fill(8) });
       // Two rounds of a degree-6 Chebyshev |·| at a 2^30 scale: about 10 bits of the noise budget go to it.
       const tolerance = maxPool === 'polynomial' ? 1e-2 : 1e-3;
       assert.ok(rowRelativeError(enc.logits, sim, 2) < tolerance, `${rowRelativeError(enc.logits, sim, 2)}`);
@@ -44,14 +44,14 @@ describe('compiled programs under encryption', () => {
     const images = seededValues(count * 36, 5, 0, 1);
     const approximation = { degree: { relu: 7 } };
 
-    it('batch packing: encrypted = simulated, the same argmax, every phase timed', () => {
+    it('batch packing: encrypted = simulated, the same argmax, every phase timed', async () => {
       const { program } = compileModel(model, {
         calibration: { images, count },
         approximation,
         batchSize: 64,
       });
       const sim = simulateProgram(program, images, count);
-      const enc = runEncrypted(program, images, count, { seed: new Uint8Array(32).fill(3) });
+      const enc = await runEncrypted(program, images, count, { seed: new Uint8Array(32).fill(3) });
       assert.ok(
         rowRelativeError(enc.logits, sim, 4) < 1e-3,
         `encrypted vs simulated ${rowRelativeError(enc.logits, sim, 4)}`,
@@ -64,28 +64,30 @@ describe('compiled programs under encryption', () => {
       assert.ok(enc.timings.evaluate > 0 && enc.keyBytes > 0 && enc.uploadBytes > 0);
     });
 
-    it('latency packing (Relu on all slots at once): encrypted = simulated', () => {
+    it('latency packing (Relu on all slots at once): encrypted = simulated', async () => {
       const { program } = compileModel(model, {
         mode: 'latency',
         calibration: { images, count },
         approximation,
       });
       const sim = simulateProgram(program, images.subarray(0, 72), 2);
-      const enc = runEncrypted(program, images.subarray(0, 72), 2, { seed: new Uint8Array(32).fill(5) });
+      const enc = await runEncrypted(program, images.subarray(0, 72), 2, {
+        seed: new Uint8Array(32).fill(5),
+      });
       assert.ok(rowRelativeError(enc.logits, sim, 4) < 1e-3, `${rowRelativeError(enc.logits, sim, 4)}`);
     });
 
-    it('refuses images outside the compiled range before encrypting anything', () => {
+    it('refuses images outside the compiled range before encrypting anything', async () => {
       const { program } = compileModel(model, { calibration: { images, count } });
       const bad = Float64Array.from(images.subarray(0, 36));
       bad[7] = 255;
-      assert.throws(
+      await assert.rejects(
         () => runEncrypted(program, bad, 1),
         (e: unknown) => e instanceof InvalidArgumentError && /outside the input range/.test(e.message),
       );
     });
 
-    it('plaintexts encoded on use give the same logits, bit for bit, as plaintexts kept resident', () => {
+    it('plaintexts encoded on use give the same logits, bit for bit, as plaintexts kept resident', async () => {
       const sampleCount = 16;
       const sampleImages = images.subarray(0, sampleCount * 36);
       const options = {
@@ -98,11 +100,11 @@ describe('compiled programs under encryption', () => {
       assert.ok(forced.program.plaintexts.every((p) => p.encodeOnUse === true));
       const sample = sampleImages.subarray(0, 72);
       const seed = new Uint8Array(32).fill(6);
-      const onUse = runEncrypted(forced.program, sample, 2, { seed });
-      const kept = runEncrypted(resident.program, sample, 2, { seed });
+      const onUse = await runEncrypted(forced.program, sample, 2, { seed });
+      const kept = await runEncrypted(resident.program, sample, 2, { seed });
       assert.deepEqual(onUse.logits, kept.logits);
       assert.deepEqual(
-        runEncrypted(resident.program, sample, 2, { seed, lazyPlaintexts: true }).logits,
+        (await runEncrypted(resident.program, sample, 2, { seed, lazyPlaintexts: true })).logits,
         kept.logits,
       );
       const sim = simulateProgram(forced.program, sample, 2);

@@ -42,7 +42,7 @@ for (const [file, expectedLogN, expectedDepth] of [
       const ort = await runOnnxRuntime(bytes, images, [COUNT, 1, 28, 28]);
       const simulated = simulateProgram(program, images, COUNT);
       assert.ok(rowRelativeError(simulated, ort.data, 10) < 1e-4, 'simulator logits ≈ onnxruntime logits');
-      const run = runEncrypted(program, images, COUNT, { seed: new Uint8Array(32).fill(9) });
+      const run = await runEncrypted(program, images, COUNT, { seed: new Uint8Array(32).fill(9) });
       assert.ok(rowRelativeError(run.logits, simulated, 10) < 1e-3, 'encrypted logits ≈ simulated logits');
       const encrypted = argmaxRows(run.logits, COUNT, 10);
       assert.ok(agreement(encrypted, argmaxRows(simulated, COUNT, 10)) >= 0.99);
@@ -68,7 +68,7 @@ describe('latency packing: one image per ciphertext, diagonal method with BSGS a
       const ort = await runOnnxRuntime(bytes, two, [2, 1, 28, 28]);
       const simulated = simulateProgram(program, two, 2);
       assert.ok(rowRelativeError(simulated, ort.data, 10) < 1e-4);
-      const run = runEncrypted(program, two, 2, { seed: new Uint8Array(32).fill(4) });
+      const run = await runEncrypted(program, two, 2, { seed: new Uint8Array(32).fill(4) });
       assert.ok(rowRelativeError(run.logits, simulated, 10) < 1e-3);
       assert.deepEqual(argmaxRows(run.logits, 2, 10), argmaxRows(ort.data, 2, 10));
     });
@@ -76,7 +76,7 @@ describe('latency packing: one image per ciphertext, diagonal method with BSGS a
 });
 
 describe('encrypted weights (latency packing): the model owner encrypts the diagonals under the client public key', () => {
-  it('lola-small-mnist.onnx: ciphertext × ciphertext products give the same logits as plaintext weights', () => {
+  it('lola-small-mnist.onnx: ciphertext × ciphertext products give the same logits as plaintext weights', async () => {
     const model = importOnnx(readFileSync(findModelFile('lola-small-mnist.onnx')));
     const { program } = compileModel(model, { mode: 'latency', encryptWeights: true });
     validateProgram(program);
@@ -88,7 +88,7 @@ describe('encrypted weights (latency packing): the model owner encrypts the diag
     for (const w of weights) assert.ok(!freed.has(w.id), 'weights stay for the next image');
     const two = images.subarray(0, 2 * 784);
     const simulated = simulateProgram(program, two, 2);
-    const run = runEncrypted(program, two, 2, { seed: new Uint8Array(32).fill(6) });
+    const run = await runEncrypted(program, two, 2, { seed: new Uint8Array(32).fill(6) });
     assert.ok(run.timings.encryptWeights > 0);
     assert.ok(rowRelativeError(run.logits, simulated, 10) < 1e-3);
     assert.deepEqual(argmaxRows(run.logits, 2, 10), argmaxRows(simulated, 2, 10));

@@ -85,11 +85,12 @@ describe('many models in one tiered run', () => {
       const images = Float64Array.from({ length: 4 * 16 }, () => prng.nextDouble());
       return { model: m, inputs: clients[m].encryptPass(images, 0, 4) };
     });
-    const expected = requests.map((q) => {
+    const expected: Float64Array[] = [];
+    for (const q of requests) {
       const server = new InferenceServer(programs[q.model], clients[q.model].evaluationKeys);
-      const out = server.run(new Map([...q.inputs].map(([id, ct]) => [id, ct.copy()])));
-      return clients[q.model].decryptPass(out, 4);
-    });
+      const out = await server.run(new Map([...q.inputs].map(([id, ct]) => [id, ct.copy()])));
+      expected.push(clients[q.model].decryptPass(out, 4));
+    }
     const combined = multiModelProgram(programs, requests, requestOrder(requests, 6));
     const analysis = analyzeProgram(combined);
     const footprint = analysis.initialBytes;

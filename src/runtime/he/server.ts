@@ -6,18 +6,17 @@ import { Evaluator } from '../../ckks/evaluator.ts';
 import type { EvaluationKeys } from '../../ckks/keys.ts';
 import type { Ciphertext, Plaintext } from '../../ckks/objects.ts';
 import { Parameters } from '../../ckks/parameters.ts';
-import type { KernelContext } from '../../ring/context.ts';
 import { InferenceClient } from '../../nn/client.ts';
 import { ModelOwner } from '../../nn/owner.ts';
-import {
-  encodePlaintextWeight,
-  evaluateInstruction,
-  type InstructionOperands,
-} from '../../program/evaluate.ts';
-import { plaintextLastUse } from '../../program/analysis.ts';
+import type { AccessProgram } from '../../program/access.ts';
+import { encodePlaintextWeight } from '../../program/evaluate.ts';
 import { checkImages, outputSize, passes } from '../../program/packing.ts';
 import { assertProgram, type HeProgram, type InputDescriptor } from '../../program/program.ts';
-import { MismatchError } from '../../util/errors.ts';
+import type { KernelContext } from '../../ring/context.ts';
+import { MismatchError, MissingKeyError } from '../../util/errors.ts';
+import type { Plan } from '../plan/planner.ts';
+import { heRuntimeProgram, realRunHomePolicy } from './program.ts';
+import { type HeObjectSource, runTieredHe, type TieredHeStats } from './tiered.ts';
 
 /**
  * Called while a program runs with the instructions done so far and the total.
@@ -49,25 +48,30 @@ export interface PhaseTimings {
 }
 
 /**
- * The server's side: evaluation keys only. Runs the program's instructions on the client's ciphertexts, disposing
- * each intermediate at its `free`, and returns the output ciphertexts.
+ * The server's side: evaluation keys only. Runs the program's instructions on the client's ciphertexts through the
+ * runtime's planner and executor with an unlimited memory budget (all in memory: no slow tier, no transfer), so it
+ * is the same code path as a tiered run; the plan is made on the first run and reused by every later one (HE
+ * programs are data-oblivious). Keys, encrypted weights and the plaintext weights it encodes once are lent to the
+ * run, not copied; inputs are consumed (disposed after their last use).
  *
  * @example
  * ```ts
  * const server = new InferenceServer(program, evaluationKeys);
- * const outputs = server.run(inputs, (done, total) => bar.update(done / total));
+ * const outputs = await server.run(inputs, (done, total) => bar.update(done / total));
  * ```
  */
 export class InferenceServer {
   readonly program: HeProgram;
   readonly params: Parameters;
-  readonly #evaluator: Evaluator;
+  readonly #evaluationKeys: EvaluationKeys;
   readonly #encoder: Encoder;
   /** Resident encoded plaintexts by index; `undefined` for those encoded on use. */
   #plaintexts: (Plaintext | undefined)[] | undefined;
   #weights: Map<number, Ciphertext> = new Map();
-  readonly #lazyAll: boolean;
-  readonly #lastUse: Int32Array;
+  readonly #transient: (index: number) => boolean;
+  readonly #runtimeProgram: AccessProgram;
+  #plan: Plan | undefined;
+  #stats: TieredHeStats | undefined;
 
   /**
    * With `lazyPlaintexts`, every plaintext weight is encoded right before the instruction that reads it and freed
@@ -81,10 +85,16 @@ export class InferenceServer {
     assertProgram(program);
     this.program = program;
     this.params = Parameters.create(program.parameters, { context: options.context });
-    this.#evaluator = new Evaluator(this.params, evaluationKeys);
+    // The evaluator's own checks of the keys' parameters, before anything runs.
+    new Evaluator(this.params, evaluationKeys);
+    this.#evaluationKeys = evaluationKeys;
     this.#encoder = new Encoder(this.params);
-    this.#lazyAll = options.lazyPlaintexts === true;
-    this.#lastUse = plaintextLastUse(program);
+    const lazyAll = options.lazyPlaintexts === true;
+    this.#transient = (index) => lazyAll || program.plaintexts[index]?.encodeOnUse === true;
+    this.#runtimeProgram = heRuntimeProgram(program, {
+      schedule: 'program',
+      transientPlaintexts: this.#transient,
+    });
   }
 
   /** Keeps the model owner's encrypted weights for every later run. */
@@ -99,9 +109,7 @@ export class InferenceServer {
   }
 
   #checkInput(input: InputDescriptor, ct: Ciphertext): void {
-    if (ct.params !== this.params) {
-      throw new MismatchError(`input ${input.id}: parameters ${ct.parametersId}, expected ${this.params.id}`);
-    }
+    this.params.checkSame(ct.params, `input ${input.id}:`);
     if (ct.level !== input.level || Math.abs(ct.scale / input.scale - 1) > 2 ** -30) {
       throw new MismatchError(
         `input ${input.id}: level ${ct.level}, scale 2^${Math.log2(ct.scale).toFixed(3)}; expected level ` +
@@ -112,94 +120,89 @@ export class InferenceServer {
 
   /** The resident plaintext weight vectors, encoded once at their level and scale (not those encoded on use). */
   #encodedWeights(): (Plaintext | undefined)[] {
-    this.#plaintexts ??= this.program.plaintexts.map((p, i) =>
-      this.#lazyAll || p.encodeOnUse === true
-        ? undefined
-        : encodePlaintextWeight(this.program, this.#encoder, i),
+    this.#plaintexts ??= this.program.plaintexts.map((_, i) =>
+      this.#transient(i) ? undefined : encodePlaintextWeight(this.program, this.#encoder, i),
     );
     return this.#plaintexts;
   }
 
+  /** The figures of the last run (planning, execution, compute and arena peak), if any. */
+  get lastRunStats(): TieredHeStats | undefined {
+    return this.#stats;
+  }
+
   /**
-   * Executes the program. `inputs` (input id → ciphertext) are consumed: disposed at their last use.
+   * Executes the program. `inputs` (input id → ciphertext) are consumed: disposed after their last use.
    *
    * @throws MismatchError when an input is missing or at the wrong level/scale; MissingKeyError for a missing key.
    */
-  run(inputs: Map<number, Ciphertext>, onProgress?: ProgressCallback): Map<number, Ciphertext> {
+  async run(
+    inputs: Map<number, Ciphertext>,
+    onProgress?: ProgressCallback,
+  ): Promise<Map<number, Ciphertext>> {
     const program = this.program;
-    const values = new Map<number, Ciphertext>();
-    const kept = new Set<number>();
+    const data = new Map<number, Ciphertext>();
     for (const input of program.inputs) {
       if (input.owner === 'model') {
-        const w = this.#weights.get(input.id);
-        if (!w) throw new MismatchError(`encrypted weight ${input.id}: missing (call loadWeights first)`);
-        values.set(input.id, w);
-        kept.add(input.id);
+        if (!this.#weights.has(input.id))
+          throw new MismatchError(`encrypted weight ${input.id}: missing (call loadWeights first)`);
         continue;
       }
       const ct = inputs.get(input.id);
       if (!ct) throw new MismatchError(`input ${input.id} (element ${input.element}): missing ciphertext`);
       this.#checkInput(input, ct);
-      values.set(input.id, ct);
+      data.set(input.id, ct);
     }
     const plaintexts = program.plaintexts.length > 0 ? this.#encodedWeights() : [];
-    const get = (id: number): Ciphertext => {
-      const v = values.get(id);
-      if (!v) throw new MismatchError(`value ${id} is not alive`);
-      return v;
-    };
-    // Plaintexts encoded on use live from their first reader to their last one in this pass.
-    const transient = new Map<number, Plaintext>();
-    const operands: InstructionOperands = {
-      value: get,
-      plaintext: (index) => {
-        const resident = plaintexts[index];
-        if (resident !== undefined) return resident;
-        let pt = transient.get(index);
-        if (pt === undefined) {
-          pt = encodePlaintextWeight(program, this.#encoder, index);
-          transient.set(index, pt);
+    const keys = this.#evaluationKeys;
+    const source: HeObjectSource = {
+      get: (id) => {
+        if (id === 'key:relin') {
+          if (!keys.relinearization)
+            throw new MissingKeyError('the evaluation keys have no relinearization key');
+          return keys.relinearization;
         }
-        return pt;
+        if (id.startsWith('key:galois:')) {
+          const g = Number(id.slice('key:galois:'.length));
+          const key = keys.galois.get(g)?.key;
+          if (!key) throw new MissingKeyError(`the evaluation keys have no Galois key for element ${g}`);
+          return key;
+        }
+        if (id.startsWith('pt:')) return plaintexts[Number(id.slice(3))]!;
+        const value = Number(id.slice(3));
+        return data.get(value) ?? this.#weights.get(value)!;
       },
-      define: (id, ct) => {
-        values.set(id, ct);
+      // The run hands back what it was lent: the client's inputs are consumed, model state stays.
+      done: (id, live) => {
+        if (id.startsWith('ct:') && data.has(Number(id.slice(3)))) live.dispose();
       },
     };
-    const total = program.instructions.length;
+    const total = this.#runtimeProgram.steps.length;
     const every = Math.max(1, Math.floor(total / 200));
     try {
-      for (let i = 0; i < total; i++) {
-        const ins = program.instructions[i];
-        if (ins.op === 'free') {
-          for (const id of ins.args) {
-            values.get(id)?.dispose();
-            values.delete(id);
-          }
-        } else {
-          evaluateInstruction(program, ins, this.#evaluator, operands);
-          const index = ins.plaintext;
-          if (index !== undefined && this.#lastUse[index] === i) {
-            transient.get(index)?.dispose();
-            transient.delete(index);
-          }
-        }
-        if (onProgress && (i % every === 0 || i === total - 1)) onProgress(i + 1, total);
-      }
-    } catch (error) {
-      for (const [id, v] of values) if (!kept.has(id)) v.dispose();
-      throw error;
+      const result = await runTieredHe({
+        program,
+        params: this.params,
+        runtimeProgram: this.#runtimeProgram,
+        source,
+        policy: realRunHomePolicy(),
+        memoryBudgetBytes: Infinity,
+        transientPlaintexts: { isTransient: this.#transient, encoder: this.#encoder },
+        ...(this.#plan ? { plan: this.#plan } : {}),
+        ...(onProgress
+          ? {
+              onStep: (index: number) =>
+                (index % every === 0 || index === total - 1) && onProgress(index + 1, total),
+            }
+          : {}),
+      });
+      this.#plan ??= result.plan;
+      this.#stats = result.stats;
+      return result.outputs;
     } finally {
-      for (const pt of transient.values()) pt.dispose();
+      // Inputs the run did not take (it failed before lending them) are consumed all the same.
+      for (const ct of data.values()) ct.dispose();
     }
-    const outputs = new Map<number, Ciphertext>();
-    for (const o of program.outputs) {
-      outputs.set(o.id, get(o.id));
-      values.delete(o.id);
-    }
-    // Anything left (a program without frees) is released here; the encrypted weights stay for the next run.
-    for (const [id, v] of values) if (!kept.has(id)) v.dispose();
-    return outputs;
   }
 
   /**
@@ -225,7 +228,7 @@ export class InferenceServer {
  *
  * @example
  * ```ts
- * const { logits, timings, peakArenaBytes } = runEncrypted(program, images, 100);
+ * const { logits, timings, peakArenaBytes } = await runEncrypted(program, images, 100);
  * ```
  */
 export interface EncryptedRun {
@@ -248,11 +251,11 @@ export interface EncryptedRun {
  *
  * @example
  * ```ts
- * const run = runEncrypted(program, images, 1000, { onProgress: (d, t) => {} });
+ * const run = await runEncrypted(program, images, 1000, { onProgress: (d, t) => {} });
  * argmaxRows(run.logits, 1000, 10);
  * ```
  */
-export function runEncrypted(
+export async function runEncrypted(
   program: HeProgram,
   images: ArrayLike<number>,
   count: number,
@@ -263,7 +266,7 @@ export function runEncrypted(
     /** Encode every plaintext weight on use (see {@link InferenceServer}). */
     lazyPlaintexts?: boolean;
   } = {},
-): EncryptedRun {
+): Promise<EncryptedRun> {
   checkImages(program, images, count);
   const client = options.client ?? new InferenceClient(program, { seed: options.seed });
   const server = new InferenceServer(program, client.evaluationKeys, {
@@ -293,7 +296,7 @@ export function runEncrypted(
       for (const ct of inputs.values()) uploadBytes += ct.byteLength / 2;
       timings.encrypt += (performance.now() - t) / 1000;
       t = performance.now();
-      const outputs = server.run(inputs, (done, total) =>
+      const outputs = await server.run(inputs, (done, total) =>
         options.onProgress?.(pass.first, (pass.first + (pass.count * done) / total) / count),
       );
       timings.evaluate += (performance.now() - t) / 1000;

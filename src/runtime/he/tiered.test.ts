@@ -39,14 +39,14 @@ interface Fixture {
 }
 
 /** A model pass encrypted with fixed seeds and its all-in-memory reference (the plain server). */
-function fixture(mode: 'batch' | 'latency', count: number): Fixture {
+async function fixture(mode: 'batch' | 'latency', count: number): Promise<Fixture> {
   const model = importOnnx(readFileSync(findModelFile('lola-small-mnist.onnx')));
   const { program } = compileModel(model, { mode, ...(mode === 'batch' ? { batchSize: count } : {}) });
   const client = new InferenceClient(program, { seed: SEED });
   const pass = images.subarray(0, count * 784);
   const inputs = client.encryptPass(pass, 0, count);
   const server = new InferenceServer(program, client.evaluationKeys);
-  const outputs = server.run(new Map([...inputs].map(([id, ct]) => [id, ct.copy()])));
+  const outputs = await server.run(new Map([...inputs].map(([id, ct]) => [id, ct.copy()])));
   server.dispose();
   const reference = client.decryptPass(outputs, count);
   // The encrypted reference agrees with the float simulation of the program.
@@ -85,7 +85,7 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
   };
   let batch: Fixture;
   before(async () => {
-    batch = fixture('batch', 8);
+    batch = await fixture('batch', 8);
     batch.peak = await peakOf(batch.program);
   });
   after(async () => {

@@ -3,6 +3,7 @@ import type { Encoder } from '../../ckks/encoder.ts';
 import { EvaluationKeys, GaloisKey, type SwitchingKey } from '../../ckks/keys.ts';
 import type { Ciphertext, Plaintext } from '../../ckks/objects.ts';
 import type { Parameters } from '../../ckks/parameters.ts';
+import { plaintextLastUse } from '../../program/analysis.ts';
 import {
   encodePlaintextWeight,
   evaluateInstruction,
@@ -138,6 +139,12 @@ export interface TieredHeOptions {
   beforeRun?: () => void | Promise<void>;
   /** A plan made earlier for the same program, policy, budgets and tiers (skips planning). */
   plan?: Plan;
+  /**
+   * Plaintexts encoded inside the step that reads them, by `encoder`, and freed after their last reader, instead of
+   * being objects of the run (a server that encodes on use; the runtime program must leave them out too:
+   * `heRuntimeProgram(program, { transientPlaintexts })`).
+   */
+  transientPlaintexts?: { isTransient: (index: number) => boolean; encoder: Encoder };
   onStep?: (index: number, total: number) => void;
 }
 
@@ -246,8 +253,13 @@ export function splitMemoryBudget(
  */
 export async function runTieredHe(options: TieredHeOptions): Promise<TieredHeResult> {
   const { program } = options;
+  const transient = options.transientPlaintexts;
   const runtimeProgram =
-    options.runtimeProgram ?? heRuntimeProgram(program, { liveCapBytes: 0.7 * options.memoryBudgetBytes });
+    options.runtimeProgram ??
+    heRuntimeProgram(program, {
+      liveCapBytes: 0.7 * options.memoryBudgetBytes,
+      transientPlaintexts: transient?.isTransient,
+    });
   const weights = new Set(program.inputs.filter((i) => i.owner === 'model').map((i) => `ct:${i.id}`));
   const result = await runTieredObjects({
     ...options,
@@ -264,14 +276,34 @@ export async function runTieredHe(options: TieredHeOptions): Promise<TieredHeRes
         ctIds[id] ??= `ct:${id}`;
         return ctIds[id];
       };
+      // Plaintexts encoded on use live from their first reader to their last one in this run.
+      const lastUse = transient ? plaintextLastUse(program) : undefined;
+      const encoded = new Map<number, Plaintext>();
       const operands: InstructionOperands = {
         value: (id) => arena.get(ctId(id)) as Ciphertext,
-        plaintext: (index) => arena.get(`pt:${index}`) as Plaintext,
+        plaintext: (index) => {
+          if (!transient?.isTransient(index)) return arena.get(`pt:${index}`) as Plaintext;
+          let pt = encoded.get(index);
+          if (pt === undefined) {
+            pt = encodePlaintextWeight(program, transient.encoder, index);
+            encoded.set(index, pt);
+          }
+          return pt;
+        },
         define: (id, ct) => arena.adopt(ctId(id), ct, analysis.bytesOf(ctId(id))),
       };
       return (step) => {
-        const ins = program.instructions[step.instruction!];
-        evaluateInstruction(program, ins, evaluatorWithKeys(base, ins, arena, 'key:'), operands);
+        const at = step.instruction!;
+        const ins = program.instructions[at];
+        try {
+          evaluateInstruction(program, ins, evaluatorWithKeys(base, ins, arena, 'key:'), operands);
+        } finally {
+          const index = ins.plaintext;
+          if (index !== undefined && lastUse?.[index] === at) {
+            encoded.get(index)?.dispose();
+            encoded.delete(index);
+          }
+        }
       };
     },
   });
