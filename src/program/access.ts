@@ -172,9 +172,12 @@ export function accessSequence(program: HeProgram, options: AccessSequenceOption
       if (last) last.frees = [...(last.frees ?? []), ...ins.args.map(ct)];
       return;
     }
-    const reads = ins.args.map(ct);
-    if (ins.plaintext !== undefined && !transient(ins.plaintext)) reads.push(`pt:${ins.plaintext}`);
-    for (const key of ins.keys) reads.push(`key:${key}`);
+    // Built at their exact size (a pushed-to array keeps room for 16 more entries, over 10^5 steps).
+    const reads = [
+      ...ins.args.map(ct),
+      ...(ins.plaintext !== undefined && !transient(ins.plaintext) ? [`pt:${ins.plaintext}`] : []),
+      ...ins.keys.map((key) => `key:${key}`),
+    ];
     steps.push({
       index: steps.length,
       op: ins.op,

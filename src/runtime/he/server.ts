@@ -15,6 +15,7 @@ import { assertProgram, type HeProgram, type InputDescriptor } from '../../progr
 import type { KernelContext } from '../../ring/context.ts';
 import { MismatchError, MissingKeyError } from '../../util/errors.ts';
 import type { Plan } from '../plan/planner.ts';
+import { analyzeProgram, type ProgramAnalysis } from '../plan/program.ts';
 import { heRuntimeProgram, realRunHomePolicy } from './program.ts';
 import { type HeObjectSource, runTieredHe, type TieredHeStats } from './tiered.ts';
 
@@ -71,6 +72,7 @@ export class InferenceServer {
   readonly #transient: (index: number) => boolean;
   readonly #runtimeProgram: AccessProgram;
   #plan: Plan | undefined;
+  #analysis: ProgramAnalysis | undefined;
   #stats: TieredHeStats | undefined;
 
   /**
@@ -188,6 +190,7 @@ export class InferenceServer {
         policy: realRunHomePolicy(),
         memoryBudgetBytes: Infinity,
         transientPlaintexts: { isTransient: this.#transient, encoder: this.#encoder },
+        analysis: (this.#analysis ??= analyzeProgram(this.#runtimeProgram)),
         ...(this.#plan ? { plan: this.#plan } : {}),
         ...(onProgress
           ? {

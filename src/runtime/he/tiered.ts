@@ -139,6 +139,8 @@ export interface TieredHeOptions {
   beforeRun?: () => void | Promise<void>;
   /** A plan made earlier for the same program, policy, budgets and tiers (skips planning). */
   plan?: Plan;
+  /** The runtime program's analysis, made earlier for the same runtime program (reused instead of recomputed). */
+  analysis?: ProgramAnalysis;
   /**
    * Plaintexts encoded inside the step that reads them, by `encoder`, and freed after their last reader, instead of
    * being objects of the run (a server that encodes on use; the runtime program must leave them out too:
@@ -371,7 +373,7 @@ export async function runTieredObjects(
   options: TieredObjectsOptions,
 ): Promise<Omit<TieredHeResult, 'outputs'> & { outputs: Map<ObjectId, HeLiveObject> }> {
   const { params, runtimeProgram } = options;
-  const analysis = analyzeProgram(runtimeProgram);
+  const analysis = options.analysis ?? analyzeProgram(runtimeProgram);
   const { arenaBytes, dramPoolBytes } = splitMemoryBudget(
     analysis.maxStepBytes,
     options.memoryBudgetBytes,

@@ -537,7 +537,8 @@ export class PlanLedger {
       direction: route.direction,
       from: route.from,
       to: route.to,
-      deps,
+      // An exact-size copy: a pushed-to array keeps room for 16 more entries, and plans hold 10^5–10^6 actions.
+      deps: deps.slice(),
       prefetch: route.prefetch ?? false,
       computeNs,
       startNs: 0,
