@@ -3,6 +3,18 @@ import { InvalidArgumentError } from '../util/errors.ts';
 import type { ParametersLiteral, SecretDistribution } from './parameters.ts';
 
 /**
+ * Primes in q0 when a literal does not say: two at a 2^30 scale, three at a 2^60 scale (q0 bounds |message| · scale).
+ *
+ * @example
+ * ```ts
+ * defaultBasePrimes(2); // 3
+ * ```
+ */
+export function defaultBasePrimes(primesPerLevel: 1 | 2): number {
+  return primesPerLevel === 1 ? 2 : 3;
+}
+
+/**
  * A parameters literal with every default filled in and every field checked.
  *
  * @example
@@ -23,7 +35,7 @@ function normalize(literal: ParametersLiteral): NormalizedLiteral {
     primesPerLevel === 1 || primesPerLevel === 2,
     () => `primesPerLevel = ${primesPerLevel}: expected 1 or 2`,
   );
-  const basePrimes = literal.basePrimes ?? (primesPerLevel === 1 ? 2 : 3);
+  const basePrimes = literal.basePrimes ?? defaultBasePrimes(primesPerLevel);
   assertInteger(basePrimes, 'basePrimes', 1, 8);
   const qCount = basePrimes + literal.depth * primesPerLevel;
   let specialPrimes = literal.specialPrimes;

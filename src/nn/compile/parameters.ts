@@ -1,6 +1,7 @@
 /** Parameter choice: the smallest 128-bit-secure CKKS parameters that hold a program's depth. */
 import { Parameters, type ParametersLiteral } from '../../ckks/parameters.ts';
 import { maxLogQP128 } from '../../ckks/security.ts';
+import { defaultBasePrimes } from '../../ckks/shape.ts';
 import { nttFriendlyPrimes } from '../../ring/primes.ts';
 import { assertInteger } from '../../util/assert.ts';
 import { SecurityError } from '../../util/errors.ts';
@@ -22,7 +23,7 @@ export function chooseParameters(
 ): Parameters {
   assertInteger(depth, 'depth', 0);
   const ppl = options.primesPerLevel ?? 1;
-  const base = options.basePrimes ?? (ppl === 1 ? 2 : 3);
+  const base = options.basePrimes ?? defaultBasePrimes(ppl);
   const minLogN = options.minLogN ?? 13;
   const maxLogN = options.maxLogN ?? 16;
   assertInteger(minLogN, 'minLogN', 10, 17);

@@ -2,7 +2,7 @@ import { accessSequence } from '../../program/access.ts';
 import type { HeProgram } from '../../program/program.ts';
 import { scheduleForLocality } from '../plan/locality.ts';
 import { HomePolicy } from '../plan/policy.ts';
-import type { AccessProgram, AccessStep } from '../../program/access.ts';
+import type { AccessProgram } from '../../program/access.ts';
 import { analyzeProgram } from '../plan/program.ts';
 
 /**
