@@ -5,7 +5,7 @@ import { MismatchError } from '../util/errors.ts';
 import { Evaluator } from './evaluator.ts';
 import { Parameters, PRESETS } from './parameters.ts';
 import { serializeCiphertext } from './serialization/index.ts';
-import { testContext } from './test-support.ts';
+import { testContext } from '../../tests/support/ckks-context.ts';
 
 /**
  * Two kernel contexts in one process (two tenants, two models): each holds its own memory and allocator, the same

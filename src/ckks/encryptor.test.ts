@@ -7,7 +7,7 @@ import { Decryptor, SymmetricEncryptor } from './encryptor.ts';
 import { KeyGenerator } from './keys.ts';
 import { Parameters, PRESETS } from './parameters.ts';
 import { precisionStats } from './precision.ts';
-import { testContext } from './test-support.ts';
+import { testContext } from '../../tests/support/ckks-context.ts';
 
 describe('encryption and decryption', () => {
   const ctx = testContext(PRESETS.PN14QP438);

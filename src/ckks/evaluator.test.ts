@@ -6,7 +6,7 @@ import { Evaluator } from './evaluator.ts';
 import type { Ciphertext } from './objects.ts';
 import { PRESETS } from './parameters.ts';
 import { precisionStats } from './precision.ts';
-import { testContext } from './test-support.ts';
+import { testContext } from '../../tests/support/ckks-context.ts';
 
 /** Precision targets (issue "CKKS engine", §4): logN 14, one prime per level ≤ 2^-14; two per level ≤ 2^-30. */
 const cases = [

@@ -23,7 +23,7 @@ import type { Decryptor } from './encryptor.ts';
 import type { SecretKey, SwitchingKey } from './keys.ts';
 import type { Ciphertext } from './objects.ts';
 import { type Parameters, type ParametersLiteral, PRESETS } from './parameters.ts';
-import { testContext } from './test-support.ts';
+import { testContext } from '../../tests/support/ckks-context.ts';
 
 /*
  * Noise-bound tests for key switching, in the spirit of Lattigo's rlwe noise tests: measure the noise a key or an

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Ciphertext } from '../ckks/objects.ts';
-import { testContext } from '../ckks/test-support.ts';
+import { testContext } from '../../tests/support/ckks-context.ts';
 import { ParametersShape } from '../ckks/shape.ts';
 import { galoisElementForRotation } from '../ring/galois.ts';
 import { HE_OPS, type HeOp, OPS, opKeys, type ValueShape } from './ops.ts';

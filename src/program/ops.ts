@@ -224,6 +224,11 @@ const keySwitched = (shape: ParametersShape, ins: CostedInstruction) => {
 
 const same = (x: ValueShape): ValueShape => ({ level: x.level, scale: x.scale, degree: x.degree });
 
+/** A sum or difference: at the lower level, the (equal) scale, the higher degree. */
+const sumOf = ([x, y]: readonly ValueShape[]): ValueShape[] => [
+  { level: Math.min(x.level, y.level), scale: x.scale, degree: Math.max(x.degree, y.degree) },
+];
+
 function need<T>(value: T | undefined, what: string): T {
   if (value === undefined) throw new InvalidArgumentError(`instruction: ${what} is missing`);
   return value;
@@ -321,9 +326,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     inPlace: false,
     needs: NO_FIELDS,
     keys: 'none',
-    result: ([x, y]) => [
-      { level: Math.min(x.level, y.level), scale: x.scale, degree: Math.max(x.degree, y.degree) },
-    ],
+    result: sumOf,
     cost: additive,
     simulate: ([x, y]) => [map1(x, (v, i) => v + y[i])],
     evaluate: (ev, [x, y]) => [ev.addNew(x, y)],
@@ -333,9 +336,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     inPlace: false,
     needs: NO_FIELDS,
     keys: 'none',
-    result: ([x, y]) => [
-      { level: Math.min(x.level, y.level), scale: x.scale, degree: Math.max(x.degree, y.degree) },
-    ],
+    result: sumOf,
     cost: additive,
     simulate: ([x, y]) => [map1(x, (v, i) => v - y[i])],
     evaluate: (ev, [x, y]) => [ev.subNew(x, y)],

@@ -19,7 +19,7 @@ import {
   referenceNegacyclicProduct,
   referenceNttForward,
   referenceNttInverse,
-} from './reference.ts';
+} from '../../tests/support/ring-reference.ts';
 
 /** The kernels under test run in a context of their own. */
 const context = KernelContext.create();

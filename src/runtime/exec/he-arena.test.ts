@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import type { SwitchingKey } from '../../ckks/keys.ts';
 import { Ciphertext } from '../../ckks/objects.ts';
 import { PRESETS } from '../../ckks/parameters.ts';
-import { testContext } from '../../ckks/test-support.ts';
+import { testContext } from '../../../tests/support/ckks-context.ts';
 import { Poly } from '../../ring/poly.ts';
 import { HeArena, writeHeObject } from './he-arena.ts';
 import { PlacementAllocator } from './placement-allocator.ts';

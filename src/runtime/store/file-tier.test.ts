@@ -123,11 +123,12 @@ test('a truncated (torn) committed file, or another object’s file, is never ac
 test('a writer killed mid-write leaves nothing a later run could take for a complete object', async () => {
   const dir = await freshDir('killed');
   const module = fileURLToPath(new URL('./file-tier.ts', import.meta.url));
-  // The child writes one object and blocks in the hook between the complete temp file and the rename.
+  // The child writes one object and blocks in the hook between the complete temp file and the rename (a timer keeps
+  // it alive there, so it is the kill that ends it, not Node exiting on an unsettled await).
   const script = `
     const { FileTier } = await import(${JSON.stringify(module)});
     const tier = await FileTier.open({ name: 'disk', dir: ${JSON.stringify(dir)}, durable: true,
-      beforeCommit: async () => { process.stdout.write('READY\\n'); await new Promise(() => {}); } });
+      beforeCommit: async () => { process.stdout.write('READY\\n'); await new Promise(() => setInterval(() => {}, 1000)); } });
     await tier.write('victim', new Uint8Array(300000).fill(7));`;
   const child = spawn(
     process.execPath,

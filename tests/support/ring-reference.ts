@@ -1,6 +1,6 @@
-import { invMod, mulMod } from './modarith.ts';
-import { bitReverse } from './modulus.ts';
-import { primitiveRoot2N } from './primes.ts';
+import { invMod, mulMod } from '../../src/ring/modarith.ts';
+import { bitReverse } from '../../src/ring/modulus.ts';
+import { primitiveRoot2N } from '../../src/ring/primes.ts';
 
 /**
  * Plain TypeScript references of every kernel: the oracle of the differential tests, never a runtime path.

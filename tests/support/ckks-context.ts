@@ -1,11 +1,11 @@
-import type { KernelContext } from '../ring/context.ts';
-import { Prng } from '../ring/prng.ts';
-import { Decryptor, SymmetricEncryptor, Encryptor } from './encryptor.ts';
-import { Encoder } from './encoder.ts';
-import { Evaluator } from './evaluator.ts';
-import { KeyGenerator } from './keys.ts';
-import type { Ciphertext } from './objects.ts';
-import { Parameters, type ParametersLiteral } from './parameters.ts';
+import type { KernelContext } from '../../src/ring/context.ts';
+import { Prng } from '../../src/ring/prng.ts';
+import { Decryptor, SymmetricEncryptor, Encryptor } from '../../src/ckks/encryptor.ts';
+import { Encoder } from '../../src/ckks/encoder.ts';
+import { Evaluator } from '../../src/ckks/evaluator.ts';
+import { KeyGenerator } from '../../src/ckks/keys.ts';
+import type { Ciphertext } from '../../src/ckks/objects.ts';
+import { Parameters, type ParametersLiteral } from '../../src/ckks/parameters.ts';
 
 /**
  * A deterministic CKKS context for tests and benchmarks: keys from fixed seeds, helpers to encrypt and decrypt.
