@@ -9,7 +9,7 @@ import { UnsupportedModelError } from '../errors.ts';
 import { shapeSize } from '../onnx/graph.ts';
 import type { Layer, LayerModel } from '../layers.ts';
 import type { Emitter, Sym } from './emitter.ts';
-import { linearRows, poolWindows } from './linear-layers.ts';
+import { chwInputShape, linearRows, poolWindows } from './linear-layers.ts';
 import type { RelinearizationPolicy } from './options.ts';
 import { emitChebyshev, polynomialMax } from './polynomial.ts';
 
@@ -98,18 +98,7 @@ export function emitBatch(
     }),
   );
   const readers = consumers(model);
-  const shapes = new Map<string, readonly number[]>([[model.inputName, model.inputShape]]);
-  for (const l of model.layers) shapes.set(l.output, l.shape);
-  const inputShape = (layer: Layer): readonly number[] => {
-    const shape = shapes.get(layer.inputs[0]);
-    if (shape?.length !== 3) {
-      throw new UnsupportedModelError(
-        `layer '${layer.name}' (${layer.kind}) reads '${layer.inputs[0]}' of shape [${shape?.join(', ')}]: expected [C, H, W]`,
-        { node: layer.sources[0], opType: layer.kind },
-      );
-    }
-    return shape;
-  };
+  const inputShape = chwInputShape(model);
   const tensor = (layer: Layer, k = 0): Lazy[] => {
     const t = tensors.get(layer.inputs[k]);
     if (!t)

@@ -6,9 +6,9 @@
  */
 import { InvalidArgumentError } from '../../util/errors.ts';
 import { UnsupportedModelError } from '../errors.ts';
-import type { Layer, LayerModel } from '../layers.ts';
+import type { LayerModel } from '../layers.ts';
 import type { Emitter, Sym } from './emitter.ts';
-import { visitLinear } from './linear-layers.ts';
+import { chwInputShape, visitLinear } from './linear-layers.ts';
 import { emitChebyshev } from './polynomial.ts';
 
 /**
@@ -32,18 +32,7 @@ export function emitLatency(
   const chain = emitter.chain;
   const input = emitter.fresh(chain.top, chain.scaleAt(chain.top), 1);
   const values = new Map<string, Sym>([[model.inputName, input]]);
-  const shapes = new Map<string, readonly number[]>([[model.inputName, model.inputShape]]);
-  for (const l of model.layers) shapes.set(l.output, l.shape);
-  const inputShape = (layer: Layer): readonly number[] => {
-    const shape = shapes.get(layer.inputs[0]);
-    if (shape?.length !== 3) {
-      throw new UnsupportedModelError(
-        `layer '${layer.name}' (${layer.kind}) reads '${layer.inputs[0]}' of shape [${shape?.join(', ')}]: expected [C, H, W]`,
-        { node: layer.sources[0], opType: layer.kind },
-      );
-    }
-    return shape;
-  };
+  const inputShape = chwInputShape(model);
   for (const layer of model.layers) {
     const x = values.get(layer.inputs[0]);
     if (!x)

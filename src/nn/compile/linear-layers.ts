@@ -3,8 +3,35 @@
  * pooling, affine) read as their entries: output i = Σ w·input[j] + bias[i]. Both packings and the size estimates
  * walk a layer through these, so all three see the same matrix.
  */
+import { UnsupportedModelError } from '../errors.ts';
+import type { AvgPoolLayer, Layer, LayerModel, MaxPoolLayer } from '../layers.ts';
 import { shapeSize } from '../onnx/graph.ts';
-import type { AvgPoolLayer, Layer, MaxPoolLayer } from '../layers.ts';
+
+/**
+ * The [C, H, W] shape a layer of `model` reads (its first input), for layers that need one (convolutions, pooling).
+ *
+ * @internal
+ * @throws UnsupportedModelError naming the layer when its input is not a [C, H, W] tensor.
+ * @example
+ * ```ts
+ * const inputShape = chwInputShape(model);
+ * const [c, h, w] = inputShape(convLayer);
+ * ```
+ */
+export function chwInputShape(model: LayerModel): (layer: Layer) => readonly number[] {
+  const shapes = new Map<string, readonly number[]>([[model.inputName, model.inputShape]]);
+  for (const l of model.layers) shapes.set(l.output, l.shape);
+  return (layer) => {
+    const shape = shapes.get(layer.inputs[0]);
+    if (shape?.length !== 3) {
+      throw new UnsupportedModelError(
+        `layer '${layer.name}' (${layer.kind}) reads '${layer.inputs[0]}' of shape [${shape?.join(', ')}]: expected [C, H, W]`,
+        { node: layer.sources[0], opType: layer.kind },
+      );
+    }
+    return shape;
+  };
+}
 
 /**
  * Input indices of each pooling window (C order outputs; padding excluded).

@@ -6,12 +6,11 @@
  */
 import type { Parameters } from '../../ckks/parameters.ts';
 import { ResourceError } from '../../util/errors.ts';
-import { UnsupportedModelError } from '../errors.ts';
 import { shapeSize } from '../onnx/graph.ts';
 import type { Layer, LayerModel } from '../layers.ts';
 import { PROBE_TOP } from './chain.ts';
 import { babyStepCount, type Emitter, type Sym } from './emitter.ts';
-import { poolWindows, visitLinear } from './linear-layers.ts';
+import { chwInputShape, poolWindows, visitLinear } from './linear-layers.ts';
 import type { CompileLimits } from './options.ts';
 import { chebyshevInstructions } from './polynomial.ts';
 
@@ -39,18 +38,7 @@ export function estimateLayers(
   packing: 'batch' | 'latency',
   period: number,
 ): LayerEstimate[] {
-  const shapes = new Map<string, readonly number[]>([[model.inputName, model.inputShape]]);
-  for (const l of model.layers) shapes.set(l.output, l.shape);
-  const inputShape = (layer: Layer): readonly number[] => {
-    const shape = shapes.get(layer.inputs[0]);
-    if (shape?.length !== 3) {
-      throw new UnsupportedModelError(
-        `layer '${layer.name}' (${layer.kind}) reads '${layer.inputs[0]}' of shape [${shape?.join(', ')}]: expected [C, H, W]`,
-        { node: layer.sources[0], opType: layer.kind },
-      );
-    }
-    return shape;
-  };
+  const inputShape = chwInputShape(model);
   const estimates: LayerEstimate[] = [];
   for (const layer of model.layers) {
     const size = shapeSize(layer.shape);
