@@ -25,6 +25,7 @@ import { emitBatch } from './batch.ts';
 import { chainOf, PROBE_TOP, probeChain } from './chain.ts';
 import { Emitter } from './emitter.ts';
 import { emitLatency } from './latency.ts';
+import { planLatencyLayouts } from './latency-layout.ts';
 import {
   type CompileLimits,
   type CompileOptions,
@@ -229,17 +230,18 @@ function compileLatency(
   limits: CompileLimits,
   lazyOption: boolean | 'auto',
 ): { program: HeProgram; params: Parameters; resources: ProgramResources } {
-  let largest = shapeSize(model.inputShape);
-  let widest: Layer | undefined;
-  for (const l of model.layers) {
-    if (shapeSize(l.shape) > largest) {
-      largest = shapeSize(l.shape);
-      widest = l;
-    }
-  }
-  const period = 2 ** Math.ceil(Math.log2(largest));
   const maxLogN = options.maxLogN ?? 16;
+  const layout = planLatencyLayouts(model, 2 ** (maxLogN - 1));
+  const period = layout.period;
   if (period > 2 ** (maxLogN - 1)) {
+    let largest = shapeSize(model.inputShape);
+    let widest: Layer | undefined;
+    for (const l of model.layers) {
+      if (shapeSize(l.shape) > largest) {
+        largest = shapeSize(l.shape);
+        widest = l;
+      }
+    }
     throw new ResourceError(
       `compileModel (latency packing): ${widest === undefined ? 'the model input' : describeLayer(widest)} has ` +
         `${figure(largest)} values, so one image needs a period of ${figure(period)} slots, more than the ` +
@@ -247,10 +249,10 @@ function compileLatency(
     );
   }
   const encryptWeights = options.encryptWeights === true;
-  const estimatedInstructions = checkEstimates(estimateLayers(model, 'latency', period), limits, 'latency');
+  const estimatedInstructions = checkEstimates(estimateLayers(model, 'latency', period, layout), limits, 'latency');
   const probe = new Emitter(probeChain, limits, true);
   probe.encryptWeights = encryptWeights;
-  const probed = emitLatency(model, probe, period);
+  const probed = emitLatency(model, probe, layout);
   const depth = PROBE_TOP - probe.minLevel;
   const params = chooseParameters(depth, {
     primesPerLevel: ppl,
@@ -268,7 +270,7 @@ function compileLatency(
   const { serverBytes, lazy } = checkMemory(memory, model, params, limits, lazyOption, 'latency');
   const emitter = new Emitter(chainOf(params), limits);
   emitter.encryptWeights = encryptWeights;
-  const { input, output } = emitLatency(model, emitter, period);
+  const { input, output } = emitLatency(model, emitter, layout);
   if (lazy) for (const pt of emitter.plaintexts) pt.encodeOnUse = true;
   const inSize = shapeSize(model.inputShape);
   const outSize = shapeSize(model.outputShape);

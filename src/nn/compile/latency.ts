@@ -6,39 +6,50 @@
  */
 import { InvalidArgumentError } from '../../util/errors.ts';
 import { UnsupportedModelError } from '../errors.ts';
-import type { LayerModel } from '../layers.ts';
+import type { Layer, LayerModel } from '../layers.ts';
 import type { Emitter, Sym } from './emitter.ts';
 import { chwInputShape, visitLinear } from './linear-layers.ts';
-import { emitChebyshev } from './polynomial.ts';
+import { type LatencyLayoutPlan, type LatencyStep, slotMatrix } from './latency-layout.ts';
+import { emitChebyshev, polynomialMax } from './polynomial.ts';
 
 /**
  * Emits the latency-packed program body: the image is one ciphertext (its C-order values in slots 0 … size−1,
- * zero-padded to `period` and repeated over all slots), every linear layer is one {@link Emitter.matrix}, every
- * element-wise layer acts on all slots at once.
+ * zero-padded to the layout's period and repeated over all slots), every linear layer is one
+ * {@link Emitter.matrix} between the slots `layout` gives its input and output, every element-wise layer acts on
+ * all slots at once, and a polynomial MaxPool is a max tree over rotations of the whole ciphertext.
  *
  * @internal
  * @example
  * ```ts
  * const emitter = new Emitter(chainOf(params), limits);
  * emitter.encryptWeights = true; // diagonals and biases as model-owner ciphertexts
- * const { input, output } = emitLatency(model, emitter, 1024);
+ * const { input, output } = emitLatency(model, emitter, planLatencyLayouts(model, 2 ** 15));
  * ```
  */
 export function emitLatency(
   model: LayerModel,
   emitter: Emitter,
-  period: number,
+  layout: LatencyLayoutPlan,
 ): { input: Sym; output: Sym } {
   const chain = emitter.chain;
+  const period = layout.period;
   const input = emitter.fresh(chain.top, chain.scaleAt(chain.top), 1);
   const values = new Map<string, Sym>([[model.inputName, input]]);
   const inputShape = chwInputShape(model);
+  const matrix = (x: Sym, layer: Layer | undefined, step: LatencyStep & { kind: 'matrix' }) =>
+    emitter.matrix(
+      emitter.relinearize(x),
+      (visit) => slotMatrix(layer, step, inputShape, visit, period),
+      period,
+    );
   for (const layer of model.layers) {
     const x = values.get(layer.inputs[0]);
     if (!x)
       throw new InvalidArgumentError(
         `layer '${layer.name}' reads '${layer.inputs[0]}', which no layer writes`,
       );
+    const step = layout.steps.get(layer);
+    if (!step) throw new Error(`compiler: layer ${layer.name} has no slot layout`);
     emitter.layer = layer.name;
     let y: Sym;
     switch (layer.kind) {
@@ -46,29 +57,41 @@ export function emitLatency(
         y = x;
         break;
       case 'affine':
-        if (layer.scale.every((v) => v === 1)) {
-          const { bias } = visitLinear(layer, inputShape, () => {});
-          y = emitter.addPlain(x, emitter.plaintext(padTo(bias, period), x.level, x.scale));
+        if (step.kind === 'matrix') {
+          y = matrix(x, layer, step);
           break;
         }
-        y = emitter.matrix(emitter.relinearize(x), (visit) => visitLinear(layer, inputShape, visit), period);
+        {
+          const { bias } = visitLinear(layer, inputShape, () => {});
+          y = emitter.addPlain(x, emitter.plaintext(scatter(bias, step.output.slots, period), x.level, x.scale));
+        }
         break;
       case 'conv':
       case 'dense':
       case 'avgPool':
       case 'globalAvgPool': {
-        y = emitter.matrix(emitter.relinearize(x), (visit) => visitLinear(layer, inputShape, visit), period);
+        if (step.kind !== 'matrix') throw new Error(`compiler: layer ${layer.name} is linear`);
+        y = matrix(x, layer, step);
         break;
       }
       case 'maxPool': {
-        if (layer.approx?.method !== 'average') {
+        if (step.kind === 'matrix') {
+          y = matrix(x, layer, step);
+          break;
+        }
+        if (step.kind !== 'maxPool' || layer.approx?.method !== 'polynomial') {
           throw new UnsupportedModelError(
-            `layer '${layer.name}' (MaxPool): latency packing supports MaxPool only replaced by averaging ` +
-              "(approximation maxPool: 'average'); use batch packing for the polynomial max",
+            `layer '${layer.name}' (MaxPool) has no approximation: pass calibration images or maxPool: 'average'`,
             { node: layer.sources[0], opType: 'MaxPool' },
           );
         }
-        y = emitter.matrix(emitter.relinearize(x), (visit) => visitLinear(layer, inputShape, visit), period);
+        // Window element t of every window is offsets[t] slots after the window's start: one hoisted rotation per
+        // element, then the simulator's pairwise max tree over whole ciphertexts; each window's max lands in the
+        // slot where the window starts (the next layer reads it there).
+        const v = emitter.relinearize(x);
+        const rotations = step.offsets.slice(1);
+        const rotated = rotations.length > 0 ? emitter.rotateHoisted(v, rotations) : [];
+        y = polynomialMax(emitter, [v, ...rotated], layer.approx.abs);
         break;
       }
       case 'square': {
@@ -77,11 +100,13 @@ export function emitLatency(
         break;
       }
       case 'binary': {
-        const z = values.get(layer.inputs[1]);
+        let z = values.get(layer.inputs[1]);
         if (!z)
           throw new InvalidArgumentError(
             `layer '${layer.name}' reads '${layer.inputs[1]}', which no layer writes`,
           );
+        const relayout = layout.relayouts.get(layer);
+        if (relayout) z = matrix(z, undefined, relayout);
         if (layer.op === 'mul') {
           y = emitter.relinearize(
             emitter.rescale(emitter.mulCt(emitter.relinearize(x), emitter.relinearize(z))),
@@ -116,14 +141,16 @@ export function emitLatency(
     }
     values.set(layer.output, y);
   }
-  const output = values.get(model.outputName);
+  let output = values.get(model.outputName);
   if (!output) throw new InvalidArgumentError(`output '${model.outputName}' is written by no layer`);
   emitter.layer = '';
+  if (layout.final) output = matrix(output, undefined, layout.final);
   return { input, output: emitter.relinearize(output) };
 }
 
-function padTo(values: ArrayLike<number>, length: number): Float64Array {
+/** `values[i]` in slot `slots[i]` of a `length`-slot vector, zeros elsewhere. */
+function scatter(values: ArrayLike<number>, slots: Int32Array, length: number): Float64Array {
   const out = new Float64Array(length);
-  for (let i = 0; i < values.length; i++) out[i] = values[i];
+  for (let i = 0; i < values.length; i++) out[slots[i]] = values[i];
   return out;
 }

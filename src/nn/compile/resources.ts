@@ -12,6 +12,7 @@ import { PROBE_TOP } from './chain.ts';
 import { babyStepCount, type Emitter, type Sym } from './emitter.ts';
 import { chwInputShape, poolWindows, visitLinear } from './linear-layers.ts';
 import type { CompileLimits } from './options.ts';
+import { type LatencyLayoutPlan, slotMatrix } from './latency-layout.ts';
 import { chebyshevInstructions } from './polynomial.ts';
 
 /** One layer's share of the program, estimated before emission. */
@@ -37,6 +38,7 @@ export function estimateLayers(
   model: LayerModel,
   packing: 'batch' | 'latency',
   period: number,
+  layout?: LatencyLayoutPlan,
 ): LayerEstimate[] {
   const inputShape = chwInputShape(model);
   const estimates: LayerEstimate[] = [];
@@ -53,11 +55,23 @@ export function estimateLayers(
       layer.kind === 'globalAvgPool' ||
       (layer.kind === 'maxPool' && layer.approx?.method !== 'polynomial') ||
       (layer.kind === 'affine' && packing === 'latency' && !layer.scale.every((v) => v === 1));
-    if (linear && packing === 'latency') {
+    const step = layout?.steps.get(layer);
+    if (packing === 'latency' && step?.kind === 'maxPool') {
+      // One hoisted rotation per window element, then the pairwise max tree over whole ciphertexts.
+      const perMax = layer.kind === 'maxPool' && layer.approx?.method === 'polynomial'
+        ? chebyshevInstructions(layer.approx.abs, 2, 2)
+        : 0;
+      instructions = 2 + Math.max(0, step.offsets.length - 1) * perMax;
+      detail = `a max tree over ${step.offsets.length} rotations`;
+    } else if (linear && packing === 'latency') {
       const used = new Uint8Array(period);
-      const { bias } = visitLinear(layer, inputShape, (i, j, w) => {
+      const visitor = (i: number, j: number, w: number) => {
         if (w !== 0) used[(j - i + period) % period] = 1;
-      });
+      };
+      const { bias } =
+        step?.kind === 'matrix'
+          ? slotMatrix(layer, step, inputShape, visitor, period)
+          : visitLinear(layer, inputShape, visitor);
       const ks: number[] = [];
       for (let k = 0; k < period; k++) if (used[k] === 1) ks.push(k);
       if (ks.length === 0) ks.push(0);

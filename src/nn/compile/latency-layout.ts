@@ -1,0 +1,296 @@
+/**
+ * Where each tensor's values sit in the slots of a latency-packed ciphertext. A tensor is not always compact: a
+ * max pooling computed by rotations leaves its window maxima where the windows start (every `stride`-th slot of
+ * its input), and the next layers read them there instead of paying a gather. A [C, H, W] tensor on a grid
+ * (channel, row and column strides) keeps convolutions and poolings cheap on it — a convolution on a grid writes
+ * its output on a grid of the same strides, so its matrix keeps one diagonal per (channel pair, kernel offset) —
+ * which is the multiplexed packing of Lee et al. (ICML 2022) without the channel interleaving.
+ */
+import { UnsupportedModelError } from '../errors.ts';
+import type { Layer, LayerModel, MaxPoolLayer } from '../layers.ts';
+import { shapeSize } from '../onnx/graph.ts';
+import { chwInputShape, poolWindows, visitLinear } from './linear-layers.ts';
+
+/**
+ * A [C, H, W] tensor on a grid of slots: element (c, y, x) is in slot `offset + c·cs + y·rs + x·xs`.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const compact: SlotGrid = { offset: 0, c: 8, h: 28, w: 28, cs: 784, rs: 28, xs: 1 };
+ * ```
+ */
+export interface SlotGrid {
+  readonly offset: number;
+  readonly c: number;
+  readonly h: number;
+  readonly w: number;
+  readonly cs: number;
+  readonly rs: number;
+  readonly xs: number;
+}
+
+/**
+ * The slot of every element of a tensor (C order), and its grid when it has one.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const layout = compactLayout(16);
+ * layout.slots[3]; // 3
+ * ```
+ */
+export interface SlotLayout {
+  readonly slots: Int32Array;
+  readonly grid?: SlotGrid;
+  /** True when element i is in slot i for every i. */
+  readonly compact: boolean;
+}
+
+/**
+ * What latency packing does for one layer, in slots.
+ *
+ * @internal
+ */
+export type LatencyStep =
+  /** A matrix from `input`'s slots to `output`'s slots (linear layers; `relayout` moves values unchanged). */
+  | { readonly kind: 'matrix'; readonly input: SlotLayout; readonly output: SlotLayout }
+  /** The polynomial max of each window, by rotations of the whole ciphertext by `offsets` (offsets[0] = 0). */
+  | {
+      readonly kind: 'maxPool';
+      readonly input: SlotLayout;
+      readonly output: SlotLayout;
+      readonly offsets: readonly number[];
+    }
+  /** Element-wise (activation, square, bias-only affine, reshape, binary): the output sits where the input does. */
+  | { readonly kind: 'elementwise'; readonly output: SlotLayout };
+
+/**
+ * The slot plan of a whole model: each layer's step, the relayouts binary layers need first (the second operand
+ * moved to the first one's slots), the output's final relayout (when it is not compact) and the period (the
+ * power of two that holds every slot used).
+ *
+ * @internal
+ */
+export interface LatencyLayoutPlan {
+  readonly steps: ReadonlyMap<Layer, LatencyStep>;
+  /** For a binary layer whose operands sit in different slots: the matrix moving its second operand. */
+  readonly relayouts: ReadonlyMap<Layer, LatencyStep & { kind: 'matrix' }>;
+  /** The matrix making the model's output compact, when it is not. */
+  readonly final?: LatencyStep & { kind: 'matrix' };
+  readonly period: number;
+}
+
+/**
+ * Slots of a compact tensor of `size` elements.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * compactLayout(10).slots; // 0 … 9
+ * ```
+ */
+export function compactLayout(size: number, shape?: readonly number[]): SlotLayout {
+  const slots = new Int32Array(size);
+  for (let i = 0; i < size; i++) slots[i] = i;
+  const grid =
+    shape?.length === 3
+      ? { offset: 0, c: shape[0], h: shape[1], w: shape[2], cs: shape[1] * shape[2], rs: shape[2], xs: 1 }
+      : undefined;
+  return { slots, compact: true, ...(grid ? { grid } : {}) };
+}
+
+function gridLayout(grid: SlotGrid): SlotLayout {
+  const slots = new Int32Array(grid.c * grid.h * grid.w);
+  let i = 0;
+  let compact = true;
+  for (let c = 0; c < grid.c; c++)
+    for (let y = 0; y < grid.h; y++)
+      for (let x = 0; x < grid.w; x++) {
+        const s = grid.offset + c * grid.cs + y * grid.rs + x * grid.xs;
+        if (s !== i) compact = false;
+        slots[i++] = s;
+      }
+  return { slots, grid, compact };
+}
+
+/** True when the grid's slots are distinct and below `limit`. */
+function gridFits(grid: SlotGrid, limit: number): boolean {
+  const seen = new Uint8Array(limit);
+  for (let c = 0; c < grid.c; c++)
+    for (let y = 0; y < grid.h; y++)
+      for (let x = 0; x < grid.w; x++) {
+        const s = grid.offset + c * grid.cs + y * grid.rs + x * grid.xs;
+        if (s < 0 || s >= limit || seen[s] === 1) return false;
+        seen[s] = 1;
+      }
+  return true;
+}
+
+function sameSlots(a: SlotLayout, b: SlotLayout): boolean {
+  if (a === b) return true;
+  if (a.slots.length !== b.slots.length) return false;
+  for (let i = 0; i < a.slots.length; i++) if (a.slots[i] !== b.slots[i]) return false;
+  return true;
+}
+
+/**
+ * The grid a layer with a spatial kernel writes when it reads `input` on a grid: output (c, oy, ox) where its
+ * window's unpadded anchor (oy·sh, ox·sw) sits in channel c's block; `undefined` when that grid would not fit.
+ */
+function spatialOutputGrid(layer: Layer, input: SlotLayout, limit: number): SlotGrid | undefined {
+  if (!input.grid || (layer.kind !== 'conv' && layer.kind !== 'avgPool' && layer.kind !== 'maxPool')) {
+    return undefined;
+  }
+  const g = input.grid;
+  const [c, oh, ow] = layer.shape;
+  const grid: SlotGrid = {
+    offset: g.offset,
+    c,
+    h: oh,
+    w: ow,
+    cs: g.cs,
+    rs: g.rs * layer.strides[0],
+    xs: g.xs * layer.strides[1],
+  };
+  return gridFits(grid, limit) ? grid : undefined;
+}
+
+/**
+ * The rotation offsets of a max pooling on `input` (window element t of every window sits `offsets[t]` slots
+ * after its first element), or `undefined` when windows are clipped by padding or not alike in slots.
+ */
+function poolOffsets(layer: MaxPoolLayer, inShape: readonly number[], input: SlotLayout): number[] | undefined {
+  const windows = poolWindows(layer, inShape);
+  const full = layer.kernel[0] * layer.kernel[1];
+  if (windows.length === 0 || windows.some((w) => w.length !== full)) return undefined;
+  const first = windows[0];
+  const offsets = first.map((j) => input.slots[j] - input.slots[first[0]]);
+  if (offsets.some((o) => o < 0)) return undefined;
+  for (const window of windows) {
+    const base = input.slots[window[0]];
+    for (let t = 0; t < full; t++) if (input.slots[window[t]] - base !== offsets[t]) return undefined;
+  }
+  return offsets;
+}
+
+/**
+ * Plans where every tensor of `model` sits in the slots (see the module comment), using at most `maxSlots` slots.
+ *
+ * @internal
+ * @throws UnsupportedModelError for a polynomial MaxPool whose windows are clipped by padding.
+ * @example
+ * ```ts
+ * const plan = planLatencyLayouts(model, 2 ** 15);
+ * plan.period; // e.g. 16384
+ * ```
+ */
+export function planLatencyLayouts(model: LayerModel, maxSlots: number): LatencyLayoutPlan {
+  const inputShape = chwInputShape(model);
+  const layouts = new Map<string, SlotLayout>([
+    [model.inputName, compactLayout(shapeSize(model.inputShape), model.inputShape)],
+  ]);
+  const steps = new Map<Layer, LatencyStep>();
+  const relayouts = new Map<Layer, LatencyStep & { kind: 'matrix' }>();
+  let extent = shapeSize(model.inputShape);
+  const use = (layout: SlotLayout) => {
+    for (const s of layout.slots) extent = Math.max(extent, s + 1);
+  };
+  for (const layer of model.layers) {
+    const input = layouts.get(layer.inputs[0]);
+    if (!input) throw new UnsupportedModelError(`layer '${layer.name}' reads '${layer.inputs[0]}', which no layer writes`);
+    const size = shapeSize(layer.shape);
+    let step: LatencyStep;
+    switch (layer.kind) {
+      case 'reshape': {
+        const grid = layer.shape.length === 3 && input.grid && input.grid.c === layer.shape[0] && input.grid.h === layer.shape[1] && input.grid.w === layer.shape[2] ? input.grid : undefined;
+        step = { kind: 'elementwise', output: { slots: input.slots, compact: input.compact, ...(grid ? { grid } : {}) } };
+        break;
+      }
+      case 'maxPool': {
+        if (layer.approx?.method === 'polynomial') {
+          const offsets = poolOffsets(layer, inputShape(layer), input);
+          const grid = spatialOutputGrid(layer, input, maxSlots);
+          if (!offsets || !grid) {
+            throw new UnsupportedModelError(
+              `layer '${layer.name}' (MaxPool, kernel ${layer.kernel.join('×')}, strides ${layer.strides.join('×')}, ` +
+                `pads ${layer.pads.join(',')}): latency packing computes a polynomial max only over unpadded windows`,
+              { node: layer.sources[0], opType: 'MaxPool' },
+            );
+          }
+          step = { kind: 'maxPool', input, output: gridLayout(grid), offsets };
+          break;
+        }
+        step = { kind: 'matrix', input, output: matrixOutput(layer, input, maxSlots) };
+        break;
+      }
+      case 'conv':
+      case 'avgPool':
+      case 'dense':
+      case 'globalAvgPool':
+        step = { kind: 'matrix', input, output: matrixOutput(layer, input, maxSlots) };
+        break;
+      case 'affine':
+        // A per-element scale is a diagonal matrix: one diagonal when the output stays where the input is.
+        step = layer.scale.every((v) => v === 1)
+          ? { kind: 'elementwise', output: input }
+          : { kind: 'matrix', input, output: input };
+        break;
+      case 'binary': {
+        const other = layouts.get(layer.inputs[1]);
+        if (!other) throw new UnsupportedModelError(`layer '${layer.name}' reads '${layer.inputs[1]}', which no layer writes`);
+        if (!sameSlots(input, other)) relayouts.set(layer, { kind: 'matrix', input: other, output: input });
+        step = { kind: 'elementwise', output: input };
+        break;
+      }
+      case 'square':
+      case 'activation':
+        step = { kind: 'elementwise', output: input };
+        break;
+    }
+    if (step.output.slots.length !== size) {
+      throw new Error(`compiler: layer ${layer.name} laid out ${step.output.slots.length} values, expected ${size}`);
+    }
+    use(step.output);
+    steps.set(layer, step);
+    layouts.set(layer.output, step.output);
+  }
+  const out = layouts.get(model.outputName);
+  const final =
+    out && !out.compact ? { kind: 'matrix' as const, input: out, output: compactLayout(out.slots.length) } : undefined;
+  return { steps, relayouts, ...(final ? { final } : {}), period: 2 ** Math.ceil(Math.log2(Math.max(2, extent))) };
+}
+
+function matrixOutput(layer: Layer, input: SlotLayout, maxSlots: number): SlotLayout {
+  const grid = spatialOutputGrid(layer, input, maxSlots);
+  return grid ? gridLayout(grid) : compactLayout(shapeSize(layer.shape), layer.shape);
+}
+
+/**
+ * The entries of a matrix step in slots: visits (output slot, input slot, weight) and returns the bias scattered
+ * to the output slots (`period` long). A relayout (`layer` undefined) moves each element unchanged.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const y = emitter.matrix(x, (visit) => slotMatrix(layer, step, inputShape, visit, period), period);
+ * ```
+ */
+export function slotMatrix(
+  layer: Layer | undefined,
+  step: LatencyStep & { kind: 'matrix' },
+  inputShape: (layer: Layer) => readonly number[],
+  visit: (i: number, j: number, w: number) => void,
+  period: number,
+): { bias: Float64Array } {
+  const inSlots = step.input.slots;
+  const outSlots = step.output.slots;
+  const bias = new Float64Array(period);
+  if (layer === undefined) {
+    for (let i = 0; i < outSlots.length; i++) visit(outSlots[i], inSlots[i], 1);
+    return { bias };
+  }
+  const { bias: compactBias } = visitLinear(layer, inputShape, (i, j, w) => visit(outSlots[i], inSlots[j], w));
+  for (let i = 0; i < compactBias.length; i++) bias[outSlots[i]] = compactBias[i];
+  return { bias };
+}
