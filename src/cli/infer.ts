@@ -13,13 +13,15 @@ import {
 import { InferenceClient } from '../nn/client.ts';
 import { ModelOwner } from '../nn/owner.ts';
 import { checkImages } from '../program/packing.ts';
-import { InferenceServer, runEncrypted } from '../runtime/he/server.ts';
+import { InferenceServer, runEncrypted, type ServerMemory } from '../runtime/he/server.ts';
 import type { LayerModel } from '../nn/layers.ts';
 import { shapeSize } from '../nn/onnx/graph.ts';
 import { importOnnx } from '../nn/onnx/import.ts';
-import { opCounts, programFootprint } from '../program/analysis.ts';
+import { opCounts, programFootprint, programModularMultiplies } from '../program/analysis.ts';
 import { argmaxRows, simulate } from '../nn/simulate.ts';
-import { InvalidArgumentError } from '../util/errors.ts';
+import { InvalidArgumentError, ResourceError } from '../util/errors.ts';
+import { UnsupportedModelError } from '../nn/errors.ts';
+import { ARENA_LIMIT_BYTES, openRunMemory, type RunMemory } from './infer-memory.ts';
 
 /**
  * Options of {@link runInfer} (the `home infer` flags).
@@ -37,7 +39,15 @@ export interface InferOptions {
   readonly inputScale?: number;
   /** Images to classify (default: all). */
   readonly count?: number;
-  readonly mode?: 'batch' | 'latency';
+  /** `auto` (default): the packing with the lower estimated time for `count` images. */
+  readonly mode?: 'auto' | 'batch' | 'latency';
+  /** Per-channel normalization: the model's input is (raw · inputScale − mean[c]) / std[c]. */
+  readonly inputMean?: readonly number[];
+  readonly inputStd?: readonly number[];
+  /** Memory: arena + DRAM pool budget, slow tier and emulated device (see {@link MemoryFlags}). */
+  readonly dramBudget?: string;
+  readonly tier?: string;
+  readonly profile?: string;
   readonly encryptWeights?: boolean;
   /** JSON lines on stdout instead of text and a progress bar. */
   readonly json?: boolean;
@@ -62,7 +72,29 @@ export interface InferSummary {
   suite: 'infer';
   model: string;
   mode: 'batch' | 'latency';
+  /** How the mode was chosen, with each packing's estimated evaluation seconds for `count` images. */
+  mode_choice: { requested: 'auto' | 'batch' | 'latency'; estimated_s: { batch: number | null; latency: number | null } };
   count: number;
+  /** Arena + DRAM pool budget of the server's runs, and where it came from. */
+  dram_budget_bytes: number;
+  dram_budget_source: 'flag' | 'free-memory';
+  /** Whether the runs spilled to the slow tier (false: everything fitted the budget, all in memory). */
+  tiered: boolean;
+  tier: string;
+  profile: string;
+  /** What an all-in-memory server would hold at once (live ciphertexts, plaintext weights, evaluation keys). */
+  footprint_bytes: number;
+  /** Largest arena + DRAM pool use of one run. */
+  peak_dram_bytes: number;
+  bytes_read_slow: number;
+  bytes_written_slow: number;
+  /** Server evaluation, all passes: wall time (planning, setup and execution), and its parts. */
+  seconds: number;
+  seconds_per_image: number;
+  compute_seconds: number;
+  stall_seconds: number;
+  planning_seconds: number;
+  setup_seconds: number;
   accuracy: number | null;
   plain_accuracy: number | null;
   agreement: number;
@@ -151,9 +183,9 @@ function round(x: number, digits = 6): number {
 export async function runInfer(options: InferOptions): Promise<InferSummary> {
   const print = options.print ?? ((line: string) => console.log(line));
   const json = options.json === true;
-  const mode = options.mode ?? 'batch';
-  if (mode !== 'batch' && mode !== 'latency') {
-    throw new InvalidArgumentError(`--mode ${String(mode)}: expected batch or latency`);
+  const requested = options.mode ?? 'auto';
+  if (requested !== 'auto' && requested !== 'batch' && requested !== 'latency') {
+    throw new InvalidArgumentError(`--mode ${String(requested)}: expected auto, batch or latency`);
   }
   const scale = options.inputScale ?? 1 / 255;
   if (!Number.isFinite(scale) || scale <= 0) {
@@ -164,7 +196,7 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
   if (options.count !== undefined && (!Number.isInteger(options.count) || options.count < 1)) {
     throw new InvalidArgumentError(`--count ${options.count}: expected a positive integer`);
   }
-  if (options.encryptWeights && mode === 'batch') {
+  if (options.encryptWeights && requested === 'batch') {
     throw new InvalidArgumentError(
       '--encrypt-weights needs --mode latency: in batch packing every scalar weight would be its own ciphertext',
     );
@@ -180,6 +212,7 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
   }
   const size = shapeSize(model.onnxInputShape);
   const images = batch.data.subarray(0, count * size);
+  normalizeChannels(images, model.onnxInputShape, options.inputMean, options.inputStd);
   let labels: Uint8Array | undefined;
   if (options.labels !== undefined) {
     if (!existsSync(options.labels))
@@ -191,20 +224,127 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
       );
     }
   }
+  const runMemory = await openRunMemory({
+    ...(options.dramBudget !== undefined ? { dramBudget: options.dramBudget } : {}),
+    ...(options.tier !== undefined ? { tier: options.tier } : {}),
+    ...(options.profile !== undefined ? { profile: options.profile } : {}),
+  });
+  try {
+    return await inferWithMemory(options, { print, json, requested, model, images, count, labels, runMemory });
+  } finally {
+    await runMemory.close();
+  }
+}
+
+/** Packings in the order `--mode auto` tries them, and the one it picks. */
+function choosePacking(
+  model: LayerModel,
+  options: InferOptions,
+  requested: 'auto' | 'batch' | 'latency',
+  images: Float64Array | Float32Array,
+  count: number,
+): { compiled: CompileResult; mode: 'batch' | 'latency'; estimated: { batch: number | null; latency: number | null } } {
+  const size = shapeSize(model.onnxInputShape);
   const needsCalibration = model.layers.some(
     (l) => (l.kind === 'activation' || l.kind === 'maxPool') && l.approx === undefined,
   );
   const calibrationCount = Math.min(count, 512);
   const encryptWeights = options.encryptWeights === true;
-  const compiled: CompileResult = compileModel(model, {
-    mode,
-    encryptWeights,
-    name: basename(options.model),
-    batchSize: undefined,
-    ...(needsCalibration
-      ? { calibration: { images: images.subarray(0, calibrationCount * size), count: calibrationCount } }
-      : {}),
-  });
+  const compile = (mode: 'batch' | 'latency') =>
+    compileModel(model, {
+      mode,
+      encryptWeights,
+      name: basename(options.model),
+      batchSize: undefined,
+      // Memory is the tiered runtime's to manage: the compiler refuses only what cannot be compiled at all.
+      limits: { memoryBytes: Number.POSITIVE_INFINITY },
+      ...(needsCalibration
+        ? { calibration: { images: images.subarray(0, calibrationCount * size), count: calibrationCount } }
+        : {}),
+    });
+  const modes: ('batch' | 'latency')[] =
+    requested !== 'auto' ? [requested] : encryptWeights ? ['latency'] : ['batch', 'latency'];
+  const estimated: { batch: number | null; latency: number | null } = { batch: null, latency: null };
+  let best: { compiled: CompileResult; mode: 'batch' | 'latency'; seconds: number } | undefined;
+  const errors: string[] = [];
+  for (const mode of modes) {
+    let compiled: CompileResult;
+    try {
+      compiled = compile(mode);
+    } catch (error) {
+      if (modes.length === 1) throw error;
+      errors.push(`${mode}: ${(error as Error).message}`);
+      continue;
+    }
+    const program = compiled.program;
+    const seconds =
+      Math.ceil(count / program.batchSize) * programModularMultiplies(program) * NS_PER_MODULAR_MULTIPLY * 1e-9;
+    estimated[mode] = round(seconds, 3);
+    if (!best || seconds < best.seconds) best = { compiled, mode, seconds };
+  }
+  if (!best) {
+    throw new UnsupportedModelError(`--mode auto: no packing compiles this model (${errors.join('; ')})`);
+  }
+  return { compiled: best.compiled, mode: best.mode, estimated };
+}
+
+/** The op-table cost model's time per modular multiply (ns), for comparing packings. */
+const NS_PER_MODULAR_MULTIPLY = 0.6;
+
+/**
+ * `(x − mean[c]) / std[c]` in place for every image (C order, channel first); `mean`/`std` have one entry or one
+ * per channel.
+ */
+function normalizeChannels(
+  images: Float64Array | Float32Array,
+  shape: readonly number[],
+  mean: readonly number[] | undefined,
+  std: readonly number[] | undefined,
+): void {
+  if (mean === undefined && std === undefined) return;
+  const dims = shape.length === 4 ? shape.slice(1) : shape;
+  const channels = dims.length === 3 ? dims[0] : 1;
+  const size = shapeSize(shape);
+  const perChannel = size / channels;
+  const expand = (values: readonly number[] | undefined, flag: string, fallback: number): number[] => {
+    if (values === undefined) return new Array<number>(channels).fill(fallback);
+    if (values.length !== 1 && values.length !== channels) {
+      throw new InvalidArgumentError(
+        `${flag} ${values.join(',')}: expected 1 or ${channels} values (the model's input has ${channels} channel${channels > 1 ? 's' : ''})`,
+      );
+    }
+    for (const v of values) {
+      if (!Number.isFinite(v)) throw new InvalidArgumentError(`${flag} ${values.join(',')}: expected finite numbers`);
+    }
+    return values.length === 1 ? new Array<number>(channels).fill(values[0]) : [...values];
+  };
+  const m = expand(mean, '--input-mean', 0);
+  const s = expand(std, '--input-std', 1);
+  for (const v of s) {
+    if (v === 0) throw new InvalidArgumentError(`--input-std ${s.join(',')}: expected non-zero values`);
+  }
+  for (let i = 0; i < images.length; i++) {
+    const c = Math.floor((i % size) / perChannel);
+    images[i] = (images[i] - m[c]) / s[c];
+  }
+}
+
+async function inferWithMemory(
+  options: InferOptions,
+  context: {
+    print: (line: string) => void;
+    json: boolean;
+    requested: 'auto' | 'batch' | 'latency';
+    model: LayerModel;
+    images: Float64Array | Float32Array;
+    count: number;
+    labels: Uint8Array | undefined;
+    runMemory: RunMemory;
+  },
+): Promise<InferSummary> {
+  const { print, json, requested, model, images, count, labels, runMemory } = context;
+  const encryptWeights = options.encryptWeights === true;
+  const { compiled, mode, estimated } = choosePacking(model, options, requested, images, count);
   const program = compiled.program;
   checkImages(program, images, count);
 
@@ -217,6 +357,8 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
       JSON.stringify({
         event: 'compiled',
         model: basename(options.model),
+        mode,
+        estimated_s: estimated,
         parameters: String(compiled.params),
         log_n: program.logN,
         depth: program.depth,
@@ -229,6 +371,12 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
     );
   } else {
     print(`Model ${basename(options.model)}: ${model.layers.map((l) => l.kind).join(' → ')}`);
+    const est = (x: number | null) => (x === null ? 'does not compile' : `~${x} s`);
+    print(
+      requested === 'auto'
+        ? `Packing: ${mode} (--mode auto; estimated evaluation for ${count} images: batch ${est(estimated.batch)}, latency ${est(estimated.latency)})`
+        : `Packing: ${mode}`,
+    );
     print(`Parameters: ${compiled.params}`);
     print(
       `AccessProgram: ${program.instructions.length} instructions, depth ${program.depth}, ${ops.relinearize} relinearizations, ` +
@@ -246,8 +394,25 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
   const plainPredictions = argmaxRows(plain, count, classes);
 
   // 3. Encrypted: the client makes keys and encrypts; the server evaluates; the client decrypts.
+  if (compiled.resources.keyBytes > ARENA_LIMIT_BYTES) {
+    throw new ResourceError(
+      `${mode} packing needs ${(compiled.resources.keyBytes / 2 ** 30).toFixed(2)} GiB of evaluation keys ` +
+        `(${program.rotations.length} rotation keys at logN ${program.logN}), more than one process's kernel memory ` +
+        `(${(ARENA_LIMIT_BYTES / 2 ** 30).toFixed(2)} GiB) can hold while the client generates them`,
+    );
+  }
   const client = new InferenceClient(program, { seed: options.seed });
-  const server = new InferenceServer(program, client.evaluationKeys);
+  // The server's runs share the kernel memory with the client's keys (one process): what is left bounds its arena.
+  const arenaRoom = ARENA_LIMIT_BYTES - client.params.context.allocator.bytesInUse;
+  const footprintBytes = compiled.resources.serverBytes;
+  const tiered = footprintBytes > runMemory.budgetBytes || footprintBytes > arenaRoom;
+  let serverMemory: ServerMemory | undefined;
+  if (tiered) {
+    const base = await runMemory.serverMemory();
+    const pool = Math.max(Math.floor(runMemory.budgetBytes / 32), runMemory.budgetBytes - arenaRoom);
+    serverMemory = { ...base, dramPoolBytes: pool };
+  }
+  const server = new InferenceServer(program, client.evaluationKeys, serverMemory ? { memory: serverMemory } : {});
   const setupSeconds = server.prepare();
   let weightSeconds = 0;
   let weightBytes = 0;
@@ -289,6 +454,7 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
   let upload = 0;
   let download = 0;
   let passIndex = 0;
+  const run = { compute: 0, stall: 0, planning: 0, setup: 0, read: 0, written: 0, peakDram: 0 };
   for (let first = 0; first < count; first += program.batchSize) {
     const n = Math.min(program.batchSize, count - first);
     bar?.update(first, { phase: 'encrypt' });
@@ -301,6 +467,16 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
       bar?.update(first + Math.floor((n * done) / total), { phase: 'evaluate' }),
     );
     const evalSeconds = (performance.now() - t) / 1000;
+    const stats = server.lastRunStats;
+    if (stats) {
+      run.compute += stats.computeSeconds;
+      run.stall += stats.stallSeconds;
+      run.planning += stats.planningSeconds;
+      run.setup += stats.setupSeconds;
+      run.read += stats.slowBytesRead;
+      run.written += stats.slowBytesWritten;
+      run.peakDram = Math.max(run.peakDram, stats.arenaPeakBytes + (tiered ? stats.dramPeakBytes : 0));
+    }
     for (const ct of outputs.values()) download += ct.byteLength;
     t = performance.now();
     logits.set(client.decryptPass(outputs, n), first * classes);
@@ -318,6 +494,14 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
           encrypt_s: round(encryptSeconds),
           eval_s: round(evalSeconds),
           decrypt_s: round(decryptSeconds),
+          ...(stats
+            ? {
+                planning_s: round(stats.planningSeconds),
+                setup_s: round(stats.setupSeconds),
+                stall_s: round(stats.stallSeconds),
+                bytes_read_slow: stats.slowBytesRead,
+              }
+            : {}),
         }),
       );
     }
@@ -350,7 +534,23 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
     suite: 'infer',
     model: basename(options.model),
     mode,
+    mode_choice: { requested, estimated_s: estimated },
     count,
+    dram_budget_bytes: runMemory.budgetBytes,
+    dram_budget_source: runMemory.budgetSource,
+    tiered,
+    tier: tiered ? `${runMemory.tierName}:${runMemory.tierDir}` : '',
+    profile: runMemory.profile,
+    footprint_bytes: footprintBytes,
+    peak_dram_bytes: run.peakDram,
+    bytes_read_slow: run.read,
+    bytes_written_slow: run.written,
+    seconds: round(timings.evaluate, 3),
+    seconds_per_image: round(timings.evaluate / count, 4),
+    compute_seconds: round(run.compute, 3),
+    stall_seconds: round(run.stall, 3),
+    planning_seconds: round(run.planning, 3),
+    setup_seconds: round(run.setup, 3),
     accuracy: labels ? round(correct / count) : null,
     plain_accuracy: labels ? round(plainCorrect / count) : null,
     agreement: round(agree / count),
@@ -412,6 +612,14 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
         `decrypt ${summary.decrypt_s} s; server setup ${summary.setup_s} s; plaintext ${summary.plain_s} s`,
     );
     print(
+      summary.tiered
+        ? `Tiered: footprint ${(footprintBytes / 2 ** 30).toFixed(2)} GiB over a budget of ${(runMemory.budgetBytes / 2 ** 30).toFixed(2)} GiB; ` +
+            `peak arena + DRAM pool ${(run.peakDram / 2 ** 30).toFixed(2)} GiB; slow tier ${summary.tier} (${runMemory.profile}): ` +
+            `read ${(run.read / 2 ** 30).toFixed(2)} GiB, written ${(run.written / 2 ** 30).toFixed(2)} GiB; ` +
+            `compute ${summary.compute_seconds} s, stalls ${summary.stall_seconds} s, planning ${summary.planning_seconds} s, setup ${summary.setup_seconds} s`
+        : `All in memory: footprint ${(footprintBytes / 2 ** 30).toFixed(2)} GiB within a budget of ${(runMemory.budgetBytes / 2 ** 30).toFixed(2)} GiB`,
+    );
+    print(
       `Memory: peak RSS ${(summary.peak_rss_bytes / 2 ** 30).toFixed(2)} GiB, arena ${(summary.peak_arena_bytes / 2 ** 30).toFixed(2)} GiB; ` +
         `keys ${(summary.key_bytes / 2 ** 20).toFixed(1)} MiB; upload ${(upload / 2 ** 20).toFixed(0)} MiB, download ${(download / 2 ** 20).toFixed(1)} MiB`,
     );
@@ -439,7 +647,16 @@ export function registerInfer(program: Command): void {
     .option('--labels <file>', 'labels (idx1, gzip or not)')
     .option('--input-scale <s>', 'multiplier of raw values (CryptoNets/LoLa want 1/256)', '1/255')
     .option('--count <k>', 'images to classify (default: all)')
-    .option('--mode <mode>', 'batch (one image per slot) or latency (one image per ciphertext)', 'batch')
+    .option(
+      '--mode <mode>',
+      'auto (the packing with the lower estimated time for --count images), batch (one image per slot) or latency (one image per ciphertext)',
+      'auto',
+    )
+    .option('--input-mean <m>', 'per-channel mean subtracted after --input-scale: m or m,m,m')
+    .option('--input-std <s>', 'per-channel standard deviation divided by after the mean: s or s,s,s')
+    .option('--dram-budget <size>', 'arena + DRAM pool for the server, e.g. 2GiB (default: half of the free memory)')
+    .option('--tier <name:path>', 'slow tier folder (default: a private folder under the OS temp directory, removed at exit)')
+    .option('--profile <device>', 'device profile emulated on the slow tier (file: none)', 'file')
     .option('--encrypt-weights', 'encrypt the model weights too (ciphertext × ciphertext)')
     .option('--output <file>', 'write predictions as JSON (atomically) when the run succeeds')
     .option('--json', 'JSON lines on stdout, ending with the summary object')
@@ -451,6 +668,11 @@ export function registerInfer(program: Command): void {
         inputScale: string;
         count?: string;
         mode: string;
+        inputMean?: string;
+        inputStd?: string;
+        dramBudget?: string;
+        tier?: string;
+        profile: string;
         encryptWeights?: boolean;
         output?: string;
         json?: boolean;
@@ -461,13 +683,23 @@ export function registerInfer(program: Command): void {
           labels: flags.labels,
           inputScale: parseNumber(flags.inputScale, '--input-scale'),
           count: flags.count === undefined ? undefined : parseNumber(flags.count, '--count'),
-          mode: flags.mode as 'batch' | 'latency',
+          mode: flags.mode as 'auto' | 'batch' | 'latency',
+          ...(flags.inputMean !== undefined ? { inputMean: parseList(flags.inputMean, '--input-mean') } : {}),
+          ...(flags.inputStd !== undefined ? { inputStd: parseList(flags.inputStd, '--input-std') } : {}),
+          ...(flags.dramBudget !== undefined ? { dramBudget: flags.dramBudget } : {}),
+          ...(flags.tier !== undefined ? { tier: flags.tier } : {}),
+          profile: flags.profile,
           encryptWeights: flags.encryptWeights === true,
           output: flags.output,
           json: flags.json === true,
         });
       },
     );
+}
+
+/** Parses a comma-separated list of numbers (fractions allowed). */
+function parseList(text: string, flag: string): number[] {
+  return text.split(',').map((part) => parseNumber(part, flag));
 }
 
 /** Parses a number or a fraction like `1/256`. */

@@ -70,6 +70,12 @@ export interface TieredRunOptions<Out> {
   outputIds: readonly ObjectId[] | ((plan: Plan) => readonly ObjectId[]);
   /** Objects whose slow-tier copies are kept between runs on the same tier instance (model state). */
   persistent?: (id: ObjectId) => boolean;
+  /**
+   * For a persistent object an earlier run committed to a tier: declare it to the arena without its source (e.g.
+   * from metadata kept by the caller) and return true, so setup neither asks the source for it nor serializes it
+   * again; false when it cannot (the object is then made and written as usual).
+   */
+  describeKept?: (id: ObjectId, bytes: number) => boolean;
   /** Called after setup, right before the timed execution (e.g. to let the OS flush the setup writes). */
   beforeRun?: () => void | Promise<void>;
   onStep?: (index: number, total: number) => void;
@@ -213,6 +219,19 @@ async function setupInitialObjects<Out>(
   const maxInFlight = 4;
   for (const [id, placement] of plan.initial) {
     const info = analysis.objects.get(id)!;
+    if (placement.level === null && placement.slowTier >= 0 && options.persistent?.(id)) {
+      // Model state an earlier run committed, needed only in its tier: nothing to make, encode or write.
+      const tier = tiers[placement.slowTier];
+      const kept = persistentCopies.get(tier)?.get(id);
+      if (
+        kept !== undefined &&
+        tier.has(id) &&
+        options.describeKept?.(id, info.bytes) === true &&
+        arena.storedBytes(id) === kept
+      ) {
+        continue;
+      }
+    }
     const object = options.initial(id, info.bytes);
     let lent = false;
     try {

@@ -13,9 +13,12 @@ import { encodePlaintextWeight } from '../../program/evaluate.ts';
 import { checkImages, outputSize, passes } from '../../program/packing.ts';
 import { assertProgram, type HeProgram, type InputDescriptor } from '../../program/program.ts';
 import type { KernelContext } from '../../ring/context.ts';
+import { check } from '../../util/assert.ts';
 import { MismatchError, MissingKeyError } from '../../util/errors.ts';
 import type { Plan } from '../plan/planner.ts';
 import { analyzeProgram, type ProgramAnalysis } from '../plan/program.ts';
+import type { DeviceProfile } from '../store/devices.ts';
+import type { SlowTier } from '../store/slow-tier.ts';
 import { heRuntimeProgram, realRunHomePolicy } from './program.ts';
 import { type HeObjectSource, runTieredHe, type TieredHeStats } from './tiered.ts';
 
@@ -49,11 +52,35 @@ export interface PhaseTimings {
 }
 
 /**
+ * Where an {@link InferenceServer} keeps the objects of its runs when memory is bounded.
+ *
+ * @example
+ * ```ts
+ * const memory: ServerMemory = { budgetBytes: 2 * 2 ** 30, tiers: [await FileTier.open({ name: 'nvme', dir, io })] };
+ * ```
+ */
+export interface ServerMemory {
+  /** Arena + DRAM pool bytes for the run's objects. */
+  readonly budgetBytes: number;
+  /** Slow tiers in order of preference (at least one). */
+  readonly tiers: readonly SlowTier[];
+  /** Profile the planner times each tier with (default: the tier's own). */
+  readonly planningDevices?: readonly DeviceProfile[];
+  /** Part of the budget for the DRAM pool (default 1/32 of it). */
+  readonly dramPoolBytes?: number;
+  /** Keep only the b halves and seed of each key in the slow tier. */
+  readonly seededKeys?: boolean;
+}
+
+/**
  * The server's side: evaluation keys only. Runs the program's instructions on the client's ciphertexts through the
- * runtime's planner and executor with an unlimited memory budget (all in memory: no slow tier, no transfer), so it
- * is the same code path as a tiered run; the plan is made on the first run and reused by every later one (HE
- * programs are data-oblivious). Keys, encrypted weights and the plaintext weights it encodes once are lent to the
- * run, not copied; inputs are consumed (disposed after their last use).
+ * runtime's planner and executor. Without `memory`, the budget is unlimited (all in memory: no slow tier, no
+ * transfer) — the same code path as a tiered run; keys, encrypted weights and the plaintext weights it encodes once
+ * are lent to the run, not copied. With `memory`, every object lives where the plan puts it (arena, DRAM pool,
+ * slow tier): the model state (keys, plaintext and encrypted weights) is written to the slow tier on the first run
+ * and kept there for the later ones, plaintext weights are encoded when they are first written and never held all
+ * at once. Either way the plan is made on the first run and reused by every later one (HE programs are
+ * data-oblivious); inputs are consumed (disposed after their last use).
  *
  * @example
  * ```ts
@@ -74,15 +101,19 @@ export class InferenceServer {
   #plan: Plan | undefined;
   #analysis: ProgramAnalysis | undefined;
   #stats: TieredHeStats | undefined;
+  readonly #memory: ServerMemory | undefined;
 
   /**
    * With `lazyPlaintexts`, every plaintext weight is encoded right before the instruction that reads it and freed
-   * after its last use in the pass, as the program already asks for those it marks `encodeOnUse`.
+   * after its last use in the pass, as the program already asks for those it marks `encodeOnUse`. With `memory`,
+   * runs are bounded by its budget and spill to its tiers.
+   *
+   * @throws ResourceError (on the first run) when one instruction's objects cannot fit in the budget's arena.
    */
   constructor(
     program: HeProgram,
     evaluationKeys: EvaluationKeys,
-    options: { lazyPlaintexts?: boolean; context?: KernelContext } = {},
+    options: { lazyPlaintexts?: boolean; context?: KernelContext; memory?: ServerMemory } = {},
   ) {
     assertProgram(program);
     this.program = program;
@@ -93,10 +124,20 @@ export class InferenceServer {
     this.#encoder = new Encoder(this.params);
     const lazyAll = options.lazyPlaintexts === true;
     this.#transient = (index) => lazyAll || program.plaintexts[index]?.encodeOnUse === true;
-    this.#runtimeProgram = heRuntimeProgram(program, {
-      schedule: 'program',
-      transientPlaintexts: this.#transient,
-    });
+    const memory = options.memory;
+    if (memory !== undefined) {
+      check(
+        Number.isFinite(memory.budgetBytes) && memory.budgetBytes > 0,
+        () => `memory.budgetBytes = ${memory.budgetBytes}: expected a positive byte count`,
+      );
+      check(memory.tiers.length > 0, () => 'memory.tiers: expected at least one slow tier');
+    }
+    this.#memory = memory;
+    // Unbounded: the compiled order. Bounded: the order that keeps fewer bytes live (dense layers interchanged,
+    // layers fused), as the tiered benchmarks run.
+    this.#runtimeProgram = memory
+      ? heRuntimeProgram(program, { liveCapBytes: 0.7 * memory.budgetBytes, transientPlaintexts: this.#transient })
+      : heRuntimeProgram(program, { schedule: 'program', transientPlaintexts: this.#transient });
   }
 
   /** Keeps the model owner's encrypted weights for every later run. */
@@ -155,7 +196,10 @@ export class InferenceServer {
       this.#checkInput(input, ct);
       data.set(input.id, ct);
     }
-    const plaintexts = program.plaintexts.length > 0 ? this.#encodedWeights() : [];
+    const memory = this.#memory;
+    // Bounded memory: plaintext weights are encoded when the runtime first asks for them (then written to the slow
+    // tier and freed), never all at once.
+    const plaintexts = program.plaintexts.length > 0 && !memory ? this.#encodedWeights() : [];
     const keys = this.#evaluationKeys;
     const source: HeObjectSource = {
       get: (id) => {
@@ -170,13 +214,18 @@ export class InferenceServer {
           if (!key) throw new MissingKeyError(`the evaluation keys have no Galois key for element ${g}`);
           return key;
         }
-        if (id.startsWith('pt:')) return plaintexts[Number(id.slice(3))]!;
+        if (id.startsWith('pt:')) {
+          const index = Number(id.slice(3));
+          return memory ? encodePlaintextWeight(program, this.#encoder, index) : plaintexts[index]!;
+        }
         const value = Number(id.slice(3));
         return data.get(value) ?? this.#weights.get(value)!;
       },
-      // The run hands back what it was lent: the client's inputs are consumed, model state stays.
+      // The run hands back what it was lent: the client's inputs are consumed, model state stays (plaintexts
+      // encoded for a bounded run were written to its tier and are freed).
       done: (id, live) => {
         if (id.startsWith('ct:') && data.has(Number(id.slice(3)))) live.dispose();
+        else if (memory && id.startsWith('pt:')) live.dispose();
       },
     };
     const total = this.#runtimeProgram.steps.length;
@@ -188,7 +237,16 @@ export class InferenceServer {
         runtimeProgram: this.#runtimeProgram,
         source,
         policy: realRunHomePolicy(),
-        memoryBudgetBytes: Infinity,
+        memoryBudgetBytes: memory?.budgetBytes ?? Infinity,
+        ...(memory
+          ? {
+              tiers: memory.tiers,
+              dramPoolBytes: memory.dramPoolBytes ?? Math.floor(memory.budgetBytes / 32),
+              ...(memory.planningDevices ? { planningDevices: memory.planningDevices } : {}),
+              seededKeys: memory.seededKeys ?? false,
+              keepModelState: true,
+            }
+          : {}),
         transientPlaintexts: { isTransient: this.#transient, encoder: this.#encoder },
         analysis: (this.#analysis ??= analyzeProgram(this.#runtimeProgram)),
         ...(this.#plan ? { plan: this.#plan } : {}),
@@ -213,7 +271,8 @@ export class InferenceServer {
    */
   prepare(): number {
     const start = performance.now();
-    this.#encodedWeights();
+    // A bounded server encodes each plaintext weight when its run first writes it to the slow tier.
+    if (!this.#memory) this.#encodedWeights();
     return (performance.now() - start) / 1000;
   }
 

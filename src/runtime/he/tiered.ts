@@ -13,7 +13,7 @@ import type { HeInstruction, HeProgram } from '../../program/program.ts';
 import { check } from '../../util/assert.ts';
 import { InvalidArgumentError, MismatchError, ResourceError } from '../../util/errors.ts';
 import type { ExecutionResult } from '../exec/executor.ts';
-import { HeArena, type HeLiveObject, writeHeObject } from '../exec/he-arena.ts';
+import { HeArena, type HeLiveObject, type HeObjectMeta, writeHeObject } from '../exec/he-arena.ts';
 import { PlacementAllocator } from '../exec/placement-allocator.ts';
 import { runTiered } from '../exec/run.ts';
 import type { Plan } from '../plan/planner.ts';
@@ -340,6 +340,9 @@ export function evaluatorWithKeys(
   return base.withKeys(new EvaluationKeys(relin, galois));
 }
 
+/** Metadata of the persistent objects kept in a tier set (keyed by its first tier) between runs. */
+const keptMetadata = new WeakMap<SlowTier, Map<ObjectId, HeObjectMeta>>();
+
 /**
  * Options of {@link runTieredObjects}: a runtime program over HE objects, where its objects come from, which of
  * them to hand back, and how a step computes on the live objects.
@@ -380,6 +383,10 @@ export async function runTieredObjects(
     options.dramPoolBytes,
   );
   const placement = PlacementAllocator.install(params.context);
+  // Metadata of the model state kept in these tiers, so later runs declare it without making the objects again.
+  const firstTier = options.tiers?.[0];
+  let kept = firstTier ? keptMetadata.get(firstTier) : undefined;
+  if (firstTier && !kept && options.persistent) keptMetadata.set(firstTier, (kept = new Map()));
   try {
     const arena = new HeArena(params, placement, { seededKeys: options.seededKeys ?? false });
     const run = await runTiered({
@@ -390,9 +397,20 @@ export async function runTieredObjects(
       dramBudgetBytes: dramPoolBytes,
       warmStart: options.warmStart ?? true,
       arena,
+      ...(kept
+        ? {
+            describeKept: (id: ObjectId, bytes: number) => {
+              const meta = kept.get(id);
+              if (meta === undefined) return false;
+              arena.describe(id, meta, bytes);
+              return true;
+            },
+          }
+        : {}),
       initial: (id, bytes) => {
         const live = options.source.get(id);
         arena.describeFrom(id, live, bytes);
+        if (kept && options.persistent?.(id)) kept.set(id, arena.meta(id));
         const seeded = arena.storedBytes(id) !== bytes;
         const done = () => options.source.done?.(id, live);
         return {

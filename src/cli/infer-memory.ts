@@ -1,0 +1,129 @@
+/**
+ * The memory of an encrypted inference run: its DRAM budget (arena + DRAM pool) and the slow tier it spills to — a
+ * folder the user names, or a private one under the OS temp directory that is removed when the run ends.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { freemem, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MAX_PAGES, PAGE_BYTES } from '../ring/kernels.ts';
+import type { ServerMemory } from '../runtime/he/server.ts';
+import { IoPool } from '../runtime/io/io-pool.ts';
+import { type DeviceProfile, deviceProfile } from '../runtime/store/devices.ts';
+import { FileTier } from '../runtime/store/file-tier.ts';
+import { probeTier, slowerProfile } from '../runtime/store/tier-probe.ts';
+import { InvalidArgumentError } from '../util/errors.ts';
+import { parseByteSize, parseTierSpec } from './sizes.ts';
+
+/**
+ * The memory flags of `home infer`.
+ *
+ * @example
+ * ```ts
+ * const flags: MemoryFlags = { dramBudget: '2GiB', tier: 'nvme:/data/he', profile: 'file' };
+ * ```
+ */
+export interface MemoryFlags {
+  /** Arena + DRAM pool, e.g. `2GiB` (default: half of the memory free at start). */
+  readonly dramBudget?: string;
+  /** `name:path` of the slow tier (default: a private folder under the OS temp directory, removed at exit). */
+  readonly tier?: string;
+  /** Device profile emulated on the tier (`file`: none, the default). */
+  readonly profile?: string;
+}
+
+/**
+ * The memory a run got: its budget, the tier (open) and the profile its plan is timed with.
+ *
+ * @example
+ * ```ts
+ * const memory = await openRunMemory(flags);
+ * try { … } finally { await memory.close(); }
+ * ```
+ */
+export interface RunMemory {
+  readonly budgetBytes: number;
+  /** Where the budget came from, for the report: the flag, or half of the memory free at start. */
+  readonly budgetSource: 'flag' | 'free-memory';
+  readonly tierName: string;
+  readonly tierDir: string;
+  readonly profile: string;
+  /** The server's memory for a run that does not fit the budget (probes the tier on first use). */
+  serverMemory(): Promise<ServerMemory>;
+  /** Closes the tier and removes the private folder (if the run made one). */
+  close(): Promise<void>;
+}
+
+/** The largest arena the kernels' WebAssembly memory can hold (7/8 of its maximum: the rest is scratch). */
+export const ARENA_LIMIT_BYTES = (MAX_PAGES * PAGE_BYTES * 7) / 8;
+
+/**
+ * Checks the memory flags and opens the slow tier. Nothing is written to the tier until a run needs it.
+ *
+ * @throws InvalidArgumentError naming the flag for a bad size, tier spec or profile.
+ * @example
+ * ```ts
+ * const memory = await openRunMemory({ dramBudget: '2GiB' });
+ * ```
+ */
+export async function openRunMemory(flags: MemoryFlags): Promise<RunMemory> {
+  const budgetBytes =
+    flags.dramBudget === undefined ? Math.floor(freemem() / 2) : parseByteSize(flags.dramBudget, '--dram-budget');
+  if (!(budgetBytes > 0)) throw new InvalidArgumentError(`--dram-budget ${flags.dramBudget}: expected a positive size`);
+  const profile = flags.profile ?? 'file';
+  const emulate: DeviceProfile | null = profile === 'file' ? null : deviceProfile(profile);
+  let name = 'tmp';
+  let dir: string;
+  let owned = false;
+  if (flags.tier !== undefined) {
+    const spec = parseTierSpec(flags.tier);
+    name = spec.name;
+    dir = spec.dir;
+    await mkdir(dir, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+      throw new InvalidArgumentError(`--tier ${flags.tier}: cannot create ${dir} (${error.code})`);
+    });
+  } else {
+    dir = await mkdtemp(join(tmpdir(), 'home-infer-'));
+    owned = true;
+  }
+  const removeOwned = () => {
+    if (owned) void rm(dir, { recursive: true, force: true });
+  };
+  // A run stopped by a signal still removes its private folder.
+  const onSignal = (signal: NodeJS.Signals) => {
+    removeOwned();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  if (owned) {
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
+  let io: IoPool | undefined;
+  let tier: FileTier | undefined;
+  let server: ServerMemory | undefined;
+  return {
+    budgetBytes,
+    budgetSource: flags.dramBudget === undefined ? 'free-memory' : 'flag',
+    tierName: name,
+    tierDir: dir,
+    profile,
+    async serverMemory() {
+      if (server) return server;
+      io = new IoPool();
+      tier = await FileTier.open({ name, dir, io, ...(emulate ? { emulate } : {}) });
+      const measured = await probeTier(tier);
+      server = {
+        budgetBytes,
+        tiers: [tier],
+        planningDevices: [emulate ? slowerProfile(measured, emulate) : measured],
+      };
+      return server;
+    },
+    async close() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      await tier?.close();
+      await io?.terminate();
+      if (owned) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
