@@ -67,8 +67,11 @@ export const ARENA_LIMIT_BYTES = (MAX_PAGES * PAGE_BYTES * 7) / 8;
  */
 export async function openRunMemory(flags: MemoryFlags): Promise<RunMemory> {
   const budgetBytes =
-    flags.dramBudget === undefined ? Math.floor(freemem() / 2) : parseByteSize(flags.dramBudget, '--dram-budget');
-  if (!(budgetBytes > 0)) throw new InvalidArgumentError(`--dram-budget ${flags.dramBudget}: expected a positive size`);
+    flags.dramBudget === undefined
+      ? Math.floor(freemem() / 2)
+      : parseByteSize(flags.dramBudget, '--dram-budget');
+  if (!(budgetBytes > 0))
+    throw new InvalidArgumentError(`--dram-budget ${flags.dramBudget}: expected a positive size`);
   const profile = flags.profile ?? 'file';
   const emulate: DeviceProfile | null = profile === 'file' ? null : deviceProfile(profile);
   let name = 'tmp';

@@ -85,6 +85,55 @@ describe('home infer', () => {
     assert.equal(written.predictions.length, 40);
   });
 
+  it('a budget below the footprint: the run spills to a private slow tier, removed at exit, same predictions', () => {
+    const budget = 160 * 2 ** 20;
+    const r = home(
+      '--model',
+      model,
+      '--data',
+      images,
+      '--labels',
+      labels,
+      '--input-scale',
+      '1/256',
+      '--count',
+      '2',
+      '--mode',
+      'latency',
+      '--dram-budget',
+      '160MiB',
+      '--json',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
+    assert.equal(summary.mode, 'latency');
+    assert.equal(summary.tiered, true);
+    assert.equal(summary.dram_budget_bytes, budget);
+    assert.ok(summary.footprint_bytes > budget, `footprint ${summary.footprint_bytes}`);
+    assert.ok(
+      summary.peak_dram_bytes > 0 && summary.peak_dram_bytes <= budget,
+      `peak ${summary.peak_dram_bytes}`,
+    );
+    assert.ok(summary.bytes_read_slow > 0);
+    assert.equal(summary.agreement, 1);
+    // The wall time is its parts (planning, setup, compute, stalls) plus the executor's own bookkeeping.
+    const parts =
+      summary.planning_seconds + summary.setup_seconds + summary.compute_seconds + summary.stall_seconds;
+    assert.ok(parts <= summary.seconds * 1.001 + 0.01, `${parts} > ${summary.seconds}`);
+    const tierDir = (summary.tier as string).slice((summary.tier as string).indexOf(':') + 1);
+    assert.ok(tierDir.startsWith(tmpdir()));
+    assert.equal(existsSync(tierDir), false, 'the private tier folder is removed at exit');
+  });
+
+  it('--mode auto says which packing it chose and why', () => {
+    const r = home('--model', model, '--data', images, '--input-scale', '1/256', '--count', '1');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /Packing: latency \(--mode auto; estimated evaluation for 1 images: batch ~[0-9.]+ s, latency ~[0-9.]+ s\)/,
+    );
+  });
+
   it('bad inputs: a clear typed error, exit code 2, nothing written', () => {
     const output = join(dir, 'never.json');
     const corrupted = join(dir, 'corrupted.onnx');
@@ -104,8 +153,22 @@ describe('home infer', () => {
         /--count 20000: the data has only 10000 images/,
       ],
       [['--model', model, '--data', images, '--input-scale', 'abc'], /--input-scale abc/],
-      [['--model', model, '--data', images, '--mode', 'fast'], /--mode fast: expected batch or latency/],
-      [['--model', model, '--data', images, '--encrypt-weights'], /--encrypt-weights needs --mode latency/],
+      [
+        ['--model', model, '--data', images, '--mode', 'fast'],
+        /--mode fast: expected auto, batch or latency/,
+      ],
+      [['--model', model, '--data', images, '--dram-budget', 'lots'], /--dram-budget lots/],
+      [['--model', model, '--data', images, '--tier', '/no-name'], /--tier .*expected name:path/],
+      [['--model', model, '--data', images, '--profile', 'floppy'], /device profile "floppy"/],
+      [
+        ['--model', model, '--data', images, '--input-mean', '0.1,0.2'],
+        /--input-mean 0.1,0.2: expected 1 value \(the model's input has 1 channel\)/,
+      ],
+      [['--model', model, '--data', images, '--input-std', '0'], /--input-std 0: expected non-zero/],
+      [
+        ['--model', model, '--data', images, '--mode', 'batch', '--encrypt-weights'],
+        /--encrypt-weights needs --mode latency/,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = home(...args, '--output', output, '--json');

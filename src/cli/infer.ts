@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { compileModel, type CompileResult } from '../nn/compile/index.ts';
+import { compileModel } from '../nn/compile/index.ts';
 import {
   type ImageBatch,
   loadIdxImages,
@@ -17,11 +17,11 @@ import { InferenceServer, runEncrypted, type ServerMemory } from '../runtime/he/
 import type { LayerModel } from '../nn/layers.ts';
 import { shapeSize } from '../nn/onnx/graph.ts';
 import { importOnnx } from '../nn/onnx/import.ts';
-import { opCounts, programFootprint, programModularMultiplies } from '../program/analysis.ts';
+import { opCounts, programFootprint } from '../program/analysis.ts';
 import { argmaxRows, simulate } from '../nn/simulate.ts';
 import { InvalidArgumentError, ResourceError } from '../util/errors.ts';
-import { UnsupportedModelError } from '../nn/errors.ts';
 import { ARENA_LIMIT_BYTES, openRunMemory, type RunMemory } from './infer-memory.ts';
+import { choosePacking, normalizeChannels } from './infer-packing.ts';
 
 /**
  * Options of {@link runInfer} (the `home infer` flags).
@@ -73,7 +73,10 @@ export interface InferSummary {
   model: string;
   mode: 'batch' | 'latency';
   /** How the mode was chosen, with each packing's estimated evaluation seconds for `count` images. */
-  mode_choice: { requested: 'auto' | 'batch' | 'latency'; estimated_s: { batch: number | null; latency: number | null } };
+  mode_choice: {
+    requested: 'auto' | 'batch' | 'latency';
+    estimated_s: { batch: number | null; latency: number | null };
+  };
   count: number;
   /** Arena + DRAM pool budget of the server's runs, and where it came from. */
   dram_budget_bytes: number;
@@ -230,102 +233,18 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
     ...(options.profile !== undefined ? { profile: options.profile } : {}),
   });
   try {
-    return await inferWithMemory(options, { print, json, requested, model, images, count, labels, runMemory });
+    return await inferWithMemory(options, {
+      print,
+      json,
+      requested,
+      model,
+      images,
+      count,
+      labels,
+      runMemory,
+    });
   } finally {
     await runMemory.close();
-  }
-}
-
-/** Packings in the order `--mode auto` tries them, and the one it picks. */
-function choosePacking(
-  model: LayerModel,
-  options: InferOptions,
-  requested: 'auto' | 'batch' | 'latency',
-  images: Float64Array | Float32Array,
-  count: number,
-): { compiled: CompileResult; mode: 'batch' | 'latency'; estimated: { batch: number | null; latency: number | null } } {
-  const size = shapeSize(model.onnxInputShape);
-  const needsCalibration = model.layers.some(
-    (l) => (l.kind === 'activation' || l.kind === 'maxPool') && l.approx === undefined,
-  );
-  const calibrationCount = Math.min(count, 512);
-  const encryptWeights = options.encryptWeights === true;
-  const compile = (mode: 'batch' | 'latency') =>
-    compileModel(model, {
-      mode,
-      encryptWeights,
-      name: basename(options.model),
-      batchSize: undefined,
-      // Memory is the tiered runtime's to manage: the compiler refuses only what cannot be compiled at all.
-      limits: { memoryBytes: Number.POSITIVE_INFINITY },
-      ...(needsCalibration
-        ? { calibration: { images: images.subarray(0, calibrationCount * size), count: calibrationCount } }
-        : {}),
-    });
-  const modes: ('batch' | 'latency')[] =
-    requested !== 'auto' ? [requested] : encryptWeights ? ['latency'] : ['batch', 'latency'];
-  const estimated: { batch: number | null; latency: number | null } = { batch: null, latency: null };
-  let best: { compiled: CompileResult; mode: 'batch' | 'latency'; seconds: number } | undefined;
-  const errors: string[] = [];
-  for (const mode of modes) {
-    let compiled: CompileResult;
-    try {
-      compiled = compile(mode);
-    } catch (error) {
-      if (modes.length === 1) throw error;
-      errors.push(`${mode}: ${(error as Error).message}`);
-      continue;
-    }
-    const program = compiled.program;
-    const seconds =
-      Math.ceil(count / program.batchSize) * programModularMultiplies(program) * NS_PER_MODULAR_MULTIPLY * 1e-9;
-    estimated[mode] = round(seconds, 3);
-    if (!best || seconds < best.seconds) best = { compiled, mode, seconds };
-  }
-  if (!best) {
-    throw new UnsupportedModelError(`--mode auto: no packing compiles this model (${errors.join('; ')})`);
-  }
-  return { compiled: best.compiled, mode: best.mode, estimated };
-}
-
-/** The op-table cost model's time per modular multiply (ns), for comparing packings. */
-const NS_PER_MODULAR_MULTIPLY = 0.6;
-
-/**
- * `(x − mean[c]) / std[c]` in place for every image (C order, channel first); `mean`/`std` have one entry or one
- * per channel.
- */
-function normalizeChannels(
-  images: Float64Array | Float32Array,
-  shape: readonly number[],
-  mean: readonly number[] | undefined,
-  std: readonly number[] | undefined,
-): void {
-  if (mean === undefined && std === undefined) return;
-  const dims = shape.length === 4 ? shape.slice(1) : shape;
-  const channels = dims.length === 3 ? dims[0] : 1;
-  const size = shapeSize(shape);
-  const perChannel = size / channels;
-  const expand = (values: readonly number[] | undefined, flag: string, fallback: number): number[] => {
-    if (values === undefined) return new Array<number>(channels).fill(fallback);
-    if (values.length !== 1 && values.length !== channels) {
-      throw new InvalidArgumentError(
-        `${flag} ${values.join(',')}: expected 1 or ${channels} values (the model's input has ${channels} channel${channels > 1 ? 's' : ''})`,
-      );
-    }
-    for (const v of values) {
-      if (!Number.isFinite(v)) throw new InvalidArgumentError(`${flag} ${values.join(',')}: expected finite numbers`);
-    }
-    return values.length === 1 ? new Array<number>(channels).fill(values[0]) : [...values];
-  };
-  const m = expand(mean, '--input-mean', 0);
-  const s = expand(std, '--input-std', 1);
-  for (const v of s) {
-    if (v === 0) throw new InvalidArgumentError(`--input-std ${s.join(',')}: expected non-zero values`);
-  }
-  for (let i = 0; i < images.length; i++) {
-    const c = Math.floor((i % size) / perChannel);
-    images[i] = (images[i] - m[c]) / s[c];
   }
 }
 
@@ -412,7 +331,11 @@ async function inferWithMemory(
     const pool = Math.max(Math.floor(runMemory.budgetBytes / 32), runMemory.budgetBytes - arenaRoom);
     serverMemory = { ...base, dramPoolBytes: pool };
   }
-  const server = new InferenceServer(program, client.evaluationKeys, serverMemory ? { memory: serverMemory } : {});
+  const server = new InferenceServer(
+    program,
+    client.evaluationKeys,
+    serverMemory ? { memory: serverMemory } : {},
+  );
   const setupSeconds = server.prepare();
   let weightSeconds = 0;
   let weightBytes = 0;
@@ -654,8 +577,14 @@ export function registerInfer(program: Command): void {
     )
     .option('--input-mean <m>', 'per-channel mean subtracted after --input-scale: m or m,m,m')
     .option('--input-std <s>', 'per-channel standard deviation divided by after the mean: s or s,s,s')
-    .option('--dram-budget <size>', 'arena + DRAM pool for the server, e.g. 2GiB (default: half of the free memory)')
-    .option('--tier <name:path>', 'slow tier folder (default: a private folder under the OS temp directory, removed at exit)')
+    .option(
+      '--dram-budget <size>',
+      'arena + DRAM pool for the server, e.g. 2GiB (default: half of the free memory)',
+    )
+    .option(
+      '--tier <name:path>',
+      'slow tier folder (default: a private folder under the OS temp directory, removed at exit)',
+    )
     .option('--profile <device>', 'device profile emulated on the slow tier (file: none)', 'file')
     .option('--encrypt-weights', 'encrypt the model weights too (ciphertext × ciphertext)')
     .option('--output <file>', 'write predictions as JSON (atomically) when the run succeeds')

@@ -54,3 +54,36 @@ export function maxPoolModel(): LayerModel {
   );
   return importOnnx(b.toBytes());
 }
+
+/**
+ * Conv → x² → MaxPool 2×2 → Conv (padded) → x² → MaxPool 2×2 → Gemm on 8×8 images: in latency packing the second
+ * convolution and pooling read a strided grid of slots, the Gemm a doubly strided one.
+ */
+export function twoPoolModel(): LayerModel {
+  const b = new OnnxBuilder();
+  const x = b.input('x', ['N', 1, 8, 8]);
+  const c1 = b.conv(x, {
+    weight: seededValues(18, 41, -0.6, 0.6),
+    weightDims: [2, 1, 3, 3],
+    bias: [0.1, -0.05],
+    pads: [1, 1, 1, 1],
+  });
+  const s1 = b.node('Mul', [c1, c1])[0];
+  b.node('MaxPool', [s1], { kernel_shape: [2, 2], strides: [2, 2] }, { name: 'pool1', outputs: ['p1'] });
+  const c2 = b.conv('p1', {
+    weight: seededValues(54, 42, -0.5, 0.5),
+    weightDims: [3, 2, 3, 3],
+    bias: [0, 0.1, -0.1],
+    pads: [1, 1, 1, 1],
+  });
+  const s2 = b.node('Mul', [c2, c2])[0];
+  b.node('MaxPool', [s2], { kernel_shape: [2, 2], strides: [2, 2] }, { name: 'pool2', outputs: ['p2'] });
+  b.output(
+    b.gemm(b.flatten('p2'), {
+      weight: seededValues(36, 43, -1, 1),
+      weightDims: [12, 3],
+      bias: [0.1, 0, -0.1],
+    }),
+  );
+  return importOnnx(b.toBytes());
+}

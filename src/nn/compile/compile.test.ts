@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { deepModel, maxPoolModel, reluModel } from '../../../tests/support/models.ts';
+import { deepModel, maxPoolModel, reluModel, twoPoolModel } from '../../../tests/support/models.ts';
+import { UnsupportedModelError } from '../errors.ts';
 import { OnnxBuilder } from '../../../tests/support/onnx-builder.ts';
 import { rowRelativeError, seededValues } from '../../../tests/support/test-helpers.ts';
 import { HomeError, InvalidArgumentError, ResourceError, SecurityError } from '../../util/errors.ts';
 import { checkImages } from '../../program/packing.ts';
 import { simulateProgram } from '../../program/simulate.ts';
 import { importOnnx } from '../onnx/import.ts';
-import { programFootprint } from '../../program/analysis.ts';
+import { opCounts, programFootprint } from '../../program/analysis.ts';
 import { simulate } from '../simulate.ts';
 import { chooseParameters, compileModel } from './index.ts';
 
@@ -64,6 +65,46 @@ describe('MaxPool (batch packing): the program simulator equals the layer simula
       assert.ok(rowRelativeError(sim, simulate(compiled, images, count, { mode: 'polynomial' }), 2) < 1e-9);
     });
   }
+});
+
+describe('MaxPool (latency packing): rotations, a max tree, and the next layers reading the strided slots', () => {
+  const count = 16;
+  for (const [name, make, side] of [
+    ['one pooling', maxPoolModel, 4],
+    ['two poolings and a convolution on a strided grid', twoPoolModel, 8],
+  ] as const) {
+    for (const maxPool of ['polynomial', 'average'] as const) {
+      it(`${name}, ${maxPool}: program simulator = layer simulator in polynomial mode`, () => {
+        const images = seededValues(count * side * side, 34, 0, 1);
+        const { program, model: compiled } = compileModel(make(), {
+          mode: 'latency',
+          calibration: { images, count },
+          approximation: { maxPool, degree: { abs: 6 } },
+        });
+        const sim = simulateProgram(program, images, count);
+        const poly = simulate(compiled, images, count, { mode: 'polynomial' });
+        const classes = compiled.outputShape.reduce((a, b) => a * b, 1);
+        assert.ok(rowRelativeError(sim, poly, classes) < 1e-9, `${rowRelativeError(sim, poly, classes)}`);
+        if (maxPool === 'polynomial') assert.ok(opCounts(program).rotate_hoisted > 0);
+      });
+    }
+  }
+
+  it('refuses a polynomial MaxPool whose windows padding clips, naming the layer', () => {
+    const b = new OnnxBuilder();
+    b.node(
+      'MaxPool',
+      [b.input('x', ['N', 1, 4, 4])],
+      { kernel_shape: [2, 2], strides: [2, 2], pads: [1, 1, 1, 1] },
+      { name: 'clipped', outputs: ['y'] },
+    );
+    b.output('y');
+    const images = seededValues(4 * 16, 35, 0, 1);
+    assert.throws(
+      () => compileModel(importOnnx(b.toBytes()), { mode: 'latency', calibration: { images, count: 4 } }),
+      (e: unknown) => e instanceof UnsupportedModelError && /clipped.*unpadded windows/.test(e.message),
+    );
+  });
 });
 
 describe('compiler + executors on a model with Relu', () => {
@@ -168,7 +209,7 @@ describe('resource limits (a ResourceError naming the layer, the figure and the 
     assert.throws(
       () => compileModel(wideDense(), { mode: 'latency' }),
       isResource(
-        /latency packing\): layer '[^']+' \(dense.*constants to [\d,]+ float64 values .*21,641 diagonals of 32,768 slots.*over the limit of 134,217,728 \(limits\.constants\)/,
+        /latency packing\): layer '[^']+' \(dense.*constants to [\d,]+ float64 values .*23,520 diagonals of 32,768 slots.*over the limit of 134,217,728 \(limits\.constants\)/,
       ),
     );
   });

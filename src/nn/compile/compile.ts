@@ -249,7 +249,11 @@ function compileLatency(
     );
   }
   const encryptWeights = options.encryptWeights === true;
-  const estimatedInstructions = checkEstimates(estimateLayers(model, 'latency', period, layout), limits, 'latency');
+  const estimatedInstructions = checkEstimates(
+    estimateLayers(model, 'latency', period, layout),
+    limits,
+    'latency',
+  );
   const probe = new Emitter(probeChain, limits, true);
   probe.encryptWeights = encryptWeights;
   const probed = emitLatency(model, probe, layout);

@@ -160,7 +160,11 @@ function spatialOutputGrid(layer: Layer, input: SlotLayout, limit: number): Slot
  * The rotation offsets of a max pooling on `input` (window element t of every window sits `offsets[t]` slots
  * after its first element), or `undefined` when windows are clipped by padding or not alike in slots.
  */
-function poolOffsets(layer: MaxPoolLayer, inShape: readonly number[], input: SlotLayout): number[] | undefined {
+function poolOffsets(
+  layer: MaxPoolLayer,
+  inShape: readonly number[],
+  input: SlotLayout,
+): number[] | undefined {
   const windows = poolWindows(layer, inShape);
   const full = layer.kernel[0] * layer.kernel[1];
   if (windows.length === 0 || windows.some((w) => w.length !== full)) return undefined;
@@ -198,13 +202,26 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
   };
   for (const layer of model.layers) {
     const input = layouts.get(layer.inputs[0]);
-    if (!input) throw new UnsupportedModelError(`layer '${layer.name}' reads '${layer.inputs[0]}', which no layer writes`);
+    if (!input)
+      throw new UnsupportedModelError(
+        `layer '${layer.name}' reads '${layer.inputs[0]}', which no layer writes`,
+      );
     const size = shapeSize(layer.shape);
     let step: LatencyStep;
     switch (layer.kind) {
       case 'reshape': {
-        const grid = layer.shape.length === 3 && input.grid && input.grid.c === layer.shape[0] && input.grid.h === layer.shape[1] && input.grid.w === layer.shape[2] ? input.grid : undefined;
-        step = { kind: 'elementwise', output: { slots: input.slots, compact: input.compact, ...(grid ? { grid } : {}) } };
+        const grid =
+          layer.shape.length === 3 &&
+          input.grid &&
+          input.grid.c === layer.shape[0] &&
+          input.grid.h === layer.shape[1] &&
+          input.grid.w === layer.shape[2]
+            ? input.grid
+            : undefined;
+        step = {
+          kind: 'elementwise',
+          output: { slots: input.slots, compact: input.compact, ...(grid ? { grid } : {}) },
+        };
         break;
       }
       case 'maxPool': {
@@ -238,7 +255,10 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
         break;
       case 'binary': {
         const other = layouts.get(layer.inputs[1]);
-        if (!other) throw new UnsupportedModelError(`layer '${layer.name}' reads '${layer.inputs[1]}', which no layer writes`);
+        if (!other)
+          throw new UnsupportedModelError(
+            `layer '${layer.name}' reads '${layer.inputs[1]}', which no layer writes`,
+          );
         if (!sameSlots(input, other)) relayouts.set(layer, { kind: 'matrix', input: other, output: input });
         step = { kind: 'elementwise', output: input };
         break;
@@ -249,7 +269,9 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
         break;
     }
     if (step.output.slots.length !== size) {
-      throw new Error(`compiler: layer ${layer.name} laid out ${step.output.slots.length} values, expected ${size}`);
+      throw new Error(
+        `compiler: layer ${layer.name} laid out ${step.output.slots.length} values, expected ${size}`,
+      );
     }
     use(step.output);
     steps.set(layer, step);
@@ -257,8 +279,15 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
   }
   const out = layouts.get(model.outputName);
   const final =
-    out && !out.compact ? { kind: 'matrix' as const, input: out, output: compactLayout(out.slots.length) } : undefined;
-  return { steps, relayouts, ...(final ? { final } : {}), period: 2 ** Math.ceil(Math.log2(Math.max(2, extent))) };
+    out && !out.compact
+      ? { kind: 'matrix' as const, input: out, output: compactLayout(out.slots.length) }
+      : undefined;
+  return {
+    steps,
+    relayouts,
+    ...(final ? { final } : {}),
+    period: 2 ** Math.ceil(Math.log2(Math.max(2, extent))),
+  };
 }
 
 function matrixOutput(layer: Layer, input: SlotLayout, maxSlots: number): SlotLayout {
@@ -290,7 +319,9 @@ export function slotMatrix(
     for (let i = 0; i < outSlots.length; i++) visit(outSlots[i], inSlots[i], 1);
     return { bias };
   }
-  const { bias: compactBias } = visitLinear(layer, inputShape, (i, j, w) => visit(outSlots[i], inSlots[j], w));
+  const { bias: compactBias } = visitLinear(layer, inputShape, (i, j, w) =>
+    visit(outSlots[i], inSlots[j], w),
+  );
   for (let i = 0; i < compactBias.length; i++) bias[outSlots[i]] = compactBias[i];
   return { bias };
 }

@@ -63,7 +63,10 @@ export function emitLatency(
         }
         {
           const { bias } = visitLinear(layer, inputShape, () => {});
-          y = emitter.addPlain(x, emitter.plaintext(scatter(bias, step.output.slots, period), x.level, x.scale));
+          y = emitter.addPlain(
+            x,
+            emitter.plaintext(scatter(bias, step.output.slots, period), x.level, x.scale),
+          );
         }
         break;
       case 'conv':

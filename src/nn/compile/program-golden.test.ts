@@ -123,7 +123,7 @@ const GOLDEN: readonly {
   {
     name: 'latency packing',
     options: { mode: 'latency', approximation: APPROXIMATION },
-    digest: '303f2af03e1f8e6e7875b6332cd008e9ea9274db5c075e84d9003b6f9ecf37fa',
+    digest: '6ff0a103ed96f887b0f783c4085111cb59206f4dfa75d12b7f4a870690ad9e4c',
   },
 ];
 

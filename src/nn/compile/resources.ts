@@ -58,9 +58,10 @@ export function estimateLayers(
     const step = layout?.steps.get(layer);
     if (packing === 'latency' && step?.kind === 'maxPool') {
       // One hoisted rotation per window element, then the pairwise max tree over whole ciphertexts.
-      const perMax = layer.kind === 'maxPool' && layer.approx?.method === 'polynomial'
-        ? chebyshevInstructions(layer.approx.abs, 2, 2)
-        : 0;
+      const perMax =
+        layer.kind === 'maxPool' && layer.approx?.method === 'polynomial'
+          ? chebyshevInstructions(layer.approx.abs, 2, 2)
+          : 0;
       instructions = 2 + Math.max(0, step.offsets.length - 1) * perMax;
       detail = `a max tree over ${step.offsets.length} rotations`;
     } else if (linear && packing === 'latency') {

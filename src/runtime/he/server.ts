@@ -136,7 +136,10 @@ export class InferenceServer {
     // Unbounded: the compiled order. Bounded: the order that keeps fewer bytes live (dense layers interchanged,
     // layers fused), as the tiered benchmarks run.
     this.#runtimeProgram = memory
-      ? heRuntimeProgram(program, { liveCapBytes: 0.7 * memory.budgetBytes, transientPlaintexts: this.#transient })
+      ? heRuntimeProgram(program, {
+          liveCapBytes: 0.7 * memory.budgetBytes,
+          transientPlaintexts: this.#transient,
+        })
       : heRuntimeProgram(program, { schedule: 'program', transientPlaintexts: this.#transient });
   }
 
