@@ -13,7 +13,7 @@ import { runTieredRequests } from '../src/runtime/he/multi.ts';
 import { realRunHomePolicy } from '../src/runtime/he/program.ts';
 import type { TieredHeStats } from '../src/runtime/he/tiered.ts';
 import { IoPool } from '../src/runtime/io/io-pool.ts';
-import type { Plan } from '../src/runtime/plan/planner.ts';
+import type { ExecutablePlan } from '../src/runtime/plan/planner.ts';
 import { LruPolicy } from '../src/runtime/plan/policy.ts';
 import { probeTier } from '../src/runtime/store/tier-probe.ts';
 import { assertInteger } from '../src/util/assert.ts';
@@ -170,7 +170,7 @@ export async function runManyModelsBench(options: ManyModelsOptions = {}): Promi
       { policy: 'lru', window: 16 },
     ] as const;
     const runs = configurations.map(() => ({
-      plan: undefined as Plan | undefined,
+      plan: undefined as ExecutablePlan | undefined,
       correct: true,
       stats: [] as TieredHeStats[],
       unlimitedSeconds: [] as number[],

@@ -96,7 +96,10 @@ interface MeasuredRun {
 
 function traceOf(program: HeProgram, result: TieredHeResult): MeasuredTrace {
   const steps = result.runtimeProgram.steps;
-  const planned = result.plan.run.steps;
+  // Characterization plans every run itself, so the plan's per-step virtual-clock trace is there.
+  const made = result.madePlan;
+  if (!made) throw new Error('characterize: expected the run to make its own plan (with its per-step trace)');
+  const planned = made.run.steps;
   const tiers = Object.keys(planned[0]?.io ?? {});
   const occupancyTiers = Object.keys(planned[0]?.occupancy ?? {});
   const trace: MeasuredTrace = {

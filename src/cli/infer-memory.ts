@@ -11,6 +11,7 @@ import { IoPool } from '../runtime/io/io-pool.ts';
 import { type DeviceProfile, deviceProfile } from '../runtime/store/devices.ts';
 import { FileTier } from '../runtime/store/file-tier.ts';
 import { probeTier, slowerProfile } from '../runtime/store/tier-probe.ts';
+import { defaultPlanCacheDir, PlanCache } from '../runtime/plan/plan-cache.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { parseByteSize, parseTierSpec } from './sizes.ts';
 
@@ -29,6 +30,8 @@ export interface MemoryFlags {
   readonly tier?: string;
   /** Device profile emulated on the tier (`file`: none, the default). */
   readonly profile?: string;
+  /** Folder of cached plans (default {@link defaultPlanCacheDir}); `none` disables the cache. */
+  readonly planCache?: string;
 }
 
 /**
@@ -73,6 +76,8 @@ export async function openRunMemory(flags: MemoryFlags): Promise<RunMemory> {
   if (!(budgetBytes > 0))
     throw new InvalidArgumentError(`--dram-budget ${flags.dramBudget}: expected a positive size`);
   const profile = flags.profile ?? 'file';
+  const planCache =
+    flags.planCache === 'none' ? undefined : new PlanCache(flags.planCache ?? defaultPlanCacheDir());
   const emulate: DeviceProfile | null = profile === 'file' ? null : deviceProfile(profile);
   let name = 'tmp';
   let dir: string;
@@ -118,6 +123,7 @@ export async function openRunMemory(flags: MemoryFlags): Promise<RunMemory> {
         budgetBytes,
         tiers: [tier],
         planningDevices: [emulate ? slowerProfile(measured, emulate) : measured],
+        ...(planCache ? { planCache: { cache: planCache, devices: profile } } : {}),
       };
       return server;
     },

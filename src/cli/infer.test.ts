@@ -87,7 +87,10 @@ describe('home infer', () => {
 
   it('a budget below the footprint: the run spills to a private slow tier, removed at exit, same predictions', () => {
     const budget = 160 * 2 ** 20;
+    const planCache = join(dir, 'plans');
     const r = home(
+      '--plan-cache',
+      planCache,
       '--model',
       model,
       '--data',
@@ -123,6 +126,33 @@ describe('home infer', () => {
     const tierDir = (summary.tier as string).slice((summary.tier as string).indexOf(':') + 1);
     assert.ok(tierDir.startsWith(tmpdir()));
     assert.equal(existsSync(tierDir), false, 'the private tier folder is removed at exit');
+    assert.equal(summary.plan_source, 'planned');
+
+    // The same program, budget and device again: the plan comes from the cache, the predictions are the same.
+    const again = home(
+      '--plan-cache',
+      planCache,
+      '--model',
+      model,
+      '--data',
+      images,
+      '--labels',
+      labels,
+      '--input-scale',
+      '1/256',
+      '--count',
+      '2',
+      '--mode',
+      'latency',
+      '--dram-budget',
+      '160MiB',
+      '--json',
+    );
+    assert.equal(again.code, 0, again.stderr);
+    const second = JSON.parse(again.stdout.trim().split('\n').at(-1) as string);
+    assert.equal(second.plan_source, 'cache');
+    assert.equal(second.agreement, 1);
+    assert.equal(second.bytes_read_slow, summary.bytes_read_slow);
   });
 
   it('--mode auto says which packing it chose and why', () => {

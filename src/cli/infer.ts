@@ -48,6 +48,8 @@ export interface InferOptions {
   readonly dramBudget?: string;
   readonly tier?: string;
   readonly profile?: string;
+  /** Folder of cached plans (default `~/.cache/home-he/plans`); `none`: plan every time. */
+  readonly planCache?: string;
   readonly encryptWeights?: boolean;
   /** JSON lines on stdout instead of text and a progress bar. */
   readonly json?: boolean;
@@ -96,7 +98,10 @@ export interface InferSummary {
   seconds_per_image: number;
   compute_seconds: number;
   stall_seconds: number;
+  /** Planning (or loading the plan from the cache) — part of `seconds`. */
   planning_seconds: number;
+  /** Where the plan came from: made by this run, loaded from the plan cache, or none (all in memory). */
+  plan_source: 'planned' | 'cache' | 'none';
   setup_seconds: number;
   accuracy: number | null;
   plain_accuracy: number | null;
@@ -231,6 +236,7 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
     ...(options.dramBudget !== undefined ? { dramBudget: options.dramBudget } : {}),
     ...(options.tier !== undefined ? { tier: options.tier } : {}),
     ...(options.profile !== undefined ? { profile: options.profile } : {}),
+    ...(options.planCache !== undefined ? { planCache: options.planCache } : {}),
   });
   try {
     return await inferWithMemory(options, {
@@ -377,7 +383,16 @@ async function inferWithMemory(
   let upload = 0;
   let download = 0;
   let passIndex = 0;
-  const run = { compute: 0, stall: 0, planning: 0, setup: 0, read: 0, written: 0, peakDram: 0 };
+  const run = {
+    compute: 0,
+    stall: 0,
+    planning: 0,
+    setup: 0,
+    read: 0,
+    written: 0,
+    peakDram: 0,
+    planSource: 'none' as 'planned' | 'cache' | 'none',
+  };
   for (let first = 0; first < count; first += program.batchSize) {
     const n = Math.min(program.batchSize, count - first);
     bar?.update(first, { phase: 'encrypt' });
@@ -394,7 +409,9 @@ async function inferWithMemory(
     if (stats) {
       run.compute += stats.computeSeconds;
       run.stall += stats.stallSeconds;
-      run.planning += stats.planningSeconds;
+      const origin = server.lastPlan;
+      run.planning += origin?.source === 'cache' ? origin.seconds : stats.planningSeconds;
+      if (origin && origin.source !== 'reused') run.planSource = origin.source;
       run.setup += stats.setupSeconds;
       run.read += stats.slowBytesRead;
       run.written += stats.slowBytesWritten;
@@ -473,6 +490,7 @@ async function inferWithMemory(
     compute_seconds: round(run.compute, 3),
     stall_seconds: round(run.stall, 3),
     planning_seconds: round(run.planning, 3),
+    plan_source: tiered ? run.planSource : 'none',
     setup_seconds: round(run.setup, 3),
     accuracy: labels ? round(correct / count) : null,
     plain_accuracy: labels ? round(plainCorrect / count) : null,
@@ -539,7 +557,7 @@ async function inferWithMemory(
         ? `Tiered: footprint ${(footprintBytes / 2 ** 30).toFixed(2)} GiB over a budget of ${(runMemory.budgetBytes / 2 ** 30).toFixed(2)} GiB; ` +
             `peak arena + DRAM pool ${(run.peakDram / 2 ** 30).toFixed(2)} GiB; slow tier ${summary.tier} (${runMemory.profile}): ` +
             `read ${(run.read / 2 ** 30).toFixed(2)} GiB, written ${(run.written / 2 ** 30).toFixed(2)} GiB; ` +
-            `compute ${summary.compute_seconds} s, stalls ${summary.stall_seconds} s, planning ${summary.planning_seconds} s, setup ${summary.setup_seconds} s`
+            `compute ${summary.compute_seconds} s, stalls ${summary.stall_seconds} s, planning ${summary.planning_seconds} s (plan ${summary.plan_source === 'cache' ? 'loaded from the cache' : 'made by this run'}), setup ${summary.setup_seconds} s`
         : `All in memory: footprint ${(footprintBytes / 2 ** 30).toFixed(2)} GiB within a budget of ${(runMemory.budgetBytes / 2 ** 30).toFixed(2)} GiB`,
     );
     print(
@@ -586,6 +604,10 @@ export function registerInfer(program: Command): void {
       'slow tier folder (default: a private folder under the OS temp directory, removed at exit)',
     )
     .option('--profile <device>', 'device profile emulated on the slow tier (file: none)', 'file')
+    .option(
+      '--plan-cache <dir>',
+      'folder of cached plans (default ~/.cache/home-he/plans; none: plan every run)',
+    )
     .option('--encrypt-weights', 'encrypt the model weights too (ciphertext × ciphertext)')
     .option('--output <file>', 'write predictions as JSON (atomically) when the run succeeds')
     .option('--json', 'JSON lines on stdout, ending with the summary object')
@@ -602,6 +624,7 @@ export function registerInfer(program: Command): void {
         dramBudget?: string;
         tier?: string;
         profile: string;
+        planCache?: string;
         encryptWeights?: boolean;
         output?: string;
         json?: boolean;
@@ -618,6 +641,7 @@ export function registerInfer(program: Command): void {
           ...(flags.dramBudget !== undefined ? { dramBudget: flags.dramBudget } : {}),
           ...(flags.tier !== undefined ? { tier: flags.tier } : {}),
           profile: flags.profile,
+          ...(flags.planCache !== undefined ? { planCache: flags.planCache } : {}),
           encryptWeights: flags.encryptWeights === true,
           output: flags.output,
           json: flags.json === true,

@@ -2,7 +2,7 @@ import { check } from '../../util/assert.ts';
 import { nowNs } from '../store/devices.ts';
 import { idHash64 } from '../store/checksum.ts';
 import type { SlowTier } from '../store/slow-tier.ts';
-import type { Plan } from '../plan/planner.ts';
+import type { ExecutablePlan, Plan } from '../plan/planner.ts';
 import type { Policy } from '../plan/policy.ts';
 import type { ObjectId, ObjectInfo, AccessProgram, AccessStep } from '../../program/access.ts';
 import { analyzeProgram } from '../plan/program.ts';
@@ -111,6 +111,12 @@ export interface ByteRunOptions {
   plan?: Plan;
 }
 
+/** A byte run's plan is always a full one: given as a {@link Plan} or made by the run. */
+function fullPlan(plan: ExecutablePlan): Plan {
+  check('ledger' in plan.run, () => 'byte run: expected a full plan (with its ledger), not a cached one');
+  return plan as Plan;
+}
+
 /**
  * A byte program's run: what it measured (the plan's figures beside the wall clock), the plan, the execution and
  * the objects read back.
@@ -179,10 +185,14 @@ export async function runByteProgram(options: ByteRunOptions): Promise<ByteRunRe
     },
     outputIds:
       options.readBack === 'existing'
-        ? (plan) => program.objects.filter((o) => plan.run.ledger.state(o.id).exists).map((o) => o.id)
+        ? (used) => {
+            const ledger = fullPlan(used).run.ledger;
+            return program.objects.filter((o) => ledger.state(o.id).exists).map((o) => o.id);
+          }
         : [...analysis.outputs],
   });
-  const { plan, execution } = result;
+  const { execution } = result;
+  const plan = fullPlan(result.plan);
   const planned = plan.run.summary;
   return {
     summary: {

@@ -1,6 +1,6 @@
 import { check } from '../../util/assert.ts';
 import { ResourceError } from '../../util/errors.ts';
-import { type Plan, planProgram } from '../plan/planner.ts';
+import { type ExecutablePlan, type Plan, planProgram } from '../plan/planner.ts';
 import type { Policy } from '../plan/policy.ts';
 import type { ObjectId, AccessProgram, AccessStep } from '../../program/access.ts';
 import { analyzeProgram, type ProgramAnalysis } from '../plan/program.ts';
@@ -54,8 +54,8 @@ export interface TieredRunOptions<Out> {
   /** Profile the planner times each tier with (default: the tier's own `device`). */
   planningDevices?: readonly DeviceProfile[];
   warmStart?: boolean;
-  /** A plan made earlier for the same program, policy, budgets and tiers (skips planning). */
-  plan?: Plan;
+  /** A plan made (or cached) earlier for the same program, policy, budgets and tiers (skips planning). */
+  plan?: ExecutablePlan;
   /** The program's analysis, if the caller has it (reused by the planner). */
   analysis?: ProgramAnalysis;
   label?: string;
@@ -67,7 +67,7 @@ export interface TieredRunOptions<Out> {
   /** Runs a step on the live operands in the arena. */
   compute: (step: AccessStep) => void;
   /** Objects handed back after the run (copies the caller owns), or a function of the plan naming them. */
-  outputIds: readonly ObjectId[] | ((plan: Plan) => readonly ObjectId[]);
+  outputIds: readonly ObjectId[] | ((plan: ExecutablePlan) => readonly ObjectId[]);
   /** Objects whose slow-tier copies are kept between runs on the same tier instance (model state). */
   persistent?: (id: ObjectId) => boolean;
   /**
@@ -91,7 +91,9 @@ export interface TieredRunOptions<Out> {
  */
 export interface TieredRunResult<Out> {
   outputs: Map<ObjectId, Out>;
-  plan: Plan;
+  plan: ExecutablePlan;
+  /** The plan with its virtual-clock trace, when this run made it (not when one was given). */
+  madePlan?: Plan;
   execution: ExecutionResult;
   /** Wall time of planning (0 with a plan given) and of setup (slow-tier copies written, warm starts placed). */
   planningNs: number;
@@ -124,23 +126,24 @@ export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<Ti
 
   // 1. Plan (no side effects).
   const planningStart = nowNs();
-  const plan =
-    options.plan ??
-    planProgram(program, {
-      policy: options.policy,
-      dramBudgetBytes: options.dramBudgetBytes,
-      ...(options.arenaBytes !== undefined ? { arenaBytes: options.arenaBytes } : {}),
-      tiers: tiers.map((t, i) => ({
-        name: t.name,
-        device: options.planningDevices?.[i] ?? t.device,
-        capacityBytes: t.capacityBytes - t.usedBytes,
-        objectOverheadBytes: t.objectOverheadBytes,
-      })),
-      warmStart: options.warmStart ?? true,
-      label: options.label,
-      nsPerModularMultiply: options.nsPerModularMultiply,
-      analysis,
-    });
+  const madePlan: Plan | undefined = options.plan
+    ? undefined
+    : planProgram(program, {
+        policy: options.policy,
+        dramBudgetBytes: options.dramBudgetBytes,
+        ...(options.arenaBytes !== undefined ? { arenaBytes: options.arenaBytes } : {}),
+        tiers: tiers.map((t, i) => ({
+          name: t.name,
+          device: options.planningDevices?.[i] ?? t.device,
+          capacityBytes: t.capacityBytes - t.usedBytes,
+          objectOverheadBytes: t.objectOverheadBytes,
+        })),
+        warmStart: options.warmStart ?? true,
+        label: options.label,
+        nsPerModularMultiply: options.nsPerModularMultiply,
+        analysis,
+      });
+  const plan: ExecutablePlan = options.plan ?? (madePlan as Plan);
   const planningNs = options.plan ? 0 : nowNs() - planningStart;
 
   // 2. Preflight: every tier still there and writable, with room for the most the plan keeps there at once, plus
@@ -190,7 +193,7 @@ export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<Ti
       }
       outputs.set(id, arena.materializeDetached(id, bytes));
     }
-    return { outputs, plan, execution, planningNs, setupNs };
+    return { outputs, plan, ...(madePlan ? { madePlan } : {}), execution, planningNs, setupNs };
   } catch (error) {
     for (const out of outputs.values()) arena.disposeDetached(out);
     throw error;
@@ -209,7 +212,7 @@ export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<Ti
 async function setupInitialObjects<Out>(
   options: TieredRunOptions<Out>,
   tiers: readonly SlowTier[],
-  plan: Plan,
+  plan: ExecutablePlan,
   analysis: ProgramAnalysis,
   dramInitial: Map<ObjectId, Uint8Array>,
 ): Promise<void> {

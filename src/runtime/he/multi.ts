@@ -15,7 +15,7 @@ import {
   type TieredHeOptions,
   type TieredHeStats,
 } from './tiered.ts';
-import type { Plan } from '../plan/planner.ts';
+import type { ExecutablePlan } from '../plan/planner.ts';
 import type { ObjectId, ObjectInfo, AccessProgram, AccessStep } from '../../program/access.ts';
 
 /**
@@ -198,7 +198,7 @@ export async function runTieredRequests(options: TieredRequestsOptions): Promise
   stats: TieredHeStats;
   order: number[];
   program: AccessProgram;
-  plan: Plan;
+  plan: ExecutablePlan;
 }> {
   const { models, requests } = options;
   const order = requestOrder(requests, options.groupWindow ?? 1);

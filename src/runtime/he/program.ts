@@ -18,6 +18,9 @@ export function realRunHomePolicy(): HomePolicy {
   return new HomePolicy({ lookahead: 256, minLookaheadSteps: 160 });
 }
 
+/** {@link realRunHomePolicy} as plan caches key it (change it with the policy's options or its behaviour). */
+export const REAL_RUN_POLICY_KEY = 'home/lookahead-256/min-160/v1';
+
 /**
  * Options of {@link heRuntimeProgram}.
  *

@@ -15,12 +15,13 @@ import { assertProgram, type HeProgram, type InputDescriptor } from '../../progr
 import type { KernelContext } from '../../ring/context.ts';
 import { check } from '../../util/assert.ts';
 import { MismatchError, MissingKeyError } from '../../util/errors.ts';
-import type { Plan } from '../plan/planner.ts';
+import type { ExecutablePlan } from '../plan/planner.ts';
 import { analyzeProgram, type ProgramAnalysis } from '../plan/program.ts';
 import type { DeviceProfile } from '../store/devices.ts';
 import type { SlowTier } from '../store/slow-tier.ts';
-import { heRuntimeProgram, realRunHomePolicy } from './program.ts';
-import { type HeObjectSource, runTieredHe, type TieredHeStats } from './tiered.ts';
+import { heRuntimeProgram, REAL_RUN_POLICY_KEY, realRunHomePolicy } from './program.ts';
+import { type HeObjectSource, runTieredHe, splitMemoryBudget, type TieredHeStats } from './tiered.ts';
+import type { PlanCache } from '../plan/plan-cache.ts';
 
 /**
  * Called while a program runs with the instructions done so far and the total.
@@ -70,6 +71,30 @@ export interface ServerMemory {
   readonly dramPoolBytes?: number;
   /** Keep only the b halves and seed of each key in the slow tier. */
   readonly seededKeys?: boolean;
+  /**
+   * Plans kept between processes: the first run loads the plan made for this program, memory split and devices
+   * (named by `devices`, e.g. the profile name) instead of planning, and stores the one it makes.
+   */
+  readonly planCache?: { readonly cache: PlanCache; readonly devices: string };
+}
+
+/**
+ * Where the plan of a server's run came from and what getting it cost.
+ *
+ * @example
+ * ```ts
+ * if (server.lastPlan?.source === 'planned') console.log(`planned in ${server.lastPlan.seconds} s`);
+ * ```
+ */
+export interface PlanOrigin {
+  /** `planned`: made by this run; `cache`: loaded from the plan cache; `reused`: kept from an earlier run. */
+  readonly source: 'planned' | 'cache' | 'reused';
+  /** Planning or loading time (0 when reused). */
+  readonly seconds: number;
+  /** Why the cache had no plan (`absent`, or what was wrong with the file), when it was asked. */
+  readonly cacheMiss?: string;
+  /** Why a plan made by this run could not be stored. */
+  readonly storeError?: string;
 }
 
 /**
@@ -98,7 +123,8 @@ export class InferenceServer {
   #weights: Map<number, Ciphertext> = new Map();
   readonly #transient: (index: number) => boolean;
   readonly #runtimeProgram: AccessProgram;
-  #plan: Plan | undefined;
+  #plan: ExecutablePlan | undefined;
+  #planOrigin: PlanOrigin | undefined;
   #analysis: ProgramAnalysis | undefined;
   #stats: TieredHeStats | undefined;
   readonly #memory: ServerMemory | undefined;
@@ -172,6 +198,11 @@ export class InferenceServer {
     return this.#plaintexts;
   }
 
+  /** Where the last run's plan came from. */
+  get lastPlan(): PlanOrigin | undefined {
+    return this.#planOrigin;
+  }
+
   /** The figures of the last run (planning, execution, compute and arena peak), if any. */
   get lastRunStats(): TieredHeStats | undefined {
     return this.#stats;
@@ -233,6 +264,27 @@ export class InferenceServer {
     };
     const total = this.#runtimeProgram.steps.length;
     const every = Math.max(1, Math.floor(total / 200));
+    const analysis = (this.#analysis ??= analyzeProgram(this.#runtimeProgram));
+    const dramPoolBytes = memory ? (memory.dramPoolBytes ?? Math.floor(memory.budgetBytes / 32)) : undefined;
+    let origin: PlanOrigin = { source: 'reused', seconds: 0 };
+    let cacheKey: string | undefined;
+    const planCache = memory?.planCache;
+    if (!this.#plan && memory && planCache) {
+      const start = performance.now();
+      const split = splitMemoryBudget(analysis.maxStepBytes, memory.budgetBytes, dramPoolBytes);
+      cacheKey = planCache.cache.keyOf(this.#runtimeProgram, {
+        ...split,
+        policy: REAL_RUN_POLICY_KEY,
+        devices: planCache.devices,
+        extra: memory.seededKeys ? 'seeded-keys' : 'full-keys',
+      });
+      this.#plan = planCache.cache.load(cacheKey, this.#runtimeProgram);
+      origin = this.#plan
+        ? { source: 'cache', seconds: (performance.now() - start) / 1000 }
+        : { source: 'planned', seconds: 0, cacheMiss: planCache.cache.lastMiss ?? 'absent' };
+    } else if (!this.#plan) {
+      origin = { source: 'planned', seconds: 0 };
+    }
     try {
       const result = await runTieredHe({
         program,
@@ -244,14 +296,14 @@ export class InferenceServer {
         ...(memory
           ? {
               tiers: memory.tiers,
-              dramPoolBytes: memory.dramPoolBytes ?? Math.floor(memory.budgetBytes / 32),
+              dramPoolBytes,
               ...(memory.planningDevices ? { planningDevices: memory.planningDevices } : {}),
               seededKeys: memory.seededKeys ?? false,
               keepModelState: true,
             }
           : {}),
         transientPlaintexts: { isTransient: this.#transient, encoder: this.#encoder },
-        analysis: (this.#analysis ??= analyzeProgram(this.#runtimeProgram)),
+        analysis,
         ...(this.#plan ? { plan: this.#plan } : {}),
         ...(onProgress
           ? {
@@ -260,7 +312,15 @@ export class InferenceServer {
             }
           : {}),
       });
-      this.#plan ??= result.plan;
+      if (!this.#plan) {
+        this.#plan = result.plan;
+        origin = { ...origin, seconds: result.stats.planningSeconds };
+        if (planCache && cacheKey !== undefined) {
+          const stored = planCache.cache.store(cacheKey, result.plan);
+          if (!stored.ok) origin = { ...origin, storeError: stored.reason };
+        }
+      }
+      this.#planOrigin = origin;
       this.#stats = result.stats;
       return result.outputs;
     } finally {

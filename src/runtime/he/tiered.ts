@@ -16,7 +16,7 @@ import type { ExecutionResult } from '../exec/executor.ts';
 import { HeArena, type HeLiveObject, type HeObjectMeta, writeHeObject } from '../exec/he-arena.ts';
 import { PlacementAllocator } from '../exec/placement-allocator.ts';
 import { runTiered } from '../exec/run.ts';
-import type { Plan } from '../plan/planner.ts';
+import type { ExecutablePlan, Plan } from '../plan/planner.ts';
 import type { Policy } from '../plan/policy.ts';
 import type { ObjectId, AccessProgram, AccessStep } from '../../program/access.ts';
 import { analyzeProgram, type ProgramAnalysis } from '../plan/program.ts';
@@ -138,7 +138,7 @@ export interface TieredHeOptions {
   /** Called after setup, right before the timed run (e.g. to let the OS flush the setup writes). */
   beforeRun?: () => void | Promise<void>;
   /** A plan made earlier for the same program, policy, budgets and tiers (skips planning). */
-  plan?: Plan;
+  plan?: ExecutablePlan;
   /** The runtime program's analysis, made earlier for the same runtime program (reused instead of recomputed). */
   analysis?: ProgramAnalysis;
   /**
@@ -198,7 +198,9 @@ export interface TieredHeResult {
   /** The program's output ciphertexts (the caller owns them). */
   outputs: Map<number, Ciphertext>;
   stats: TieredHeStats;
-  plan: Plan;
+  plan: ExecutablePlan;
+  /** The plan with its virtual-clock trace (per-step figures), when this run made it. */
+  madePlan?: Plan;
   execution: ExecutionResult;
   runtimeProgram: AccessProgram;
 }
@@ -453,7 +455,14 @@ export async function runTieredObjects(
       objectsWritten: execution.writes.size,
       readOnlyWritten,
     };
-    return { outputs: run.outputs, stats, plan, execution, runtimeProgram };
+    return {
+      outputs: run.outputs,
+      stats,
+      plan,
+      ...(run.madePlan ? { madePlan: run.madePlan } : {}),
+      execution,
+      runtimeProgram,
+    };
   } finally {
     placement.uninstall();
   }

@@ -382,16 +382,30 @@ export interface PlanOptions {
  * console.log(plan.run.summary.slowBytesRead, plan.actions.length);
  * ```
  */
-export interface Plan {
+export interface Plan extends ExecutablePlan {
+  run: RunResult;
+}
+
+/**
+ * What executing a plan needs (a {@link Plan} without its virtual-clock trace): the form a plan is cached in
+ * ({@link encodePlan}) and loaded back for later runs of the same program, budget and devices.
+ *
+ * @example
+ * ```ts
+ * const plan: ExecutablePlan = cache.load(key, runtimeProgram) ?? planProgram(runtimeProgram, options);
+ * ```
+ */
+export interface ExecutablePlan {
   program: AccessProgram;
   /** Where compute finds its operands: the arena, or DRAM buffers when the plan has no arena. */
   computeLevel: MemoryLevel;
   actions: readonly Action[];
   initial: ReadonlyMap<ObjectId, InitialPlacement>;
-  run: RunResult;
+  /** The virtual-clock run's summary (predicted time, peaks, traffic). */
+  run: Pick<RunResult, 'summary'>;
   /** Most bytes each slow tier holds at once (payload plus per-object overhead). */
   slowPeakBytes: number[];
-  /** Wall time the planning took. */
+  /** Wall time the planning took (for a loaded plan: the planning it saved). */
   planningNs: number;
 }
 
