@@ -102,6 +102,11 @@ export interface InferSummary {
   planning_seconds: number;
   /** Where the plan came from: made by this run, loaded from the plan cache, or none (all in memory). */
   plan_source: 'planned' | 'cache' | 'none';
+  /**
+   * What planning added to `seconds`: a plan made on the planning thread overlaps the run, so only the waits for
+   * it count (before the run starts and for actions not planned yet); a cached plan's load time.
+   */
+  plan_wait_seconds: number;
   setup_seconds: number;
   accuracy: number | null;
   plain_accuracy: number | null;
@@ -387,6 +392,7 @@ async function inferWithMemory(
     compute: 0,
     stall: 0,
     planning: 0,
+    planWait: 0,
     setup: 0,
     read: 0,
     written: 0,
@@ -411,6 +417,9 @@ async function inferWithMemory(
       run.stall += stats.stallSeconds;
       const origin = server.lastPlan;
       run.planning += origin?.source === 'cache' ? origin.seconds : stats.planningSeconds;
+      run.planWait +=
+        (origin?.source === 'cache' ? origin.seconds : stats.planStartWaitSeconds) +
+        stats.planWaitInRunSeconds;
       if (origin && origin.source !== 'reused') run.planSource = origin.source;
       run.setup += stats.setupSeconds;
       run.read += stats.slowBytesRead;
@@ -491,6 +500,7 @@ async function inferWithMemory(
     stall_seconds: round(run.stall, 3),
     planning_seconds: round(run.planning, 3),
     plan_source: tiered ? run.planSource : 'none',
+    plan_wait_seconds: round(run.planWait, 3),
     setup_seconds: round(run.setup, 3),
     accuracy: labels ? round(correct / count) : null,
     plain_accuracy: labels ? round(plainCorrect / count) : null,

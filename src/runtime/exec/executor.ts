@@ -83,6 +83,11 @@ export interface ExecuteOptions {
   onStep?: (index: number) => void;
   /** Called when action `seq` starts and when it completes (tests of the ordering). */
   onAction?: (seq: number, phase: 'start' | 'end') => void;
+  /**
+   * A plan still being made ({@link StreamedPlan}): `plan.actions` grows while the run executes it, and the run
+   * waits for an action the planner has not logged yet.
+   */
+  stream?: { waitForAction(seq: number): Promise<boolean> };
 }
 
 /**
@@ -128,6 +133,8 @@ export interface ExecutionResult {
   gatherBytes: number;
   /** Byte-form buffers still in DRAM after the run, by object id (outputs are read from here). */
   dram: Map<ObjectId, Uint8Array>;
+  /** Time the run waited for a streamed plan's next actions (part of `totalNs` and of the stalls). */
+  planWaitNs: number;
 }
 
 /**
@@ -165,10 +172,21 @@ export async function executePlan(options: ExecuteOptions): Promise<ExecutionRes
     dram.set(id, buffer);
   }
   const yieldEvery = options.yieldEveryNs ?? 5e5;
-  const n = actions.length;
-  const done = new Uint8Array(n);
-  const remaining = new Int32Array(n);
-  const waiters: (number[] | undefined)[] = new Array(n);
+  // Sized for the actions known now; a streamed plan grows them.
+  let done = new Uint8Array(Math.max(16, actions.length));
+  let remaining = new Int32Array(done.length);
+  const waiters: (number[] | undefined)[] = [];
+  const reserve = (count: number) => {
+    if (count <= done.length) return;
+    const size = Math.max(count, done.length * 2);
+    const grownDone = new Uint8Array(size);
+    grownDone.set(done);
+    done = grownDone;
+    const grownRemaining = new Int32Array(size);
+    grownRemaining.set(remaining);
+    remaining = grownRemaining;
+  };
+  let planWaitNs = 0;
   const inFlight = new Set<Promise<void>>();
   let failure: unknown = null;
   let wake: (() => void) | null = null;
@@ -363,8 +381,24 @@ export async function executePlan(options: ExecuteOptions): Promise<ExecutionRes
   let computeTotal = 0;
   let stallTotal = 0;
   try {
-    for (let seq = 0; seq < n; seq++) {
+    for (let seq = 0; ; seq++) {
       if (failure !== null) break;
+      if (seq >= actions.length) {
+        if (!options.stream) break;
+        // The planner has not logged this action yet: let I/O proceed and wait for it.
+        flushIo();
+        const waitStart = nowNs();
+        let more: boolean;
+        try {
+          more = await options.stream.waitForAction(seq);
+        } catch (error) {
+          fail(error);
+          break;
+        }
+        planWaitNs += nowNs() - waitStart;
+        if (!more) break;
+      }
+      reserve(actions.length);
       const a = actions[seq];
       if (a.kind !== 'compute') {
         const count = undone(a);
@@ -420,7 +454,7 @@ export async function executePlan(options: ExecuteOptions): Promise<ExecutionRes
     while (failure === null && inFlight.size > 0) await Promise.race([...inFlight]);
     await settle();
     if (failure !== null) throw failure;
-    for (let seq = 0; seq < n; seq++) {
+    for (let seq = 0; seq < actions.length; seq++) {
       if (!done[seq])
         throw new ResourceError(`plan execution: action ${seq} (${actions[seq].kind}) never ran`);
     }
@@ -444,5 +478,6 @@ export async function executePlan(options: ExecuteOptions): Promise<ExecutionRes
     copyBytes,
     gatherBytes,
     dram,
+    planWaitNs,
   };
 }

@@ -1,6 +1,7 @@
 import { check } from '../../util/assert.ts';
 import { ResourceError } from '../../util/errors.ts';
 import { type ExecutablePlan, type Plan, planProgram } from '../plan/planner.ts';
+import { startStreamedPlan } from '../plan/streamed-plan.ts';
 import type { Policy } from '../plan/policy.ts';
 import type { ObjectId, AccessProgram, AccessStep } from '../../program/access.ts';
 import { analyzeProgram, type ProgramAnalysis } from '../plan/program.ts';
@@ -76,6 +77,12 @@ export interface TieredRunOptions<Out> {
    * again; false when it cannot (the object is then made and written as usual).
    */
   describeKept?: (id: ObjectId, bytes: number) => boolean;
+  /**
+   * Plan on a planning thread while the run executes the plan (see {@link StreamedPlan}): the run starts once the
+   * initial placements are known. Only without `plan`, with slow tiers, and for a policy with a descriptor
+   * (built-in policies); otherwise the plan is made here before the run.
+   */
+  streamPlan?: boolean;
   /** Called after setup, right before the timed execution (e.g. to let the OS flush the setup writes). */
   beforeRun?: () => void | Promise<void>;
   onStep?: (index: number, total: number) => void;
@@ -95,8 +102,17 @@ export interface TieredRunResult<Out> {
   /** The plan with its virtual-clock trace, when this run made it (not when one was given). */
   madePlan?: Plan;
   execution: ExecutionResult;
-  /** Wall time of planning (0 with a plan given) and of setup (slow-tier copies written, warm starts placed). */
+  /**
+   * Wall time of planning (0 with a plan given; for a streamed plan, the planning thread's) and of setup
+   * (slow-tier copies written, warm starts placed).
+   */
   planningNs: number;
+  /**
+   * What planning cost the run before its execution started: all of the planning when made here, only the wait
+   * for the initial placements when streamed (waits for actions during execution are the execution's
+   * `planWaitNs`, inside its time).
+   */
+  planStartWaitNs: number;
   setupNs: number;
 }
 
@@ -124,27 +140,55 @@ export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<Ti
   const tiers = options.tiers ?? [];
   const analysis = options.analysis ?? analyzeProgram(program);
 
-  // 1. Plan (no side effects).
+  // 1. Plan (no side effects): here, or on a planning thread while the run goes on.
   const planningStart = nowNs();
-  const madePlan: Plan | undefined = options.plan
-    ? undefined
-    : planProgram(program, {
-        policy: options.policy,
+  const canStream =
+    options.streamPlan === true &&
+    !options.plan &&
+    tiers.length > 0 &&
+    options.policy.descriptor !== undefined;
+  const plannedTiers = tiers.map((t, i) => ({
+    name: t.name,
+    device: options.planningDevices?.[i] ?? t.device,
+    capacityBytes: t.capacityBytes - t.usedBytes,
+    objectOverheadBytes: t.objectOverheadBytes,
+  }));
+  const streamed = canStream
+    ? startStreamedPlan(program, {
+        policy: options.policy.descriptor!,
         dramBudgetBytes: options.dramBudgetBytes,
         ...(options.arenaBytes !== undefined ? { arenaBytes: options.arenaBytes } : {}),
-        tiers: tiers.map((t, i) => ({
-          name: t.name,
-          device: options.planningDevices?.[i] ?? t.device,
-          capacityBytes: t.capacityBytes - t.usedBytes,
-          objectOverheadBytes: t.objectOverheadBytes,
-        })),
+        tiers: plannedTiers,
         warmStart: options.warmStart ?? true,
-        label: options.label,
-        nsPerModularMultiply: options.nsPerModularMultiply,
-        analysis,
-      });
-  const plan: ExecutablePlan = options.plan ?? (madePlan as Plan);
-  const planningNs = options.plan ? 0 : nowNs() - planningStart;
+        ...(options.label !== undefined ? { label: options.label } : {}),
+        ...(options.nsPerModularMultiply !== undefined
+          ? { nsPerModularMultiply: options.nsPerModularMultiply }
+          : {}),
+      })
+    : undefined;
+  const madePlan: Plan | undefined =
+    options.plan || streamed
+      ? undefined
+      : planProgram(program, {
+          policy: options.policy,
+          dramBudgetBytes: options.dramBudgetBytes,
+          ...(options.arenaBytes !== undefined ? { arenaBytes: options.arenaBytes } : {}),
+          tiers: plannedTiers,
+          warmStart: options.warmStart ?? true,
+          label: options.label,
+          nsPerModularMultiply: options.nsPerModularMultiply,
+          analysis,
+        });
+  if (streamed) {
+    try {
+      await streamed.ready;
+    } catch (error) {
+      await streamed.cancel();
+      throw error;
+    }
+  }
+  const plan: ExecutablePlan = options.plan ?? streamed ?? (madePlan as Plan);
+  const startWaitNs = options.plan ? 0 : nowNs() - planningStart;
 
   // 2. Preflight: every tier still there and writable, with room for the most the plan keeps there at once, plus
   // the persistent copies, which are never deleted during the run.
@@ -155,7 +199,22 @@ export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<Ti
         kept += analysis.bytesOf(id) + tiers[i].objectOverheadBytes;
     }
     await tiers[i].check();
-    await tiers[i].ensureRoom((plan.slowPeakBytes[i] ?? 0) + kept);
+    let peak = plan.slowPeakBytes[i];
+    if (peak === undefined && streamed) {
+      // The peak is known when planning ends; until then, every object at once bounds it. Without room for that
+      // bound, wait for the exact peak (the run must not fail half-way for lack of space).
+      let bound = 0;
+      for (const info of program.objects) bound += info.bytes + tiers[i].objectOverheadBytes;
+      if (tiers[i].capacityBytes - tiers[i].usedBytes >= bound) peak = bound;
+      else {
+        await streamed.finished.catch(async (error: unknown) => {
+          await streamed.cancel();
+          throw error;
+        });
+        peak = plan.slowPeakBytes[i];
+      }
+    }
+    await tiers[i].ensureRoom((peak ?? 0) + kept);
   }
 
   const dramInitial = new Map<ObjectId, Uint8Array>();
@@ -178,7 +237,9 @@ export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<Ti
       compute: options.compute,
       keep: options.persistent,
       onStep: options.onStep && ((index) => options.onStep!(index, total)),
+      ...(streamed ? { stream: streamed } : {}),
     });
+    if (streamed) await streamed.finished;
     dramInitial.clear();
 
     // 5. Outputs, detached from the runtime's memory.
@@ -193,9 +254,19 @@ export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<Ti
       }
       outputs.set(id, arena.materializeDetached(id, bytes));
     }
-    return { outputs, plan, ...(madePlan ? { madePlan } : {}), execution, planningNs, setupNs };
+    const planningNs = options.plan ? 0 : streamed ? streamed.planningNs : startWaitNs;
+    return {
+      outputs,
+      plan,
+      ...(madePlan ? { madePlan } : {}),
+      execution,
+      planningNs,
+      planStartWaitNs: startWaitNs,
+      setupNs,
+    };
   } catch (error) {
     for (const out of outputs.values()) arena.disposeDetached(out);
+    await streamed?.cancel();
     throw error;
   } finally {
     arena.clear();

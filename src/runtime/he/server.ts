@@ -300,6 +300,8 @@ export class InferenceServer {
               ...(memory.planningDevices ? { planningDevices: memory.planningDevices } : {}),
               seededKeys: memory.seededKeys ?? false,
               keepModelState: true,
+              // A plan not in the cache is made on the planning thread while this run executes it.
+              streamPlan: true,
             }
           : {}),
         transientPlaintexts: { isTransient: this.#transient, encoder: this.#encoder },

@@ -152,6 +152,64 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
     );
   });
 
+  it('a plan streamed from the planning thread while the run executes it: the same actions, identical outputs', async () => {
+    const budget = Math.floor(batch.peak / 8);
+    const { tier } = await tierIn();
+    const policy = () => new HomePolicy({ lookahead: 64, minLookaheadSteps: 16 });
+    const inline = await run(batch, policy(), budget, tier);
+    const source = heObjectSource({
+      program: batch.program,
+      evaluationKeys: batch.client.evaluationKeys,
+      inputs: batch.inputs,
+      encoder: new Encoder(batch.client.params),
+    });
+    const streamed = await runTieredHe({
+      program: batch.program,
+      params: batch.client.params,
+      source,
+      policy: policy(),
+      memoryBudgetBytes: budget,
+      tiers: [tier],
+      streamPlan: true,
+    });
+    const logits = batch.client.decryptPass(streamed.outputs, batch.count);
+    checkRun(batch, streamed, logits, budget);
+    assert.equal(streamed.madePlan, undefined, 'the plan came from the planning thread');
+    const strip = (actions: readonly { startNs: number; endNs: number }[]) =>
+      actions.map(({ startNs: _s, endNs: _e, ...rest }) => rest);
+    assert.deepEqual(strip(streamed.plan.actions), strip(inline.result.plan.actions));
+    assert.deepEqual([...streamed.plan.initial], [...inline.result.plan.initial]);
+    assert.deepEqual(streamed.plan.slowPeakBytes, inline.result.plan.slowPeakBytes);
+    assert.ok(streamed.stats.planningSeconds > 0);
+    assert.equal(streamed.stats.slowBytesRead, inline.result.stats.slowBytesRead);
+  });
+
+  it("a streamed plan that cannot be made fails the run with the planner's typed error, before anything is written", async () => {
+    const { tier } = await tierIn({ capacityBytes: 2 ** 20 });
+    const source = heObjectSource({
+      program: batch.program,
+      evaluationKeys: batch.client.evaluationKeys,
+      inputs: batch.inputs,
+      encoder: new Encoder(batch.client.params),
+    });
+    await assert.rejects(
+      runTieredHe({
+        program: batch.program,
+        params: batch.client.params,
+        source,
+        policy: new HomePolicy(),
+        memoryBudgetBytes: Math.floor(batch.peak / 8),
+        tiers: [tier],
+        streamPlan: true,
+      }),
+      (e: unknown) => e instanceof ResourceError && /slow tier|capacity|full/.test(e.message),
+    );
+    assert.deepEqual(
+      readdirSync(tier.dir).filter((f) => f.endsWith('.hobj')),
+      [],
+    );
+  });
+
   it('all in memory is the same executor with an unlimited budget and no tier: identical outputs, nothing moved', async () => {
     const source = heObjectSource({
       program: batch.program,

@@ -139,6 +139,8 @@ export interface TieredHeOptions {
   beforeRun?: () => void | Promise<void>;
   /** A plan made earlier for the same program, policy, budgets and tiers (skips planning). */
   plan?: ExecutablePlan;
+  /** Plan on a planning thread while the run executes (see `TieredRunOptions.streamPlan`). */
+  streamPlan?: boolean;
   /** The runtime program's analysis, made earlier for the same runtime program (reused instead of recomputed). */
   analysis?: ProgramAnalysis;
   /**
@@ -164,6 +166,13 @@ export interface TieredHeStats {
   computeSeconds: number;
   stallSeconds: number;
   planningSeconds: number;
+  /**
+   * What planning added before the execution: all of it when planned before the run, only the wait for the
+   * initial placements when streamed (0 with a plan given). The run cost `seconds` + this.
+   */
+  planStartWaitSeconds: number;
+  /** Streamed plans: time the execution waited for the planner's next actions (part of `seconds`). */
+  planWaitInRunSeconds: number;
   /** Writing the initial objects to the slow tiers and warm-starting some in memory. */
   setupSeconds: number;
   memoryBudgetBytes: number;
@@ -439,6 +448,8 @@ export async function runTieredObjects(
       computeSeconds: execution.computeNs / 1e9,
       stallSeconds: execution.stallNs / 1e9,
       planningSeconds: run.planningNs / 1e9,
+      planStartWaitSeconds: run.planStartWaitNs / 1e9,
+      planWaitInRunSeconds: execution.planWaitNs / 1e9,
       setupSeconds: run.setupNs / 1e9,
       memoryBudgetBytes: options.memoryBudgetBytes,
       arenaBytes,

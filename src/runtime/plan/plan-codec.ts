@@ -91,7 +91,7 @@ function parse(text: string): unknown {
 export function encodePlan(plan: ExecutablePlan): Uint8Array {
   const program = plan.program;
   const objectIndex = new Map<ObjectId, number>();
-  program.objects.forEach((o, i) => objectIndex.set(o.id, i));
+  for (let i = 0; i < program.objects.length; i++) objectIndex.set(program.objects[i].id, i);
   const strings: string[] = [];
   const stringIndex = new Map<string, number>();
   const str = (s: string | undefined) => {

@@ -260,6 +260,7 @@ function planSteps(
   analysis: ProgramAnalysis,
   policy: Policy,
   nsPerMm: number,
+  onStepPlanned?: (actions: readonly Action[], step: number) => void,
 ): PlannedSteps {
   policy.reset(analysis);
   const planner = new Planner(ledger, policy, analysis);
@@ -292,6 +293,7 @@ function planSteps(
         if (ledger.state(id).exists && !analysis.contentLiveAfter(id, i)) ledger.discard(id, i, computeSeq);
       }
     }
+    onStepPlanned?.(ledger.actions, i);
     const io = trafficSince(ledger.traffic(), before);
     const occupancy = occupancyOf(ledger);
     const { demandBytes, prefetchBytes } = planner;
@@ -369,6 +371,13 @@ export interface PlanOptions {
    * action, as the general planner's. False forces the general planner (for comparisons).
    */
   fastPath?: boolean;
+  /** Called once the initial placements are made, before any step is planned (a streamed plan starts from them). */
+  onInitial?: (initial: ReadonlyMap<ObjectId, InitialPlacement>, computeLevel: MemoryLevel) => void;
+  /**
+   * Called after each planned step with the action log so far. The log is append-only — an action never changes
+   * once logged — so a consumer may execute the actions it has while later steps are planned.
+   */
+  onStepPlanned?: (actions: readonly Action[], step: number) => void;
 }
 
 /**
@@ -435,6 +444,7 @@ export function planProgram(program: AccessProgram, options: PlanOptions): Plan 
   checkCapacities(ledger, analysis);
   const warm = options.warmStart ?? true;
   placeInitialObjects(ledger, analysis, warm);
+  options.onInitial?.(ledger.initial, ledger.computeLevel);
   const nsPerMm = options.nsPerModularMultiply ?? 0.4;
   const { policy } = options;
   const unlimited =
@@ -442,7 +452,8 @@ export function planProgram(program: AccessProgram, options: PlanOptions): Plan 
   const planned =
     unlimited && options.fastPath !== false
       ? planTrivially(ledger, analysis, policy.knowsFuture, nsPerMm)
-      : planSteps(ledger, analysis, policy, nsPerMm);
+      : planSteps(ledger, analysis, policy, nsPerMm, options.onStepPlanned);
+  options.onStepPlanned?.(ledger.actions, program.steps.length - 1);
   const planningNs = nowNs() - start;
   const names = { program: program.name, label: options.label ?? policy.name, policy: policy.name };
   let traces: StepTrace[] | undefined;

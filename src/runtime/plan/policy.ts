@@ -60,6 +60,35 @@ export interface Policy {
   victimOrder(level: MemoryLevel, view: PolicyView): ObjectId[];
   /** Objects to bring towards compute now, most urgent first. */
   prefetch(view: PolicyView): PrefetchRequest[];
+  /** How to make the same policy in another thread ({@link policyFromDescriptor}); absent for custom policies. */
+  readonly descriptor?: PolicyDescriptor;
+}
+
+/**
+ * A built-in policy and its options as plain data (what a planning thread is sent).
+ *
+ * @example
+ * ```ts
+ * const d: PolicyDescriptor = { kind: 'home', options: { lookahead: 256, minLookaheadSteps: 160 } };
+ * ```
+ */
+export type PolicyDescriptor = { kind: 'lru' } | { kind: 'home'; options: HomePolicyOptions };
+
+/**
+ * The policy a descriptor names.
+ *
+ * @example
+ * ```ts
+ * const policy = policyFromDescriptor(realRunHomePolicy().descriptor!);
+ * ```
+ */
+export function policyFromDescriptor(descriptor: PolicyDescriptor): Policy {
+  if (descriptor.kind === 'lru') return new LruPolicy();
+  check(
+    descriptor.kind === 'home',
+    () => `policy kind ${String((descriptor as { kind: unknown }).kind)}: expected lru or home`,
+  );
+  return new HomePolicy(descriptor.options);
 }
 
 /**
@@ -74,6 +103,7 @@ export interface Policy {
 export class LruPolicy implements Policy {
   readonly name = 'lru';
   readonly knowsFuture = false;
+  readonly descriptor: PolicyDescriptor = { kind: 'lru' };
   #recency = new Map<ObjectId, number>();
 
   reset(): void {
@@ -158,8 +188,10 @@ export class HomePolicy implements Policy {
   readonly minLookaheadSteps: number;
   readonly #latencyBytesOption: number | undefined;
   #analysis: ProgramAnalysis | null = null;
+  readonly descriptor: PolicyDescriptor;
 
   constructor(options: HomePolicyOptions = {}) {
+    this.descriptor = { kind: 'home', options: { ...options } };
     this.lookahead = options.lookahead ?? 32;
     this.prefetchBudgetFraction = options.prefetchBudgetFraction ?? 0.5;
     this.dirtyWeight = options.dirtyWeight ?? 2;
