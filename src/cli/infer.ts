@@ -1,6 +1,5 @@
 import { existsSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { Command } from 'commander';
 import { compileModel } from '../nn/compile/index.ts';
 import {
   type ImageBatch,
@@ -576,100 +575,4 @@ async function inferWithMemory(
     );
   }
   return summary;
-}
-
-/**
- * Registers `home infer`.
- *
- * @example
- * ```sh
- * home infer --model models/cryptonets-mnist.onnx --data data/mnist/t10k-images-idx3-ubyte.gz \
- *   --labels data/mnist/t10k-labels-idx1-ubyte.gz --input-scale 0.00390625 --json
- * ```
- */
-export function registerInfer(program: Command): void {
-  program
-    .command('infer')
-    .description(
-      'encrypted inference of an ONNX model over a data set (accuracy, agreement, timings, memory)',
-    )
-    .requiredOption('--model <file>', 'ONNX model')
-    .requiredOption('--data <path>', 'images: idx file (gzip or not), .npy, or a folder of PNGs')
-    .option('--labels <file>', 'labels (idx1, gzip or not)')
-    .option('--input-scale <s>', 'multiplier of raw values (CryptoNets/LoLa want 1/256)', '1/255')
-    .option('--count <k>', 'images to classify (default: all)')
-    .option(
-      '--mode <mode>',
-      'auto (the packing with the lower estimated time for --count images), batch (one image per slot) or latency (one image per ciphertext)',
-      'auto',
-    )
-    .option('--input-mean <m>', 'per-channel mean subtracted after --input-scale: m or m,m,m')
-    .option('--input-std <s>', 'per-channel standard deviation divided by after the mean: s or s,s,s')
-    .option(
-      '--dram-budget <size>',
-      'arena + DRAM pool for the server, e.g. 2GiB (default: half of the free memory)',
-    )
-    .option(
-      '--tier <name:path>',
-      'slow tier folder (default: a private folder under the OS temp directory, removed at exit)',
-    )
-    .option('--profile <device>', 'device profile emulated on the slow tier (file: none)', 'file')
-    .option(
-      '--plan-cache <dir>',
-      'folder of cached plans (default ~/.cache/home-he/plans; none: plan every run)',
-    )
-    .option('--encrypt-weights', 'encrypt the model weights too (ciphertext × ciphertext)')
-    .option('--output <file>', 'write predictions as JSON (atomically) when the run succeeds')
-    .option('--json', 'JSON lines on stdout, ending with the summary object')
-    .action(
-      async (flags: {
-        model: string;
-        data: string;
-        labels?: string;
-        inputScale: string;
-        count?: string;
-        mode: string;
-        inputMean?: string;
-        inputStd?: string;
-        dramBudget?: string;
-        tier?: string;
-        profile: string;
-        planCache?: string;
-        encryptWeights?: boolean;
-        output?: string;
-        json?: boolean;
-      }) => {
-        await runInfer({
-          model: flags.model,
-          data: flags.data,
-          labels: flags.labels,
-          inputScale: parseNumber(flags.inputScale, '--input-scale'),
-          count: flags.count === undefined ? undefined : parseNumber(flags.count, '--count'),
-          mode: flags.mode as 'auto' | 'batch' | 'latency',
-          ...(flags.inputMean !== undefined ? { inputMean: parseList(flags.inputMean, '--input-mean') } : {}),
-          ...(flags.inputStd !== undefined ? { inputStd: parseList(flags.inputStd, '--input-std') } : {}),
-          ...(flags.dramBudget !== undefined ? { dramBudget: flags.dramBudget } : {}),
-          ...(flags.tier !== undefined ? { tier: flags.tier } : {}),
-          profile: flags.profile,
-          ...(flags.planCache !== undefined ? { planCache: flags.planCache } : {}),
-          encryptWeights: flags.encryptWeights === true,
-          output: flags.output,
-          json: flags.json === true,
-        });
-      },
-    );
-}
-
-/** Parses a comma-separated list of numbers (fractions allowed). */
-function parseList(text: string, flag: string): number[] {
-  return text.split(',').map((part) => parseNumber(part, flag));
-}
-
-/** Parses a number or a fraction like `1/256`. */
-function parseNumber(text: string, flag: string): number {
-  const match = /^\s*([0-9.eE+-]+)\s*(?:\/\s*([0-9.eE+-]+)\s*)?$/.exec(text);
-  const value = match ? Number(match[1]) / (match[2] === undefined ? 1 : Number(match[2])) : Number.NaN;
-  if (!Number.isFinite(value))
-    throw new InvalidArgumentError(`${flag} ${text}: expected a number or a fraction like 1/256`);
-  return value;
 }

@@ -22,7 +22,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     .exitOverride();
   const { registerDemo } = await import('./demo.ts');
   registerDemo(program);
-  const { registerInfer } = await import('./infer.ts');
+  const { registerInfer } = await import('./infer-command.ts');
   registerInfer(program);
   const { registerCharacterize } = await import('./characterize.ts');
   registerCharacterize(program);
