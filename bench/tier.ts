@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { findDataFile, findModelFile } from '../src/platform/bundled-files.ts';
 import { type DeviceProfile, deviceProfile } from '../src/runtime/store/devices.ts';
 import { type ExecutablePlan, simulate } from '../src/runtime/plan/planner.ts';
+import { prewarmPlanningThread } from '../src/runtime/plan/streamed-plan.ts';
 import { FileTier } from '../src/runtime/store/file-tier.ts';
 import { heRuntimeProgram, realRunHomePolicy } from '../src/runtime/he/program.ts';
 import { splitMemoryBudget } from '../src/runtime/he/tiered.ts';
@@ -286,6 +287,9 @@ export async function runHeTierBench(options: HeTierBenchOptions = {}): Promise<
                 const acc = perConfig[c];
                 if (acc.error) continue;
                 try {
+                  // A planning thread started (modules loaded) before the run, like the I/O pool's threads;
+                  // the planning itself is part of the run.
+                  if (!plans[c]) await prewarmPlanningThread();
                   const { logits, result } = await runTieredWorkload(workload, {
                     runtimeProgram,
                     policy: configs[c].policy === 'home' ? homePolicy() : new LruPolicy(),

@@ -162,9 +162,16 @@ export async function runUnlimited(workload: HeWorkload): Promise<{ logits: Floa
   if (workload.weights.size > 0) server.loadWeights(workload.weights);
   const inputs = new Map([...workload.inputs].map(([id, ct]) => [id, ct.copy()]));
   const start = nowNs();
-  const outputs = await server.run(inputs);
-  const seconds = (nowNs() - start) / 1e9;
-  return { logits: workload.client.decryptPass(outputs, workload.count), seconds };
+  try {
+    const outputs = await server.run(inputs);
+    const seconds = (nowNs() - start) / 1e9;
+    const logits = workload.client.decryptPass(outputs, workload.count);
+    for (const ct of outputs.values()) ct.dispose();
+    return { logits, seconds };
+  } finally {
+    // Each round makes a new reference server: its encoded plaintext weights go with it (the weights stay).
+    server.dispose({ keepWeights: true });
+  }
 }
 
 /**

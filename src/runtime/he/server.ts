@@ -22,6 +22,7 @@ import type { SlowTier } from '../store/slow-tier.ts';
 import { heRuntimeProgram, REAL_RUN_POLICY_KEY, realRunHomePolicy } from './program.ts';
 import { type HeObjectSource, runTieredHe, splitMemoryBudget, type TieredHeStats } from './tiered.ts';
 import type { PlanCache } from '../plan/plan-cache.ts';
+import { prewarmPlanningThread } from '../plan/streamed-plan.ts';
 
 /**
  * Called while a program runs with the instructions done so far and the total.
@@ -159,6 +160,8 @@ export class InferenceServer {
       check(memory.tiers.length > 0, () => 'memory.tiers: expected at least one slow tier');
     }
     this.#memory = memory;
+    // The first run plans on a planning thread (unless its plan is cached): start one now, before the run.
+    if (memory) void prewarmPlanningThread();
     // Unbounded: the compiled order. Bounded: the order that keeps fewer bytes live (dense layers interchanged,
     // layers fused), as the tiered benchmarks run.
     this.#runtimeProgram = memory
@@ -341,11 +344,14 @@ export class InferenceServer {
     return (performance.now() - start) / 1000;
   }
 
-  /** Releases the encoded plaintext weights and the encrypted weights. */
-  dispose(): void {
+  /**
+   * Releases the encoded plaintext weights and the encrypted weights (with `keepWeights`, the encrypted weights are
+   * left to the caller that lent them).
+   */
+  dispose(options: { keepWeights?: boolean } = {}): void {
     for (const p of this.#plaintexts ?? []) p?.dispose();
     this.#plaintexts = undefined;
-    for (const w of this.#weights.values()) w.dispose();
+    if (!options.keepWeights) for (const w of this.#weights.values()) w.dispose();
     this.#weights.clear();
   }
 }

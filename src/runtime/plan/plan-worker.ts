@@ -31,7 +31,8 @@ export type PlanWorkerMessage =
     }
   | { type: 'actions'; actions: Action[] }
   | { type: 'done'; summary: unknown; slowPeakBytes: number[]; planningNs: number }
-  | { type: 'error'; name: string; message: string };
+  | { type: 'error'; name: string; message: string }
+  | { type: 'loaded' };
 
 /** Actions per posted batch (a batch also goes out every `BATCH_STEPS` steps, so the first steps start early). */
 const BATCH_ACTIONS = 2048;
@@ -43,6 +44,8 @@ if (
   parentPort
 ) {
   const port = parentPort;
+  // The planning modules are loaded: a prewarmed thread is ready.
+  port.postMessage({ type: 'loaded' } satisfies PlanWorkerMessage);
   port.once('message', (request: PlanWorkerRequest) => {
     let sent = 0;
     let lastStep = -1;

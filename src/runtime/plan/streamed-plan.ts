@@ -35,6 +35,49 @@ function workerEntry(): { entry: string | URL; eval: boolean } {
   };
 }
 
+/** A planning thread started ahead of need, taken by the next streamed plan; `loaded` once its modules are. */
+let spare: { worker: Worker; loaded: Promise<void> } | undefined;
+
+function spawnPlanningThread(): Worker {
+  const { entry, eval: isSource } = workerEntry();
+  return new Worker(entry, { eval: isSource, name: 'home-plan', workerData: { homePlanWorker: true } });
+}
+
+/**
+ * Starts a planning thread now so that the next streamed plan does not wait for one to start (as the I/O pool's
+ * threads are started before a run): call it when a model is loaded, before its first run. An idle spare thread
+ * does not keep the process alive.
+ *
+ * @example
+ * ```ts
+ * await prewarmPlanningThread();
+ * const result = await runTieredHe({ ...options, streamPlan: true });
+ * ```
+ */
+export function prewarmPlanningThread(): Promise<void> {
+  if (spare) return spare.loaded;
+  const thread = spawnPlanningThread();
+  thread.unref();
+  const loaded = new Promise<void>((resolve) => {
+    const onMessage = (message: PlanWorkerMessage) => {
+      if (message.type !== 'loaded') return;
+      thread.off('message', onMessage);
+      resolve();
+    };
+    thread.on('message', onMessage);
+    // A thread that dies before loading is forgotten; the next plan starts a new one.
+    thread.once('exit', () => resolve());
+  });
+  const entry = { worker: thread, loaded };
+  spare = entry;
+  const forget = () => {
+    if (spare === entry) spare = undefined;
+  };
+  thread.on('error', forget);
+  thread.on('exit', forget);
+  return loaded;
+}
+
 /**
  * A plan being made on a planning thread: an {@link ExecutablePlan} whose `actions` grow until `complete`.
  *
@@ -65,12 +108,11 @@ export class StreamedPlan implements ExecutablePlan {
 
   constructor(program: AccessProgram, request: Omit<PlanWorkerRequest, 'program'>) {
     this.program = program;
-    const { entry, eval: isSource } = workerEntry();
-    this.#worker = new Worker(entry, {
-      eval: isSource,
-      name: 'home-plan',
-      workerData: { homePlanWorker: true },
-    });
+    // A prewarmed thread if there is one (its modules are loaded), else a new one.
+    const warm = spare;
+    spare = undefined;
+    this.#worker = warm?.worker ?? spawnPlanningThread();
+    this.#worker.ref();
     let resolveReady!: () => void;
     let rejectReady!: (e: Error) => void;
     let resolveFinished!: () => void;
@@ -113,6 +155,8 @@ export class StreamedPlan implements ExecutablePlan {
           resolveFinished();
           this.#notify();
           void this.#worker.terminate();
+          break;
+        case 'loaded':
           break;
         case 'error': {
           const Type = ERROR_TYPES[message.name];
