@@ -1,6 +1,6 @@
 import { check } from '../../util/assert.ts';
 import { ResourceError } from '../../util/errors.ts';
-import { type ExecutablePlan, type Plan, planProgram } from '../plan/planner.ts';
+import { type ExecutablePlan, initialPlacements, type Plan, planProgram } from '../plan/planner.ts';
 import { startStreamedPlan } from '../plan/streamed-plan.ts';
 import type { Policy } from '../plan/policy.ts';
 import type { ObjectId, AccessProgram, AccessStep } from '../../program/access.ts';
@@ -153,18 +153,33 @@ export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<Ti
     capacityBytes: t.capacityBytes - t.usedBytes,
     objectOverheadBytes: t.objectOverheadBytes,
   }));
-  const streamed = canStream
-    ? startStreamedPlan(program, {
-        policy: options.policy.descriptor!,
+  // The run starts from the initial placements, computed here (cheap, deterministic); the planning thread makes
+  // the same ones and checks them.
+  const known = canStream
+    ? initialPlacements(program, {
         dramBudgetBytes: options.dramBudgetBytes,
         ...(options.arenaBytes !== undefined ? { arenaBytes: options.arenaBytes } : {}),
         tiers: plannedTiers,
         warmStart: options.warmStart ?? true,
-        ...(options.label !== undefined ? { label: options.label } : {}),
-        ...(options.nsPerModularMultiply !== undefined
-          ? { nsPerModularMultiply: options.nsPerModularMultiply }
-          : {}),
+        analysis,
       })
+    : undefined;
+  const streamed = canStream
+    ? startStreamedPlan(
+        program,
+        {
+          policy: options.policy.descriptor!,
+          dramBudgetBytes: options.dramBudgetBytes,
+          ...(options.arenaBytes !== undefined ? { arenaBytes: options.arenaBytes } : {}),
+          tiers: plannedTiers,
+          warmStart: options.warmStart ?? true,
+          ...(options.label !== undefined ? { label: options.label } : {}),
+          ...(options.nsPerModularMultiply !== undefined
+            ? { nsPerModularMultiply: options.nsPerModularMultiply }
+            : {}),
+        },
+        known,
+      )
     : undefined;
   const madePlan: Plan | undefined =
     options.plan || streamed

@@ -479,6 +479,32 @@ export function planProgram(program: AccessProgram, options: PlanOptions): Plan 
 }
 
 /**
+ * Where each initial object starts, and the compute level, as {@link planProgram} decides them before planning
+ * any step (a deterministic function of the program and the capacities): a streamed plan's run starts from these
+ * without waiting for the planning thread to get there.
+ *
+ * @throws {ResourceError} as planProgram does when a step cannot fit or the objects cannot be placed.
+ * @example
+ * ```ts
+ * const { initial, computeLevel } = initialPlacements(program, options);
+ * ```
+ */
+export function initialPlacements(
+  program: AccessProgram,
+  options: Omit<PlanOptions, 'policy'>,
+): { initial: ReadonlyMap<ObjectId, InitialPlacement>; computeLevel: MemoryLevel } {
+  const analysis = options.analysis ?? analyzeProgram(program);
+  const ledger = new PlanLedger({
+    dramBudgetBytes: options.dramBudgetBytes,
+    ...(options.arenaBytes !== undefined ? { arena: { capacityBytes: options.arenaBytes } } : {}),
+    slowTiers: options.tiers ?? [],
+  });
+  checkCapacities(ledger, analysis);
+  placeInitialObjects(ledger, analysis, options.warmStart ?? true);
+  return { initial: ledger.initial, computeLevel: ledger.computeLevel };
+}
+
+/**
  * Configuration of a virtual-clock run ({@link simulate}).
  *
  * @example

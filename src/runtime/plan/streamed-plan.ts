@@ -106,7 +106,15 @@ export class StreamedPlan implements ExecutablePlan {
   #wake: (() => void) | undefined;
   readonly #worker: Worker;
 
-  constructor(program: AccessProgram, request: Omit<PlanWorkerRequest, 'program'>) {
+  /**
+   * @param known - the initial placements, when the caller computed them ({@link initialPlacements}): the plan is
+   *   ready at once, and the planning thread's own are checked against them.
+   */
+  constructor(
+    program: AccessProgram,
+    request: Omit<PlanWorkerRequest, 'program'>,
+    known?: { initial: ReadonlyMap<ObjectId, InitialPlacement>; computeLevel: MemoryLevel },
+  ) {
     this.program = program;
     // A prewarmed thread if there is one (its modules are loaded), else a new one.
     const warm = spare;
@@ -139,6 +147,23 @@ export class StreamedPlan implements ExecutablePlan {
     this.#worker.on('message', (message: PlanWorkerMessage) => {
       switch (message.type) {
         case 'initial':
+          if (known) {
+            const same =
+              message.computeLevel === known.computeLevel &&
+              message.initial.length === known.initial.size &&
+              message.initial.every(([id, p]) => {
+                const k = known.initial.get(id);
+                return k !== undefined && k.slowTier === p.slowTier && k.level === p.level;
+              });
+            if (!same)
+              fail(
+                new HomeError(
+                  'PLANNING_FAILED',
+                  'planning thread: its initial placements differ from the ones the run started from',
+                ),
+              );
+            break;
+          }
           for (const [id, placement] of message.initial) this.initial.set(id, placement);
           this.computeLevel = message.computeLevel;
           resolveReady();
@@ -181,6 +206,11 @@ export class StreamedPlan implements ExecutablePlan {
           ),
         );
     });
+    if (known) {
+      for (const [id, placement] of known.initial) this.initial.set(id, placement);
+      this.computeLevel = known.computeLevel;
+      resolveReady();
+    }
     const message: PlanWorkerRequest = { ...request, program };
     this.#worker.postMessage(message);
   }
@@ -235,6 +265,7 @@ export function startStreamedPlan(
     label?: string;
     nsPerModularMultiply?: number;
   },
+  known?: { initial: ReadonlyMap<ObjectId, InitialPlacement>; computeLevel: MemoryLevel },
 ): StreamedPlan {
-  return new StreamedPlan(program, options);
+  return new StreamedPlan(program, options, known);
 }
