@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { check } from '../../util/assert.ts';
 import { FormatError, InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import type { IoBytes, IoReply, IoRequest } from './io-worker.ts';
+import { workerEntry } from '../worker-entry.ts';
 
 /**
  * A request without its sequence number (the pool assigns it).
@@ -62,24 +63,6 @@ interface Slot {
   weight: number;
   /** Set once the thread is gone; a new request starts a fresh one. */
   dead: boolean;
-}
-
-/**
- * What a worker thread runs. The compiled package (dist/) starts the compiled worker module directly. From the
- * TypeScript sources the thread registers tsx's loader itself before importing the worker module (Node 20 does not
- * apply the main thread's loader hooks, nor `--import` in execArgv, to workers), and tsx is only there in a checkout.
- */
-function workerEntry(): { entry: string | URL; eval: boolean } {
-  if (!import.meta.url.endsWith('.ts'))
-    return { entry: new URL('./io-worker.js', import.meta.url), eval: false };
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const workerModule = new URL('./io-worker.ts', import.meta.url).href;
-  return {
-    entry:
-      `import(${JSON.stringify(tsxApi)})` +
-      `.then((api) => { api.register(); return import(${JSON.stringify(workerModule)}); })`,
-    eval: true,
-  };
 }
 
 /**
@@ -264,7 +247,7 @@ export class IoPool {
   #slotAt(index: number): Slot {
     const existing = this.#slots[index];
     if (existing && !existing.dead) return existing;
-    const { entry, eval: isSource } = workerEntry();
+    const { entry, eval: isSource } = workerEntry(import.meta.url, 'io-worker');
     const worker = new Worker(entry, {
       eval: isSource,
       name: `home-io-${index}`,

@@ -14,6 +14,7 @@ import type { PlanWorkerMessage, PlanWorkerRequest } from './plan-worker.ts';
 import type { PolicyDescriptor } from './policy.ts';
 import type { RunSummary } from './run-result.ts';
 import type { Action } from './timeline.ts';
+import { workerEntry } from '../worker-entry.ts';
 
 const ERROR_TYPES: Record<string, new (message: string) => Error> = {
   ResourceError,
@@ -21,25 +22,11 @@ const ERROR_TYPES: Record<string, new (message: string) => Error> = {
   FormatError,
 };
 
-/** The planning thread's module: compiled (dist) directly; from the sources through tsx's loader, registered first. */
-function workerEntry(): { entry: string | URL; eval: boolean } {
-  if (!import.meta.url.endsWith('.ts'))
-    return { entry: new URL('./plan-worker.js', import.meta.url), eval: false };
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const workerModule = new URL('./plan-worker.ts', import.meta.url).href;
-  return {
-    entry:
-      `import(${JSON.stringify(tsxApi)})` +
-      `.then((api) => { api.register(); return import(${JSON.stringify(workerModule)}); })`,
-    eval: true,
-  };
-}
-
 /** A planning thread started ahead of need, taken by the next streamed plan; `loaded` once its modules are. */
 let spare: { worker: Worker; loaded: Promise<void> } | undefined;
 
 function spawnPlanningThread(): Worker {
-  const { entry, eval: isSource } = workerEntry();
+  const { entry, eval: isSource } = workerEntry(import.meta.url, 'plan-worker');
   return new Worker(entry, { eval: isSource, name: 'home-plan', workerData: { homePlanWorker: true } });
 }
 
