@@ -17,6 +17,7 @@ import { analyzeProgram } from '../src/runtime/plan/program.ts';
 import { probeTier, slowerProfile } from '../src/runtime/store/tier-probe.ts';
 import { check } from '../src/util/assert.ts';
 import { median } from './support/median.ts';
+import { KernelContext } from '../src/ring/context.ts';
 import {
   disposeWorkload,
   type HeWorkload,
@@ -229,7 +230,9 @@ export async function runHeTierBench(options: HeTierBenchOptions = {}): Promise<
   const io = new IoPool();
   try {
     for (const spec of workloadsFor(options)) {
-      const workload = prepareHeWorkload(spec.options);
+      // Each workload in a kernel context of its own: one workload's freed blocks (its polynomial sizes) cannot
+      // serve the next one's, and the two together overflowed the 4 GiB of one context.
+      const workload = prepareHeWorkload({ ...spec.options, context: KernelContext.create() });
       try {
         const peak = await peakFootprint(workload);
         const budget = Math.floor(peak * fraction);

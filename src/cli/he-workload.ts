@@ -21,6 +21,7 @@ import {
   type TieredHeResult,
 } from '../runtime/he/tiered.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
+import type { KernelContext } from '../ring/context.ts';
 
 /**
  * Options of {@link prepareHeWorkload}.
@@ -41,6 +42,11 @@ export interface HeWorkloadOptions {
   inputScale?: number;
   /** Deterministic keys and encryptions (tests). */
   seed?: Uint8Array;
+  /**
+   * The kernel context the workload's keys, ciphertexts and runs live in (default: the process's). A workload in
+   * a context of its own leaves no freed blocks of its sizes behind for the next one.
+   */
+  context?: KernelContext;
 }
 
 /**
@@ -129,7 +135,10 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
   const classes = shapeSize(model.outputShape);
   const simulatedArgmax = argmaxRows(simulateProgram(program, images, count), count, classes);
   const start = nowNs();
-  const client = new InferenceClient(program, { seed: options.seed });
+  const client = new InferenceClient(program, {
+    seed: options.seed,
+    ...(options.context ? { context: options.context } : {}),
+  });
   const weights = client.publicKey
     ? new ModelOwner(program, client.publicKey, { seed: options.seed }).encryptWeights()
     : new Map<number, Ciphertext>();
@@ -156,7 +165,9 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
  * ```
  */
 export async function runUnlimited(workload: HeWorkload): Promise<{ logits: Float64Array; seconds: number }> {
-  const server = new InferenceServer(workload.program, workload.client.evaluationKeys);
+  const server = new InferenceServer(workload.program, workload.client.evaluationKeys, {
+    context: workload.client.params.context,
+  });
   server.prepare();
   // The server keeps the weights by reference (no copy) and must not dispose them: the workload owns them.
   if (workload.weights.size > 0) server.loadWeights(workload.weights);
