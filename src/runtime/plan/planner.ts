@@ -436,14 +436,8 @@ export interface ExecutablePlan {
 export function planProgram(program: AccessProgram, options: PlanOptions): Plan {
   const start = nowNs();
   const analysis = options.analysis ?? analyzeProgram(program);
-  const ledger = new PlanLedger({
-    dramBudgetBytes: options.dramBudgetBytes,
-    ...(options.arenaBytes !== undefined ? { arena: { capacityBytes: options.arenaBytes } } : {}),
-    slowTiers: options.tiers ?? [],
-  });
-  checkCapacities(ledger, analysis);
   const warm = options.warmStart ?? true;
-  placeInitialObjects(ledger, analysis, warm);
+  const ledger = placedLedger(analysis, options);
   options.onInitial?.(ledger.initial, ledger.computeLevel);
   const nsPerMm = options.nsPerModularMultiply ?? 0.4;
   const { policy } = options;
@@ -493,7 +487,12 @@ export function initialPlacements(
   program: AccessProgram,
   options: Omit<PlanOptions, 'policy'>,
 ): { initial: ReadonlyMap<ObjectId, InitialPlacement>; computeLevel: MemoryLevel } {
-  const analysis = options.analysis ?? analyzeProgram(program);
+  const ledger = placedLedger(options.analysis ?? analyzeProgram(program), options);
+  return { initial: ledger.initial, computeLevel: ledger.computeLevel };
+}
+
+/** A ledger for the options' capacities, checked against the program's largest step, initial objects placed. */
+function placedLedger(analysis: ProgramAnalysis, options: Omit<PlanOptions, 'policy'>): PlanLedger {
   const ledger = new PlanLedger({
     dramBudgetBytes: options.dramBudgetBytes,
     ...(options.arenaBytes !== undefined ? { arena: { capacityBytes: options.arenaBytes } } : {}),
@@ -501,7 +500,7 @@ export function initialPlacements(
   });
   checkCapacities(ledger, analysis);
   placeInitialObjects(ledger, analysis, options.warmStart ?? true);
-  return { initial: ledger.initial, computeLevel: ledger.computeLevel };
+  return ledger;
 }
 
 /**

@@ -8,10 +8,9 @@
 import { Worker } from 'node:worker_threads';
 import type { AccessProgram, ObjectId } from '../../program/access.ts';
 import { FormatError, HomeError, InvalidArgumentError, ResourceError } from '../../util/errors.ts';
-import type { InitialPlacement, MemoryLevel, PlannedTier } from './ledger.ts';
+import type { InitialPlacement, MemoryLevel } from './ledger.ts';
 import type { ExecutablePlan } from './planner.ts';
 import type { PlanWorkerMessage, PlanWorkerRequest } from './plan-worker.ts';
-import type { PolicyDescriptor } from './policy.ts';
 import type { RunSummary } from './run-result.ts';
 import type { Action } from './timeline.ts';
 import { workerEntry } from '../worker-entry.ts';
@@ -243,15 +242,7 @@ export class StreamedPlan implements ExecutablePlan {
  */
 export function startStreamedPlan(
   program: AccessProgram,
-  options: {
-    policy: PolicyDescriptor;
-    dramBudgetBytes: number;
-    arenaBytes?: number;
-    tiers: PlannedTier[];
-    warmStart: boolean;
-    label?: string;
-    nsPerModularMultiply?: number;
-  },
+  options: Omit<PlanWorkerRequest, 'program'>,
   known?: { initial: ReadonlyMap<ObjectId, InitialPlacement>; computeLevel: MemoryLevel },
 ): StreamedPlan {
   return new StreamedPlan(program, options, known);
