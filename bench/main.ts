@@ -52,12 +52,9 @@ export function benchCommand(): Command {
         'HomE vs LRU vs all in memory, real files and optane-appdirect emulation',
     )
     .option('--json', 'print JSON lines (default)', true)
-    .option('--quick', 'the CryptoNets workloads only')
+    .option('--quick', 'the CryptoNets workloads only, two rounds, without the seeded-keys variant')
     .option('--dir <path>', 'parent of the temporary slow-tier directories (default: the OS temp directory)')
-    .option(
-      '--rounds <k>',
-      'rounds per configuration (medians reported; default 1 batch, 3 latency and --models)',
-    )
+    .option('--rounds <k>', 'rounds per configuration (medians reported; default 3, 2 with --quick)')
     .option('--images <k>', 'images per batch pass (default 64; same program for any count)')
     .option(
       '--workload <name...>',
