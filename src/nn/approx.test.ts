@@ -45,9 +45,9 @@ describe('approximateModel', () => {
     assert.deepEqual(
       result.substitutions.map((s) => [s.layer, s.op, s.method, s.degree]),
       [
-        ['relu1', 'Relu', 'chebyshev', 15],
-        ['pool1', 'MaxPool', 'chebyshev', 16],
-        ['sig1', 'Sigmoid', 'chebyshev', 7],
+        ['relu1', 'Relu', 'least-squares', 15],
+        ['pool1', 'MaxPool', 'least-squares', 16],
+        ['sig1', 'Sigmoid', 'least-squares', 7],
       ],
     );
     for (const s of result.substitutions) {
@@ -109,6 +109,31 @@ describe('approximateModel', () => {
     );
   });
 
+  it('fits by least squares on the calibration values by default: closer logits than interpolation', () => {
+    const calibration = { images, count };
+    const degree = { relu: 7, sigmoid: 5, abs: 8 };
+    const ls = approximateModel(model, { calibration, degree });
+    const interpolated = approximateModel(model, { calibration, degree, fit: 'interpolation' });
+    assert.deepEqual(
+      ls.substitutions.map((s) => s.method),
+      ['least-squares', 'least-squares', 'least-squares'],
+    );
+    assert.ok(ls.overall && interpolated.overall);
+    assert.ok(
+      ls.overall.maxAbsLogitError < interpolated.overall.maxAbsLogitError,
+      `least squares ${ls.overall.maxAbsLogitError} vs interpolation ${interpolated.overall.maxAbsLogitError}`,
+    );
+    // MaxPool's |·| interval: the differences its tree takes, widened, within the input range's width.
+    const [, poolLs] = ls.substitutions;
+    const [, poolInterpolated] = interpolated.substitutions;
+    assert.ok(poolLs.interval && poolInterpolated.interval);
+    assert.ok(poolLs.interval[1] <= poolInterpolated.interval[1]);
+    assert.throws(
+      () => approximateModel(model, { calibration, fit: 'least-squares', remezIterations: 3 }),
+      /remezIterations = 3 with fit 'least-squares'/,
+    );
+  });
+
   it('sequential calibration: a polynomial after another one is fitted on the values it will see', () => {
     // Tanh → Relu → Gemm. Inputs sit where tanh saturates (|x| in [3.5, 4.5]), so the exact Relu input stays
     // within ±1, but the cubic that replaces tanh overshoots to about ±1.28 there, beyond the exact range widened
@@ -125,6 +150,8 @@ describe('approximateModel', () => {
         calibration: { images: xs, count: n },
         degree: { tanh: 3, relu: 32 },
         calibrationMode,
+        // The overshoot below is the Chebyshev interpolant's; calibration, not the fit, is under test.
+        fit: 'interpolation',
       });
     const naive = run('exact');
     const sequential = run('sequential');

@@ -18,8 +18,10 @@ import {
   remezRefine,
 } from './chebyshev.ts';
 import type { ActivationFunction, ActivationLayer, Layer, LayerModel, MaxPoolLayer } from './layers.ts';
+import { ValueSample, leastSquaresChebyshev, maxTreeDifferences } from './least-squares.ts';
+import type { Shape } from './layers.ts';
 import { shapeSize } from './onnx/graph.ts';
-import { argmaxRows, simulate } from './simulate.ts';
+import { argmaxRows, forEachPoolWindow, simulate } from './simulate.ts';
 
 export {
   type ChebyshevSeries,
@@ -140,6 +142,13 @@ export interface ApproximationOptions {
   readonly margin?: number;
   /** Remez exchange iterations after Chebyshev interpolation (default 0: plain interpolation). */
   readonly remezIterations?: number;
+  /**
+   * How the polynomial is chosen on its interval: `least-squares` (default with calibration images and no Remez
+   * iterations) fits the values the layer sees on the calibration images (for MaxPool, the differences its max
+   * tree takes), with a small uniform weight over the interval; `interpolation` interpolates at Chebyshev nodes
+   * (then refines by Remez if asked), spending the degree evenly over the interval.
+   */
+  readonly fit?: 'least-squares' | 'interpolation';
   /** `polynomial` (default): max via a polynomial |·|; `average`: replace MaxPool by average pooling. */
   readonly maxPool?: 'polynomial' | 'average';
   /**
@@ -180,8 +189,11 @@ export interface Substitution {
   /** ONNX nodes of the layer. */
   readonly nodes: readonly string[];
   readonly op: 'Relu' | 'Sigmoid' | 'Tanh' | 'MaxPool';
-  /** What replaced it: a Chebyshev interpolant, its Remez refinement, or average pooling. */
-  readonly method: 'chebyshev' | 'remez' | 'average-pool';
+  /**
+   * What replaced it: a least-squares fit to the calibration inputs, a Chebyshev interpolant, its Remez
+   * refinement, or average pooling.
+   */
+  readonly method: 'least-squares' | 'chebyshev' | 'remez' | 'average-pool';
   /** Degree of the polynomial (of |·| for MaxPool); 0 for average pooling. */
   readonly degree: number;
   /** Interval the polynomial is fitted on (of the input, or of pairwise differences for MaxPool). */
@@ -229,8 +241,20 @@ function degreeFor(option: DegreeOption | undefined, fn: ScalarFunction): number
   return d;
 }
 
-function fit(fn: ScalarFunction, interval: readonly [number, number], degree: number, remez: number) {
+function fit(
+  fn: ScalarFunction,
+  interval: readonly [number, number],
+  degree: number,
+  remez: number,
+  samples: Float64Array | undefined,
+) {
   const f = SCALAR_FUNCTIONS[fn];
+  if (samples !== undefined) {
+    const series = leastSquaresChebyshev(f, interval[0], interval[1], degree, samples, {
+      ...(fn === 'abs' ? { parity: 'even' as const } : {}),
+    });
+    return { series, error: maxApproximationError(f, series), method: 'least-squares' as const };
+  }
   const start = chebyshevInterpolate(f, interval[0], interval[1], degree);
   if (remez === 0)
     return { series: start, error: maxApproximationError(f, start), method: 'chebyshev' as const };
@@ -240,6 +264,32 @@ function fit(fn: ScalarFunction, interval: readonly [number, number], degree: nu
     error: maxApproximationError(f, refined.series),
     method: 'remez' as const,
   };
+}
+
+/**
+ * What a layer's polynomial will be fitted to: its inputs (activations) or the differences its max tree takes
+ * (MaxPool), sampled over the calibration images.
+ */
+function layerSample(layer: ActivationLayer | MaxPoolLayer, images: number, inputShape: Shape): ValueSample {
+  const inputSize = shapeSize(inputShape);
+  if (layer.kind === 'activation') return new ValueSample(images * inputSize);
+  const window = layer.kernel[0] * layer.kernel[1];
+  return new ValueSample(images * shapeSize(layer.shape) * Math.max(1, window - 1));
+}
+
+function recordSample(
+  sample: ValueSample,
+  layer: ActivationLayer | MaxPoolLayer,
+  input: Float64Array,
+  count: number,
+  inputShape: Shape,
+): void {
+  if (layer.kind === 'activation') {
+    sample.add(input, 0, count * shapeSize(inputShape));
+    return;
+  }
+  const push = (d: number) => sample.push(d);
+  forEachPoolWindow(layer, inputShape, input, count, (window, len) => maxTreeDifferences(window, len, push));
 }
 
 /**
@@ -325,6 +375,18 @@ export function approximateModel(model: LayerModel, options: ApproximationOption
     maxPoolMode === 'polynomial' || maxPoolMode === 'average',
     () => `maxPool = ${String(maxPoolMode)}: expected 'polynomial' or 'average'`,
   );
+  const fitMode =
+    options.fit ?? (options.calibration !== undefined && remez === 0 ? 'least-squares' : 'interpolation');
+  check(
+    fitMode === 'least-squares' || fitMode === 'interpolation',
+    () => `fit = ${String(fitMode)}: expected 'least-squares' or 'interpolation'`,
+  );
+  check(
+    fitMode === 'interpolation' || remez === 0,
+    () =>
+      `remezIterations = ${remez} with fit 'least-squares': Remez refines an interpolant; pass fit: 'interpolation'`,
+  );
+  const averaged = (l: Layer) => l.kind === 'maxPool' && maxPoolMode === 'average';
   const calibrationMode = options.calibrationMode ?? 'sequential';
   check(
     calibrationMode === 'sequential' || calibrationMode === 'exact',
@@ -353,27 +415,40 @@ export function approximateModel(model: LayerModel, options: ApproximationOption
     const exactObserved: [number, number] | undefined =
       exactRange === undefined ? undefined : [exactRange.min, exactRange.max];
     let observed = exactObserved;
-    if (calibration !== undefined && exact !== undefined && calibrationMode === 'sequential' && k > 0) {
-      // One pass with the earlier substitutions applied: this layer's input range as its polynomial will see it,
-      // and (from the same logits) the cost of those substitutions together.
+    const sequential =
+      calibration !== undefined && exact !== undefined && calibrationMode === 'sequential' && k > 0;
+    const wantSample = calibration !== undefined && fitMode === 'least-squares' && !averaged(layer);
+    let sample: ValueSample | undefined;
+    if (calibration !== undefined && (sequential || wantSample)) {
+      // One pass (with the earlier substitutions applied under sequential calibration): this layer's input range
+      // as its polynomial will see it, the values to fit it to, and (from the same logits) the cost of the
+      // earlier substitutions together.
       const seen = new RangeRecorder();
-      const logits = simulate(current(), calibration.images, calibration.count, {
+      const logits = simulate(sequential ? current() : model, calibration.images, calibration.count, {
         mode: 'polynomial',
         requireApproximations: false,
-        onLayer: (l, input, count, inputSize) => {
-          if (l.name === layer.name) seen.record(input, count * inputSize);
+        onLayer: (l, input, count, inputSize, inputShape) => {
+          if (l.name !== layer.name) return;
+          seen.record(input, count * inputSize);
+          if (wantSample) {
+            sample ??= layerSample(layer, calibration.count, inputShape);
+            recordSample(sample, layer, input, count, inputShape);
+          }
         },
       });
-      cumulative.push(compareLogits(logits, exact, calibration.count, classes));
-      if (seen.nonFinite > 0 || !Number.isFinite(seen.min) || !Number.isFinite(seen.max)) {
-        throw new InvalidArgumentError(
-          `layer '${layer.name}' (${op}, ONNX node ${layer.sources.join('+')}): its input is not finite on the ` +
-            `calibration images once the earlier approximations (${drafts.map((d) => d.layer).join(', ')}) are ` +
-            'applied: expected finite values; lower their degrees or widen their margin',
-        );
+      if (sequential && exact !== undefined) {
+        cumulative.push(compareLogits(logits, exact, calibration.count, classes));
+        if (seen.nonFinite > 0 || !Number.isFinite(seen.min) || !Number.isFinite(seen.max)) {
+          throw new InvalidArgumentError(
+            `layer '${layer.name}' (${op}, ONNX node ${layer.sources.join('+')}): its input is not finite on the ` +
+              `calibration images once the earlier approximations (${drafts.map((d) => d.layer).join(', ')}) are ` +
+              'applied: expected finite values; lower their degrees or widen their margin',
+          );
+        }
+        observed = [seen.min, seen.max];
       }
-      observed = [seen.min, seen.max];
     }
+    const samples = sample?.values();
     const explicit = options.intervals?.[layer.name];
     if (layer.kind === 'maxPool' && maxPoolMode === 'average') {
       replaced.set(layer.name, { ...layer, approx: { method: 'average' } });
@@ -407,7 +482,7 @@ export function approximateModel(model: LayerModel, options: ApproximationOption
     }
     if (layer.kind === 'activation') {
       const degree = degreeFor(options.degree, layer.fn);
-      const { series, error, method } = fit(layer.fn, input, degree, remez);
+      const { series, error, method } = fit(layer.fn, input, degree, remez, samples);
       replaced.set(layer.name, { ...layer, approx: series });
       drafts.push({
         layer: layer.name,
@@ -422,9 +497,14 @@ export function approximateModel(model: LayerModel, options: ApproximationOption
       });
     } else {
       // Pairwise differences of values in [lo, hi] lie in [−(hi−lo), hi−lo]; every max of the tree stays in [lo, hi].
-      const width = input[1] - input[0];
+      // With samples of the differences, their largest magnitude widened by the margin is the tighter bound (the
+      // same calibration that bounds the inputs): the degree is then spent where the differences are.
+      let width = input[1] - input[0];
+      if (sample !== undefined && sample.offered > 0 && explicit === undefined) {
+        width = Math.min(width, widenInterval(-sample.largestMagnitude, sample.largestMagnitude, margin)[1]);
+      }
       const degree = degreeFor(options.degree, 'abs');
-      const { series, error, method } = fit('abs', [-width, width], degree, remez);
+      const { series, error, method } = fit('abs', [-width, width], degree, remez, samples);
       replaced.set(layer.name, {
         ...layer,
         approx: { method: 'polynomial', abs: series as ChebyshevSeries },

@@ -52,10 +52,16 @@ export interface SimulateOptions {
   /** Images evaluated together; bounds the working memory. Default: up to 256, fewer for large models. */
   readonly chunkSize?: number;
   /**
-   * Called before each layer runs with its first input (`count` images × `inputSize` values, C order); used by
-   * calibration. The buffer is reused afterwards: copy what you keep.
+   * Called before each layer runs with its first input (`count` images × `inputSize` values of shape `inputShape`,
+   * C order); used by calibration. The buffer is reused afterwards: copy what you keep.
    */
-  readonly onLayer?: (layer: Layer, input: Float64Array, count: number, inputSize: number) => void;
+  readonly onLayer?: (
+    layer: Layer,
+    input: Float64Array,
+    count: number,
+    inputSize: number,
+    inputShape: Shape,
+  ) => void;
 }
 
 function convolve(l: ConvLayer, inShape: Shape, x: Float64Array, y: Float64Array, n: number): void {
@@ -143,6 +149,30 @@ function pool(
   reduce: Reducer,
   fullDivisor: boolean,
 ): void {
+  const [kh, kw] = l.kernel;
+  forEachPoolWindow(l, inShape, x, n, (window, len, out) => {
+    const v = reduce(window, len);
+    y[out] = fullDivisor ? (v * len) / (kh * kw) : v;
+  });
+}
+
+/**
+ * Calls `visit` with the values of every window of a pooling layer (row-major within the window, padding left
+ * out), `len` of them, and the window's output index, for `n` images of shape `inShape` in `x`. The window buffer
+ * is reused between calls.
+ *
+ * @example
+ * ```ts
+ * forEachPoolWindow(layer, [8, 28, 28], input, count, (window, len) => maxTreeDifferences(window, len, push));
+ * ```
+ */
+export function forEachPoolWindow(
+  l: AvgPoolLayer | MaxPoolLayer,
+  inShape: Shape,
+  x: Float64Array,
+  n: number,
+  visit: (window: Float64Array, len: number, outputIndex: number) => void,
+): void {
   const [c, h, w] = inShape;
   const [, oh, ow] = l.shape;
   const [kh, kw] = l.kernel;
@@ -164,8 +194,7 @@ function pool(
               if (ix >= 0 && ix < w) window[len++] = x[inPlane + iy * w + ix];
             }
           }
-          const v = reduce(window, len);
-          y[outPlane + oy * ow + ox] = fullDivisor ? (v * len) / (kh * kw) : v;
+          visit(window, len, outPlane + oy * ow + ox);
         }
       }
     }
@@ -276,7 +305,7 @@ export function simulate(
           `layer '${l.name}' reads '${l.inputs[0]}', which no earlier layer writes`,
         );
       }
-      options.onLayer?.(l, x, n, shapeSize(xShape));
+      options.onLayer?.(l, x, n, shapeSize(xShape), xShape);
       if (l.kind === 'reshape') {
         buffers.set(l.output, x);
         continue;
