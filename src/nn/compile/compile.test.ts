@@ -132,8 +132,8 @@ describe('compiler + executors on a model with Relu', () => {
     assert.equal(substitutions.length, 1);
     assert.equal(substitutions[0].op, 'Relu');
     assert.equal(substitutions[0].degree, 7);
-    // Relu: affine map (1) + Chebyshev basis (3) + sum (1); conv 1; gemm 1.
-    assert.equal(program.depth, 7);
+    // Relu: Chebyshev basis (3) + sum (1), its affine map folded into the conv; conv 1; gemm 1.
+    assert.equal(program.depth, 6);
     const sim = simulateProgram(program, images, count);
     const poly = simulate(compiled, images, count, { mode: 'polynomial' });
     assert.ok(rowRelativeError(sim, poly, 4) < 1e-9, 'program simulator = layer simulator (polynomial mode)');

@@ -5,6 +5,7 @@
  * probe), picks the smallest 128-bit-secure parameters that fit it, checks the server's memory, emits for real and
  * assembles the program, with a `free` after every value's last use.
  */
+import { foldPolynomialMaps } from './fold.ts';
 import type { Parameters } from '../../ckks/parameters.ts';
 import { assertInteger, check } from '../../util/assert.ts';
 import { InvalidArgumentError, ResourceError } from '../../util/errors.ts';
@@ -98,6 +99,8 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
     substitutions = result.substitutions;
     approximationCost = result.overall;
   }
+  // The polynomials' interval maps into the linear layers around them: a level less per polynomial.
+  model = foldPolynomialMaps(model);
 
   // 2. Magnitudes: bound |values| on the calibration images to size the base modulus.
   const ppl: 1 | 2 = precisionBits > 24 ? 2 : 1;

@@ -390,6 +390,28 @@ export class Emitter {
   }
 
   /**
+   * Σ ±x_i + bias when every weight is ±1 (one at least +1) and the operands share level, scale and degree: sums
+   * and differences, no constant multiply, so no level spent (a polynomial on [−1, 1] starts from T₁ = x, a max
+   * from a − b). Null when the combination is not of that form.
+   */
+  #unitCombination(live: readonly Term[], bias: number, relinearizeSum: boolean): Sym | null {
+    const head = live[0].x;
+    const fits = live.every(
+      (t) =>
+        (t.w === 1 || t.w === -1) &&
+        t.x.level === head.level &&
+        t.x.scale === head.scale &&
+        t.x.degree === head.degree,
+    );
+    if (!fits || !live.some((t) => t.w === 1)) return null;
+    const ordered = [...live.filter((t) => t.w === 1), ...live.filter((t) => t.w === -1)];
+    let out = ordered[0].x;
+    for (const t of ordered.slice(1)) out = this.addSub(t.w === 1 ? 'add' : 'sub', out, t.x);
+    if (bias !== 0) out = this.addConst(out, bias);
+    return relinearizeSum ? this.relinearize(out) : out;
+  }
+
+  /**
    * Σ w_i·x_i + bias, rescaled onto the canonical scale of the level below the lowest operand: each constant is
    * encoded at S_ℓ²/s_i so every product has the accumulator's scale S_ℓ² whatever the operand's own scale.
    */
@@ -402,6 +424,8 @@ export class Emitter {
     if (live.some((t) => t.x.degree !== degree)) {
       live = live.map((t) => ({ x: this.relinearize(t.x), w: t.w }));
     }
+    const unit = this.#unitCombination(live, bias, relinearizeSum);
+    if (unit) return unit;
     let level = Number.POSITIVE_INFINITY;
     let first = 0;
     live.forEach((t, i) => {

@@ -118,12 +118,12 @@ const GOLDEN: readonly {
   {
     name: 'batch packing, 16 images',
     options: { mode: 'batch', batchSize: 16, approximation: APPROXIMATION },
-    digest: '0b474f4637e1e700f168becbdc7a259564124ce174b22b790050fb2d1fe2316d',
+    digest: '655a4a998637bf4f3d80b6cf78017b9b0ae6bc37929ae7b6aeee04d48acee92f',
   },
   {
     name: 'latency packing',
     options: { mode: 'latency', approximation: APPROXIMATION },
-    digest: '6ff0a103ed96f887b0f783c4085111cb59206f4dfa75d12b7f4a870690ad9e4c',
+    digest: 'da1b997f9ae6f13adcea94e73c98f4f2c50826b524930ecc71c61ac8eb8c34d4',
   },
 ];
 

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { OnnxBuilder } from '../../../tests/support/onnx-builder.ts';
+import { seededValues } from '../../../tests/support/test-helpers.ts';
+import { approximateModel } from '../approx.ts';
+import { importOnnx } from '../onnx/import.ts';
+import { simulate } from '../simulate.ts';
+import { compileModel } from './index.ts';
+import { foldPolynomialMaps } from './fold.ts';
+
+/** Conv → Relu → MaxPool → Flatten → Gemm, and a second Relu whose input is also the model's output branch. */
+function cnn(shared: boolean) {
+  let seed = 40;
+  const v = (n: number, s = 0.5) => seededValues(n, seed++, -s, s);
+  const b = new OnnxBuilder();
+  const x = b.input('x', ['N', 1, 8, 8]);
+  const c = b.conv(x, { weight: v(4 * 9), weightDims: [4, 1, 3, 3], bias: v(4), pads: [1, 1, 1, 1] });
+  b.node('Relu', [c], {}, { name: 'relu1', outputs: ['r1'] });
+  b.node('MaxPool', ['r1'], { kernel_shape: [2, 2], strides: [2, 2] }, { name: 'pool1', outputs: ['p1'] });
+  const f = b.flatten('p1');
+  const g = b.gemm(f, { weight: v(64 * 6), weightDims: [64, 6], bias: v(6) });
+  if (shared) {
+    // The gemm's output feeds the Relu and an Add: its interval map cannot move into it.
+    b.node('Relu', [g], {}, { name: 'relu2', outputs: ['r2'] });
+    b.node('Add', ['r2', g], {}, { name: 'add', outputs: ['s'] });
+    b.output(b.gemm('s', { weight: v(6 * 3, 2), weightDims: [6, 3], bias: v(3) }));
+  } else {
+    b.node('Relu', [g], {}, { name: 'relu2', outputs: ['r2'] });
+    b.output(b.gemm('r2', { weight: v(6 * 3, 2), weightDims: [6, 3], bias: v(3) }));
+  }
+  return importOnnx(b.toBytes());
+}
+
+const count = 64;
+const images = seededValues(count * 64, 11, 0, 1);
+
+describe('foldPolynomialMaps', () => {
+  it('moves every interval map into the linear layers: same outputs, polynomials on [-1, 1]', () => {
+    const { model } = approximateModel(cnn(false), { calibration: { images, count } });
+    const folded = foldPolynomialMaps(model);
+    for (const l of folded.layers) {
+      if (l.kind === 'activation') assert.deepEqual([l.approx?.a, l.approx?.b], [-1, 1], l.name);
+      if (l.kind === 'maxPool' && l.approx?.method === 'polynomial')
+        assert.deepEqual([l.approx.abs.a, l.approx.abs.b], [-1, 1], l.name);
+    }
+    const before = simulate(model, images, count, { mode: 'polynomial' });
+    const after = simulate(folded, images, count, { mode: 'polynomial' });
+    for (let i = 0; i < before.length; i++)
+      assert.ok(Math.abs(before[i] - after[i]) < 1e-9 * (1 + Math.abs(before[i])), `${i}`);
+    // The input model is left as it was.
+    assert.notDeepEqual(model.layers, folded.layers);
+  });
+
+  it('leaves a polynomial whose producer is read elsewhere as it is', () => {
+    const { model } = approximateModel(cnn(true), { calibration: { images, count } });
+    const folded = foldPolynomialMaps(model);
+    const relu2 = folded.layers.find((l) => l.name === 'relu2');
+    const original = model.layers.find((l) => l.name === 'relu2');
+    assert.ok(relu2?.kind === 'activation' && original?.kind === 'activation');
+    assert.deepEqual([relu2.approx?.a, relu2.approx?.b], [original.approx?.a, original.approx?.b]);
+    const before = simulate(model, images, count, { mode: 'polynomial' });
+    const after = simulate(folded, images, count, { mode: 'polynomial' });
+    for (let i = 0; i < before.length; i++)
+      assert.ok(Math.abs(before[i] - after[i]) < 1e-9 * (1 + Math.abs(before[i])), `${i}`);
+  });
+
+  it('saves a level per folded polynomial in the compiled program', () => {
+    const model = cnn(false);
+    const calibration = { images, count };
+    const { model: approximated } = approximateModel(model, { calibration });
+    // Relu (degree 15): basis 4 + sum 1; each of pool1's 2 tree levels (|·| degree 16): basis 4 + sum 1; conv, gemm
+    // and gemm 1 each: 5 + 10 + 1 + 5 + 2 = 23. Unfolded, each relu and each tree level also spent 1 on T₁ = αx + β
+    // (27).
+    const { program } = compileModel(approximated, { calibration, mode: 'latency' });
+    assert.equal(program.depth, 23);
+  });
+});
