@@ -9,6 +9,7 @@
  */
 import { assertInteger, check } from '../util/assert.ts';
 import type { ChebyshevSeries } from './chebyshev.ts';
+import { reducePairwise } from './simulate.ts';
 
 /**
  * A bounded, deterministic sample of a stream of values: every `stride`-th value, the stride chosen from the
@@ -196,9 +197,8 @@ function solveSymmetric(matrix: Float64Array, rhs: Float64Array, m: number): Flo
 }
 
 /**
- * Offers to `sink` the differences a − b the encrypted max tree of one pooling window takes (pairs in window
- * order, each level's maxima paired again, an odd one carried up), computed with the exact max: what the |·|
- * polynomial of a MaxPool sees.
+ * Offers to `sink` the differences a − b the encrypted max tree of one pooling window takes ({@link reducePairwise}'s
+ * pairing), computed with the exact max: what the |·| polynomial of a MaxPool sees.
  *
  * @example
  * ```ts
@@ -210,17 +210,8 @@ export function maxTreeDifferences(
   len: number,
   sink: (difference: number) => void,
 ): void {
-  const v = window.slice(0, len);
-  let k = len;
-  while (k > 1) {
-    const half = k >> 1;
-    for (let i = 0; i < half; i++) {
-      const x = v[2 * i];
-      const y = v[2 * i + 1];
-      sink(x - y);
-      v[i] = Math.max(x, y);
-    }
-    if (k % 2 === 1) v[half] = v[k - 1];
-    k = half + (k % 2);
-  }
+  reducePairwise(window.slice(0, len), len, (x, y) => {
+    sink(x - y);
+    return Math.max(x, y);
+  });
 }

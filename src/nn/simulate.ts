@@ -215,20 +215,33 @@ const max: Reducer = (v, len) => {
 
 /** The encrypted max: a pairwise tree of (a+b)/2 + p(a−b)/2 with p ≈ |·|. */
 function polynomialMax(abs: ChebyshevSeries): Reducer {
-  return (v, len) => {
-    let k = len;
-    while (k > 1) {
-      const half = k >> 1;
-      for (let i = 0; i < half; i++) {
-        const a = v[2 * i];
-        const b = v[2 * i + 1];
-        v[i] = (a + b) / 2 + evaluateChebyshev(abs, a - b) / 2;
-      }
-      if (k % 2 === 1) v[half] = v[k - 1];
-      k = half + (k % 2);
-    }
-    return v[0];
-  };
+  return (v, len) => reducePairwise(v, len, (a, b) => (a + b) / 2 + evaluateChebyshev(abs, a - b) / 2);
+}
+
+/**
+ * Reduces `v[0 … len)` in place by the encrypted max's tree: pairs in order (0,1), (2,3), …, an odd last value
+ * carried up, each level's results paired again; returns the last value. The compiler's max tree pairs the same
+ * way, and calibration samples the differences through this walk.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * reducePairwise(Float64Array.of(1, 4, 2, 3), 4, Math.max); // 4
+ * ```
+ */
+export function reducePairwise(
+  v: Float64Array,
+  len: number,
+  combine: (a: number, b: number) => number,
+): number {
+  let k = len;
+  while (k > 1) {
+    const half = k >> 1;
+    for (let i = 0; i < half; i++) v[i] = combine(v[2 * i], v[2 * i + 1]);
+    if (k % 2 === 1) v[half] = v[k - 1];
+    k = half + (k % 2);
+  }
+  return v[0];
 }
 
 function missingApproximation(layer: Layer, what: string): never {
