@@ -37,24 +37,15 @@ function npy(path: string, shape: number[], fill: number): void {
   writeFileSync(path, bytes);
 }
 
+/** The model, the images with their labels, CryptoNets/LoLa's input scale and `count` images. */
+function labelled(count: string): string[] {
+  return ['--model', model, '--data', images, '--labels', labels, '--input-scale', '1/256', '--count', count];
+}
+
 describe('home infer', () => {
   it('classifies encrypted images and ends --json with the summary object', () => {
     const output = join(dir, 'predictions.json');
-    const r = home(
-      '--model',
-      model,
-      '--data',
-      images,
-      '--labels',
-      labels,
-      '--input-scale',
-      '1/256',
-      '--count',
-      '40',
-      '--json',
-      '--output',
-      output,
-    );
+    const r = home(...labelled('40'), '--json', '--output', output);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout
       .trim()
@@ -93,16 +84,7 @@ describe('home infer', () => {
       home(
         '--plan-cache',
         planCache,
-        '--model',
-        model,
-        '--data',
-        images,
-        '--labels',
-        labels,
-        '--input-scale',
-        '1/256',
-        '--count',
-        '2',
+        ...labelled('2'),
         '--mode',
         'latency',
         '--dram-budget',

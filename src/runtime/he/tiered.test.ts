@@ -94,21 +94,31 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
     for (const ct of batch?.inputs.values() ?? []) ct.dispose();
   });
 
-  const run = async (fx: Fixture, policy: Policy, budget: number, tier: FileTier, seededKeys = false) => {
-    const source = heObjectSource({
+  /** The objects of a pass of `fx` (keys, inputs, weights encoded on demand), fresh for each run. */
+  const sourceOf = (fx: Fixture) =>
+    heObjectSource({
       program: fx.program,
       evaluationKeys: fx.client.evaluationKeys,
       inputs: fx.inputs,
       encoder: new Encoder(fx.client.params),
     });
+
+  const run = async (
+    fx: Fixture,
+    policy: Policy,
+    budget: number,
+    tier: FileTier,
+    options: { seededKeys?: boolean; streamPlan?: boolean } = {},
+  ) => {
     const result = await runTieredHe({
       program: fx.program,
       params: fx.client.params,
-      source,
+      source: sourceOf(fx),
       policy,
       memoryBudgetBytes: budget,
       tiers: [tier],
-      seededKeys,
+      seededKeys: options.seededKeys ?? false,
+      ...(options.streamPlan ? { streamPlan: true } : {}),
     });
     const logits = fx.client.decryptPass(result.outputs, fx.count);
     return { logits, result };
@@ -157,22 +167,7 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
     const { tier } = await tierIn();
     const policy = () => new HomePolicy({ lookahead: 64, minLookaheadSteps: 16 });
     const inline = await run(batch, policy(), budget, tier);
-    const source = heObjectSource({
-      program: batch.program,
-      evaluationKeys: batch.client.evaluationKeys,
-      inputs: batch.inputs,
-      encoder: new Encoder(batch.client.params),
-    });
-    const streamed = await runTieredHe({
-      program: batch.program,
-      params: batch.client.params,
-      source,
-      policy: policy(),
-      memoryBudgetBytes: budget,
-      tiers: [tier],
-      streamPlan: true,
-    });
-    const logits = batch.client.decryptPass(streamed.outputs, batch.count);
+    const { logits, result: streamed } = await run(batch, policy(), budget, tier, { streamPlan: true });
     checkRun(batch, streamed, logits, budget);
     assert.equal(streamed.madePlan, undefined, 'the plan came from the planning thread');
     const strip = (actions: readonly { startNs: number; endNs: number }[]) =>
@@ -186,12 +181,7 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
 
   it("a streamed plan that cannot be made fails the run with the planner's typed error, before anything is written", async () => {
     const { tier } = await tierIn({ capacityBytes: 2 ** 20 });
-    const source = heObjectSource({
-      program: batch.program,
-      evaluationKeys: batch.client.evaluationKeys,
-      inputs: batch.inputs,
-      encoder: new Encoder(batch.client.params),
-    });
+    const source = sourceOf(batch);
     await assert.rejects(
       runTieredHe({
         program: batch.program,
@@ -211,12 +201,7 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
   });
 
   it('all in memory is the same executor with an unlimited budget and no tier: identical outputs, nothing moved', async () => {
-    const source = heObjectSource({
-      program: batch.program,
-      evaluationKeys: batch.client.evaluationKeys,
-      inputs: batch.inputs,
-      encoder: new Encoder(batch.client.params),
-    });
+    const source = sourceOf(batch);
     const result = await runTieredHe({
       program: batch.program,
       params: batch.client.params,
@@ -234,8 +219,8 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
   it('seeded keys: identical outputs, half the key bytes read', async () => {
     const budget = Math.floor(batch.peak / 8);
     const { tier } = await tierIn();
-    const full = await run(batch, new HomePolicy(), budget, tier, false);
-    const seeded = await run(batch, new HomePolicy(), budget, tier, true);
+    const full = await run(batch, new HomePolicy(), budget, tier, { seededKeys: false });
+    const seeded = await run(batch, new HomePolicy(), budget, tier, { seededKeys: true });
     checkRun(batch, seeded.result, seeded.logits, budget);
     assert.deepEqual(seeded.logits, full.logits);
     const keyBytes = batch.client.evaluationKeys.relinearization!.byteLength;
@@ -252,13 +237,7 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
   it('model state kept between runs: written once, reused by the next run, identical outputs', async () => {
     const budget = Math.floor(batch.peak / 8);
     const { tier } = await tierIn();
-    const source = () =>
-      heObjectSource({
-        program: batch.program,
-        evaluationKeys: batch.client.evaluationKeys,
-        inputs: batch.inputs,
-        encoder: new Encoder(batch.client.params),
-      });
+    const source = () => sourceOf(batch);
     const writes: number[] = [];
     for (let round = 0; round < 2; round++) {
       const before = tier.stats.writes;
