@@ -129,7 +129,7 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
       ? { calibration: { images: batch.data.subarray(0, calibrationCount * size), count: calibrationCount } }
       : {}),
   });
-  const count = mode === 'latency' ? 1 : Math.min(wanted, program.batchSize);
+  const count = Math.min(wanted, program.batchSize);
   const images = batch.data.subarray(0, count * size);
   checkImages(program, images, count);
   const classes = shapeSize(model.outputShape);

@@ -69,18 +69,18 @@ export class InferenceClient {
   #counter = 0;
 
   /**
-   * Packs and encrypts images `first … first+count−1` (count ≤ the program's batch size; 1 in latency mode):
+   * Packs and encrypts images `first … first+count−1` (count ≤ the program's batch size: slots in batch packing, blocks of slots in latency packing):
    * input id → ciphertext, each at the level and scale the program asks.
    */
   encryptPass(images: ArrayLike<number>, first: number, count: number): Map<number, Ciphertext> {
     const total = images.length / imageSize(this.program);
     assertInteger(first, 'first', 0, total - 1);
-    assertInteger(count, 'count', 1, this.program.packing === 'batch' ? this.program.batchSize : 1);
+    assertInteger(count, 'count', 1, this.program.batchSize);
     check(first + count <= total, () => `first + count = ${first + count}: expected ≤ ${total} images`);
     const packed =
       this.program.packing === 'batch'
         ? packBatch(this.program, images, first, count)
-        : packLatency(this.program, images, first);
+        : packLatency(this.program, images, first, count);
     const out = new Map<number, Ciphertext>();
     for (const input of this.program.inputs) {
       if (input.owner === 'model') continue;

@@ -96,28 +96,46 @@ export function packBatch(program: HeProgram, images: ArrayLike<number>, first: 
 }
 
 /**
- * Slot vectors of the data inputs of one image (latency packing), repeated over the slots where the input asks.
+ * Slot vectors of the data inputs of one latency pass: image first + b in the b-th block of `period` slots, for
+ * b < count (blocks past the images stay zero).
  *
  * @example
  * ```ts
- * const slots = packLatency(program, images, 3);
+ * const slots = packLatency(program, images, 8, program.batchSize);
  * ```
  */
-export function packLatency(program: HeProgram, images: ArrayLike<number>, image: number) {
+export function packLatency(program: HeProgram, images: ArrayLike<number>, first: number, count: number) {
   const size = imageSize(program);
   const permutation = program.inputPermutation;
+  const period = latencyPeriod(program);
   const packed = new Map<number, Float64Array>();
   for (const input of program.inputs) {
     if (input.owner === 'model') continue;
     const layout = input.slotElements ?? [];
-    const values = new Float64Array(input.replicate ? program.slots : layout.length);
-    for (let i = 0; i < values.length; i++) {
-      const element = layout[i % layout.length];
-      if (element >= 0) values[i] = images[image * size + (permutation ? permutation[element] : element)];
+    const values = new Float64Array(program.slots);
+    for (let b = 0; b < count; b++) {
+      const image = (first + b) * size;
+      for (let i = 0; i < layout.length; i++) {
+        const element = layout[i];
+        if (element >= 0)
+          values[b * period + i] = images[image + (permutation ? permutation[element] : element)];
+      }
     }
     packed.set(input.id, values);
   }
   return packed;
+}
+
+/**
+ * The slots of one image's block in a latency-packed ciphertext (the period of its layout).
+ *
+ * @example
+ * ```ts
+ * latencyPeriod(program); // e.g. 8192: four images in 32768 slots
+ * ```
+ */
+export function latencyPeriod(program: HeProgram): number {
+  return program.slots / program.batchSize;
 }
 
 /**
@@ -142,15 +160,19 @@ export function unpack(
     if (program.packing === 'batch') {
       for (let s = 0; s < count; s++) logits[(first + s) * classes + (output.element ?? 0)] = values[s];
     } else {
-      (output.slotOfElement ?? []).forEach((slot, j) => {
-        logits[first * classes + j] = values[slot];
-      });
+      const period = latencyPeriod(program);
+      for (let b = 0; b < count; b++) {
+        (output.slotOfElement ?? []).forEach((slot, j) => {
+          logits[(first + b) * classes + j] = values[b * period + slot];
+        });
+      }
     }
   }
 }
 
 /**
- * The passes that cover `count` images: batch packing takes up to `batchSize` images per pass, latency one.
+ * The passes that cover `count` images, up to `batchSize` images each (batch packing: one per slot; latency: one
+ * per block of slots).
  *
  * @example
  * ```ts
@@ -158,7 +180,7 @@ export function unpack(
  * ```
  */
 export function passes(program: HeProgram, count: number): { first: number; count: number }[] {
-  const per = program.packing === 'batch' ? program.batchSize : 1;
+  const per = program.batchSize;
   const list: { first: number; count: number }[] = [];
   for (let first = 0; first < count; first += per) list.push({ first, count: Math.min(per, count - first) });
   return list;

@@ -16,8 +16,11 @@ import { InvalidArgumentError } from '../util/errors.ts';
 import type { HeOp } from './ops.ts';
 
 export const PROGRAM_FORMAT = 'home-he-program';
-/** The version this code writes and reads. */
-export const PROGRAM_VERSION = 1;
+/**
+ * The version this code writes and reads. 2: a latency-packed ciphertext holds `batchSize` images, one per block
+ * of `slots / batchSize` slots (version 1 held one image repeated over the slots).
+ */
+export const PROGRAM_VERSION = 2;
 
 /**
  * One instruction. `level`, `scale` and `degree` describe the result(s); `bytes.args[i]` is the size of operand i
@@ -56,8 +59,8 @@ export interface HeInstruction {
 
 /**
  * A ciphertext the client encrypts. Batch packing: slot s holds input element `element` of image s. Latency packing:
- * slot i holds element `slotElements[i]` of the one image (−1: zero), the vector repeated every
- * `slotElements.length` slots when `replicate` is set. With `owner: 'model'` it is an encrypted weight: the model
+ * slot b·L + i (L = `slotElements.length`, the period) holds element `slotElements[i]` of image b of the pass
+ * (−1: zero); `replicate` is set and L · batchSize = slots. With `owner: 'model'` it is an encrypted weight: the model
  * owner encrypts constants `offset … offset+length−1` (repeated over the slots) under the client's public key, the
  * server keeps it across images, and no instruction frees it.
  *
@@ -81,7 +84,7 @@ export interface InputDescriptor {
 
 /**
  * A ciphertext the client decrypts: batch packing, slot s holds output element `element` of image s; latency
- * packing, output element j is in slot `slotOfElement[j]`.
+ * packing, output element j of image b is in slot b·L + `slotOfElement[j]` (L = slots / batchSize).
  *
  * @example
  * ```ts
@@ -158,7 +161,7 @@ export interface HeProgram {
   /** Multiplicative depth used (levels from the inputs' level to the lowest value). */
   depth: number;
   packing: 'batch' | 'latency';
-  /** Images per pass (batch: up to `slots`; latency: 1). */
+  /** Images per pass (batch: up to `slots`, one per slot; latency: `slots / period`, one per block of slots). */
   batchSize: number;
   /** Per-image input shape (model layout, channels first) and its ONNX layout permutation, if any. */
   inputShape: number[];

@@ -37,7 +37,7 @@ export function simulateProgram(program: HeProgram, images: ArrayLike<number>, c
     const packed =
       program.packing === 'batch'
         ? packBatch(program, images, pass.first, pass.count)
-        : packLatency(program, images, pass.first);
+        : packLatency(program, images, pass.first, pass.count);
     const length = full ? program.slots : pass.count;
     const values = new Map<number, Float64Array>();
     for (const w of program.inputs) if (w.owner === 'model') values.set(w.id, weightSlots(program, w));

@@ -102,6 +102,8 @@ export function validateProgram(program: HeProgram): void {
     fail(`packing = ${describe(program.packing)}: expected "batch" or "latency"`);
   if (!isInt(program.batchSize, 1, program.slots))
     fail(`batchSize = ${describe(program.batchSize)}: expected an integer in [1, ${program.slots}]`);
+  if (program.packing === 'latency' && program.slots % program.batchSize !== 0)
+    fail(`batchSize = ${program.batchSize}: latency packing needs a divisor of the ${program.slots} slots`);
   intArray(program.inputShape, 'inputShape', 1);
   intArray(program.outputShape, 'outputShape', 1);
   const inSize = program.inputShape.reduce((a, b) => a * b, 1);
@@ -172,7 +174,10 @@ export function validateProgram(program: HeProgram): void {
         fail(`${where}.element = ${describe(input.element)}: expected an integer in [0, ${inSize - 1}]`);
     } else {
       const slots = intArray(input.slotElements, `${where}.slotElements`, -1, inSize - 1);
-      if (slots.length > program.slots) fail(`${where}.slotElements: more than ${program.slots} slots`);
+      if (slots.length * program.batchSize !== program.slots)
+        fail(
+          `${where}.slotElements: ${slots.length} slots per image × batchSize ${program.batchSize} ≠ ${program.slots} slots`,
+        );
     }
     define(where, input.id, input.bytes, { level: input.level, scale: input.scale, degree: 1 });
   });
@@ -292,7 +297,8 @@ export function validateProgram(program: HeProgram): void {
       if (!isInt(o.element, 0, outSize - 1))
         fail(`${where}.element = ${describe(o.element)}: expected < ${outSize}`);
     } else {
-      const slots = intArray(o.slotOfElement, `${where}.slotOfElement`, 0, program.slots - 1);
+      const period = program.slots / program.batchSize;
+      const slots = intArray(o.slotOfElement, `${where}.slotOfElement`, 0, period - 1);
       if (slots.length === 0) fail(`${where}.slotOfElement: expected at least one entry`);
     }
   });

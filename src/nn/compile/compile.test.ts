@@ -11,6 +11,7 @@ import { importOnnx } from '../onnx/import.ts';
 import { opCounts, programFootprint } from '../../program/analysis.ts';
 import { simulate } from '../simulate.ts';
 import { chooseParameters, compileModel } from './index.ts';
+import { planLatencyLayouts } from './latency-layout.ts';
 
 describe('parameter choice', () => {
   it('takes the smallest secure logN for the depth and fills the budget with special primes', () => {
@@ -81,6 +82,9 @@ describe('MaxPool (latency packing): rotations, a max tree, and the next layers 
           calibration: { images, count },
           approximation: { maxPool, degree: { abs: 6 } },
         });
+        // All 16 images share one ciphertext, one per block of slots: rotations must not carry values between
+        // blocks (a block reading its neighbour would give another image's logits).
+        assert.ok(program.batchSize >= count, `batchSize ${program.batchSize}`);
         const sim = simulateProgram(program, images, count);
         const poly = simulate(compiled, images, count, { mode: 'polynomial' });
         const classes = compiled.outputShape.reduce((a, b) => a * b, 1);
@@ -89,6 +93,26 @@ describe('MaxPool (latency packing): rotations, a max tree, and the next layers 
       });
     }
   }
+
+  it('a convolution after a pooling puts channels in the grid gaps instead of doubling the period', () => {
+    // conv1 writes 2 × 64 values (period 128); conv2's 3 channels on pool1's stride-2 grid would reach slot 191
+    // in a block each: two share a block (offsets 0 and 1), so the period, and the images per ciphertext, stay.
+    const plan = planLatencyLayouts(twoPoolModel(), 2 ** 15);
+    assert.equal(plan.period, 128);
+    const grids = [...plan.steps].map(([layer, step]) => [layer.kind, step.output.grid?.sub] as const);
+    assert.deepEqual(
+      grids.filter(([kind]) => kind === 'conv'),
+      [
+        ['conv', [0]],
+        ['conv', [0, 1]],
+      ],
+    );
+    for (const step of plan.steps.values()) {
+      const slots = [...step.output.slots];
+      assert.equal(new Set(slots).size, slots.length, 'one element per slot');
+      assert.ok(Math.max(...slots) < 128);
+    }
+  });
 
   it('refuses a polynomial MaxPool whose windows padding clips, naming the layer', () => {
     const b = new OnnxBuilder();

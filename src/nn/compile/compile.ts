@@ -259,7 +259,9 @@ function compileLatency(
   );
   const probe = new Emitter(probeChain, limits, true);
   probe.encryptWeights = encryptWeights;
-  const probed = emitLatency(model, probe, layout);
+  // The probe's rotations span the most slots the parameters may have: the same diagonals as any span of two
+  // periods or more (a span of one period can only merge diagonals, so the probe never under-counts keys).
+  const probed = emitLatency(model, probe, layout, 2 ** (maxLogN - 1));
   const depth = PROBE_TOP - probe.minLevel;
   const params = chooseParameters(depth, {
     primesPerLevel: ppl,
@@ -277,7 +279,7 @@ function compileLatency(
   const { serverBytes, lazy } = checkMemory(memory, model, params, limits, lazyOption, 'latency');
   const emitter = new Emitter(chainOf(params), limits);
   emitter.encryptWeights = encryptWeights;
-  const { input, output } = emitLatency(model, emitter, layout);
+  const { input, output } = emitLatency(model, emitter, layout, params.slots);
   if (lazy) for (const pt of emitter.plaintexts) pt.encodeOnUse = true;
   const inSize = shapeSize(model.inputShape);
   const outSize = shapeSize(model.outputShape);
@@ -288,7 +290,8 @@ function compileLatency(
     params,
     depth,
     packing: 'latency',
-    batchSize: 1,
+    // One image per block of `period` slots.
+    batchSize: params.slots / period,
     model,
     emitter,
     inputs: [

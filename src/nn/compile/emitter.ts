@@ -297,30 +297,37 @@ export class Emitter {
   }
 
   /**
-   * y = M·x + bias for a vector packed with period `period` (replicated over the slots), M given by its entries
-   * (`linear` visits every (row i, column j, weight w) and returns the bias): the diagonal method with baby-step
-   * giant-step — baby rotations hoisted, diagonals pre-rotated by the giant step, one rotation per giant step —
-   * then one rescale onto the canonical scale. Entries are grouped by diagonal and each pre-rotated diagonal is
-   * built only when it is stored, so no layer-sized set of dense diagonals is ever held (and a dry run builds none).
+   * y = M·x + bias, M given by its entries (`linear` visits every (row i, column j, weight w), i and j below
+   * `period`, and returns the bias), applied to every `period`-slot block of x at once: block b's outputs read
+   * only block b's inputs, so each block may hold another image. Rotations act on the whole `wrap`-slot vector,
+   * so entry (i, j) is diagonal (j − i) mod `wrap` — a column left of its row rotates by a negative step instead
+   * of wrapping inside its block (with `wrap = period` the blocks must all be equal: the one-image layout). The
+   * diagonals themselves repeat every `period` slots. The diagonal method with baby-step giant-step — baby
+   * rotations hoisted, diagonals pre-rotated by the giant step, one rotation per giant step — then one rescale
+   * onto the canonical scale. Entries are grouped by diagonal and each pre-rotated diagonal is built only when it
+   * is stored, so no layer-sized set of dense diagonals is ever held (and a dry run builds none).
    */
   matrix(
     x: Sym,
     linear: (visit: (i: number, j: number, w: number) => void) => { bias: ArrayLike<number> },
     period: number,
+    wrap = period,
   ): Sym {
     const d = period;
-    // Diagonal k = (j − i) mod d as flat (row, weight) pairs.
+    if (wrap % d !== 0)
+      throw new Error(`compiler: rotation span ${wrap} is not a multiple of the period ${d}`);
+    // Diagonal k = (j − i) mod wrap as flat (row, weight) pairs.
     const entries = new Map<number, number[]>();
     const { bias } = linear((i, j, w) => {
       if (w === 0) return;
-      const k = (j - i + d) % d;
+      const k = (j - i + wrap) % wrap;
       let list = entries.get(k);
       if (!list) entries.set(k, (list = []));
       list.push(i, w);
     });
     if (entries.size === 0) entries.set(0, []);
     const ks = [...entries.keys()].sort((a, b) => a - b);
-    const n1 = babyStepCount(ks, d);
+    const n1 = babyStepCount(ks, wrap);
     const level = x.level;
     const ptScale = (this.chain.scaleAt(level) * this.chain.scaleAt(level)) / x.scale;
     const babySteps = [...new Set(ks.map((k) => k % n1))].filter((b) => b !== 0).sort((a, b) => a - b);
@@ -337,7 +344,7 @@ export class Emitter {
       let partial: Sym | undefined;
       for (const k of ks) {
         if (Math.floor(k / n1) !== g) continue;
-        const shift = g * n1;
+        const shift = (g * n1) % d;
         let pre = blank;
         if (pre === undefined) {
           pre = new Float64Array(d);

@@ -4,7 +4,9 @@
  * its input), and the next layers read them there instead of paying a gather. A [C, H, W] tensor on a grid
  * (channel, row and column strides) keeps convolutions and poolings cheap on it — a convolution on a grid writes
  * its output on a grid of the same strides, so its matrix keeps one diagonal per (channel pair, kernel offset) —
- * which is the multiplexed packing of Lee et al. (ICML 2022) without the channel interleaving.
+ * which is the multiplexed packing of Lee et al. (ICML 2022): when a convolution's channels would need a longer
+ * period than the layers before it, it puts channels in the gaps a strided grid leaves (more diagonals, but more
+ * images per ciphertext).
  */
 import { UnsupportedModelError } from '../errors.ts';
 import type { Layer, LayerModel, MaxPoolLayer } from '../layers.ts';
@@ -12,12 +14,15 @@ import { shapeSize } from '../onnx/graph.ts';
 import { chwInputShape, poolWindows, visitLinear } from './linear-layers.ts';
 
 /**
- * A [C, H, W] tensor on a grid of slots: element (c, y, x) is in slot `offset + c·cs + y·rs + x·xs`.
+ * A [C, H, W] tensor on a grid of slots: element (c, y, x) is in slot
+ * `offset + ⌊c / m⌋·cs + sub[c mod m] + y·rs + x·xs` with m = `sub.length`. Channels share a block of `cs` slots
+ * `m` at a time when a strided grid leaves room between its elements (after a pooling, `sub` = [0, 1, …] puts
+ * the next channels in the gaps), which keeps the image's period — and so the images per ciphertext — down.
  *
  * @internal
  * @example
  * ```ts
- * const compact: SlotGrid = { offset: 0, c: 8, h: 28, w: 28, cs: 784, rs: 28, xs: 1 };
+ * const compact: SlotGrid = { offset: 0, c: 8, h: 28, w: 28, cs: 784, rs: 28, xs: 1, sub: [0] };
  * ```
  */
 export interface SlotGrid {
@@ -28,6 +33,12 @@ export interface SlotGrid {
   readonly cs: number;
   readonly rs: number;
   readonly xs: number;
+  readonly sub: readonly number[];
+}
+
+function gridSlot(g: SlotGrid, c: number, y: number, x: number): number {
+  const m = g.sub.length;
+  return g.offset + Math.floor(c / m) * g.cs + g.sub[c % m] + y * g.rs + x * g.xs;
 }
 
 /**
@@ -95,7 +106,16 @@ export function compactLayout(size: number, shape?: readonly number[]): SlotLayo
   for (let i = 0; i < size; i++) slots[i] = i;
   const grid =
     shape?.length === 3
-      ? { offset: 0, c: shape[0], h: shape[1], w: shape[2], cs: shape[1] * shape[2], rs: shape[2], xs: 1 }
+      ? {
+          offset: 0,
+          c: shape[0],
+          h: shape[1],
+          w: shape[2],
+          cs: shape[1] * shape[2],
+          rs: shape[2],
+          xs: 1,
+          sub: [0],
+        }
       : undefined;
   return { slots, compact: true, ...(grid ? { grid } : {}) };
 }
@@ -107,7 +127,7 @@ function gridLayout(grid: SlotGrid): SlotLayout {
   for (let c = 0; c < grid.c; c++)
     for (let y = 0; y < grid.h; y++)
       for (let x = 0; x < grid.w; x++) {
-        const s = grid.offset + c * grid.cs + y * grid.rs + x * grid.xs;
+        const s = gridSlot(grid, c, y, x);
         if (s !== i) compact = false;
         slots[i++] = s;
       }
@@ -120,7 +140,7 @@ function gridFits(grid: SlotGrid, limit: number): boolean {
   for (let c = 0; c < grid.c; c++)
     for (let y = 0; y < grid.h; y++)
       for (let x = 0; x < grid.w; x++) {
-        const s = grid.offset + c * grid.cs + y * grid.rs + x * grid.xs;
+        const s = gridSlot(grid, c, y, x);
         if (s < 0 || s >= limit || seen[s] === 1) return false;
         seen[s] = 1;
       }
@@ -137,8 +157,16 @@ function sameSlots(a: SlotLayout, b: SlotLayout): boolean {
 /**
  * The grid a layer with a spatial kernel writes when it reads `input` on a grid: output (c, oy, ox) where its
  * window's unpadded anchor (oy·sh, ox·sw) sits in channel c's block; `undefined` when that grid would not fit.
+ * A pooling keeps its input's channel blocks. A convolution whose channels would reach past `period` (the period
+ * the layers before it need) shares blocks between channels, in the gaps a strided grid leaves, when that keeps
+ * it inside (see {@link SlotGrid}).
  */
-function spatialOutputGrid(layer: Layer, input: SlotLayout, limit: number): SlotGrid | undefined {
+function spatialOutputGrid(
+  layer: Layer,
+  input: SlotLayout,
+  limit: number,
+  period: number,
+): SlotGrid | undefined {
   if (!input.grid || (layer.kind !== 'conv' && layer.kind !== 'avgPool' && layer.kind !== 'maxPool')) {
     return undefined;
   }
@@ -152,8 +180,41 @@ function spatialOutputGrid(layer: Layer, input: SlotLayout, limit: number): Slot
     cs: g.cs,
     rs: g.rs * layer.strides[0],
     xs: g.xs * layer.strides[1],
+    sub: layer.kind === 'conv' ? [0] : g.sub,
   };
+  if (layer.kind === 'conv' && !gridFits(grid, period)) {
+    const shared = sharedBlocks(grid, period);
+    if (shared) return shared;
+  }
   return gridFits(grid, limit) ? grid : undefined;
+}
+
+/**
+ * `grid` with channels sharing blocks — each next channel of a block at the first offset inside the block where
+ * its elements meet no other channel's — for the fewest channels per block that fit below `period`; `undefined`
+ * when no sharing does.
+ */
+function sharedBlocks(grid: SlotGrid, period: number): SlotGrid | undefined {
+  const sub = [0];
+  const used = new Uint8Array(grid.cs);
+  const mark = (t: number, set: boolean): boolean => {
+    for (let y = 0; y < grid.h; y++)
+      for (let x = 0; x < grid.w; x++) {
+        const s = t + y * grid.rs + x * grid.xs;
+        if (s >= grid.cs || used[s] === 1) return false;
+        if (set) used[s] = 1;
+      }
+    return true;
+  };
+  if (!mark(0, true)) return undefined;
+  for (let t = 1; t < grid.cs && sub.length < grid.c; t++) {
+    if (!mark(t, false)) continue;
+    mark(t, true);
+    sub.push(t);
+    const shared = { ...grid, sub: [...sub] };
+    if (gridFits(shared, period)) return shared;
+  }
+  return undefined;
 }
 
 /**
@@ -227,7 +288,7 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
       case 'maxPool': {
         if (layer.approx?.method === 'polynomial') {
           const offsets = poolOffsets(layer, inputShape(layer), input);
-          const grid = spatialOutputGrid(layer, input, maxSlots);
+          const grid = spatialOutputGrid(layer, input, maxSlots, periodOf(extent));
           if (!offsets || !grid) {
             throw new UnsupportedModelError(
               `layer '${layer.name}' (MaxPool, kernel ${layer.kernel.join('×')}, strides ${layer.strides.join('×')}, ` +
@@ -238,14 +299,14 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
           step = { kind: 'maxPool', input, output: gridLayout(grid), offsets };
           break;
         }
-        step = { kind: 'matrix', input, output: matrixOutput(layer, input, maxSlots) };
+        step = { kind: 'matrix', input, output: matrixOutput(layer, input, maxSlots, periodOf(extent)) };
         break;
       }
       case 'conv':
       case 'avgPool':
       case 'dense':
       case 'globalAvgPool':
-        step = { kind: 'matrix', input, output: matrixOutput(layer, input, maxSlots) };
+        step = { kind: 'matrix', input, output: matrixOutput(layer, input, maxSlots, periodOf(extent)) };
         break;
       case 'affine':
         // A per-element scale is a diagonal matrix: one diagonal when the output stays where the input is.
@@ -286,12 +347,17 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
     steps,
     relayouts,
     ...(final ? { final } : {}),
-    period: 2 ** Math.ceil(Math.log2(Math.max(2, extent))),
+    period: periodOf(extent),
   };
 }
 
-function matrixOutput(layer: Layer, input: SlotLayout, maxSlots: number): SlotLayout {
-  const grid = spatialOutputGrid(layer, input, maxSlots);
+/** The power of two (≥ 2) that holds `extent` slots. */
+function periodOf(extent: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(2, extent)));
+}
+
+function matrixOutput(layer: Layer, input: SlotLayout, maxSlots: number, period: number): SlotLayout {
+  const grid = spatialOutputGrid(layer, input, maxSlots, period);
   return grid ? gridLayout(grid) : compactLayout(shapeSize(layer.shape), layer.shape);
 }
 

@@ -13,23 +13,26 @@ import { type LatencyLayoutPlan, type LatencyStep, slotMatrix } from './latency-
 import { emitChebyshev, polynomialMax } from './polynomial.ts';
 
 /**
- * Emits the latency-packed program body: the image is one ciphertext (its C-order values in slots 0 … size−1,
- * zero-padded to the layout's period and repeated over all slots), every linear layer is one
- * {@link Emitter.matrix} between the slots `layout` gives its input and output, every element-wise layer acts on
- * all slots at once, and a polynomial MaxPool is a max tree over rotations of the whole ciphertext.
+ * Emits the latency-packed program body: one ciphertext holds `wrap / layout.period` images, image b in the
+ * b-th block of `period` slots (its C-order values in the block's slots 0 … size−1, zero-padded); every linear
+ * layer is one {@link Emitter.matrix} between the slots `layout` gives its input and output, block by block
+ * (rotations span all `wrap` slots, so a block never reads its neighbour's values), every element-wise layer acts
+ * on all slots at once, and a polynomial MaxPool is a max tree over rotations of the whole ciphertext (a window's
+ * elements follow its first one inside the block).
  *
  * @internal
  * @example
  * ```ts
  * const emitter = new Emitter(chainOf(params), limits);
  * emitter.encryptWeights = true; // diagonals and biases as model-owner ciphertexts
- * const { input, output } = emitLatency(model, emitter, planLatencyLayouts(model, 2 ** 15));
+ * const { input, output } = emitLatency(model, emitter, planLatencyLayouts(model, 2 ** 15), 2 ** 15);
  * ```
  */
 export function emitLatency(
   model: LayerModel,
   emitter: Emitter,
   layout: LatencyLayoutPlan,
+  wrap: number,
 ): { input: Sym; output: Sym } {
   const chain = emitter.chain;
   const period = layout.period;
@@ -41,6 +44,7 @@ export function emitLatency(
       emitter.relinearize(x),
       (visit) => slotMatrix(layer, step, inputShape, visit, period),
       period,
+      wrap,
     );
   for (const layer of model.layers) {
     const x = values.get(layer.inputs[0]);

@@ -64,7 +64,7 @@ describe('HE program', () => {
     assert.deepEqual(decodeProgram(encodeProgram(program)), program);
     const parsed = JSON.parse(json);
     assert.equal(parsed.format, 'home-he-program');
-    assert.equal(parsed.version, 1);
+    assert.equal(parsed.version, 2);
   });
 
   it('computes the peak live bytes and the access sequence for the runtime', () => {
@@ -126,8 +126,9 @@ describe('HE program', () => {
       return () => deserializeProgram(JSON.stringify(p), blob);
     };
     assert.throws(
-      edit((p) => (p.version = 2)),
-      (e: unknown) => e instanceof FormatError && /version = 2/.test(e.message),
+      edit((p) => (p.version = 1)),
+      (e: unknown) =>
+        e instanceof FormatError && /version = 1: this reader supports version 2/.test(e.message),
     );
     assert.throws(
       edit((p) => (p.format = 'x')),
