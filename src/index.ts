@@ -25,7 +25,15 @@
 export { Encoder, type ComplexValues } from './ckks/encoder.ts';
 export { Decryptor, Encryptor, SeededCiphertext, SymmetricEncryptor } from './ckks/encryptor.ts';
 export { Evaluator, type Operand } from './ckks/evaluator.ts';
-export { EvaluationKeys, GaloisKey, KeyGenerator, PublicKey, SecretKey, SwitchingKey } from './ckks/keys.ts';
+export {
+  EvaluationKeyStream,
+  EvaluationKeys,
+  GaloisKey,
+  KeyGenerator,
+  PublicKey,
+  SecretKey,
+  SwitchingKey,
+} from './ckks/keys.ts';
 export {
   LinearTransform,
   type LinearTransformOptions,

@@ -18,7 +18,7 @@ import { Prng } from '../ring/prng.ts';
 import { sampleGaussian, sampleSparseTernary, sampleTernary, sampleUniformRns } from '../ring/sampling.ts';
 import { mulMod } from '../ring/modarith.ts';
 import { assertInteger } from '../util/assert.ts';
-import { MismatchError } from '../util/errors.ts';
+import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
 import type { Parameters } from './parameters.ts';
 
 /**
@@ -142,6 +142,81 @@ export class GaloisKey {
   constructor(galoisElement: number, key: SwitchingKey) {
     this.galoisElement = galoisElement;
     this.key = key;
+  }
+}
+
+/** The Galois elements of rotation steps (and conjugation), without the identity, each once, in order. */
+function galoisElementsOf(
+  params: Parameters,
+  options: { rotations?: readonly number[]; conjugation?: boolean },
+): number[] {
+  const elements = new Set<number>();
+  for (const step of options.rotations ?? []) {
+    const g = galoisElementForRotation(step, params.logN);
+    if (g !== 1) elements.add(g);
+  }
+  if (options.conjugation) elements.add(galoisElementForConjugation(params.logN));
+  return [...elements];
+}
+
+/**
+ * Evaluation keys made one at a time, when asked: for a client whose keys would not fit in memory all at once
+ * (tens of GiB of rotation keys at logN 16), the server's tiered store asks for each key, writes it to its slow
+ * tier and frees it before asking for the next. The keys are made with the client's secret key, which this object
+ * holds privately and never hands out; a key asked for twice is made twice (a fresh, equally valid key).
+ *
+ * @example
+ * ```ts
+ * const stream = keygen.streamEvaluationKeys(sk, { rotations: [1, 2] });
+ * const key = stream.make(stream.galoisElements[0]); // the caller owns it: store it, then key.dispose()
+ * ```
+ */
+export class EvaluationKeyStream {
+  readonly params: Parameters;
+  /** Whether the stream makes a relinearization key. */
+  readonly relinearization: boolean;
+  /** The Galois elements it makes keys for. */
+  readonly galoisElements: readonly number[];
+  readonly #make: (key: 'relinearization' | number) => SwitchingKey;
+  #seconds = 0;
+  #made = 0;
+
+  constructor(
+    params: Parameters,
+    relinearization: boolean,
+    galoisElements: readonly number[],
+    make: (key: 'relinearization' | number) => SwitchingKey,
+  ) {
+    this.params = params;
+    this.relinearization = relinearization;
+    this.galoisElements = galoisElements;
+    this.#make = make;
+  }
+
+  /**
+   * A fresh key: `'relinearization'` or one of {@link galoisElements}. The caller owns it (and disposes it).
+   *
+   * @throws InvalidArgumentError for a key this stream does not make.
+   */
+  make(key: 'relinearization' | number): SwitchingKey {
+    if (key === 'relinearization' && !this.relinearization) {
+      throw new InvalidArgumentError('relinearization key: this key stream makes none');
+    }
+    const start = performance.now();
+    const made = this.#make(key);
+    this.#seconds += (performance.now() - start) / 1000;
+    this.#made++;
+    return made;
+  }
+
+  /** Seconds spent making keys so far (the client's key generation). */
+  get seconds(): number {
+    return this.#seconds;
+  }
+
+  /** Keys made so far. */
+  get made(): number {
+    return this.#made;
   }
 }
 
@@ -300,16 +375,37 @@ export class KeyGenerator {
     options: { relinearization?: boolean; rotations?: readonly number[]; conjugation?: boolean } = {},
   ): EvaluationKeys {
     const relin = options.relinearization === false ? undefined : this.generateRelinearizationKey(secretKey);
-    const elements = new Set<number>();
-    for (const step of options.rotations ?? []) {
-      const g = galoisElementForRotation(step, this.params.logN);
-      if (g !== 1) elements.add(g);
-    }
-    if (options.conjugation) elements.add(galoisElementForConjugation(this.params.logN));
     return new EvaluationKeys(
       relin,
-      [...elements].map((g) => this.generateGaloisKey(secretKey, g)),
+      galoisElementsOf(this.params, options).map((g) => this.generateGaloisKey(secretKey, g)),
     );
+  }
+
+  /**
+   * The same keys as {@link generateEvaluationKeys}, made one at a time when asked (see
+   * {@link EvaluationKeyStream}).
+   *
+   * @example
+   * ```ts
+   * const stream = keygen.streamEvaluationKeys(sk, { rotations: [1, 2, 4] });
+   * ```
+   */
+  streamEvaluationKeys(
+    secretKey: SecretKey,
+    options: { relinearization?: boolean; rotations?: readonly number[]; conjugation?: boolean } = {},
+  ): EvaluationKeyStream {
+    this.#check(secretKey);
+    const elements = galoisElementsOf(this.params, options);
+    const known = new Set(elements);
+    return new EvaluationKeyStream(this.params, options.relinearization !== false, elements, (key) => {
+      if (key === 'relinearization') return this.generateRelinearizationKey(secretKey);
+      if (!known.has(key)) {
+        throw new InvalidArgumentError(
+          `Galois element ${key}: not one of the ${elements.length} this key stream makes`,
+        );
+      }
+      return this.generateGaloisKey(secretKey, key).key;
+    });
   }
 
   #errorPoly(moduli: readonly Modulus[], prng: Prng): Poly {

@@ -4,7 +4,13 @@
  */
 import { Encoder } from '../ckks/encoder.ts';
 import { Decryptor, SymmetricEncryptor } from '../ckks/encryptor.ts';
-import { type EvaluationKeys, KeyGenerator, type PublicKey, type SecretKey } from '../ckks/keys.ts';
+import {
+  type EvaluationKeyStream,
+  EvaluationKeys,
+  KeyGenerator,
+  type PublicKey,
+  type SecretKey,
+} from '../ckks/keys.ts';
 import type { Ciphertext, Plaintext } from '../ckks/objects.ts';
 import { Parameters } from '../ckks/parameters.ts';
 import type { KernelContext } from '../ring/context.ts';
@@ -29,11 +35,20 @@ import { MismatchError } from '../util/errors.ts';
 export class InferenceClient {
   readonly program: HeProgram;
   readonly params: Parameters;
+  /** The evaluation keys for the server (empty with `streamKeys`: see {@link keyStream}). */
   readonly evaluationKeys: EvaluationKeys;
+  /**
+   * With `streamKeys`: the same keys made one at a time when the server's store asks for them (it writes each to
+   * its slow tier and frees it), so that they never have to fit in memory together.
+   */
+  readonly keyStream: EvaluationKeyStream | undefined;
   /** For a model owner who encrypts the weights (programs with encrypted weights only). */
   readonly publicKey: PublicKey | undefined;
-  /** Seconds spent generating keys. */
-  readonly keygenSeconds: number;
+  /** Seconds spent generating keys (with `streamKeys`, the streamed keys' time is added as they are made). */
+  get keygenSeconds(): number {
+    return this.#keygenSeconds + (this.keyStream?.seconds ?? 0);
+  }
+  readonly #keygenSeconds: number;
   readonly #secretKey: SecretKey;
   readonly #encoder: Encoder;
   readonly #encryptor: SymmetricEncryptor;
@@ -44,8 +59,12 @@ export class InferenceClient {
    * @param options.seed - a 32-byte seed for reproducible keys and encryptions (tests only; default fresh
    *   randomness from `crypto.getRandomValues`).
    * @param options.context - the kernel context the keys and ciphertexts live in (default: the default one).
+   * @param options.streamKeys - make the evaluation keys on request ({@link keyStream}) instead of all now.
    */
-  constructor(program: HeProgram, options: { seed?: Uint8Array; context?: KernelContext } = {}) {
+  constructor(
+    program: HeProgram,
+    options: { seed?: Uint8Array; context?: KernelContext; streamKeys?: boolean } = {},
+  ) {
     assertProgram(program);
     this.program = program;
     this.params = Parameters.create(program.parameters, { context: options.context });
@@ -53,14 +72,18 @@ export class InferenceClient {
     const start = performance.now();
     const keygen = new KeyGenerator(this.params, this.#prng.fork(1));
     this.#secretKey = keygen.generateSecretKey();
-    this.evaluationKeys = keygen.generateEvaluationKeys(this.#secretKey, {
-      relinearization: program.relinearization,
-      rotations: program.rotations,
-    });
+    const wanted = { relinearization: program.relinearization, rotations: program.rotations };
+    if (options.streamKeys) {
+      this.evaluationKeys = new EvaluationKeys();
+      this.keyStream = keygen.streamEvaluationKeys(this.#secretKey, wanted);
+    } else {
+      this.evaluationKeys = keygen.generateEvaluationKeys(this.#secretKey, wanted);
+      this.keyStream = undefined;
+    }
     this.publicKey = program.inputs.some((i) => i.owner === 'model')
       ? keygen.generatePublicKey(this.#secretKey)
       : undefined;
-    this.keygenSeconds = (performance.now() - start) / 1000;
+    this.#keygenSeconds = (performance.now() - start) / 1000;
     this.#encoder = new Encoder(this.params);
     this.#encryptor = new SymmetricEncryptor(this.params, this.#secretKey);
     this.#decryptor = new Decryptor(this.params, this.#secretKey);

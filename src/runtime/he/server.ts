@@ -3,7 +3,7 @@
  */
 import { Encoder } from '../../ckks/encoder.ts';
 import { Evaluator } from '../../ckks/evaluator.ts';
-import type { EvaluationKeys } from '../../ckks/keys.ts';
+import { type EvaluationKeys, EvaluationKeyStream, type SwitchingKey } from '../../ckks/keys.ts';
 import type { Ciphertext, Plaintext } from '../../ckks/objects.ts';
 import { Parameters } from '../../ckks/parameters.ts';
 import { InferenceClient } from '../../nn/client.ts';
@@ -117,7 +117,7 @@ export interface PlanOrigin {
 export class InferenceServer {
   readonly program: HeProgram;
   readonly params: Parameters;
-  readonly #evaluationKeys: EvaluationKeys;
+  readonly #evaluationKeys: EvaluationKeys | EvaluationKeyStream;
   readonly #encoder: Encoder;
   /** Resident encoded plaintexts by index; `undefined` for those encoded on use. */
   #plaintexts: (Plaintext | undefined)[] | undefined;
@@ -135,18 +135,29 @@ export class InferenceServer {
    * after its last use in the pass, as the program already asks for those it marks `encodeOnUse`. With `memory`,
    * runs are bounded by its budget and spill to its tiers.
    *
+   * A client's {@link EvaluationKeyStream} instead of its keys (with `memory` only): each key is made when the
+   * first run stores it in the slow tier, and freed once written, so the keys never need to fit in memory together.
+   *
    * @throws ResourceError (on the first run) when one instruction's objects cannot fit in the budget's arena.
    */
   constructor(
     program: HeProgram,
-    evaluationKeys: EvaluationKeys,
+    evaluationKeys: EvaluationKeys | EvaluationKeyStream,
     options: { lazyPlaintexts?: boolean; context?: KernelContext; memory?: ServerMemory } = {},
   ) {
     assertProgram(program);
     this.program = program;
     this.params = Parameters.create(program.parameters, { context: options.context });
-    // The evaluator's own checks of the keys' parameters, before anything runs.
-    new Evaluator(this.params, evaluationKeys);
+    if (evaluationKeys instanceof EvaluationKeyStream) {
+      this.params.checkSame(evaluationKeys.params, 'evaluation key stream:');
+      check(
+        options.memory !== undefined,
+        () => 'streamed evaluation keys need a tiered server (memory): the keys are stored in its slow tier',
+      );
+    } else {
+      // The evaluator's own checks of the keys' parameters, before anything runs.
+      new Evaluator(this.params, evaluationKeys);
+    }
     this.#evaluationKeys = evaluationKeys;
     this.#encoder = new Encoder(this.params);
     const lazyAll = options.lazyPlaintexts === true;
@@ -238,19 +249,11 @@ export class InferenceServer {
     // tier and freed), never all at once.
     const plaintexts = program.plaintexts.length > 0 && !memory ? this.#encodedWeights() : [];
     const keys = this.#evaluationKeys;
+    const streamed = keys instanceof EvaluationKeyStream;
     const source: HeObjectSource = {
       get: (id) => {
-        if (id === 'key:relin') {
-          if (!keys.relinearization)
-            throw new MissingKeyError('the evaluation keys have no relinearization key');
-          return keys.relinearization;
-        }
-        if (id.startsWith('key:galois:')) {
-          const g = Number(id.slice('key:galois:'.length));
-          const key = keys.galois.get(g)?.key;
-          if (!key) throw new MissingKeyError(`the evaluation keys have no Galois key for element ${g}`);
-          return key;
-        }
+        if (id === 'key:relin') return relinearizationKey(keys);
+        if (id.startsWith('key:galois:')) return galoisKey(keys, Number(id.slice('key:galois:'.length)));
         if (id.startsWith('pt:')) {
           const index = Number(id.slice(3));
           return memory ? encodePlaintextWeight(program, this.#encoder, index) : plaintexts[index]!;
@@ -263,6 +266,8 @@ export class InferenceServer {
       done: (id, live) => {
         if (id.startsWith('ct:') && data.has(Number(id.slice(3)))) live.dispose();
         else if (memory && id.startsWith('pt:')) live.dispose();
+        // A streamed key was made for this run's store: written (or lent and returned), it is freed.
+        else if (streamed && id.startsWith('key:')) live.dispose();
       },
     };
     const total = this.#runtimeProgram.steps.length;
@@ -354,6 +359,29 @@ export class InferenceServer {
     if (!options.keepWeights) for (const w of this.#weights.values()) w.dispose();
     this.#weights.clear();
   }
+}
+
+/** The relinearization key: the client's, or made now by its key stream (the caller then owns it). */
+function relinearizationKey(keys: EvaluationKeys | EvaluationKeyStream): SwitchingKey {
+  const missing = () => new MissingKeyError('the evaluation keys have no relinearization key');
+  if (keys instanceof EvaluationKeyStream) {
+    if (!keys.relinearization) throw missing();
+    return keys.make('relinearization');
+  }
+  if (!keys.relinearization) throw missing();
+  return keys.relinearization;
+}
+
+/** The Galois key for element `g`: the client's, or made now by its key stream (the caller then owns it). */
+function galoisKey(keys: EvaluationKeys | EvaluationKeyStream, g: number): SwitchingKey {
+  const missing = () => new MissingKeyError(`the evaluation keys have no Galois key for element ${g}`);
+  if (keys instanceof EvaluationKeyStream) {
+    if (!keys.galoisElements.includes(g)) throw missing();
+    return keys.make(g);
+  }
+  const key = keys.galois.get(g)?.key;
+  if (!key) throw missing();
+  return key;
 }
 
 /**
