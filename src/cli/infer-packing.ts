@@ -13,12 +13,13 @@ import { InvalidArgumentError } from '../util/errors.ts';
 /**
  * Compiles the model in the packing asked, or with `auto` in both (latency only with encrypted weights) and keeps
  * the one with the lower estimated evaluation time for `count` images (the op table's cost model); a packing that
- * does not compile is skipped with its reason kept for the error when none does.
+ * does not compile is skipped with its reason kept for the error when none does. One instruction may hold at most
+ * half of `budgetBytes` (hoisted rotations split their keys into groups that fit; see `limits.stepBytes`).
  *
  * @throws UnsupportedModelError (auto) when no packing compiles; the compiler's error when one packing was asked.
  * @example
  * ```ts
- * const { compiled, mode, estimated } = choosePacking(model, { model: path, encryptWeights: false }, 'auto', images, 20);
+ * const { compiled, mode, estimated } = choosePacking(model, { model: path, encryptWeights: false }, 'auto', images, 20, 2 ** 31);
  * ```
  */
 export function choosePacking(
@@ -27,6 +28,7 @@ export function choosePacking(
   requested: 'auto' | 'batch' | 'latency',
   images: Float64Array | Float32Array,
   count: number,
+  budgetBytes: number,
 ): {
   compiled: CompileResult;
   mode: 'batch' | 'latency';
@@ -45,7 +47,10 @@ export function choosePacking(
       name: basename(options.model),
       batchSize: undefined,
       // Memory is the tiered runtime's to manage: the compiler refuses only what cannot be compiled at all.
-      limits: { memoryBytes: Number.POSITIVE_INFINITY },
+      limits: {
+        memoryBytes: Number.POSITIVE_INFINITY,
+        stepBytes: Number.isFinite(budgetBytes) ? Math.floor(budgetBytes / 2) : Number.POSITIVE_INFINITY,
+      },
       ...(needsCalibration
         ? { calibration: { images: images.subarray(0, calibrationCount * size), count: calibrationCount } }
         : {}),

@@ -276,7 +276,14 @@ async function inferWithMemory(
 ): Promise<InferSummary> {
   const { print, json, requested, model, images, count, labels, runMemory } = context;
   const encryptWeights = options.encryptWeights === true;
-  const { compiled, mode, estimated } = choosePacking(model, options, requested, images, count);
+  const { compiled, mode, estimated } = choosePacking(
+    model,
+    options,
+    requested,
+    images,
+    count,
+    runMemory.budgetBytes,
+  );
   const program = compiled.program;
   checkImages(program, images, count);
 

@@ -13,6 +13,7 @@ const SURFACE: Record<string, string[]> = {
     'Decryptor',
     'Encoder',
     'Encryptor',
+    'EvaluationKeyStream',
     'EvaluationKeys',
     'Evaluator',
     'FORMAT_VERSION',

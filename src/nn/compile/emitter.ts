@@ -119,9 +119,14 @@ export class Emitter {
   usesRelin = false;
   /** The depth probe: plaintext and weight vectors are registered but their values are neither built nor stored. */
   readonly dryRun: boolean;
-  readonly #limits: Pick<CompileLimits, 'instructions' | 'constants'>;
+  readonly #limits: Pick<CompileLimits, 'instructions' | 'constants'> &
+    Partial<Pick<CompileLimits, 'stepBytes'>>;
 
-  constructor(chain: Chain, limits: Pick<CompileLimits, 'instructions' | 'constants'>, dryRun = false) {
+  constructor(
+    chain: Chain,
+    limits: Pick<CompileLimits, 'instructions' | 'constants'> & Partial<Pick<CompileLimits, 'stepBytes'>>,
+    dryRun = false,
+  ) {
     this.chain = chain;
     this.minLevel = chain.top;
     this.#limits = limits;
@@ -291,9 +296,20 @@ export class Emitter {
     return this.#emit('rotate', [x], { steps: [steps] })[0];
   }
 
-  /** One result per step, sharing one key-switching decomposition of x. */
+  /**
+   * One result per step, sharing one key-switching decomposition of x — in groups when the keys and results of
+   * all the steps would take more than `limits.stepBytes` (each group decomposes x again).
+   */
   rotateHoisted(x: Sym, steps: readonly number[]): Sym[] {
-    return this.#emit('rotate_hoisted', [x], { steps: [...steps] });
+    const perStep = this.chain.keyBytes + this.chain.bytes(x.level, 1);
+    const room = (this.#limits.stepBytes ?? Number.POSITIVE_INFINITY) - this.chain.bytes(x.level, x.degree);
+    const group = perStep > 0 ? Math.max(1, Math.floor(room / perStep)) : steps.length;
+    if (group >= steps.length) return this.#emit('rotate_hoisted', [x], { steps: [...steps] });
+    const out: Sym[] = [];
+    for (let i = 0; i < steps.length; i += group) {
+      out.push(...this.#emit('rotate_hoisted', [x], { steps: steps.slice(i, i + group) }));
+    }
+    return out;
   }
 
   /**

@@ -90,6 +90,12 @@ export interface CompileLimits {
    * spills to slower tiers, may raise it.
    */
   readonly memoryBytes: number;
+  /**
+   * Bytes one instruction may hold at once (operand, results and keys; Infinity by default): a hoisted rotation
+   * whose keys would take more is split into groups, each decomposing its input again. A tiered run sets it from
+   * its budget, since every object of an instruction must be in the arena while it runs.
+   */
+  readonly stepBytes: number;
 }
 
 /**
@@ -105,6 +111,7 @@ export const DEFAULT_COMPILE_LIMITS: Readonly<CompileLimits> = Object.freeze({
   instructions: 5_000_000,
   constants: 2 ** 27,
   memoryBytes: (MAX_PAGES * PAGE_BYTES * 7) / 8,
+  stepBytes: Number.POSITIVE_INFINITY,
 });
 
 /**
