@@ -27,7 +27,7 @@ export function registerInfer(program: Command): void {
     .option('--count <k>', 'images to classify (default: all)')
     .option(
       '--mode <mode>',
-      'auto (the packing with the lower estimated time for --count images), batch (one image per slot) or latency (one image per ciphertext)',
+      "auto (the packing with the lower estimated time for --count images), batch (one image per slot) or latency (one image per block of a ciphertext's slots)",
       'auto',
     )
     .option('--input-mean <m>', 'per-channel mean subtracted after --input-scale: m or m,m,m')

@@ -7,7 +7,7 @@
  *
  * Packings: `batch` (CryptoNets): slot s of every ciphertext belongs to image s; each input element is one
  * ciphertext and every layer is scalar arithmetic on ciphertexts (`mul_const` / `mul_then_add`). `latency` (LoLa
- * style): one image in one ciphertext, its values repeated with a power-of-two period; every linear layer is a
+ * style): one image per block of a power-of-two `period` slots, `slots / period` images per ciphertext; every linear layer is a
  * matrix applied by the diagonal method with baby-step giant-step and hoisted baby rotations, every element-wise
  * layer acts on all slots at once. With `encryptWeights` (latency only) the diagonals and biases are ciphertexts
  * of the model owner.

@@ -1,5 +1,5 @@
 /**
- * Latency packing (LoLa style): one image in one ciphertext, its values repeated with a power-of-two period; every
+ * Latency packing (LoLa style): one image per block of a power-of-two period of slots, several per ciphertext; every
  * linear layer is a matrix applied by the diagonal method with baby-step giant-step and hoisted baby rotations,
  * every element-wise layer acts on all slots at once. With `encryptWeights` the diagonals and biases are
  * ciphertexts of the model owner.

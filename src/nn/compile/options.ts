@@ -30,7 +30,7 @@ export type RelinearizationPolicy = 'auto' | 'lazy' | 'eager';
  * ```
  */
 export interface CompileOptions {
-  /** `batch` (default): one image per slot; `latency`: one image per ciphertext(s). */
+  /** `batch` (default): one image per slot; `latency`: one image per block of slots. */
   readonly mode?: 'batch' | 'latency';
   /**
    * Latency packing only: the weights are ciphertexts too (encrypted by the model owner under the client's public

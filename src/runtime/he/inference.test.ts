@@ -53,7 +53,7 @@ for (const [file, expectedLogN, expectedDepth] of [
   });
 }
 
-describe('latency packing: one image per ciphertext, diagonal method with BSGS and hoisted rotations', () => {
+describe('latency packing: images in blocks of one ciphertext, diagonal method with BSGS and hoisted rotations', () => {
   for (const file of ['lola-small-mnist.onnx', 'cryptonets-mnist.onnx']) {
     it(`${file}: encrypted logits ≈ simulator ≈ onnxruntime on 2 images`, async () => {
       const bytes = readFileSync(findModelFile(file));
@@ -69,6 +69,9 @@ describe('latency packing: one image per ciphertext, diagonal method with BSGS a
       const simulated = simulateProgram(program, two, 2);
       assert.ok(rowRelativeError(simulated, ort.data, 10) < 1e-4);
       const run = await runEncrypted(program, two, 2, { seed: new Uint8Array(32).fill(4) });
+      // Both images in one ciphertext (one block each): each gets its own logits.
+      assert.ok(program.batchSize >= 2);
+      assert.equal(run.passes, 1);
       assert.ok(rowRelativeError(run.logits, simulated, 10) < 1e-3);
       assert.deepEqual(argmaxRows(run.logits, 2, 10), argmaxRows(ort.data, 2, 10));
     });
