@@ -41,7 +41,11 @@ export function allocationBytes(words: number): number {
 
 /**
  * The default allocator of a context: a bump pointer over its memory with exact-size free lists. CKKS allocates
- * few distinct sizes (one per limb count), so exact-size reuse keeps fragmentation low.
+ * few distinct sizes (one per limb count), so exact-size reuse keeps fragmentation low. Growing the memory is for
+ * good (WebAssembly memory never shrinks, and every page grown stays resident), so before it grows, the freed
+ * blocks are merged with their free neighbours (and given back to the bump pointer when they end at it) and the
+ * smallest one that fits is split: a run that frees keys, ciphertexts and plaintexts of many sizes (a tiered run
+ * at logN 16) reuses their memory instead of growing to the 4 GiB limit.
  *
  * @example
  * ```ts
@@ -55,6 +59,8 @@ export class ArenaAllocator implements Allocator {
   readonly #maximumPages: number;
   #top = RESERVED_BYTES;
   #free = new Map<number, number[]>();
+  /** Bytes in the free lists. */
+  #freeBytes = 0;
   #inUse = 0;
   #peak = 0;
 
@@ -77,10 +83,17 @@ export class ArenaAllocator implements Allocator {
     this.#inUse += bytes;
     if (this.#inUse > this.#peak) this.#peak = this.#inUse;
     const list = this.#free.get(bytes);
-    if (list && list.length > 0) return list.pop()!;
+    if (list && list.length > 0) {
+      this.#freeBytes -= bytes;
+      return list.pop()!;
+    }
+    const have = this.#memory.buffer.byteLength;
+    if (this.#top + bytes > have && this.#freeBytes >= bytes) {
+      const reused = this.#reuse(bytes, have);
+      if (reused !== undefined) return reused;
+    }
     const pointer = this.#top;
     const end = pointer + bytes;
-    const have = this.#memory.buffer.byteLength;
     if (end > have) {
       const pages = Math.ceil((end - have) / PAGE_BYTES);
       const target = Math.max(pages, Math.ceil(have / PAGE_BYTES / 4));
@@ -103,11 +116,53 @@ export class ArenaAllocator implements Allocator {
   free(pointer: number, words: number): void {
     const bytes = allocationBytes(words);
     this.#inUse -= bytes;
+    this.#keep(pointer, bytes);
+  }
+
+  #keep(pointer: number, bytes: number): void {
     let list = this.#free.get(bytes);
     if (!list) {
       list = [];
       this.#free.set(bytes, list);
     }
     list.push(pointer);
+    this.#freeBytes += bytes;
+  }
+
+  /**
+   * Room for `bytes` without growing the memory: merges adjacent free blocks (the last one back into the bump
+   * pointer when it ends there), then bumps if that made room, else splits the smallest free block that fits.
+   */
+  #reuse(bytes: number, have: number): number | undefined {
+    const blocks: [number, number][] = [];
+    for (const [size, pointers] of this.#free) for (const p of pointers) blocks.push([p, size]);
+    blocks.sort((a, b) => a[0] - b[0]);
+    this.#free = new Map();
+    this.#freeBytes = 0;
+    const merged: [number, number][] = [];
+    for (const [p, size] of blocks) {
+      const last = merged[merged.length - 1];
+      if (last && last[0] + last[1] === p) last[1] += size;
+      else merged.push([p, size]);
+    }
+    const top = merged[merged.length - 1];
+    if (top && top[0] + top[1] === this.#top) {
+      this.#top = top[0];
+      merged.pop();
+    }
+    for (const [p, size] of merged) this.#keep(p, size);
+    if (this.#top + bytes <= have) {
+      const pointer = this.#top;
+      this.#top += bytes;
+      return pointer;
+    }
+    let best = Number.POSITIVE_INFINITY;
+    for (const [size, pointers] of this.#free)
+      if (size >= bytes && size < best && pointers.length > 0) best = size;
+    if (best === Number.POSITIVE_INFINITY) return undefined;
+    const pointer = this.#free.get(best)!.pop()!;
+    this.#freeBytes -= best;
+    if (best > bytes) this.#keep(pointer + bytes, best - bytes);
+    return pointer;
   }
 }
