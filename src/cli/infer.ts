@@ -132,7 +132,9 @@ export interface InferSummary {
   depth: number;
   instructions: number;
   peak_rss_bytes: number;
+  /** Kernel memory in use at most (objects and scratch), and the WebAssembly memory it grew to. */
   peak_arena_bytes: number;
+  kernel_memory_bytes: number;
   program_peak_bytes: number;
   key_bytes: number;
   /** Whether the client made each key when the server's store asked for it (keys too large to hold at once). */
@@ -345,8 +347,11 @@ async function inferWithMemory(
   let serverMemory: ServerMemory | undefined;
   if (tiered) {
     const base = await runMemory.serverMemory();
-    const pool = Math.max(Math.floor(runMemory.budgetBytes / 32), runMemory.budgetBytes - arenaRoom);
-    serverMemory = { ...base, dramPoolBytes: pool };
+    // The kernels' scratch (key-switching digits, a streamed key being made) lives beside the arena's objects:
+    // an eighth of the budget is left to it, so that all the kernel memory in use stays within the budget.
+    const budgetBytes = Math.floor((runMemory.budgetBytes * 7) / 8);
+    const pool = Math.max(Math.floor(budgetBytes / 32), budgetBytes - arenaRoom);
+    serverMemory = { ...base, budgetBytes, dramPoolBytes: pool };
   }
   const server = new InferenceServer(
     program,
@@ -543,6 +548,7 @@ async function inferWithMemory(
     instructions: program.instructions.length,
     peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
     peak_arena_bytes: client.params.context.allocator.peakBytes,
+    kernel_memory_bytes: client.params.context.memory.buffer.byteLength,
     program_peak_bytes: footprint.peakBytes,
     key_bytes: evaluationKeyBytes,
     keys_streamed: streamKeys,

@@ -308,10 +308,10 @@ async function setupInitialObjects<Out>(
   const { arena } = options;
   // One slab, reused: a fresh SharedArrayBuffer per object would stay resident until both this thread's and the
   // I/O worker's garbage collectors drop it (10 GB of RSS writing the 24 GiB of keys of a logN-16 CNN). Writes in
-  // flight are bounded by bytes as well as by count.
+  // flight are bounded by bytes as well as by count (a large object's write overlaps the making of the next).
   let largest = 0;
   for (const id of plan.initial.keys()) largest = Math.max(largest, analysis.objects.get(id)!.bytes);
-  const staging = new BufferPool(Math.max(3 * largest, SETUP_STAGING_BYTES), 'setup', { shared: true });
+  const staging = new BufferPool(Math.max(2 * largest, SETUP_STAGING_BYTES), 'setup', { shared: true });
   const inFlight = new Set<Promise<void>>();
   const maxInFlight = 4;
   const drainOne = async () => {
