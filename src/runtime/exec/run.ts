@@ -308,13 +308,36 @@ async function setupInitialObjects<Out>(
   analysis: ProgramAnalysis,
   dramInitial: Map<ObjectId, Uint8Array>,
 ): Promise<void> {
-  const { arena } = options;
   // One slab, reused: a fresh SharedArrayBuffer per object would stay resident until both this thread's and the
   // I/O worker's garbage collectors drop it (10 GB of RSS writing the 24 GiB of keys of a logN-16 CNN). Writes in
   // flight are bounded by bytes as well as by count (a large object's write overlaps the making of the next).
   let largest = 0;
   for (const id of plan.initial.keys()) largest = Math.max(largest, analysis.objects.get(id)!.bytes);
-  const staging = new BufferPool(Math.max(2 * largest, SETUP_STAGING_BYTES), 'setup', { shared: true });
+  const capacity = Math.max(2 * largest, SETUP_STAGING_BYTES);
+  // The slab of an earlier run is taken when it is large enough (a new one per run would leave the old resident).
+  let staging = idleStaging;
+  idleStaging = undefined;
+  if (!staging || staging.capacityBytes < capacity)
+    staging = new BufferPool(capacity, 'setup', { shared: true });
+  try {
+    await writeInitialObjects(options, tiers, plan, analysis, dramInitial, staging);
+  } finally {
+    if (staging.bytesInUse === 0) idleStaging = staging;
+  }
+}
+
+/** The setup slab no run holds (see {@link setupInitialObjects}). */
+let idleStaging: BufferPool | undefined;
+
+async function writeInitialObjects<Out>(
+  options: TieredRunOptions<Out>,
+  tiers: readonly SlowTier[],
+  plan: ExecutablePlan,
+  analysis: ProgramAnalysis,
+  dramInitial: Map<ObjectId, Uint8Array>,
+  staging: BufferPool,
+): Promise<void> {
+  const { arena } = options;
   const inFlight = new Set<Promise<void>>();
   const maxInFlight = 4;
   const drainOne = async () => {
