@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { OnnxBuilder } from '../../tests/support/onnx-builder.ts';
+import { convPoolGemmHead } from '../../tests/support/models.ts';
 import { seededValues } from '../../tests/support/test-helpers.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { approximateModel, calibrate, widenInterval } from './approx.ts';
@@ -9,15 +10,7 @@ import { simulate } from './simulate.ts';
 
 /** Conv → Relu → MaxPool → Flatten → Gemm → Sigmoid → Gemm: one of each substituted op. */
 function smallCnn() {
-  let seed = 300;
-  const v = (n: number, s = 0.5) => seededValues(n, seed++, -s, s);
-  const b = new OnnxBuilder();
-  const x = b.input('x', ['N', 1, 8, 8]);
-  const c = b.conv(x, { weight: v(4 * 9), weightDims: [4, 1, 3, 3], bias: v(4), pads: [1, 1, 1, 1] });
-  b.node('Relu', [c], {}, { name: 'relu1', outputs: ['r1'] });
-  b.node('MaxPool', ['r1'], { kernel_shape: [2, 2], strides: [2, 2] }, { name: 'pool1', outputs: ['p1'] });
-  const f = b.flatten('p1');
-  const g = b.gemm(f, { weight: v(64 * 8), weightDims: [64, 8], bias: v(8) });
+  const { b, gemm: g, weights: v } = convPoolGemmHead(300, 8);
   b.node('Sigmoid', [g], {}, { name: 'sig1', outputs: ['s1'] });
   b.output(b.gemm('s1', { weight: v(8 * 3, 2), weightDims: [8, 3], bias: v(3) }));
   return importOnnx(b.toBytes());

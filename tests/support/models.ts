@@ -87,3 +87,32 @@ export function twoPoolModel(): LayerModel {
   );
   return importOnnx(b.toBytes());
 }
+
+/**
+ * The head the approximation tests' CNNs share: x [N, 1, 8, 8] → Conv 4×3×3 (pads 1) → Relu 'relu1' → MaxPool 2×2
+ * 'pool1' → Flatten → Gemm 64 → `width`. Weights are seeded from `seed` on; `weights` goes on from where the head
+ * stopped, for the layers the caller adds after `gemm`.
+ */
+export function convPoolGemmHead(
+  seed: number,
+  width: number,
+): { b: OnnxBuilder; gemm: string; weights: (n: number, s?: number) => Float64Array } {
+  let next = seed;
+  const weights = (n: number, s = 0.5) => seededValues(n, next++, -s, s);
+  const b = new OnnxBuilder();
+  const x = b.input('x', ['N', 1, 8, 8]);
+  const c = b.conv(x, {
+    weight: weights(4 * 9),
+    weightDims: [4, 1, 3, 3],
+    bias: weights(4),
+    pads: [1, 1, 1, 1],
+  });
+  b.node('Relu', [c], {}, { name: 'relu1', outputs: ['r1'] });
+  b.node('MaxPool', ['r1'], { kernel_shape: [2, 2], strides: [2, 2] }, { name: 'pool1', outputs: ['p1'] });
+  const gemm = b.gemm(b.flatten('p1'), {
+    weight: weights(64 * width),
+    weightDims: [64, width],
+    bias: weights(width),
+  });
+  return { b, gemm, weights };
+}

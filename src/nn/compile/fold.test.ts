@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { OnnxBuilder } from '../../../tests/support/onnx-builder.ts';
+import { convPoolGemmHead } from '../../../tests/support/models.ts';
 import { seededValues } from '../../../tests/support/test-helpers.ts';
 import { approximateModel } from '../approx.ts';
 import { importOnnx } from '../onnx/import.ts';
@@ -10,15 +10,7 @@ import { foldPolynomialMaps } from './fold.ts';
 
 /** Conv → Relu → MaxPool → Flatten → Gemm, and a second Relu whose input is also the model's output branch. */
 function cnn(shared: boolean) {
-  let seed = 40;
-  const v = (n: number, s = 0.5) => seededValues(n, seed++, -s, s);
-  const b = new OnnxBuilder();
-  const x = b.input('x', ['N', 1, 8, 8]);
-  const c = b.conv(x, { weight: v(4 * 9), weightDims: [4, 1, 3, 3], bias: v(4), pads: [1, 1, 1, 1] });
-  b.node('Relu', [c], {}, { name: 'relu1', outputs: ['r1'] });
-  b.node('MaxPool', ['r1'], { kernel_shape: [2, 2], strides: [2, 2] }, { name: 'pool1', outputs: ['p1'] });
-  const f = b.flatten('p1');
-  const g = b.gemm(f, { weight: v(64 * 6), weightDims: [64, 6], bias: v(6) });
+  const { b, gemm: g, weights: v } = convPoolGemmHead(40, 6);
   if (shared) {
     // The gemm's output feeds the Relu and an Add: its interval map cannot move into it.
     b.node('Relu', [g], {}, { name: 'relu2', outputs: ['r2'] });
