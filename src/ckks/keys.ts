@@ -245,6 +245,13 @@ export class EvaluationKeys {
     for (const key of this.galois.values()) total += key.key.byteLength;
     return total;
   }
+
+  /** Total bytes of all keys in seeded form (b halves and seeds). */
+  get seededByteLength(): number {
+    let total = this.relinearization?.seededByteLength ?? 0;
+    for (const key of this.galois.values()) total += key.key.seededByteLength;
+    return total;
+  }
 }
 
 /**

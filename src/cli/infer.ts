@@ -373,10 +373,7 @@ async function inferWithMemory(
   const keyCount = program.rotations.length + (program.relinearization ? 1 : 0);
   const perKey = ParametersShape.of(program.parameters).switchingKeyBytes();
   const evaluationKeyBytes = streamKeys ? keyCount * perKey : client.evaluationKeys.byteLength;
-  const seededKeyBytes = streamKeys
-    ? keyCount * (perKey / 2 + 32)
-    : (client.evaluationKeys.relinearization?.seededByteLength ?? 0) +
-      [...client.evaluationKeys.galois.values()].reduce((s, g) => s + g.key.seededByteLength, 0);
+  const seededKeyBytes = streamKeys ? keyCount * (perKey / 2 + 32) : client.evaluationKeys.seededByteLength;
   if (json) {
     print(
       JSON.stringify({

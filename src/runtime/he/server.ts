@@ -470,9 +470,7 @@ export async function runEncrypted(
   } finally {
     server.dispose();
   }
-  const relin = client.evaluationKeys.relinearization;
-  let seededKeyBytes = relin?.seededByteLength ?? 0;
-  for (const g of client.evaluationKeys.galois.values()) seededKeyBytes += g.key.seededByteLength;
+  const seededKeyBytes = client.evaluationKeys.seededByteLength;
   return {
     logits,
     timings,
