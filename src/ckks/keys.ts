@@ -110,6 +110,14 @@ export class SwitchingKey {
     return this.params.id;
   }
 
+  /**
+   * The highest level of the ciphertexts this key switches: its polynomials are over Q_level ∪ P, one digit per
+   * key-switching digit of that level (a key made for a low level is a fraction of a top-level one).
+   */
+  get level(): number {
+    return this.params.levelOfLimbs(this.digits[0].b.limbCount - this.params.pPrimes.length);
+  }
+
   /** Bytes of the full key (both halves), and of its seeded form (b halves plus the 32-byte seed). */
   get byteLength(): number {
     return this.digits.reduce((sum, d) => sum + d.b.byteLength + d.a.byteLength, 0);
@@ -117,6 +125,25 @@ export class SwitchingKey {
 
   get seededByteLength(): number {
     return this.digits.reduce((sum, d) => sum + d.b.byteLength, 0) + this.seed.length;
+  }
+
+  /**
+   * A copy of this key for ciphertexts up to `level` (≤ {@link level}): the digits of that level, each over
+   * Q_level ∪ P. It is the key that would have been made for `level` with the same seed and errors (so its seeded
+   * form still expands correctly). The caller owns the copy.
+   *
+   * @example
+   * ```ts
+   * const low = galoisKey.key.atLevel(3); // then low.dispose()
+   * ```
+   */
+  atLevel(level: number): SwitchingKey {
+    assertInteger(level, 'level', 0, this.level);
+    const digits = this.digits.slice(0, this.params.keyDigitsAtLevel(level)).map((d) => ({
+      b: restrictToLevel(this.params, d.b, level, this.level),
+      a: restrictToLevel(this.params, d.a, level, this.level),
+    }));
+    return new SwitchingKey(this.params, digits, Uint8Array.from(this.seed));
   }
 
   dispose(): void {
@@ -157,6 +184,55 @@ function galoisElementsOf(
   }
   if (options.conjugation) elements.add(galoisElementForConjugation(params.logN));
   return [...elements];
+}
+
+/**
+ * Which evaluation keys to make: the relinearization key (default yes), the Galois keys of `rotations` (and of
+ * conjugation), and optionally the level each Galois key is made for (Galois element → level, default the top):
+ * a key used only low in the chain is made over Q_level ∪ P (see {@link SwitchingKey.level}).
+ *
+ * @example
+ * ```ts
+ * const options: EvaluationKeyOptions = { rotations: [1], keyLevels: new Map([[galoisElementForRotation(1, 14), 2]]) };
+ * ```
+ */
+export interface EvaluationKeyOptions {
+  relinearization?: boolean;
+  rotations?: readonly number[];
+  conjugation?: boolean;
+  keyLevels?: ReadonlyMap<number, number>;
+}
+
+/**
+ * The limbs of `poly` (over Q_from ∪ P, default the top level) on Q_level ∪ P, as a new polynomial; `poly` itself
+ * when the levels are equal.
+ */
+function restrictToLevel(params: Parameters, poly: Poly, level: number, from: number = params.depth): Poly {
+  if (level === from) return poly;
+  const moduli = params.moduliQPAtLevel(level);
+  const limbs = params.limbsAtLevel(level);
+  const fromLimbs = params.limbsAtLevel(from);
+  const out = Poly.alloc(moduli, poly.isNtt, false);
+  for (let i = 0; i < moduli.length; i++) out.limb(i).set(poly.limb(i < limbs ? i : fromLimbs + (i - limbs)));
+  return out;
+}
+
+/**
+ * The uniform polynomial a_`label` of a switching key made for `level` with `seed`: the top-level expansion
+ * restricted to Q_level ∪ P, so a key's copy at a lower level ({@link SwitchingKey.atLevel}) expands from the same
+ * seed as a key made there.
+ *
+ * @example
+ * ```ts
+ * const a0 = expandKeyUniform(params, key.level, key.seed, 0);
+ * ```
+ */
+export function expandKeyUniform(params: Parameters, level: number, seed: Uint8Array, label: number): Poly {
+  const top = expandUniform(params.moduliQPAtLevel(params.depth), seed, label);
+  if (level === params.depth) return top;
+  const out = restrictToLevel(params, top, level);
+  top.dispose();
+  return out;
 }
 
 /**
@@ -318,18 +394,29 @@ export class KeyGenerator {
     return new PublicKey(this.params, b, a, seed);
   }
 
-  /** Key switching from `target` (NTT over Q ∪ P) to s. */
-  generateSwitchingKey(secretKey: SecretKey, target: Poly, seed: Uint8Array = this.#seed()): SwitchingKey {
+  /**
+   * Key switching from `target` (NTT over Q ∪ P at the top level) to s, for ciphertexts up to `level` (default:
+   * the top): the key's polynomials are over Q_level ∪ P, with the digits of that level.
+   */
+  generateSwitchingKey(
+    secretKey: SecretKey,
+    target: Poly,
+    seed: Uint8Array = this.#seed(),
+    level: number = this.params.depth,
+  ): SwitchingKey {
     this.#check(secretKey);
     const params = this.params;
-    const moduli = this.#moduliQP();
-    const qCount = params.qPrimes.length;
+    assertInteger(level, 'level', 0, params.depth);
+    const moduli = params.moduliQPAtLevel(level);
+    const qCount = params.limbsAtLevel(level);
+    const s = restrictToLevel(params, secretKey.poly, level);
+    const t = restrictToLevel(params, target, level);
     const errorPrng = this.#stream();
     const digits: { b: Poly; a: Poly }[] = [];
-    for (let j = 0; j < params.digits; j++) {
-      const a = expandUniform(moduli, seed, j);
+    for (let j = 0; j < params.keyDigitsAtLevel(level); j++) {
+      const a = expandKeyUniform(params, level, seed, j);
       const b = this.#errorPoly(moduli, errorPrng);
-      mulSubPoly(a, secretKey.poly, b);
+      mulSubPoly(a, s, b);
       // + P·s' on the limbs of digit j (T_j ≡ 1 there, 0 on other Q limbs; P ≡ 0 on the P limbs).
       const start = j * params.digitSize;
       const end = Math.min(start + params.digitSize, qCount);
@@ -339,9 +426,11 @@ export class KeyGenerator {
         for (const p of params.pPrimes) product = mulMod(product, p % m.value, m.value);
         return product;
       });
-      mulScalarAddPoly(target, factor, b);
+      mulScalarAddPoly(t, factor, b);
       digits.push({ b, a });
     }
+    if (s !== secretKey.poly) s.dispose();
+    if (t !== target) t.dispose();
     return new SwitchingKey(params, digits, seed);
   }
 
@@ -354,8 +443,15 @@ export class KeyGenerator {
     return key;
   }
 
-  /** The Galois key for X → X^g (switches σ_g(s) to s). */
-  generateGaloisKey(secretKey: SecretKey, galoisElement: number): GaloisKey {
+  /**
+   * The Galois key for X → X^g (switches σ_g(s) to s), for ciphertexts up to `level` (default: the top; see
+   * {@link SwitchingKey.level}).
+   */
+  generateGaloisKey(
+    secretKey: SecretKey,
+    galoisElement: number,
+    level: number = this.params.depth,
+  ): GaloisKey {
     this.#check(secretKey);
     assertInteger(galoisElement, 'galoisElement', 1, 2 * this.params.n - 1);
     const rotated = Poly.alloc(secretKey.poly.moduli, true, false);
@@ -364,7 +460,7 @@ export class KeyGenerator {
       nttAutomorphismIndex(this.params.logN, galoisElement, this.params.context),
       rotated,
     );
-    const key = this.generateSwitchingKey(secretKey, rotated);
+    const key = this.generateSwitchingKey(secretKey, rotated, undefined, level);
     rotated.dispose();
     return new GaloisKey(galoisElement, key);
   }
@@ -377,14 +473,12 @@ export class KeyGenerator {
    * const evk = keygen.generateEvaluationKeys(sk, { rotations: [1, -1], conjugation: true });
    * ```
    */
-  generateEvaluationKeys(
-    secretKey: SecretKey,
-    options: { relinearization?: boolean; rotations?: readonly number[]; conjugation?: boolean } = {},
-  ): EvaluationKeys {
+  generateEvaluationKeys(secretKey: SecretKey, options: EvaluationKeyOptions = {}): EvaluationKeys {
     const relin = options.relinearization === false ? undefined : this.generateRelinearizationKey(secretKey);
+    const levelOf = this.#levels(options);
     return new EvaluationKeys(
       relin,
-      galoisElementsOf(this.params, options).map((g) => this.generateGaloisKey(secretKey, g)),
+      galoisElementsOf(this.params, options).map((g) => this.generateGaloisKey(secretKey, g, levelOf(g))),
     );
   }
 
@@ -397,11 +491,9 @@ export class KeyGenerator {
    * const stream = keygen.streamEvaluationKeys(sk, { rotations: [1, 2, 4] });
    * ```
    */
-  streamEvaluationKeys(
-    secretKey: SecretKey,
-    options: { relinearization?: boolean; rotations?: readonly number[]; conjugation?: boolean } = {},
-  ): EvaluationKeyStream {
+  streamEvaluationKeys(secretKey: SecretKey, options: EvaluationKeyOptions = {}): EvaluationKeyStream {
     this.#check(secretKey);
+    const levelOf = this.#levels(options);
     const elements = galoisElementsOf(this.params, options);
     const known = new Set(elements);
     return new EvaluationKeyStream(this.params, options.relinearization !== false, elements, (key) => {
@@ -411,8 +503,22 @@ export class KeyGenerator {
           `Galois element ${key}: not one of the ${elements.length} this key stream makes`,
         );
       }
-      return this.generateGaloisKey(secretKey, key).key;
+      return this.generateGaloisKey(secretKey, key, levelOf(key)).key;
     });
+  }
+
+  /** The level each Galois key is made for: `options.keyLevels` (checked), else the top. */
+  #levels(options: EvaluationKeyOptions): (galoisElement: number) => number {
+    const levels = options.keyLevels;
+    if (!levels) return () => this.params.depth;
+    const wanted = new Set(galoisElementsOf(this.params, options));
+    for (const [g, level] of levels) {
+      if (!wanted.has(g)) {
+        throw new InvalidArgumentError(`keyLevels: Galois element ${g} is not among the keys asked for`);
+      }
+      assertInteger(level, `keyLevels level of Galois element ${g}`, 0, this.params.depth);
+    }
+    return (g) => levels.get(g) ?? this.params.depth;
   }
 
   #errorPoly(moduli: readonly Modulus[], prng: Prng): Poly {

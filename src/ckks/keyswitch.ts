@@ -5,6 +5,7 @@ import { inttInPlace, nttInPlace } from '../ring/ops.ts';
 import { Poly } from '../ring/poly.ts';
 import type { SwitchingKey } from './keys.ts';
 import type { Parameters } from './parameters.ts';
+import { MismatchError } from '../util/errors.ts';
 
 /**
  * Hybrid key switching (Han–Ki): decompose into `digits` groups of Q primes, raise each to Q_ℓ ∪ P (ModUp),
@@ -130,7 +131,15 @@ export class KeySwitcher {
     const params = this.params;
     const limbs = params.limbsAtLevel(level);
     const moduliQP = params.moduliQPAtLevel(level);
-    const qTop = params.qPrimes.length;
+    // The key may be made for a lower level than the top (fewer limbs, fewer digits): it must reach `level`.
+    const keyLevel = key.level;
+    if (keyLevel < level || key.digits.length < decomposition.length) {
+      throw new MismatchError(
+        `switching key made for level ${keyLevel} (${key.digits.length} digits): expected one for level ≥ ${level} ` +
+          `(${decomposition.length} digits); make it with a higher level in keyLevels`,
+      );
+    }
+    const keyQ = params.limbsAtLevel(keyLevel);
     const n = params.n;
     const k = this.params.context.exports;
     const acc0 = Poly.alloc(moduliQP, true, false);
@@ -155,8 +164,8 @@ export class KeySwitcher {
       const partial0 = count > chunk ? this.params.context.allocator.alloc(n) : -1;
       const partial1 = count > chunk ? this.params.context.allocator.alloc(n) : -1;
       for (let i = 0; i < moduliQP.length; i++) {
-        // Key limbs: Q_L first, then P.
-        const keyLimb = i < limbs ? i : qTop + (i - limbs);
+        // Key limbs: Q_keyLevel first, then P.
+        const keyLimb = i < limbs ? i : keyQ + (i - limbs);
         const m = moduliQP[i];
         const c32 = 2 ** 32 % m.value;
         for (let start = 0; start < count; start += chunk) {

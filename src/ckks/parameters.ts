@@ -234,6 +234,16 @@ export class Parameters {
     return this.shape.levelOfLimbs(limbs);
   }
 
+  /** Key-switching digits of a ciphertext at `level` (the top level has {@link digits}). */
+  keyDigitsAtLevel(level: number): number {
+    return this.shape.keyDigitsAtLevel(level);
+  }
+
+  /** Bytes of a key-switching key made for `level` (default: the top; see SwitchingKey.level). */
+  switchingKeyBytes(level: number = this.depth): number {
+    return this.shape.switchingKeyBytes(level);
+  }
+
   /** Q moduli of `level`, as a cached array (identity-stable, so polys can compare moduli). */
   moduliAtLevel(level: number): readonly Modulus[] {
     this.checkLevel(level);

@@ -166,8 +166,20 @@ export class ParametersShape {
     return this.limbsAtLevel(level) * this.n * 4;
   }
 
-  /** Bytes of one key-switching key (relinearization or Galois): a (b, a) pair over Q ∪ P per digit. */
-  switchingKeyBytes(): number {
-    return this.digits * 2 * (this.qCount + this.specialPrimes) * this.n * 4;
+  /**
+   * Key-switching digits of a ciphertext at `level`: its Q limbs in groups of at most `specialPrimes` (the top
+   * level has {@link digits}).
+   */
+  keyDigitsAtLevel(level: number): number {
+    return Math.ceil(this.limbsAtLevel(level) / this.specialPrimes);
+  }
+
+  /**
+   * Bytes of one key-switching key (relinearization or Galois) that switches ciphertexts up to `level` (default:
+   * the top): a (b, a) pair over Q_level ∪ P per digit of that level. A key only ever used low in the chain is a
+   * fraction of a top-level one (Lattigo's and OpenFHE's keys at a chosen level).
+   */
+  switchingKeyBytes(level: number = this.depth): number {
+    return this.keyDigitsAtLevel(level) * 2 * (this.limbsAtLevel(level) + this.specialPrimes) * this.n * 4;
   }
 }

@@ -16,6 +16,7 @@ import { Parameters } from '../ckks/parameters.ts';
 import type { KernelContext } from '../ring/context.ts';
 import { Prng } from '../ring/prng.ts';
 import { imageSize, outputSize, packBatch, packLatency, unpack } from '../program/packing.ts';
+import { programKeyLevels } from '../program/analysis.ts';
 import { assertProgram, type HeProgram } from '../program/program.ts';
 import { assertInteger, check } from '../util/assert.ts';
 import { MismatchError } from '../util/errors.ts';
@@ -72,7 +73,12 @@ export class InferenceClient {
     const start = performance.now();
     const keygen = new KeyGenerator(this.params, this.#prng.fork(1));
     this.#secretKey = keygen.generateSecretKey();
-    const wanted = { relinearization: program.relinearization, rotations: program.rotations };
+    // Each Galois key is made for the highest level the program uses it at (a fraction of a top-level key).
+    const wanted = {
+      relinearization: program.relinearization,
+      rotations: program.rotations,
+      keyLevels: programKeyLevels(program),
+    };
     if (options.streamKeys) {
       this.evaluationKeys = new EvaluationKeys();
       this.keyStream = keygen.streamEvaluationKeys(this.#secretKey, wanted);

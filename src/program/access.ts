@@ -7,6 +7,7 @@
 import { ParametersShape } from '../ckks/shape.ts';
 import { type HeOp, OPS } from './ops.ts';
 import type { HeProgram } from './program.ts';
+import { programKeyLevels } from './analysis.ts';
 
 /**
  * The name of one object the runtime manages: `ct:<id>` for a ciphertext value, `pt:<id>` for a plaintext,
@@ -139,8 +140,11 @@ export function accessSequence(program: HeProgram, options: AccessSequenceOption
   const keyBytes = shape.switchingKeyBytes();
   if (program.relinearization)
     objects.push({ id: 'key:relin', bytes: keyBytes, kind: 'relin-key', readOnly: true });
-  for (const g of program.galoisElements)
-    objects.push({ id: `key:galois:${g}`, bytes: keyBytes, kind: 'rotation-key', readOnly: true });
+  const keyLevels = programKeyLevels(program);
+  for (const g of program.galoisElements) {
+    const bytes = shape.switchingKeyBytes(keyLevels.get(g));
+    objects.push({ id: `key:galois:${g}`, bytes, kind: 'rotation-key', readOnly: true });
+  }
   for (const pt of program.plaintexts) {
     if (!transient(pt.id))
       objects.push({ id: `pt:${pt.id}`, bytes: pt.bytes, kind: 'plaintext', readOnly: true });

@@ -25,7 +25,7 @@ import {
   PARAMETERS_BODY_BYTES,
   TYPE_NAMES,
 } from './format.ts';
-import { bodyLengthOf } from './size.ts';
+import { bodyLengthOf, evaluationKeysBodyRange } from './size.ts';
 
 const TWO_POW_32 = 2 ** 32;
 
@@ -149,7 +149,7 @@ type Rule = 'any' | 'set' | 'clear';
 
 interface Shape {
   topLevelOnly: boolean;
-  count: (params: Parameters) => [number, number];
+  count: (params: Parameters, level: number) => [number, number];
   seeded: Rule;
   ntt: Rule;
   scaled: boolean;
@@ -189,17 +189,18 @@ const SHAPES: Readonly<Record<ObjectType, Shape>> = {
     scaled: false,
     galois: false,
   },
+  // A key made for a level below the top has that level's digits (SwitchingKey.level).
   [ObjectType.SwitchingKey]: {
-    topLevelOnly: true,
-    count: (p) => [p.digits, p.digits],
+    topLevelOnly: false,
+    count: (p, level) => [p.keyDigitsAtLevel(level), p.keyDigitsAtLevel(level)],
     seeded: 'any',
     ntt: 'set',
     scaled: false,
     galois: false,
   },
   [ObjectType.GaloisKey]: {
-    topLevelOnly: true,
-    count: (p) => [p.digits, p.digits],
+    topLevelOnly: false,
+    count: (p, level) => [p.keyDigitsAtLevel(level), p.keyDigitsAtLevel(level)],
     seeded: 'any',
     ntt: 'set',
     scaled: false,
@@ -291,7 +292,7 @@ export function open(
     } else if (header.level > params.depth) {
       throw formatError(typeName, 'level', header.level, `an integer in [0, ${params.depth}]`);
     }
-    const [minCount, maxCount] = shape.count(params);
+    const [minCount, maxCount] = shape.count(params, header.level);
     if (header.count < minCount || header.count > maxCount) {
       const range = minCount === maxCount ? `${minCount}` : `an integer in [${minCount}, ${maxCount}]`;
       throw formatError(typeName, 'count', header.count, range);
@@ -316,7 +317,19 @@ export function open(
   } else if (!Object.is(header.scale, 0)) {
     throw formatError(typeName, 'scale', header.scale, `0 (a ${typeName} has no scale)`);
   }
-  if (params !== undefined) {
+  if (params !== undefined && header.type === ObjectType.EvaluationKeys) {
+    // Entries are complete key objects, each at its own level: the sum is checked entry by entry; here only the
+    // range the count allows (every key at level 0 … every key at the top).
+    const [low, high] = evaluationKeysBodyRange(params, header.count, header.seeded);
+    if (header.bodyLength < low || header.bodyLength > high) {
+      throw formatError(
+        typeName,
+        'body length',
+        `${header.bodyLength} bytes`,
+        `${low} … ${high} for ${header.count} key(s)${header.seeded ? ', seeded' : ''} under parameters ${params.id}`,
+      );
+    }
+  } else if (params !== undefined) {
     const implied = bodyLengthOf(params, header.type, header.level, header.count, header.seeded);
     if (header.bodyLength !== implied) {
       throw formatError(

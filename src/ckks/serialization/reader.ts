@@ -7,7 +7,8 @@ import { Xxh32x4Stream } from '../../ring/hash.ts';
 import type { Modulus } from '../../ring/modulus.ts';
 import { Poly } from '../../ring/poly.ts';
 import { SEED_BYTES } from '../../ring/prng.ts';
-import { expandUniform } from '../keys.ts';
+import { expandKeyUniform, expandUniform } from '../keys.ts';
+import type { Parameters } from '../parameters.ts';
 import { CHECKSUM_SEED, checkChecksum, combineChecksum, storedChecksum } from './checksum.ts';
 import { formatError, HEADER_BYTES, type ObjectHeader } from './format.ts';
 
@@ -75,6 +76,14 @@ export class BodyReader {
   expanded(moduli: readonly Modulus[], seed: Uint8Array, label: number): Poly {
     if (this.#lanes !== undefined) throw new Error('BodyReader: expansion before the body was verified');
     const poly = expandUniform(moduli, seed, label);
+    this.#owned.push(poly);
+    return poly;
+  }
+
+  /** A switching key's a_`label` for a key made for `level` (see expandKeyUniform). */
+  expandedKey(params: Parameters, level: number, seed: Uint8Array, label: number): Poly {
+    if (this.#lanes !== undefined) throw new Error('BodyReader: expansion before the body was verified');
+    const poly = expandKeyUniform(params, level, seed, label);
     this.#owned.push(poly);
     return poly;
   }

@@ -457,6 +457,12 @@ describe('serialization round trips', () => {
 // Objects of the small set, each with its parser and serializer, for the rejection and fuzz tests.
 const small = fixture(SMALL, 40);
 const smallSquare = small.evaluator.mulNew(small.ct, small.ct);
+// A Galois key made for level 0 (fewer limbs and digits than the top): alone, and in a set beside top-level keys.
+const smallLowKey = small.keygen.generateGaloisKey(
+  small.secretKey,
+  galoisElementForRotation(2, SMALL.logN),
+  0,
+);
 
 interface Case {
   name: string;
@@ -518,6 +524,21 @@ const cases: Case[] = [
       parse: parseWith(deserializeEvaluationKeys),
       reserialize: (o: unknown, s: boolean) => serializeEvaluationKeys(o as EvaluationKeys, { seeded: s }),
     },
+    {
+      name: `Galois key at level 0${seeded ? ' (seeded)' : ''}`,
+      bytes: serializeGaloisKey(smallLowKey, { seeded }),
+      parse: parseWith(deserializeGaloisKey),
+      reserialize: (o: unknown, s: boolean) => serializeGaloisKey(o as GaloisKey, { seeded: s }),
+    },
+    {
+      name: `evaluation keys of mixed levels${seeded ? ' (seeded)' : ''}`,
+      bytes: serializeEvaluationKeys(
+        new EvaluationKeys(small.relinearizationKey, [small.rotationKey, smallLowKey, small.conjugationKey]),
+        { seeded },
+      ),
+      parse: parseWith(deserializeEvaluationKeys),
+      reserialize: (o: unknown, s: boolean) => serializeEvaluationKeys(o as EvaluationKeys, { seeded: s }),
+    },
   ]),
   {
     name: 'secret key',
@@ -563,6 +584,34 @@ function assertRejects(
 describe('serialization rejects bad input', () => {
   it('each object parses back (the cases are valid to begin with)', () => {
     for (const c of cases) disposeObject(c.parse(c.bytes));
+  });
+
+  it('a key set of mixed levels: entries that do not end where the body does, an entry at another level', () => {
+    const set = caseNamed('evaluation keys of mixed levels').bytes;
+    // One key fewer or more than the body holds (checksums refreshed, as an attacker can).
+    const fewer = edit(set, (v) => v.setUint16(18, v.getUint16(18, true) - 1, true));
+    assertRejects(
+      () => deserializeEvaluationKeys(SMALL, fewer),
+      FormatError,
+      /body length = \d+ bytes: expected/,
+    );
+    const more = edit(set, (v) => v.setUint16(18, v.getUint16(18, true) + 1, true));
+    assertRejects(
+      () => deserializeEvaluationKeys(SMALL, more),
+      FormatError,
+      /entry 4: .*0 bytes left in the set/,
+    );
+    // The level-0 entry (the third) claims the top level: its body is then too short for its digits.
+    const view = new DataView(set.buffer, set.byteOffset, set.byteLength);
+    let entry = HEADER_BYTES;
+    for (let i = 0; i < 2; i++) entry += HEADER_BYTES + view.getUint32(entry + 32, true) + CHECKSUM_BYTES;
+    assert.equal(view.getUint16(entry + 16, true), 0);
+    const higher = edit(set, (v) => v.setUint16(entry + 16, 1, true));
+    assertRejects(
+      () => deserializeEvaluationKeys(SMALL, higher),
+      FormatError,
+      /entry 2: .*(count|body length)/,
+    );
   });
 
   it('checksums: XXH32 of header bytes 0 … 43; XXH32 of header ‖ the body XXH32×4 lane digests, nested too', () => {
@@ -675,7 +724,8 @@ describe('serialization rejects bad input', () => {
           edit(key, (v) => v.setUint16(16, 0, true)),
         ),
       FormatError,
-      /level = 0: expected 1 \(the top level\)/,
+      // A key may be made for a lower level, with that level's digits: level 0 has one.
+      /count = 2: expected 1/,
     );
     assertRejects(
       () =>
@@ -926,6 +976,8 @@ function deserializeOther(c: Case, bytes: Uint8Array): unknown {
     'relinearization key': deserializeSwitchingKey,
     'Galois key': deserializeGaloisKey,
     'evaluation keys': deserializeEvaluationKeys,
+    'Galois key at level 0': deserializeGaloisKey,
+    'evaluation keys of mixed levels': deserializeEvaluationKeys,
     'secret key': deserializeSecretKey,
   };
   const base = c.name.replace(/ \(.*\)$/, '');

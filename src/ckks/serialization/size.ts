@@ -21,6 +21,11 @@ function qpLimbs(params: Parameters): number {
   return params.qPrimes.length + params.pPrimes.length;
 }
 
+/** Bytes of one key polynomial of a key made for `level` (over Q_level ∪ P). */
+function keyPolyBytesAt(params: Parameters, level: number): number {
+  return (params.limbsAtLevel(level) + params.pPrimes.length) * params.n * 4;
+}
+
 /**
  * The body length in bytes of an object of `type` at `level` with `count` items (polynomials, digits or keys),
  * seeded or not: what a writer must write and what a reader requires the header to declare.
@@ -50,8 +55,10 @@ export function bodyLengthOf(
       return (seeded ? 1 : 2) * keyPolyBytes + SEED_BYTES;
     case ObjectType.SwitchingKey:
     case ObjectType.GaloisKey:
-      return count * (seeded ? 1 : 2) * keyPolyBytes + SEED_BYTES;
+      return count * (seeded ? 1 : 2) * keyPolyBytesAt(params, level) + SEED_BYTES;
     case ObjectType.EvaluationKeys:
+      // A set whose keys are all made for the top level; keys made for lower levels are smaller (the header's
+      // body length is then the sum of its entries, see evaluationKeysBodyRange).
       return count * switchingKeyObjectBytes(params, seeded);
     case ObjectType.SecretKey:
       return keyPolyBytes;
@@ -69,12 +76,36 @@ export function bodyLengthOf(
  * const entry = bytes.subarray(HEADER_BYTES + i * switchingKeyObjectBytes(params, seeded));
  * ```
  */
-export function switchingKeyObjectBytes(params: Parameters, seeded: boolean): number {
+export function switchingKeyObjectBytes(
+  params: Parameters,
+  seeded: boolean,
+  level: number = params.depth,
+): number {
   return (
     HEADER_BYTES +
-    bodyLengthOf(params, ObjectType.SwitchingKey, params.depth, params.digits, seeded) +
+    bodyLengthOf(params, ObjectType.SwitchingKey, level, params.keyDigitsAtLevel(level), seeded) +
     CHECKSUM_BYTES
   );
+}
+
+/**
+ * The body lengths an evaluation-key set of `count` keys may declare: from every key made for level 0 to every
+ * key made for the top level (the exact length is the sum of its entries, checked as they are read).
+ *
+ * @example
+ * ```ts
+ * const [low, high] = evaluationKeysBodyRange(params, header.count, header.seeded);
+ * ```
+ */
+export function evaluationKeysBodyRange(
+  params: Parameters,
+  count: number,
+  seeded: boolean,
+): [number, number] {
+  return [
+    count * switchingKeyObjectBytes(params, seeded, 0),
+    count * switchingKeyObjectBytes(params, seeded),
+  ];
 }
 
 /**
@@ -130,7 +161,7 @@ export function serializedSize(
   }
   if (object instanceof PublicKey) return whole(object.params, ObjectType.PublicKey, object.params.depth, 2);
   if (object instanceof SwitchingKey) {
-    return whole(object.params, ObjectType.SwitchingKey, object.params.depth, object.params.digits);
+    return whole(object.params, ObjectType.SwitchingKey, object.level, object.digits.length);
   }
   if (object instanceof GaloisKey) return serializedSize(object.key, options);
   if (object instanceof SecretKey) return whole(object.params, ObjectType.SecretKey, object.params.depth, 1);
@@ -139,7 +170,9 @@ export function serializedSize(
     if (keys.length === 0) {
       throw new InvalidArgumentError('evaluation keys: the set is empty: expected at least one key');
     }
-    return whole(keys[0].params, ObjectType.EvaluationKeys, keys[0].params.depth, keys.length);
+    let body = 0;
+    for (const key of keys) body += switchingKeyObjectBytes(key.params, seeded, key.level);
+    return HEADER_BYTES + body + CHECKSUM_BYTES;
   }
   throw new InvalidArgumentError(`object = ${describe(object)}: expected a CKKS object or Parameters`);
 }

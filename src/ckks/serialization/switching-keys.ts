@@ -20,7 +20,7 @@ import {
   ObjectType,
   type SerializeOptions,
 } from './format.ts';
-import { open } from './header.ts';
+import { open, readHeader } from './header.ts';
 import { checkNtt, checkPolyModuli, checkSeed, checkSeedStillMatches } from './object-checks.ts';
 import { BodyReader } from './reader.ts';
 import { bodyLengthOf, evaluationKeyList, serializedSize, switchingKeyObjectBytes } from './size.ts';
@@ -31,10 +31,14 @@ function checkSwitchingKey(key: SwitchingKey, seeded: boolean, what: string): vo
     throw new InvalidArgumentError(`${what} = ${describe(key)}: expected a SwitchingKey`);
   }
   const params = key.params;
-  if (key.digits.length !== params.digits) {
-    throw new InvalidArgumentError(`${what} has ${key.digits.length} digits: expected ${params.digits}`);
+  const level = key.level;
+  const digits = params.keyDigitsAtLevel(level);
+  if (key.digits.length !== digits) {
+    throw new InvalidArgumentError(
+      `${what} has ${key.digits.length} digits: expected ${digits} (a key made for level ${level})`,
+    );
   }
-  const moduli = params.moduliQPAtLevel(params.depth);
+  const moduli = params.moduliQPAtLevel(level);
   key.digits.forEach((d, j) => {
     checkPolyModuli(d.b, moduli, `${what} digit ${j} b`);
     checkPolyModuli(d.a, moduli, `${what} digit ${j} a`);
@@ -54,11 +58,11 @@ function switchingKeyFields(key: SwitchingKey, type: ObjectType, galoisElement: 
     type,
     flags: FLAG_NTT | (seeded ? FLAG_SEEDED : 0),
     parametersId: params.id,
-    level: params.depth,
-    count: params.digits,
+    level: key.level,
+    count: key.digits.length,
     galoisElement,
     scale: 0,
-    bodyLength: bodyLengthOf(params, type, params.depth, params.digits, seeded),
+    bodyLength: bodyLengthOf(params, type, key.level, key.digits.length, seeded),
   };
 }
 
@@ -171,7 +175,8 @@ export function serializeEvaluationKeys(evk: EvaluationKeys, options: SerializeO
   if (keys.length > 0xffff) {
     throw new InvalidArgumentError(`evaluation keys: ${keys.length} keys: expected at most 65535`);
   }
-  const bodyLength = bodyLengthOf(params, ObjectType.EvaluationKeys, params.depth, keys.length, seeded);
+  let bodyLength = 0;
+  for (const key of keys) bodyLength += switchingKeyObjectBytes(params, seeded, key.level);
   const out = outputBytes(HEADER_BYTES + bodyLength + CHECKSUM_BYTES);
   const fields: HeaderFields = {
     type: ObjectType.EvaluationKeys,
@@ -218,7 +223,7 @@ function readSwitchingKey<T>(
   bytes: Uint8Array,
   wrap: (key: SwitchingKey) => T,
 ): T {
-  const moduli = params.moduliQPAtLevel(params.depth);
+  const moduli = params.moduliQPAtLevel(header.level);
   const reader = new BodyReader(bytes, header, params.context);
   return reader.run(
     () => {
@@ -231,7 +236,9 @@ function readSwitchingKey<T>(
       return { bs, as, seed: reader.seed() };
     },
     ({ bs, as, seed }) => {
-      if (header.seeded) for (let j = 0; j < header.count; j++) as.push(reader.expanded(moduli, seed, j));
+      if (header.seeded) {
+        for (let j = 0; j < header.count; j++) as.push(reader.expandedKey(params, header.level, seed, j));
+      }
       const key = new SwitchingKey(
         params,
         bs.map((b, j) => ({ b, a: as[j] })),
@@ -274,6 +281,33 @@ export function deserializeGaloisKey(params: Parameters, bytes: Uint8Array): Gal
 }
 
 /**
+ * Bytes of the key object at the start of `rest` (the rest of a set's body), from its own header: checked to fit
+ * in `rest`, so a corrupted length cannot reach past the set.
+ */
+function entryLength(rest: Uint8Array, params: Parameters, seeded: boolean): number {
+  const minimum = HEADER_BYTES + CHECKSUM_BYTES;
+  if (rest.length < minimum) {
+    throw formatError(
+      'serialized object',
+      'length',
+      `${rest.length} bytes left in the set`,
+      `at least ${minimum}`,
+    );
+  }
+  const header = readHeader(rest);
+  if (header.totalLength > rest.length) {
+    throw formatError(
+      header.typeName,
+      'length',
+      `${header.totalLength} bytes`,
+      `at most the ${rest.length} bytes left in the set (body lengths of a ${seeded ? 'seeded ' : ''}key under ` +
+        `parameters ${params.id} are at most ${switchingKeyObjectBytes(params, seeded) - minimum})`,
+    );
+  }
+  return header.totalLength;
+}
+
+/**
  * Deserializes an evaluation-key set made with `params`: at most one relinearization key (first) and Galois
  * keys with distinct Galois elements, all plain or all seeded.
  *
@@ -288,16 +322,19 @@ export function deserializeEvaluationKeys(params: Parameters, bytes: Uint8Array)
   const header = open(params, bytes, [ObjectType.EvaluationKeys]);
   // The container's checksum covers every entry: check it before any entry is parsed.
   verifyWholeChecksum(bytes, header, params.context);
-  const entryBytes = switchingKeyObjectBytes(params, header.seeded);
   const parsed: SwitchingKey[] = [];
+  const bodyEnd = HEADER_BYTES + header.bodyLength;
   try {
     let relinearization: SwitchingKey | undefined;
     const galois = new Map<number, GaloisKey>();
+    let start = HEADER_BYTES;
     for (let i = 0; i < header.count; i++) {
-      const start = HEADER_BYTES + i * entryBytes;
-      const entry = bytes.subarray(start, start + entryBytes);
       const what = `evaluation keys entry ${i}`;
       try {
+        // Each entry is a complete key object at its own level: its header says how long it is.
+        const entryBytes = entryLength(bytes.subarray(start, bodyEnd), params, header.seeded);
+        const entry = bytes.subarray(start, start + entryBytes);
+        start += entryBytes;
         const allowed = i === 0 ? [ObjectType.SwitchingKey, ObjectType.GaloisKey] : [ObjectType.GaloisKey];
         const entryHeader = open(params, entry, allowed);
         if (entryHeader.seeded !== header.seeded) {
@@ -325,6 +362,14 @@ export function deserializeEvaluationKeys(params: Parameters, bytes: Uint8Array)
         if (error instanceof MismatchError) throw new MismatchError(`${what}: ${error.message}`);
         throw error;
       }
+    }
+    if (start !== bodyEnd) {
+      throw formatError(
+        'evaluation keys',
+        'body length',
+        `${header.bodyLength} bytes`,
+        `${start - HEADER_BYTES}, the sum of its ${header.count} entries`,
+      );
     }
     return new EvaluationKeys(relinearization, galois.values());
   } catch (error) {

@@ -3,7 +3,6 @@
  * the whole program before any parameters exist to measure how many levels it consumes.
  */
 import type { Parameters } from '../../ckks/parameters.ts';
-import { ParametersShape } from '../../ckks/shape.ts';
 import { galoisElementForRotation } from '../../ring/galois.ts';
 
 /**
@@ -22,8 +21,8 @@ export interface Chain {
   /** Primes a rescale at `level` divides by, in division order. */
   rescalePrimes(level: number): readonly number[];
   bytes(level: number, degree: number): number;
-  /** Bytes of one key-switching key (0 in the depth probe). */
-  readonly keyBytes: number;
+  /** Bytes of one key-switching key made for `level` (0 in the depth probe). */
+  keyBytes(level: number): number;
   /** Galois element of a left rotation by `steps`. */
   galois(steps: number): number;
 }
@@ -55,7 +54,7 @@ export const probeChain: Chain = {
   scaleAt: () => 2 ** 30,
   rescalePrimes: () => [2 ** 30],
   bytes: () => 1,
-  keyBytes: 0,
+  keyBytes: () => 0,
   galois: (steps) => steps,
 };
 
@@ -80,7 +79,7 @@ export function chainOf(params: Parameters): Chain {
       return primes;
     },
     bytes: (level, degree) => params.ciphertextBytes(level, degree),
-    keyBytes: ParametersShape.of(params).switchingKeyBytes(),
+    keyBytes: (level) => params.switchingKeyBytes(level),
     galois: (steps) => galoisElementForRotation(steps, params.logN),
   };
 }

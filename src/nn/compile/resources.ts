@@ -275,8 +275,15 @@ export function probeMemory(
   let plaintextLayer = { layer: '', bytes: 0 };
   for (const [layer, b] of perLayer) if (b > plaintextLayer.bytes) plaintextLayer = { layer, bytes: b };
   const keys = (probe.usesRelin ? 1 : 0) + probe.rotations.size;
-  const keyBytes =
-    keys * params.digits * 2 * (params.limbsAtLevel(params.depth) + params.pPrimes.length) * params.n * 4;
+  // Each Galois key is made for the highest level it switches at (programKeyLevels); relinearization at the top.
+  const keyLevel = new Map<string, number>();
+  for (const ins of body) {
+    for (const key of ins.keys) {
+      if (key !== 'relin') keyLevel.set(key, Math.max(keyLevel.get(key) ?? 0, ins.level + offset));
+    }
+  }
+  let keyBytes = probe.usesRelin ? params.switchingKeyBytes() : 0;
+  for (const level of keyLevel.values()) keyBytes += params.switchingKeyBytes(level);
   return {
     peakCiphertextBytes: peak.bytes,
     peakLayer: peak.layer,

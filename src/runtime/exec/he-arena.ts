@@ -1,4 +1,4 @@
-import { expandUniform, SwitchingKey } from '../../ckks/keys.ts';
+import { expandKeyUniform, SwitchingKey } from '../../ckks/keys.ts';
 import { Ciphertext, Plaintext } from '../../ckks/objects.ts';
 import type { Parameters } from '../../ckks/parameters.ts';
 import type { Modulus } from '../../ring/modulus.ts';
@@ -22,7 +22,7 @@ export type HeLiveObject = Ciphertext | Plaintext | SwitchingKey;
 /**
  * What the runtime remembers of an object besides its limbs, so the limbs alone can move between tiers: level,
  * scale and degree of a ciphertext (exactly as the evaluator left them), level and scale of a plaintext, the digit
- * count and 32-byte seed of a key-switching key.
+ * count, 32-byte seed and level (the key's polynomials are over Q_level ∪ P) of a key-switching key.
  *
  * @example
  * ```ts
@@ -32,7 +32,7 @@ export type HeLiveObject = Ciphertext | Plaintext | SwitchingKey;
 export type HeObjectMeta =
   | { kind: 'ciphertext'; level: number; scale: number; degree: number }
   | { kind: 'plaintext'; level: number; scale: number }
-  | { kind: 'key'; digits: number; seed: Uint8Array };
+  | { kind: 'key'; level: number; digits: number; seed: Uint8Array };
 
 /** Bytes of the seed appended to a seeded key's stored form. */
 const SEED_BYTES = 32;
@@ -57,7 +57,7 @@ function polysOf(live: HeLiveObject): Poly[] {
  * c_0 … c_d, a plaintext's one polynomial, a key's b_0 … b_{d−1} then a_0 … a_{d−1} — so an object's bytes are
  * exactly the size the HE program declares. Level, scale, degree and key seeds stay in {@link HeObjectMeta}, in
  * the runtime's own tables. With `seededKeys`, a key's slow-tier form is only its b halves plus its 32-byte seed
- * (half the bytes); loading it regenerates every a_j = expandUniform(Q∪P, seed, j), as key generation made them.
+ * (half the bytes); loading it regenerates every a_j = expandKeyUniform(params, level, seed, j), as key generation made them.
  *
  * Objects materialized from bytes (loads, DRAM → arena copies) are placed contiguously through the
  * {@link PlacementAllocator}, so a slow-tier read lands in kernel memory directly and a write-back of such an object
@@ -204,7 +204,7 @@ export class HeArena implements ExecArena<HeLiveObject> {
     const n = this.params.n;
     if (meta.kind === 'ciphertext') return (meta.degree + 1) * this.params.limbsAtLevel(meta.level) * n * 4;
     if (meta.kind === 'plaintext') return this.params.limbsAtLevel(meta.level) * n * 4;
-    return 2 * meta.digits * this.#keyModuli().length * n * 4;
+    return 2 * meta.digits * this.#keyModuli(meta.level).length * n * 4;
   }
 
   /** Bytes of `id`'s slow-tier form: the byte form, or for a seeded key its b halves plus the seed. */
@@ -309,7 +309,9 @@ export class HeArena implements ExecArena<HeLiveObject> {
       throw new MismatchError(`key "${id}": its stored seed differs from the one it was generated with`);
     }
     const start = performance.now();
-    const a = Array.from({ length: meta.digits }, (_, j) => expandUniform(this.#keyModuli(), seed, j));
+    const a = Array.from({ length: meta.digits }, (_, j) =>
+      expandKeyUniform(this.params, meta.level, seed, j),
+    );
     this.expandNs += (performance.now() - start) * 1e6;
     this.#setLive(id, this.#assemble(id, [...polys, ...a]));
   }
@@ -336,7 +338,7 @@ export class HeArena implements ExecArena<HeLiveObject> {
     const start = performance.now();
     const polyBytes = half / meta.digits;
     for (let j = 0; j < meta.digits; j++) {
-      const a = expandUniform(this.#keyModuli(), seed, j);
+      const a = expandKeyUniform(this.params, meta.level, seed, j);
       buffer.set(bytesOfPoly(a), half + j * polyBytes);
       a.dispose();
     }
@@ -381,8 +383,9 @@ export class HeArena implements ExecArena<HeLiveObject> {
     return this.seededKeys && this.meta(id).kind === 'key';
   }
 
-  #keyModuli(): readonly Modulus[] {
-    return this.params.moduliQPAtLevel(this.params.depth);
+  /** Moduli of a key's polynomials: Q ∪ P of the level it was made for. */
+  #keyModuli(level: number): readonly Modulus[] {
+    return this.params.moduliQPAtLevel(level);
   }
 
   /** Moduli of each polynomial of `id`'s byte form (only the b halves of a key with `bOnly`). */
@@ -391,7 +394,7 @@ export class HeArena implements ExecArena<HeLiveObject> {
     if (meta.kind === 'ciphertext')
       return Array.from({ length: meta.degree + 1 }, () => this.params.moduliAtLevel(meta.level));
     if (meta.kind === 'plaintext') return [this.params.moduliAtLevel(meta.level)];
-    return Array.from({ length: bOnly ? meta.digits : 2 * meta.digits }, () => this.#keyModuli());
+    return Array.from({ length: bOnly ? meta.digits : 2 * meta.digits }, () => this.#keyModuli(meta.level));
   }
 
   #assemble(id: ObjectId, polys: Poly[]): HeLiveObject {
@@ -453,7 +456,7 @@ function metaOf(live: HeLiveObject): HeObjectMeta {
   if (live instanceof Ciphertext)
     return { kind: 'ciphertext', level: live.level, scale: live.scale, degree: live.degree };
   if (live instanceof Plaintext) return { kind: 'plaintext', level: live.level, scale: live.scale };
-  return { kind: 'key', digits: live.digits.length, seed: Uint8Array.from(live.seed) };
+  return { kind: 'key', level: live.level, digits: live.digits.length, seed: Uint8Array.from(live.seed) };
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

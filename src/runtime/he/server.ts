@@ -10,6 +10,7 @@ import { InferenceClient } from '../../nn/client.ts';
 import { ModelOwner } from '../../nn/owner.ts';
 import type { AccessProgram } from '../../program/access.ts';
 import { encodePlaintextWeight } from '../../program/evaluate.ts';
+import { programKeyLevels } from '../../program/analysis.ts';
 import { checkImages, outputSize, passes } from '../../program/packing.ts';
 import { assertProgram, type HeProgram, type InputDescriptor } from '../../program/program.ts';
 import type { KernelContext } from '../../ring/context.ts';
@@ -127,6 +128,7 @@ export class InferenceServer {
   #plan: ExecutablePlan | undefined;
   #planOrigin: PlanOrigin | undefined;
   #analysis: ProgramAnalysis | undefined;
+  #keyLevels: Map<number, number> | undefined;
   #stats: TieredHeStats | undefined;
   readonly #memory: ServerMemory | undefined;
 
@@ -250,10 +252,30 @@ export class InferenceServer {
     const plaintexts = program.plaintexts.length > 0 && !memory ? this.#encodedWeights() : [];
     const keys = this.#evaluationKeys;
     const streamed = keys instanceof EvaluationKeyStream;
+    const keyLevels = (this.#keyLevels ??= programKeyLevels(program));
+    // Keys cut down to the level the program uses them at: copies, freed once the store has them.
+    const cut = new Set<string>();
     const source: HeObjectSource = {
       get: (id) => {
         if (id === 'key:relin') return relinearizationKey(keys);
-        if (id.startsWith('key:galois:')) return galoisKey(keys, Number(id.slice('key:galois:'.length)));
+        if (id.startsWith('key:galois:')) {
+          const g = Number(id.slice('key:galois:'.length));
+          const key = galoisKey(keys, g);
+          const level = keyLevels.get(g) ?? key.level;
+          if (key.level <= level) {
+            if (key.level < level) {
+              if (streamed) key.dispose();
+              throw new MismatchError(
+                `${id}: the Galois key is made for level ${key.level}: the program uses it at level ${level}`,
+              );
+            }
+            return key;
+          }
+          const low = key.atLevel(level);
+          if (streamed) key.dispose();
+          cut.add(id);
+          return low;
+        }
         if (id.startsWith('pt:')) {
           const index = Number(id.slice(3));
           return memory ? encodePlaintextWeight(program, this.#encoder, index) : plaintexts[index]!;
@@ -266,8 +288,8 @@ export class InferenceServer {
       done: (id, live) => {
         if (id.startsWith('ct:') && data.has(Number(id.slice(3)))) live.dispose();
         else if (memory && id.startsWith('pt:')) live.dispose();
-        // A streamed key was made for this run's store: written (or lent and returned), it is freed.
-        else if (streamed && id.startsWith('key:')) live.dispose();
+        // A streamed or cut-down key was made for this run's store: written (or lent and returned), it is freed.
+        else if ((streamed || cut.delete(id)) && id.startsWith('key:')) live.dispose();
       },
     };
     const total = this.#runtimeProgram.steps.length;

@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Encoder } from '../../ckks/encoder.ts';
+import { KeyGenerator } from '../../ckks/keys.ts';
+import { Prng } from '../../ring/prng.ts';
+import { programKeyLevels } from '../../program/analysis.ts';
 import type { Ciphertext } from '../../ckks/objects.ts';
 import { compileModel } from '../../nn/compile/index.ts';
 import { loadIdxImages } from '../../nn/data.ts';
@@ -232,6 +235,55 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
       seeded.result.stats.keyBytesRead * 2,
       full.result.stats.keyBytesRead + 64 * (full.result.stats.keyBytesRead / keyBytes),
     );
+  });
+
+  it('keys made for the top level are cut to the levels the program uses them at: same outputs to noise, seeded too', async () => {
+    const fx = await fixture('latency', 1);
+    const params = fx.client.params;
+    const levels = programKeyLevels(fx.program);
+    assert.ok(
+      [...levels.values()].some((l) => l < params.depth),
+      'some rotation is used below the top level',
+    );
+    for (const [g, level] of levels) assert.equal(fx.client.evaluationKeys.galois.get(g)!.key.level, level);
+    // The client's secret key (its key generator's stream, seeded alike), with every key made at the top level.
+    const keygen = new KeyGenerator(params, Prng.fromSeed(SEED).fork(1));
+    const secretKey = keygen.generateSecretKey();
+    const top = keygen.generateEvaluationKeys(secretKey, {
+      relinearization: fx.program.relinearization,
+      rotations: fx.program.rotations,
+    });
+    const budget = Math.floor((await peakOf(fx.program)) / 4);
+    for (const seededKeys of [false, true]) {
+      const { tier } = await tierIn();
+      const result = await runTieredHe({
+        program: fx.program,
+        params,
+        source: heObjectSource({
+          program: fx.program,
+          evaluationKeys: top,
+          inputs: fx.inputs,
+          encoder: new Encoder(params),
+        }),
+        policy: new HomePolicy(),
+        memoryBudgetBytes: budget,
+        tiers: [tier],
+        seededKeys,
+      });
+      const logits = fx.client.decryptPass(result.outputs, fx.count);
+      let worst = 0;
+      for (let i = 0; i < logits.length; i++) worst = Math.max(worst, Math.abs(logits[i] - fx.reference[i]));
+      assert.ok(
+        worst < 1e-2,
+        `seeded ${seededKeys}: logits within ${worst} of the run with the client's keys`,
+      );
+      assert.ok(result.stats.keyBytesRead > 0, 'keys were read back from the slow tier');
+    }
+    for (const k of top.galois.values())
+      assert.equal(k.key.level, params.depth, "the caller's keys are left whole");
+    top.relinearization?.dispose();
+    for (const k of top.galois.values()) k.key.dispose();
+    for (const ct of fx.inputs.values()) ct.dispose();
   });
 
   it('model state kept between runs: written once, reused by the next run, identical outputs', async () => {

@@ -3,7 +3,7 @@ import type { Encoder } from '../../ckks/encoder.ts';
 import { EvaluationKeys, GaloisKey, type SwitchingKey } from '../../ckks/keys.ts';
 import type { Ciphertext, Plaintext } from '../../ckks/objects.ts';
 import type { Parameters } from '../../ckks/parameters.ts';
-import { plaintextLastUse } from '../../program/analysis.ts';
+import { plaintextLastUse, programKeyLevels } from '../../program/analysis.ts';
 import {
   encodePlaintextWeight,
   evaluateInstruction,
@@ -63,6 +63,7 @@ export function heObjectSource(options: {
 }): HeObjectSource {
   const { evaluationKeys, inputs, weights } = options;
   const streamed = new Set<string>();
+  const keyLevels = programKeyLevels(options.program);
   const modelWeights = new Set(options.program.inputs.filter((i) => i.owner === 'model').map((i) => i.id));
   return {
     get(id) {
@@ -75,7 +76,16 @@ export function heObjectSource(options: {
         const g = Number(id.slice('key:galois:'.length));
         const key = evaluationKeys.galois.get(g)?.key;
         if (!key) throw new MismatchError(`${id}: the evaluation keys have no Galois key for element ${g}`);
-        return key;
+        // The program's store holds each key at the level it is used at: a key made higher is cut down (a copy).
+        const level = keyLevels.get(g) ?? key.level;
+        if (key.level < level) {
+          throw new MismatchError(
+            `${id}: the Galois key is made for level ${key.level}: the program uses it at level ${level}`,
+          );
+        }
+        if (key.level === level) return key;
+        streamed.add(id);
+        return key.atLevel(level);
       }
       if (id.startsWith('ct:')) {
         const value = Number(id.slice(3));
