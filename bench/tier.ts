@@ -1,10 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findDataFile, findModelFile } from '../src/platform/bundled-files.ts';
+import { collectGarbage } from '../src/platform/collect-garbage.ts';
 import { type DeviceProfile, deviceProfile } from '../src/runtime/store/devices.ts';
 import { type ExecutablePlan, simulate } from '../src/runtime/plan/planner.ts';
 import { prewarmPlanningThread } from '../src/runtime/plan/streamed-plan.ts';
@@ -120,16 +119,6 @@ export interface HeTierBenchOptions {
 
 const homePolicy = realRunHomePolicy;
 
-/** A full garbage collection on demand (V8's `gc`, enabled at run time), or null where it cannot be had. */
-const collectGarbage: (() => void) | null = (() => {
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as () => void;
-  } catch {
-    return null;
-  }
-})();
-
 /**
  * Brings the process and the OS to a quiet state before a timed run: the setup's dirty pages written out (the
  * kernel's background writeback of gigabytes of model state would otherwise land inside the measurement) and a
@@ -143,7 +132,7 @@ function quiesce(): void {
   } catch {
     // No sync(1) here: the run is measured without it.
   }
-  collectGarbage?.();
+  collectGarbage();
 }
 
 interface BenchWorkload {
