@@ -301,7 +301,9 @@ export class Emitter {
    * all the steps would take more than `limits.stepBytes` (each group decomposes x again).
    */
   rotateHoisted(x: Sym, steps: readonly number[]): Sym[] {
-    const perStep = this.chain.keyBytes(x.level) + this.chain.bytes(x.level, 1);
+    // A key is made for the highest level any instruction uses it at, which later layers may raise: size each
+    // step's keys at the top level, the most they can take.
+    const perStep = this.chain.keyBytes(this.chain.top) + this.chain.bytes(x.level, 1);
     const room = (this.#limits.stepBytes ?? Number.POSITIVE_INFINITY) - this.chain.bytes(x.level, x.degree);
     const group = perStep > 0 ? Math.max(1, Math.floor(room / perStep)) : steps.length;
     if (group >= steps.length) return this.#emit('rotate_hoisted', [x], { steps: [...steps] });

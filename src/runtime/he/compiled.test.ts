@@ -7,6 +7,11 @@ import { argmaxRows } from '../../nn/simulate.ts';
 import { simulateProgram } from '../../program/simulate.ts';
 import { InvalidArgumentError } from '../../util/errors.ts';
 import { runEncrypted } from './server.ts';
+import { readFileSync } from 'node:fs';
+import { importOnnx } from '../../nn/onnx/import.ts';
+import { findModelFile } from '../../platform/bundled-files.ts';
+import { analyzeProgram } from '../plan/program.ts';
+import { heRuntimeProgram } from './program.ts';
 
 /**
  * Compiled programs run encrypted, client and server in one process: the decrypted logits match the float
@@ -110,5 +115,24 @@ describe('compiled programs under encryption', () => {
       const sim = simulateProgram(forced.program, sample, 2);
       assert.ok(rowRelativeError(onUse.logits, sim, 4) < 1e-3, `${rowRelativeError(onUse.logits, sim, 4)}`);
     });
+  });
+});
+
+describe('limits.stepBytes: hoisted rotations split so no step of the runtime program holds more', () => {
+  it('LoLa-Small latency: every step within the limit, more hoisted groups than unlimited, same simulation', () => {
+    const model = importOnnx(readFileSync(findModelFile('lola-small-mnist.onnx')));
+    const unlimited = compileModel(model, { mode: 'latency' }).program;
+    const largest = analyzeProgram(heRuntimeProgram(unlimited, { schedule: 'program' })).maxStepBytes;
+    const stepBytes = Math.floor(largest / 3);
+    const { program } = compileModel(model, { mode: 'latency', limits: { stepBytes } });
+    const runtime = analyzeProgram(heRuntimeProgram(program, { schedule: 'program' }));
+    assert.ok(runtime.maxStepBytes <= stepBytes, `largest step ${runtime.maxStepBytes} ≤ ${stepBytes}`);
+    const hoisted = (p: typeof program) => p.instructions.filter((i) => i.op === 'rotate_hoisted').length;
+    assert.ok(
+      hoisted(program) > hoisted(unlimited),
+      `${hoisted(program)} > ${hoisted(unlimited)} hoisted groups`,
+    );
+    const images = seededValues(784, 5, 0, 1);
+    assert.deepEqual(simulateProgram(program, images, 1), simulateProgram(unlimited, images, 1));
   });
 });
