@@ -219,18 +219,20 @@ export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<Ti
     await tiers[i].check();
     let peak = plan.slowPeakBytes[i];
     if (peak === undefined && streamed) {
-      // The peak is known when planning ends; until then, every object at once bounds it. Without room for that
-      // bound, wait for the exact peak (the run must not fail half-way for lack of space).
+      // The peak is known when planning ends; until then, every object at once (the persistent copies among them)
+      // bounds it. Without room for that bound, wait for the exact peak (the run must not fail half-way for lack of
+      // space).
       let bound = 0;
       for (const info of program.objects) bound += info.bytes + tiers[i].objectOverheadBytes;
-      if (tiers[i].capacityBytes - tiers[i].usedBytes >= bound) peak = bound;
-      else {
-        await streamed.finished.catch(async (error: unknown) => {
-          await streamed.cancel();
-          throw error;
-        });
-        peak = plan.slowPeakBytes[i];
+      if (tiers[i].capacityBytes - tiers[i].usedBytes >= bound) {
+        await tiers[i].ensureRoom(bound);
+        continue;
       }
+      await streamed.finished.catch(async (error: unknown) => {
+        await streamed.cancel();
+        throw error;
+      });
+      peak = plan.slowPeakBytes[i];
     }
     await tiers[i].ensureRoom((peak ?? 0) + kept);
   }

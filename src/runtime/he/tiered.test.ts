@@ -334,6 +334,26 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
     );
   });
 
+  it('a streamed plan on a tier with room for every object at once (not twice the model state) runs', async () => {
+    const probe = await tierIn();
+    let bound = 0;
+    for (const o of heRuntimeProgram(batch.program).objects) bound += o.bytes + probe.tier.objectOverheadBytes;
+    // Room for the bound and 1 MiB: the persistent copies are among the objects, so they need no room beside it.
+    const { tier } = await tierIn({ capacityBytes: bound + 2 ** 20 });
+    const budget = Math.floor(batch.peak / 8);
+    const result = await runTieredHe({
+      program: batch.program,
+      params: batch.client.params,
+      source: sourceOf(batch),
+      policy: new HomePolicy(),
+      memoryBudgetBytes: budget,
+      tiers: [tier],
+      keepModelState: true,
+      streamPlan: true,
+    });
+    checkRun(batch, result, batch.client.decryptPass(result.outputs, batch.count), budget);
+  });
+
   it('a slow tier without room fails before anything is written', async () => {
     const { tier, dir } = await tierIn({ capacityBytes: 4 << 20 });
     await assert.rejects(() => run(batch, new HomePolicy(), Math.floor(batch.peak / 8), tier), ResourceError);
