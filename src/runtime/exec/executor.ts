@@ -2,7 +2,7 @@ import { check } from '../../util/assert.ts';
 import { InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import { BufferPool } from '../store/buffer-pool.ts';
 import { nowNs } from '../store/devices.ts';
-import type { SlowTier } from '../store/slow-tier.ts';
+import type { ReadTarget, SlowTier } from '../store/slow-tier.ts';
 import type { Plan } from '../plan/planner.ts';
 import type { ObjectId, AccessStep } from '../../program/access.ts';
 import type { Action } from '../plan/timeline.ts';
@@ -31,9 +31,12 @@ export interface ExecArena<Out = unknown> {
   toBytes(id: ObjectId, into: Uint8Array): void;
   /** A view of the live object's byte form if it is contiguous in memory (write-back without a gather). */
   contiguousView(id: ObjectId): Uint8Array | null;
-  /** Memory a slow-tier read of the stored form fills directly; then completeLoad or abortLoad. */
-  loadTarget(id: ObjectId): Uint8Array;
-  completeLoad(id: ObjectId, target: Uint8Array): void;
+  /**
+   * Memory a slow-tier read of the stored form fills directly (one buffer, or pieces back to back); then
+   * completeLoad or abortLoad.
+   */
+  loadTarget(id: ObjectId): ReadTarget;
+  completeLoad(id: ObjectId, target: ReadTarget): void;
   abortLoad(id: ObjectId): void;
   /** A stored form read into the front of a byte-form buffer becomes the byte form (in place). */
   expandStored(id: ObjectId, buffer: Uint8Array): void;

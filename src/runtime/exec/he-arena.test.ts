@@ -5,6 +5,7 @@ import { Ciphertext } from '../../ckks/objects.ts';
 import { PRESETS } from '../../ckks/parameters.ts';
 import { testContext } from '../../../tests/support/ckks-context.ts';
 import { Poly } from '../../ring/poly.ts';
+import type { ReadTarget } from '../store/slow-tier.ts';
 import { HeArena, writeHeObject } from './he-arena.ts';
 import { PlacementAllocator } from './placement-allocator.ts';
 
@@ -71,6 +72,16 @@ test('arena: a ciphertext survives byte form → live (placed) → byte form, wi
   }
 });
 
+/** What a slow-tier read does: `bytes` into the target's pieces, back to back. */
+function fill(target: ReadTarget, bytes: Uint8Array): void {
+  let at = 0;
+  for (const piece of target instanceof Uint8Array ? [target] : target) {
+    piece.set(bytes.subarray(at, at + piece.byteLength));
+    at += piece.byteLength;
+  }
+  assert.equal(at, bytes.byteLength);
+}
+
 test('arena, seeded keys: the slow-tier form is the b halves and the seed; loading regenerates every a_j exactly', () => {
   const placement = PlacementAllocator.install(ctx.params.context);
   const arena = new HeArena(ctx.params, placement, { seededKeys: true });
@@ -80,9 +91,13 @@ test('arena, seeded keys: the slow-tier form is the b halves and the seed; loadi
     assert.equal(arena.storedBytes('key:galois:g'), full / 2 + 32);
     const stored = new Uint8Array(arena.storedBytes('key:galois:g'));
     assert.equal(writeHeObject(key, stored, { seeded: true }), stored.length);
-    // A slow-tier read straight into kernel memory, then the a halves from the seed.
+    // A slow-tier read straight into kernel memory — a key into its polynomials and a seed slot, not one region —
+    // then the a halves from the seed.
     const target = arena.loadTarget('key:galois:g');
-    target.set(stored);
+    assert.ok(Array.isArray(target), 'a key is read in pieces');
+    assert.equal(target.length, key.digits.length + 1, 'its b halves, then the seed');
+    assert.equal(target.at(-1)!.byteLength, 32);
+    fill(target, stored);
     arena.completeLoad('key:galois:g', target);
     const loaded = arena.get('key:galois:g') as SwitchingKey;
     assert.equal(loaded.digits.length, key.digits.length);
@@ -99,10 +114,22 @@ test('arena, seeded keys: the slow-tier form is the b halves and the seed; loadi
     assert.deepEqual(buffer, expected);
     // A tampered seed is caught.
     arena.drop('key:galois:g');
+    const before = ctx.params.context.allocator.bytesInUse;
     const bad = arena.loadTarget('key:galois:g');
-    bad.set(stored);
-    bad[full / 2] ^= 1;
+    const tampered = stored.slice();
+    tampered[full / 2] ^= 1;
+    fill(bad, tampered);
     assert.throws(() => arena.completeLoad('key:galois:g', bad), /seed differs/);
+    assert.equal(
+      ctx.params.context.allocator.bytesInUse,
+      before,
+      'a refused load frees its pieces and seed slot',
+    );
+    // An aborted read gives its memory back too.
+    arena.abortLoad('key:galois:g');
+    arena.loadTarget('key:galois:g');
+    arena.abortLoad('key:galois:g');
+    assert.equal(ctx.params.context.allocator.bytesInUse, before);
   } finally {
     arena.clear();
     placement.uninstall();

@@ -6,6 +6,7 @@ import { Poly } from '../../ring/poly.ts';
 import { check } from '../../util/assert.ts';
 import { InvalidArgumentError, MismatchError } from '../../util/errors.ts';
 import type { ExecArena } from './executor.ts';
+import type { ReadTarget } from '../store/slow-tier.ts';
 import type { PlacementAllocator } from './placement-allocator.ts';
 import type { ObjectId } from '../../program/access.ts';
 
@@ -77,6 +78,8 @@ export class HeArena implements ExecArena<HeLiveObject> {
   readonly #placement: PlacementAllocator;
   readonly #live = new Map<ObjectId, HeLiveObject>();
   readonly #meta = new Map<ObjectId, HeObjectMeta>();
+  /** Where a scattered load of a seeded key receives its seed (kernel memory, freed when the load ends). */
+  readonly #seedSlots = new Map<ObjectId, number>();
   /** Loads in flight: the placed polynomials a worker is filling. */
   readonly #pending = new Map<ObjectId, Poly[]>();
   readonly #sizes = new Map<ObjectId, number>();
@@ -278,10 +281,24 @@ export class HeArena implements ExecArena<HeLiveObject> {
    * Kernel memory a slow-tier read of `id`'s stored form may fill directly; {@link HeArena.completeLoad} then makes
    * the object live (regenerating a seeded key's a halves), {@link HeArena.abortLoad} gives the memory back.
    */
-  loadTarget(id: ObjectId): Uint8Array {
+  loadTarget(id: ObjectId): ReadTarget {
     check(!this.#pending.has(id), () => `object "${id}": a load is already in flight`);
     const seeded = this.#isSeededKey(id);
     const shapes = this.#shapes(id, seeded);
+    if (this.meta(id).kind === 'key') {
+      // A key (up to 122 MB at logN 16) is read into its polynomials where each one fits, not into one region:
+      // after hours of keys and ciphertexts of every level coming and going, kernel memory has room in pieces
+      // (1 GB free, no hole of 122 MB, measured on the zoo CNN) and a contiguous key would grow it for good.
+      const polys = shapes.map((moduli) => Poly.alloc(moduli, true, false));
+      const pieces = polys.map(bytesOfPoly);
+      this.#pending.set(id, polys);
+      if (seeded) {
+        const pointer = this.params.context.allocator.alloc(SEED_BYTES / 4);
+        this.#seedSlots.set(id, pointer);
+        pieces.push(new Uint8Array(this.params.context.memory.buffer, pointer, SEED_BYTES));
+      }
+      return pieces;
+    }
     const words = shapes.reduce((s, m) => s + m.length * this.params.n, 0);
     const { value: polys, pointer } = this.#placement.placed(
       words,
@@ -293,7 +310,7 @@ export class HeArena implements ExecArena<HeLiveObject> {
   }
 
   /** The read into {@link HeArena.loadTarget} completed: `id` becomes live. */
-  completeLoad(id: ObjectId, target: Uint8Array): void {
+  completeLoad(id: ObjectId, target: ReadTarget): void {
     const polys = this.#pending.get(id);
     check(polys !== undefined, () => `object "${id}": no load in flight`);
     this.#pending.delete(id);
@@ -302,8 +319,15 @@ export class HeArena implements ExecArena<HeLiveObject> {
       return;
     }
     const meta = this.meta(id) as Extract<HeObjectMeta, { kind: 'key' }>;
-    const half = this.fullBytes(id) / 2;
-    const seed = Uint8Array.from(target.subarray(half, half + SEED_BYTES));
+    // The seed follows the b halves: the last piece of a scattered load, or bytes past them in one region.
+    let seed: Uint8Array;
+    if (target instanceof Uint8Array) {
+      const half = this.fullBytes(id) / 2;
+      seed = Uint8Array.from(target.subarray(half, half + SEED_BYTES));
+    } else {
+      seed = Uint8Array.from(target[target.length - 1]);
+      this.#freeSeedSlot(id);
+    }
     if (!equalBytes(seed, meta.seed)) {
       for (const p of polys) p.dispose();
       throw new MismatchError(`key "${id}": its stored seed differs from the one it was generated with`);
@@ -318,10 +342,18 @@ export class HeArena implements ExecArena<HeLiveObject> {
 
   /** The read into {@link HeArena.loadTarget} failed: frees its memory. */
   abortLoad(id: ObjectId): void {
+    this.#freeSeedSlot(id);
     const polys = this.#pending.get(id);
     if (!polys) return;
     this.#pending.delete(id);
     for (const p of polys) p.dispose();
+  }
+
+  #freeSeedSlot(id: ObjectId): void {
+    const pointer = this.#seedSlots.get(id);
+    if (pointer === undefined) return;
+    this.#seedSlots.delete(id);
+    this.params.context.allocator.free(pointer, SEED_BYTES / 4);
   }
 
   /**

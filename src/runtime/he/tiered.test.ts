@@ -337,7 +337,8 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
   it('a streamed plan on a tier with room for every object at once (not twice the model state) runs', async () => {
     const probe = await tierIn();
     let bound = 0;
-    for (const o of heRuntimeProgram(batch.program).objects) bound += o.bytes + probe.tier.objectOverheadBytes;
+    for (const o of heRuntimeProgram(batch.program).objects)
+      bound += o.bytes + probe.tier.objectOverheadBytes;
     // Room for the bound and 1 MiB: the persistent copies are among the objects, so they need no room beside it.
     const { tier } = await tierIn({ capacityBytes: bound + 2 ** 20 });
     const budget = Math.floor(batch.peak / 8);

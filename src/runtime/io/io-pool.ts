@@ -155,8 +155,11 @@ export class IoPool {
       if (slot.pending++ === 0) slot.worker.ref();
       slot.weight += weight;
       const message = { ...body, seq } as IoRequest;
-      if (message.op === 'read') message.into = this.#reference(slot, message.into);
-      else if (message.op === 'write') message.data = this.#reference(slot, message.data);
+      if (message.op === 'read') {
+        message.into = Array.isArray(message.into)
+          ? message.into.map((piece) => this.#reference(slot, piece))
+          : this.#reference(slot, message.into);
+      } else if (message.op === 'write') message.data = this.#reference(slot, message.data);
       this.#post(slot, message);
     });
   }

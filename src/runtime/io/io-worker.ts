@@ -88,7 +88,8 @@ export type IoRequest =
       tier: IoTierConfig;
       id: ObjectId;
       path: string;
-      into: IoBytes;
+      /** The payload's memory: one buffer, or pieces filled back to back (a scatter read). */
+      into: IoBytes | IoBytes[];
       settleAtMs: number | null;
     }
   | {
@@ -324,9 +325,42 @@ function openForReading(path: string, id: ObjectId, tier: string): number {
   }
 }
 
+/**
+ * The payload `pieces` (back to back) cut into chunks of at most `chunkBytes`, each as the buffers one vectored
+ * call fills, with its offset in the payload. An empty payload is one empty chunk.
+ */
+function payloadChunks(
+  pieces: readonly Uint8Array[],
+  chunkBytes: number,
+): { offset: number; buffers: Uint8Array[] }[] {
+  const chunks: { offset: number; buffers: Uint8Array[] }[] = [];
+  let current: { offset: number; buffers: Uint8Array[] } = { offset: 0, buffers: [] };
+  let room = chunkBytes;
+  let offset = 0;
+  for (const piece of pieces) {
+    let at = 0;
+    while (at < piece.byteLength) {
+      if (room === 0) {
+        chunks.push(current);
+        current = { offset, buffers: [] };
+        room = chunkBytes;
+      }
+      const take = Math.min(room, piece.byteLength - at);
+      current.buffers.push(piece.subarray(at, at + take));
+      at += take;
+      offset += take;
+      room -= take;
+    }
+  }
+  chunks.push(current);
+  return chunks;
+}
+
 async function readObject(request: Extract<IoRequest, { op: 'read' }>): Promise<Done> {
   const { tier, id, path } = request;
-  const into = bytesOf(request.into);
+  const pieces = Array.isArray(request.into) ? request.into.map(bytesOf) : [bytesOf(request.into)];
+  let payloadBytes = 0;
+  for (const piece of pieces) payloadBytes += piece.byteLength;
   const startMs = absoluteMs();
   let checksumNs = 0;
   let fd = -1;
@@ -338,31 +372,30 @@ async function readObject(request: Extract<IoRequest, { op: 'read' }>): Promise<
     // The header travels with the first chunk and a one-byte probe with the last, so a small object costs one
     // preadv and a file of the wrong length shows up without a stat (which then only runs to report it).
     const probe = new Uint8Array(1);
-    const chunks = Math.max(1, Math.ceil(into.byteLength / tier.chunkBytes));
+    const chunks = payloadChunks(pieces, tier.chunkBytes);
     const jobs: Promise<boolean>[] = [];
-    for (let c = 0; c < chunks; c++) {
-      const offset = c * tier.chunkBytes;
-      const payload = into.subarray(offset, Math.min(into.byteLength, offset + tier.chunkBytes));
-      const buffers = c === 0 ? [header, payload] : [payload];
-      if (c === chunks - 1) buffers.push(probe);
+    chunks.forEach(({ offset, buffers: payload }, c) => {
+      const buffers = c === 0 ? [header, ...payload] : [...payload];
+      if (c === chunks.length - 1) buffers.push(probe);
       const position = c === 0 ? 0 : HEADER_BYTES + offset;
-      const expected = (c === 0 ? HEADER_BYTES : 0) + payload.byteLength;
+      let expected = c === 0 ? HEADER_BYTES : 0;
+      for (const b of payload) expected += b.byteLength;
       jobs.push(semaphore.run(async () => (await readvFully(file, buffers, position)) === expected));
-    }
+    });
     const settled = await Promise.allSettled(jobs);
     for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
     const exact = settled.every((o) => o.status === 'fulfilled' && o.value);
     // A short or long file: the header check names the problem precisely (truncated, torn, foreign object).
-    const size = exact ? HEADER_BYTES + into.byteLength : fstatSync(file).size;
-    const parsed = verifyObjectHeader(header, id, into.byteLength, size, tier.name, path);
+    const size = exact ? HEADER_BYTES + payloadBytes : fstatSync(file).size;
+    const parsed = verifyObjectHeader(header, id, payloadBytes, size, tier.name, path);
     if (!exact) {
       throw new FormatError(
         `object "${id}" in slow tier ${tier.name} (${path}): file is ${size} bytes: expected ` +
-          `${HEADER_BYTES + into.byteLength}; it changed while being read`,
+          `${HEADER_BYTES + payloadBytes}; it changed while being read`,
       );
     }
     const t0 = performance.now();
-    const checksum = payloadChecksum(into, parsed.version);
+    const checksum = payloadChecksum(pieces.length === 1 ? pieces[0] : pieces, parsed.version);
     checksumNs = (performance.now() - t0) * 1e6;
     verifyPayloadChecksum(parsed, checksum, id, tier.name, path);
   } catch (error) {

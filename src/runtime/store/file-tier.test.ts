@@ -70,6 +70,55 @@ test('objects read back byte-identical, across chunk boundaries and with several
   assert.deepEqual(await readdir(dir), [], 'close() removes the files the tier wrote');
 });
 
+test('scatter reads: pieces of shared memory (or not) filled back to back across chunks; a wrong total refused', async () => {
+  const dir = await freshDir('scatter');
+  const tier = await FileTier.open({ name: 'disk', dir, chunkBytes: 4096, maxInFlight: 3 });
+  try {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 6 }),
+        fc.boolean(),
+        fc.nat(1000),
+        async (lengths, shared, salt) => {
+          const total = lengths.reduce((a, b) => a + b, 0);
+          const id = `scatter-${lengths.join('-')}-${salt}`;
+          const data = pattern(total, salt);
+          await tier.write(id, data);
+          // Pieces scattered through one shared memory with gaps (the arena's polynomials), or plain buffers.
+          const memory = shared ? new SharedArrayBuffer(total + 64 * lengths.length) : null;
+          let at = 0;
+          const pieces = lengths.map((length) => {
+            const piece = memory ? new Uint8Array(memory, at + 32, length) : new Uint8Array(length);
+            at += length + 64;
+            return piece;
+          });
+          await tier.read(id, pieces);
+          let offset = 0;
+          for (const piece of pieces) {
+            assert.deepEqual(piece, data.subarray(offset, offset + piece.byteLength));
+            offset += piece.byteLength;
+          }
+          await assert.rejects(tier.read(id, [...pieces, new Uint8Array(1)]), FormatError);
+        },
+      ),
+      { seed: 11, numRuns: 30 },
+    );
+    // A flipped byte in the middle piece's range is caught by the payload checksum.
+    const data = pattern(10_000, 3);
+    await tier.write('flip', data);
+    const file = await readFile(tier.pathOf('flip'));
+    file[HEADER_BYTES + 5000] ^= 1;
+    await writeFile(tier.pathOf('flip'), file);
+    const memory = new SharedArrayBuffer(10_000);
+    const pieces = [0, 3000, 7000].map(
+      (start, i, all) => new Uint8Array(memory, start, (all[i + 1] ?? 10_000) - start),
+    );
+    await assert.rejects(tier.read('flip', pieces), /"flip"/);
+  } finally {
+    await tier.close();
+  }
+});
+
 test('a flipped payload byte is detected by the checksum and reported with the object id', async () => {
   const dir = await freshDir('corrupt');
   const tier = await FileTier.open({ name: 'disk', dir });

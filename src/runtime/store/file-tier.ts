@@ -11,7 +11,7 @@ import { defaultIoPool, type IoDone, type IoPool } from '../io/io-pool.ts';
 import type { IoTierConfig } from '../io/io-worker.ts';
 import { encodeObjectId, HEADER_BYTES } from './object-format.ts';
 import type { ObjectId } from '../../program/access.ts';
-import type { SlowTier } from './slow-tier.ts';
+import { type ReadTarget, readTargetBytes, type SlowTier } from './slow-tier.ts';
 
 export { HEADER_BYTES } from './object-format.ts';
 
@@ -393,18 +393,25 @@ export class FileTier implements SlowTier {
    * @throws {FormatError} naming the object on any mismatch (corruption, truncation, another object's file).
    * @throws {ResourceError} if the file is missing or the I/O worker died.
    */
-  async read(id: ObjectId, into: Uint8Array): Promise<void> {
+  async read(id: ObjectId, into: ReadTarget): Promise<void> {
     this.#assertOpen();
     const path = this.pathOf(id);
-    const direct = isShared(into);
-    const target = direct ? into : new Uint8Array(new SharedArrayBuffer(into.byteLength));
-    const settleAtMs = toAbsoluteMs(this.emulationTarget('read', into.byteLength + HEADER_BYTES));
+    const pieces = into instanceof Uint8Array ? [into] : into;
+    const bytes = readTargetBytes(into);
+    // Shared memory (the arena's, the DRAM pool's) is read into in place; anything else through one staging copy.
+    const direct = pieces.every(isShared);
+    const target = direct
+      ? pieces.length === 1
+        ? pieces[0]
+        : [...pieces]
+      : new Uint8Array(new SharedArrayBuffer(bytes));
+    const settleAtMs = toAbsoluteMs(this.emulationTarget('read', bytes + HEADER_BYTES));
     const busy = this.#readBusy.begin();
     let done: IoDone;
     try {
       done = await this.#io.request(
         { op: 'read', tier: this.#config, id, path, into: target, settleAtMs },
-        into.byteLength,
+        bytes,
         `read "${id}" from slow tier ${this.name}`,
       );
     } catch (error) {
@@ -413,12 +420,17 @@ export class FileTier implements SlowTier {
     }
     this.#readBusy.end(busy, done);
     if (!direct) {
-      into.set(target);
-      this.#stats.stagedBytes += into.byteLength;
+      const staged = target as Uint8Array;
+      let at = 0;
+      for (const piece of pieces) {
+        piece.set(staged.subarray(at, at + piece.byteLength));
+        at += piece.byteLength;
+      }
+      this.#stats.stagedBytes += bytes;
     }
     this.#stats.emulationDelayNs += done.delayNs;
     this.#stats.checksumNs += done.checksumNs;
-    this.#stats.bytesRead += into.byteLength;
+    this.#stats.bytesRead += bytes;
     this.#stats.reads++;
   }
 

@@ -77,8 +77,16 @@ let kernelUnavailable = false;
  * const checksum = payloadChecksum(payload, OBJECT_FORMAT_VERSION);
  * ```
  */
-export function payloadChecksum(bytes: Uint8Array, version: number = OBJECT_FORMAT_VERSION): number {
-  if (payloadChecksumAlgorithm(version) === 'crc32c') return crc32c(0, bytes);
+export function payloadChecksum(
+  bytes: Uint8Array | readonly Uint8Array[],
+  version: number = OBJECT_FORMAT_VERSION,
+): number {
+  const pieces: readonly Uint8Array[] = bytes instanceof Uint8Array ? [bytes] : bytes;
+  if (payloadChecksumAlgorithm(version) === 'crc32c') {
+    let crc = 0;
+    for (const piece of pieces) crc = crc32c(crc, piece);
+    return crc;
+  }
   if (!kernelUnavailable) {
     let stream: Xxh32Stream;
     try {
@@ -86,15 +94,30 @@ export function payloadChecksum(bytes: Uint8Array, version: number = OBJECT_FORM
     } catch {
       // build/kernels.wasm missing or without the hash kernels: the reference gives the same values, slower.
       kernelUnavailable = true;
-      return xxh32(bytes);
+      return xxh32(concatenated(pieces));
     }
     try {
-      return stream.update(bytes).digest();
+      for (const piece of pieces) stream.update(piece);
+      return stream.digest();
     } finally {
       stream.dispose();
     }
   }
-  return xxh32(bytes);
+  return xxh32(concatenated(pieces));
+}
+
+/** The pieces back to back in one buffer (the reference hash takes one; the kernel streams them). */
+function concatenated(pieces: readonly Uint8Array[]): Uint8Array {
+  if (pieces.length === 1) return pieces[0];
+  let total = 0;
+  for (const piece of pieces) total += piece.byteLength;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const piece of pieces) {
+    out.set(piece, at);
+    at += piece.byteLength;
+  }
+  return out;
 }
 
 /**

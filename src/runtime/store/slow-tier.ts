@@ -2,6 +2,24 @@ import type { ObjectId } from '../../program/access.ts';
 import type { DeviceProfile } from './devices.ts';
 
 /**
+ * Where a read puts an object's bytes: one buffer, or pieces filled back to back in order.
+ *
+ * @example
+ * ```ts
+ * const into: ReadTarget = [firstPolynomialBytes, secondPolynomialBytes];
+ * ```
+ */
+export type ReadTarget = Uint8Array | readonly Uint8Array[];
+
+/** The total length of a read target. */
+export function readTargetBytes(into: ReadTarget): number {
+  if (into instanceof Uint8Array) return into.byteLength;
+  let total = 0;
+  for (const piece of into) total += piece.byteLength;
+  return total;
+}
+
+/**
  * A slow tier: where objects go when memory is full, one copy per object id. The planner sees its name, device
  * profile, capacity and per-object overhead (it times transfers with the profile and keeps the tier within its
  * capacity); the executor moves bytes through `read`, `write` and `delete`; the run driver checks it before
@@ -28,12 +46,13 @@ export interface SlowTier {
   /** Whether the tier holds a committed copy of `id`. */
   has(id: ObjectId): boolean;
   /**
-   * Reads `id` into `into`, whose length must equal the stored length.
+   * Reads `id` into `into` — one buffer, or pieces filled back to back (a scatter read, so an object need not be
+   * contiguous in memory) — whose total length must equal the stored length.
    *
    * @throws {FormatError} naming the object if the copy is damaged or has another length.
    * @throws {ResourceError} naming the object if the tier holds no copy of it.
    */
-  read(id: ObjectId, into: Uint8Array): Promise<void>;
+  read(id: ObjectId, into: ReadTarget): Promise<void>;
   /** Stores `bytes` as the copy of `id`, replacing any; `bytes` must not change until the promise settles. */
   write(id: ObjectId, bytes: Uint8Array): Promise<void>;
   /** Removes the copy of `id`, if any. */

@@ -2,7 +2,7 @@ import { check } from '../../util/assert.ts';
 import { FormatError, InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import type { ObjectId } from '../../program/access.ts';
 import type { DeviceProfile } from './devices.ts';
-import type { SlowTier } from './slow-tier.ts';
+import { type ReadTarget, readTargetBytes, type SlowTier } from './slow-tier.ts';
 
 /**
  * A slow tier in this process: it keeps a byte copy of each object it is given, and its device profile tells the
@@ -44,7 +44,7 @@ export class VirtualTier implements SlowTier {
     return this.#copies.has(id);
   }
 
-  async read(id: ObjectId, into: Uint8Array): Promise<void> {
+  async read(id: ObjectId, into: ReadTarget): Promise<void> {
     this.#assertOpen();
     const copy = this.#copies.get(id);
     if (!copy) {
@@ -52,12 +52,17 @@ export class VirtualTier implements SlowTier {
         `slow tier ${this.name}: object "${id}" has no copy here: expected it to have been written`,
       );
     }
-    if (copy.byteLength !== into.byteLength) {
+    const wanted = readTargetBytes(into);
+    if (copy.byteLength !== wanted) {
       throw new FormatError(
-        `object "${id}" in slow tier ${this.name}: ${copy.byteLength} bytes stored: expected ${into.byteLength}`,
+        `object "${id}" in slow tier ${this.name}: ${copy.byteLength} bytes stored: expected ${wanted}`,
       );
     }
-    into.set(copy);
+    let at = 0;
+    for (const piece of into instanceof Uint8Array ? [into] : into) {
+      piece.set(copy.subarray(at, at + piece.byteLength));
+      at += piece.byteLength;
+    }
   }
 
   async write(id: ObjectId, bytes: Uint8Array): Promise<void> {
