@@ -71,7 +71,7 @@ export class ByteArena implements ExecArena<Uint8Array> {
     into.set(this.get(id));
   }
 
-  contiguousView(id: ObjectId): Uint8Array {
+  byteView(id: ObjectId): Uint8Array {
     return this.get(id);
   }
 

@@ -2,7 +2,7 @@ import { check } from '../../util/assert.ts';
 import { InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import { BufferPool } from '../store/buffer-pool.ts';
 import { nowNs } from '../store/devices.ts';
-import type { ReadTarget, SlowTier } from '../store/slow-tier.ts';
+import { type ScatterBytes, scatterBytesLength, type SlowTier } from '../store/slow-tier.ts';
 import type { Plan } from '../plan/planner.ts';
 import type { ObjectId, AccessStep } from '../../program/access.ts';
 import type { Action } from '../plan/timeline.ts';
@@ -29,14 +29,17 @@ export interface ExecArena<Out = unknown> {
   fromBytes(id: ObjectId, bytes: Uint8Array): void;
   /** Live → byte form (arena → DRAM, write-back). */
   toBytes(id: ObjectId, into: Uint8Array): void;
-  /** A view of the live object's byte form if it is contiguous in memory (write-back without a gather). */
-  contiguousView(id: ObjectId): Uint8Array | null;
+  /**
+   * The live object's byte form where it lies in shared memory — one view, or pieces back to back — for a
+   * write-back straight from it; null where it must first be gathered into a staging buffer.
+   */
+  byteView(id: ObjectId): ScatterBytes | null;
   /**
    * Memory a slow-tier read of the stored form fills directly (one buffer, or pieces back to back); then
    * completeLoad or abortLoad.
    */
-  loadTarget(id: ObjectId): ReadTarget;
-  completeLoad(id: ObjectId, target: ReadTarget): void;
+  loadTarget(id: ObjectId): ScatterBytes;
+  completeLoad(id: ObjectId, target: ScatterBytes): void;
   abortLoad(id: ObjectId): void;
   /** A stored form read into the front of a byte-form buffer becomes the byte form (in place). */
   expandStored(id: ObjectId, buffer: Uint8Array): void;
@@ -328,12 +331,12 @@ export async function executePlan(options: ExecuteOptions): Promise<ExecutionRes
         case 'writeback': {
           const tier = tierOf(a.to);
           writes.set(id, (writes.get(id) ?? 0) + 1);
-          let data: Uint8Array;
+          let data: ScatterBytes;
           let stage: Uint8Array | null = null;
           if (!inArena(a.from)) {
             data = bufferOf(id);
           } else {
-            const view = arena.contiguousView(id);
+            const view = arena.byteView(id);
             if (view) {
               data = view;
             } else {
@@ -343,7 +346,7 @@ export async function executePlan(options: ExecuteOptions): Promise<ExecutionRes
               data = stage;
             }
           }
-          slowWritten[tier.name] += data.byteLength;
+          slowWritten[tier.name] += scatterBytesLength(data);
           const written = tier.write(id, data);
           track(seq, stage ? written.finally(() => staging.release(stage!)) : written);
           return;

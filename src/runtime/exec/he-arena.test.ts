@@ -5,7 +5,7 @@ import { Ciphertext } from '../../ckks/objects.ts';
 import { PRESETS } from '../../ckks/parameters.ts';
 import { testContext } from '../../../tests/support/ckks-context.ts';
 import { Poly } from '../../ring/poly.ts';
-import type { ReadTarget } from '../store/slow-tier.ts';
+import type { ScatterBytes } from '../store/slow-tier.ts';
 import { HeArena, writeHeObject } from './he-arena.ts';
 import { PlacementAllocator } from './placement-allocator.ts';
 
@@ -60,8 +60,8 @@ test('arena: a ciphertext survives byte form → live (placed) → byte form, wi
     assert.equal(back.level, ct.level);
     assert.equal(back.scale, ct.scale);
     assert.deepEqual(wordsOf(back.polys), wordsOf(ct.polys));
-    const view = arena.contiguousView('ct:1');
-    assert.ok(view !== null, 'objects made from bytes are contiguous');
+    const view = arena.byteView('ct:1');
+    assert.ok(view instanceof Uint8Array, 'objects made from bytes are contiguous');
     assert.deepEqual(Array.from(view), Array.from(form));
     assert.equal(arena.bytesInUse, bytes);
     arena.drop('ct:1');
@@ -73,7 +73,7 @@ test('arena: a ciphertext survives byte form → live (placed) → byte form, wi
 });
 
 /** What a slow-tier read does: `bytes` into the target's pieces, back to back. */
-function fill(target: ReadTarget, bytes: Uint8Array): void {
+function fill(target: ScatterBytes, bytes: Uint8Array): void {
   let at = 0;
   for (const piece of target instanceof Uint8Array ? [target] : target) {
     piece.set(bytes.subarray(at, at + piece.byteLength));

@@ -6,7 +6,7 @@ import { Poly } from '../../ring/poly.ts';
 import { check } from '../../util/assert.ts';
 import { InvalidArgumentError, MismatchError } from '../../util/errors.ts';
 import type { ExecArena } from './executor.ts';
-import type { ReadTarget } from '../store/slow-tier.ts';
+import type { ScatterBytes } from '../store/slow-tier.ts';
 import type { PlacementAllocator } from './placement-allocator.ts';
 import type { ObjectId } from '../../program/access.ts';
 
@@ -250,15 +250,19 @@ export class HeArena implements ExecArena<HeLiveObject> {
   }
 
   /**
-   * A view of live `id`'s byte form in kernel memory if its polynomials lie back to back in byte-form order (objects
-   * placed by this arena), else null. Valid while the object is live.
+   * Live `id`'s byte form in kernel memory: one view where its polynomials lie back to back (objects placed by this
+   * arena), else a view of each polynomial in byte-form order (results of compute), which a write gathers without a
+   * staging copy. Valid while the object is live.
    */
-  contiguousView(id: ObjectId): Uint8Array | null {
+  byteView(id: ObjectId): ScatterBytes {
     const polys = polysOf(this.get(id));
+    let contiguous = true;
     for (let i = 1; i < polys.length; i++) {
-      if (polys[i].pointer !== polys[i - 1].pointer + polys[i - 1].byteLength) return null;
+      if (polys[i].pointer !== polys[i - 1].pointer + polys[i - 1].byteLength) contiguous = false;
     }
-    return new Uint8Array(this.params.context.memory.buffer, polys[0].pointer, this.fullBytes(id));
+    if (contiguous)
+      return new Uint8Array(this.params.context.memory.buffer, polys[0].pointer, this.fullBytes(id));
+    return polys.map(bytesOfPoly);
   }
 
   /** Makes `id` live from its byte form (a DRAM → arena copy): placed polynomials, one copy of the bytes. */
@@ -281,7 +285,7 @@ export class HeArena implements ExecArena<HeLiveObject> {
    * Kernel memory a slow-tier read of `id`'s stored form may fill directly; {@link HeArena.completeLoad} then makes
    * the object live (regenerating a seeded key's a halves), {@link HeArena.abortLoad} gives the memory back.
    */
-  loadTarget(id: ObjectId): ReadTarget {
+  loadTarget(id: ObjectId): ScatterBytes {
     check(!this.#pending.has(id), () => `object "${id}": a load is already in flight`);
     const seeded = this.#isSeededKey(id);
     const shapes = this.#shapes(id, seeded);
@@ -310,7 +314,7 @@ export class HeArena implements ExecArena<HeLiveObject> {
   }
 
   /** The read into {@link HeArena.loadTarget} completed: `id` becomes live. */
-  completeLoad(id: ObjectId, target: ReadTarget): void {
+  completeLoad(id: ObjectId, target: ScatterBytes): void {
     const polys = this.#pending.get(id);
     check(polys !== undefined, () => `object "${id}": no load in flight`);
     this.#pending.delete(id);

@@ -159,7 +159,11 @@ export class IoPool {
         message.into = Array.isArray(message.into)
           ? message.into.map((piece) => this.#reference(slot, piece))
           : this.#reference(slot, message.into);
-      } else if (message.op === 'write') message.data = this.#reference(slot, message.data);
+      } else if (message.op === 'write') {
+        message.data = Array.isArray(message.data)
+          ? message.data.map((piece) => this.#reference(slot, piece))
+          : this.#reference(slot, message.data);
+      }
       this.#post(slot, message);
     });
   }

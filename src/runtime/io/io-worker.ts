@@ -101,7 +101,8 @@ export type IoRequest =
       /** Rename target; null leaves the complete temp file for a later `commit`. */
       finalPath: string | null;
       dir: string;
-      data: IoBytes;
+      /** The payload: one buffer, or pieces taken back to back (a gather write). */
+      data: IoBytes | IoBytes[];
       durable: boolean;
       settleAtMs: number | null;
     }
@@ -408,7 +409,9 @@ async function readObject(request: Extract<IoRequest, { op: 'read' }>): Promise<
 
 async function writeObject(request: Extract<IoRequest, { op: 'write' }>): Promise<Done> {
   const { tier, id, tempPath, finalPath } = request;
-  const data = bytesOf(request.data);
+  const pieces = Array.isArray(request.data) ? request.data.map(bytesOf) : [bytesOf(request.data)];
+  let payloadBytes = 0;
+  for (const piece of pieces) payloadBytes += piece.byteLength;
   const startMs = absoluteMs();
   let checksumNs = 0;
   let fd = -1;
@@ -417,18 +420,17 @@ async function writeObject(request: Extract<IoRequest, { op: 'write' }>): Promis
     const file = fd;
     const semaphore = slotsOf(tier);
     const jobs: Promise<unknown>[] = [];
-    const first = data.subarray(0, Math.min(data.byteLength, tier.chunkBytes));
-    for (let offset = first.byteLength; offset < data.byteLength; offset += tier.chunkBytes) {
-      const chunk = data.subarray(offset, Math.min(data.byteLength, offset + tier.chunkBytes));
-      jobs.push(semaphore.run(() => writevFully(file, [chunk], HEADER_BYTES + offset)));
+    const chunks = payloadChunks(pieces, tier.chunkBytes);
+    for (const { offset, buffers } of chunks.slice(1)) {
+      jobs.push(semaphore.run(() => writevFully(file, buffers, HEADER_BYTES + offset)));
     }
     // Later chunks are under way in the thread pool while this thread hashes; the header, which needs the
     // checksum, then goes out with the first chunk in one pwritev.
     const t0 = performance.now();
-    const checksum = payloadChecksum(data, OBJECT_FORMAT_VERSION);
+    const checksum = payloadChecksum(pieces.length === 1 ? pieces[0] : pieces, OBJECT_FORMAT_VERSION);
     checksumNs = (performance.now() - t0) * 1e6;
-    const header = encodeObjectHeader(id, data.byteLength, checksum);
-    jobs.push(semaphore.run(() => writevFully(file, [header, first], 0)));
+    const header = encodeObjectHeader(id, payloadBytes, checksum);
+    jobs.push(semaphore.run(() => writevFully(file, [header, ...chunks[0].buffers], 0)));
     const settled = await Promise.allSettled(jobs);
     for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
     if (request.durable) await flushToDisk(file);

@@ -70,7 +70,7 @@ test('objects read back byte-identical, across chunk boundaries and with several
   assert.deepEqual(await readdir(dir), [], 'close() removes the files the tier wrote');
 });
 
-test('scatter reads: pieces of shared memory (or not) filled back to back across chunks; a wrong total refused', async () => {
+test('scatter reads and gather writes: pieces of shared memory (or not) back to back across chunks; a wrong total refused', async () => {
   const dir = await freshDir('scatter');
   const tier = await FileTier.open({ name: 'disk', dir, chunkBytes: 4096, maxInFlight: 3 });
   try {
@@ -99,6 +99,11 @@ test('scatter reads: pieces of shared memory (or not) filled back to back across
             offset += piece.byteLength;
           }
           await assert.rejects(tier.read(id, [...pieces, new Uint8Array(1)]), FormatError);
+          // Written from the pieces (a gather write), it reads back as one buffer.
+          await tier.write(`${id}-gathered`, pieces);
+          const back = new Uint8Array(total);
+          await tier.read(`${id}-gathered`, back);
+          assert.deepEqual(back, data);
         },
       ),
       { seed: 11, numRuns: 30 },

@@ -11,7 +11,7 @@ import { defaultIoPool, type IoDone, type IoPool } from '../io/io-pool.ts';
 import type { IoTierConfig } from '../io/io-worker.ts';
 import { encodeObjectId, HEADER_BYTES } from './object-format.ts';
 import type { ObjectId } from '../../program/access.ts';
-import { type ReadTarget, readTargetBytes, type SlowTier } from './slow-tier.ts';
+import { type ScatterBytes, scatterBytesLength, type SlowTier } from './slow-tier.ts';
 
 export { HEADER_BYTES } from './object-format.ts';
 
@@ -328,18 +328,25 @@ export class FileTier implements SlowTier {
    * Writes `data` as object `id`, replacing any committed copy atomically. Resolves after the rename. `data` must
    * not change until then (a worker reads it in place when it is backed by a SharedArrayBuffer).
    */
-  async write(id: ObjectId, data: Uint8Array): Promise<void> {
+  async write(id: ObjectId, data: ScatterBytes): Promise<void> {
     this.#assertOpen();
     if (!this.#paths.has(id)) encodeObjectId(id);
     const previous = this.#objects.get(id) ?? 0;
-    const size = data.byteLength + HEADER_BYTES;
+    const length = scatterBytesLength(data);
+    const size = length + HEADER_BYTES;
     if (this.#used - previous + size > this.capacityBytes) {
       throw new ResourceError(
-        `slow tier ${this.name}: writing "${id}" (${data.byteLength} bytes) would use ${this.#used - previous + size} ` +
+        `slow tier ${this.name}: writing "${id}" (${length} bytes) would use ${this.#used - previous + size} ` +
           `bytes: expected at most its capacity of ${this.capacityBytes}`,
       );
     }
-    const payload = isShared(data) ? data : this.#stage(data);
+    // Shared memory is written from in place (pieces gathered by the worker's vectored writes); else one copy.
+    const pieces = data instanceof Uint8Array ? [data] : data;
+    const payload = pieces.every(isShared)
+      ? pieces.length === 1
+        ? pieces[0]
+        : [...pieces]
+      : this.#stage(pieces);
     const finalPath = this.pathOf(id);
     const tempPath = `${finalPath.slice(0, -COMMITTED_SUFFIX.length)}.${process.pid}.${this.#seq++}${TEMP_SUFFIX}`;
     const settleAtMs = toAbsoluteMs(this.emulationTarget('write', size));
@@ -351,7 +358,7 @@ export class FileTier implements SlowTier {
       if (this.#beforeCommit) {
         const written = await this.#io.request(
           { op: 'write', ...common, tempPath, finalPath: null, data: payload, settleAtMs: null },
-          data.byteLength,
+          length,
           what,
         );
         try {
@@ -369,7 +376,7 @@ export class FileTier implements SlowTier {
       } else {
         done = await this.#io.request(
           { op: 'write', ...common, tempPath, finalPath, data: payload, settleAtMs },
-          data.byteLength,
+          length,
           what,
         );
       }
@@ -382,7 +389,7 @@ export class FileTier implements SlowTier {
     this.#stats.checksumNs += done.checksumNs;
     this.#used += size - previous;
     this.#objects.set(id, size);
-    this.#stats.bytesWritten += data.byteLength;
+    this.#stats.bytesWritten += length;
     this.#stats.writes++;
   }
 
@@ -393,11 +400,11 @@ export class FileTier implements SlowTier {
    * @throws {FormatError} naming the object on any mismatch (corruption, truncation, another object's file).
    * @throws {ResourceError} if the file is missing or the I/O worker died.
    */
-  async read(id: ObjectId, into: ReadTarget): Promise<void> {
+  async read(id: ObjectId, into: ScatterBytes): Promise<void> {
     this.#assertOpen();
     const path = this.pathOf(id);
     const pieces = into instanceof Uint8Array ? [into] : into;
-    const bytes = readTargetBytes(into);
+    const bytes = scatterBytesLength(into);
     // Shared memory (the arena's, the DRAM pool's) is read into in place; anything else through one staging copy.
     const direct = pieces.every(isShared);
     const target = direct
@@ -473,11 +480,15 @@ export class FileTier implements SlowTier {
     return this.#emulator ? this.#emulator.admit(direction, bytes) : null;
   }
 
-  /** A shared copy of `data` for a worker to write from (the caller's buffer is not shareable). */
-  #stage(data: Uint8Array): Uint8Array {
-    const shared = new Uint8Array(new SharedArrayBuffer(data.byteLength));
-    shared.set(data);
-    this.#stats.stagedBytes += data.byteLength;
+  /** A shared copy of `pieces` (back to back) for a worker to write from (the caller's buffers are not shareable). */
+  #stage(pieces: readonly Uint8Array[]): Uint8Array {
+    const shared = new Uint8Array(new SharedArrayBuffer(scatterBytesLength(pieces)));
+    let at = 0;
+    for (const piece of pieces) {
+      shared.set(piece, at);
+      at += piece.byteLength;
+    }
+    this.#stats.stagedBytes += at;
     return shared;
   }
 

@@ -2,17 +2,18 @@ import type { ObjectId } from '../../program/access.ts';
 import type { DeviceProfile } from './devices.ts';
 
 /**
- * Where a read puts an object's bytes: one buffer, or pieces filled back to back in order.
+ * An object's bytes in memory: one buffer, or pieces back to back in order (a read fills them, a write takes them),
+ * so an object made of polynomials need not be contiguous.
  *
  * @example
  * ```ts
- * const into: ReadTarget = [firstPolynomialBytes, secondPolynomialBytes];
+ * const into: ScatterBytes = [firstPolynomialBytes, secondPolynomialBytes];
  * ```
  */
-export type ReadTarget = Uint8Array | readonly Uint8Array[];
+export type ScatterBytes = Uint8Array | readonly Uint8Array[];
 
-/** The total length of a read target. */
-export function readTargetBytes(into: ReadTarget): number {
+/** The total length of scattered bytes. */
+export function scatterBytesLength(into: ScatterBytes): number {
   if (into instanceof Uint8Array) return into.byteLength;
   let total = 0;
   for (const piece of into) total += piece.byteLength;
@@ -52,9 +53,12 @@ export interface SlowTier {
    * @throws {FormatError} naming the object if the copy is damaged or has another length.
    * @throws {ResourceError} naming the object if the tier holds no copy of it.
    */
-  read(id: ObjectId, into: ReadTarget): Promise<void>;
-  /** Stores `bytes` as the copy of `id`, replacing any; `bytes` must not change until the promise settles. */
-  write(id: ObjectId, bytes: Uint8Array): Promise<void>;
+  read(id: ObjectId, into: ScatterBytes): Promise<void>;
+  /**
+   * Stores `bytes` (one buffer or pieces back to back) as the copy of `id`, replacing any; `bytes` must not change
+   * until the promise settles.
+   */
+  write(id: ObjectId, bytes: ScatterBytes): Promise<void>;
   /** Removes the copy of `id`, if any. */
   delete(id: ObjectId): Promise<void>;
   /** Before a run: throws {@link ResourceError} if the tier is gone or not writable; resolves with its free bytes. */

@@ -2,7 +2,7 @@ import { check } from '../../util/assert.ts';
 import { FormatError, InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import type { ObjectId } from '../../program/access.ts';
 import type { DeviceProfile } from './devices.ts';
-import { type ReadTarget, readTargetBytes, type SlowTier } from './slow-tier.ts';
+import { type ScatterBytes, scatterBytesLength, type SlowTier } from './slow-tier.ts';
 
 /**
  * A slow tier in this process: it keeps a byte copy of each object it is given, and its device profile tells the
@@ -44,7 +44,7 @@ export class VirtualTier implements SlowTier {
     return this.#copies.has(id);
   }
 
-  async read(id: ObjectId, into: ReadTarget): Promise<void> {
+  async read(id: ObjectId, into: ScatterBytes): Promise<void> {
     this.#assertOpen();
     const copy = this.#copies.get(id);
     if (!copy) {
@@ -52,7 +52,7 @@ export class VirtualTier implements SlowTier {
         `slow tier ${this.name}: object "${id}" has no copy here: expected it to have been written`,
       );
     }
-    const wanted = readTargetBytes(into);
+    const wanted = scatterBytesLength(into);
     if (copy.byteLength !== wanted) {
       throw new FormatError(
         `object "${id}" in slow tier ${this.name}: ${copy.byteLength} bytes stored: expected ${wanted}`,
@@ -65,17 +65,24 @@ export class VirtualTier implements SlowTier {
     }
   }
 
-  async write(id: ObjectId, bytes: Uint8Array): Promise<void> {
+  async write(id: ObjectId, bytes: ScatterBytes): Promise<void> {
     this.#assertOpen();
     const previous = this.#copies.get(id)?.byteLength ?? 0;
-    const used = this.#used - previous + bytes.byteLength;
+    const length = scatterBytesLength(bytes);
+    const used = this.#used - previous + length;
     if (used > this.capacityBytes) {
       throw new ResourceError(
-        `slow tier ${this.name}: writing "${id}" (${bytes.byteLength} bytes) would use ${used} bytes: expected at ` +
+        `slow tier ${this.name}: writing "${id}" (${length} bytes) would use ${used} bytes: expected at ` +
           `most its capacity of ${this.capacityBytes}`,
       );
     }
-    this.#copies.set(id, Uint8Array.from(bytes));
+    const copy = new Uint8Array(length);
+    let at = 0;
+    for (const piece of bytes instanceof Uint8Array ? [bytes] : bytes) {
+      copy.set(piece, at);
+      at += piece.byteLength;
+    }
+    this.#copies.set(id, copy);
     this.#used = used;
   }
 
