@@ -6,7 +6,7 @@ import { PRESETS } from '../../ckks/parameters.ts';
 import { testContext } from '../../../tests/support/ckks-context.ts';
 import { Poly } from '../../ring/poly.ts';
 import type { ScatterBytes } from '../store/slow-tier.ts';
-import { HeArena, writeHeObject } from './he-arena.ts';
+import { HeArena, storedHeView, writeHeObject } from './he-arena.ts';
 import { PlacementAllocator } from './placement-allocator.ts';
 
 const ctx = testContext(PRESETS.PN13QP218, { rotations: [1] });
@@ -179,4 +179,27 @@ test('arena: a lent object is used as it is and handed back, never disposed, whe
     arena.clear();
     placement.uninstall();
   }
+});
+
+test('storedHeView: the stored form as it lies in kernel memory, piece by piece, equals the serialized one', () => {
+  const ct = ctx.evaluator.mulNew(ctx.encrypt([1, 2]), ctx.encrypt([3, 4]));
+  for (const [live, seeded] of [
+    [ct, false],
+    [key, false],
+    [key, true],
+  ] as const) {
+    const pieces = storedHeView(live, { seeded });
+    assert.ok(pieces !== null);
+    const joined = new Uint8Array(pieces.reduce((s, p) => s + p.byteLength, 0));
+    let at = 0;
+    for (const p of pieces) {
+      assert.ok(p.buffer instanceof SharedArrayBuffer, 'every piece can be handed to an I/O worker');
+      joined.set(p, at);
+      at += p.byteLength;
+    }
+    const expected = new Uint8Array(joined.length);
+    assert.equal(writeHeObject(live, expected, { seeded }), joined.length);
+    assert.deepEqual(joined, expected);
+  }
+  ct.dispose();
 });

@@ -488,6 +488,28 @@ export function writeHeObject(
   return offset;
 }
 
+/**
+ * The slow-tier form of a live object where it lies in kernel memory: a view of each polynomial in byte-form order
+ * (with `seeded`, a key's b halves and then its seed, in a 32-byte shared buffer), for a write straight from it.
+ * Valid while the object is alive; null for an object outside shared memory.
+ *
+ * @example
+ * ```ts
+ * await tier.write(id, storedHeView(key, { seeded: true })!);
+ * ```
+ */
+export function storedHeView(live: HeLiveObject, options: { seeded?: boolean } = {}): Uint8Array[] | null {
+  const polys = options.seeded && live instanceof SwitchingKey ? live.digits.map((d) => d.b) : polysOf(live);
+  const pieces = polys.map(bytesOfPoly);
+  if (!pieces.every((p) => p.buffer instanceof SharedArrayBuffer)) return null;
+  if (options.seeded && live instanceof SwitchingKey) {
+    const seed = new Uint8Array(new SharedArrayBuffer(live.seed.length));
+    seed.set(live.seed);
+    pieces.push(seed);
+  }
+  return pieces;
+}
+
 function metaOf(live: HeLiveObject): HeObjectMeta {
   if (live instanceof Ciphertext)
     return { kind: 'ciphertext', level: live.level, scale: live.scale, degree: live.degree };

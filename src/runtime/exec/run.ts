@@ -1,5 +1,5 @@
 import { check } from '../../util/assert.ts';
-import { ResourceError } from '../../util/errors.ts';
+import { InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import { type ExecutablePlan, initialPlacements, type Plan, planProgram } from '../plan/planner.ts';
 import { startStreamedPlan } from '../plan/streamed-plan.ts';
 import type { Policy } from '../plan/policy.ts';
@@ -7,7 +7,7 @@ import type { ObjectId, AccessProgram, AccessStep } from '../../program/access.t
 import { analyzeProgram, type ProgramAnalysis } from '../plan/program.ts';
 import { BufferPool } from '../store/buffer-pool.ts';
 import { type DeviceProfile, nowNs } from '../store/devices.ts';
-import type { SlowTier } from '../store/slow-tier.ts';
+import { type ScatterBytes, scatterBytesLength, type SlowTier } from '../store/slow-tier.ts';
 import { type ExecArena, type ExecutionResult, executePlan } from './executor.ts';
 
 /**
@@ -31,6 +31,12 @@ export interface InitialObject {
    * no step writes, placed in the compute level: an all-in-memory run then starts without copying its inputs.
    */
   lend?(): void;
+  /**
+   * Optional: the slow-tier form where it already lies in shared memory (one view, or pieces back to back), valid
+   * until {@link close}: setup writes it from there instead of serializing it into a staging slab. Null when the
+   * object has no such form.
+   */
+  storedView?(): ScatterBytes | null;
   /** The run needs nothing more of the object from its source. */
   close(): void;
 }
@@ -310,21 +316,29 @@ async function setupInitialObjects<Out>(
   analysis: ProgramAnalysis,
   dramInitial: Map<ObjectId, Uint8Array>,
 ): Promise<void> {
-  // One slab, reused: a fresh SharedArrayBuffer per object would stay resident until both this thread's and the
-  // I/O worker's garbage collectors drop it (10 GB of RSS writing the 24 GiB of keys of a logN-16 CNN). Writes in
-  // flight are bounded by bytes as well as by count (a large object's write overlaps the making of the next).
+  // Objects with a stored view are written from where they lie. The others go through one slab, reused: a fresh
+  // SharedArrayBuffer per object would stay resident until both this thread's and the I/O worker's garbage
+  // collectors drop it (10 GB of RSS writing the 24 GiB of keys of a logN-16 CNN). Writes in flight are bounded by
+  // bytes as well as by count (a large object's write overlaps the making of the next).
   let largest = 0;
   for (const id of plan.initial.keys()) largest = Math.max(largest, analysis.objects.get(id)!.bytes);
   const capacity = Math.max(2 * largest, SETUP_STAGING_BYTES);
-  // The slab of an earlier run is taken when it is large enough (a new one per run would leave the old resident).
-  let staging = idleStaging;
-  idleStaging = undefined;
-  if (!staging || staging.capacityBytes < capacity)
-    staging = new BufferPool(capacity, 'setup', { shared: true });
+  // Made when first needed (an HE run with views never needs it: 244 MB of resident memory at logN 16); the slab
+  // of an earlier run is taken when it is large enough (a new one per run would leave the old resident).
+  let staging: BufferPool | undefined;
+  const slab = () => {
+    if (staging) return staging;
+    staging = idleStaging;
+    idleStaging = undefined;
+    if (!staging || staging.capacityBytes < capacity)
+      staging = new BufferPool(capacity, 'setup', { shared: true });
+    return staging;
+  };
   try {
-    await writeInitialObjects(options, tiers, plan, analysis, dramInitial, staging);
+    await writeInitialObjects(options, tiers, plan, analysis, dramInitial, slab, capacity);
   } finally {
-    if (staging.bytesInUse === 0) idleStaging = staging;
+    const used = staging as BufferPool | undefined;
+    if (used && used.bytesInUse === 0) idleStaging = used;
   }
 }
 
@@ -337,11 +351,14 @@ async function writeInitialObjects<Out>(
   plan: ExecutablePlan,
   analysis: ProgramAnalysis,
   dramInitial: Map<ObjectId, Uint8Array>,
-  staging: BufferPool,
+  slab: () => BufferPool,
+  capacityBytes: number,
 ): Promise<void> {
   const { arena } = options;
   const inFlight = new Set<Promise<void>>();
   const maxInFlight = 4;
+  /** Bytes of writes in flight, from the slab or from objects' own memory. */
+  let bytesInFlight = 0;
   const drainOne = async () => {
     try {
       await Promise.race(inFlight);
@@ -353,7 +370,7 @@ async function writeInitialObjects<Out>(
   for (const [id, placement] of plan.initial) {
     const info = analysis.objects.get(id)!;
     // Room for this object's stored and full forms next to the writes in flight.
-    while (inFlight.size > 0 && staging.bytesInUse + 2 * info.bytes > staging.capacityBytes) await drainOne();
+    while (inFlight.size > 0 && bytesInFlight + 2 * info.bytes > capacityBytes) await drainOne();
     if (placement.level === null && placement.slowTier >= 0 && options.persistent?.(id)) {
       // Model state an earlier run committed, needed only in its tier: nothing to make, encode or write.
       const tier = tiers[placement.slowTier];
@@ -369,13 +386,24 @@ async function writeInitialObjects<Out>(
     }
     const object = options.initial(id, info.bytes);
     let lent = false;
+    let closeAfterWrite = false;
     try {
       check(
         placement.slowTier >= 0 || placement.level !== null,
         () => `initial object "${id}": the plan put it in no slow tier and no memory level`,
       );
       const storedBytes = arena.storedBytes(id);
-      const stored = placement.slowTier >= 0 ? staging.acquire(storedBytes) : null;
+      // Written from the object itself when it offers a view and needs no byte form in memory besides.
+      const view =
+        placement.slowTier >= 0 && (placement.level === null || object.lend !== undefined)
+          ? (object.storedView?.() ?? null)
+          : null;
+      if (view && scatterBytesLength(view) !== storedBytes) {
+        throw new InvalidArgumentError(
+          `initial object "${id}": its stored view is ${scatterBytesLength(view)} bytes: expected ${storedBytes}`,
+        );
+      }
+      const stored = placement.slowTier >= 0 && !view ? slab().acquire(storedBytes) : null;
       if (stored) object.writeStored(stored);
       if (placement.level === plan.computeLevel && info.readOnly && object.lend) {
         object.lend();
@@ -384,10 +412,10 @@ async function writeInitialObjects<Out>(
         // Forms of the same size are the same bytes: the stored form is serialized once and serves both.
         const sameForm = stored !== null && storedBytes === arena.fullBytes(id);
         if (placement.level === plan.computeLevel) {
-          const full = sameForm && stored ? stored : staging.acquire(arena.fullBytes(id));
+          const full = sameForm && stored ? stored : slab().acquire(arena.fullBytes(id));
           if (!sameForm) object.writeFull(full);
           arena.fromBytes(id, full);
-          if (full !== stored) staging.release(full);
+          if (full !== stored) slab().release(full);
         } else {
           // A DRAM copy is kept by the run (within its DRAM budget): its own buffer.
           const full =
@@ -396,26 +424,32 @@ async function writeInitialObjects<Out>(
           dramInitial.set(id, sameForm ? Uint8Array.from(full) : full);
         }
       }
-      if (!stored) continue;
+      const data = view ?? stored;
+      if (!data) continue;
       const tier = tiers[placement.slowTier];
       const persistent = options.persistent?.(id) ?? false;
       let kept = persistentCopies.get(tier);
-      if (persistent && tier.has(id) && kept?.get(id) === stored.byteLength) {
+      if (persistent && tier.has(id) && kept?.get(id) === storedBytes) {
         // Model state committed by an earlier run: reuse it.
-        staging.release(stored);
+        if (stored) slab().release(stored);
         continue;
       }
       if (persistent) {
         if (!kept) persistentCopies.set(tier, (kept = new Map()));
-        kept.set(id, stored.byteLength);
+        kept.set(id, storedBytes);
       }
-      const job: Promise<void> = tier.write(id, stored).finally(() => {
-        staging.release(stored);
+      // An object written from its own memory stays open until its write is done.
+      closeAfterWrite = view !== null && !lent;
+      bytesInFlight += storedBytes;
+      const job: Promise<void> = tier.write(id, data).finally(() => {
+        bytesInFlight -= storedBytes;
+        if (stored) slab().release(stored);
+        if (closeAfterWrite) object.close();
         inFlight.delete(job);
       });
       inFlight.add(job);
     } finally {
-      if (!lent) object.close();
+      if (!lent && !closeAfterWrite) object.close();
     }
     if (inFlight.size >= maxInFlight) await drainOne();
   }

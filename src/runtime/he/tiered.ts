@@ -13,7 +13,13 @@ import type { HeInstruction, HeProgram } from '../../program/program.ts';
 import { check } from '../../util/assert.ts';
 import { InvalidArgumentError, MismatchError, ResourceError } from '../../util/errors.ts';
 import type { ExecutionResult } from '../exec/executor.ts';
-import { HeArena, type HeLiveObject, type HeObjectMeta, writeHeObject } from '../exec/he-arena.ts';
+import {
+  HeArena,
+  storedHeView,
+  type HeLiveObject,
+  type HeObjectMeta,
+  writeHeObject,
+} from '../exec/he-arena.ts';
 import { PlacementAllocator } from '../exec/placement-allocator.ts';
 import { runTiered } from '../exec/run.ts';
 import type { ExecutablePlan, Plan } from '../plan/planner.ts';
@@ -436,6 +442,7 @@ export async function runTieredObjects(
         const done = () => options.source.done?.(id, live);
         return {
           writeStored: (into) => writeHeObject(live, into, { seeded }),
+          storedView: () => storedHeView(live, { seeded }),
           writeFull: (into) => writeHeObject(live, into),
           lend: () => arena.lend(id, live, bytes, done),
           close: done,
