@@ -24,6 +24,21 @@ describe('ArenaAllocator: freed blocks of other sizes are reused before the memo
     assert.equal(arena.bytesInUse, 4 * PAGE_BYTES);
   });
 
+  it('a large block (≥ 1 MiB) takes a freed hole before fresh pages at the top, a small one bumps', () => {
+    const { memory, arena } = allocator(512);
+    const mib = 2 ** 20 / 4;
+    const a = arena.alloc(2 * mib);
+    const b = arena.alloc(2 * mib);
+    memory.grow(64); // fresh room at the top
+    arena.free(a, 2 * mib);
+    const c = arena.alloc(1.5 * mib);
+    assert.equal(c, a, 'the 1.5 MiB block goes into the freed 2 MiB hole');
+    const small = arena.alloc(1024);
+    assert.ok(small > b, 'a small block is bumped, not split from the hole');
+    const d = arena.alloc(0.5 * mib);
+    assert.equal(d, a + 1.5 * 2 ** 20, 'the rest of the hole serves a block of its size');
+  });
+
   it('at the memory limit, a request of a new size splits a freed block instead of failing', () => {
     const { arena } = allocator(20);
     const blocks: number[] = [];

@@ -27,6 +27,12 @@ export interface Allocator {
 /** Bytes below this offset are left to the WebAssembly module's own data. */
 const RESERVED_BYTES = 65536;
 
+/** Allocations from this size up (polynomials of large rings) reuse freed memory before fresh pages. */
+const LARGE_BYTES = 1 << 20;
+
+/** Most pages one growth adds beyond the request (64 MiB): at gigabytes, a quarter more would be hundreds of MB. */
+const GROW_LIMIT_PAGES = 1024;
+
 /**
  * Bytes an allocation of `words` words occupies (rounded up to 16 bytes, the alignment SIMD kernels use).
  *
@@ -88,15 +94,17 @@ export class ArenaAllocator implements Allocator {
       return list.pop()!;
     }
     const have = this.#memory.buffer.byteLength;
-    if (this.#top + bytes > have && this.#freeBytes >= bytes) {
-      const reused = this.#reuse(bytes, have);
+    // A large block reuses freed memory before it takes fresh pages at the top (a page once touched stays
+    // resident); a small one bumps, and reuses only before the memory would grow.
+    if (this.#freeBytes >= bytes && (bytes >= LARGE_BYTES || this.#top + bytes > have)) {
+      const reused = this.#reuse(bytes, have, bytes >= LARGE_BYTES);
       if (reused !== undefined) return reused;
     }
     const pointer = this.#top;
     const end = pointer + bytes;
     if (end > have) {
       const pages = Math.ceil((end - have) / PAGE_BYTES);
-      const target = Math.max(pages, Math.ceil(have / PAGE_BYTES / 4));
+      const target = Math.max(pages, Math.min(Math.ceil(have / PAGE_BYTES / 4), GROW_LIMIT_PAGES));
       const current = have / PAGE_BYTES;
       const grow = Math.min(Math.max(target, pages), this.#maximumPages - current);
       if (grow < pages) {
@@ -131,9 +139,10 @@ export class ArenaAllocator implements Allocator {
 
   /**
    * Room for `bytes` without growing the memory: merges adjacent free blocks (the last one back into the bump
-   * pointer when it ends there), then bumps if that made room, else splits the smallest free block that fits.
+   * pointer when it ends there), then bumps if that made room, else splits the smallest free block that fits
+   * (with `fitFirst`, the free block first, so the top stays where it is).
    */
-  #reuse(bytes: number, have: number): number | undefined {
+  #reuse(bytes: number, have: number, fitFirst = false): number | undefined {
     const blocks: [number, number][] = [];
     for (const [size, pointers] of this.#free) for (const p of pointers) blocks.push([p, size]);
     blocks.sort((a, b) => a[0] - b[0]);
@@ -151,14 +160,14 @@ export class ArenaAllocator implements Allocator {
       merged.pop();
     }
     for (const [p, size] of merged) this.#keep(p, size);
-    if (this.#top + bytes <= have) {
+    let best = Number.POSITIVE_INFINITY;
+    for (const [size, pointers] of this.#free)
+      if (size >= bytes && size < best && pointers.length > 0) best = size;
+    if ((!fitFirst || best === Number.POSITIVE_INFINITY) && this.#top + bytes <= have) {
       const pointer = this.#top;
       this.#top += bytes;
       return pointer;
     }
-    let best = Number.POSITIVE_INFINITY;
-    for (const [size, pointers] of this.#free)
-      if (size >= bytes && size < best && pointers.length > 0) best = size;
     if (best === Number.POSITIVE_INFINITY) return undefined;
     const pointer = this.#free.get(best)!.pop()!;
     this.#freeBytes -= best;
