@@ -123,8 +123,9 @@ export function programModularMultiplies(program: HeProgram): number {
 /**
  * The level each Galois key of `program` must be made for: the highest level of a ciphertext it switches
  * (instructions switch keys at their operands' level). A key used only low in the chain is made over
- * Q_level ∪ P — the zoo MNIST CNN's 209 rotation keys take 13.0 GiB instead of 23.8 GiB at the top level. (The
- * relinearization key stays at the top: the first activation uses it there.)
+ * Q_level ∪ P — the zoo MNIST CNN's 209 rotation keys take 13.2 GiB instead of 23.8 GiB at the top level
+ * (`home infer`: key_bytes 14.31 GB with the relinearization key, which stays at the top: the first activation
+ * uses it there).
  *
  * @example
  * ```ts
