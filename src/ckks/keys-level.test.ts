@@ -67,6 +67,12 @@ describe('Galois keys made for a level below the top', () => {
     const rotated = evaluator.rotateNew(ct, 3);
     assert.ok(maxError(ctx.decrypt(rotated), expected, params.slots) < 2 ** -12);
     assert.throws(() => top.key.atLevel(params.depth + 1), /level/);
+    // At its own level: a copy the caller disposes, the key untouched.
+    const same = top.key.atLevel(params.depth);
+    assert.notEqual(same.digits[0].b.pointer, top.key.digits[0].b.pointer);
+    assert.deepEqual(same.digits[0].a.words(), top.key.digits[0].a.words());
+    same.dispose();
+    assert.equal(top.key.digits[0].b.disposed, false);
     for (const x of [ct, rotated, cut, top.key]) x.dispose();
   });
 

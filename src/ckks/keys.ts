@@ -139,10 +139,12 @@ export class SwitchingKey {
    */
   atLevel(level: number): SwitchingKey {
     assertInteger(level, 'level', 0, this.level);
-    const digits = this.digits.slice(0, this.params.keyDigitsAtLevel(level)).map((d) => ({
-      b: restrictToLevel(this.params, d.b, level, this.level),
-      a: restrictToLevel(this.params, d.a, level, this.level),
-    }));
+    // Always new polynomials (at its own level, a copy): the caller disposes the result, not this key.
+    const cut = (p: Poly) =>
+      level === this.level ? p.copy() : restrictToLevel(this.params, p, level, this.level);
+    const digits = this.digits
+      .slice(0, this.params.keyDigitsAtLevel(level))
+      .map((d) => ({ b: cut(d.b), a: cut(d.a) }));
     return new SwitchingKey(this.params, digits, Uint8Array.from(this.seed));
   }
 
