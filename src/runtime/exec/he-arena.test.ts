@@ -5,7 +5,7 @@ import { Ciphertext } from '../../ckks/objects.ts';
 import { PRESETS } from '../../ckks/parameters.ts';
 import { testContext } from '../../../tests/support/ckks-context.ts';
 import { Poly } from '../../ring/poly.ts';
-import type { ScatterBytes } from '../store/slow-tier.ts';
+import { gatherBytes, type ScatterBytes, scatterBytes, scatterBytesLength } from '../store/slow-tier.ts';
 import { HeArena, storedHeView, writeHeObject } from './he-arena.ts';
 import { PlacementAllocator } from './placement-allocator.ts';
 
@@ -74,12 +74,8 @@ test('arena: a ciphertext survives byte form → live (placed) → byte form, wi
 
 /** What a slow-tier read does: `bytes` into the target's pieces, back to back. */
 function fill(target: ScatterBytes, bytes: Uint8Array): void {
-  let at = 0;
-  for (const piece of target instanceof Uint8Array ? [target] : target) {
-    piece.set(bytes.subarray(at, at + piece.byteLength));
-    at += piece.byteLength;
-  }
-  assert.equal(at, bytes.byteLength);
+  assert.equal(scatterBytesLength(target), bytes.byteLength);
+  scatterBytes(bytes, target);
 }
 
 test('arena, seeded keys: the slow-tier form is the b halves and the seed; loading regenerates every a_j exactly', () => {
@@ -190,13 +186,9 @@ test('storedHeView: the stored form as it lies in kernel memory, piece by piece,
   ] as const) {
     const pieces = storedHeView(live, { seeded });
     assert.ok(pieces !== null);
-    const joined = new Uint8Array(pieces.reduce((s, p) => s + p.byteLength, 0));
-    let at = 0;
-    for (const p of pieces) {
-      assert.ok(p.buffer instanceof SharedArrayBuffer, 'every piece can be handed to an I/O worker');
-      joined.set(p, at);
-      at += p.byteLength;
-    }
+    for (const p of pieces)
+      assert.ok(p.buffer instanceof SharedArrayBuffer, 'every piece can go to an I/O worker');
+    const joined = gatherBytes(pieces);
     const expected = new Uint8Array(joined.length);
     assert.equal(writeHeObject(live, expected, { seeded }), joined.length);
     assert.deepEqual(joined, expected);

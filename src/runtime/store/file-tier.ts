@@ -11,7 +11,13 @@ import { defaultIoPool, type IoDone, type IoPool } from '../io/io-pool.ts';
 import type { IoTierConfig } from '../io/io-worker.ts';
 import { encodeObjectId, HEADER_BYTES } from './object-format.ts';
 import type { ObjectId } from '../../program/access.ts';
-import { type ScatterBytes, scatterBytesLength, type SlowTier } from './slow-tier.ts';
+import {
+  gatherBytes,
+  type ScatterBytes,
+  scatterBytes,
+  scatterBytesLength,
+  type SlowTier,
+} from './slow-tier.ts';
 
 export { HEADER_BYTES } from './object-format.ts';
 
@@ -427,12 +433,7 @@ export class FileTier implements SlowTier {
     }
     this.#readBusy.end(busy, done);
     if (!direct) {
-      const staged = target as Uint8Array;
-      let at = 0;
-      for (const piece of pieces) {
-        piece.set(staged.subarray(at, at + piece.byteLength));
-        at += piece.byteLength;
-      }
+      scatterBytes(target as Uint8Array, into);
       this.#stats.stagedBytes += bytes;
     }
     this.#stats.emulationDelayNs += done.delayNs;
@@ -482,13 +483,8 @@ export class FileTier implements SlowTier {
 
   /** A shared copy of `pieces` (back to back) for a worker to write from (the caller's buffers are not shareable). */
   #stage(pieces: readonly Uint8Array[]): Uint8Array {
-    const shared = new Uint8Array(new SharedArrayBuffer(scatterBytesLength(pieces)));
-    let at = 0;
-    for (const piece of pieces) {
-      shared.set(piece, at);
-      at += piece.byteLength;
-    }
-    this.#stats.stagedBytes += at;
+    const shared = gatherBytes(pieces, new Uint8Array(new SharedArrayBuffer(scatterBytesLength(pieces))));
+    this.#stats.stagedBytes += shared.byteLength;
     return shared;
   }
 

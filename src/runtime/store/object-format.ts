@@ -2,6 +2,7 @@ import { defaultContext } from '../../ring/context.ts';
 import { xxh32, Xxh32Stream } from '../../ring/hash.ts';
 import { FormatError, InvalidArgumentError } from '../../util/errors.ts';
 import { crc32c, idHash64 } from './checksum.ts';
+import { gatherBytes } from './slow-tier.ts';
 import type { ObjectId } from '../../program/access.ts';
 
 /**
@@ -94,7 +95,7 @@ export function payloadChecksum(
     } catch {
       // build/kernels.wasm missing or without the hash kernels: the reference gives the same values, slower.
       kernelUnavailable = true;
-      return xxh32(concatenated(pieces));
+      return xxh32(pieces.length === 1 ? pieces[0] : gatherBytes(pieces));
     }
     try {
       for (const piece of pieces) stream.update(piece);
@@ -103,21 +104,8 @@ export function payloadChecksum(
       stream.dispose();
     }
   }
-  return xxh32(concatenated(pieces));
-}
-
-/** The pieces back to back in one buffer (the reference hash takes one; the kernel streams them). */
-function concatenated(pieces: readonly Uint8Array[]): Uint8Array {
-  if (pieces.length === 1) return pieces[0];
-  let total = 0;
-  for (const piece of pieces) total += piece.byteLength;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const piece of pieces) {
-    out.set(piece, at);
-    at += piece.byteLength;
-  }
-  return out;
+  // The reference hash takes one buffer (the kernel streams the pieces).
+  return xxh32(pieces.length === 1 ? pieces[0] : gatherBytes(pieces));
 }
 
 /**

@@ -21,6 +21,40 @@ export function scatterBytesLength(into: ScatterBytes): number {
 }
 
 /**
+ * The pieces of `bytes` back to back in `into` (default: a new buffer of their total length), always a copy.
+ *
+ * @example
+ * ```ts
+ * const shared = gatherBytes(pieces, new Uint8Array(new SharedArrayBuffer(scatterBytesLength(pieces))));
+ * ```
+ */
+export function gatherBytes(bytes: ScatterBytes, into?: Uint8Array): Uint8Array {
+  const out = into ?? new Uint8Array(scatterBytesLength(bytes));
+  let at = 0;
+  for (const piece of bytes instanceof Uint8Array ? [bytes] : bytes) {
+    out.set(piece, at);
+    at += piece.byteLength;
+  }
+  return out;
+}
+
+/**
+ * `source` copied into the pieces of `into`, back to back.
+ *
+ * @example
+ * ```ts
+ * scatterBytes(staged, [firstPolynomialBytes, secondPolynomialBytes]);
+ * ```
+ */
+export function scatterBytes(source: Uint8Array, into: ScatterBytes): void {
+  let at = 0;
+  for (const piece of into instanceof Uint8Array ? [into] : into) {
+    piece.set(source.subarray(at, at + piece.byteLength));
+    at += piece.byteLength;
+  }
+}
+
+/**
  * A slow tier: where objects go when memory is full, one copy per object id. The planner sees its name, device
  * profile, capacity and per-object overhead (it times transfers with the profile and keeps the tier within its
  * capacity); the executor moves bytes through `read`, `write` and `delete`; the run driver checks it before

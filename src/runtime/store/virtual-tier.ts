@@ -2,7 +2,13 @@ import { check } from '../../util/assert.ts';
 import { FormatError, InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import type { ObjectId } from '../../program/access.ts';
 import type { DeviceProfile } from './devices.ts';
-import { type ScatterBytes, scatterBytesLength, type SlowTier } from './slow-tier.ts';
+import {
+  gatherBytes,
+  type ScatterBytes,
+  scatterBytes,
+  scatterBytesLength,
+  type SlowTier,
+} from './slow-tier.ts';
 
 /**
  * A slow tier in this process: it keeps a byte copy of each object it is given, and its device profile tells the
@@ -58,11 +64,7 @@ export class VirtualTier implements SlowTier {
         `object "${id}" in slow tier ${this.name}: ${copy.byteLength} bytes stored: expected ${wanted}`,
       );
     }
-    let at = 0;
-    for (const piece of into instanceof Uint8Array ? [into] : into) {
-      piece.set(copy.subarray(at, at + piece.byteLength));
-      at += piece.byteLength;
-    }
+    scatterBytes(copy, into);
   }
 
   async write(id: ObjectId, bytes: ScatterBytes): Promise<void> {
@@ -76,13 +78,7 @@ export class VirtualTier implements SlowTier {
           `most its capacity of ${this.capacityBytes}`,
       );
     }
-    const copy = new Uint8Array(length);
-    let at = 0;
-    for (const piece of bytes instanceof Uint8Array ? [bytes] : bytes) {
-      copy.set(piece, at);
-      at += piece.byteLength;
-    }
-    this.#copies.set(id, copy);
+    this.#copies.set(id, gatherBytes(bytes));
     this.#used = used;
   }
 
