@@ -21,7 +21,13 @@ import { analyzeProgram, type ProgramAnalysis } from '../plan/program.ts';
 import type { DeviceProfile } from '../store/devices.ts';
 import type { SlowTier } from '../store/slow-tier.ts';
 import { heRuntimeProgram, REAL_RUN_POLICY_KEY, realRunHomePolicy } from './program.ts';
-import { type HeObjectSource, runTieredHe, splitMemoryBudget, type TieredHeStats } from './tiered.ts';
+import {
+  type HeObjectSource,
+  keyAtProgramLevel,
+  runTieredHe,
+  splitMemoryBudget,
+  type TieredHeStats,
+} from './tiered.ts';
 import type { PlanCache } from '../plan/plan-cache.ts';
 import { prewarmPlanningThread } from '../plan/streamed-plan.ts';
 
@@ -261,20 +267,18 @@ export class InferenceServer {
         if (id.startsWith('key:galois:')) {
           const g = Number(id.slice('key:galois:'.length));
           const key = galoisKey(keys, g);
-          const level = keyLevels.get(g) ?? key.level;
-          if (key.level <= level) {
-            if (key.level < level) {
-              if (streamed) key.dispose();
-              throw new MismatchError(
-                `${id}: the Galois key is made for level ${key.level}: the program uses it at level ${level}`,
-              );
-            }
-            return key;
+          let stored: SwitchingKey;
+          try {
+            stored = keyAtProgramLevel(id, key, keyLevels.get(g));
+          } catch (error) {
+            if (streamed) key.dispose();
+            throw error;
           }
-          const low = key.atLevel(level);
+          if (stored === key) return key;
+          // A streamed key is this run's own: its cut-down copy replaces it.
           if (streamed) key.dispose();
           cut.add(id);
-          return low;
+          return stored;
         }
         if (id.startsWith('pt:')) {
           const index = Number(id.slice(3));

@@ -47,6 +47,27 @@ export interface HeObjectSource {
 }
 
 /**
+ * Galois key `key` (object `id`) as a program's store holds it, at `level`, the level the program uses it at
+ * ({@link programKeyLevels}; undefined: as it is): the key itself, or a cut-down copy (the caller owns it) of a key
+ * made higher.
+ *
+ * @throws MismatchError for a key made for a level below `level`.
+ * @example
+ * ```ts
+ * const stored = keyAtProgramLevel('key:galois:5', key, programKeyLevels(program).get(5));
+ * ```
+ */
+export function keyAtProgramLevel(id: string, key: SwitchingKey, level: number | undefined): SwitchingKey {
+  if (level === undefined || key.level === level) return key;
+  if (key.level < level) {
+    throw new MismatchError(
+      `${id}: the Galois key is made for level ${key.level}: the program uses it at level ${level}`,
+    );
+  }
+  return key.atLevel(level);
+}
+
+/**
  * A source over objects the caller holds (and keeps): evaluation keys, encrypted weights, input ciphertexts;
  * plaintext weights are encoded on demand and disposed after use.
  *
@@ -82,16 +103,9 @@ export function heObjectSource(options: {
         const g = Number(id.slice('key:galois:'.length));
         const key = evaluationKeys.galois.get(g)?.key;
         if (!key) throw new MismatchError(`${id}: the evaluation keys have no Galois key for element ${g}`);
-        // The program's store holds each key at the level it is used at: a key made higher is cut down (a copy).
-        const level = keyLevels.get(g) ?? key.level;
-        if (key.level < level) {
-          throw new MismatchError(
-            `${id}: the Galois key is made for level ${key.level}: the program uses it at level ${level}`,
-          );
-        }
-        if (key.level === level) return key;
-        streamed.add(id);
-        return key.atLevel(level);
+        const stored = keyAtProgramLevel(id, key, keyLevels.get(g));
+        if (stored !== key) streamed.add(id);
+        return stored;
       }
       if (id.startsWith('ct:')) {
         const value = Number(id.slice(3));
