@@ -353,8 +353,11 @@ async function inferWithMemory(
   if (tiered) {
     const base = await runMemory.serverMemory();
     // The kernels' scratch (key-switching digits, a streamed key being made) lives beside the arena's objects:
-    // an eighth of the budget is left to it, so that all the kernel memory in use stays within the budget.
-    const budgetBytes = Math.floor((runMemory.budgetBytes * 7) / 8);
+    // an eighth of the budget is left to it, so that all the kernel memory in use stays within the budget. The
+    // program's constants (the weights every plaintext diagonal is encoded from: 379 MB for LeNet) stay in memory
+    // through the run too, and come out of the budget as well (at most half of it).
+    const constantsBytes = Math.min(program.constants.byteLength, Math.floor(runMemory.budgetBytes / 2));
+    const budgetBytes = Math.floor((runMemory.budgetBytes * 7) / 8) - constantsBytes;
     const pool = Math.max(Math.floor(budgetBytes / 32), budgetBytes - arenaRoom);
     serverMemory = { ...base, budgetBytes, dramPoolBytes: pool };
   }

@@ -35,6 +35,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     }
     if (error instanceof HomeError) {
       console.error(`home: ${error.name} (${error.code}): ${error.message}`);
+      if (process.env.HOME_DEBUG_STACK) console.error(error.stack);
       process.exitCode = 2;
       return;
     }

@@ -214,6 +214,10 @@ export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<Ti
   // 2. Preflight: every tier still there and writable, with room for the most the plan keeps there at once, plus
   // the persistent copies, which are never deleted during the run — less those an earlier run left there, which
   // take no new room (counted twice, they made a second pass of the zoo CNN ask for 69.6 GB beside 33 GB kept).
+  // That sum counts a copy the plan places on the tier twice, once in its peak and once kept (86 GB for LeNet,
+  // whose keys and diagonals are 42.8 GB): every initial object once (wherever it starts: one warm in memory may
+  // be evicted here) plus the most produced bytes ever live at once bounds the tier as well; the smaller is asked.
+  // Room is the tier's capacity and its file system's free space both.
   for (let i = 0; i < tiers.length; i++) {
     let kept = 0;
     const committed = persistentCopies.get(tiers[i]);
@@ -222,25 +226,31 @@ export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<Ti
       if (committed?.has(id) && tiers[i].has(id)) continue;
       kept += analysis.bytesOf(id) + tiers[i].objectOverheadBytes;
     }
+    const overhead = tiers[i].objectOverheadBytes;
+    const everything =
+      analysis.initialBytes + analysis.peakLiveProducedBytes + analysis.objects.size * overhead;
     await tiers[i].check();
     let peak = plan.slowPeakBytes[i];
     if (peak === undefined && streamed) {
-      // The peak is known when planning ends; until then, every object at once (the persistent copies among them)
-      // bounds it. Without room for that bound, wait for the exact peak (the run must not fail half-way for lack of
-      // space).
+      // The peak is known when planning ends; until then, every object at once bounds it. Without room for the
+      // smaller bound, wait for the exact peak (the run must not fail half-way for lack of space).
       let bound = 0;
-      for (const info of program.objects) bound += info.bytes + tiers[i].objectOverheadBytes;
-      if (tiers[i].capacityBytes - tiers[i].usedBytes >= bound) {
-        await tiers[i].ensureRoom(bound);
-        continue;
-      }
+      for (const info of program.objects) bound += info.bytes + overhead;
+      const boundFits = await tiers[i].ensureRoom(Math.min(bound, everything)).then(
+        () => true,
+        (error: unknown) => {
+          if (error instanceof ResourceError) return false;
+          throw error;
+        },
+      );
+      if (boundFits) continue;
       await streamed.finished.catch(async (error: unknown) => {
         await streamed.cancel();
         throw error;
       });
       peak = plan.slowPeakBytes[i];
     }
-    await tiers[i].ensureRoom((peak ?? 0) + kept);
+    await tiers[i].ensureRoom(Math.min((peak ?? 0) + kept, everything));
   }
 
   const dramInitial = new Map<ObjectId, Uint8Array>();
