@@ -87,6 +87,12 @@ describe('home characterize', () => {
     r = home(...base, '--dram-budget', '64MiB', '--profile', 'floppy');
     assert.equal(r.code, 2);
     assert.match(r.stderr, /device profile "floppy": expected one of/);
+    r = home(...base, '--dram-budget', '64MiB', '--policies', 'home,fifo');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--policies home,fifo: fifo is not home or lru/);
+    r = home(...base, '--dram-budget', '64MiB', '--input-std', '0.3,x');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--input-std 0.3,x: expected a number/);
     assert.equal(existsSync(join(dir, 'x')), false);
   });
 
@@ -131,7 +137,44 @@ describe('home characterize', () => {
       assert.ok(run.stats.dramPeakBytes <= run.stats.dramPoolBytes);
       assert.ok(run.stats.arenaPeakBytes <= run.stats.arenaBytes);
     }
+    // Per layer, bytes per tier: the model's layers in order, summing to the run's totals per tier.
+    for (const run of trace.runs) {
+      const layers: {
+        layer: string;
+        steps: number;
+        bytes_read: Record<string, number>;
+        bytes_written: Record<string, number>;
+        peak_resident_bytes: Record<string, number>;
+      }[] = run.layers;
+      assert.ok(layers.length >= 3, `layers: ${layers.map((l) => l.layer).join(', ')}`);
+      assert.equal(
+        layers.reduce((n, l) => n + l.steps, 0),
+        run.steps.op.length,
+      );
+      for (const tier of ['nvme', 'arena', 'dram']) {
+        assert.ok(tier in layers[0].bytes_read, `${tier} in ${Object.keys(layers[0].bytes_read).join(', ')}`);
+        const read = layers.reduce((n, l) => n + l.bytes_read[tier], 0);
+        const written = layers.reduce((n, l) => n + l.bytes_written[tier], 0);
+        assert.equal(
+          read,
+          run.steps.bytes_read[tier].reduce((a: number, b: number) => a + b, 0),
+        );
+        assert.equal(
+          written,
+          run.steps.bytes_written[tier].reduce((a: number, b: number) => a + b, 0),
+        );
+      }
+      assert.ok(
+        layers.some((l) => l.bytes_read.nvme > 0),
+        'some layer reads from the slow tier',
+      );
+      assert.ok(
+        layers.every((l) => l.peak_resident_bytes.arena > 0),
+        'every layer holds objects in the arena',
+      );
+    }
     const html = readFileSync(join(out, 'report.html'), 'utf8');
+    assert.match(html, /Per layer, bytes per tier \(home\)/);
     assert.match(html, /What-if/);
     assert.match(html, /Measured encrypted run/);
     assert.ok((html.match(/<svg/g) ?? []).length >= 6, 'charts inline as SVG');

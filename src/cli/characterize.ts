@@ -21,7 +21,13 @@ import {
   runUnlimited,
   sameResults,
 } from './he-workload.ts';
-import { parseByteSize, parseTierSpec, type TierSpec } from './sizes.ts';
+import {
+  parseByteSize,
+  parseNumberList,
+  parseNumberOrFraction,
+  parseTierSpec,
+  type TierSpec,
+} from './sizes.ts';
 
 /**
  * Options of {@link runCharacterize} (the `home characterize` flags).
@@ -39,6 +45,11 @@ export interface CharacterizeCliOptions {
   mode?: 'batch' | 'latency';
   encryptWeights?: boolean;
   inputScale?: number;
+  /** Per-channel normalization after the scale: `(x − mean[c]) / std[c]`. */
+  inputMean?: readonly number[];
+  inputStd?: readonly number[];
+  /** Policies measured (default both: HomE, then LRU). */
+  policies?: readonly ('home' | 'lru')[];
   /** Memory for objects (arena + DRAM pool), e.g. `512MiB`. */
   dramBudget: string;
   /** Part of the budget for the DRAM pool, e.g. `16MiB` (default 1/32 of the budget). */
@@ -83,7 +94,10 @@ export interface MeasuredTrace {
 interface MeasuredRun {
   policy: string;
   correct: boolean;
-  ratio_vs_unlimited: number;
+  /** Seconds over the all-in-memory run's (null: a model that does not fit in memory has no such run). */
+  ratio_vs_unlimited: number | null;
+  /** Client key generation during the run's setup (keys streamed to the store), not the server's time. */
+  keygen_seconds: number;
   stats: TieredHeStats;
   summary: {
     peak_bytes: Record<string, number>;
@@ -91,7 +105,70 @@ interface MeasuredRun {
     stall_fraction: number;
     arithmetic_intensity: number | null;
   };
+  /** Per layer, in run order: time, and bytes read, written and resident at most, per tier. */
+  layers: LayerBytes[];
   steps: MeasuredTrace;
+}
+
+/**
+ * One layer of a measured run (its steps, wherever they fall in run order): what it cost and moved per tier.
+ *
+ * @example
+ * ```ts
+ * const conv1: LayerBytes = trace.runs[0].layers[0];
+ * ```
+ */
+export interface LayerBytes {
+  layer: string;
+  steps: number;
+  compute_seconds: number;
+  stall_seconds: number;
+  /** Bytes the layer's steps read from / wrote to each tier (slow tiers by name, `arena`, `dram`). */
+  bytes_read: Record<string, number>;
+  bytes_written: Record<string, number>;
+  /** Most bytes resident in each tier while one of the layer's steps ran. */
+  peak_resident_bytes: Record<string, number>;
+}
+
+/**
+ * Sums a measured trace per layer (first appearance order): time, bytes moved per tier, peak bytes per tier.
+ *
+ * @example
+ * ```ts
+ * const layers = layerBytes(run.steps);
+ * ```
+ */
+export function layerBytes(trace: MeasuredTrace): LayerBytes[] {
+  const byLayer = new Map<string, LayerBytes>();
+  const tiers = Object.keys(trace.bytes_read);
+  const resident = Object.keys(trace.occupancy);
+  trace.layer.forEach((name, k) => {
+    const layer = name === '' ? '(no layer)' : name;
+    let row = byLayer.get(layer);
+    if (!row) {
+      row = {
+        layer,
+        steps: 0,
+        compute_seconds: 0,
+        stall_seconds: 0,
+        bytes_read: Object.fromEntries(tiers.map((t) => [t, 0])),
+        bytes_written: Object.fromEntries(tiers.map((t) => [t, 0])),
+        peak_resident_bytes: Object.fromEntries(resident.map((t) => [t, 0])),
+      };
+      byLayer.set(layer, row);
+    }
+    row.steps++;
+    row.compute_seconds += trace.compute_ns[k] / 1e9;
+    row.stall_seconds += trace.stall_ns[k] / 1e9;
+    for (const t of tiers) {
+      row.bytes_read[t] += trace.bytes_read[t][k];
+      row.bytes_written[t] += trace.bytes_written[t][k];
+    }
+    for (const t of resident) {
+      row.peak_resident_bytes[t] = Math.max(row.peak_resident_bytes[t], trace.occupancy[t][k]);
+    }
+  });
+  return [...byLayer.values()];
 }
 
 function traceOf(program: HeProgram, result: TieredHeResult): MeasuredTrace {
@@ -141,30 +218,46 @@ const MB = 1e6;
 function layerChart(runs: MeasuredRun[]): ChartSpec {
   const rows: object[] = [];
   for (const run of runs) {
-    const perLayer = new Map<string, { compute: number; stall: number; read: number; written: number }>();
-    const t = run.steps;
-    t.layer.forEach((layer, k) => {
-      let row = perLayer.get(layer);
-      if (!row) perLayer.set(layer, (row = { compute: 0, stall: 0, read: 0, written: 0 }));
-      row.compute += t.compute_ns[k];
-      row.stall += t.stall_ns[k];
-      for (const tier of Object.keys(t.bytes_read)) {
-        if (tier === 'arena' || tier === 'dram') continue;
-        row.read += t.bytes_read[tier][k];
-        row.written += t.bytes_written[tier][k];
-      }
-    });
-    for (const [layer, r] of perLayer) {
+    for (const l of run.layers) {
       rows.push(
-        { layer, policy: run.policy, kind: 'compute', ms: r.compute / 1e6, panel: 'time (ms)' },
-        { layer, policy: run.policy, kind: 'stall', ms: r.stall / 1e6, panel: 'time (ms)' },
-        { layer, policy: run.policy, kind: 'read', ms: r.read / MB, panel: 'slow-tier MB' },
-        { layer, policy: run.policy, kind: 'written', ms: r.written / MB, panel: 'slow-tier MB' },
+        {
+          layer: l.layer,
+          policy: run.policy,
+          kind: 'compute',
+          value: l.compute_seconds * 1e3,
+          panel: 'time (ms)',
+        },
+        {
+          layer: l.layer,
+          policy: run.policy,
+          kind: 'stall',
+          value: l.stall_seconds * 1e3,
+          panel: 'time (ms)',
+        },
       );
+      // Bytes per tier: what each tier gave (read from it) and took (written to it) during the layer.
+      for (const tier of Object.keys(l.bytes_read)) {
+        rows.push(
+          {
+            layer: l.layer,
+            policy: run.policy,
+            kind: `${tier} read`,
+            value: l.bytes_read[tier] / MB,
+            panel: 'MB per tier',
+          },
+          {
+            layer: l.layer,
+            policy: run.policy,
+            kind: `${tier} written`,
+            value: l.bytes_written[tier] / MB,
+            panel: 'MB per tier',
+          },
+        );
+      }
     }
   }
   return {
-    title: 'Measured: time and slow-tier traffic per layer (bars per policy)',
+    title: 'Measured: time and bytes read / written per tier, per layer (bars per policy)',
     data: { values: rows },
     mark: 'bar',
     width: 280,
@@ -173,7 +266,7 @@ function layerChart(runs: MeasuredRun[]): ChartSpec {
       column: { field: 'panel', type: 'nominal', title: null },
       x: { field: 'layer', type: 'nominal', sort: null },
       xOffset: { field: 'policy', type: 'nominal' },
-      y: { field: 'ms', type: 'quantitative', title: null, stack: 'zero' },
+      y: { field: 'value', type: 'quantitative', title: null, stack: 'zero' },
       color: { field: 'kind', type: 'nominal' },
     },
     resolve: { scale: { y: 'independent' } },
@@ -204,16 +297,19 @@ function occupancyChart(run: MeasuredRun): ChartSpec {
   };
 }
 
-function comparisonChart(runs: MeasuredRun[], unlimitedSeconds: number): ChartSpec {
+function comparisonChart(runs: MeasuredRun[], unlimitedSeconds: number | null): ChartSpec {
   const rows = [
-    { config: 'unlimited', part: 'compute', s: unlimitedSeconds },
+    ...(unlimitedSeconds === null ? [] : [{ config: 'unlimited', part: 'compute', s: unlimitedSeconds }]),
     ...runs.flatMap((r) => [
       { config: r.policy, part: 'compute', s: r.stats.computeSeconds },
       { config: r.policy, part: 'stall', s: r.stats.stallSeconds },
     ]),
   ];
   return {
-    title: 'Measured: LRU vs HomE against all-in-memory (wall seconds)',
+    title:
+      unlimitedSeconds === null
+        ? 'Measured: the policies (wall seconds; no all-in-memory run: the model does not fit)'
+        : 'Measured: the policies against all-in-memory (wall seconds)',
     width: 420,
     data: { values: rows },
     mark: 'bar',
@@ -268,6 +364,14 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
       throw new InvalidArgumentError(`--tier ${s.name}:…: the name ${s.name} is given twice`);
     names.add(s.name);
   }
+  const policies = options.policies ?? (['home', 'lru'] as const);
+  if (policies.length === 0 || new Set(policies).size !== policies.length) {
+    throw new InvalidArgumentError(`--policies ${policies.join(',')}: expected home, lru or both, each once`);
+  }
+  for (const p of policies) {
+    if (p !== 'home' && p !== 'lru')
+      throw new InvalidArgumentError(`--policies ${policies.join(',')}: ${String(p)} is not home or lru`);
+  }
   const profileName = options.profile ?? 'file';
   const emulate: DeviceProfile | null = profileName === 'file' ? null : deviceProfile(profileName);
   const out = resolve(options.out);
@@ -296,6 +400,9 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
       mode: options.mode,
       encryptWeights: options.encryptWeights,
       inputScale: options.inputScale,
+      ...(options.inputMean !== undefined ? { inputMean: options.inputMean } : {}),
+      ...(options.inputStd !== undefined ? { inputStd: options.inputStd } : {}),
+      budgetBytes: budget,
       seed: options.seed,
     });
     try {
@@ -306,16 +413,25 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
         pool ?? Math.floor(budget / 32),
       );
       print(
-        `${workload.name}: ${workload.program.instructions.length} instructions, memory budget ${(budget / MB).toFixed(1)} MB ` +
+        `${workload.name}: ${workload.program.instructions.length} instructions, footprint ${(workload.footprintBytes / MB).toFixed(0)} MB, ` +
+          `memory budget ${(budget / MB).toFixed(1)} MB ` +
           `(arena ${(split.arenaBytes / MB).toFixed(1)} MB + DRAM pool ${(split.dramPoolBytes / MB).toFixed(1)} MB), ` +
           `tiers ${specs.map((s) => `${s.name}:${s.dir}`).join(', ')}, profile ${profileName}`,
       );
-      const reference = await runUnlimited(workload);
-      print(`all in memory: ${reference.seconds.toFixed(3)} s`);
+      // A model whose all-in-memory run does not fit (its keys streamed, or its footprint beyond the kernel
+      // memory) has no such reference: its runs are checked against the float simulation and each other.
+      const reference = workload.fitsInMemory ? await runUnlimited(workload) : null;
+      print(
+        reference
+          ? `all in memory: ${reference.seconds.toFixed(3)} s`
+          : `all in memory: not run (footprint ${(workload.footprintBytes / 2 ** 30).toFixed(2)} GiB${workload.client.keyStream ? ', keys streamed' : ''}: beyond the kernel memory)`,
+      );
       const measured = await probeTier(tiers[0]);
       const planning = emulate ? slowerProfile(measured, emulate) : measured;
       const runs: MeasuredRun[] = [];
-      for (const policyName of ['home', 'lru'] as const) {
+      let firstLogits: Float64Array | undefined;
+      for (const policyName of policies) {
+        const keygenBefore = workload.client.keygenSeconds;
         const { logits, result } = await runTieredWorkload(workload, {
           runtimeProgram,
           policy: policyName === 'home' ? realRunHomePolicy() : new LruPolicy(),
@@ -325,17 +441,23 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
           planningDevices: tiers.map(() => planning),
           seededKeys: options.seededKeys,
         });
+        const keygenSeconds = workload.client.keygenSeconds - keygenBefore;
         for (const ct of result.outputs.values()) ct.dispose();
         const s = result.plan.run.summary;
+        firstLogits ??= logits;
         const correct =
-          sameResults(workload, logits, reference.logits) &&
+          (reference
+            ? sameResults(workload, logits, reference.logits)
+            : sameResults(workload, logits, firstLogits)) &&
           result.stats.dramPeakBytes <= split.dramPoolBytes &&
           result.stats.arenaPeakBytes <= split.arenaBytes;
         const slowMoved = result.stats.slowBytesRead + result.stats.slowBytesWritten;
+        const steps = traceOf(workload.program, result);
         runs.push({
           policy: policyName,
           correct,
-          ratio_vs_unlimited: result.stats.seconds / reference.seconds,
+          ratio_vs_unlimited: reference ? result.stats.seconds / reference.seconds : null,
+          keygen_seconds: keygenSeconds,
           stats: result.stats,
           summary: {
             peak_bytes: {
@@ -347,12 +469,16 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
             stall_fraction: result.stats.stallSeconds / result.stats.seconds,
             arithmetic_intensity: slowMoved > 0 ? s.modularMultiplies / slowMoved : null,
           },
-          steps: traceOf(workload.program, result),
+          layers: layerBytes(steps),
+          steps,
         });
+        const ratio = reference
+          ? `${(result.stats.seconds / reference.seconds).toFixed(3)}× all in memory`
+          : 'no all-in-memory run';
         print(
-          `${policyName}: ${result.stats.seconds.toFixed(3)} s (${(result.stats.seconds / reference.seconds).toFixed(3)}× all in memory), ` +
+          `${policyName}: ${result.stats.seconds.toFixed(3)} s (${ratio}; compute ${result.stats.computeSeconds.toFixed(3)} s), ` +
             `stall ${result.stats.stallSeconds.toFixed(3)} s, slow tiers read ${(result.stats.slowBytesRead / MB).toFixed(0)} MB ` +
-            `written ${(result.stats.slowBytesWritten / MB).toFixed(0)} MB, outputs ${correct ? 'identical' : 'DIFFERENT'}`,
+            `written ${(result.stats.slowBytesWritten / MB).toFixed(0)} MB, outputs ${correct ? (reference ? 'identical' : 'agree') : 'DIFFERENT'}`,
         );
       }
       // 3. Report: the characterization (virtual-clock comparison, what-if, file I/O), then the measured section.
@@ -386,7 +512,8 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
         tiers: specs.map((s, i) => ({ ...s, capacity_bytes: tiers[i].capacityBytes })),
         profile: profileName,
         planning_profile: planning,
-        unlimited_seconds: reference.seconds,
+        footprint_bytes: workload.footprintBytes,
+        unlimited_seconds: reference ? reference.seconds : null,
         runs,
       };
       const tracePath = join(staging, 'trace.json');
@@ -395,7 +522,7 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
         {
           name: 'measured-comparison',
           title: 'LRU vs HomE (measured)',
-          spec: comparisonChart(runs, reference.seconds),
+          spec: comparisonChart(runs, reference ? reference.seconds : null),
         },
         { name: 'measured-layers', title: 'Per layer (measured)', spec: layerChart(runs) },
         {
@@ -449,8 +576,9 @@ function withMeasuredSection(
     memory_budget_bytes: number;
     arena_bytes: number;
     dram_pool_bytes: number;
+    footprint_bytes: number;
     profile: string;
-    unlimited_seconds: number;
+    unlimited_seconds: number | null;
     tiers: TierSpec[];
   },
   runs: MeasuredRun[],
@@ -458,19 +586,25 @@ function withMeasuredSection(
   report: Characterization,
 ): string {
   const fmt = (x: number, d = 4) => (Number.isFinite(x) ? Number(x.toPrecision(d)).toString() : String(x));
+  const reference =
+    trace.unlimited_seconds === null
+      ? `<tr><td>all in memory</td><td colspan="8">not run: the footprint (${fmt(trace.footprint_bytes / MB)} MB) does not fit in memory; outputs checked against the float simulation and between runs</td></tr>`
+      : `<tr><td>all in memory</td><td>${fmt(trace.unlimited_seconds)}</td><td>1</td><td>–</td><td>0</td><td>0</td><td>–</td><td>–</td><td>reference</td></tr>`;
   const rows = [
-    `<tr><td>all in memory</td><td>${fmt(trace.unlimited_seconds)}</td><td>1</td><td>–</td><td>0</td><td>0</td><td>–</td><td>–</td><td>reference</td></tr>`,
+    reference,
     ...runs.map(
       (r) =>
-        `<tr><td>${escapeHtml(r.policy)}</td><td>${fmt(r.stats.seconds)}</td><td>${fmt(r.ratio_vs_unlimited)}</td>` +
+        `<tr><td>${escapeHtml(r.policy)}</td><td>${fmt(r.stats.seconds)}</td><td>${r.ratio_vs_unlimited === null ? '–' : fmt(r.ratio_vs_unlimited)}</td>` +
         `<td>${(100 * r.summary.stall_fraction).toFixed(1)} %</td><td>${fmt(r.stats.slowBytesRead / MB)}</td>` +
         `<td>${fmt(r.stats.slowBytesWritten / MB)}</td><td>${fmt(r.stats.arenaPeakBytes / MB)}</td>` +
-        `<td>${fmt(r.stats.dramPeakBytes / MB)}</td><td>${r.correct ? 'identical' : 'DIFFERENT'}</td></tr>`,
+        `<td>${fmt(r.stats.dramPeakBytes / MB)}</td><td>${r.correct ? (trace.unlimited_seconds === null ? 'agree' : 'identical') : 'DIFFERENT'}</td></tr>`,
     ),
   ].join('\n');
+  const layerTables = runs.map((r) => layerTable(r, fmt)).join('\n');
   const section = `<h2>Measured encrypted run: ${escapeHtml(trace.workload)}</h2>
 <p>Memory budget ${fmt(trace.memory_budget_bytes / MB)} MB = arena ${fmt(trace.arena_bytes / MB)} MB (live objects) + DRAM pool
-${fmt(trace.dram_pool_bytes / MB)} MB (byte buffers); slow tiers ${trace.tiers.map((t) => escapeHtml(`${t.name} (${t.dir})`)).join(', ')};
+${fmt(trace.dram_pool_bytes / MB)} MB (byte buffers); footprint of an all-in-memory run ${fmt(trace.footprint_bytes / MB)} MB;
+slow tiers ${trace.tiers.map((t) => escapeHtml(`${t.name} (${t.dir})`)).join(', ')};
 profile ${escapeHtml(trace.profile)}. Wall-clock times on this machine; plans made ahead on the virtual clock and replayed.
 Per-instruction trace in trace.json. The sections above compare the policies on the virtual clock for
 ${escapeHtml(
@@ -481,10 +615,36 @@ ${escapeHtml(
 )}.</p>
 <table><thead><tr><th>run</th><th>seconds</th><th>× all in memory</th><th>stall</th><th>slow MB read</th><th>slow MB written</th><th>arena peak MB</th><th>DRAM pool peak MB</th><th>outputs</th></tr></thead>
 <tbody>${rows}</tbody></table>
+${layerTables}
 ${charts.join('\n')}
 `;
   const at = html.lastIndexOf('</body>');
   return at < 0 ? html + section : `${html.slice(0, at)}${section}${html.slice(at)}`;
+}
+
+/** One run's per-layer table: time, then MB read / written and peak MB resident for each tier. */
+function layerTable(run: MeasuredRun, fmt: (x: number, d?: number) => string): string {
+  const first = run.layers[0];
+  if (!first) return '';
+  const moved = Object.keys(first.bytes_read);
+  const resident = Object.keys(first.peak_resident_bytes);
+  const head =
+    '<tr><th>layer</th><th>steps</th><th>compute s</th><th>stall s</th>' +
+    moved.map((t) => `<th>${escapeHtml(t)} MB read / written</th>`).join('') +
+    resident.map((t) => `<th>${escapeHtml(t)} peak MB</th>`).join('') +
+    '</tr>';
+  const body = run.layers
+    .map(
+      (l) =>
+        `<tr><td>${escapeHtml(l.layer)}</td><td>${l.steps}</td><td>${fmt(l.compute_seconds)}</td><td>${fmt(l.stall_seconds)}</td>` +
+        moved.map((t) => `<td>${fmt(l.bytes_read[t] / MB)} / ${fmt(l.bytes_written[t] / MB)}</td>`).join('') +
+        resident.map((t) => `<td>${fmt(l.peak_resident_bytes[t] / MB)}</td>`).join('') +
+        '</tr>',
+    )
+    .join('\n');
+  return `<h3>Per layer, bytes per tier (${escapeHtml(run.policy)})</h3>
+<table><thead>${head}</thead>
+<tbody>${body}</tbody></table>`;
 }
 
 /**
@@ -508,6 +668,9 @@ export function registerCharacterize(program: Command): void {
     .option('--mode <mode>', 'batch or latency', 'batch')
     .option('--encrypt-weights', 'encrypted weights (latency mode)')
     .option('--input-scale <s>', 'multiplier of raw values', '1/256')
+    .option('--input-mean <m>', 'per-channel mean subtracted after --input-scale: m or m,m,m')
+    .option('--input-std <s>', 'per-channel standard deviation divided by after the mean: s or s,s,s')
+    .option('--policies <list>', 'policies measured: home, lru or home,lru', 'home,lru')
     .requiredOption('--dram-budget <size>', 'memory for objects (arena + DRAM pool), e.g. 512MiB')
     .option('--dram-pool <size>', 'part of the budget for the DRAM pool (default 1/32)')
     .option(
@@ -532,6 +695,9 @@ export function registerCharacterize(program: Command): void {
         mode: string;
         encryptWeights?: boolean;
         inputScale: string;
+        inputMean?: string;
+        inputStd?: string;
+        policies: string;
         dramBudget: string;
         dramPool?: string;
         tier: string[];
@@ -543,13 +709,10 @@ export function registerCharacterize(program: Command): void {
         const count = flags.count === undefined ? undefined : Number(flags.count);
         if (count !== undefined && (!Number.isInteger(count) || count < 1))
           throw new InvalidArgumentError(`--count ${flags.count}: expected a positive integer`);
-        const scale = /^\s*([0-9.eE+-]+)\s*(?:\/\s*([0-9.eE+-]+)\s*)?$/.exec(flags.inputScale);
-        const inputScale = scale
-          ? Number(scale[1]) / (scale[2] === undefined ? 1 : Number(scale[2]))
-          : Number.NaN;
-        if (!Number.isFinite(inputScale) || inputScale <= 0)
+        const inputScale = parseNumberOrFraction(flags.inputScale, '--input-scale');
+        if (inputScale <= 0)
           throw new InvalidArgumentError(
-            `--input-scale ${flags.inputScale}: expected a number or a fraction like 1/256`,
+            `--input-scale ${flags.inputScale}: expected a positive number or a fraction like 1/256`,
           );
         await runCharacterize({
           model: flags.model,
@@ -558,6 +721,13 @@ export function registerCharacterize(program: Command): void {
           mode: flags.mode as 'batch' | 'latency',
           encryptWeights: flags.encryptWeights === true,
           inputScale,
+          ...(flags.inputMean !== undefined
+            ? { inputMean: parseNumberList(flags.inputMean, '--input-mean') }
+            : {}),
+          ...(flags.inputStd !== undefined
+            ? { inputStd: parseNumberList(flags.inputStd, '--input-std') }
+            : {}),
+          policies: flags.policies.split(',').map((p) => p.trim()) as ('home' | 'lru')[],
           dramBudget: flags.dramBudget,
           dramPool: flags.dramPool,
           tiers: flags.tier,

@@ -20,7 +20,9 @@ import {
   type TieredHeOptions,
   type TieredHeResult,
 } from '../runtime/he/tiered.ts';
-import { InvalidArgumentError } from '../util/errors.ts';
+import { InvalidArgumentError, ResourceError } from '../util/errors.ts';
+import { ARENA_LIMIT_BYTES } from './infer-memory.ts';
+import { normalizeChannels } from './infer-packing.ts';
 import type { KernelContext } from '../ring/context.ts';
 
 /**
@@ -40,6 +42,14 @@ export interface HeWorkloadOptions {
   encryptWeights?: boolean;
   /** Multiplier of raw pixel values (default 1/256, as CryptoNets and LoLa expect). */
   inputScale?: number;
+  /** Per-channel normalization after the scale: `(x − mean[c]) / std[c]` (one value, or one per channel). */
+  inputMean?: readonly number[];
+  inputStd?: readonly number[];
+  /**
+   * Memory for the run (arena + DRAM pool). Given, memory is the tiered runtime's to manage: the compiler refuses
+   * only what cannot be compiled at all, and one instruction may hold at most half of it (as `home infer`).
+   */
+  budgetBytes?: number;
   /** Deterministic keys and encryptions (tests). */
   seed?: Uint8Array;
   /**
@@ -72,6 +82,13 @@ export interface HeWorkload {
   simulatedArgmax: Int32Array;
   /** Seconds spent encrypting the weights (model owner) and the inputs (client). */
   encryptSeconds: number;
+  /** What an all-in-memory run would hold (live ciphertexts, plaintext weights, keys). */
+  footprintBytes: number;
+  /**
+   * Whether the all-in-memory reference can run: its keys were made up front (not streamed) and its footprint fits
+   * in the kernel memory left beside them.
+   */
+  fitsInMemory: boolean;
 }
 
 function loadImages(path: string, scale: number, shape: readonly number[]): ImageBatch {
@@ -120,11 +137,21 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
     (l) => (l.kind === 'activation' || l.kind === 'maxPool') && l.approx === undefined,
   );
   const calibrationCount = Math.min(wanted, 512);
-  const { program } = compileModel(model, {
+  normalizeChannels(batch.data, model.onnxInputShape, options.inputMean, options.inputStd);
+  const budget = options.budgetBytes;
+  const { program, resources } = compileModel(model, {
     mode,
     encryptWeights: options.encryptWeights === true,
     name: basename(options.model),
     ...(mode === 'batch' ? { batchSize: Math.max(wanted, 1) } : {}),
+    ...(budget !== undefined
+      ? {
+          limits: {
+            memoryBytes: Number.POSITIVE_INFINITY,
+            stepBytes: Number.isFinite(budget) ? Math.floor(budget / 2) : Number.POSITIVE_INFINITY,
+          },
+        }
+      : {}),
     ...(needsCalibration
       ? { calibration: { images: batch.data.subarray(0, calibrationCount * size), count: calibrationCount } }
       : {}),
@@ -135,10 +162,14 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
   const classes = shapeSize(model.outputShape);
   const simulatedArgmax = argmaxRows(simulateProgram(program, images, count), count, classes);
   const start = nowNs();
+  // Keys that would take more than half the kernel memory are made one at a time as a run's store writes them.
+  const streamKeys = resources.keyBytes > ARENA_LIMIT_BYTES / 2;
   const client = new InferenceClient(program, {
     seed: options.seed,
+    streamKeys,
     ...(options.context ? { context: options.context } : {}),
   });
+  const arenaRoom = ARENA_LIMIT_BYTES - client.params.context.allocator.bytesInUse;
   const weights = client.publicKey
     ? new ModelOwner(program, client.publicKey, { seed: options.seed }).encryptWeights()
     : new Map<number, Ciphertext>();
@@ -153,6 +184,8 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
     classes,
     simulatedArgmax,
     encryptSeconds: (nowNs() - start) / 1e9,
+    footprintBytes: resources.serverBytes,
+    fitsInMemory: !streamKeys && resources.serverBytes <= arenaRoom,
   };
 }
 
@@ -165,6 +198,12 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
  * ```
  */
 export async function runUnlimited(workload: HeWorkload): Promise<{ logits: Float64Array; seconds: number }> {
+  if (!workload.fitsInMemory) {
+    throw new ResourceError(
+      `${workload.name}: an all-in-memory run would hold ${workload.footprintBytes} bytes` +
+        `${workload.client.keyStream ? ' and its keys are streamed' : ''}: expected a workload that fits in the kernel memory (${ARENA_LIMIT_BYTES} bytes)`,
+    );
+  }
   const server = new InferenceServer(workload.program, workload.client.evaluationKeys, {
     context: workload.client.params.context,
   });
@@ -199,7 +238,7 @@ export async function runTieredWorkload(
 ): Promise<{ logits: Float64Array; result: TieredHeResult }> {
   const source = heObjectSource({
     program: workload.program,
-    evaluationKeys: workload.client.evaluationKeys,
+    evaluationKeys: workload.client.keyStream ?? workload.client.evaluationKeys,
     inputs: workload.inputs,
     weights: workload.weights,
     encoder: new Encoder(workload.client.params),

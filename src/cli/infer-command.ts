@@ -2,8 +2,8 @@
  * The `home infer` command: its flags, parsed and checked, handed to {@link runInfer}.
  */
 import type { Command } from 'commander';
-import { InvalidArgumentError } from '../util/errors.ts';
 import { runInfer } from './infer.ts';
+import { parseNumberList, parseNumberOrFraction } from './sizes.ts';
 
 /**
  * Registers `home infer`.
@@ -70,11 +70,15 @@ export function registerInfer(program: Command): void {
           model: flags.model,
           data: flags.data,
           labels: flags.labels,
-          inputScale: parseNumber(flags.inputScale, '--input-scale'),
-          count: flags.count === undefined ? undefined : parseNumber(flags.count, '--count'),
+          inputScale: parseNumberOrFraction(flags.inputScale, '--input-scale'),
+          count: flags.count === undefined ? undefined : parseNumberOrFraction(flags.count, '--count'),
           mode: flags.mode as 'auto' | 'batch' | 'latency',
-          ...(flags.inputMean !== undefined ? { inputMean: parseList(flags.inputMean, '--input-mean') } : {}),
-          ...(flags.inputStd !== undefined ? { inputStd: parseList(flags.inputStd, '--input-std') } : {}),
+          ...(flags.inputMean !== undefined
+            ? { inputMean: parseNumberList(flags.inputMean, '--input-mean') }
+            : {}),
+          ...(flags.inputStd !== undefined
+            ? { inputStd: parseNumberList(flags.inputStd, '--input-std') }
+            : {}),
           ...(flags.dramBudget !== undefined ? { dramBudget: flags.dramBudget } : {}),
           ...(flags.tier !== undefined ? { tier: flags.tier } : {}),
           profile: flags.profile,
@@ -85,18 +89,4 @@ export function registerInfer(program: Command): void {
         });
       },
     );
-}
-
-/** Parses a comma-separated list of numbers (fractions allowed). */
-function parseList(text: string, flag: string): number[] {
-  return text.split(',').map((part) => parseNumber(part, flag));
-}
-
-/** Parses a number or a fraction like `1/256`. */
-function parseNumber(text: string, flag: string): number {
-  const match = /^\s*([0-9.eE+-]+)\s*(?:\/\s*([0-9.eE+-]+)\s*)?$/.exec(text);
-  const value = match ? Number(match[1]) / (match[2] === undefined ? 1 : Number(match[2])) : Number.NaN;
-  if (!Number.isFinite(value))
-    throw new InvalidArgumentError(`${flag} ${text}: expected a number or a fraction like 1/256`);
-  return value;
 }

@@ -79,3 +79,41 @@ export function parseTierSpec(text: string): TierSpec {
   }
   return { name, dir };
 }
+
+/**
+ * Parses a comma-separated list of numbers (fractions allowed), e.g. `0.4914,0.4822,0.4465`.
+ *
+ * @throws InvalidArgumentError naming the flag and the text.
+ * @example
+ * ```ts
+ * parseNumberList('0.5,1/4', '--input-mean'); // [0.5, 0.25]
+ * ```
+ */
+export function parseNumberList(text: string, flag: string): number[] {
+  return text.split(',').map((part) => {
+    try {
+      return parseNumberOrFraction(part, flag);
+    } catch {
+      throw new InvalidArgumentError(
+        `${flag} ${text}: expected a number or a fraction like 1/256 for each comma-separated value ("${part}" is not)`,
+      );
+    }
+  });
+}
+
+/**
+ * Parses a number or a fraction like `1/256`.
+ *
+ * @throws InvalidArgumentError naming the flag and the text.
+ * @example
+ * ```ts
+ * parseNumberOrFraction('1/255', '--input-scale'); // 0.00392…
+ * ```
+ */
+export function parseNumberOrFraction(text: string, flag: string): number {
+  const match = /^\s*([0-9.eE+-]+)\s*(?:\/\s*([0-9.eE+-]+)\s*)?$/.exec(text);
+  const value = match ? Number(match[1]) / (match[2] === undefined ? 1 : Number(match[2])) : Number.NaN;
+  if (!Number.isFinite(value))
+    throw new InvalidArgumentError(`${flag} ${text}: expected a number or a fraction like 1/256`);
+  return value;
+}

@@ -15,15 +15,17 @@ import { checkImages, outputSize, passes } from '../../program/packing.ts';
 import { assertProgram, type HeProgram, type InputDescriptor } from '../../program/program.ts';
 import type { KernelContext } from '../../ring/context.ts';
 import { check } from '../../util/assert.ts';
-import { MismatchError, MissingKeyError } from '../../util/errors.ts';
+import { MismatchError } from '../../util/errors.ts';
 import type { ExecutablePlan } from '../plan/planner.ts';
 import { analyzeProgram, type ProgramAnalysis } from '../plan/program.ts';
 import type { DeviceProfile } from '../store/devices.ts';
 import type { SlowTier } from '../store/slow-tier.ts';
 import { heRuntimeProgram, REAL_RUN_POLICY_KEY, realRunHomePolicy } from './program.ts';
 import {
+  galoisKey,
   type HeObjectSource,
   keyAtProgramLevel,
+  relinearizationKey,
   runTieredHe,
   splitMemoryBudget,
   type TieredHeStats,
@@ -385,29 +387,6 @@ export class InferenceServer {
     if (!options.keepWeights) for (const w of this.#weights.values()) w.dispose();
     this.#weights.clear();
   }
-}
-
-/** The relinearization key: the client's, or made now by its key stream (the caller then owns it). */
-function relinearizationKey(keys: EvaluationKeys | EvaluationKeyStream): SwitchingKey {
-  const missing = () => new MissingKeyError('the evaluation keys have no relinearization key');
-  if (keys instanceof EvaluationKeyStream) {
-    if (!keys.relinearization) throw missing();
-    return keys.make('relinearization');
-  }
-  if (!keys.relinearization) throw missing();
-  return keys.relinearization;
-}
-
-/** The Galois key for element `g`: the client's, or made now by its key stream (the caller then owns it). */
-function galoisKey(keys: EvaluationKeys | EvaluationKeyStream, g: number): SwitchingKey {
-  const missing = () => new MissingKeyError(`the evaluation keys have no Galois key for element ${g}`);
-  if (keys instanceof EvaluationKeyStream) {
-    if (!keys.galoisElements.includes(g)) throw missing();
-    return keys.make(g);
-  }
-  const key = keys.galois.get(g)?.key;
-  if (!key) throw missing();
-  return key;
 }
 
 /**

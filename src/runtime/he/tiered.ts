@@ -1,6 +1,6 @@
 import { Evaluator } from '../../ckks/evaluator.ts';
 import type { Encoder } from '../../ckks/encoder.ts';
-import { EvaluationKeys, GaloisKey, type SwitchingKey } from '../../ckks/keys.ts';
+import { EvaluationKeyStream, EvaluationKeys, GaloisKey, type SwitchingKey } from '../../ckks/keys.ts';
 import type { Ciphertext, Plaintext } from '../../ckks/objects.ts';
 import type { Parameters } from '../../ckks/parameters.ts';
 import { plaintextLastUse, programKeyLevels } from '../../program/analysis.ts';
@@ -11,7 +11,7 @@ import {
 } from '../../program/evaluate.ts';
 import type { HeInstruction, HeProgram } from '../../program/program.ts';
 import { check } from '../../util/assert.ts';
-import { InvalidArgumentError, MismatchError, ResourceError } from '../../util/errors.ts';
+import { InvalidArgumentError, MismatchError, MissingKeyError, ResourceError } from '../../util/errors.ts';
 import type { ExecutionResult } from '../exec/executor.ts';
 import {
   HeArena,
@@ -68,6 +68,45 @@ export function keyAtProgramLevel(id: string, key: SwitchingKey, level: number |
 }
 
 /**
+ * The relinearization key: the client's, or made now by its key stream (the caller then owns it).
+ *
+ * @throws MissingKeyError when the keys have none.
+ * @example
+ * ```ts
+ * const key = relinearizationKey(client.keyStream ?? client.evaluationKeys);
+ * ```
+ */
+export function relinearizationKey(keys: EvaluationKeys | EvaluationKeyStream): SwitchingKey {
+  const missing = () => new MissingKeyError('the evaluation keys have no relinearization key');
+  if (keys instanceof EvaluationKeyStream) {
+    if (!keys.relinearization) throw missing();
+    return keys.make('relinearization');
+  }
+  if (!keys.relinearization) throw missing();
+  return keys.relinearization;
+}
+
+/**
+ * The Galois key for element `g`: the client's, or made now by its key stream (the caller then owns it).
+ *
+ * @throws MissingKeyError when the keys have none for `g`.
+ * @example
+ * ```ts
+ * const key = galoisKey(client.keyStream ?? client.evaluationKeys, 5);
+ * ```
+ */
+export function galoisKey(keys: EvaluationKeys | EvaluationKeyStream, g: number): SwitchingKey {
+  const missing = () => new MissingKeyError(`the evaluation keys have no Galois key for element ${g}`);
+  if (keys instanceof EvaluationKeyStream) {
+    if (!keys.galoisElements.includes(g)) throw missing();
+    return keys.make(g);
+  }
+  const key = keys.galois.get(g)?.key;
+  if (!key) throw missing();
+  return key;
+}
+
+/**
  * A source over objects the caller holds (and keeps): evaluation keys, encrypted weights, input ciphertexts;
  * plaintext weights are encoded on demand and disposed after use.
  *
@@ -78,7 +117,8 @@ export function keyAtProgramLevel(id: string, key: SwitchingKey, level: number |
  */
 export function heObjectSource(options: {
   program: HeProgram;
-  evaluationKeys: EvaluationKeys;
+  /** The client's keys, or its key stream: each key made when the store first writes it, then freed. */
+  evaluationKeys: EvaluationKeys | EvaluationKeyStream;
   inputs: ReadonlyMap<number, Ciphertext>;
   weights?: ReadonlyMap<number, Ciphertext>;
   /**
@@ -90,21 +130,29 @@ export function heObjectSource(options: {
 }): HeObjectSource {
   const { evaluationKeys, inputs, weights } = options;
   const streamed = new Set<string>();
+  const fromStream = evaluationKeys instanceof EvaluationKeyStream;
   const keyLevels = programKeyLevels(options.program);
   const modelWeights = new Set(options.program.inputs.filter((i) => i.owner === 'model').map((i) => i.id));
   return {
     get(id) {
       if (id === 'key:relin') {
-        const key = evaluationKeys.relinearization;
-        if (!key) throw new MismatchError('key:relin: the evaluation keys have no relinearization key');
+        const key = relinearizationKey(evaluationKeys);
+        if (fromStream) streamed.add(id);
         return key;
       }
       if (id.startsWith('key:galois:')) {
         const g = Number(id.slice('key:galois:'.length));
-        const key = evaluationKeys.galois.get(g)?.key;
-        if (!key) throw new MismatchError(`${id}: the evaluation keys have no Galois key for element ${g}`);
-        const stored = keyAtProgramLevel(id, key, keyLevels.get(g));
-        if (stored !== key) streamed.add(id);
+        const key = galoisKey(evaluationKeys, g);
+        let stored: SwitchingKey;
+        try {
+          stored = keyAtProgramLevel(id, key, keyLevels.get(g));
+        } catch (error) {
+          if (fromStream) key.dispose();
+          throw error;
+        }
+        // A streamed key is the source's own: its cut-down copy replaces it. Either is freed once stored.
+        if (stored !== key && fromStream) key.dispose();
+        if (stored !== key || fromStream) streamed.add(id);
         return stored;
       }
       if (id.startsWith('ct:')) {
