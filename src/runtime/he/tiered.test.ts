@@ -355,6 +355,46 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
     checkRun(batch, result, batch.client.decryptPass(result.outputs, batch.count), budget);
   });
 
+  it('a tier with room for the model state once and the live produced bytes runs (the plan peak + kept copies count the state twice)', async () => {
+    // Latency packing: keys and plaintext diagonals (the model state) are most of the bytes, as in LeNet.
+    const fx = await fixture('latency', 1);
+    fx.peak = await peakOf(fx.program);
+    // Above the largest step (a hoisted rotation group) with room to spare, well below the footprint.
+    const budget = Math.max(
+      Math.floor(fx.peak / 8),
+      2 * analyzeProgram(heRuntimeProgram(fx.program)).maxStepBytes,
+    );
+    const options = {
+      program: fx.program,
+      params: fx.client.params,
+      policy: new HomePolicy(),
+      memoryBudgetBytes: budget,
+      keepModelState: true,
+    };
+    // The plan's own bound, on a tier of unlimited room.
+    const probe = await tierIn();
+    const first = await runTieredHe({ ...options, source: sourceOf(fx), tiers: [probe.tier] });
+    for (const ct of first.outputs.values()) ct.dispose();
+    const analysis = analyzeProgram(first.runtimeProgram);
+    const overhead = probe.tier.objectOverheadBytes;
+    let kept = 0;
+    for (const [id, placement] of first.plan.initial) {
+      if (placement.slowTier === 0 && !id.startsWith('ct:')) kept += analysis.bytesOf(id) + overhead;
+    }
+    const everything =
+      analysis.initialBytes + analysis.peakLiveProducedBytes + analysis.objects.size * overhead;
+    const planBound = (first.plan.slowPeakBytes[0] ?? 0) + kept;
+    assert.ok(
+      planBound > everything,
+      `plan bound ${planBound} vs ${everything}: the case this test is about`,
+    );
+    // A tier with just the smaller bound: before, the run was refused for lack of the larger.
+    const { tier } = await tierIn({ capacityBytes: everything });
+    const result = await runTieredHe({ ...options, source: sourceOf(fx), tiers: [tier] });
+    checkRun(fx, result, fx.client.decryptPass(result.outputs, fx.count), budget);
+    for (const ct of fx.inputs.values()) ct.dispose();
+  });
+
   it('a slow tier without room fails before anything is written', async () => {
     const { tier, dir } = await tierIn({ capacityBytes: 4 << 20 });
     await assert.rejects(() => run(batch, new HomePolicy(), Math.floor(batch.peak / 8), tier), ResourceError);
