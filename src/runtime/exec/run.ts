@@ -153,12 +153,20 @@ export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<Ti
     !options.plan &&
     tiers.length > 0 &&
     options.policy.descriptor !== undefined;
-  const plannedTiers = tiers.map((t, i) => ({
-    name: t.name,
-    device: options.planningDevices?.[i] ?? t.device,
-    capacityBytes: t.capacityBytes - t.usedBytes,
-    objectOverheadBytes: t.objectOverheadBytes,
-  }));
+  // The room a plan has on a tier: what is left, plus the copies an earlier run left there of this program's
+  // persistent objects (the plan places them there, as new; they take no new room).
+  const plannedTiers = tiers.map((t, i) => {
+    let stored = 0;
+    for (const id of persistentCopies.get(t)?.keys() ?? []) {
+      if (t.has(id) && analysis.objects.has(id)) stored += analysis.bytesOf(id) + t.objectOverheadBytes;
+    }
+    return {
+      name: t.name,
+      device: options.planningDevices?.[i] ?? t.device,
+      capacityBytes: t.capacityBytes - t.usedBytes + stored,
+      objectOverheadBytes: t.objectOverheadBytes,
+    };
+  });
   // The run starts from the initial placements, computed here (cheap, deterministic); the planning thread makes
   // the same ones and checks them.
   const known = canStream
@@ -220,21 +228,24 @@ export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<Ti
   // Room is the tier's capacity and its file system's free space both.
   for (let i = 0; i < tiers.length; i++) {
     let kept = 0;
+    // Copies an earlier run left on the tier: counted in the plan's peak and in the initial bytes, but already
+    // stored (a second pass of LeNet asked for 43.3 GB more beside its 43 GB of model state already there).
+    let stored = 0;
     const committed = persistentCopies.get(tiers[i]);
+    const overhead = tiers[i].objectOverheadBytes;
     for (const [id, placement] of plan.initial) {
       if (placement.slowTier !== i || !options.persistent?.(id)) continue;
-      if (committed?.has(id) && tiers[i].has(id)) continue;
-      kept += analysis.bytesOf(id) + tiers[i].objectOverheadBytes;
+      if (committed?.has(id) && tiers[i].has(id)) stored += analysis.bytesOf(id) + overhead;
+      else kept += analysis.bytesOf(id) + overhead;
     }
-    const overhead = tiers[i].objectOverheadBytes;
     const everything =
-      analysis.initialBytes + analysis.peakLiveProducedBytes + analysis.objects.size * overhead;
+      analysis.initialBytes + analysis.peakLiveProducedBytes + analysis.objects.size * overhead - stored;
     await tiers[i].check();
     let peak = plan.slowPeakBytes[i];
     if (peak === undefined && streamed) {
       // The peak is known when planning ends; until then, every object at once bounds it. Without room for the
       // smaller bound, wait for the exact peak (the run must not fail half-way for lack of space).
-      let bound = 0;
+      let bound = -stored;
       for (const info of program.objects) bound += info.bytes + overhead;
       const boundFits = await tiers[i].ensureRoom(Math.min(bound, everything)).then(
         () => true,
@@ -250,7 +261,7 @@ export async function runTiered<Out>(options: TieredRunOptions<Out>): Promise<Ti
       });
       peak = plan.slowPeakBytes[i];
     }
-    await tiers[i].ensureRoom(Math.min((peak ?? 0) + kept, everything));
+    await tiers[i].ensureRoom(Math.max(0, Math.min((peak ?? 0) + kept - stored, everything)));
   }
 
   const dramInitial = new Map<ObjectId, Uint8Array>();
