@@ -26,6 +26,26 @@ describe('parameter choice', () => {
     assert.equal(chooseParameters(10, { primesPerLevel: 2 }).logN, 15);
   });
 
+  it('insecureLogN (tests only) takes that ring degree below the 128-bit bound, marked insecure, with a warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => warnings.push(String(w.code));
+    process.on('warning', onWarning);
+    try {
+      const p = chooseParameters(20, { insecureLogN: 13 });
+      assert.equal(p.logN, 13);
+      assert.equal(p.insecure, true);
+      assert.ok(p.logQP > 218, `log2 QP ${p.logQP}: beyond the 128-bit bound of logN 13`);
+      assert.equal(p.qPrimes.length, chooseParameters(20).qPrimes.length, 'the Q chain of the secure choice');
+      // The secure choice for the same depth is unchanged.
+      assert.equal(chooseParameters(20).insecure, false);
+    } finally {
+      await new Promise((resolve) => setImmediate(resolve));
+      process.off('warning', onWarning);
+    }
+    assert.ok(warnings.includes('HOME_INSECURE_PARAMETERS'), warnings.join(', '));
+    assert.throws(() => chooseParameters(5, { insecureLogN: 9 }), /insecureLogN/);
+  });
+
   it('asks two primes per level (a 2^60 scale) for more than 24 bits of precision', () => {
     const { params, program } = compileModel(deepModel(2), { precisionBits: 40 });
     assert.equal(params.primesPerLevel, 2);

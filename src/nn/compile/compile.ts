@@ -169,6 +169,7 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
     basePrimes,
     minLogN: options.minLogN,
     maxLogN: options.maxLogN,
+    insecureLogN: options.insecureLogN,
   });
   const memory = probeMemory(
     probe,
@@ -233,7 +234,7 @@ function compileLatency(
   limits: CompileLimits,
   lazyOption: boolean | 'auto',
 ): { program: HeProgram; params: Parameters; resources: ProgramResources } {
-  const maxLogN = options.maxLogN ?? 16;
+  const maxLogN = options.insecureLogN ?? options.maxLogN ?? 16;
   const layout = planLatencyLayouts(model, 2 ** (maxLogN - 1));
   const period = layout.period;
   if (period > 2 ** (maxLogN - 1)) {
@@ -268,6 +269,7 @@ function compileLatency(
     basePrimes,
     minLogN: Math.max(options.minLogN ?? 13, Math.log2(period) + 1),
     maxLogN: options.maxLogN,
+    insecureLogN: options.insecureLogN,
   });
   const weights = probe.weightInputs.map((w) => ({ id: w.id, level: w.level, scale: w.scale, degree: 1 }));
   const memory = probeMemory(

@@ -50,6 +50,11 @@ export interface CompileOptions {
   readonly minLogN?: number;
   readonly maxLogN?: number;
   /**
+   * Tests and experiments only: the ring degree 2^insecureLogN whatever the depth asks for 128-bit security. The
+   * parameters are made with `insecure: true`, which warns (`HOME_INSECURE_PARAMETERS`); never for real data.
+   */
+  readonly insecureLogN?: number;
+  /**
    * Input values the program must accept (default: the calibration images' range widened by 10 %, else [−1, 1]).
    */
   readonly inputRange?: readonly [number, number];

@@ -19,11 +19,31 @@ import { SecurityError } from '../../util/errors.ts';
  */
 export function chooseParameters(
   depth: number,
-  options: { primesPerLevel?: 1 | 2; basePrimes?: number; minLogN?: number; maxLogN?: number } = {},
+  options: {
+    primesPerLevel?: 1 | 2;
+    basePrimes?: number;
+    minLogN?: number;
+    maxLogN?: number;
+    /** Tests only: this ring degree whatever its security (made with `insecure: true`, which warns). */
+    insecureLogN?: number;
+  } = {},
 ): Parameters {
   assertInteger(depth, 'depth', 0);
   const ppl = options.primesPerLevel ?? 1;
   const base = options.basePrimes ?? defaultBasePrimes(ppl);
+  if (options.insecureLogN !== undefined) {
+    assertInteger(options.insecureLogN, 'insecureLogN', 10, 17);
+    const qCount = base + depth * ppl;
+    // About a quarter as many special primes as Q primes: four key-switching digits, as the secure sets have.
+    return Parameters.create({
+      logN: options.insecureLogN,
+      depth,
+      primesPerLevel: ppl,
+      basePrimes: base,
+      specialPrimes: Math.max(1, Math.ceil(qCount / 4)),
+      insecure: true,
+    });
+  }
   const minLogN = options.minLogN ?? 13;
   const maxLogN = options.maxLogN ?? 16;
   assertInteger(minLogN, 'minLogN', 10, 17);
