@@ -3,7 +3,7 @@
  */
 import { Encoder } from '../../ckks/encoder.ts';
 import { Evaluator } from '../../ckks/evaluator.ts';
-import { type EvaluationKeys, EvaluationKeyStream, type SwitchingKey } from '../../ckks/keys.ts';
+import { type EvaluationKeys, EvaluationKeyStream } from '../../ckks/keys.ts';
 import type { Ciphertext, Plaintext } from '../../ckks/objects.ts';
 import { Parameters } from '../../ckks/parameters.ts';
 import { InferenceClient } from '../../nn/client.ts';
@@ -22,12 +22,10 @@ import type { DeviceProfile } from '../store/devices.ts';
 import type { SlowTier } from '../store/slow-tier.ts';
 import { heRuntimeProgram, REAL_RUN_POLICY_KEY, realRunHomePolicy } from './program.ts';
 import {
-  galoisKey,
   type HeObjectSource,
-  keyAtProgramLevel,
-  relinearizationKey,
   runTieredHe,
   splitMemoryBudget,
+  storedKey,
   type TieredHeStats,
 } from './tiered.ts';
 import type { PlanCache } from '../plan/plan-cache.ts';
@@ -259,28 +257,15 @@ export class InferenceServer {
     // tier and freed), never all at once.
     const plaintexts = program.plaintexts.length > 0 && !memory ? this.#encodedWeights() : [];
     const keys = this.#evaluationKeys;
-    const streamed = keys instanceof EvaluationKeyStream;
     const keyLevels = (this.#keyLevels ??= programKeyLevels(program));
-    // Keys cut down to the level the program uses them at: copies, freed once the store has them.
+    // Keys made for this run's store (streamed, or cut down to the level the program uses them at): freed once stored.
     const cut = new Set<string>();
     const source: HeObjectSource = {
       get: (id) => {
-        if (id === 'key:relin') return relinearizationKey(keys);
-        if (id.startsWith('key:galois:')) {
-          const g = Number(id.slice('key:galois:'.length));
-          const key = galoisKey(keys, g);
-          let stored: SwitchingKey;
-          try {
-            stored = keyAtProgramLevel(id, key, keyLevels.get(g));
-          } catch (error) {
-            if (streamed) key.dispose();
-            throw error;
-          }
-          if (stored === key) return key;
-          // A streamed key is this run's own: its cut-down copy replaces it.
-          if (streamed) key.dispose();
-          cut.add(id);
-          return stored;
+        if (id === 'key:relin' || id.startsWith('key:galois:')) {
+          const { key, owned } = storedKey(keys, id, keyLevels);
+          if (owned) cut.add(id);
+          return key;
         }
         if (id.startsWith('pt:')) {
           const index = Number(id.slice(3));
@@ -295,7 +280,7 @@ export class InferenceServer {
         if (id.startsWith('ct:') && data.has(Number(id.slice(3)))) live.dispose();
         else if (memory && id.startsWith('pt:')) live.dispose();
         // A streamed or cut-down key was made for this run's store: written (or lent and returned), it is freed.
-        else if ((streamed || cut.delete(id)) && id.startsWith('key:')) live.dispose();
+        else if (cut.delete(id)) live.dispose();
       },
     };
     const total = this.#runtimeProgram.steps.length;

@@ -68,6 +68,38 @@ export function keyAtProgramLevel(id: string, key: SwitchingKey, level: number |
 }
 
 /**
+ * Key object `id` (`key:relin` or `key:galois:<g>`) as a program's store holds it: the client's key or one its
+ * stream makes now, a Galois key cut to the level the program uses it at. `owned`: the key is the caller's to free
+ * once stored (made by the stream, or a cut-down copy); otherwise it stays the client's.
+ *
+ * @throws MissingKeyError for a key the keys do not have; MismatchError for a key made below its program level.
+ * @example
+ * ```ts
+ * const { key, owned } = storedKey(client.keyStream ?? client.evaluationKeys, 'key:galois:5', programKeyLevels(program));
+ * ```
+ */
+export function storedKey(
+  keys: EvaluationKeys | EvaluationKeyStream,
+  id: string,
+  keyLevels: ReadonlyMap<number, number>,
+): { key: SwitchingKey; owned: boolean } {
+  const fromStream = keys instanceof EvaluationKeyStream;
+  if (id === 'key:relin') return { key: relinearizationKey(keys), owned: fromStream };
+  const g = Number(id.slice('key:galois:'.length));
+  const key = galoisKey(keys, g);
+  let stored: SwitchingKey;
+  try {
+    stored = keyAtProgramLevel(id, key, keyLevels.get(g));
+  } catch (error) {
+    if (fromStream) key.dispose();
+    throw error;
+  }
+  // A streamed key is the caller's own: its cut-down copy replaces it.
+  if (stored !== key && fromStream) key.dispose();
+  return { key: stored, owned: fromStream || stored !== key };
+}
+
+/**
  * The relinearization key: the client's, or made now by its key stream (the caller then owns it).
  *
  * @throws MissingKeyError when the keys have none.
@@ -130,30 +162,14 @@ export function heObjectSource(options: {
 }): HeObjectSource {
   const { evaluationKeys, inputs, weights } = options;
   const streamed = new Set<string>();
-  const fromStream = evaluationKeys instanceof EvaluationKeyStream;
   const keyLevels = programKeyLevels(options.program);
   const modelWeights = new Set(options.program.inputs.filter((i) => i.owner === 'model').map((i) => i.id));
   return {
     get(id) {
-      if (id === 'key:relin') {
-        const key = relinearizationKey(evaluationKeys);
-        if (fromStream) streamed.add(id);
+      if (id === 'key:relin' || id.startsWith('key:galois:')) {
+        const { key, owned } = storedKey(evaluationKeys, id, keyLevels);
+        if (owned) streamed.add(id);
         return key;
-      }
-      if (id.startsWith('key:galois:')) {
-        const g = Number(id.slice('key:galois:'.length));
-        const key = galoisKey(evaluationKeys, g);
-        let stored: SwitchingKey;
-        try {
-          stored = keyAtProgramLevel(id, key, keyLevels.get(g));
-        } catch (error) {
-          if (fromStream) key.dispose();
-          throw error;
-        }
-        // A streamed key is the source's own: its cut-down copy replaces it. Either is freed once stored.
-        if (stored !== key && fromStream) key.dispose();
-        if (stored !== key || fromStream) streamed.add(id);
-        return stored;
       }
       if (id.startsWith('ct:')) {
         const value = Number(id.slice(3));
