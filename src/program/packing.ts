@@ -215,7 +215,12 @@ export function weightSlots(program: HeProgram, w: InputDescriptor): Float64Arra
  * ```
  */
 export function plaintextSlots(program: HeProgram, p: PlaintextDescriptor): Float64Array {
-  const source = program.constants.subarray(p.offset, p.offset + p.length);
+  let source = program.constants.subarray(p.offset, p.offset + p.length);
+  if (p.entries !== undefined) {
+    const pairs = program.constants.subarray(p.offset, p.offset + 2 * p.entries);
+    source = new Float64Array(p.length);
+    for (let e = 0; e < pairs.length; e += 2) source[pairs[e]] = pairs[e + 1];
+  }
   const v = new Float64Array(program.slots);
   if (p.replicate) for (let i = 0; i < v.length; i++) v[i] = source[i % p.length];
   else v.set(source);

@@ -17,10 +17,11 @@ import type { HeOp } from './ops.ts';
 
 export const PROGRAM_FORMAT = 'home-he-program';
 /**
- * The version this code writes and reads. 2: a latency-packed ciphertext holds `batchSize` images, one per block
+ * The version this code writes and reads. 3: a plaintext vector may be stored sparse, as (slot, value) pairs
+ * ({@link PlaintextDescriptor.entries}). 2: a latency-packed ciphertext holds `batchSize` images, one per block
  * of `slots / batchSize` slots (version 1 held one image repeated over the slots).
  */
-export const PROGRAM_VERSION = 2;
+export const PROGRAM_VERSION = 3;
 
 /**
  * One instruction. `level`, `scale` and `degree` describe the result(s); `bytes.args[i]` is the size of operand i
@@ -121,6 +122,12 @@ export interface PlaintextDescriptor {
   bytes: number;
   offset: number;
   length: number;
+  /**
+   * Sparse storage: the constants at `offset` hold `entries` (slot, value) pairs, slots ascending below `length`,
+   * and every other slot of the `length`-slot vector is zero. A latency diagonal of a layer whose output is spread
+   * thin over the slots is mostly zeros (ten times fewer constants for a CIFAR-size CNN).
+   */
+  entries?: number;
   replicate?: boolean;
   encodeOnUse?: boolean;
 }

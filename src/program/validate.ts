@@ -187,7 +187,29 @@ export function validateProgram(program: HeProgram): void {
     if (!isInt(pt.id)) fail(`${where}.id = ${describe(pt.id)}: expected an integer ≥ 0`);
     if (pt.id !== i) fail(`${where}.id = ${pt.id}: expected ${i}`);
     checkLevelScale(where, pt.level, pt.scale);
-    if (!isInt(pt.length, 1, program.slots) || !isInt(pt.offset, 0) || pt.offset + pt.length > constantCount)
+    if (pt.entries !== undefined) {
+      if (!isInt(pt.length, 1, program.slots) || !isInt(pt.entries, 0, pt.length))
+        fail(
+          `${where}: length ${describe(pt.length)}, entries ${describe(pt.entries)}: expected 1 ≤ length ≤ ${program.slots}, 0 ≤ entries ≤ length`,
+        );
+      if (!isInt(pt.offset, 0) || pt.offset + 2 * pt.entries > constantCount)
+        fail(
+          `${where}: offset ${describe(pt.offset)} + ${pt.entries} (slot, value) pairs outside the ${constantCount} constants`,
+        );
+      let previous = -1;
+      for (let e = 0; e < pt.entries; e++) {
+        const slot = program.constants[pt.offset + 2 * e];
+        if (!Number.isInteger(slot) || slot <= previous || slot >= pt.length)
+          fail(
+            `${where}: entry ${e} names slot ${describe(slot)}: expected an integer above ${previous} and below ${pt.length}`,
+          );
+        previous = slot;
+      }
+    } else if (
+      !isInt(pt.length, 1, program.slots) ||
+      !isInt(pt.offset, 0) ||
+      pt.offset + pt.length > constantCount
+    )
       fail(
         `${where}: offset ${describe(pt.offset)} + length ${describe(pt.length)} outside the ${constantCount} constants`,
       );

@@ -250,10 +250,12 @@ describe('resource limits (a ResourceError naming the layer, the figure and the 
   });
 
   it('constants: latency packing of a 21,632 → 10 dense layer stops on its plaintext diagonals', () => {
+    // 23,520 diagonals of at most 10 entries each, stored as (slot, value) pairs: 432,640 constants of its own
+    // (dense diagonals would be 770 M), over a limit of 400,000.
     assert.throws(
-      () => compileModel(wideDense(), { mode: 'latency' }),
+      () => compileModel(wideDense(), { mode: 'latency', limits: { constants: 400_000 } }),
       isResource(
-        /latency packing\): layer '[^']+' \(dense.*constants to [\d,]+ float64 values .*23,520 diagonals of 32,768 slots.*over the limit of 134,217,728 \(limits\.constants\)/,
+        /latency packing\): layer '[^']+' \(dense.*constants to [\d,]+ float64 values .*432,640 of them its own \(23,520 diagonals of 32,768 slots\).*over the limit of 400,000 \(limits\.constants\)/,
       ),
     );
   });

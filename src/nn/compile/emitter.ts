@@ -76,7 +76,11 @@ class ConstantStore {
 }
 
 /**
- * The baby-step count n1 (a power of two ≤ d) minimizing rotations: hoisted baby rotations cost about half a giant one.
+ * The baby-step count n1 minimizing rotations (hoisted baby rotations cost about half a giant one): diagonal k is
+ * rotation k mod n1 (baby) then ⌊k / n1⌋·n1 (giant). Every n1 up to 4,096 is tried, not only powers of two: a
+ * convolution's diagonals are (channel block offset) + (kernel offset), and n1 = the block's slot count (784 for
+ * 28×28 images) splits them into kernel offsets (babies) and channel blocks (giants) — for a 8 → 16 channel 5×5
+ * convolution 25 + 15 rotations instead of 31 + 35 with the best power of two.
  *
  * @internal
  * @example
@@ -86,12 +90,29 @@ class ConstantStore {
  */
 export function babyStepCount(ks: readonly number[], d: number): number {
   let best = { n1: 1, cost: Number.POSITIVE_INFINITY };
-  for (let n1 = 1; n1 <= d; n1 *= 2) {
-    const babies = new Set(ks.map((k) => k % n1));
-    const giants = new Set(ks.map((k) => Math.floor(k / n1)));
-    const cost = 0.5 * (babies.size - (babies.has(0) ? 1 : 0)) + (giants.size - (giants.has(0) ? 1 : 0));
+  // Stamps instead of sets: entry v is "seen for candidate n1" when it holds n1.
+  const babySeen = new Uint32Array(Math.min(d, 4096) + 1);
+  const giantSeen = new Uint32Array(d + 1);
+  const consider = (n1: number) => {
+    let babies = 0;
+    let giants = 0;
+    for (const k of ks) {
+      const b = k % n1;
+      const g = (k - b) / n1;
+      if (b !== 0 && babySeen[b] !== n1) {
+        babySeen[b] = n1;
+        babies++;
+      }
+      if (g !== 0 && giantSeen[g] !== n1) {
+        giantSeen[g] = n1;
+        giants++;
+      }
+    }
+    const cost = 0.5 * babies + giants;
     if (cost < best.cost) best = { n1, cost };
-  }
+  };
+  for (let n1 = 1; n1 <= Math.min(d, 4096); n1++) consider(n1);
+  for (let n1 = 8192; n1 <= d; n1 *= 2) consider(n1);
   return best.n1;
 }
 
@@ -268,10 +289,26 @@ export class Emitter {
     return offset;
   }
 
-  /** Registers a plaintext vector (replicated over the slots with period values.length); returns its id. */
+  /**
+   * Registers a plaintext vector (replicated over the slots with period values.length); returns its id. A vector
+   * less than half non-zero is stored as (slot, value) pairs (see {@link PlaintextDescriptor.entries}).
+   */
   plaintext(values: ArrayLike<number>, level: number, scale: number): number {
     const id = this.plaintexts.length;
-    const offset = this.#store(values);
+    let nonZero = 0;
+    for (let i = 0; i < values.length; i++) if (values[i] !== 0) nonZero++;
+    const sparse = 2 * nonZero < values.length;
+    let offset: number;
+    if (!sparse) offset = this.#store(values);
+    else {
+      const pairs = new Float64Array(2 * nonZero);
+      for (let i = 0, e = 0; i < values.length; i++)
+        if (values[i] !== 0) {
+          pairs[e++] = i;
+          pairs[e++] = values[i];
+        }
+      offset = this.#store(pairs);
+    }
     this.plaintexts.push({
       id,
       level,
@@ -279,6 +316,7 @@ export class Emitter {
       bytes: this.chain.bytes(level, 0),
       offset,
       length: values.length,
+      ...(sparse ? { entries: nonZero } : {}),
       replicate: true,
     });
     return id;

@@ -87,6 +87,11 @@ export interface LatencyLayoutPlan {
   readonly steps: ReadonlyMap<Layer, LatencyStep>;
   /** For a binary layer whose operands sit in different slots: the matrix moving its second operand. */
   readonly relayouts: ReadonlyMap<Layer, LatencyStep & { kind: 'matrix' }>;
+  /**
+   * For a dense layer whose input is spread thin over the slots (after strided poolings): the matrix gathering
+   * the input into a narrow range first (see {@link gatherLayout}); the layer's step then reads the gathered slots.
+   */
+  readonly gathers: ReadonlyMap<Layer, LatencyStep & { kind: 'matrix' }>;
   /** The matrix making the model's output compact, when it is not. */
   readonly final?: LatencyStep & { kind: 'matrix' };
   readonly period: number;
@@ -257,6 +262,7 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
   ]);
   const steps = new Map<Layer, LatencyStep>();
   const relayouts = new Map<Layer, LatencyStep & { kind: 'matrix' }>();
+  const gathers = new Map<Layer, LatencyStep & { kind: 'matrix' }>();
   let extent = shapeSize(model.inputShape);
   const use = (layout: SlotLayout) => {
     for (const s of layout.slots) extent = Math.max(extent, s + 1);
@@ -302,9 +308,15 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
         step = { kind: 'matrix', input, output: matrixOutput(layer, input, maxSlots, periodOf(extent)) };
         break;
       }
+      case 'dense': {
+        const output = matrixOutput(layer, input, maxSlots, periodOf(extent));
+        const gathered = input.compact ? undefined : gatherLayout(input, output, periodOf(extent));
+        if (gathered) gathers.set(layer, { kind: 'matrix', input, output: gathered });
+        step = { kind: 'matrix', input: gathered ?? input, output };
+        break;
+      }
       case 'conv':
       case 'avgPool':
-      case 'dense':
       case 'globalAvgPool':
         step = { kind: 'matrix', input, output: matrixOutput(layer, input, maxSlots, periodOf(extent)) };
         break;
@@ -346,9 +358,82 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
   return {
     steps,
     relayouts,
+    gathers,
     ...(final ? { final } : {}),
     period: periodOf(extent),
   };
+}
+
+/**
+ * Where to gather a dense layer's `input` first, or `undefined` when reading it where it is costs no more than
+ * twice as many diagonals. A dense matrix from inputs spread over S slots to outputs in T slots has a diagonal
+ * for every distinct difference — after two strided poolings 1,024 inputs spread over 25,000 slots make 15,264
+ * diagonals for 128 outputs (500 M constants). Gathering costs one level and a matrix of one diagonal per group of
+ * inputs moved together: the inputs are cut into groups of `g` consecutive slots and each group, its gaps kept,
+ * is placed at the first offset where it meets no group placed before (first fit, so the groups interleave in
+ * each other's gaps). The group size with the fewest diagonals in all (gather plus dense) wins: 128 + 1,151 for
+ * the example above.
+ */
+function gatherLayout(input: SlotLayout, output: SlotLayout, period: number): SlotLayout | undefined {
+  const direct = diagonalCount(input.slots, output.slots, period);
+  let best: { slots: Int32Array; cost: number } | undefined;
+  for (let g = 16; g < period; g *= 2) {
+    const slots = firstFitGroups(input.slots, g, period);
+    if (!slots) continue;
+    const cost = diagonalCount(input.slots, slots, period, true) + diagonalCount(slots, output.slots, period);
+    if (!best || cost < best.cost) best = { slots, cost };
+  }
+  if (!best || 2 * best.cost > direct) return undefined;
+  let compact = true;
+  for (let i = 0; i < best.slots.length; i++) if (best.slots[i] !== i) compact = false;
+  return { slots: best.slots, compact };
+}
+
+/**
+ * Distinct diagonals (j − i mod `period`) of a matrix from slots `from` to slots `to`: every pair, or with
+ * `paired` only element i to element i (a move).
+ */
+function diagonalCount(from: Int32Array, to: Int32Array, period: number, paired = false): number {
+  const used = new Uint8Array(period);
+  let count = 0;
+  const mark = (j: number, i: number) => {
+    const k = (((j - i) % period) + period) % period;
+    if (used[k] === 0) {
+      used[k] = 1;
+      count++;
+    }
+  };
+  if (paired) for (let e = 0; e < from.length; e++) mark(from[e], to[e]);
+  else for (const j of from) for (const i of to) mark(j, i);
+  return count;
+}
+
+/** `slots` moved group by group (groups of `g` slots, see {@link gatherLayout}); `undefined` when they do not fit. */
+function firstFitGroups(slots: Int32Array, g: number, period: number): Int32Array | undefined {
+  const groups = new Map<number, number[]>();
+  slots.forEach((s, e) => {
+    const key = Math.floor(s / g);
+    let list = groups.get(key);
+    if (!list) groups.set(key, (list = []));
+    list.push(e);
+  });
+  const used = new Uint8Array(period);
+  const out = new Int32Array(slots.length);
+  for (const key of [...groups.keys()].sort((a, b) => a - b)) {
+    const members = groups.get(key) as number[];
+    let low = period;
+    for (const e of members) low = Math.min(low, slots[e]);
+    let t = 0;
+    const fits = (t: number) =>
+      members.every((e) => slots[e] - low + t < period && used[slots[e] - low + t] === 0);
+    while (t < period && !fits(t)) t++;
+    if (t === period) return undefined;
+    for (const e of members) {
+      out[e] = slots[e] - low + t;
+      used[out[e]] = 1;
+    }
+  }
+  return out;
 }
 
 /** The power of two (≥ 2) that holds `extent` slots. */

@@ -78,7 +78,8 @@ export function emitLatency(
       case 'avgPool':
       case 'globalAvgPool': {
         if (step.kind !== 'matrix') throw new Error(`compiler: layer ${layer.name} is linear`);
-        y = matrix(x, layer, step);
+        const gather = layout.gathers.get(layer);
+        y = matrix(gather ? matrix(x, undefined, gather) : x, layer, step);
         break;
       }
       case 'maxPool': {

@@ -9,6 +9,7 @@ import { importOnnx } from '../onnx/import.ts';
 import { accessSequence } from '../../program/access.ts';
 import { opCounts, plaintextLastUse, programFootprint } from '../../program/analysis.ts';
 import { decodeProgram, deserializeProgram, encodeProgram, serializeProgram } from '../../program/codec.ts';
+import { plaintextSlots } from '../../program/packing.ts';
 import { validateProgram } from '../../program/validate.ts';
 
 /** Conv 3×3 → x² → Gemm: a CryptoNets in miniature. */
@@ -64,7 +65,7 @@ describe('HE program', () => {
     assert.deepEqual(decodeProgram(encodeProgram(program)), program);
     const parsed = JSON.parse(json);
     assert.equal(parsed.format, 'home-he-program');
-    assert.equal(parsed.version, 2);
+    assert.equal(parsed.version, 3);
   });
 
   it('computes the peak live bytes and the access sequence for the runtime', () => {
@@ -118,6 +119,55 @@ describe('HE program', () => {
     );
   });
 
+  it('a sparse plaintext ((slot, value) pairs) reads as its dense vector; bad pairs are refused', () => {
+    const latency = compileModel(tinyModel(), { mode: 'latency' }).program;
+    const dense = latency.plaintexts.find((pt) => pt.entries === undefined);
+    assert.ok(dense);
+    const values = latency.constants.subarray(dense.offset, dense.offset + dense.length);
+    const pairs: number[] = [];
+    values.forEach((v, slot) => {
+      if (v !== 0) pairs.push(slot, v);
+    });
+    assert.ok(pairs.length > 0 && pairs.length < 2 * dense.length);
+    const constants = new Float64Array(latency.constants.length + pairs.length);
+    constants.set(latency.constants);
+    constants.set(pairs, latency.constants.length);
+    const sparse = { ...dense, offset: latency.constants.length, entries: pairs.length / 2 };
+    const edited = {
+      ...latency,
+      constants,
+      plaintexts: latency.plaintexts.map((pt) => (pt.id === dense.id ? sparse : pt)),
+    };
+    validateProgram(edited);
+    assert.deepEqual(plaintextSlots(edited, sparse), plaintextSlots(latency, dense));
+    assert.deepEqual(decodeProgram(encodeProgram(edited)), edited);
+    const { json, blob } = serializeProgram(edited);
+    const refuse = (f: (p: ProgramJson, c: Float64Array) => void, pattern: RegExp) => {
+      const p = JSON.parse(json);
+      const c = new Float64Array(blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength));
+      f(p, c);
+      const bytes = new Uint8Array(c.buffer);
+      assert.throws(
+        () => deserializeProgram(JSON.stringify(p), bytes),
+        (e: unknown) => e instanceof FormatError && pattern.test(e.message),
+      );
+    };
+    const at = `plaintexts\\[${dense.id}\\]`;
+    refuse((p) => (p.plaintexts[dense.id].entries = -1), new RegExp(`${at}: length .*entries -1`));
+    refuse((p) => (p.plaintexts[dense.id].entries = dense.length + 1), new RegExp(`${at}: length .*entries`));
+    refuse(
+      (p) => (p.plaintexts[dense.id].offset = constants.length - 1),
+      new RegExp(`${at}: offset .*pairs outside`),
+    );
+    refuse(
+      (_p, c) => (c[sparse.offset] = dense.length),
+      new RegExp(`${at}: entry 0 names slot ${dense.length}`),
+    );
+    refuse((_p, c) => (c[sparse.offset] = 0.5), new RegExp(`${at}: entry 0 names slot 0.5`));
+    if (sparse.entries > 1)
+      refuse((_p, c) => (c[sparse.offset + 2] = c[sparse.offset]), new RegExp(`${at}: entry 1 names slot`));
+  });
+
   it('rejects invalid programs with a FormatError naming the field', () => {
     const { json, blob } = serializeProgram(program);
     const edit = (f: (p: ProgramJson) => void) => {
@@ -128,7 +178,7 @@ describe('HE program', () => {
     assert.throws(
       edit((p) => (p.version = 1)),
       (e: unknown) =>
-        e instanceof FormatError && /version = 1: this reader supports version 2/.test(e.message),
+        e instanceof FormatError && /version = 1: this reader supports version 3/.test(e.message),
     );
     assert.throws(
       edit((p) => (p.format = 'x')),

@@ -12,7 +12,7 @@ import { PROBE_TOP } from './chain.ts';
 import { babyStepCount, type Emitter, type Sym } from './emitter.ts';
 import { chwInputShape, poolWindows, visitLinear } from './linear-layers.ts';
 import type { CompileLimits } from './options.ts';
-import { type LatencyLayoutPlan, slotMatrix } from './latency-layout.ts';
+import { type LatencyLayoutPlan, type LatencyStep, slotMatrix } from './latency-layout.ts';
 import { chebyshevInstructions } from './polynomial.ts';
 
 /** One layer's share of the program, estimated before emission. */
@@ -65,24 +65,16 @@ export function estimateLayers(
       instructions = 2 + Math.max(0, step.offsets.length - 1) * perMax;
       detail = `a max tree over ${step.offsets.length} rotations`;
     } else if (linear && packing === 'latency') {
-      const used = new Uint8Array(period);
-      const visitor = (i: number, j: number, w: number) => {
-        if (w !== 0) used[(j - i + period) % period] = 1;
-      };
-      const { bias } =
-        step?.kind === 'matrix'
-          ? slotMatrix(layer, step, inputShape, visitor, period)
-          : visitLinear(layer, inputShape, visitor);
-      const ks: number[] = [];
-      for (let k = 0; k < period; k++) if (used[k] === 1) ks.push(k);
-      if (ks.length === 0) ks.push(0);
-      const n1 = babyStepCount(ks, period);
-      const giants = new Set(ks.map((k) => Math.floor(k / n1))).size;
-      const hasBias = Array.prototype.some.call(bias, (b: number) => b !== 0);
-      plaintexts = ks.length + (hasBias ? 1 : 0);
-      constants = plaintexts * period;
-      instructions = 1 + 3 * ks.length + 3 * giants + 3;
-      detail = `${ks.length.toLocaleString('en-US')} diagonals of ${period.toLocaleString('en-US')} slots`;
+      const own = latencyMatrixCost(layer, step?.kind === 'matrix' ? step : undefined, inputShape, period);
+      const gather = layout?.gathers.get(layer);
+      const moved = gather ? latencyMatrixCost(undefined, gather, inputShape, period) : undefined;
+      const diagonals = own.diagonals + (moved?.diagonals ?? 0);
+      plaintexts = diagonals + (own.hasBias ? 1 : 0);
+      constants = own.constants + (moved?.constants ?? 0);
+      instructions = own.instructions + (moved?.instructions ?? 0);
+      detail =
+        `${own.diagonals.toLocaleString('en-US')} diagonals of ${period.toLocaleString('en-US')} slots` +
+        (moved ? ` after gathering its input (${moved.diagonals.toLocaleString('en-US')} diagonals)` : '');
     } else if (linear) {
       let terms = 0;
       const { outputs } = visitLinear(layer, inputShape, (_i, _j, w) => {
@@ -127,6 +119,46 @@ export function estimateLayers(
     estimates.push({ layer, instructions, constants, plaintexts, detail });
   }
   return estimates;
+}
+
+/**
+ * Diagonals, instructions and whether a bias is added, for one latency matrix step: `layer`'s matrix between the
+ * step's slots (its compact matrix without a step), or a move of values when `layer` is undefined.
+ */
+function latencyMatrixCost(
+  layer: Layer | undefined,
+  step: (LatencyStep & { kind: 'matrix' }) | undefined,
+  inputShape: (layer: Layer) => readonly number[],
+  period: number,
+): { diagonals: number; constants: number; instructions: number; hasBias: boolean } {
+  // Entries per diagonal: a diagonal less than half full is stored as (slot, value) pairs (Emitter.plaintext).
+  const used = new Int32Array(period);
+  const visitor = (i: number, j: number, w: number) => {
+    if (w !== 0) used[(j - i + period) % period]++;
+  };
+  const stored = (entries: number) => Math.min(2 * entries, period);
+  let bias: ArrayLike<number>;
+  if (step) bias = slotMatrix(layer, step, inputShape, visitor, period).bias;
+  else if (layer) bias = visitLinear(layer, inputShape, visitor).bias;
+  else throw new Error('compiler: a move needs its slots');
+  const ks: number[] = [];
+  let constants = 0;
+  for (let k = 0; k < period; k++)
+    if (used[k] > 0) {
+      ks.push(k);
+      constants += stored(used[k]);
+    }
+  if (ks.length === 0) ks.push(0);
+  const n1 = babyStepCount(ks, period);
+  const giants = new Set(ks.map((k) => Math.floor(k / n1))).size;
+  let biasEntries = 0;
+  for (let i = 0; i < bias.length; i++) if (bias[i] !== 0) biasEntries++;
+  return {
+    diagonals: ks.length,
+    constants: constants + (biasEntries > 0 ? stored(biasEntries) : 0),
+    instructions: 1 + 3 * ks.length + 3 * giants + 3,
+    hasBias: biasEntries > 0,
+  };
 }
 
 /**
