@@ -134,6 +134,34 @@ describe('MaxPool (latency packing): rotations, a max tree, and the next layers 
     }
   });
 
+  it('the first convolution copies its one-block input into every output block; a later one does not', () => {
+    // conv1 reads the input (zero outside its 64 slots) and writes 2 channel blocks: one doubling, then a diagonal
+    // per kernel offset (9) instead of one per (block, offset) (18). conv2 reads a pooling's output, which is not
+    // zero between its slots (the max tree leaves values there): copying it would add them onto its neighbours.
+    const plan = planLatencyLayouts(twoPoolModel(), 2 ** 15);
+    const convs = [...plan.steps].filter(([layer]) => layer.kind === 'conv').map(([, step]) => step);
+    assert.deepEqual(
+      convs.map((step) => (step.kind === 'matrix' ? step.replicate : 'not a matrix')),
+      [{ shift: 64, copies: 2 }, undefined],
+    );
+    const images = seededValues(16 * 64, 35, 0, 1);
+    const { program, model } = compileModel(twoPoolModel(), {
+      mode: 'latency',
+      calibration: { images, count: 16 },
+      approximation: { maxPool: 'polynomial', degree: { abs: 6 } },
+    });
+    // One plaintext diagonal per kernel offset that some channel weighs (the model's weights have zeros).
+    const conv = model.layers[0];
+    assert.ok(conv.kind === 'conv');
+    const offsets = new Set<number>();
+    conv.weight.forEach((w, index) => {
+      if (w !== 0) offsets.add(index % 9);
+    });
+    const conv1 = program.instructions.filter((i) => i.layer === conv.name);
+    assert.equal(conv1.filter((i) => i.op === 'mul_plain').length, offsets.size);
+    assert.ok(offsets.size > 1);
+  });
+
   it('refuses a polynomial MaxPool whose windows padding clips, naming the layer', () => {
     const b = new OnnxBuilder();
     b.node(

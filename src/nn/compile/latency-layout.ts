@@ -64,8 +64,17 @@ export interface SlotLayout {
  * @internal
  */
 export type LatencyStep =
-  /** A matrix from `input`'s slots to `output`'s slots (linear layers; `relayout` moves values unchanged). */
-  | { readonly kind: 'matrix'; readonly input: SlotLayout; readonly output: SlotLayout }
+  /**
+   * A matrix from `input`'s slots to `output`'s slots (linear layers; `relayout` moves values unchanged). With
+   * `replicate`, the input is first copied `copies` times, `shift` slots apart, and each entry reads the copy
+   * nearest its output (see {@link replicationFor}).
+   */
+  | {
+      readonly kind: 'matrix';
+      readonly input: SlotLayout;
+      readonly output: SlotLayout;
+      readonly replicate?: Replication;
+    }
   /** The polynomial max of each window, by rotations of the whole ciphertext by `offsets` (offsets[0] = 0). */
   | {
       readonly kind: 'maxPool';
@@ -75,6 +84,17 @@ export type LatencyStep =
     }
   /** Element-wise (activation, square, bias-only affine, reshape, binary): the output sits where the input does. */
   | { readonly kind: 'elementwise'; readonly output: SlotLayout };
+
+/**
+ * Copies of a matrix's input, `shift` slots apart (copy t moved t·shift slots up), made by doubling: log2(copies)
+ * rotations and additions, no level.
+ *
+ * @internal
+ */
+export interface Replication {
+  readonly shift: number;
+  readonly copies: number;
+}
 
 /**
  * The slot plan of a whole model: each layer's step, the relayouts binary layers need first (the second operand
@@ -261,6 +281,9 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
     [model.inputName, compactLayout(shapeSize(model.inputShape), model.inputShape)],
   ]);
   const steps = new Map<Layer, LatencyStep>();
+  // Tensors whose ciphertext is zero outside their slots: the model input (the client zero-pads each block) and
+  // every matrix output; an activation maps the zeros to p(0).
+  const clean = new Set<string>([model.inputName]);
   const relayouts = new Map<Layer, LatencyStep & { kind: 'matrix' }>();
   const gathers = new Map<Layer, LatencyStep & { kind: 'matrix' }>();
   let extent = shapeSize(model.inputShape);
@@ -315,7 +338,12 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
         step = { kind: 'matrix', input: gathered ?? input, output };
         break;
       }
-      case 'conv':
+      case 'conv': {
+        const output = matrixOutput(layer, input, maxSlots, periodOf(extent));
+        const replicate = clean.has(layer.inputs[0]) ? replicationFor(input, output) : undefined;
+        step = { kind: 'matrix', input, output, ...(replicate ? { replicate } : {}) };
+        break;
+      }
       case 'avgPool':
       case 'globalAvgPool':
         step = { kind: 'matrix', input, output: matrixOutput(layer, input, maxSlots, periodOf(extent)) };
@@ -347,6 +375,14 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
       );
     }
     use(step.output);
+    if (
+      step.kind === 'matrix' &&
+      step.replicate &&
+      step.replicate.shift * step.replicate.copies > periodOf(extent)
+    )
+      throw new Error(`compiler: layer ${layer.name} replicates its input past its block`);
+    if (step.kind === 'matrix' || (layer.kind === 'reshape' && clean.has(layer.inputs[0])))
+      clean.add(layer.output);
     steps.set(layer, step);
     layouts.set(layer.output, step.output);
   }
@@ -436,6 +472,42 @@ function firstFitGroups(slots: Int32Array, g: number, period: number): Int32Arra
   return out;
 }
 
+/**
+ * Copies of a convolution's input when it sits in one channel block and its output spans several: with a copy of
+ * the input in every output block, each output channel reads its input at the kernel offsets inside its own block,
+ * so the matrix needs a diagonal per kernel offset (each one holding every channel's weights) instead of one per
+ * (channel block, kernel offset) — for the first 5×5 convolution of an MNIST CNN with 8 channels, 3 doubling
+ * rotations and 25 diagonals (24 hoisted rotations) instead of 200 diagonals and 45 rotations, at the top level
+ * where rotations cost the most. `undefined` when the input spans several blocks or the output one. The caller
+ * checks that the input is zero outside its slots (the doubling adds every slot of the input onto another).
+ */
+function replicationFor(input: SlotLayout, output: SlotLayout): Replication | undefined {
+  const gi = input.grid;
+  const go = output.grid;
+  if (!gi || !go || gi.cs !== go.cs || gi.offset !== go.offset || gi.c > gi.sub.length) return undefined;
+  const blocks = Math.ceil(go.c / go.sub.length);
+  if (blocks < 2) return undefined;
+  let low = Number.POSITIVE_INFINITY;
+  let high = Number.NEGATIVE_INFINITY;
+  for (const s of input.slots) {
+    low = Math.min(low, s);
+    high = Math.max(high, s);
+  }
+  if (low < gi.offset || high >= gi.offset + gi.cs) return undefined;
+  return { shift: gi.cs, copies: 2 ** Math.ceil(Math.log2(blocks)) };
+}
+
+/**
+ * The input slot entry (output slot `i`, input slot `j`) reads when the input is replicated: the copy nearest the
+ * output slot, so that the entry's diagonal is the kernel offset inside the block.
+ *
+ * @internal
+ */
+export function replicatedColumn(i: number, j: number, replicate: Replication): number {
+  const t = Math.min(replicate.copies - 1, Math.max(0, Math.round((i - j) / replicate.shift)));
+  return j + t * replicate.shift;
+}
+
 /** The power of two (≥ 2) that holds `extent` slots. */
 function periodOf(extent: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(2, extent)));
@@ -470,8 +542,9 @@ export function slotMatrix(
     for (let i = 0; i < outSlots.length; i++) visit(outSlots[i], inSlots[i], 1);
     return { bias };
   }
+  const replicate = step.replicate;
   const { bias: compactBias } = visitLinear(layer, inputShape, (i, j, w) =>
-    visit(outSlots[i], inSlots[j], w),
+    visit(outSlots[i], replicate ? replicatedColumn(outSlots[i], inSlots[j], replicate) : inSlots[j], w),
   );
   for (let i = 0; i < compactBias.length; i++) bias[outSlots[i]] = compactBias[i];
   return { bias };

@@ -39,13 +39,20 @@ export function emitLatency(
   const input = emitter.fresh(chain.top, chain.scaleAt(chain.top), 1);
   const values = new Map<string, Sym>([[model.inputName, input]]);
   const inputShape = chwInputShape(model);
-  const matrix = (x: Sym, layer: Layer | undefined, step: LatencyStep & { kind: 'matrix' }) =>
-    emitter.matrix(
-      emitter.relinearize(x),
+  const matrix = (x: Sym, layer: Layer | undefined, step: LatencyStep & { kind: 'matrix' }) => {
+    let source = emitter.relinearize(x);
+    const replicate = step.replicate;
+    // Copies 0 … c−1 of the input become 0 … 2c−1 with one rotation by −c·shift (up, in slots) and an addition.
+    if (replicate)
+      for (let span = replicate.shift; span < replicate.shift * replicate.copies; span *= 2)
+        source = emitter.addSub('add', source, emitter.rotate(source, wrap - span));
+    return emitter.matrix(
+      source,
       (visit) => slotMatrix(layer, step, inputShape, visit, period),
       period,
       wrap,
     );
+  };
   for (const layer of model.layers) {
     const x = values.get(layer.inputs[0]);
     if (!x)

@@ -123,7 +123,7 @@ const GOLDEN: readonly {
   {
     name: 'latency packing',
     options: { mode: 'latency', approximation: APPROXIMATION },
-    digest: 'cf6c1778617a31ffbf027d4aa87c2051e77b9ebfe635d42230d1ec5a7f3f4b91',
+    digest: '8dcb3a9cfd3e362ebc59237e9bd4f70448d794fbd9480480477c78af82f5c3b8',
   },
 ];
 

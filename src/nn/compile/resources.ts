@@ -156,7 +156,8 @@ function latencyMatrixCost(
   return {
     diagonals: ks.length,
     constants: constants + (biasEntries > 0 ? stored(biasEntries) : 0),
-    instructions: 1 + 3 * ks.length + 3 * giants + 3,
+    // Replicating the input first: a rotation and an addition per doubling.
+    instructions: 1 + 3 * ks.length + 3 * giants + 3 + 2 * Math.log2(step?.replicate?.copies ?? 1),
     hasBias: biasEntries > 0,
   };
 }
