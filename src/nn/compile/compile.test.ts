@@ -11,7 +11,7 @@ import { importOnnx } from '../onnx/import.ts';
 import { opCounts, programFootprint } from '../../program/analysis.ts';
 import { simulate } from '../simulate.ts';
 import { chooseParameters, compileModel } from './index.ts';
-import { planLatencyLayouts } from './latency-layout.ts';
+import { planLatencyLayouts, replicateByDoubling } from './latency-layout.ts';
 
 describe('parameter choice', () => {
   it('takes the smallest secure logN for the depth and fills the budget with special primes', () => {
@@ -160,6 +160,23 @@ describe('MaxPool (latency packing): rotations, a max tree, and the next layers 
     const conv1 = program.instructions.filter((i) => i.layer === conv.name);
     assert.equal(conv1.filter((i) => i.op === 'mul_plain').length, offsets.size);
     assert.ok(offsets.size > 1);
+  });
+
+  it('replicateByDoubling makes copies 0 … c−1 exactly once, none past the last block', () => {
+    for (let copies = 1; copies <= 40; copies++) {
+      const { result, moves } = replicateByDoubling(
+        [0],
+        copies,
+        (blocks, k) => blocks.map((b) => b + k),
+        (a, b) => [...a, ...b],
+      );
+      assert.deepEqual(
+        result.sort((a, b) => a - b),
+        Array.from({ length: copies }, (_, i) => i),
+        `copies ${copies}`,
+      );
+      assert.ok(moves <= 2 * Math.log2(copies) + 1e-9, `copies ${copies}: ${moves} moves`);
+    }
   });
 
   it('refuses a polynomial MaxPool whose windows padding clips, naming the layer', () => {

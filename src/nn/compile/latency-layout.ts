@@ -86,8 +86,8 @@ export type LatencyStep =
   | { readonly kind: 'elementwise'; readonly output: SlotLayout };
 
 /**
- * Copies of a matrix's input, `shift` slots apart (copy t moved t·shift slots up), made by doubling: log2(copies)
- * rotations and additions, no level.
+ * Copies of a matrix's input, `shift` slots apart (copy t moved t·shift slots up), made by doubling (see
+ * {@link replicateByDoubling}): about log2(copies) rotations and additions, no level.
  *
  * @internal
  */
@@ -494,7 +494,43 @@ function replicationFor(input: SlotLayout, output: SlotLayout): Replication | un
     high = Math.max(high, s);
   }
   if (low < gi.offset || high >= gi.offset + gi.cs) return undefined;
-  return { shift: gi.cs, copies: 2 ** Math.ceil(Math.log2(blocks)) };
+  return { shift: gi.cs, copies: blocks };
+}
+
+/**
+ * `copies` copies of `x` by doubling, copy t moved up t blocks: aggregate b (copies 0 … 2^b − 1) is aggregate b−1
+ * plus itself moved up 2^(b−1) blocks; the result is the largest aggregate that fits plus smaller ones moved past
+ * it, so that no copy lands beyond the last block (it would add onto the next image's slots). `move` and `add` act
+ * on ciphertexts in the compiler and on anything else in a test. Returns the result and the number of moves.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * replicateByDoubling(x, 5, (v, k) => emitter.rotate(v, wrap - k * shift), (a, b) => emitter.addSub('add', a, b));
+ * // aggregates of copies 0–1 and 0–3 (2 moves), then copy 0 moved up 4 blocks onto them (1 move)
+ * ```
+ */
+export function replicateByDoubling<T>(
+  x: T,
+  copies: number,
+  move: (value: T, blocks: number) => T,
+  add: (a: T, b: T) => T,
+): { result: T; moves: number } {
+  const aggregates = [x];
+  while (2 ** aggregates.length <= copies) {
+    const top = aggregates[aggregates.length - 1];
+    aggregates.push(add(top, move(top, 2 ** (aggregates.length - 1))));
+  }
+  let moves = aggregates.length - 1;
+  let result = aggregates[aggregates.length - 1];
+  let covered = 2 ** moves;
+  for (let b = aggregates.length - 2; b >= 0; b--)
+    if (copies - covered >= 2 ** b) {
+      result = add(result, move(aggregates[b], covered));
+      covered += 2 ** b;
+      moves++;
+    }
+  return { result, moves };
 }
 
 /**

@@ -9,7 +9,12 @@ import { UnsupportedModelError } from '../errors.ts';
 import type { Layer, LayerModel } from '../layers.ts';
 import type { Emitter, Sym } from './emitter.ts';
 import { chwInputShape, visitLinear } from './linear-layers.ts';
-import { type LatencyLayoutPlan, type LatencyStep, slotMatrix } from './latency-layout.ts';
+import {
+  type LatencyLayoutPlan,
+  type LatencyStep,
+  replicateByDoubling,
+  slotMatrix,
+} from './latency-layout.ts';
 import { emitChebyshev, polynomialMax } from './polynomial.ts';
 
 /**
@@ -42,10 +47,14 @@ export function emitLatency(
   const matrix = (x: Sym, layer: Layer | undefined, step: LatencyStep & { kind: 'matrix' }) => {
     let source = emitter.relinearize(x);
     const replicate = step.replicate;
-    // Copies 0 … c−1 of the input become 0 … 2c−1 with one rotation by −c·shift (up, in slots) and an addition.
+    // A rotation by −k·shift moves a copy up k blocks.
     if (replicate)
-      for (let span = replicate.shift; span < replicate.shift * replicate.copies; span *= 2)
-        source = emitter.addSub('add', source, emitter.rotate(source, wrap - span));
+      source = replicateByDoubling(
+        source,
+        replicate.copies,
+        (v, blocks) => emitter.rotate(v, wrap - blocks * replicate.shift),
+        (a, b) => emitter.addSub('add', a, b),
+      ).result;
     return emitter.matrix(
       source,
       (visit) => slotMatrix(layer, step, inputShape, visit, period),

@@ -12,7 +12,12 @@ import { PROBE_TOP } from './chain.ts';
 import { babyStepCount, type Emitter, type Sym } from './emitter.ts';
 import { chwInputShape, poolWindows, visitLinear } from './linear-layers.ts';
 import type { CompileLimits } from './options.ts';
-import { type LatencyLayoutPlan, type LatencyStep, slotMatrix } from './latency-layout.ts';
+import {
+  type LatencyLayoutPlan,
+  type LatencyStep,
+  replicateByDoubling,
+  slotMatrix,
+} from './latency-layout.ts';
 import { chebyshevInstructions } from './polynomial.ts';
 
 /** One layer's share of the program, estimated before emission. */
@@ -157,7 +162,18 @@ function latencyMatrixCost(
     diagonals: ks.length,
     constants: constants + (biasEntries > 0 ? stored(biasEntries) : 0),
     // Replicating the input first: a rotation and an addition per doubling.
-    instructions: 1 + 3 * ks.length + 3 * giants + 3 + 2 * Math.log2(step?.replicate?.copies ?? 1),
+    instructions:
+      1 +
+      3 * ks.length +
+      3 * giants +
+      3 +
+      2 *
+        replicateByDoubling(
+          0,
+          step?.replicate?.copies ?? 1,
+          (v) => v,
+          (a) => a,
+        ).moves,
     hasBias: biasEntries > 0,
   };
 }
