@@ -477,35 +477,36 @@ export class Emitter {
   /**
    * Σ w_i·x_i + bias, rescaled onto the canonical scale of the level below the lowest operand: each constant is
    * encoded at S_ℓ²/s_i so every product has the accumulator's scale S_ℓ² whatever the operand's own scale.
+   * Operands of degree 2 (unrelinearized products) and of degree 1 go to one accumulator per degree, added at
+   * the end: one relinearization of the sum instead of one per product.
    */
   linear(terms: readonly Term[], bias: number, relinearizeSum = true): Sym {
     if (terms.length === 0) throw new Error(`compiler: empty linear combination in layer ${this.layer}`);
     let live = terms.filter((t) => t.w !== 0);
     if (live.length === 0) live = [{ x: terms[0].x, w: 0 }];
-    const degree = Math.max(...live.map((t) => t.x.degree));
-    // Mixed degrees cannot share an accumulator: relinearize the stragglers (does not happen in layer chains).
-    if (live.some((t) => t.x.degree !== degree)) {
-      live = live.map((t) => ({ x: this.relinearize(t.x), w: t.w }));
-    }
     const unit = this.#unitCombination(live, bias, relinearizeSum);
     if (unit) return unit;
-    let level = Number.POSITIVE_INFINITY;
-    let first = 0;
-    live.forEach((t, i) => {
-      if (t.x.level < level) {
-        level = t.x.level;
-        first = i;
-      }
-    });
-    const target = this.chain.scaleAt(level) * this.chain.scaleAt(level);
-    const head = live[first];
-    const acc = this.mulConst(head.x, head.w, target / head.x.scale);
-    for (let i = 0; i < live.length; i++) {
-      if (i === first) continue;
-      const t = live[i];
-      this.mulThenAdd(t.x, t.w, acc, acc.scale / t.x.scale);
+    const level = Math.min(...live.map((t) => t.x.level));
+    let scale = this.chain.scaleAt(level) * this.chain.scaleAt(level);
+    let out: Sym | undefined;
+    for (const degree of [2, 1]) {
+      const group = live.filter((t) => t.x.degree === degree);
+      if (group.length === 0) continue;
+      // The accumulator starts from the group's lowest operand: mul_then_add adds only operands at its level or
+      // above.
+      let first = 0;
+      group.forEach((t, i) => {
+        if (t.x.level < group[first].x.level) first = i;
+      });
+      const acc = this.mulConst(group[first].x, group[first].w, scale / group[first].x.scale);
+      scale = acc.scale;
+      group.forEach((t, i) => {
+        if (i !== first) this.mulThenAdd(t.x, t.w, acc, acc.scale / t.x.scale);
+      });
+      out = out ? this.addSub('add', out, acc) : acc;
     }
-    let out = bias !== 0 ? this.addConst(acc, bias) : acc;
+    if (!out) throw new Error(`compiler: operands of degree above 2 in layer ${this.layer}`);
+    if (bias !== 0) out = this.addConst(out, bias);
     if (relinearizeSum) out = this.relinearize(out);
     return this.rescale(out);
   }

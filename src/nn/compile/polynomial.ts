@@ -35,6 +35,21 @@ export function emitChebyshev(
     beta,
   );
   const basis = new Map<number, Sym>([[1, t1]]);
+  // A needed T_k no other T_j is made from (a leaf: T_9 … T_15 of a degree-15 series) only enters the final sum:
+  // its product 2·T_m·T_n stays unrelinearized there and its T_{m−n} correction becomes a term of the sum, so the
+  // sum is relinearized once instead of each leaf.
+  const operands = new Set<number>();
+  const mark = (k: number): void => {
+    if (k === 1 || operands.has(-k)) return;
+    operands.add(-k);
+    const m = 2 ** Math.floor(Math.log2(k - 1e-9));
+    const n = k - m;
+    for (const j of m === n ? [m] : [m, n, m - n]) {
+      operands.add(j);
+      mark(j);
+    }
+  };
+  for (const k of needed) mark(k);
   const get = (k: number): Sym => {
     const known = basis.get(k);
     if (known) return known;
@@ -54,10 +69,34 @@ export function emitChebyshev(
     basis.set(k, result);
     return result;
   };
-  const terms: Term[] = needed.map((k) => ({ x: get(k), w: c[k] * factor }));
+  const terms: Term[] = [];
+  let constant = (c[0] ?? 0) * factor;
+  for (const k of needed) {
+    const w = c[k] * factor;
+    if (k === 1 || operands.has(k)) {
+      terms.push({ x: get(k), w });
+      continue;
+    }
+    // c·T_k = 2c·(T_m·T_n) − c·T_{m−n} (or − c when m = n), the product rescaled but not relinearized.
+    const m = 2 ** Math.floor(Math.log2(k - 1e-9));
+    const n = k - m;
+    terms.push({ x: emitter.rescale(emitter.mulCt(get(m), get(n))), w: 2 * w });
+    if (m === n) constant -= w;
+    else terms.push({ x: get(m - n), w: -w });
+  }
   terms.push(...extra);
   if (terms.length === 0) terms.push({ x: t1, w: 0 });
-  return emitter.linear(terms, (c[0] ?? 0) * factor);
+  return emitter.linear(mergeTerms(terms), constant);
+}
+
+/** Terms of the same operand added into one. */
+function mergeTerms(terms: readonly Term[]): Term[] {
+  const byId = new Map<number, Term>();
+  for (const t of terms) {
+    const known = byId.get(t.x.id);
+    byId.set(t.x.id, known ? { x: t.x, w: known.w + t.w } : t);
+  }
+  return [...byId.values()];
 }
 
 /**
@@ -89,8 +128,9 @@ export function chebyshevInstructions(series: ChebyshevSeries, inputTerms: numbe
     }
   }
   // t1: the input terms, the shift, the rescale; each further T_k: product, relinearize, doubling, the T_{m−n}
-  // correction, rescale; then the final sum and its rescale.
-  return inputTerms + 2 + 5 * (basis.size - 1) + Math.max(1, needed + extraTerms) + 2;
+  // correction, rescale (a leaf: product and rescale, its correction a term of the sum); then the final sum (two
+  // accumulators added), its relinearization and rescale. An upper bound: it counts every T_k as made whole.
+  return inputTerms + 2 + 5 * (basis.size - 1) + Math.max(1, needed + extraTerms) + 3;
 }
 
 /**

@@ -118,12 +118,12 @@ const GOLDEN: readonly {
   {
     name: 'batch packing, 16 images',
     options: { mode: 'batch', batchSize: 16, approximation: APPROXIMATION },
-    digest: '73f7d29bbd0148e34fb73bd5e44ac2d295da02435b61a80a57eb249c0d3e9bfa',
+    digest: '40f89643cdd65bfb692ecd7c28d90b559930b670b4c627cfdbbc1c784505d94f',
   },
   {
     name: 'latency packing',
     options: { mode: 'latency', approximation: APPROXIMATION },
-    digest: '8dcb3a9cfd3e362ebc59237e9bd4f70448d794fbd9480480477c78af82f5c3b8',
+    digest: 'ad07fef4d661fa665c0b01b75b1c41bc2d998404b4b79fb0ea0a55e9d8b8228a',
   },
 ];
 
