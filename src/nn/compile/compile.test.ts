@@ -179,6 +179,50 @@ describe('MaxPool (latency packing): rotations, a max tree, and the next layers 
     }
   });
 
+  it('a dense layer after two strided poolings gathers its input first: fewer diagonals, the same outputs', () => {
+    // 8 channels of 4×4 after two 2×2 poolings sit every 4th slot of every 4th row of 16-slot rows, in blocks of
+    // 256 slots: 128 inputs over 2,048 slots. Read there, a 128 → 10 dense layer has a diagonal for nearly every
+    // (input, output) difference; gathered into 128 slots first, it has 137.
+    const b = new OnnxBuilder();
+    const x = b.input('x', ['N', 1, 16, 16]);
+    const c1 = b.conv(x, {
+      weight: seededValues(4 * 9, 51, -0.5, 0.5),
+      weightDims: [4, 1, 3, 3],
+      pads: [1, 1, 1, 1],
+    });
+    const s1 = b.node('Mul', [c1, c1])[0];
+    const p1 = b.node('MaxPool', [s1], { kernel_shape: [2, 2], strides: [2, 2] })[0];
+    const c2 = b.conv(p1, {
+      weight: seededValues(8 * 4 * 9, 52, -0.5, 0.5),
+      weightDims: [8, 4, 3, 3],
+      pads: [1, 1, 1, 1],
+    });
+    const s2 = b.node('Mul', [c2, c2])[0];
+    const p2 = b.node('MaxPool', [s2], { kernel_shape: [2, 2], strides: [2, 2] })[0];
+    b.output(b.gemm(b.flatten(p2), { weight: seededValues(128 * 10, 53, -0.3, 0.3), weightDims: [128, 10] }));
+    const model = importOnnx(b.toBytes());
+    const count = 4;
+    const images = seededValues(count * 256, 54, 0, 1);
+    const { program, model: compiled } = compileModel(model, {
+      mode: 'latency',
+      calibration: { images, count },
+      approximation: { maxPool: 'polynomial', degree: { abs: 6 } },
+    });
+    const plan = planLatencyLayouts(compiled, 2 ** 15);
+    const gemm = compiled.layers.find((l) => l.kind === 'dense');
+    assert.ok(gemm);
+    const gather = plan.gathers.get(gemm);
+    assert.ok(gather, 'the dense layer gathers its input');
+    const gathered = [...gather.output.slots];
+    assert.equal(new Set(gathered).size, 128, 'one input per slot');
+    assert.ok(Math.max(...gathered) < 256, `gathered into ${Math.max(...gathered) + 1} slots`);
+    const dense = program.instructions.filter((i) => i.layer === gemm.name && i.op === 'mul_plain').length;
+    assert.ok(dense < 400, `${dense} diagonals (gather and dense)`);
+    const sim = simulateProgram(program, images, count);
+    const poly = simulate(compiled, images, count, { mode: 'polynomial' });
+    assert.ok(rowRelativeError(sim, poly, 10) < 1e-9, `${rowRelativeError(sim, poly, 10)}`);
+  });
+
   it('refuses a polynomial MaxPool whose windows padding clips, naming the layer', () => {
     const b = new OnnxBuilder();
     b.node(
