@@ -2,6 +2,7 @@
  * The memory of an encrypted inference run: its DRAM budget (arena + DRAM pool) and the slow tier it spills to — a
  * folder the user names, or a private one under the OS temp directory that is removed when the run ends.
  */
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { freemem, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,12 +94,10 @@ export async function openRunMemory(flags: MemoryFlags): Promise<RunMemory> {
     dir = await mkdtemp(join(tmpdir(), 'home-infer-'));
     owned = true;
   }
-  const removeOwned = () => {
-    if (owned) void rm(dir, { recursive: true, force: true });
-  };
-  // A run stopped by a signal still removes its private folder.
+  // A run stopped by a signal still removes its private folder — synchronously: process.exit does not wait for
+  // a promise (an asynchronous removal left 59 GB of a killed run in the temp folder).
   const onSignal = (signal: NodeJS.Signals) => {
-    removeOwned();
+    if (owned) rmSync(dir, { recursive: true, force: true });
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   if (owned) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -40,6 +40,15 @@ function npy(path: string, shape: number[], fill: number): void {
 /** The model, the images with their labels, CryptoNets/LoLa's input scale and `count` images. */
 function labelled(count: string): string[] {
   return ['--model', model, '--data', images, '--labels', labels, '--input-scale', '1/256', '--count', count];
+}
+
+/** Resolves once `check` holds, polling every 50 ms (rejects after `ms`). */
+async function until(check: () => boolean, ms: number, what: string): Promise<void> {
+  const start = Date.now();
+  while (!check()) {
+    if (Date.now() - start > ms) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 describe('home infer', () => {
@@ -122,6 +131,41 @@ describe('home infer', () => {
     assert.equal(second.plan_source, 'cache');
     assert.equal(second.agreement, 1);
     assert.equal(second.bytes_read_slow, summary.bytes_read_slow);
+  });
+
+  it('a run stopped by SIGTERM removes its private tier folder', async () => {
+    // Its own temp folder, so that the run's private folder is the only one there.
+    const temp = mkdtempSync(join(dir, 'tmp-'));
+    const child = spawn(
+      process.execPath,
+      [
+        '--conditions=home-source',
+        '--import',
+        'tsx',
+        HOME,
+        'infer',
+        ...labelled('4'),
+        '--mode',
+        'latency',
+        '--dram-budget',
+        '160MiB',
+      ],
+      { env: { ...process.env, TMPDIR: temp }, stdio: 'ignore' },
+    );
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const tierFolder = () => readdirSync(temp).find((name) => name.startsWith('home-infer-'));
+    // Stopped once the run has written objects to its tier.
+    await until(
+      () => {
+        const name = tierFolder();
+        return name !== undefined && readdirSync(join(temp, name)).length > 0;
+      },
+      110_000,
+      'the run writes to its tier folder',
+    );
+    child.kill('SIGTERM');
+    assert.equal(await exited, 143);
+    assert.equal(tierFolder(), undefined, 'no tier folder left in the temp folder');
   });
 
   it('--mode auto says which packing it chose and why', () => {
