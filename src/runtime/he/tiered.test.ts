@@ -253,7 +253,13 @@ describe('tiered encrypted execution (LoLa-Small)', () => {
       relinearization: fx.program.relinearization,
       rotations: fx.program.rotations,
     });
-    const budget = Math.floor((await peakOf(fx.program)) / 4);
+    // Below the peak (a tiered run), above the largest step (a hoisted rotation group) with room to spare.
+    const peak = await peakOf(fx.program);
+    const budget = Math.max(
+      Math.floor(peak / 4),
+      2 * analyzeProgram(heRuntimeProgram(fx.program)).maxStepBytes,
+    );
+    assert.ok(budget < peak, `budget ${budget} below the peak ${peak}`);
     for (const seededKeys of [false, true]) {
       const { tier } = await tierIn();
       const result = await runTieredHe({
