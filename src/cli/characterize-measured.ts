@@ -2,7 +2,7 @@
  * The measured runs of `home characterize`: their per-step trace (trace.json), its sums per layer and tier, and
  * their part of the report (charts and the HTML section).
  */
-import type { Characterization } from '../report/characterize.ts';
+import { type Characterization, residentChart } from '../report/characterize.ts';
 import type { ChartSpec } from '../report/render.ts';
 import type { HeProgram } from '../program/program.ts';
 import type { TieredHeResult, TieredHeStats } from '../runtime/he/tiered.ts';
@@ -225,18 +225,12 @@ export function occupancyChart(run: MeasuredRun): ChartSpec {
       rows.push({ seconds: t.start_ns[k] / 1e9, tier, MB: values[k] / MB });
     }
   }
-  return {
-    title: `Measured run (${run.policy}): bytes resident per tier over wall-clock time`,
-    width: 640,
-    height: 220,
-    data: { values: rows },
-    mark: { type: 'line', interpolate: 'step-after' },
-    encoding: {
-      x: { field: 'seconds', type: 'quantitative', title: 'wall time (s)' },
-      y: { field: 'MB', type: 'quantitative', title: 'resident (MB)' },
-      color: { field: 'tier', type: 'nominal' },
-    },
-  };
+  return residentChart(
+    `Measured run (${run.policy}): bytes resident per tier over wall-clock time`,
+    rows,
+    'wall time (s)',
+    220,
+  );
 }
 
 export function comparisonChart(runs: MeasuredRun[], unlimitedSeconds: number | null): ChartSpec {

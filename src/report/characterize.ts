@@ -222,14 +222,32 @@ function occupancyChart(name: string, result: RunResult): ChartSpec {
       MB: bytes / MB,
     })),
   );
+  return residentChart(
+    `${name}: bytes resident per tier over time (${result.summary.label})`,
+    rows,
+    'virtual time (s)',
+    240,
+  );
+}
+
+/**
+ * A step chart of the bytes resident in each tier over time, from rows `{ seconds, tier, MB }` (a simulated run's
+ * virtual clock or a measured run's wall clock).
+ *
+ * @example
+ * ```ts
+ * const chart = residentChart('run: bytes resident per tier', rows, 'wall time (s)', 220);
+ * ```
+ */
+export function residentChart(title: string, rows: object[], timeTitle: string, height: number): ChartSpec {
   return {
-    title: `${name}: bytes resident per tier over time (${result.summary.label})`,
+    title,
     width: 640,
-    height: 240,
+    height,
     data: { values: rows },
     mark: { type: 'line', interpolate: 'step-after' },
     encoding: {
-      x: { field: 'seconds', type: 'quantitative', title: 'virtual time (s)' },
+      x: { field: 'seconds', type: 'quantitative', title: timeTitle },
       y: { field: 'MB', type: 'quantitative', title: 'resident (MB)' },
       color: { field: 'tier', type: 'nominal' },
     },
