@@ -96,8 +96,16 @@ export async function openRunMemory(flags: MemoryFlags): Promise<RunMemory> {
   }
   // A run stopped by a signal still removes its private folder — synchronously: process.exit does not wait for
   // a promise (an asynchronous removal left 59 GB of a killed run in the temp folder).
+  // The I/O threads may still be writing into it (a file made during the removal fails it with ENOTEMPTY), so the
+  // removal retries, and a removal that still fails does not change the exit code.
   const onSignal = (signal: NodeJS.Signals) => {
-    if (owned) rmSync(dir, { recursive: true, force: true });
+    if (owned) {
+      try {
+        rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+      } catch (error) {
+        console.error(`home: could not remove ${dir}: ${(error as Error).message}`);
+      }
+    }
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   if (owned) {
