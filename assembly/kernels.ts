@@ -435,15 +435,16 @@ export function crtCandidate(
 // Exact basis extension support (HPS-style overflow correction)
 
 /**
- * u[k] = floor(Σ_i t_i[k] / p_i) for K limbs t_i (scratch, limb i at t + i·n·4) and f64 inverses 1/p_i: the
- * multiple of P that the fast basis extension adds, so the extension can subtract it and become exact.
+ * u[k] = floor(Σ_i t_i[k] / p_i) for k < n, K limbs t_i (limb i at t + i·stride·4) and f64 inverses 1/p_i: the
+ * multiple of P that the fast basis extension adds, so the extension can subtract it and become exact. A stride
+ * above n lets threads split the coefficients of limbs `stride` words apart.
  */
-export function overflowCount(u: usize, t: usize, n: i32, K: i32, inverses: usize): void {
-  const nb = <usize>n << 2;
+export function overflowCount(u: usize, t: usize, n: i32, K: i32, inverses: usize, stride: i32): void {
+  const sb = <usize>stride << 2;
   for (let k: usize = 0; k < <usize>n; k++) {
     let sum: f64 = 0;
     for (let i: usize = 0; i < <usize>K; i++) {
-      sum += <f64>load<u32>(t + i * nb + (k << 2)) * load<f64>(inverses + (i << 3));
+      sum += <f64>load<u32>(t + i * sb + (k << 2)) * load<f64>(inverses + (i << 3));
     }
     store<u32>(u + (k << 2), <u32>Math.floor(sum));
   }

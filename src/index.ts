@@ -76,7 +76,15 @@ export {
   serializeSecretKey,
   serializeSwitchingKey,
 } from './ckks/serialization/index.ts';
-export { defaultContext, KernelContext, type KernelContextOptions, loadKernels } from './ring/context.ts';
+export {
+  defaultContext,
+  defaultThreads,
+  KernelContext,
+  type KernelContextOptions,
+  loadKernels,
+  setDefaultThreads,
+} from './ring/context.ts';
+export type { KernelBatch, TaskKernels } from './ring/threads.ts';
 export { galoisElementForConjugation, galoisElementForRotation } from './ring/galois.ts';
 export { Prng } from './ring/prng.ts';
 export {

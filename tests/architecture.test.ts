@@ -77,8 +77,10 @@ describe('architecture', () => {
     assert.deepEqual(offenders, []);
   });
 
-  it('the browser kernel loader uses no Node module', () => {
-    const text = readFileSync(join(src, 'platform/kernel-loader.browser.ts'), 'utf8');
-    assert.doesNotMatch(text, /from\s+['"]node:|import\(\s*['"]node:/);
+  it('the browser kernel loader and kernel threads use no Node module', () => {
+    for (const file of ['platform/kernel-loader.browser.ts', 'platform/kernel-threads.browser.ts']) {
+      const text = readFileSync(join(src, file), 'utf8');
+      assert.doesNotMatch(text, /from\s+['"]node:|import\(\s*['"]node:/, file);
+    }
   });
 });

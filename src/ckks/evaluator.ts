@@ -18,6 +18,7 @@ import {
   type ScalarResidues,
 } from '../ring/ops.ts';
 import { Poly } from '../ring/poly.ts';
+import type { KernelBatch } from '../ring/threads.ts';
 import { assertFinite, assertInteger, check } from '../util/assert.ts';
 import { InvalidArgumentError, MismatchError, MissingKeyError } from '../util/errors.ts';
 import type { EvaluationKeys, SwitchingKey } from './keys.ts';
@@ -191,16 +192,18 @@ export class Evaluator {
     const bPolys = b instanceof Ciphertext ? b.polys : [b.poly];
     const degree = Math.max(a.degree, bPolys.length - 1);
     const polys: Poly[] = [];
+    const batch = this.#batch(moduli.length * (degree + 1));
     for (let i = 0; i <= degree; i++) {
       const r = Poly.alloc(moduli, true, false);
       const x = a.polys[i];
       const y = bPolys[i];
-      if (x && y) (subtract ? subPoly : addPoly)(x, y, r);
+      if (x && y) (subtract ? subPoly : addPoly)(x, y, r, batch);
       else if (x) r.assign(x);
-      else if (subtract) negPoly(y, r);
+      else if (subtract) negPoly(y, r, batch);
       else r.assign(y);
       polys.push(r);
     }
+    batch.run();
     return this.#assign(out, polys, level, a.scale);
   }
 
@@ -208,11 +211,13 @@ export class Evaluator {
   neg(a: Ciphertext, out: Ciphertext): Ciphertext {
     this.#checkParams('neg', a);
     const moduli = this.#moduli(a.level);
+    const batch = this.#batch(moduli.length * a.polys.length);
     const polys = a.polys.map((p) => {
       const r = Poly.alloc(moduli, true, false);
-      negPoly(p, r);
+      negPoly(p, r, batch);
       return r;
     });
+    batch.run();
     return this.#assign(out, polys, a.level, a.scale);
   }
 
@@ -234,22 +239,26 @@ export class Evaluator {
       const scale = constantScale ?? this.params.scaleAtLevel[a.level];
       const c = this.#constant(b, scale, a.level);
       const moduli = this.#moduli(a.level);
+      const batch = this.#batch(moduli.length * a.polys.length);
       const polys = a.polys.map((p) => {
         const r = Poly.alloc(moduli, true, false);
-        mulScalarPoly(p, c, r);
+        mulScalarPoly(p, c, r, batch);
         return r;
       });
+      batch.run();
       return this.#assign(out, polys, a.level, a.scale * scale);
     }
     this.#checkParams('mul', b);
     const level = Math.min(a.level, b.level);
     const moduli = this.#moduli(level);
     if (b instanceof Plaintext) {
+      const batch = this.#batch(moduli.length * a.polys.length);
       const polys = a.polys.map((p) => {
         const r = Poly.alloc(moduli, true, false);
-        mulPoly(p, b.poly, r);
+        mulPoly(p, b.poly, r, batch);
         return r;
       });
+      batch.run();
       return this.#assign(out, polys, level, a.scale * b.scale);
     }
     this.#checkDegree('mul', a, 1);
@@ -259,10 +268,13 @@ export class Evaluator {
     const d0 = Poly.alloc(moduli, true, false);
     const d1 = Poly.alloc(moduli, true, false);
     const d2 = Poly.alloc(moduli, true, false);
-    mulPoly(a0, b0, d0);
-    mulPoly(a0, b1, d1);
+    // d1 takes two products: the second in a batch of its own, after the first.
+    const batch = this.#batch(3 * moduli.length);
+    mulPoly(a0, b0, d0, batch);
+    mulPoly(a0, b1, d1, batch);
+    mulPoly(a1, b1, d2, batch);
+    batch.run();
     mulAddPoly(a1, b0, d1);
-    mulPoly(a1, b1, d2);
     return this.#assign(out, [d0, d1, d2], level, a.scale * b.scale);
   }
 
@@ -293,7 +305,9 @@ export class Evaluator {
       );
     }
     const residues = this.#constant(c, scale, acc.level);
-    for (let i = 0; i < a.polys.length; i++) mulScalarAddPoly(a.polys[i], residues, acc.polys[i]);
+    const batch = this.#batch(acc.polys[0].limbCount * a.polys.length);
+    for (let i = 0; i < a.polys.length; i++) mulScalarAddPoly(a.polys[i], residues, acc.polys[i], batch);
+    batch.run();
     return acc;
   }
 
@@ -340,8 +354,10 @@ export class Evaluator {
     const moduli = this.#moduli(a.level);
     const c0 = Poly.alloc(moduli, true, false);
     const c1 = Poly.alloc(moduli, true, false);
-    addPoly(a.polys[0], d0, c0);
-    addPoly(a.polys[1], d1, c1);
+    const batch = this.#batch(2 * moduli.length);
+    addPoly(a.polys[0], d0, c0, batch);
+    addPoly(a.polys[1], d1, c1, batch);
+    batch.run();
     d0.dispose();
     d1.dispose();
     return this.#assign(out, [c0, c1], a.level, a.scale);
@@ -362,7 +378,7 @@ export class Evaluator {
     let scale = a.scale;
     const limbs = this.params.limbsAtLevel(a.level);
     for (let drop = 0; drop < this.params.primesPerLevel; drop++) {
-      const next = polys.map((p) => this.#divideByLastPrime(p, limbs - drop));
+      const next = this.#divideByLastPrime(polys, limbs - drop);
       if (polys !== a.polys) for (const p of polys) p.dispose();
       polys = next;
       scale /= this.params.qPrimes[limbs - drop - 1];
@@ -374,47 +390,70 @@ export class Evaluator {
     return this.rescale(a, this.#blank());
   }
 
-  /** Divides the first `limbs` limbs of p by its last of them (NTT domain in and out). */
-  #divideByLastPrime(p: Poly, limbs: number): Poly {
+  /** A batch for independent limb operations on `limbs` limbs in all (the polynomials of one result). */
+  #batch(limbs: number): KernelBatch {
+    return this.params.context.batch(limbs * this.params.n);
+  }
+
+  /**
+   * Divides the first `limbs` limbs of each polynomial by its last of them (NTT domain in and out). Each limb is
+   * a task of its own: the lifted last limb is written into the output limb, then subtracted there.
+   */
+  #divideByLastPrime(polys: readonly Poly[], limbs: number): Poly[] {
     const n = this.params.n;
     const last = limbs - 1;
     const constants = this.#rescaleData(limbs);
     const moduli = this.params.moduliQ;
-    const k = this.params.context.exports;
-    const scratch = this.params.context.allocator.alloc(2 * n);
-    const lastCoefficients = scratch;
-    const lifted = scratch + n * 4;
+    const context = this.params.context;
+    const scratch = context.allocator.alloc(polys.length * n);
     const ql = moduli[last];
-    const out = Poly.alloc(this.#qPrefix(last), true, false);
+    const outs: Poly[] = [];
     try {
-      k.copy(lastCoefficients, p.limbPointer(last), n);
-      k.nttInverse(
-        lastCoefficients,
-        n,
-        ql.value,
-        ql.inverseTwiddles,
-        ql.inverseTwiddlesShoup,
-        ql.nInverse,
-        ql.nInverseShoup,
-      );
-      for (let i = 0; i < last; i++) {
-        const qi = moduli[i];
-        k.liftCentered(lifted, lastCoefficients, n, ql.value, qi.value, constants.negFrom[i]);
-        k.nttForward(lifted, n, qi.value, qi.twiddles, qi.twiddlesShoup);
-        k.subMulScalar(
-          out.limbPointer(i),
-          p.limbPointer(i),
-          lifted,
+      let batch = context.batch(8 * n * polys.length);
+      polys.forEach((p, t) => {
+        const k = batch.task();
+        const lastCoefficients = scratch + t * n * 4;
+        k.copy(lastCoefficients, p.limbPointer(last), n);
+        k.nttInverse(
+          lastCoefficients,
           n,
-          qi.value,
-          constants.inverse[i],
-          constants.inverseShoup[i],
+          ql.value,
+          ql.inverseTwiddles,
+          ql.inverseTwiddlesShoup,
+          ql.nInverse,
+          ql.nInverseShoup,
         );
-      }
+      });
+      batch.run();
+      batch = context.batch(8 * n * last * polys.length);
+      polys.forEach((p, t) => {
+        const out = Poly.alloc(this.#qPrefix(last), true, false);
+        outs.push(out);
+        for (let i = 0; i < last; i++) {
+          const k = batch.task();
+          const qi = moduli[i];
+          const lifted = out.limbPointer(i);
+          k.liftCentered(lifted, scratch + t * n * 4, n, ql.value, qi.value, constants.negFrom[i]);
+          k.nttForward(lifted, n, qi.value, qi.twiddles, qi.twiddlesShoup);
+          k.subMulScalar(
+            lifted,
+            p.limbPointer(i),
+            lifted,
+            n,
+            qi.value,
+            constants.inverse[i],
+            constants.inverseShoup[i],
+          );
+        }
+      });
+      batch.run();
+    } catch (error) {
+      for (const out of outs) out.dispose();
+      throw error;
     } finally {
-      this.params.context.allocator.free(scratch, 2 * n);
+      context.allocator.free(scratch, polys.length * n);
     }
-    return out;
+    return outs;
   }
 
   /** Q moduli of the first `limbs` limbs, shared with the level slices where limbs is a level's count. */
@@ -518,11 +557,18 @@ export class Evaluator {
     return this.#assign(out, [this.#rotatedC0(a, index, d0), d1], a.level, a.scale);
   }
 
-  /** σ(c_0) + d_0 for the Galois index table `index`; consumes d_0. */
+  /** σ(c_0) + d_0 for the Galois index table `index`; consumes d_0. One task per limb: permute, then add. */
   #rotatedC0(a: Ciphertext, index: number, d0: Poly): Poly {
-    const c0 = Poly.alloc(this.#moduli(a.level), true, false);
-    automorphismNtt(a.polys[0], index, c0);
-    addPoly(c0, d0, c0);
+    const moduli = this.#moduli(a.level);
+    const n = this.params.n;
+    const c0 = Poly.alloc(moduli, true, false);
+    const batch = this.#batch(moduli.length);
+    for (let i = 0; i < moduli.length; i++) {
+      const k = batch.task();
+      k.permute(c0.limbPointer(i), a.polys[0].limbPointer(i), index, n);
+      k.add(c0.limbPointer(i), c0.limbPointer(i), d0.limbPointer(i), n, moduli[i].value);
+    }
+    batch.run();
     d0.dispose();
     return c0;
   }
@@ -570,9 +616,6 @@ export class Evaluator {
       return { s, g, key: g === 1 ? undefined : this.#galoisKey('rotateHoisted', g, `rotation by ${s}`) };
     });
     const decomposition = this.#switcher.decompose(a.polys[1], a.level);
-    const moduli = this.#moduli(a.level);
-    const k = this.params.context.exports;
-    const n = this.params.n;
     try {
       for (const { s, g, key } of keys) {
         if (results.has(s)) continue;
@@ -582,12 +625,7 @@ export class Evaluator {
         }
         const index = nttAutomorphismIndex(this.params.logN, g, this.params.context);
         const [d0, d1] = this.#switcher.keySwitchDecomposed(decomposition, key, a.level, index);
-        const c0 = Poly.alloc(moduli, true, false);
-        for (let i = 0; i < moduli.length; i++)
-          k.permute(c0.limbPointer(i), a.polys[0].limbPointer(i), index, n);
-        addPoly(c0, d0, c0);
-        d0.dispose();
-        results.set(s, new Ciphertext(this.params, [c0, d1], a.level, a.scale));
+        results.set(s, new Ciphertext(this.params, [this.#rotatedC0(a, index, d0), d1], a.level, a.scale));
       }
     } finally {
       for (const d of decomposition) d.dispose();

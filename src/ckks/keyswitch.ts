@@ -1,7 +1,7 @@
-import { BasisExtender } from '../ring/base-conversion.ts';
+import { BasisExtender, coefficientRanges } from '../ring/base-conversion.ts';
 import { invMod, mulMod, shoupConstant } from '../ring/modarith.ts';
 import type { Modulus } from '../ring/modulus.ts';
-import { inttInPlace, nttInPlace } from '../ring/ops.ts';
+import { inttInPlace } from '../ring/ops.ts';
 import { Poly } from '../ring/poly.ts';
 import type { SwitchingKey } from './keys.ts';
 import type { Parameters } from './parameters.ts';
@@ -62,57 +62,75 @@ export class KeySwitcher {
    */
   decompose(c: Poly, level: number): Poly[] {
     const params = this.params;
+    const context = params.context;
     const limbs = params.limbsAtLevel(level);
     const moduliQP = params.moduliQPAtLevel(level);
     const n = params.n;
     const alpha = params.digitSize;
+    const ranges = this.digitRanges(level);
     const coefficients = c.copy(limbs);
     inttInPlace(coefficients);
+    // Per digit: the shifted digit (alpha limbs) and the exact extension's workspace (alpha + 1 limbs), so that
+    // the digits' tasks never share words.
+    const shiftedWords = alpha * n;
+    const scratchWords = (alpha + 1) * n;
+    const shifted = context.allocator.alloc(shiftedWords * ranges.length);
+    const scratch = context.allocator.alloc(scratchWords * ranges.length);
     const out: Poly[] = [];
-    // Scratch: the shifted digit (alpha limbs) and the exact extension's workspace (alpha + 1 limbs).
-    const shifted = this.params.context.allocator.alloc(alpha * n);
-    const scratch = this.params.context.allocator.alloc((alpha + 1) * n);
-    const k = this.params.context.exports;
     try {
-      for (const [start, end] of this.digitRanges(level)) {
-        const extended = Poly.alloc(moduliQP, true, false);
+      const digits = ranges.map(([start, end], d) => {
         const targets: number[] = [];
         for (let i = 0; i < moduliQP.length; i++) if (i < start || i >= end) targets.push(i);
-        const { extender, half } = this.#modUpData(level, start, end, targets, moduliQP);
-        // Extend the centered representative of c mod Q_j: shift by (Q_j − 1)/2, extend exactly, shift back.
-        // A centered, exact digit keeps the key-switching noise zero-mean and unstructured.
-        for (let i = start; i < end; i++) {
-          k.addScalar(
-            shifted + (i - start) * n * 4,
-            coefficients.limbPointer(i),
-            n,
-            moduliQP[i].value,
-            half[i],
-          );
-        }
-        extender.extendExact(
-          (i) => shifted + i * n * 4,
-          (j) => extended.limbPointer(targets[j]),
-          n,
-          scratch,
-        );
-        for (const i of targets) {
-          const m = moduliQP[i];
-          k.addScalar(
-            extended.limbPointer(i),
-            extended.limbPointer(i),
-            n,
-            m.value,
-            (m.value - half[i]) % m.value,
-          );
-          k.nttForward(extended.limbPointer(i), n, m.value, m.twiddles, m.twiddlesShoup);
-        }
-        for (let i = start; i < end; i++) k.copy(extended.limbPointer(i), c.limbPointer(i), n);
+        const extended = Poly.alloc(moduliQP, true, false);
         out.push(extended);
+        return {
+          start,
+          end,
+          targets,
+          extended,
+          shifted: shifted + d * shiftedWords * 4,
+          scratch: scratch + d * scratchWords * 4,
+          ...this.#modUpData(level, start, end, targets, moduliQP),
+        };
+      });
+      // Extend the centered representative of c mod Q_j: shift by (Q_j − 1)/2, extend exactly, shift back.
+      // A centered, exact digit keeps the key-switching noise zero-mean and unstructured.
+      let batch = context.batch(n * limbs);
+      for (const d of digits) {
+        for (let i = d.start; i < d.end; i++) {
+          const k = batch.task();
+          const limb = d.shifted + (i - d.start) * n * 4;
+          k.addScalar(limb, coefficients.limbPointer(i), n, moduliQP[i].value, d.half[i]);
+          d.extender.scaleLimb(k, i - d.start, limb, n, d.scratch);
+        }
       }
+      batch.run();
+      batch = context.batch(n * limbs);
+      for (const d of digits) {
+        for (const [from, to] of coefficientRanges(n))
+          d.extender.countOverflow(batch.task(), n, d.scratch, from, to);
+      }
+      batch.run();
+      batch = context.batch(8 * n * moduliQP.length * digits.length);
+      for (const d of digits) {
+        d.targets.forEach((i, j) => {
+          const m = moduliQP[i];
+          const limb = d.extended.limbPointer(i);
+          const k = batch.task();
+          d.extender.extendLimb(k, j, limb, n, d.scratch, true);
+          k.addScalar(limb, limb, n, m.value, (m.value - d.half[i]) % m.value);
+          k.nttForward(limb, n, m.value, m.twiddles, m.twiddlesShoup);
+        });
+        for (let i = d.start; i < d.end; i++)
+          batch.task().copy(d.extended.limbPointer(i), c.limbPointer(i), n);
+      }
+      batch.run();
+    } catch (error) {
+      for (const p of out) p.dispose();
+      throw error;
     } finally {
-      this.params.context.allocator.free(shifted, alpha * n);
-      this.params.context.allocator.free(scratch, (alpha + 1) * n);
+      context.allocator.free(shifted, shiftedWords * ranges.length);
+      context.allocator.free(scratch, scratchWords * ranges.length);
       coefficients.dispose();
     }
     return out;
@@ -129,6 +147,7 @@ export class KeySwitcher {
     permutation?: number,
   ): [Poly, Poly] {
     const params = this.params;
+    const context = params.context;
     const limbs = params.limbsAtLevel(level);
     const moduliQP = params.moduliQPAtLevel(level);
     // The key may be made for a lower level than the top (fewer limbs, fewer digits): it must reach `level`.
@@ -141,65 +160,63 @@ export class KeySwitcher {
     }
     const keyQ = params.limbsAtLevel(keyLevel);
     const n = params.n;
-    const k = this.params.context.exports;
+    const count = decomposition.length;
     const acc0 = Poly.alloc(moduliQP, true, false);
     const acc1 = Poly.alloc(moduliQP, true, false);
     const permuted: Poly[] = [];
-    const count = decomposition.length;
-    // The fused kernel accumulates ≤ 8 products of < 2^60 in 64 bits; more digits go in chunks.
+    // The fused kernel accumulates ≤ 8 products of < 2^60 in 64 bits; more digits go in chunks. One pointer
+    // table per limb (and, past one chunk, one pair of partial sums per limb) so that limbs are separate tasks.
     const chunk = 8;
-    const table = this.params.context.allocator.alloc(3 * chunk);
-    const tableWords = this.params.context.view(table, 3 * chunk);
+    const tableWords = 3 * count;
+    const table = context.allocator.alloc(tableWords * moduliQP.length);
+    const tables = context.view(table, tableWords * moduliQP.length);
+    const partialWords = count > chunk ? 2 * n * moduliQP.length : 0;
+    const partials = partialWords > 0 ? context.allocator.alloc(partialWords) : -1;
     try {
       let digits = decomposition;
       if (permutation !== undefined) {
+        const batch = context.batch(n * moduliQP.length * count);
         digits = decomposition.map((digit) => {
           const p = Poly.alloc(moduliQP, true, false);
           for (let i = 0; i < moduliQP.length; i++)
-            k.permute(p.limbPointer(i), digit.limbPointer(i), permutation, n);
+            batch.task().permute(p.limbPointer(i), digit.limbPointer(i), permutation, n);
           permuted.push(p);
           return p;
         });
+        batch.run();
       }
-      const partial0 = count > chunk ? this.params.context.allocator.alloc(n) : -1;
-      const partial1 = count > chunk ? this.params.context.allocator.alloc(n) : -1;
+      const batch = context.batch(2 * n * moduliQP.length * count);
       for (let i = 0; i < moduliQP.length; i++) {
         // Key limbs: Q_keyLevel first, then P.
         const keyLimb = i < limbs ? i : keyQ + (i - limbs);
         const m = moduliQP[i];
         const c32 = 2 ** 32 % m.value;
+        const row = i * tableWords;
+        for (let j = 0; j < count; j++) {
+          tables[row + 3 * j] = digits[j].limbPointer(i);
+          tables[row + 3 * j + 1] = key.digits[j].b.limbPointer(keyLimb);
+          tables[row + 3 * j + 2] = key.digits[j].a.limbPointer(keyLimb);
+        }
+        const k = batch.task();
+        const partial0 = partials + 2 * i * n * 4;
+        const partial1 = partial0 + n * 4;
         for (let start = 0; start < count; start += chunk) {
           const size = Math.min(chunk, count - start);
-          for (let j = 0; j < size; j++) {
-            tableWords[3 * j] = digits[start + j].limbPointer(i);
-            tableWords[3 * j + 1] = key.digits[start + j].b.limbPointer(keyLimb);
-            tableWords[3 * j + 2] = key.digits[start + j].a.limbPointer(keyLimb);
-          }
+          const rows = table + (row + 3 * start) * 4;
           if (start === 0) {
-            k.innerProduct2(
-              acc0.limbPointer(i),
-              acc1.limbPointer(i),
-              table,
-              size,
-              n,
-              m.value,
-              m.barrett,
-              c32,
-            );
+            k.innerProduct2(acc0.limbPointer(i), acc1.limbPointer(i), rows, size, n, m.value, m.barrett, c32);
           } else {
-            k.innerProduct2(partial0, partial1, table, size, n, m.value, m.barrett, c32);
+            k.innerProduct2(partial0, partial1, rows, size, n, m.value, m.barrett, c32);
             k.add(acc0.limbPointer(i), acc0.limbPointer(i), partial0, n, m.value);
             k.add(acc1.limbPointer(i), acc1.limbPointer(i), partial1, n, m.value);
           }
         }
       }
-      if (partial0 >= 0) {
-        this.params.context.allocator.free(partial0, n);
-        this.params.context.allocator.free(partial1, n);
-      }
-      return [this.modDown(acc0, level), this.modDown(acc1, level)];
+      batch.run();
+      return this.#modDownAll([acc0, acc1], level) as [Poly, Poly];
     } finally {
-      this.params.context.allocator.free(table, 3 * chunk);
+      context.allocator.free(table, tableWords * moduliQP.length);
+      if (partials >= 0) context.allocator.free(partials, partialWords);
       acc0.dispose();
       acc1.dispose();
       for (const p of permuted) p.dispose();
@@ -221,65 +238,110 @@ export class KeySwitcher {
    * given in the coefficient domain. The input is left in an unspecified state.
    */
   modDown(x: Poly, level: number, error?: Int32Array): Poly {
+    return this.#modDownAll([x], level, error)[0];
+  }
+
+  /** ModDown of several polynomials at once (their limbs are tasks of the same batches). */
+  #modDownAll(xs: Poly[], level: number, error?: Int32Array): Poly[] {
     const params = this.params;
+    const context = params.context;
     const limbs = params.limbsAtLevel(level);
     const n = params.n;
     const K = params.pPrimes.length;
-    const k = this.params.context.exports;
     const { extender, pInverse, pInverseShoup, halfP, halfQ } = this.#modDownData(level);
-    inttInPlace(x, limbs, limbs + K);
-    const correction = Poly.alloc(params.moduliAtLevel(level), false, false);
-    const scratch = this.params.context.allocator.alloc((K + 1) * n);
+    const moduliQ = params.moduliAtLevel(level);
+    let batch = context.batch(8 * n * K * xs.length);
+    for (const x of xs) {
+      for (let j = limbs; j < limbs + K; j++) {
+        const m = x.moduli[j];
+        batch
+          .task()
+          .nttInverse(
+            x.limbPointer(j),
+            n,
+            m.value,
+            m.inverseTwiddles,
+            m.inverseTwiddlesShoup,
+            m.nInverse,
+            m.nInverseShoup,
+          );
+      }
+    }
+    batch.run();
+    const scratchWords = (K + 1) * n;
+    const scratch = context.allocator.alloc(scratchWords * xs.length);
     // A small error e (coefficient domain) joins x here without any NTT: it is added to the P limbs before the
-    // extension and subtracted from the coefficient-domain correction, so the result is round((x + e) / P).
-    const errorWords = error ? this.params.context.allocator.alloc(2 * n) : -1;
-    const residues = errorWords + n * 4;
-    if (error) new Int32Array(this.params.context.memory.buffer, errorWords, n).set(error);
+    // extension and subtracted from the coefficient-domain correction, so the result is round((x + e) / P). Each
+    // limb's task turns e into its residues in a buffer of its own.
+    const residueWords = error ? (K + limbs) * n * xs.length : 0;
+    const errorWords = error ? context.allocator.alloc(n + residueWords) : -1;
+    if (error) new Int32Array(context.memory.buffer, errorWords, n).set(error);
+    const corrections: Poly[] = [];
+    const outs: Poly[] = [];
     try {
       // Round instead of floor: extend [x + (P−1)/2]_P exactly, then subtract (P−1)/2 again on the Q side.
-      for (let j = 0; j < K; j++) {
-        const limb = x.limbPointer(limbs + j);
-        const p = params.pPrimes[j];
-        k.addScalar(limb, limb, n, p, halfP[j]);
-        if (error) {
-          k.fromSigned(residues, errorWords, n, p);
-          k.add(limb, limb, residues, n, p);
+      batch = context.batch(n * K * xs.length);
+      xs.forEach((x, t) => {
+        for (let j = 0; j < K; j++) {
+          const k = batch.task();
+          const limb = x.limbPointer(limbs + j);
+          const p = params.pPrimes[j];
+          k.addScalar(limb, limb, n, p, halfP[j]);
+          if (error) {
+            const residues = errorWords + (n + (t * (K + limbs) + j) * n) * 4;
+            k.fromSigned(residues, errorWords, n, p);
+            k.add(limb, limb, residues, n, p);
+          }
+          extender.scaleLimb(k, j, limb, n, scratch + t * scratchWords * 4);
         }
-      }
-      extender.extendExact(
-        (i) => x.limbPointer(limbs + i),
-        (j) => correction.limbPointer(j),
-        n,
-        scratch,
-      );
-      for (let i = 0; i < limbs; i++) {
-        const q = params.qPrimes[i];
-        const limb = correction.limbPointer(i);
-        k.addScalar(limb, limb, n, q, (q - halfQ[i]) % q);
-        if (error) {
-          k.fromSigned(residues, errorWords, n, q);
-          k.sub(limb, limb, residues, n, q);
+      });
+      batch.run();
+      batch = context.batch(n * K * xs.length);
+      xs.forEach((_, t) => {
+        for (const [from, to] of coefficientRanges(n)) {
+          extender.countOverflow(batch.task(), n, scratch + t * scratchWords * 4, from, to);
         }
-      }
-      nttInPlace(correction);
-      const out = Poly.alloc(params.moduliAtLevel(level), true, false);
-      for (let i = 0; i < limbs; i++) {
-        const q = out.moduli[i].value;
-        k.subMulScalar(
-          out.limbPointer(i),
-          x.limbPointer(i),
-          correction.limbPointer(i),
-          n,
-          q,
-          pInverse[i],
-          pInverseShoup[i],
-        );
-      }
-      return out;
+      });
+      batch.run();
+      batch = context.batch(8 * n * limbs * xs.length);
+      xs.forEach((x, t) => {
+        const correction = Poly.alloc(moduliQ, false, false);
+        corrections.push(correction);
+        const out = Poly.alloc(moduliQ, true, false);
+        outs.push(out);
+        for (let i = 0; i < limbs; i++) {
+          const k = batch.task();
+          const q = moduliQ[i];
+          const limb = correction.limbPointer(i);
+          extender.extendLimb(k, i, limb, n, scratch + t * scratchWords * 4, true);
+          k.addScalar(limb, limb, n, q.value, (q.value - halfQ[i]) % q.value);
+          if (error) {
+            const residues = errorWords + (n + (t * (K + limbs) + K + i) * n) * 4;
+            k.fromSigned(residues, errorWords, n, q.value);
+            k.sub(limb, limb, residues, n, q.value);
+          }
+          k.nttForward(limb, n, q.value, q.twiddles, q.twiddlesShoup);
+          k.subMulScalar(
+            out.limbPointer(i),
+            x.limbPointer(i),
+            limb,
+            n,
+            q.value,
+            pInverse[i],
+            pInverseShoup[i],
+          );
+        }
+      });
+      batch.run();
+      for (const correction of corrections) correction.isNtt = true;
+      return outs;
+    } catch (failure) {
+      for (const out of outs) out.dispose();
+      throw failure;
     } finally {
-      correction.dispose();
-      this.params.context.allocator.free(scratch, (K + 1) * n);
-      if (error) this.params.context.allocator.free(errorWords, 2 * n);
+      for (const correction of corrections) correction.dispose();
+      context.allocator.free(scratch, scratchWords * xs.length);
+      if (error) context.allocator.free(errorWords, n + residueWords);
     }
   }
 

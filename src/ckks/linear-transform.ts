@@ -1,5 +1,4 @@
 import { galoisElementForRotation } from '../ring/galois.ts';
-import { mulAddPoly } from '../ring/ops.ts';
 import { Poly } from '../ring/poly.ts';
 import { assertFinite, assertInteger, check, describe } from '../util/assert.ts';
 import { InvalidArgumentError, MismatchError, MissingKeyError } from '../util/errors.ts';
@@ -388,13 +387,32 @@ export class LinearTransform {
       for (const [g, group] of this.#groups) {
         const c0 = Poly.alloc(moduli, true);
         const c1 = Poly.alloc(moduli, true);
-        for (const k of group) {
+        // One task per (output polynomial, limb) holding the group's every product into it, in order.
+        const terms = group.map((k) => {
           const b = k % n1;
-          const source = b === 0 ? ct : (rotated.get(b) as Ciphertext);
-          const pt = plaintexts.get(k) as Plaintext;
-          mulAddPoly(source.polys[0], pt.poly, c0);
-          mulAddPoly(source.polys[1], pt.poly, c1);
+          return {
+            source: b === 0 ? ct : (rotated.get(b) as Ciphertext),
+            pt: plaintexts.get(k) as Plaintext,
+          };
+        });
+        const batch = params.context.batch(2 * moduli.length * group.length * params.n);
+        for (const [j, out] of [c0, c1].entries()) {
+          for (let i = 0; i < moduli.length; i++) {
+            const task = batch.task();
+            const m = moduli[i];
+            for (const { source, pt } of terms) {
+              task.mulAdd(
+                out.limbPointer(i),
+                source.polys[j].limbPointer(i),
+                pt.poly.limbPointer(i),
+                params.n,
+                m.value,
+                m.barrett,
+              );
+            }
+          }
         }
+        batch.run();
         const inner = new Ciphertext(params, [c0, c1], level, outScale);
         if (g !== 0) evaluator.rotate(inner, g * n1, inner);
         if (total) {

@@ -1,5 +1,6 @@
 import { invMod, mulMod, shoupConstant } from './modarith.ts';
 import type { Modulus } from './modulus.ts';
+import type { TaskKernels } from './threads.ts';
 
 /**
  * Fast (approximate) basis extension from basis {q_i} to basis {p_j}, coefficient domain:
@@ -71,7 +72,7 @@ export class BasisExtender {
    * at `output(j)` (coefficients, mod to[j]). `scratch` must hold from.length · n words.
    */
   extend(input: (i: number) => number, output: (j: number) => number, n: number, scratch: number): void {
-    this.#extend(input, output, n, scratch, -1);
+    this.#extend(input, output, n, scratch, false);
   }
 
   /**
@@ -79,7 +80,61 @@ export class BasisExtender {
    * computed in float64 (Halevi–Polyakov–Shoup). `scratch` must hold (from.length + 1) · n words.
    */
   extendExact(input: (i: number) => number, output: (j: number) => number, n: number, scratch: number): void {
-    this.#extend(input, output, n, scratch, scratch + this.from.length * n * 4);
+    this.#extend(input, output, n, scratch, true);
+  }
+
+  /**
+   * First step of an extension, one input limb: t_i = [x_i · (Q/q_i)^-1]_{q_i} into scratch limb i. The limbs are
+   * independent (one task each).
+   */
+  scaleLimb(kernels: TaskKernels, i: number, input: number, n: number, scratch: number): void {
+    kernels.mulScalar(
+      scratch + i * n * 4,
+      input,
+      n,
+      this.from[i].value,
+      this.#hatInverse[i],
+      this.#hatInverseShoup[i],
+    );
+  }
+
+  /**
+   * Second step of an exact extension, for coefficients [from, to) of every scaled limb: the overflow counts u
+   * (stored after the scaled limbs in scratch). Coefficient ranges are independent.
+   */
+  countOverflow(kernels: TaskKernels, n: number, scratch: number, from: number, to: number): void {
+    const k = this.from.length;
+    kernels.overflowCount(scratch + (k * n + from) * 4, scratch + from * 4, to - from, k, this.#inverses, n);
+  }
+
+  /**
+   * Last step, one output limb j: Σ_i t_i · (Q/q_i) mod p_j, minus u · Q when `exact` (after
+   * {@link countOverflow}). Output limbs are independent.
+   */
+  extendLimb(kernels: TaskKernels, j: number, out: number, n: number, scratch: number, exact: boolean): void {
+    const k = this.from.length;
+    const pj = this.to[j].value;
+    kernels.fill(out, n, 0);
+    for (let i = 0; i < k; i++) {
+      kernels.mulScalarAdd(
+        out,
+        scratch + i * n * 4,
+        n,
+        pj,
+        this.#hatModTo[j * k + i],
+        this.#hatModToShoup[j * k + i],
+      );
+    }
+    if (exact) {
+      kernels.subMulScalarSmall(
+        out,
+        scratch + k * n * 4,
+        n,
+        pj,
+        this.#productModTo[j],
+        this.#productModToShoup[j],
+      );
+    }
   }
 
   #extend(
@@ -87,38 +142,37 @@ export class BasisExtender {
     output: (j: number) => number,
     n: number,
     scratch: number,
-    overflow: number,
+    exact: boolean,
   ): void {
-    const kx = this.from[0].context.exports;
+    const context = this.from[0].context;
     const k = this.from.length;
-    for (let i = 0; i < k; i++) {
-      kx.mulScalar(
-        scratch + i * n * 4,
-        input(i),
-        n,
-        this.from[i].value,
-        this.#hatInverse[i],
-        this.#hatInverseShoup[i],
-      );
+    let batch = context.batch(n * k);
+    for (let i = 0; i < k; i++) this.scaleLimb(batch.task(), i, input(i), n, scratch);
+    batch.run();
+    if (exact) {
+      batch = context.batch(n * k);
+      for (const [from, to] of coefficientRanges(n)) this.countOverflow(batch.task(), n, scratch, from, to);
+      batch.run();
     }
-    if (overflow >= 0) kx.overflowCount(overflow, scratch, n, k, this.#inverses);
-    for (let j = 0; j < this.to.length; j++) {
-      const out = output(j);
-      const pj = this.to[j].value;
-      kx.fill(out, n, 0);
-      for (let i = 0; i < k; i++) {
-        kx.mulScalarAdd(
-          out,
-          scratch + i * n * 4,
-          n,
-          pj,
-          this.#hatModTo[j * k + i],
-          this.#hatModToShoup[j * k + i],
-        );
-      }
-      if (overflow >= 0) {
-        kx.subMulScalarSmall(out, overflow, n, pj, this.#productModTo[j], this.#productModToShoup[j]);
-      }
-    }
+    batch = context.batch(n * k * this.to.length);
+    for (let j = 0; j < this.to.length; j++) this.extendLimb(batch.task(), j, output(j), n, scratch, exact);
+    batch.run();
   }
+}
+
+/**
+ * [from, to) ranges splitting n coefficients for tasks that work on all limbs at once (multiples of 8 words, the
+ * kernels' SIMD width; 16 of them where n allows).
+ *
+ * @example
+ * ```ts
+ * coefficientRanges(8192); // [[0, 512], [512, 1024], …]
+ * ```
+ */
+export function coefficientRanges(n: number): [number, number][] {
+  const parts = Math.max(1, Math.min(16, n / 512));
+  const size = Math.ceil(n / parts / 8) * 8;
+  const ranges: [number, number][] = [];
+  for (let from = 0; from < n; from += size) ranges.push([from, Math.min(n, from + size)]);
+  return ranges;
 }

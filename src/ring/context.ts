@@ -1,8 +1,10 @@
 import { KERNEL_URL, readKernelBytes, readKernelBytesSync } from '#kernel-loader';
+import { availableCores } from '#kernel-threads';
 import { assertInteger } from '../util/assert.ts';
 import { InvalidArgumentError, MismatchError, ResourceError } from '../util/errors.ts';
 import { type Allocator, ArenaAllocator } from './arena.ts';
 import { type KernelExports, MAX_PAGES } from './kernels.ts';
+import { InlineBatch, type KernelBatch, KernelThreadPool } from './threads.ts';
 
 /**
  * Options of {@link KernelContext.create} and {@link KernelContext.load}.
@@ -19,6 +21,41 @@ export interface KernelContextOptions {
   maximumPages?: number;
   /** Kernel memory reserved at the start, in pages (default 16). */
   initialPages?: number;
+  /**
+   * Threads that compute this context's kernels, the calling one included (default: {@link defaultThreads}, the
+   * available cores unless set otherwise). 1 computes on the calling thread only. Results are the same bits
+   * whatever the count.
+   */
+  threads?: number;
+}
+
+let threadsOverride: number | undefined;
+
+/**
+ * The thread count of contexts made without a `threads` option: the one set by {@link setDefaultThreads}, else
+ * the available cores (Node's `availableParallelism()`, a browser's `navigator.hardwareConcurrency`).
+ *
+ * @example
+ * ```ts
+ * const threads = defaultThreads();
+ * ```
+ */
+export function defaultThreads(): number {
+  return threadsOverride ?? availableCores();
+}
+
+/**
+ * Sets the thread count of contexts made from now on without a `threads` option (and of the default context, if
+ * it is made later); `undefined` returns to the available cores. The CLI's `--threads` sets it.
+ *
+ * @example
+ * ```ts
+ * setDefaultThreads(1); // everything on the calling thread
+ * ```
+ */
+export function setDefaultThreads(threads: number | undefined): void {
+  if (threads !== undefined) assertInteger(threads, 'threads', 1, 1024);
+  threadsOverride = threads;
 }
 
 let sequence = 0;
@@ -84,7 +121,13 @@ export class KernelContext {
   readonly id: number;
   readonly exports: KernelExports;
   readonly memory: WebAssembly.Memory;
+  /** The compiled kernels (kernel threads instantiate them over {@link memory}). */
+  readonly module: WebAssembly.Module;
   #allocator: Allocator;
+  readonly #inline: InlineBatch;
+  #pool: KernelThreadPool | undefined;
+  /** Pools made so far, by size: switching back and forth (a benchmark's 1 vs n threads) starts no new threads. */
+  readonly #pools = new Map<number, KernelThreadPool>();
 
   private constructor(module: WebAssembly.Module, options: KernelContextOptions) {
     const maximum = options.maximumPages ?? MAX_PAGES;
@@ -95,7 +138,68 @@ export class KernelContext {
     this.memory = new WebAssembly.Memory({ initial, maximum, shared: true });
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     this.exports = instance.exports as unknown as KernelExports;
+    this.module = module;
     this.#allocator = new ArenaAllocator(this.memory, maximum);
+    this.#inline = new InlineBatch(this.exports);
+    this.setThreads(options.threads ?? defaultThreads());
+  }
+
+  /** Threads computing this context's kernels, the calling one included. */
+  get threads(): number {
+    return this.#pool?.threads ?? 1;
+  }
+
+  /**
+   * Changes the thread count (1: the calling thread only). The threads start when a batch first has work to share
+   * and stop at {@link close}; a pool of another size sleeps until the count comes back to it.
+   *
+   * @example
+   * ```ts
+   * context.setThreads(4);
+   * ```
+   */
+  setThreads(threads: number): void {
+    assertInteger(threads, 'threads', 1, 1024);
+    if (threads === 1) {
+      this.#pool = undefined;
+      return;
+    }
+    let pool = this.#pools.get(threads);
+    if (!pool) {
+      pool = new KernelThreadPool(this, threads);
+      this.#pools.set(threads, pool);
+    }
+    this.#pool = pool;
+  }
+
+  /**
+   * A batch of independent kernel tasks for about `words` words of work: shared among the context's threads when
+   * there are several and the work is worth sharing, else run at once on the calling thread. See
+   * {@link KernelBatch}.
+   *
+   * @example
+   * ```ts
+   * const batch = context.batch(n * limbs);
+   * for (let i = 0; i < limbs; i++) batch.task().add(out + i * n * 4, a + i * n * 4, b + i * n * 4, n, p[i]);
+   * batch.run();
+   * ```
+   */
+  batch(words: number): KernelBatch {
+    return this.#pool ? this.#pool.batch(words, this.#inline) : this.#inline;
+  }
+
+  /**
+   * Stops the context's kernel threads (later work runs on the calling thread). The memory stays usable.
+   *
+   * @example
+   * ```ts
+   * context.close();
+   * ```
+   */
+  close(): void {
+    for (const pool of this.#pools.values()) pool.close();
+    this.#pools.clear();
+    this.#pool = undefined;
   }
 
   /**

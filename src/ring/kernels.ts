@@ -49,7 +49,7 @@ export interface KernelExports {
     inv2: number,
     perLimb: number,
   ): number;
-  overflowCount(u: number, t: number, n: number, K: number, inverses: number): void;
+  overflowCount(u: number, t: number, n: number, K: number, inverses: number, stride: number): void;
   subMulScalarSmall(out: number, u: number, n: number, p: number, w: number, ws: number): void;
   innerProduct2(
     out0: number,

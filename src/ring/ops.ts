@@ -3,11 +3,14 @@ import type { KernelContext } from './context.ts';
 import { shoupConstant } from './modarith.ts';
 import type { Modulus } from './modulus.ts';
 import type { Poly } from './poly.ts';
+import type { KernelBatch } from './threads.ts';
 
 /**
  * Limb-wise polynomial arithmetic over the WebAssembly kernels. Every function works on the first
  * `out.limbCount` limbs; inputs must share those moduli and the domain (coefficients or NTT) where it matters.
- * `out` may alias an input.
+ * `out` may alias an input. Each limb is a task of a {@link KernelBatch}: the function's own, run before it
+ * returns, or the caller's (`batch`), which the caller runs — several independent operations (the polynomials of
+ * one ciphertext) then share one batch.
  */
 
 function checkLimbs(out: Poly, ...inputs: Poly[]): void {
@@ -37,11 +40,12 @@ function checkLimbs(out: Poly, ...inputs: Poly[]): void {
  * ```
  */
 export function nttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount): void {
-  const k = poly.context.exports;
+  const batch = poly.context.batch(8 * poly.n * (toLimb - fromLimb));
   for (let i = fromLimb; i < toLimb; i++) {
     const m = poly.moduli[i];
-    k.nttForward(poly.limbPointer(i), poly.n, m.value, m.twiddles, m.twiddlesShoup);
+    batch.task().nttForward(poly.limbPointer(i), poly.n, m.value, m.twiddles, m.twiddlesShoup);
   }
+  batch.run();
   if (fromLimb === 0 && toLimb === poly.limbCount) poly.isNtt = true;
 }
 
@@ -54,19 +58,22 @@ export function nttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount): v
  * ```
  */
 export function inttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount): void {
-  const k = poly.context.exports;
+  const batch = poly.context.batch(8 * poly.n * (toLimb - fromLimb));
   for (let i = fromLimb; i < toLimb; i++) {
     const m = poly.moduli[i];
-    k.nttInverse(
-      poly.limbPointer(i),
-      poly.n,
-      m.value,
-      m.inverseTwiddles,
-      m.inverseTwiddlesShoup,
-      m.nInverse,
-      m.nInverseShoup,
-    );
+    batch
+      .task()
+      .nttInverse(
+        poly.limbPointer(i),
+        poly.n,
+        m.value,
+        m.inverseTwiddles,
+        m.inverseTwiddlesShoup,
+        m.nInverse,
+        m.nInverseShoup,
+      );
   }
+  batch.run();
   if (fromLimb === 0 && toLimb === poly.limbCount) poly.isNtt = false;
 }
 
@@ -78,12 +85,13 @@ export function inttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount): 
  * addPoly(a, b, out);
  * ```
  */
-export function addPoly(a: Poly, b: Poly, out: Poly): void {
+export function addPoly(a: Poly, b: Poly, out: Poly, batch?: KernelBatch): void {
   checkLimbs(out, a, b);
-  const k = out.context.exports;
+  const tasks = batch ?? out.context.batch(out.n * out.limbCount);
   for (let i = 0; i < out.limbCount; i++) {
-    k.add(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, out.moduli[i].value);
+    tasks.task().add(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, out.moduli[i].value);
   }
+  if (!batch) tasks.run();
 }
 
 /**
@@ -94,12 +102,13 @@ export function addPoly(a: Poly, b: Poly, out: Poly): void {
  * subPoly(a, b, out);
  * ```
  */
-export function subPoly(a: Poly, b: Poly, out: Poly): void {
+export function subPoly(a: Poly, b: Poly, out: Poly, batch?: KernelBatch): void {
   checkLimbs(out, a, b);
-  const k = out.context.exports;
+  const tasks = batch ?? out.context.batch(out.n * out.limbCount);
   for (let i = 0; i < out.limbCount; i++) {
-    k.sub(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, out.moduli[i].value);
+    tasks.task().sub(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, out.moduli[i].value);
   }
+  if (!batch) tasks.run();
 }
 
 /**
@@ -110,12 +119,13 @@ export function subPoly(a: Poly, b: Poly, out: Poly): void {
  * negPoly(a, out);
  * ```
  */
-export function negPoly(a: Poly, out: Poly): void {
+export function negPoly(a: Poly, out: Poly, batch?: KernelBatch): void {
   checkLimbs(out, a);
-  const k = out.context.exports;
+  const tasks = batch ?? out.context.batch(out.n * out.limbCount);
   for (let i = 0; i < out.limbCount; i++) {
-    k.neg(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value);
+    tasks.task().neg(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value);
   }
+  if (!batch) tasks.run();
 }
 
 /**
@@ -126,13 +136,14 @@ export function negPoly(a: Poly, out: Poly): void {
  * mulPoly(a, b, out); // a, b in the NTT domain
  * ```
  */
-export function mulPoly(a: Poly, b: Poly, out: Poly): void {
+export function mulPoly(a: Poly, b: Poly, out: Poly, batch?: KernelBatch): void {
   checkLimbs(out, a, b);
-  const k = out.context.exports;
+  const tasks = batch ?? out.context.batch(out.n * out.limbCount);
   for (let i = 0; i < out.limbCount; i++) {
     const m = out.moduli[i];
-    k.mul(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, m.value, m.barrett);
+    tasks.task().mul(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, m.value, m.barrett);
   }
+  if (!batch) tasks.run();
 }
 
 /**
@@ -143,13 +154,14 @@ export function mulPoly(a: Poly, b: Poly, out: Poly): void {
  * mulAddPoly(a, b, acc);
  * ```
  */
-export function mulAddPoly(a: Poly, b: Poly, out: Poly): void {
+export function mulAddPoly(a: Poly, b: Poly, out: Poly, batch?: KernelBatch): void {
   checkLimbs(out, a, b);
-  const k = out.context.exports;
+  const tasks = batch ?? out.context.batch(out.n * out.limbCount);
   for (let i = 0; i < out.limbCount; i++) {
     const m = out.moduli[i];
-    k.mulAdd(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, m.value, m.barrett);
+    tasks.task().mulAdd(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, m.value, m.barrett);
   }
+  if (!batch) tasks.run();
 }
 
 /**
@@ -160,13 +172,14 @@ export function mulAddPoly(a: Poly, b: Poly, out: Poly): void {
  * mulSubPoly(a, secretKey.poly, b); // b = e − a·s
  * ```
  */
-export function mulSubPoly(a: Poly, b: Poly, out: Poly): void {
+export function mulSubPoly(a: Poly, b: Poly, out: Poly, batch?: KernelBatch): void {
   checkLimbs(out, a, b);
-  const k = out.context.exports;
+  const tasks = batch ?? out.context.batch(out.n * out.limbCount);
   for (let i = 0; i < out.limbCount; i++) {
     const m = out.moduli[i];
-    k.mulSub(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, m.value, m.barrett);
+    tasks.task().mulSub(out.limbPointer(i), a.limbPointer(i), b.limbPointer(i), out.n, m.value, m.barrett);
   }
+  if (!batch) tasks.run();
 }
 
 /**
@@ -211,12 +224,15 @@ export function scalarResidues(
  * mulScalarPoly(a, scalarResidues(a.moduli, (m) => 5), out);
  * ```
  */
-export function mulScalarPoly(a: Poly, c: ScalarResidues, out: Poly): void {
+export function mulScalarPoly(a: Poly, c: ScalarResidues, out: Poly, batch?: KernelBatch): void {
   checkLimbs(out, a);
-  const k = out.context.exports;
+  const tasks = batch ?? out.context.batch(out.n * out.limbCount);
   for (let i = 0; i < out.limbCount; i++) {
-    k.mulScalar(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value, c.values[i], c.shoup[i]);
+    tasks
+      .task()
+      .mulScalar(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value, c.values[i], c.shoup[i]);
   }
+  if (!batch) tasks.run();
 }
 
 /**
@@ -227,12 +243,22 @@ export function mulScalarPoly(a: Poly, c: ScalarResidues, out: Poly): void {
  * mulScalarAddPoly(a, residues, acc);
  * ```
  */
-export function mulScalarAddPoly(a: Poly, c: ScalarResidues, out: Poly): void {
+export function mulScalarAddPoly(a: Poly, c: ScalarResidues, out: Poly, batch?: KernelBatch): void {
   checkLimbs(out, a);
-  const k = out.context.exports;
+  const tasks = batch ?? out.context.batch(out.n * out.limbCount);
   for (let i = 0; i < out.limbCount; i++) {
-    k.mulScalarAdd(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value, c.values[i], c.shoup[i]);
+    tasks
+      .task()
+      .mulScalarAdd(
+        out.limbPointer(i),
+        a.limbPointer(i),
+        out.n,
+        out.moduli[i].value,
+        c.values[i],
+        c.shoup[i],
+      );
   }
+  if (!batch) tasks.run();
 }
 
 /**
@@ -243,12 +269,13 @@ export function mulScalarAddPoly(a: Poly, c: ScalarResidues, out: Poly): void {
  * addScalarPoly(c0, residues, c0);
  * ```
  */
-export function addScalarPoly(a: Poly, c: ScalarResidues, out: Poly): void {
+export function addScalarPoly(a: Poly, c: ScalarResidues, out: Poly, batch?: KernelBatch): void {
   checkLimbs(out, a);
-  const k = out.context.exports;
+  const tasks = batch ?? out.context.batch(out.n * out.limbCount);
   for (let i = 0; i < out.limbCount; i++) {
-    k.addScalar(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value, c.values[i]);
+    tasks.task().addScalar(out.limbPointer(i), a.limbPointer(i), out.n, out.moduli[i].value, c.values[i]);
   }
+  if (!batch) tasks.run();
 }
 
 /**
@@ -259,13 +286,14 @@ export function addScalarPoly(a: Poly, c: ScalarResidues, out: Poly): void {
  * automorphismNtt(a, nttAutomorphismIndex(logN, 5), out); // rotate slots by 1
  * ```
  */
-export function automorphismNtt(a: Poly, indexTable: number, out: Poly): void {
+export function automorphismNtt(a: Poly, indexTable: number, out: Poly, batch?: KernelBatch): void {
   checkLimbs(out, a);
   if (a.pointer === out.pointer) throw new MismatchError('automorphismNtt: out must not alias the input');
-  const k = out.context.exports;
+  const tasks = batch ?? out.context.batch(out.n * out.limbCount);
   for (let i = 0; i < out.limbCount; i++) {
-    k.permute(out.limbPointer(i), a.limbPointer(i), indexTable, out.n);
+    tasks.task().permute(out.limbPointer(i), a.limbPointer(i), indexTable, out.n);
   }
+  if (!batch) tasks.run();
   out.isNtt = true;
 }
 

@@ -43,6 +43,7 @@ const SURFACE: Record<string, string[]> = {
     'SwitchingKey',
     'SymmetricEncryptor',
     'defaultContext',
+    'defaultThreads',
     'deserializeCiphertext',
     'deserializeEvaluationKeys',
     'deserializeGaloisKey',
@@ -66,6 +67,7 @@ const SURFACE: Record<string, string[]> = {
     'serializeSecretKey',
     'serializeSwitchingKey',
     'serializedSize',
+    'setDefaultThreads',
   ],
   'home-he/nn': [
     'DEFAULT_COMPILE_LIMITS',
