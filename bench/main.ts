@@ -3,7 +3,7 @@
  * in the same run. They come with the repository, not the package: bin/home.mjs hands `home bench …` to this file
  * (through tsx, with the `home-source` condition), and `npm run bench -- <suite>` does the same.
  */
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { HomeError, InvalidArgumentError } from '../src/util/errors.ts';
 
@@ -110,6 +110,60 @@ export function benchCommand(): Command {
           const { runTierBench } = await import('./tier-synthetic.ts');
           await runTierBench({ dir: options.dir });
         }
+      },
+    );
+  bench
+    .command('threads')
+    .description(
+      'kernel threads: NTT (logN 16), multiply+relinearize+rescale and rotate (logN 15), CryptoNets batch ' +
+        'inference and the zoo MNIST CNN (latency packing), each on 1 thread and on --threads in one run',
+    )
+    .option('--json', 'print JSON lines (default)', true)
+    .option('--threads <n>', 'threads of the parallel side (default: the available cores, at least 2)')
+    .option('--reps <k>', 'repetitions per operation, alternating the thread counts (medians)', '7')
+    .option('--images <k>', 'CryptoNets: MNIST test images (default 10000, as `npm start`)', '10000')
+    .option(
+      '--zoo <path>',
+      'the zoo MNIST CNN ONNX file (default: ../shared/models/third-party/mnist-cntk-zoo-mnist-8.onnx beside ' +
+        'the checkout; skipped when absent)',
+    )
+    .option('--zoo-images <k>', 'zoo CNN: images per thread count', '4')
+    .option('--workload <name...>', 'only these: ntt, mul-relin-rescale, rotate, cryptonets, zoo')
+    .action(
+      async (options: {
+        threads?: string;
+        reps: string;
+        images: string;
+        zoo?: string;
+        zooImages: string;
+        workload?: string[];
+      }) => {
+        const { parseThreads } = await import('../src/cli/main.ts');
+        const { availableCores } = await import('#kernel-threads');
+        const { setDefaultThreads } = await import('../src/ring/context.ts');
+        const threads =
+          options.threads === undefined ? Math.max(2, availableCores()) : parseThreads(options.threads);
+        setDefaultThreads(threads);
+        const whole = (text: string, flag: string, max: number) => {
+          const value = Number(text);
+          if (!/^\d+$/.test(text) || value < 1 || value > max) {
+            throw new InvalidArgumentError(`${flag} ${text}: expected a whole number from 1 to ${max}`);
+          }
+          return value;
+        };
+        const { runThreadsBench } = await import('./threads.ts');
+        await runThreadsBench({
+          threads,
+          reps: whole(options.reps, '--reps', 1000),
+          images: whole(options.images, '--images', 10_000),
+          zooModel:
+            options.zoo ??
+            fileURLToPath(
+              new URL('../../shared/models/third-party/mnist-cntk-zoo-mnist-8.onnx', import.meta.url),
+            ),
+          zooImages: whole(options.zooImages, '--zoo-images', 10_000),
+          workloads: options.workload,
+        });
       },
     );
   return bench;

@@ -1,5 +1,21 @@
 import { Command, CommanderError } from 'commander';
-import { HomeError } from '../util/errors.ts';
+import { HomeError, InvalidArgumentError } from '../util/errors.ts';
+
+/**
+ * The value of `--threads`: a whole number of threads from 1 to 1024.
+ *
+ * @example
+ * ```ts
+ * parseThreads('2'); // 2
+ * ```
+ */
+export function parseThreads(text: string): number {
+  const threads = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isInteger(threads) || threads < 1 || threads > 1024) {
+    throw new InvalidArgumentError(`--threads ${text}: expected a whole number of threads from 1 to 1024`);
+  }
+  return threads;
+}
 
 /**
  * Entry point of the `home` command line. Each subcommand lives in its own module and registers itself here.
@@ -18,8 +34,18 @@ export async function main(argv: readonly string[]): Promise<void> {
       'after',
       '\nBenchmarks (`home bench <suite>`) come with the source repository and run from a checkout.',
     )
+    .option(
+      '--threads <n>',
+      'threads computing kernels, the main one included (default: the available cores)',
+    )
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', async (command) => {
+      const { threads } = command.opts<{ threads?: string }>();
+      if (threads === undefined) return;
+      const { setDefaultThreads } = await import('../ring/context.ts');
+      setDefaultThreads(parseThreads(threads));
+    });
   const { registerDemo } = await import('./demo.ts');
   registerDemo(program);
   const { registerInfer } = await import('./infer-command.ts');
