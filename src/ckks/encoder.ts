@@ -116,12 +116,13 @@ export class Encoder {
           `(half the modulus at level ${level}); lower the scale or the values`,
       );
     }
-    const k = this.params.context.exports;
     if (maxAbs < 2 ** 29) {
-      // Every prime exceeds 2^29, so each residue is v or v + p: one vectorized pass per limb.
+      // Every prime exceeds 2^29, so each residue is v or v + p: one vectorized pass per limb (a task each).
+      const batch = this.params.context.batch(n * poly.limbCount);
       for (let i = 0; i < poly.limbCount; i++) {
-        k.fromSigned(poly.limbPointer(i), this.#signedScratch, n, poly.moduli[i].value);
+        batch.task().fromSigned(poly.limbPointer(i), this.#signedScratch, n, poly.moduli[i].value);
       }
+      batch.run();
     } else {
       for (let i = 0; i < poly.limbCount; i++) {
         const limb = poly.limb(i);
