@@ -62,6 +62,10 @@ export function benchCommand(): Command {
     )
     .option('--no-synthetic', 'without --quick: skip the synthetic workloads (deep CNN, interleaved models)')
     .option(
+      '--threads <n>',
+      'kernel threads of every run, tiered and all-in-memory alike (default: the cores beside the I/O threads)',
+    )
+    .option(
       '--large',
       'only the large model: a generated MLP with 8 GB of encrypted weights under a 1 GiB budget',
     )
@@ -79,7 +83,9 @@ export function benchCommand(): Command {
         synthetic: boolean;
         large?: boolean;
         models?: boolean;
+        threads?: string;
       }) => {
+        const { parseThreads } = await import('../src/cli/main.ts');
         const positive = (text: string | undefined, flag: string) => {
           if (text === undefined) return undefined;
           const value = Number(text);
@@ -105,6 +111,7 @@ export function benchCommand(): Command {
           rounds: positive(options.rounds, '--rounds'),
           batchImages: positive(options.images, '--images'),
           workloads: options.workload,
+          threads: options.threads === undefined ? undefined : parseThreads(options.threads),
         });
         if (!options.quick && options.synthetic) {
           const { runTierBench } = await import('./tier-synthetic.ts');

@@ -14,9 +14,10 @@ import { IoPool } from '../src/runtime/io/io-pool.ts';
 import { LruPolicy } from '../src/runtime/plan/policy.ts';
 import { analyzeProgram } from '../src/runtime/plan/program.ts';
 import { probeTier, slowerProfile } from '../src/runtime/store/tier-probe.ts';
-import { check } from '../src/util/assert.ts';
+import { assertInteger, check } from '../src/util/assert.ts';
 import { median } from './support/median.ts';
 import { KernelContext } from '../src/ring/context.ts';
+import { availableCores } from '#kernel-threads';
 import {
   disposeWorkload,
   type HeWorkload,
@@ -83,6 +84,8 @@ export interface HeTierBenchRecord {
   planning_seconds: number;
   plan_start_wait_seconds: number;
   plan_wait_in_run_seconds: number;
+  /** Kernel threads of both the tiered and the all-in-memory runs. */
+  threads: number;
   /** Arena/DRAM physical peaks: never above their shares of the budget. */
   arena_peak_bytes: number | null;
   dram_pool_peak_bytes: number | null;
@@ -115,6 +118,12 @@ export interface HeTierBenchOptions {
   profiles?: string[];
   /** Workload names to run (default all of the mode). */
   workloads?: string[];
+  /**
+   * Kernel threads of every run, the all-in-memory ones included (default: the cores left beside the I/O pool's
+   * threads, at least 1). Both sides compute on as many threads, so the ratio measures what the tiers cost; on a
+   * machine with no core to spare the I/O threads would also take compute time from the tiered runs.
+   */
+  threads?: number;
 }
 
 const homePolicy = realRunHomePolicy;
@@ -219,11 +228,13 @@ export async function runHeTierBench(options: HeTierBenchOptions = {}): Promise<
   const parent = options.dir ?? tmpdir();
   const records: HeTierBenchRecord[] = [];
   const io = new IoPool();
+  const threads = options.threads ?? Math.max(1, availableCores() - io.size);
+  assertInteger(threads, 'threads', 1, 1024);
   try {
     for (const spec of workloadsFor(options)) {
       // Each workload in a kernel context of its own: one workload's freed blocks (its polynomial sizes) cannot
       // serve the next one's, and the two together overflowed the 4 GiB of one context.
-      const workload = prepareHeWorkload({ ...spec.options, context: KernelContext.create() });
+      const workload = prepareHeWorkload({ ...spec.options, context: KernelContext.create({ threads }) });
       try {
         const peak = await peakFootprint(workload);
         const budget = Math.floor(peak * fraction);
@@ -339,6 +350,7 @@ export async function runHeTierBench(options: HeTierBenchOptions = {}): Promise<
                 arena_bytes: split.arenaBytes,
                 dram_pool_bytes: split.dramPoolBytes,
                 peak_footprint_bytes: peak,
+                threads,
                 bytes_read_slow: s?.slowBytesRead ?? 0,
                 bytes_written_slow: s?.slowBytesWritten ?? 0,
                 key_bytes_read_slow: s?.keyBytesRead ?? 0,
