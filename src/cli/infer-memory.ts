@@ -2,7 +2,7 @@
  * The memory of an encrypted inference run: its DRAM budget (arena + DRAM pool) and the slow tier it spills to — a
  * folder the user names, or a private one under the OS temp directory that is removed when the run ends.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { freemem, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,16 +96,11 @@ export async function openRunMemory(flags: MemoryFlags): Promise<RunMemory> {
   }
   // A run stopped by a signal still removes its private folder — synchronously: process.exit does not wait for
   // a promise (an asynchronous removal left 59 GB of a killed run in the temp folder).
-  // The I/O threads may still be writing into it (a file made during the removal fails it with ENOTEMPTY), so the
-  // removal retries, and a removal that still fails does not change the exit code.
+  // The I/O threads go on with the writes already posted to them (a file made during the removal fails it with
+  // ENOTEMPTY), so the removal is tried again until their queue has drained (at most ~10 s), and a removal that
+  // still fails does not change the exit code.
   const onSignal = (signal: NodeJS.Signals) => {
-    if (owned) {
-      try {
-        rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
-      } catch (error) {
-        console.error(`home: could not remove ${dir}: ${(error as Error).message}`);
-      }
-    }
+    if (owned) removeWhileWritten(dir);
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   if (owned) {
@@ -142,4 +137,25 @@ export async function openRunMemory(flags: MemoryFlags): Promise<RunMemory> {
       if (owned) await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Removes `dir` synchronously while other threads may still be creating files in it: tries again every 100 ms
+ * (for up to 10 s) until a removal finds nothing new; reports a final failure on stderr.
+ */
+function removeWhileWritten(dir: string): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  let failure: unknown;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      if (!existsSync(dir)) return;
+    } catch (error) {
+      failure = error;
+    }
+    Atomics.wait(pause, 0, 0, 100);
+  }
+  console.error(
+    `home: could not remove ${dir}: ${failure instanceof Error ? failure.message : 'it came back'}`,
+  );
 }
