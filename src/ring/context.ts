@@ -150,6 +150,19 @@ export class KernelContext {
   }
 
   /**
+   * The current pool's kernel threads that are running, and the tasks they have run (0 and 0 on one thread):
+   * what a test or a monitor reads to see that work is shared.
+   *
+   * @example
+   * ```ts
+   * const { running, tasks } = context.threadActivity();
+   * ```
+   */
+  threadActivity(): { running: number; tasks: number } {
+    return { running: this.#pool?.running ?? 0, tasks: this.#pool?.tasksOnThreads ?? 0 };
+  }
+
+  /**
    * Changes the thread count (1: the calling thread only). The threads start when a batch first has work to share
    * and stop at {@link close}; a pool of another size sleeps until the count comes back to it.
    *

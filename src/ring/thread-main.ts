@@ -41,13 +41,15 @@ export interface KernelThreadInit {
  */
 export function kernelThreadMain(init: KernelThreadInit): void {
   // Control words (threads.ts): 0 batch number, 1 task count, 2 tasks done, 3 stop, 4 failures, 5 threads
-  // started; from 8, one claim word per thread's share: the batch number (11 bits) over the next task (20 bits).
+  // started, 6 tasks run by kernel threads; from 8, one claim word per thread's share: the batch number (11 bits)
+  // over the next task (20 bits).
   const BATCH = 0;
   const COUNT = 1;
   const DONE = 2;
   const STOP = 3;
   const FAILED = 4;
   const STARTED = 5;
+  const RUN_HERE = 6;
   const CLAIMS = 8;
   const INDEX_MASK = (1 << 20) - 1;
   const instance = new WebAssembly.Instance(init.module, { env: { memory: init.memory } });
@@ -94,6 +96,7 @@ export function kernelThreadMain(init: KernelThreadInit): void {
         } catch {
           Atomics.add(control, FAILED, 1);
         }
+        Atomics.add(control, RUN_HERE, 1);
         Atomics.add(control, DONE, 1);
       }
     }

@@ -64,6 +64,29 @@ describe('kernel threads', () => {
     assert.deepEqual(ringRun(3), one);
   });
 
+  it('the kernel threads start and run tasks (the calling thread does not do all the work)', () => {
+    const context = KernelContext.create({ threads: 2 });
+    try {
+      const words = 1 << 14;
+      const region = context.allocator.alloc(words * 64);
+      // Batches until a kernel thread has run a task, for at most 60 s (a thread starts in well under a second).
+      const start = Date.now();
+      while (context.threadActivity().tasks === 0 && Date.now() - start < 60_000) {
+        const batch = context.batch(words * 64);
+        for (let t = 0; t < 64; t++) batch.task().fill(region + t * words * 4, words, t);
+        batch.run();
+      }
+      assert.equal(context.threadActivity().running, 1);
+      assert.ok(context.threadActivity().tasks > 0, 'a kernel thread ran tasks');
+      const view = context.view(region, words * 64);
+      for (let t = 0; t < 64; t++) assert.equal(view[t * words + 7], t);
+      context.allocator.free(region, words * 64);
+    } finally {
+      context.close();
+    }
+    assert.deepEqual(context.threadActivity(), { running: 0, tasks: 0 });
+  });
+
   it('a batch past the command and task tables runs in parts, in order within each task', () => {
     const context = KernelContext.create({ threads: 2 });
     try {

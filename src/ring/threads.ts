@@ -51,7 +51,7 @@ const COMMAND_CAPACITY = 1 << 16;
 const TASK_CAPACITY = 1 << 15;
 /**
  * Control words (see thread-main.ts): the batch number (threads wait on it), the task count, tasks done, stop,
- * failures, threads started, then from {@link CLAIMS} one claim word per thread's share of the tasks: the batch
+ * failures, threads started, tasks run by the kernel threads, then from {@link CLAIMS} one claim word per thread's share of the tasks: the batch
  * number over the next unclaimed task. A claim is a compare-and-swap on that word, so a thread still looking at a
  * finished batch can never take a task of the next one (the word has changed), and between batches every claim
  * word says "nothing left" while the tables are rewritten.
@@ -439,9 +439,14 @@ export class KernelThreadPool {
     }
   }
 
-  /** Threads started so far (they start on the first shared batch). */
-  get started(): number {
-    return this.#handles.length;
+  /** Kernel threads running (they start on the first shared batch, and are counted once ready). */
+  get running(): number {
+    return Atomics.load(this.#control, 5);
+  }
+
+  /** Tasks the kernel threads (not the calling thread) have run so far. */
+  get tasksOnThreads(): number {
+    return Atomics.load(this.#control, 6);
   }
 
   /** Stops the threads; later batches run on the calling thread. */
