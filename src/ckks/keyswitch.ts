@@ -251,22 +251,7 @@ export class KeySwitcher {
     const { extender, pInverse, pInverseShoup, halfP, halfQ } = this.#modDownData(level);
     const moduliQ = params.moduliAtLevel(level);
     let batch = context.batch(8 * n * K * xs.length);
-    for (const x of xs) {
-      for (let j = limbs; j < limbs + K; j++) {
-        const m = x.moduli[j];
-        batch
-          .task()
-          .nttInverse(
-            x.limbPointer(j),
-            n,
-            m.value,
-            m.inverseTwiddles,
-            m.inverseTwiddlesShoup,
-            m.nInverse,
-            m.nInverseShoup,
-          );
-      }
-    }
+    for (const x of xs) inttInPlace(x, limbs, limbs + K, batch);
     batch.run();
     const scratchWords = (K + 1) * n;
     const scratch = context.allocator.alloc(scratchWords * xs.length);

@@ -39,29 +39,29 @@ function checkLimbs(out: Poly, ...inputs: Poly[]): void {
  * nttInPlace(poly);
  * ```
  */
-export function nttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount): void {
-  const batch = poly.context.batch(8 * poly.n * (toLimb - fromLimb));
+export function nttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount, batch?: KernelBatch): void {
+  const tasks = batch ?? poly.context.batch(8 * poly.n * (toLimb - fromLimb));
   for (let i = fromLimb; i < toLimb; i++) {
     const m = poly.moduli[i];
-    batch.task().nttForward(poly.limbPointer(i), poly.n, m.value, m.twiddles, m.twiddlesShoup);
+    tasks.task().nttForward(poly.limbPointer(i), poly.n, m.value, m.twiddles, m.twiddlesShoup);
   }
-  batch.run();
+  if (!batch) tasks.run();
   if (fromLimb === 0 && toLimb === poly.limbCount) poly.isNtt = true;
 }
 
 /**
- * Inverse NTT of every limb, in place.
+ * Inverse NTT of every limb (or of limbs [fromLimb, toLimb)), in place.
  *
  * @example
  * ```ts
  * inttInPlace(poly);
  * ```
  */
-export function inttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount): void {
-  const batch = poly.context.batch(8 * poly.n * (toLimb - fromLimb));
+export function inttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount, batch?: KernelBatch): void {
+  const tasks = batch ?? poly.context.batch(8 * poly.n * (toLimb - fromLimb));
   for (let i = fromLimb; i < toLimb; i++) {
     const m = poly.moduli[i];
-    batch
+    tasks
       .task()
       .nttInverse(
         poly.limbPointer(i),
@@ -73,7 +73,7 @@ export function inttInPlace(poly: Poly, fromLimb = 0, toLimb = poly.limbCount): 
         m.nInverseShoup,
       );
   }
-  batch.run();
+  if (!batch) tasks.run();
   if (fromLimb === 0 && toLimb === poly.limbCount) poly.isNtt = false;
 }
 

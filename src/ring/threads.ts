@@ -247,6 +247,8 @@ export class KernelThreadPool {
   readonly #commands = new Float64Array(new SharedArrayBuffer(COMMAND_CAPACITY * STRIDE * 8));
   readonly #recorder: CommandRecorder;
   readonly #batch: PooledBatch;
+  /** The calling thread's kernels by opcode. */
+  readonly #kernels: ((...args: number[]) => unknown)[];
   #handles: KernelThreadHandle[] = [];
   #taskCount = 0;
   #recording = false;
@@ -258,6 +260,8 @@ export class KernelThreadPool {
     this.threads = threads;
     this.#target = target;
     this.#recorder = new CommandRecorder(this, this.#commands);
+    const exports = target.exports as unknown as Record<string, (...args: number[]) => unknown>;
+    this.#kernels = KERNEL_NAMES.map((name) => exports[name]);
     this.#batch = new PooledBatch(this);
     this.#control = new Int32Array(new SharedArrayBuffer((CLAIMS + threads) * 4));
     this.#closeClaims();
@@ -335,9 +339,6 @@ export class KernelThreadPool {
     }
     Atomics.add(control, BATCH, 1);
     Atomics.notify(control, BATCH);
-    const kernels = this.#target.exports as unknown as Record<string, (...args: number[]) => unknown>;
-    const tasks = this.#tasks;
-    const w = this.#commands;
     let failure: unknown;
     // The calling thread is thread 0: its own share first, then what the others have left.
     for (let share = 0; share < threads; share++) {
@@ -348,22 +349,7 @@ export class KernelThreadPool {
         if (index >= end) break;
         if (Atomics.compareExchange(control, CLAIMS + share, claim, claim + 1) !== claim) continue;
         try {
-          for (
-            let c = tasks[2 * index] * STRIDE, stop = tasks[2 * index + 1] * STRIDE;
-            c < stop;
-            c += STRIDE
-          ) {
-            kernels[KERNEL_NAMES[w[c]]](
-              w[c + 1],
-              w[c + 2],
-              w[c + 3],
-              w[c + 4],
-              w[c + 5],
-              w[c + 6],
-              w[c + 7],
-              w[c + 8],
-            );
-          }
+          this.#runTask(index);
         } catch (error) {
           failure ??= error;
         }
@@ -400,21 +386,19 @@ export class KernelThreadPool {
   }
 
   #runInline(from: number, to: number): void {
-    const kernels = this.#target.exports as unknown as Record<string, (...args: number[]) => unknown>;
+    for (let t = from; t < to; t++) this.#runTask(t);
+  }
+
+  /** Runs task `index`'s commands on this thread, in order. */
+  #runTask(index: number): void {
+    const kernels = this.#kernels;
     const w = this.#commands;
-    for (let t = from; t < to; t++) {
-      for (let c = this.#tasks[2 * t] * STRIDE, end = this.#tasks[2 * t + 1] * STRIDE; c < end; c += STRIDE) {
-        kernels[KERNEL_NAMES[w[c]]](
-          w[c + 1],
-          w[c + 2],
-          w[c + 3],
-          w[c + 4],
-          w[c + 5],
-          w[c + 6],
-          w[c + 7],
-          w[c + 8],
-        );
-      }
+    for (
+      let c = this.#tasks[2 * index] * STRIDE, end = this.#tasks[2 * index + 1] * STRIDE;
+      c < end;
+      c += STRIDE
+    ) {
+      kernels[w[c]](w[c + 1], w[c + 2], w[c + 3], w[c + 4], w[c + 5], w[c + 6], w[c + 7], w[c + 8]);
     }
   }
 
