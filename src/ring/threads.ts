@@ -44,6 +44,12 @@ const KERNEL_NAMES = [
   'innerProduct2',
 ] as const satisfies readonly (keyof TaskKernels)[];
 
+/** The opcode of each kernel: its index in {@link KERNEL_NAMES}, the table the threads look kernels up in. */
+const OPCODE = Object.fromEntries(KERNEL_NAMES.map((name, op) => [name, op])) as Record<
+  (typeof KERNEL_NAMES)[number],
+  number
+>;
+
 /** Opcode and up to eight arguments. */
 const STRIDE = 9;
 /** Commands one batch holds before it runs what it has (a batch of more simply runs in parts). */
@@ -101,7 +107,7 @@ class CommandRecorder {
   }
 
   nttForward(a: number, n: number, p: number, tw: number, twShoup: number): void {
-    this.#push(0, a, n, p, tw, twShoup);
+    this.#push(OPCODE.nttForward, a, n, p, tw, twShoup);
   }
   nttInverse(
     a: number,
@@ -112,58 +118,58 @@ class CommandRecorder {
     nInv: number,
     nInvShoup: number,
   ): void {
-    this.#push(1, a, n, p, itw, itwShoup, nInv, nInvShoup);
+    this.#push(OPCODE.nttInverse, a, n, p, itw, itwShoup, nInv, nInvShoup);
   }
   add(out: number, a: number, b: number, n: number, p: number): void {
-    this.#push(2, out, a, b, n, p);
+    this.#push(OPCODE.add, out, a, b, n, p);
   }
   sub(out: number, a: number, b: number, n: number, p: number): void {
-    this.#push(3, out, a, b, n, p);
+    this.#push(OPCODE.sub, out, a, b, n, p);
   }
   neg(out: number, a: number, n: number, p: number): void {
-    this.#push(4, out, a, n, p);
+    this.#push(OPCODE.neg, out, a, n, p);
   }
   mul(out: number, a: number, b: number, n: number, p: number, mu: number): void {
-    this.#push(5, out, a, b, n, p, mu);
+    this.#push(OPCODE.mul, out, a, b, n, p, mu);
   }
   mulAdd(out: number, a: number, b: number, n: number, p: number, mu: number): void {
-    this.#push(6, out, a, b, n, p, mu);
+    this.#push(OPCODE.mulAdd, out, a, b, n, p, mu);
   }
   mulSub(out: number, a: number, b: number, n: number, p: number, mu: number): void {
-    this.#push(7, out, a, b, n, p, mu);
+    this.#push(OPCODE.mulSub, out, a, b, n, p, mu);
   }
   mulScalar(out: number, a: number, n: number, p: number, w: number, ws: number): void {
-    this.#push(8, out, a, n, p, w, ws);
+    this.#push(OPCODE.mulScalar, out, a, n, p, w, ws);
   }
   mulScalarAdd(out: number, a: number, n: number, p: number, w: number, ws: number): void {
-    this.#push(9, out, a, n, p, w, ws);
+    this.#push(OPCODE.mulScalarAdd, out, a, n, p, w, ws);
   }
   subMulScalar(out: number, a: number, b: number, n: number, p: number, w: number, ws: number): void {
-    this.#push(10, out, a, b, n, p, w, ws);
+    this.#push(OPCODE.subMulScalar, out, a, b, n, p, w, ws);
   }
   addScalar(out: number, a: number, n: number, p: number, c: number): void {
-    this.#push(11, out, a, n, p, c);
+    this.#push(OPCODE.addScalar, out, a, n, p, c);
   }
   liftCentered(out: number, a: number, n: number, pFrom: number, pTo: number, negFrom: number): void {
-    this.#push(12, out, a, n, pFrom, pTo, negFrom);
+    this.#push(OPCODE.liftCentered, out, a, n, pFrom, pTo, negFrom);
   }
   permute(out: number, a: number, index: number, n: number): void {
-    this.#push(13, out, a, index, n);
+    this.#push(OPCODE.permute, out, a, index, n);
   }
   copy(out: number, a: number, n: number): void {
-    this.#push(14, out, a, n);
+    this.#push(OPCODE.copy, out, a, n);
   }
   fill(out: number, n: number, v: number): void {
-    this.#push(15, out, n, v);
+    this.#push(OPCODE.fill, out, n, v);
   }
   fromSigned(out: number, a: number, n: number, p: number): void {
-    this.#push(16, out, a, n, p);
+    this.#push(OPCODE.fromSigned, out, a, n, p);
   }
   overflowCount(u: number, t: number, n: number, K: number, inverses: number, stride: number): void {
-    this.#push(17, u, t, n, K, inverses, stride);
+    this.#push(OPCODE.overflowCount, u, t, n, K, inverses, stride);
   }
   subMulScalarSmall(out: number, u: number, n: number, p: number, w: number, ws: number): void {
-    this.#push(18, out, u, n, p, w, ws);
+    this.#push(OPCODE.subMulScalarSmall, out, u, n, p, w, ws);
   }
   innerProduct2(
     out0: number,
@@ -175,7 +181,7 @@ class CommandRecorder {
     mu: number,
     c32: number,
   ): void {
-    this.#push(19, out0, out1, table, count, n, p, mu, c32);
+    this.#push(OPCODE.innerProduct2, out0, out1, table, count, n, p, mu, c32);
   }
 }
 
