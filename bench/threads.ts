@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { Encoder } from '../src/ckks/encoder.ts';
 import { Encryptor } from '../src/ckks/encryptor.ts';
 import { Evaluator } from '../src/ckks/evaluator.ts';
@@ -80,24 +82,22 @@ function roundPhases(p: Phases): Phases {
   };
 }
 
-/** FNV-1a over the words of some polynomials: equal digests for the same bits. */
+/** SHA-256 of the words of some polynomials: equal digests for the same bits. */
 function digest(context: KernelContext, polys: readonly Poly[]): string {
-  let h = 0x811c9dc5;
-  for (const p of polys) {
-    const words = context.view(p.pointer, p.n * p.limbCount);
-    for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i], 0x01000193);
-  }
-  return (h >>> 0).toString(16).padStart(8, '0');
+  const hash = sha256.create();
+  for (const p of polys) hash.update(context.bytes(p.pointer, p.n * p.limbCount * 4));
+  return bytesToHex(hash.digest());
 }
 
 /**
- * Times `work` alternately on one thread and on `threads`, `reps` times each, after a warm-up on each.
+ * Times `work` alternately on one thread and on `threads`, `reps` times each, after a warm-up on each. `work`
+ * returns what to do after the clock stops: digest its results (and free them), outside the time measured.
  */
 function alternate(
   context: KernelContext,
   threads: number,
   reps: number,
-  work: () => string,
+  work: () => () => string,
 ): { seconds1: number; secondsN: number; identical: boolean } {
   const times: Record<'1' | 'n', number[]> = { '1': [], n: [] };
   const digests = new Set<string>();
@@ -106,14 +106,15 @@ function alternate(
   for (const side of [1, threads]) {
     context.setThreads(side);
     const start = performance.now();
-    for (let r = 0; r < 2 || performance.now() - start < 500; r++) digests.add(work());
+    for (let r = 0; r < 2 || performance.now() - start < 500; r++) digests.add(work()());
   }
   for (let r = 0; r < reps; r++) {
     for (const side of ['1', 'n'] as const) {
       context.setThreads(side === '1' ? 1 : threads);
       const start = performance.now();
-      digests.add(work());
+      const finish = work();
       times[side].push((performance.now() - start) / 1000);
+      digests.add(finish());
     }
   }
   context.setThreads(threads);
@@ -168,7 +169,7 @@ export async function runThreadsBench(options: ThreadsBenchOptions = {}): Promis
     const r = alternate(context, threads, reps, () => {
       nttInPlace(poly);
       inttInPlace(poly);
-      return digest(context, [poly]);
+      return () => digest(context, [poly]);
     });
     emit(opRecord('ntt-logN16', `forward + inverse NTT of ${poly.limbCount} limbs (PN16QP1747, Q ∪ P)`, r));
     poly.dispose();
@@ -193,9 +194,11 @@ export async function runThreadsBench(options: ThreadsBenchOptions = {}): Promis
         const product = evaluator.mulNew(x, y);
         const relinearized = evaluator.relinearizeNew(product);
         const rescaled = evaluator.rescaleNew(relinearized);
-        const d = digest(context, rescaled.polys);
-        for (const c of [product, relinearized, rescaled]) c.dispose();
-        return d;
+        return () => {
+          const d = digest(context, rescaled.polys);
+          for (const c of [product, relinearized, rescaled]) c.dispose();
+          return d;
+        };
       });
       emit(
         opRecord(
@@ -208,9 +211,11 @@ export async function runThreadsBench(options: ThreadsBenchOptions = {}): Promis
     if (wanted('rotate')) {
       const r = alternate(context, threads, reps, () => {
         const rotated = evaluator.rotateNew(x, 1);
-        const d = digest(context, rotated.polys);
-        rotated.dispose();
-        return d;
+        return () => {
+          const d = digest(context, rotated.polys);
+          rotated.dispose();
+          return d;
+        };
       });
       emit(opRecord('rotate-logN15', 'rotate by one slot at the top level (PN15QP881)', r));
     }
