@@ -5,7 +5,7 @@
  * policies and executor work on it, and every step names the instruction it runs.
  */
 import { ParametersShape } from '../ckks/shape.ts';
-import { type HeOp, OPS } from './ops.ts';
+import { type HeOp, type OpDefinition, OPS } from './ops.ts';
 import type { HeProgram } from './program.ts';
 import { programKeyLevels } from './analysis.ts';
 
@@ -90,6 +90,11 @@ export interface AccessStep {
   modularMultiplies?: number;
   /** Compute time of the step on the reference machine, in nanoseconds (overrides the modular multiplies). */
   computeCostNs?: number;
+  /**
+   * Bytes of compute-level memory the step allocates for itself while it runs, beyond its operands
+   * ({@link OpDefinition.scratch}: key switching's digits and workspace); the planner keeps them free.
+   */
+  scratchBytes?: number;
 }
 
 /**
@@ -190,6 +195,7 @@ export function accessSequence(program: HeProgram, options: AccessSequenceOption
       writes: ins.out.map(ct),
       instruction,
       modularMultiplies: OPS[ins.op].cost(shape, ins),
+      scratchBytes: OPS[ins.op].scratch(shape, ins),
     });
   });
   return { name: program.name, objects, steps };

@@ -126,6 +126,12 @@ export interface OpDefinition {
    * the standard RNS-CKKS algorithms — the runtime times steps with it; it is a model, not a measurement.
    */
   cost(shape: ParametersShape, instruction: CostedInstruction): number;
+  /**
+   * Bytes of kernel memory it allocates while it runs beyond its operands and results, freed before it returns (key
+   * switching's digits, ModDown's workspace): the runtime keeps this much of the arena free during the step, so
+   * the kernels' memory stays inside the budget. An upper bound, checked against measured peaks by a test.
+   */
+  scratch(shape: ParametersShape, instruction: CostedInstruction): number;
   /** Its meaning on float64 slot vectors (no encryption, no noise). */
   simulate(args: readonly Float64Array[], operands: SimulationOperands): Float64Array[];
   /** Its meaning on ciphertexts, on an evaluator holding the keys it uses. */
@@ -206,6 +212,34 @@ function keySwitchParts(
   };
 }
 
+/**
+ * Kernel memory a key switch holds at its peak, in limbs (see `KeySwitcher`): the decomposition, one digit per
+ * key digit over Q_ℓ ∪ P (and as many again permuted, when a hoisted rotation applies a Galois map to it), the two
+ * accumulators, ModDown's corrections and workspace, and the partial sums of more than eight digits.
+ */
+function keySwitchScratch(shape: ParametersShape, ins: CostedInstruction, kind: 'switch' | 'rotate' | 'hoisted') {
+  const l = shape.limbsAtLevel(ins.level);
+  const k = shape.specialPrimes;
+  const extended = l + k;
+  const digits = Math.ceil(l / k);
+  const decompositions = kind === 'hoisted' ? 2 : 1;
+  const workspace = kind === 'rotate' ? 5 : 4;
+  const partials = digits > 8 ? 2 : 0;
+  const limbs = (decompositions * digits + workspace + partials) * extended + k + 1;
+  // Plus the inner product's pointer tables (three 32-bit words per digit and limb) and one limb of rounding.
+  return (limbs + 1) * shape.n * 4 + 12 * digits * extended;
+}
+
+/** A rescale's workspace: the dropped limb of each polynomial, in the coefficient domain. */
+const rescaleScratch = (shape: ParametersShape, ins: CostedInstruction) => (ins.degree + 1) * shape.n * 4;
+
+/** Matching a scale: the operand multiplied at one level above the result, then rescaled from there. */
+const matchScaleScratch = (shape: ParametersShape, ins: CostedInstruction) =>
+  (ins.degree + 1) * (Math.min(shape.limbsAtLevel(ins.level) + 1, shape.qCount) + 1) * shape.n * 4;
+
+/** No kernel memory beyond operands and results. */
+const noScratch = () => 0;
+
 const elementwise = (factor: number) => (shape: ParametersShape, ins: CostedInstruction) =>
   factor * operandLimbs(shape, ins) * shape.n;
 const additive = (shape: ParametersShape, ins: CostedInstruction) =>
@@ -266,6 +300,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     keys: 'none',
     result: ([x], f) => [{ ...same(x), scale: x.scale * need(f.constantScale, 'constantScale') }],
     cost: elementwise(2),
+    scratch: noScratch,
     simulate: ([x], { constant }) => [map1(x, (v) => v * constant)],
     evaluate: (ev, [x], { constant, fields }) => [ev.mulNew(x, constant, fields.constantScale)],
   },
@@ -276,6 +311,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     keys: 'none',
     result: ([, acc]) => [same(acc)],
     cost: elementwise(2),
+    scratch: noScratch,
     simulate: ([x, acc], { constant }) => {
       for (let i = 0; i < acc.length; i++) acc[i] += x[i] * constant;
       return [];
@@ -295,6 +331,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
       return [{ level: Math.min(x.level, pt.level), scale: x.scale * pt.scale, degree: x.degree }];
     },
     cost: elementwise(2),
+    scratch: noScratch,
     simulate: ([x], { plaintext }) => {
       const p = need(plaintext, 'plaintext');
       return [map1(x, (v, i) => v * p[i])];
@@ -308,6 +345,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     keys: 'none',
     result: ([x, y]) => [{ level: Math.min(x.level, y.level), scale: x.scale * y.scale, degree: 2 }],
     cost: elementwise(4),
+    scratch: noScratch,
     simulate: ([x, y]) => [map1(x, (v, i) => v * y[i])],
     evaluate: (ev, [x, y]) => [ev.mulNew(x, y)],
   },
@@ -318,6 +356,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     keys: 'none',
     result: ([x]) => [{ level: x.level, scale: x.scale * x.scale, degree: 2 }],
     cost: elementwise(4),
+    scratch: noScratch,
     simulate: ([x]) => [map1(x, (v) => v * v)],
     evaluate: (ev, [x]) => [ev.mulNew(x, x)],
   },
@@ -328,6 +367,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     keys: 'none',
     result: sumOf,
     cost: additive,
+    scratch: noScratch,
     simulate: ([x, y]) => [map1(x, (v, i) => v + y[i])],
     evaluate: (ev, [x, y]) => [ev.addNew(x, y)],
   },
@@ -338,6 +378,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     keys: 'none',
     result: sumOf,
     cost: additive,
+    scratch: noScratch,
     simulate: ([x, y]) => [map1(x, (v, i) => v - y[i])],
     evaluate: (ev, [x, y]) => [ev.subNew(x, y)],
   },
@@ -348,6 +389,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     keys: 'none',
     result: ([x]) => [same(x)],
     cost: additive,
+    scratch: noScratch,
     simulate: ([x], { constant }) => [map1(x, (v) => v + constant)],
     evaluate: (ev, [x], { constant }) => [ev.addNew(x, constant)],
   },
@@ -358,6 +400,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     keys: 'none',
     result: ([x]) => [same(x)],
     cost: additive,
+    scratch: noScratch,
     simulate: ([x], { plaintext }) => {
       const p = need(plaintext, 'plaintext');
       return [map1(x, (v, i) => v + p[i])];
@@ -371,6 +414,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     keys: 'relin',
     result: ([x]) => [{ ...same(x), degree: 1 }],
     cost: keySwitched,
+    scratch: (shape, ins) => keySwitchScratch(shape, ins, 'switch'),
     simulate: ([x]) => [Float64Array.from(x)],
     evaluate: (ev, [x]) => [ev.relinearizeNew(x)],
   },
@@ -387,6 +431,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
       },
     ],
     cost: rescaling,
+    scratch: rescaleScratch,
     simulate: ([x]) => [Float64Array.from(x)],
     evaluate: (ev, [x]) => [ev.rescaleNew(x)],
   },
@@ -397,6 +442,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     keys: 'none',
     result: ([x], f) => [{ ...same(x), level: need(f.level, 'level') }],
     cost: additive,
+    scratch: noScratch,
     simulate: ([x]) => [Float64Array.from(x)],
     evaluate: (ev, [x], { fields }) => [ev.dropLevelNew(x, need(fields.level, 'level'))],
   },
@@ -407,6 +453,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     keys: 'none',
     result: ([x], f) => [{ level: need(f.level, 'level'), scale: need(f.scale, 'scale'), degree: x.degree }],
     cost: rescaling,
+    scratch: matchScaleScratch,
     simulate: ([x]) => [Float64Array.from(x)],
     evaluate: (ev, [x], { fields }) => [
       ev.matchLevelAndScaleNew(x, need(fields.level, 'level'), need(fields.scale, 'scale')),
@@ -419,6 +466,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     keys: 'galois',
     result: ([x]) => [{ ...same(x), degree: 1 }],
     cost: keySwitched,
+    scratch: (shape, ins) => keySwitchScratch(shape, ins, 'rotate'),
     simulate: ([x], { fields }) => [rotateVector(x, need(fields.steps, 'steps')[0])],
     evaluate: (ev, [x], { fields }) => [ev.rotateNew(x, need(fields.steps, 'steps')[0])],
   },
@@ -432,6 +480,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
       const { decompose, inner, modDown } = keySwitchParts(shape, operandLimbs(shape, ins));
       return decompose + (ins.steps?.length ?? 1) * (inner + modDown);
     },
+    scratch: (shape, ins) => keySwitchScratch(shape, ins, 'hoisted'),
     simulate: ([x], { fields }) => need(fields.steps, 'steps').map((s) => rotateVector(x, s)),
     evaluate: (ev, [x], { fields }) => {
       const steps = need(fields.steps, 'steps');
@@ -451,6 +500,7 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     keys: 'none',
     result: () => [],
     cost: () => 0,
+    scratch: noScratch,
     simulate: () => [],
     evaluate: () => [],
   },

@@ -38,7 +38,7 @@ const digests = new WeakMap<AccessProgram, string>();
 
 /**
  * SHA-256 (hex) of what a plan of `program` depends on: its objects (id, size, kind, read-only) and its steps in
- * order (op, reads, writes, frees, compute cost). Memoized per program object.
+ * order (op, reads, writes, frees, compute cost, scratch). Memoized per program object.
  *
  * @example
  * ```ts
@@ -60,7 +60,7 @@ export function accessProgramDigest(program: AccessProgram): string {
   flush();
   for (const s of program.steps) {
     chunk.push(
-      `s ${s.op} ${s.reads.join(',')} ${s.writes.join(',')} ${(s.frees ?? []).join(',')} ${s.computeCostNs ?? ''}`,
+      `s ${s.op} ${s.reads.join(',')} ${s.writes.join(',')} ${(s.frees ?? []).join(',')} ${s.computeCostNs ?? ''} ${s.scratchBytes ?? ''}`,
     );
     if (chunk.length >= 4096) flush();
   }

@@ -131,6 +131,9 @@ class Planner {
       else ledger.load(id, level, this.step, this.issue, false);
       this.demandBytes += bytes;
     }
+    // The kernels' own allocations while the step runs (key-switching digits) come from the same memory.
+    const scratch = step.scratchBytes ?? 0;
+    if (scratch > 0) this.#room(level, scratch, step);
   }
 
   #room(level: MemoryLevel, bytes: number, step: AccessStep): void {
@@ -151,9 +154,13 @@ class Planner {
       const state = ledger.state(request.id);
       if (state.level === level || !state.exists) continue;
       const bytes = state.info.bytes;
+      // What arrives while this step runs must leave its scratch free.
+      const scratch = this.analysis.program.steps[this.step].scratchBytes ?? 0;
+      const room = this.#slack(level, request.useStep) - bytes;
       if (
-        this.#fitsBefore(request.useStep, level, this.#slack(level, request.useStep) - bytes) &&
-        this.makeRoom(level, bytes, request.useStep)
+        room >= scratch &&
+        this.#fitsBefore(request.useStep, level, room) &&
+        this.makeRoom(level, bytes + scratch, request.useStep)
       ) {
         if (state.level === null) ledger.load(request.id, level, this.step, this.issue, true);
         else ledger.copy(request.id, level, this.step, this.issue, true);
@@ -180,8 +187,8 @@ class Planner {
 
   /**
    * Whether the steps strictly between the current one and `useStep` can run within `room` bytes of `level` beyond
-   * what it holds for them now: operands not there yet come in, and operands whose contents die after a step (or
-   * that it frees) leave, so a stream of short-lived intermediates counts once, not once per step. A prefetch for
+   * what it holds for them now: operands not there yet come in (with each step's scratch beside them), and operands
+   * whose contents die after a step (or that it frees) leave, so a stream of short-lived intermediates counts once, not once per step. A prefetch for
    * `useStep` is admitted only if that peak fits in the slack left after it, so the steps in between never have to
    * evict the prefetched object or anything needed before it.
    */
@@ -207,9 +214,10 @@ class Planner {
       running -= ledger.state(id).info.bytes;
     };
     const analysis = this.analysis;
+    const steps = analysis.program.steps;
     for (let j = this.step + 1; j < useStep; j++) {
       for (const id of analysis.operandsOf(j)) enter(id);
-      if (running > room) return false;
+      if (running + (steps[j].scratchBytes ?? 0) > room) return false;
       // Objects only freed here were not seen yet: entering first keeps the count exact.
       for (const id of analysis.departuresAfter(j)) {
         enter(id);

@@ -86,6 +86,10 @@ export class ProgramAnalysis {
         step.computeCostNs === undefined || (Number.isFinite(step.computeCostNs) && step.computeCostNs >= 0),
         () => `step ${i}.computeCostNs = ${step.computeCostNs}: expected a finite number >= 0`,
       );
+      check(
+        step.scratchBytes === undefined || (Number.isSafeInteger(step.scratchBytes) && step.scratchBytes >= 0),
+        () => `step ${i}.scratchBytes = ${step.scratchBytes}: expected an integer >= 0`,
+      );
       const touched = new Map<ObjectId, boolean>();
       for (const id of step.reads) {
         known(id, i, 'reads');
@@ -236,12 +240,15 @@ export class ProgramAnalysis {
 
   #maxStepBytes = -1;
 
-  /** Bytes one step needs in memory at once (its reads and writes); the largest over the program. */
+  /**
+   * Bytes one step needs in memory at once (its reads and writes, and the scratch it allocates while it runs); the
+   * largest over the program.
+   */
   get maxStepBytes(): number {
     if (this.#maxStepBytes >= 0) return this.#maxStepBytes;
     let max = 0;
     for (let i = 0; i < this.program.steps.length; i++) {
-      let sum = 0;
+      let sum = this.program.steps[i].scratchBytes ?? 0;
       for (const id of this.operandsOf(i)) sum += this.objects.get(id)!.bytes;
       if (sum > max) max = sum;
     }
