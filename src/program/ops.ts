@@ -217,7 +217,11 @@ function keySwitchParts(
  * key digit over Q_ℓ ∪ P (and as many again permuted, when a hoisted rotation applies a Galois map to it), the two
  * accumulators, ModDown's corrections and workspace, and the partial sums of more than eight digits.
  */
-function keySwitchScratch(shape: ParametersShape, ins: CostedInstruction, kind: 'switch' | 'rotate' | 'hoisted') {
+function keySwitchScratch(
+  shape: ParametersShape,
+  ins: CostedInstruction,
+  kind: 'switch' | 'rotate' | 'hoisted',
+) {
   const l = shape.limbsAtLevel(ins.level);
   const k = shape.specialPrimes;
   const extended = l + k;

@@ -87,7 +87,8 @@ export class ProgramAnalysis {
         () => `step ${i}.computeCostNs = ${step.computeCostNs}: expected a finite number >= 0`,
       );
       check(
-        step.scratchBytes === undefined || (Number.isSafeInteger(step.scratchBytes) && step.scratchBytes >= 0),
+        step.scratchBytes === undefined ||
+          (Number.isSafeInteger(step.scratchBytes) && step.scratchBytes >= 0),
         () => `step ${i}.scratchBytes = ${step.scratchBytes}: expected an integer >= 0`,
       );
       const touched = new Map<ObjectId, boolean>();
