@@ -192,3 +192,38 @@ test('the one-pass plan of an all-in-memory run: decision, allocations, compute,
   assert.equal(plan.run.summary.totalNs, 30);
   assert.equal(plan.run.summary.peakBytes.dram, 300);
 });
+
+test('a step with scratch finds it free in the compute level: neither demand nor prefetch takes it', () => {
+  const base = cryptoNetsProgram({ imageSide: 16, hidden: 20 });
+  const analysis = analyzeProgram(base);
+  const budget = Math.floor(analysis.totalBytes / 6);
+  const arenaBytes = Math.floor(budget / 3);
+  // Every third step allocates a fifth of the arena while it runs (as a key switch does).
+  const scratch = Math.floor(arenaBytes / 5);
+  const program: AccessProgram = {
+    ...base,
+    steps: base.steps.map((step) => (step.index % 3 === 0 ? { ...step, scratchBytes: scratch } : step)),
+  };
+  const run = simulate(program, { policy: 'home', dramBudgetBytes: budget, arenaBytes, slow: 'nvme-gen4' });
+  let binding = 0;
+  for (const trace of run.steps) {
+    const working = trace.workingBytes ?? Number.NaN;
+    assert.ok(
+      working <= arenaBytes,
+      `step ${trace.index}: ${working} bytes in the arena, over its ${arenaBytes}`,
+    );
+    // Without the step's scratch the arena would have been fuller: prefetches stopped short of it.
+    if (program.steps[trace.index].scratchBytes && working > arenaBytes - scratch) binding++;
+  }
+  assert.ok(binding > 0, 'the scratch reservation decided some step');
+  // The largest step's working set counts its scratch.
+  const withScratch = analyzeProgram(program);
+  let largest = 0;
+  for (const step of program.steps) {
+    let bytes = step.scratchBytes ?? 0;
+    for (const id of withScratch.operandsOf(step.index)) bytes += withScratch.bytesOf(id);
+    largest = Math.max(largest, bytes);
+  }
+  assert.equal(withScratch.maxStepBytes, largest);
+  assert.ok(withScratch.maxStepBytes > analysis.maxStepBytes);
+});

@@ -287,6 +287,7 @@ function planSteps(
     for (const id of operands) planner.pinned.add(id);
     planner.demand(step);
     planner.prefetch();
+    const workingBytes = ledger.used(ledger.computeLevel) + (step.scratchBytes ?? 0);
     const deps = [decision];
     for (const id of operands) deps.push(ledger.tailOf(id));
     const computeSeq = ledger.compute(i, deps, stepComputeNs(step, nsPerMm));
@@ -306,7 +307,17 @@ function planSteps(
     const occupancy = occupancyOf(ledger);
     const { demandBytes, prefetchBytes } = planner;
     traces.push(
-      stepTrace(step, ledger.actions, decision, computeSeq, io, occupancy, demandBytes, prefetchBytes),
+      stepTrace(
+        step,
+        ledger.actions,
+        decision,
+        computeSeq,
+        io,
+        occupancy,
+        demandBytes,
+        prefetchBytes,
+        workingBytes,
+      ),
     );
     previousCompute = computeSeq;
   }

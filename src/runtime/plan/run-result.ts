@@ -29,6 +29,11 @@ export interface StepTrace {
   io: Record<string, TierTraffic>;
   /** Bytes resident per memory level and per slow tier after the step was planned. */
   occupancy: Record<string, number>;
+  /**
+   * Plans of the general planner: bytes of the compute level in use while the step computes — what is resident
+   * once its operands and the prefetches issued with it are in, plus its scratch ({@link AccessStep.scratchBytes}).
+   */
+  workingBytes?: number;
   demandBytes: number;
   prefetchBytes: number;
   modularMultiplies: number;
@@ -152,6 +157,7 @@ export function stepTrace(
   occupancy: Record<string, number>,
   demandBytes: number,
   prefetchBytes: number,
+  workingBytes?: number,
 ): StepTrace {
   const computeAction = actions[compute];
   const decisionAction = actions[decision];
@@ -169,6 +175,7 @@ export function stepTrace(
     virtualStallNs: stall,
     io,
     occupancy,
+    ...(workingBytes !== undefined ? { workingBytes } : {}),
     demandBytes,
     prefetchBytes,
     modularMultiplies: step.modularMultiplies ?? 0,
