@@ -42,6 +42,11 @@ export function registerInfer(program: Command): void {
     )
     .option('--profile <device>', 'device profile emulated on the slow tier (file: none)', 'file')
     .option(
+      '--plaintexts <form>',
+      'plaintext weights of a tiered run: auto (per plaintext, whichever costs less by the measured encoder and tier), stored (encoded once, kept or read back) or on-use (encoded by each reader)',
+      'auto',
+    )
+    .option(
       '--plan-cache <dir>',
       'folder of cached plans (default ~/.cache/home-he/plans; none: plan every run)',
     )
@@ -61,6 +66,7 @@ export function registerInfer(program: Command): void {
         dramBudget?: string;
         tier?: string;
         profile: string;
+        plaintexts: string;
         planCache?: string;
         encryptWeights?: boolean;
         output?: string;
@@ -82,6 +88,7 @@ export function registerInfer(program: Command): void {
           ...(flags.dramBudget !== undefined ? { dramBudget: flags.dramBudget } : {}),
           ...(flags.tier !== undefined ? { tier: flags.tier } : {}),
           profile: flags.profile,
+          plaintexts: flags.plaintexts as 'auto' | 'stored' | 'on-use',
           ...(flags.planCache !== undefined ? { planCache: flags.planCache } : {}),
           encryptWeights: flags.encryptWeights === true,
           output: flags.output,

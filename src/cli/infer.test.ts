@@ -98,6 +98,9 @@ describe('home infer', () => {
         'latency',
         '--dram-budget',
         '160MiB',
+        // Stored plaintexts spill; for two passes `auto` encodes them on use and the rest fits the budget.
+        '--plaintexts',
+        'stored',
         '--json',
       );
     const r = spilled();
@@ -131,6 +134,17 @@ describe('home infer', () => {
     assert.equal(second.plan_source, 'cache');
     assert.equal(second.agreement, 1);
     assert.equal(second.bytes_read_slow, summary.bytes_read_slow);
+  });
+
+  it('--plaintexts auto: two passes encode every plaintext on use (cheaper than writing and reading them back)', () => {
+    const r = home(...labelled('2'), '--mode', 'latency', '--dram-budget', '160MiB', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
+    assert.equal(summary.tiered, true);
+    assert.equal(summary.plaintexts_stored, 0);
+    assert.ok(summary.plaintexts_encoded_on_use > 0);
+    assert.equal(summary.bytes_written_slow, 0);
+    assert.equal(summary.agreement, 1);
   });
 
   it('a run stopped by SIGTERM removes its private tier folder', async () => {
@@ -201,6 +215,10 @@ describe('home infer', () => {
         /--mode fast: expected auto, batch or latency/,
       ],
       [['--model', model, '--data', images, '--dram-budget', 'lots'], /--dram-budget lots/],
+      [
+        ['--model', model, '--data', images, '--plaintexts', 'sometimes'],
+        /--plaintexts sometimes: expected auto, stored or on-use/,
+      ],
       [['--model', model, '--data', images, '--tier', '/no-name'], /--tier .*expected name:path/],
       [['--model', model, '--data', images, '--profile', 'floppy'], /device profile "floppy"/],
       [

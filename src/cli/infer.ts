@@ -49,6 +49,11 @@ export interface InferOptions {
   readonly dramBudget?: string;
   readonly tier?: string;
   readonly profile?: string;
+  /**
+   * Plaintext weights of a tiered run: `auto` (default; per plaintext, by the measured encoder and tier and the
+   * passes of this run), `stored` (encoded once, kept in memory or read back) or `on-use` (encoded by each reader).
+   */
+  readonly plaintexts?: 'auto' | 'stored' | 'on-use';
   /** Folder of cached plans (default `~/.cache/home-he/plans`); `none`: plan every time. */
   readonly planCache?: string;
   readonly encryptWeights?: boolean;
@@ -140,6 +145,12 @@ export interface InferSummary {
   key_bytes: number;
   /** Whether the client made each key when the server's store asked for it (keys too large to hold at once). */
   keys_streamed: boolean;
+  /**
+   * Tiered runs: plaintext weights encoded once and stored (kept in memory or read back from the slow tier) and
+   * those encoded by each reader instead, chosen per plaintext by the encoder's and the tier's measured speed.
+   */
+  plaintexts_stored: number | null;
+  plaintexts_encoded_on_use: number | null;
   seeded_key_bytes: number;
   upload_bytes: number;
   download_bytes: number;
@@ -201,6 +212,9 @@ function round(x: number, digits = 6): number {
 export async function runInfer(options: InferOptions): Promise<InferSummary> {
   const print = options.print ?? ((line: string) => console.log(line));
   const json = options.json === true;
+  const plaintextForms = options.plaintexts ?? 'auto';
+  if (!['auto', 'stored', 'on-use'].includes(plaintextForms))
+    throw new InvalidArgumentError(`--plaintexts ${String(plaintextForms)}: expected auto, stored or on-use`);
   const requested = options.mode ?? 'auto';
   if (requested !== 'auto' && requested !== 'batch' && requested !== 'latency') {
     throw new InvalidArgumentError(`--mode ${String(requested)}: expected auto, batch or latency`);
@@ -352,8 +366,9 @@ async function inferWithMemory(
   let serverMemory: ServerMemory | undefined;
   if (tiered) {
     const base = await runMemory.serverMemory();
-    // The kernels' scratch (key-switching digits, a streamed key being made) lives beside the arena's objects:
-    // an eighth of the budget is left to it, so that all the kernel memory in use stays within the budget. The
+    // The plan keeps each step's kernel scratch (key-switching digits) free inside the arena; an eighth of the
+    // budget is left for what no plan holds: a streamed key being made in setup, the writes in flight beside it,
+    // the JavaScript heap and the threads (the ruiyangju CNN's peak RSS was 2.55 GiB under 2 GiB with it). The
     // program's constants (the weights every plaintext diagonal is encoded from) stay in memory through the run
     // too, and come out of the budget (at most half of it): under a 2 GiB budget LeNet's 379 MB took its peak RSS
     // to 3.05 GiB when only those beyond 256 MiB were counted, 2.88 GiB when all were.
@@ -365,7 +380,13 @@ async function inferWithMemory(
   const server = new InferenceServer(
     program,
     client.keyStream ?? client.evaluationKeys,
-    serverMemory ? { memory: serverMemory } : {},
+    serverMemory
+      ? {
+          memory: serverMemory,
+          expectedRuns: Math.ceil(count / program.batchSize),
+          plaintextForms: options.plaintexts === 'on-use' ? 'encode-on-use' : (options.plaintexts ?? 'auto'),
+        }
+      : {},
   );
   const setupSeconds = server.prepare();
   let weightSeconds = 0;
@@ -565,6 +586,8 @@ async function inferWithMemory(
     program_peak_bytes: footprint.peakBytes,
     key_bytes: evaluationKeyBytes,
     keys_streamed: streamKeys,
+    plaintexts_stored: tiered ? server.plaintextFormCounts.stored : null,
+    plaintexts_encoded_on_use: tiered ? server.plaintextFormCounts.encodeOnUse : null,
     seeded_key_bytes: seededKeyBytes,
     upload_bytes: upload,
     download_bytes: download,

@@ -92,7 +92,8 @@ export interface AccessStep {
   computeCostNs?: number;
   /**
    * Bytes of compute-level memory the step allocates for itself while it runs, beyond its operands
-   * ({@link OpDefinition.scratch}: key switching's digits and workspace); the planner keeps them free.
+   * ({@link OpDefinition.scratch}: key switching's digits and workspace; a plaintext encoded on use); the planner
+   * keeps them free.
    */
   scratchBytes?: number;
 }
@@ -195,7 +196,12 @@ export function accessSequence(program: HeProgram, options: AccessSequenceOption
       writes: ins.out.map(ct),
       instruction,
       modularMultiplies: OPS[ins.op].cost(shape, ins),
-      scratchBytes: OPS[ins.op].scratch(shape, ins),
+      // A plaintext encoded on use lives in the same memory while its reader runs.
+      scratchBytes:
+        OPS[ins.op].scratch(shape, ins) +
+        (ins.plaintext !== undefined && transient(ins.plaintext)
+          ? (program.plaintexts[ins.plaintext]?.bytes ?? 0)
+          : 0),
     });
   });
   return { name: program.name, objects, steps };

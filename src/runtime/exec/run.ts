@@ -388,7 +388,14 @@ async function writeInitialObjects<Out>(
       throw error;
     }
   };
-  for (const [id, placement] of plan.initial) {
+  // Objects only written to their tier first, then those the plan also places in memory: the writes in flight
+  // (and an object being made, such as a streamed key) then never sit beside a filled arena. In plan order the
+  // first warm placements filled the arena while 850 MB keys were made and written beside them, and the
+  // ruiyangju CNN's kernel memory reached 2.5 GB under a 2 GiB budget.
+  const slowOnlyFirst = [...plan.initial].sort(
+    ([, a], [, b]) => (a.level === null ? 0 : 1) - (b.level === null ? 0 : 1),
+  );
+  for (const [id, placement] of slowOnlyFirst) {
     const info = analysis.objects.get(id)!;
     // Room for this object's stored and full forms next to the writes in flight.
     while (inFlight.size > 0 && bytesInFlight + 2 * info.bytes > capacityBytes) await drainOne();

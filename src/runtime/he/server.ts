@@ -22,6 +22,12 @@ import type { DeviceProfile } from '../store/devices.ts';
 import type { SlowTier } from '../store/slow-tier.ts';
 import { heRuntimeProgram, REAL_RUN_POLICY_KEY, realRunHomePolicy } from './program.ts';
 import {
+  choosePlaintextForms,
+  measureEncodeNsPerLimb,
+  type PlaintextForm,
+  type PlaintextFormChoice,
+} from './plaintext-forms.ts';
+import {
   type HeObjectSource,
   runTieredHe,
   splitMemoryBudget,
@@ -137,6 +143,8 @@ export class InferenceServer {
   #keyLevels: Map<number, number> | undefined;
   #stats: TieredHeStats | undefined;
   readonly #memory: ServerMemory | undefined;
+  /** With `memory`: the form chosen for each plaintext weight, and why. */
+  readonly plaintextForms: PlaintextFormChoice | undefined;
 
   /**
    * With `lazyPlaintexts`, every plaintext weight is encoded right before the instruction that reads it and freed
@@ -151,7 +159,21 @@ export class InferenceServer {
   constructor(
     program: HeProgram,
     evaluationKeys: EvaluationKeys | EvaluationKeyStream,
-    options: { lazyPlaintexts?: boolean; context?: KernelContext; memory?: ServerMemory } = {},
+    options: {
+      lazyPlaintexts?: boolean;
+      context?: KernelContext;
+      memory?: ServerMemory;
+      /**
+       * Runs expected with this program (default `Infinity`, a long-lived server). With `memory`, it decides which
+       * plaintexts are encoded on use rather than stored ({@link choosePlaintextForms}).
+       */
+      expectedRuns?: number;
+      /**
+       * With `memory`: `auto` (default) chooses per plaintext; `stored` stores every plaintext the program does
+       * not mark `encodeOnUse`; `encode-on-use` encodes every one on use (as `lazyPlaintexts`).
+       */
+      plaintextForms?: 'auto' | PlaintextForm;
+    } = {},
   ) {
     assertProgram(program);
     this.program = program;
@@ -168,7 +190,7 @@ export class InferenceServer {
     }
     this.#evaluationKeys = evaluationKeys;
     this.#encoder = new Encoder(this.params);
-    const lazyAll = options.lazyPlaintexts === true;
+    const lazyAll = options.lazyPlaintexts === true || options.plaintextForms === 'encode-on-use';
     this.#transient = (index) => lazyAll || program.plaintexts[index]?.encodeOnUse === true;
     const memory = options.memory;
     if (memory !== undefined) {
@@ -177,6 +199,17 @@ export class InferenceServer {
         () => `memory.budgetBytes = ${memory.budgetBytes}: expected a positive byte count`,
       );
       check(memory.tiers.length > 0, () => 'memory.tiers: expected at least one slow tier');
+      if (!lazyAll && (options.plaintextForms ?? 'auto') === 'auto' && program.plaintexts.length > 0) {
+        // Each plaintext stored (and read back when the plan spills it) or encoded on use, whichever costs less
+        // on this machine's encoder and this tier.
+        const choice = choosePlaintextForms(program, {
+          device: memory.planningDevices?.[0] ?? memory.tiers[0].device,
+          runs: options.expectedRuns ?? Number.POSITIVE_INFINITY,
+          encodeNsPerLimb: measureEncodeNsPerLimb(program, this.#encoder),
+        });
+        this.plaintextForms = choice;
+        this.#transient = (index) => choice.forms[index] === 'encode-on-use';
+      }
     }
     this.#memory = memory;
     // The first run plans on a planning thread (unless its plan is cached): start one now, before the run.
@@ -218,6 +251,13 @@ export class InferenceServer {
       this.#transient(i) ? undefined : encodePlaintextWeight(this.program, this.#encoder, i),
     );
     return this.#plaintexts;
+  }
+
+  /** Plaintext weights encoded once and kept (`stored`) and those encoded by each reader (`encodeOnUse`). */
+  get plaintextFormCounts(): { stored: number; encodeOnUse: number } {
+    let encodeOnUse = 0;
+    for (let i = 0; i < this.program.plaintexts.length; i++) if (this.#transient(i)) encodeOnUse++;
+    return { stored: this.program.plaintexts.length - encodeOnUse, encodeOnUse };
   }
 
   /** Where the last run's plan came from. */
