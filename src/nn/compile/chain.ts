@@ -4,6 +4,8 @@
  */
 import type { Parameters } from '../../ckks/parameters.ts';
 import { galoisElementForRotation } from '../../ring/galois.ts';
+import { ParametersShape } from '../../ckks/shape.ts';
+import { OPS } from '../../program/ops.ts';
 
 /**
  * Scales and rescale divisors of a modulus chain (real parameters, or the depth probe's stand-in).
@@ -23,6 +25,8 @@ export interface Chain {
   bytes(level: number, degree: number): number;
   /** Bytes of one key-switching key made for `level` (0 in the depth probe). */
   keyBytes(level: number): number;
+  /** Kernel scratch of a hoisted rotation of a degree-1 ciphertext at `level` (`OPS.rotate_hoisted.scratch`). */
+  hoistScratchBytes(level: number): number;
   /** Galois element of a left rotation by `steps`. */
   galois(steps: number): number;
 }
@@ -55,6 +59,7 @@ export const probeChain: Chain = {
   rescalePrimes: () => [2 ** 30],
   bytes: () => 1,
   keyBytes: () => 0,
+  hoistScratchBytes: () => 0,
   galois: (steps) => steps,
 };
 
@@ -80,6 +85,12 @@ export function chainOf(params: Parameters): Chain {
     },
     bytes: (level, degree) => params.ciphertextBytes(level, degree),
     keyBytes: (level) => params.switchingKeyBytes(level),
+    hoistScratchBytes: (level) =>
+      OPS.rotate_hoisted.scratch(ParametersShape.of(params.literal), {
+        level,
+        degree: 1,
+        bytes: { args: [params.ciphertextBytes(level, 1)] },
+      }),
     galois: (steps) => galoisElementForRotation(steps, params.logN),
   };
 }

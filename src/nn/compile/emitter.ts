@@ -334,16 +334,24 @@ export class Emitter {
     return this.#emit('rotate', [x], { steps: [steps] })[0];
   }
 
+  /** Steps per `rotate_hoisted` of x in {@link rotateHoisted}: all `count`, unless that passes `limits.stepBytes`. */
+  #hoistGroup(x: Sym, count: number): number {
+    // A key is made for the highest level any instruction uses it at, which later layers may raise: size each
+    // step's keys at the top level, the most they can take.
+    const perStep = this.chain.keyBytes(this.chain.top) + this.chain.bytes(x.level, 1);
+    const room =
+      (this.#limits.stepBytes ?? Number.POSITIVE_INFINITY) -
+      this.chain.bytes(x.level, x.degree) -
+      this.chain.hoistScratchBytes(x.level);
+    return perStep > 0 ? Math.min(count, Math.max(1, Math.floor(room / perStep))) : count;
+  }
+
   /**
    * One result per step, sharing one key-switching decomposition of x — in groups when the keys and results of
    * all the steps would take more than `limits.stepBytes` (each group decomposes x again).
    */
   rotateHoisted(x: Sym, steps: readonly number[]): Sym[] {
-    // A key is made for the highest level any instruction uses it at, which later layers may raise: size each
-    // step's keys at the top level, the most they can take.
-    const perStep = this.chain.keyBytes(this.chain.top) + this.chain.bytes(x.level, 1);
-    const room = (this.#limits.stepBytes ?? Number.POSITIVE_INFINITY) - this.chain.bytes(x.level, x.degree);
-    const group = perStep > 0 ? Math.max(1, Math.floor(room / perStep)) : steps.length;
+    const group = this.#hoistGroup(x, steps.length);
     if (group >= steps.length) return this.#emit('rotate_hoisted', [x], { steps: [...steps] });
     const out: Sym[] = [];
     for (let i = 0; i < steps.length; i += group) {
@@ -387,35 +395,68 @@ export class Emitter {
     const level = x.level;
     const ptScale = (this.chain.scaleAt(level) * this.chain.scaleAt(level)) / x.scale;
     const babySteps = [...new Set(ks.map((k) => k % n1))].filter((b) => b !== 0).sort((a, b) => a - b);
-    const rotated = new Map<number, Sym>([[0, x]]);
-    if (babySteps.length > 0) {
-      this.rotateHoisted(x, babySteps).forEach((r, i) => {
-        rotated.set(babySteps[i], r);
-      });
-    }
-    let out: Sym | undefined;
     const giants = [...new Set(ks.map((k) => Math.floor(k / n1)))].sort((a, b) => a - b);
     const blank = this.dryRun ? new Float64Array(d) : undefined;
-    for (const g of giants) {
-      let partial: Sym | undefined;
-      for (const k of ks) {
-        if (Math.floor(k / n1) !== g) continue;
-        const shift = (g * n1) % d;
-        let pre = blank;
-        if (pre === undefined) {
-          pre = new Float64Array(d);
-          const list = entries.get(k) as number[];
-          for (let e = 0; e < list.length; e += 2) pre[(list[e] + shift) % d] += list[e + 1];
-        }
-        const source = rotated.get(k % n1) as Sym;
-        const term = this.encryptWeights
-          ? this.mulCt(source, this.weightInput(pre, level, ptScale))
-          : this.mulPlain(source, this.plaintext(pre, level, ptScale));
-        partial = partial ? this.addSub('add', partial, term) : term;
+    /** Diagonal k's term: its baby rotation times the diagonal pre-rotated by its giant step. */
+    const term = (k: number, source: Sym): Sym => {
+      const shift = (Math.floor(k / n1) * n1) % d;
+      let pre = blank;
+      if (pre === undefined) {
+        pre = new Float64Array(d);
+        const list = entries.get(k) as number[];
+        for (let e = 0; e < list.length; e += 2) pre[(list[e] + shift) % d] += list[e + 1];
       }
-      if (!partial) continue;
+      return this.encryptWeights
+        ? this.mulCt(source, this.weightInput(pre, level, ptScale))
+        : this.mulPlain(source, this.plaintext(pre, level, ptScale));
+    };
+    const partials = new Map<number, Sym>();
+    const accumulate = (k: number, source: Sym) => {
+      const g = Math.floor(k / n1);
+      const t = term(k, source);
+      const partial = partials.get(g);
+      partials.set(g, partial ? this.addSub('add', partial, t) : t);
+    };
+    let out: Sym | undefined;
+    /** Giant step g's partial sum rotated into place and added to the output. */
+    const finish = (g: number) => {
+      let partial = partials.get(g);
+      if (!partial) return;
       if (g !== 0) partial = this.rotate(this.relinearize(partial), g * n1);
       out = out ? this.addSub('add', out, partial) : partial;
+    };
+    const group = babySteps.length > 0 ? this.#hoistGroup(x, babySteps.length) : 0;
+    if (group < babySteps.length && giants.length + group < babySteps.length) {
+      // The baby rotations come in several hoisted groups anyway: consume each group into every giant step's
+      // partial sum, then let it go, so that a group and the partial sums are live instead of every rotation
+      // (the zoo CNN's second convolution: 95 rotations, 1.54 GB, against 15 partial sums and one group). Each
+      // partial sum still adds its terms in ascending diagonal order.
+      const byBaby = new Map<number, number[]>();
+      for (const k of ks) {
+        const b = k % n1;
+        const list = byBaby.get(b);
+        if (list) list.push(k);
+        else byBaby.set(b, [k]);
+      }
+      for (const k of byBaby.get(0) ?? []) accumulate(k, x);
+      for (let i = 0; i < babySteps.length; i += group) {
+        const steps = babySteps.slice(i, i + group);
+        this.#emit('rotate_hoisted', [x], { steps }).forEach((r, j) => {
+          for (const k of byBaby.get(steps[j]) as number[]) accumulate(k, r);
+        });
+      }
+      for (const g of giants) finish(g);
+    } else {
+      const rotated = new Map<number, Sym>([[0, x]]);
+      if (babySteps.length > 0) {
+        this.rotateHoisted(x, babySteps).forEach((r, i) => {
+          rotated.set(babySteps[i], r);
+        });
+      }
+      for (const g of giants) {
+        for (const k of ks) if (Math.floor(k / n1) === g) accumulate(k, rotated.get(k % n1) as Sym);
+        finish(g);
+      }
     }
     let result = out as Sym;
     let hasBias = false;
