@@ -34,6 +34,8 @@ export function planTrivially(
   // Occupancy after each step was planned: arena, DRAM, then each slow tier.
   const width = 2 + ledger.slowTiers.length;
   const occupancy = new Float64Array(n * width);
+  // The compute level in use while each step computes, its scratch included (as the general planner records it).
+  const working = new Float64Array(n);
   const totals: PlanTotals = { steps: n, totalNs: 0, computeNs: 0, stallNs: 0, modularMultiplies: 0 };
   const actions = ledger.actions;
   let previousCompute = -1;
@@ -51,6 +53,7 @@ export function planTrivially(
       if (state.exists) ledger.discard(id, i, decision);
       ledger.allocate(id, level, i, decision);
     }
+    working[i] = ledger.used(level) + (step.scratchBytes ?? 0);
     const deps = [decision];
     for (const id of operands) deps.push(ledger.tailOf(id));
     const computeSeq = ledger.compute(i, deps, stepComputeNs(step, nsPerModularMultiply));
@@ -84,7 +87,7 @@ export function planTrivially(
       names.forEach((name, t) => {
         resident[name] = occupancy[i * width + t];
       });
-      return stepTrace(step, actions, decisions[i], computes[i], noTraffic, resident, 0, 0);
+      return stepTrace(step, actions, decisions[i], computes[i], noTraffic, resident, 0, 0, working[i]);
     });
   };
   return { totals, traces };
