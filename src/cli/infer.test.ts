@@ -42,6 +42,11 @@ function labelled(count: string): string[] {
   return ['--model', model, '--data', images, '--labels', labels, '--input-scale', '1/256', '--count', count];
 }
 
+/** Two labelled images in latency packing under a 160 MiB budget, as JSON, with `extra` flags. */
+function latencyUnder160MiB(...extra: string[]) {
+  return home(...labelled('2'), '--mode', 'latency', '--dram-budget', '160MiB', ...extra, '--json');
+}
+
 /** Resolves once `check` holds, polling every 50 ms (rejects after `ms`). */
 async function until(check: () => boolean, ms: number, what: string): Promise<void> {
   const start = Date.now();
@@ -89,20 +94,8 @@ describe('home infer', () => {
     const budget = 160 * 2 ** 20;
     const planCache = join(dir, 'plans');
     // LoLa-Small, latency packing: its footprint (keys and plaintext diagonals) is well above 160 MiB.
-    const spilled = () =>
-      home(
-        '--plan-cache',
-        planCache,
-        ...labelled('2'),
-        '--mode',
-        'latency',
-        '--dram-budget',
-        '160MiB',
-        // Stored plaintexts spill; for two passes `auto` encodes them on use and the rest fits the budget.
-        '--plaintexts',
-        'stored',
-        '--json',
-      );
+    // Stored plaintexts spill (`auto` may encode them on use instead, and the rest then fits the budget).
+    const spilled = () => latencyUnder160MiB('--plan-cache', planCache, '--plaintexts', 'stored');
     const r = spilled();
     assert.equal(r.code, 0, r.stderr);
     const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
@@ -138,16 +131,7 @@ describe('home infer', () => {
 
   it('--plaintexts: on-use encodes every plaintext by its readers and writes none; auto accounts for every one', () => {
     const summaries = ['on-use', 'auto'].map((form) => {
-      const r = home(
-        ...labelled('2'),
-        '--mode',
-        'latency',
-        '--dram-budget',
-        '160MiB',
-        '--plaintexts',
-        form,
-        '--json',
-      );
+      const r = latencyUnder160MiB('--plaintexts', form);
       assert.equal(r.code, 0, r.stderr);
       return JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
     });
