@@ -150,12 +150,12 @@ class Planner {
   prefetch(): void {
     const ledger = this.ledger;
     const level = ledger.computeLevel;
+    // What arrives while this step runs must leave its scratch free.
+    const scratch = this.analysis.program.steps[this.step].scratchBytes ?? 0;
     for (const request of this.policy.prefetch(this.view)) {
       const state = ledger.state(request.id);
       if (state.level === level || !state.exists) continue;
       const bytes = state.info.bytes;
-      // What arrives while this step runs must leave its scratch free.
-      const scratch = this.analysis.program.steps[this.step].scratchBytes ?? 0;
       const room = this.#slack(level, request.useStep) - bytes;
       if (
         room >= scratch &&
