@@ -436,6 +436,11 @@ async function inferWithMemory(
       )
     : undefined;
   bar?.start(count, 0, { phase: 'encrypt' });
+  // Without the bar (JSON, or stderr not a terminal) a long run still says how far it got: a line on stderr after
+  // a pass, at most one every 10 s. (The JSON lines stop listing passes after the tenth of a latency run, and a
+  // 20-image run of the ruiyangju CNN then printed nothing for 20 minutes.)
+  const runStart = performance.now();
+  let lastProgress = runStart;
   const logits = new Float64Array(count * classes);
   const timings = { encrypt: 0, evaluate: 0, decrypt: 0 };
   let upload = 0;
@@ -511,6 +516,12 @@ async function inferWithMemory(
       );
     }
     passIndex++;
+    if (!bar && performance.now() - lastProgress >= 10_000) {
+      lastProgress = performance.now();
+      process.stderr.write(
+        `home infer: ${first + n}/${count} images, pass ${passIndex}, ${((lastProgress - runStart) / 1000).toFixed(0)} s\n`,
+      );
+    }
     // Each run's DRAM pool and staging buffers are garbage once it ends; the run allocates too little JavaScript
     // for V8 to collect them, so without this they piled up pass after pass (+0.2 GB of RSS over LeNet's 5 passes).
     collectGarbage();
