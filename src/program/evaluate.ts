@@ -73,5 +73,10 @@ export function evaluateInstruction(
 export function encodePlaintextWeight(program: HeProgram, encoder: Encoder, index: number): Plaintext {
   const p = program.plaintexts[index];
   if (!p) throw new InvalidArgumentError(`plaintext ${index}: the program has ${program.plaintexts.length}`);
-  return encoder.encodeNew(plaintextSlots(program, p), p.level, p.scale);
+  // One slot vector reused by every encoding (encoding is synchronous): a tiered run encoding thousands of
+  // plaintexts on use left a fresh one per encoding as garbage, which V8 let pile up to ~0.5 GB of RSS.
+  if (slotScratch.length !== program.slots) slotScratch = new Float64Array(program.slots);
+  return encoder.encodeNew(plaintextSlots(program, p, slotScratch), p.level, p.scale);
 }
+
+let slotScratch = new Float64Array(0);

@@ -207,22 +207,40 @@ export function weightSlots(program: HeProgram, w: InputDescriptor): Float64Arra
 }
 
 /**
- * The slot values of a plaintext weight (tiled over all slots when it is replicated).
+ * The slot values of a plaintext weight (tiled over all slots when it is replicated), written into `out` (every
+ * slot) when given.
  *
  * @example
  * ```ts
  * const slots = plaintextSlots(program, program.plaintexts[0]);
  * ```
  */
-export function plaintextSlots(program: HeProgram, p: PlaintextDescriptor): Float64Array {
+export function plaintextSlots(
+  program: HeProgram,
+  p: PlaintextDescriptor,
+  out: Float64Array = new Float64Array(program.slots),
+): Float64Array {
+  check(
+    out.length === program.slots,
+    () => `plaintextSlots: out has ${out.length} slots, expected ${program.slots}`,
+  );
+  if (p.entries !== undefined && !p.replicate) {
+    // Sparse, not tiled: the entries straight into the slots.
+    out.fill(0);
+    const pairs = program.constants.subarray(p.offset, p.offset + 2 * p.entries);
+    for (let e = 0; e < pairs.length; e += 2) out[pairs[e]] = pairs[e + 1];
+    return out;
+  }
   let source = program.constants.subarray(p.offset, p.offset + p.length);
   if (p.entries !== undefined) {
     const pairs = program.constants.subarray(p.offset, p.offset + 2 * p.entries);
     source = new Float64Array(p.length);
     for (let e = 0; e < pairs.length; e += 2) source[pairs[e]] = pairs[e + 1];
   }
-  const v = new Float64Array(program.slots);
-  if (p.replicate) for (let i = 0; i < v.length; i++) v[i] = source[i % p.length];
-  else v.set(source);
-  return v;
+  if (p.replicate) for (let i = 0; i < out.length; i++) out[i] = source[i % p.length];
+  else {
+    out.set(source);
+    out.fill(0, source.length);
+  }
+  return out;
 }

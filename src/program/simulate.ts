@@ -40,13 +40,18 @@ export function simulateProgram(program: HeProgram, images: ArrayLike<number>, c
         : packLatency(program, images, pass.first, pass.count);
     const length = full ? program.slots : pass.count;
     const values = new Map<number, Float64Array>();
+    // Vectors of freed values, reused for results (only those of the pass's slot-vector length: weights and
+    // inputs may be longer views).
+    const spare: Float64Array[] = [];
+    const vector = (n: number) => (n === length && spare.length > 0 ? spare.pop()! : new Float64Array(n));
     for (const w of program.inputs) if (w.owner === 'model') values.set(w.id, weightSlots(program, w));
     for (const [id, v] of packed) {
       const x = new Float64Array(length);
       x.set(v.subarray(0, length));
       values.set(id, x);
     }
-    for (const ins of program.instructions) simulateInstruction(program, ins, values, plaintexts);
+    for (const ins of program.instructions)
+      simulateInstruction(program, ins, values, plaintexts, { spare, length, vector });
     const decoded = new Map<number, Float64Array>();
     for (const output of program.outputs) decoded.set(output.id, aliveValue(values, output.id));
     unpack(program, decoded, logits, pass.first, pass.count);
@@ -66,9 +71,15 @@ function simulateInstruction(
   ins: HeInstruction,
   values: Map<number, Float64Array>,
   plaintexts: readonly Float64Array[],
+  recycled: { spare: Float64Array[]; length: number; vector: (length: number) => Float64Array },
 ): void {
+  const { spare, length: spareLength } = recycled;
   if (ins.op === 'free') {
-    for (const id of ins.args) values.delete(id);
+    for (const id of ins.args) {
+      const v = values.get(id);
+      values.delete(id);
+      if (v && v.length === spareLength) spare.push(v);
+    }
     return;
   }
   const results = OPS[ins.op].simulate(
@@ -77,6 +88,7 @@ function simulateInstruction(
       constant: ins.constant === undefined ? 0 : program.constants[ins.constant],
       plaintext: ins.plaintext === undefined ? undefined : plaintexts[ins.plaintext],
       fields: ins,
+      vector: recycled.vector,
     },
   );
   results.forEach((v, k) => {
