@@ -140,6 +140,18 @@ describe('HE program', () => {
     };
     validateProgram(edited);
     assert.deepEqual(plaintextSlots(edited, sparse), plaintextSlots(latency, dense));
+    // Written into a reused vector (as encoding does), every slot is overwritten: the same as a fresh one, for
+    // the sparse and the dense forms, tiled or not.
+    for (const [program, pt] of [
+      [edited, sparse],
+      [latency, dense],
+      [edited, { ...sparse, replicate: !sparse.replicate }],
+      [latency, { ...dense, replicate: !dense.replicate }],
+    ] as const) {
+      const reused = new Float64Array(program.slots).fill(Number.NaN);
+      assert.deepEqual(plaintextSlots(program, pt, reused), plaintextSlots(program, pt));
+    }
+    assert.throws(() => plaintextSlots(latency, dense, new Float64Array(3)), /out has 3 slots/);
     assert.deepEqual(decodeProgram(encodeProgram(edited)), edited);
     const { json, blob } = serializeProgram(edited);
     const refuse = (f: (p: ProgramJson, c: Float64Array) => void, pattern: RegExp) => {
