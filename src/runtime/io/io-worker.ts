@@ -12,6 +12,7 @@ import {
 } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
+import { collectGarbage } from '../../platform/collect-garbage.ts';
 import { FormatError, InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import {
   encodeObjectHeader,
@@ -564,11 +565,13 @@ export function serveIoRequests(port: NonNullable<typeof parentPort>): void {
     }
   };
   port.on('message', (batch: IoRequest[]) => {
+    let unshared = false;
     for (const request of batch) {
       if (request.op === 'share') {
         sharedMemories.set(request.id, request.memory);
       } else if (request.op === 'unshare') {
         sharedMemories.delete(request.id);
+        unshared = true;
       } else if (request.op === 'crash') {
         // Test hook: an uncaught exception ends the thread, as a bug or a native failure would.
         throw new Error('I/O worker: crash requested (test hook)');
@@ -576,6 +579,12 @@ export function serveIoRequests(port: NonNullable<typeof parentPort>): void {
         serve(request).then(reply, (error: unknown) => reply(errorReply(request.seq, error)));
       }
     }
+    // A shared memory lives until every thread that saw it has collected its handle. This thread allocates
+    // little, so its old generation (where a memory shared at the start of a run ends up) was collected rarely:
+    // each pass's DRAM pool and staging slabs, dropped by the main thread, stayed resident here — ~60 MB more RSS
+    // per pass of the ruiyangju CNN, 3.05 GiB after 10 passes under a 2 GiB budget. A full collection of this
+    // small heap takes about a millisecond.
+    if (unshared) collectGarbage();
   });
 }
 
