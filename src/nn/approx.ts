@@ -289,7 +289,9 @@ function recordSample(
     return;
   }
   const push = (d: number) => sample.push(d);
-  forEachPoolWindow(layer, inputShape, input, count, (window, len) => maxTreeDifferences(window, len, push));
+  forEachPoolWindow(layer, inputShape, input, count, (window, len, _, columns) =>
+    maxTreeDifferences(window, len, columns, push),
+  );
 }
 
 /**

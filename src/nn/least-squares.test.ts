@@ -88,13 +88,25 @@ describe('ValueSample', () => {
 describe('maxTreeDifferences', () => {
   it('gives the differences of the pairwise max tree, odd values carried up', () => {
     const seen: number[] = [];
-    maxTreeDifferences(Float64Array.of(1, 4, 2, 3), 4, (d) => seen.push(d));
+    maxTreeDifferences(Float64Array.of(1, 4, 2, 3), 4, 4, (d) => seen.push(d));
     assert.deepEqual(seen, [-3, -1, 1]);
     seen.length = 0;
-    maxTreeDifferences(Float64Array.of(5, 1, 7), 3, (d) => seen.push(d));
+    maxTreeDifferences(Float64Array.of(5, 1, 7), 3, 3, (d) => seen.push(d));
     assert.deepEqual(seen, [4, -2]);
     seen.length = 0;
-    maxTreeDifferences(Float64Array.of(9), 1, (d) => seen.push(d));
+    maxTreeDifferences(Float64Array.of(9), 1, 1, (d) => seen.push(d));
     assert.deepEqual(seen, []);
+  });
+
+  it('reduces each row of a window, then the rows', () => {
+    const seen: number[] = [];
+    // 3×3: rows (1 5 2), (7 0 3), (4 8 6) → 1−5, 5−2; 7−0, 7−3; 4−8, 8−6; then rows' maxima 5−7, 7−8.
+    maxTreeDifferences(Float64Array.of(1, 5, 2, 7, 0, 3, 4, 8, 6), 9, 3, (d) => seen.push(d));
+    assert.deepEqual(seen, [-4, 3, 7, 4, -4, 2, -2, -1]);
+    seen.length = 0;
+    // 2×2 over a longer buffer: only the first len values count.
+    maxTreeDifferences(Float64Array.of(1, 4, 2, 3, 99), 4, 2, (d) => seen.push(d));
+    assert.deepEqual(seen, [-3, -1, 1]);
+    assert.throws(() => maxTreeDifferences(Float64Array.of(1, 2, 3), 3, 2, () => {}), /rows of 2/);
   });
 });

@@ -9,7 +9,7 @@
  */
 import { assertInteger, check } from '../util/assert.ts';
 import type { ChebyshevSeries } from './chebyshev.ts';
-import { reducePairwise } from './simulate.ts';
+import { reduceWindowRows } from './simulate.ts';
 
 /**
  * A bounded, deterministic sample of a stream of values: every `stride`-th value, the stride chosen from the
@@ -197,20 +197,22 @@ function solveSymmetric(matrix: Float64Array, rhs: Float64Array, m: number): Flo
 }
 
 /**
- * Offers to `sink` the differences a − b the encrypted max tree of one pooling window takes ({@link reducePairwise}'s
- * pairing), computed with the exact max: what the |·| polynomial of a MaxPool sees.
+ * Offers to `sink` the differences a − b the encrypted max of one pooling window of `len` values, `columns` per
+ * row, takes ({@link reduceWindowRows}' pairing), computed with the exact max: what the |·| polynomial of a MaxPool
+ * sees.
  *
  * @example
  * ```ts
- * maxTreeDifferences(Float64Array.of(1, 4, 2, 3), 4, (d) => sample.push(d)); // −3, −1, then 4 − 3 = 1
+ * maxTreeDifferences(Float64Array.of(1, 4, 2, 3), 4, 2, (d) => sample.push(d)); // −3, −1, then 4 − 3 = 1
  * ```
  */
 export function maxTreeDifferences(
   window: Float64Array,
   len: number,
+  columns: number,
   sink: (difference: number) => void,
 ): void {
-  reducePairwise(window.slice(0, len), len, (x, y) => {
+  reduceWindowRows(window.slice(0, len), len, columns, (x, y) => {
     sink(x - y);
     return Math.max(x, y);
   });

@@ -138,7 +138,8 @@ function affine(l: AffineLayer, x: Float64Array, y: Float64Array, n: number): vo
   }
 }
 
-type Reducer = (window: Float64Array, length: number) => number;
+/** Reduces a pooling window of `length` values, `columns` per row (row-major). */
+type Reducer = (window: Float64Array, length: number, columns: number) => number;
 
 function pool(
   l: AvgPoolLayer | MaxPoolLayer,
@@ -150,20 +151,22 @@ function pool(
   fullDivisor: boolean,
 ): void {
   const [kh, kw] = l.kernel;
-  forEachPoolWindow(l, inShape, x, n, (window, len, out) => {
-    const v = reduce(window, len);
+  forEachPoolWindow(l, inShape, x, n, (window, len, out, columns) => {
+    const v = reduce(window, len, columns);
     y[out] = fullDivisor ? (v * len) / (kh * kw) : v;
   });
 }
 
 /**
  * Calls `visit` with the values of every window of a pooling layer (row-major within the window, padding left
- * out), `len` of them, and the window's output index, for `n` images of shape `inShape` in `x`. The window buffer
- * is reused between calls.
+ * out), `len` of them, the window's output index and its width (`columns` values per row, `len / columns` rows), for
+ * `n` images of shape `inShape` in `x`. The window buffer is reused between calls.
  *
  * @example
  * ```ts
- * forEachPoolWindow(layer, [8, 28, 28], input, count, (window, len) => maxTreeDifferences(window, len, push));
+ * forEachPoolWindow(layer, [8, 28, 28], input, count, (window, len, _, columns) =>
+ *   maxTreeDifferences(window, len, columns, push),
+ * );
  * ```
  */
 export function forEachPoolWindow(
@@ -171,7 +174,7 @@ export function forEachPoolWindow(
   inShape: Shape,
   x: Float64Array,
   n: number,
-  visit: (window: Float64Array, len: number, outputIndex: number) => void,
+  visit: (window: Float64Array, len: number, outputIndex: number, columns: number) => void,
 ): void {
   const [c, h, w] = inShape;
   const [, oh, ow] = l.shape;
@@ -186,15 +189,20 @@ export function forEachPoolWindow(
       for (let oy = 0; oy < oh; oy++) {
         for (let ox = 0; ox < ow; ox++) {
           let len = 0;
+          let columns = 0;
           for (let ky = 0; ky < kh; ky++) {
             const iy = oy * sh - pt + ky;
             if (iy < 0 || iy >= h) continue;
+            columns = 0;
             for (let kx = 0; kx < kw; kx++) {
               const ix = ox * sw - pl + kx;
-              if (ix >= 0 && ix < w) window[len++] = x[inPlane + iy * w + ix];
+              if (ix >= 0 && ix < w) {
+                window[len++] = x[inPlane + iy * w + ix];
+                columns++;
+              }
             }
           }
-          visit(window, len, outPlane + oy * ow + ox);
+          visit(window, len, outPlane + oy * ow + ox, columns);
         }
       }
     }
@@ -213,9 +221,39 @@ const max: Reducer = (v, len) => {
   return m;
 };
 
-/** The encrypted max: a pairwise tree of (a+b)/2 + p(a−b)/2 with p ≈ |·|. */
+/** The encrypted max: pairwise trees ({@link reduceWindowRows}) of (a+b)/2 + p(a−b)/2 with p ≈ |·|. */
 function polynomialMax(abs: ChebyshevSeries): Reducer {
-  return (v, len) => reducePairwise(v, len, (a, b) => (a + b) / 2 + evaluateChebyshev(abs, a - b) / 2);
+  return (v, len, columns) =>
+    reduceWindowRows(v, len, columns, (a, b) => (a + b) / 2 + evaluateChebyshev(abs, a - b) / 2);
+}
+
+/**
+ * Reduces a row-major window in place the way the encrypted max does: each row of `columns` values by
+ * {@link reducePairwise}, then the row results by the same tree. Under latency packing the rows' reductions are
+ * one computation on the whole ciphertext (rotations along a row), and so is the reduction across rows: a k×k
+ * window costs 2(k−1) maxima instead of k²−1, at the same depth when k is a power of two or 3.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * reduceWindowRows(Float64Array.of(1, 4, 2, 3), 4, 2, Math.max); // max(max(1, 4), max(2, 3)) = 4
+ * ```
+ */
+export function reduceWindowRows(
+  v: Float64Array,
+  len: number,
+  columns: number,
+  combine: (a: number, b: number) => number,
+): number {
+  if (columns <= 0 || len % columns !== 0) {
+    throw new InvalidArgumentError(
+      `a pooling window of ${len} values in rows of ${columns}: expected whole rows`,
+    );
+  }
+  const rows = len / columns;
+  for (let r = 0; r < rows; r++)
+    v[r] = reducePairwise(v.subarray(r * columns, (r + 1) * columns), columns, combine);
+  return reducePairwise(v, rows, combine);
 }
 
 /**

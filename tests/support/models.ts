@@ -56,6 +56,37 @@ export function maxPoolModel(): LayerModel {
 }
 
 /**
+ * Conv → Relu → MaxPool `kernel`×`kernel` (stride `stride`, padding `pad`) → Gemm on 6×6 images: a wide window,
+ * reduced along its rows and then across them; with padding, windows at the edges are clipped. The ReLU's
+ * polynomial takes the max's interval map (folding), so the max starts from a − b.
+ */
+export function wideMaxPoolModel(kernel: number, stride: number, pad = 0): LayerModel {
+  const b = new OnnxBuilder();
+  const x = b.input('x', ['N', 1, 6, 6]);
+  const c = b.conv(x, {
+    weight: seededValues(9, 36, -0.6, 0.6),
+    weightDims: [1, 1, 3, 3],
+    pads: [1, 1, 1, 1],
+  });
+  const r = b.node('Relu', [c])[0];
+  b.node(
+    'MaxPool',
+    [r],
+    { kernel_shape: [kernel, kernel], strides: [stride, stride], pads: [pad, pad, pad, pad] },
+    { name: 'pool1', outputs: ['p1'] },
+  );
+  const side = Math.floor((6 + 2 * pad - kernel) / stride) + 1;
+  b.output(
+    b.gemm(b.flatten('p1'), {
+      weight: seededValues(side * side * 2, 37, -1, 1),
+      weightDims: [side * side, 2],
+      bias: [0.1, -0.1],
+    }),
+  );
+  return importOnnx(b.toBytes());
+}
+
+/**
  * Conv → x² → MaxPool 2×2 → Conv (padded) → x² → MaxPool 2×2 → Gemm on 8×8 images: in latency packing the second
  * convolution and pooling read a strided grid of slots, the Gemm a doubly strided one.
  */

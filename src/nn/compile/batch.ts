@@ -248,12 +248,16 @@ export function emitBatch(
           break;
         }
         const abs = approx.abs;
-        out = poolWindows(layer, inputShape(layer)).map((window) =>
+        const inShape = inputShape(layer);
+        const rowOf = (j: number) => Math.floor(j / inShape[2]);
+        out = poolWindows(layer, inShape).map((window) =>
           inLayer(name, () =>
             polynomialMax(
               emitter,
               window.map((j) => emitter.relinearize(x[j]())),
               abs,
+              // The window's width: its values in the first row it reads (row-major, padding left out).
+              window.filter((j) => rowOf(j) === rowOf(window[0])).length,
             ),
           ),
         );

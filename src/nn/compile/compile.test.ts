@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { deepModel, maxPoolModel, reluModel, twoPoolModel } from '../../../tests/support/models.ts';
+import {
+  deepModel,
+  maxPoolModel,
+  reluModel,
+  twoPoolModel,
+  wideMaxPoolModel,
+} from '../../../tests/support/models.ts';
 import { UnsupportedModelError } from '../errors.ts';
 import { OnnxBuilder } from '../../../tests/support/onnx-builder.ts';
 import { rowRelativeError, seededValues } from '../../../tests/support/test-helpers.ts';
@@ -113,6 +119,55 @@ describe('MaxPool (latency packing): rotations, a max tree, and the next layers 
       });
     }
   }
+
+  it('a 3×3 window: along its rows, then across them — 4 polynomial maxima over whole ciphertexts, not 8', () => {
+    const images = seededValues(16 * 36, 38, 0, 1);
+    const { program, model: compiled } = compileModel(wideMaxPoolModel(3, 3), {
+      mode: 'latency',
+      calibration: { images, count: 16 },
+      approximation: { maxPool: 'polynomial', degree: { relu: 4, abs: 6 } },
+    });
+    const pool = program.instructions.filter((i) => i.layer === 'pool1');
+    // The input sits on a 6-wide grid: a row's elements 1 and 2 slots after its first, the rows 6 and 12.
+    assert.deepEqual(
+      pool.filter((i) => i.op === 'rotate_hoisted').map((i) => i.steps),
+      [
+        [1, 2],
+        [6, 12],
+      ],
+    );
+    // A degree-6 |·| is T₂, T₄ (relinearized) and T₆ (a leaf): 2 relinearizations per max plus its sum's.
+    const perMax = pool.filter((i) => i.op === 'relinearize').length / 4;
+    assert.equal(perMax, 3);
+    // Four maxima in sequence take twice the levels of a 2×2 window's two: the value a 3-tree carries up is
+    // matched to its partner's level and scale (match_scale) instead of the sum spending a level.
+    const levelsOf = (instructions: typeof pool) => {
+      const levels = instructions.filter((i) => i.op !== 'free').map((i) => i.level);
+      return Math.max(...levels) - Math.min(...levels);
+    };
+    const small = compileModel(wideMaxPoolModel(2, 2), {
+      mode: 'latency',
+      calibration: { images, count: 16 },
+      approximation: { maxPool: 'polynomial', degree: { relu: 4, abs: 6 } },
+    }).program.instructions.filter((i) => i.layer === 'pool1');
+    assert.equal(levelsOf(pool), 2 * levelsOf(small));
+    assert.equal(pool.filter((i) => i.op === 'match_scale').length, 2);
+    const sim = simulateProgram(program, images, 16);
+    const poly = simulate(compiled, images, 16, { mode: 'polynomial' });
+    assert.ok(rowRelativeError(sim, poly, 2) < 1e-9, `${rowRelativeError(sim, poly, 2)}`);
+  });
+
+  it('batch packing reduces clipped windows (padding) the simulator’s way too', () => {
+    const images = seededValues(8 * 36, 39, 0, 1);
+    const { program, model: compiled } = compileModel(wideMaxPoolModel(3, 2, 1), {
+      mode: 'batch',
+      calibration: { images, count: 8 },
+      approximation: { maxPool: 'polynomial', degree: { relu: 4, abs: 6 } },
+    });
+    const sim = simulateProgram(program, images, 8);
+    const poly = simulate(compiled, images, 8, { mode: 'polynomial' });
+    assert.ok(rowRelativeError(sim, poly, 2) < 1e-9, `${rowRelativeError(sim, poly, 2)}`);
+  });
 
   it('a convolution after a pooling puts channels in the grid gaps instead of doubling the period', () => {
     // conv1 writes 2 × 64 values (period 128); conv2's 3 channels on pool1's stride-2 grid would reach slot 191

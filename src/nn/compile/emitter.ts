@@ -257,6 +257,11 @@ export class Emitter {
     return this.#emit('add_const', [x], { constant: this.constant(c) })[0];
   }
 
+  /** x brought to a lower `level` and exactly `scale` (one rescale from the level above it). */
+  matchScale(x: Sym, level: number, scale: number): Sym {
+    return this.#emit('match_scale', [x], { level, scale })[0];
+  }
+
   readonly plaintexts: PlaintextDescriptor[] = [];
   readonly rotations = new Map<number, number>();
   /** Weights as model-owner ciphertexts instead of plaintexts (latency packing). */
@@ -494,20 +499,23 @@ export class Emitter {
   }
 
   /**
-   * Σ ±x_i + bias when every weight is ±1 (one at least +1) and the operands share level, scale and degree: sums
-   * and differences, no constant multiply, so no level spent (a polynomial on [−1, 1] starts from T₁ = x, a max
-   * from a − b). Null when the combination is not of that form.
+   * Σ ±x_i + bias when every weight is ±1 (one at least +1) and the operands share degree and, once those above
+   * the lowest level are matched to it, level and scale: sums and differences, no constant multiply, so no level
+   * spent (a polynomial on [−1, 1] starts from T₁ = x, a max from a − b). Null when the combination is not of that
+   * form.
    */
-  #unitCombination(live: readonly Term[], bias: number, relinearizeSum: boolean): Sym | null {
-    const head = live[0].x;
-    const fits = live.every(
-      (t) =>
-        (t.w === 1 || t.w === -1) &&
-        t.x.level === head.level &&
-        t.x.scale === head.scale &&
-        t.x.degree === head.degree,
+  #unitCombination(terms: readonly Term[], bias: number, relinearizeSum: boolean): Sym | null {
+    if (!terms.every((t) => t.w === 1 || t.w === -1) || !terms.some((t) => t.w === 1)) return null;
+    const lowest = terms.reduce((low, t) => (t.x.level < low.x.level ? t : low)).x;
+    const fits = terms.every(
+      (t) => t.x.degree === lowest.degree && (t.x.level > lowest.level || t.x.scale === lowest.scale),
     );
-    if (!fits || !live.some((t) => t.w === 1)) return null;
+    if (!fits) return null;
+    // Operands above the lowest one (an odd value carried up a max tree, a residual branch) are matched to its
+    // level and scale first: one rescale of theirs, from levels they have to spare, instead of a level of the sum.
+    const live = terms.map((t) =>
+      t.x.level > lowest.level ? { x: this.matchScale(t.x, lowest.level, lowest.scale), w: t.w } : t,
+    );
     const ordered = [...live.filter((t) => t.w === 1), ...live.filter((t) => t.w === -1)];
     let out = ordered[0].x;
     for (const t of ordered.slice(1)) out = this.addSub(t.w === 1 ? 'add' : 'sub', out, t.x);

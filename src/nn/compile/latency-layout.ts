@@ -75,12 +75,17 @@ export type LatencyStep =
       readonly output: SlotLayout;
       readonly replicate?: Replication;
     }
-  /** The polynomial max of each window, by rotations of the whole ciphertext by `offsets` (offsets[0] = 0). */
+  /**
+   * The polynomial max of each window, along its rows then across them: the whole ciphertext's max with its
+   * rotations by `columns` (a window row's elements after its first one), then that result's max with its rotations
+   * by `rows` (each next window row's first element after the first row's).
+   */
   | {
       readonly kind: 'maxPool';
       readonly input: SlotLayout;
       readonly output: SlotLayout;
-      readonly offsets: readonly number[];
+      readonly columns: readonly number[];
+      readonly rows: readonly number[];
     }
   /** Element-wise (activation, square, bias-only affine, reshape, binary): the output sits where the input does. */
   | { readonly kind: 'elementwise'; readonly output: SlotLayout };
@@ -243,25 +248,29 @@ function sharedBlocks(grid: SlotGrid, period: number): SlotGrid | undefined {
 }
 
 /**
- * The rotation offsets of a max pooling on `input` (window element t of every window sits `offsets[t]` slots
- * after its first element), or `undefined` when windows are clipped by padding or not alike in slots.
+ * The rotation offsets of a max pooling on `input`: element (ky, kx) of every window sits `rows[ky] + columns[kx]`
+ * slots after the window's first element; `undefined` when windows are clipped by padding or not alike in slots.
  */
 function poolOffsets(
   layer: MaxPoolLayer,
   inShape: readonly number[],
   input: SlotLayout,
-): number[] | undefined {
+): { rows: number[]; columns: number[] } | undefined {
   const windows = poolWindows(layer, inShape);
-  const full = layer.kernel[0] * layer.kernel[1];
-  if (windows.length === 0 || windows.some((w) => w.length !== full)) return undefined;
+  const [kh, kw] = layer.kernel;
+  if (windows.length === 0 || windows.some((w) => w.length !== kh * kw)) return undefined;
   const first = windows[0];
-  const offsets = first.map((j) => input.slots[j] - input.slots[first[0]]);
-  if (offsets.some((o) => o < 0)) return undefined;
+  const offset = (t: number) => input.slots[first[t]] - input.slots[first[0]];
+  const columns = Array.from({ length: kw }, (_, kx) => offset(kx));
+  const rows = Array.from({ length: kh }, (_, ky) => offset(ky * kw));
+  if ([...columns, ...rows].some((o) => o < 0)) return undefined;
   for (const window of windows) {
     const base = input.slots[window[0]];
-    for (let t = 0; t < full; t++) if (input.slots[window[t]] - base !== offsets[t]) return undefined;
+    for (let ky = 0; ky < kh; ky++)
+      for (let kx = 0; kx < kw; kx++)
+        if (input.slots[window[ky * kw + kx]] - base !== rows[ky] + columns[kx]) return undefined;
   }
-  return offsets;
+  return { rows, columns };
 }
 
 /**
@@ -325,7 +334,7 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
               { node: layer.sources[0], opType: 'MaxPool' },
             );
           }
-          step = { kind: 'maxPool', input, output: gridLayout(grid), offsets };
+          step = { kind: 'maxPool', input, output: gridLayout(grid), ...offsets };
           break;
         }
         step = { kind: 'matrix', input, output: matrixOutput(layer, input, maxSlots, periodOf(extent)) };

@@ -15,15 +15,15 @@ import {
   replicateByDoubling,
   slotMatrix,
 } from './latency-layout.ts';
-import { emitChebyshev, polynomialMax } from './polynomial.ts';
+import { emitChebyshev, pairwiseMax } from './polynomial.ts';
 
 /**
  * Emits the latency-packed program body: one ciphertext holds `wrap / layout.period` images, image b in the
  * b-th block of `period` slots (its C-order values in the block's slots 0 … size−1, zero-padded); every linear
  * layer is one {@link Emitter.matrix} between the slots `layout` gives its input and output, block by block
  * (rotations span all `wrap` slots, so a block never reads its neighbour's values), every element-wise layer acts
- * on all slots at once, and a polynomial MaxPool is a max tree over rotations of the whole ciphertext (a window's
- * elements follow its first one inside the block).
+ * on all slots at once, and a polynomial MaxPool is a max tree over rotations of the whole ciphertext along a
+ * window's rows, then one across them (a window's elements follow its first one inside the block).
  *
  * @internal
  * @example
@@ -109,13 +109,17 @@ export function emitLatency(
             { node: layer.sources[0], opType: 'MaxPool' },
           );
         }
-        // Window element t of every window is offsets[t] slots after the window's start: one hoisted rotation per
-        // element, then the simulator's pairwise max tree over whole ciphertexts; each window's max lands in the
-        // slot where the window starts (the next layer reads it there).
-        const v = emitter.relinearize(x);
-        const rotations = step.offsets.slice(1);
-        const rotated = rotations.length > 0 ? emitter.rotateHoisted(v, rotations) : [];
-        y = polynomialMax(emitter, [v, ...rotated], layer.approx.abs);
+        // Along the rows, then across them: the max of the whole ciphertext and its hoisted rotations by a window
+        // row's offsets puts each row's max where the row starts; the same with the rows' offsets puts each
+        // window's max where the window starts (the next layer reads it there). A k×k window costs 2(k−1) maxima
+        // over whole ciphertexts, in the simulator's order.
+        const abs = layer.approx.abs;
+        const maxAlong = (u: Sym, offsets: readonly number[]): Sym =>
+          offsets.length > 1
+            ? pairwiseMax(emitter, [u, ...emitter.rotateHoisted(u, offsets.slice(1))], abs)
+            : u;
+        const rowMax = maxAlong(emitter.relinearize(x), step.columns);
+        y = maxAlong(emitter.relinearize(rowMax), step.rows);
         break;
       }
       case 'square': {

@@ -1,7 +1,7 @@
 /**
  * Polynomials under encryption: a Chebyshev series evaluated through its basis recursion, the count of
  * instructions that evaluation emits (the up-front size estimates rely on it, so both follow the same recursion),
- * and the max of a pooling window as a pairwise tree of polynomial maxima.
+ * and the max of a pooling window as pairwise trees of polynomial maxima (along its rows, then across them).
  */
 import type { ChebyshevSeries } from '../chebyshev.ts';
 import type { Emitter, Sym, Term } from './emitter.ts';
@@ -134,15 +134,40 @@ export function chebyshevInstructions(series: ChebyshevSeries, inputTerms: numbe
 }
 
 /**
- * The pairwise max tree of the simulator: max(a, b) = (a+b)/2 + p(a−b)/2.
+ * The simulator's max of a row-major window (`reduceWindowRows`): each row of `columns` values by a pairwise
+ * tree of max(a, b) = (a+b)/2 + p(a−b)/2, then the rows' maxima by the same tree.
  *
  * @internal
  * @example
  * ```ts
- * const y = polynomialMax(emitter, window.map((j) => emitter.relinearize(x[j]())), layer.approx.abs);
+ * const y = polynomialMax(emitter, window.map((j) => emitter.relinearize(x[j]())), layer.approx.abs, 2);
  * ```
  */
-export function polynomialMax(emitter: Emitter, values: Sym[], abs: ChebyshevSeries): Sym {
+export function polynomialMax(
+  emitter: Emitter,
+  values: readonly Sym[],
+  abs: ChebyshevSeries,
+  columns = values.length,
+): Sym {
+  if (columns <= 0 || values.length % columns !== 0) {
+    throw new Error(`compiler: a max over ${values.length} values in rows of ${columns}`);
+  }
+  const rows: Sym[] = [];
+  for (let r = 0; r < values.length; r += columns)
+    rows.push(pairwiseMax(emitter, values.slice(r, r + columns), abs));
+  return pairwiseMax(emitter, rows, abs);
+}
+
+/**
+ * The pairwise max tree: pairs (0,1), (2,3), …, an odd last value carried up (the simulator's `reducePairwise`).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const rowMax = pairwiseMax(emitter, [v, ...emitter.rotateHoisted(v, [1, 2])], layer.approx.abs);
+ * ```
+ */
+export function pairwiseMax(emitter: Emitter, values: readonly Sym[], abs: ChebyshevSeries): Sym {
   let v = values;
   while (v.length > 1) {
     const next: Sym[] = [];

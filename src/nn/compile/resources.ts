@@ -62,13 +62,14 @@ export function estimateLayers(
       (layer.kind === 'affine' && packing === 'latency' && !layer.scale.every((v) => v === 1));
     const step = layout?.steps.get(layer);
     if (packing === 'latency' && step?.kind === 'maxPool') {
-      // One hoisted rotation per window element, then the pairwise max tree over whole ciphertexts.
+      // Along a window's rows, then across them: per direction a hoisted rotation and a pairwise max tree over
+      // whole ciphertexts.
       const perMax =
         layer.kind === 'maxPool' && layer.approx?.method === 'polynomial'
           ? chebyshevInstructions(layer.approx.abs, 2, 2)
           : 0;
-      instructions = 2 + Math.max(0, step.offsets.length - 1) * perMax;
-      detail = `a max tree over ${step.offsets.length} rotations`;
+      instructions = 4 + (step.columns.length - 1 + step.rows.length - 1) * perMax;
+      detail = `max trees over ${step.columns.length} and ${step.rows.length} rotations`;
     } else if (linear && packing === 'latency') {
       const own = latencyMatrixCost(layer, step?.kind === 'matrix' ? step : undefined, inputShape, period);
       const gather = layout?.gathers.get(layer);
