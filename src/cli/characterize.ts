@@ -58,6 +58,9 @@ export interface CharacterizeCliOptions {
   /** Per-channel normalization after the scale: `(x − mean[c]) / std[c]`. */
   inputMean?: readonly number[];
   inputStd?: readonly number[];
+  /** Images the approximations are calibrated on (default: `data`'s), and at most how many (default 512). */
+  calibration?: string;
+  calibrationCount?: number;
   /** Policies measured (default both: HomE, then LRU). */
   policies?: readonly ('home' | 'lru')[];
   /** Memory for objects (arena + DRAM pool), e.g. `512MiB`. */
@@ -155,6 +158,8 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
       inputScale: options.inputScale,
       ...(options.inputMean !== undefined ? { inputMean: options.inputMean } : {}),
       ...(options.inputStd !== undefined ? { inputStd: options.inputStd } : {}),
+      ...(options.calibration !== undefined ? { calibration: options.calibration } : {}),
+      ...(options.calibrationCount !== undefined ? { calibrationCount: options.calibrationCount } : {}),
       budgetBytes: budget,
       seed: options.seed,
     });
@@ -345,6 +350,11 @@ export function registerCharacterize(program: Command): void {
     .option('--input-scale <s>', 'multiplier of raw values', '1/256')
     .option('--input-mean <m>', 'per-channel mean subtracted after --input-scale: m or m,m,m')
     .option('--input-std <s>', 'per-channel standard deviation divided by after the mean: s or s,s,s')
+    .option(
+      '--calibration <path>',
+      "images the polynomial approximations are calibrated on, read like --data (default: --data's)",
+    )
+    .option('--calibration-count <k>', 'calibration images at most', '512')
     .option('--policies <list>', 'policies measured: home, lru or home,lru', 'home,lru')
     .requiredOption('--dram-budget <size>', 'memory for objects (arena + DRAM pool), e.g. 512MiB')
     .option('--dram-pool <size>', 'part of the budget for the DRAM pool (default 1/32)')
@@ -372,6 +382,8 @@ export function registerCharacterize(program: Command): void {
         inputScale: string;
         inputMean?: string;
         inputStd?: string;
+        calibration?: string;
+        calibrationCount: string;
         policies: string;
         dramBudget: string;
         dramPool?: string;
@@ -402,6 +414,8 @@ export function registerCharacterize(program: Command): void {
           ...(flags.inputStd !== undefined
             ? { inputStd: parseNumberList(flags.inputStd, '--input-std') }
             : {}),
+          ...(flags.calibration !== undefined ? { calibration: flags.calibration } : {}),
+          calibrationCount: parseNumberOrFraction(flags.calibrationCount, '--calibration-count'),
           policies: flags.policies.split(',').map((p) => p.trim()) as ('home' | 'lru')[],
           dramBudget: flags.dramBudget,
           dramPool: flags.dramPool,

@@ -1,9 +1,8 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Encoder } from '../ckks/encoder.ts';
 import type { Ciphertext } from '../ckks/objects.ts';
 import { compileModel } from '../nn/compile/index.ts';
-import { type ImageBatch, loadIdxImages, loadNpy, loadPngFolder, npyToImages } from '../nn/data.ts';
 import { InferenceClient } from '../nn/client.ts';
 import { ModelOwner } from '../nn/owner.ts';
 import { checkImages } from '../program/packing.ts';
@@ -22,6 +21,7 @@ import {
 } from '../runtime/he/tiered.ts';
 import { InvalidArgumentError, ResourceError } from '../util/errors.ts';
 import { ARENA_LIMIT_BYTES } from './infer-memory.ts';
+import { calibrationImages, loadImageSet } from './images.ts';
 import { normalizeChannels } from './infer-packing.ts';
 import type { KernelContext } from '../ring/context.ts';
 
@@ -45,6 +45,10 @@ export interface HeWorkloadOptions {
   /** Per-channel normalization after the scale: `(x − mean[c]) / std[c]` (one value, or one per channel). */
   inputMean?: readonly number[];
   inputStd?: readonly number[];
+  /** Images the approximations are calibrated on (read like `data`; default: `data`'s). */
+  calibration?: string;
+  /** Calibration images at most (default 512). */
+  calibrationCount?: number;
   /**
    * Memory for the run (arena + DRAM pool). Given, memory is the tiered runtime's to manage: the compiler refuses
    * only what cannot be compiled at all, and one instruction may hold at most half of it (as `home infer`).
@@ -91,14 +95,6 @@ export interface HeWorkload {
   fitsInMemory: boolean;
 }
 
-function loadImages(path: string, scale: number, shape: readonly number[]): ImageBatch {
-  if (!existsSync(path)) throw new InvalidArgumentError(`--data ${path}: no such file or folder`);
-  if (statSync(path).isDirectory()) return loadPngFolder(path, { scale }).batch;
-  const bytes = readFileSync(path);
-  if (path.toLowerCase().endsWith('.npy')) return npyToImages(loadNpy(bytes, { scale }), shape);
-  return loadIdxImages(bytes, { scale });
-}
-
 /**
  * Compiles a model, encrypts one pass of images (and the weights, with `encryptWeights`) and simulates it in
  * float64. Everything is checked before any encryption: the model file, the data, the count and the mode.
@@ -121,7 +117,7 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
   if (!existsSync(options.model)) throw new InvalidArgumentError(`--model ${options.model}: no such file`);
   const model = importOnnx(readFileSync(options.model));
   const scale = options.inputScale ?? 1 / 256;
-  const batch = loadImages(options.data, scale, model.onnxInputShape);
+  const batch = loadImageSet(options.data, scale, model.onnxInputShape, '--data');
   const size = shapeSize(model.onnxInputShape);
   if (batch.data.length / batch.count !== size) {
     throw new InvalidArgumentError(
@@ -136,7 +132,15 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
   const needsCalibration = model.layers.some(
     (l) => (l.kind === 'activation' || l.kind === 'maxPool') && l.approx === undefined,
   );
-  const calibrationCount = Math.min(wanted, 512);
+  const calibration = needsCalibration
+    ? calibrationImages(model, batch, {
+        path: options.calibration,
+        count: options.calibrationCount,
+        scale,
+        inputMean: options.inputMean,
+        inputStd: options.inputStd,
+      })
+    : undefined;
   normalizeChannels(batch.data, model.onnxInputShape, options.inputMean, options.inputStd);
   const budget = options.budgetBytes;
   const { program, resources } = compileModel(model, {
@@ -152,9 +156,7 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
           },
         }
       : {}),
-    ...(needsCalibration
-      ? { calibration: { images: batch.data.subarray(0, calibrationCount * size), count: calibrationCount } }
-      : {}),
+    ...(calibration ? { calibration: { images: calibration, count: calibration.length / size } } : {}),
   });
   const count = Math.min(wanted, program.batchSize);
   const images = batch.data.subarray(0, count * size);

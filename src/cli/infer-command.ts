@@ -23,6 +23,11 @@ export function registerInfer(program: Command): void {
     .requiredOption('--model <file>', 'ONNX model')
     .requiredOption('--data <path>', 'images: idx file (gzip or not), .npy, or a folder of PNGs')
     .option('--labels <file>', 'labels (idx1, gzip or not)')
+    .option(
+      '--calibration <path>',
+      "images the polynomial approximations are calibrated on, read like --data (default: --data's)",
+    )
+    .option('--calibration-count <k>', 'calibration images at most', '512')
     .option('--input-scale <s>', 'multiplier of raw values (CryptoNets/LoLa want 1/256)', '1/255')
     .option('--count <k>', 'images to classify (default: all)')
     .option(
@@ -57,6 +62,8 @@ export function registerInfer(program: Command): void {
       async (flags: {
         model: string;
         data: string;
+        calibration?: string;
+        calibrationCount: string;
         labels?: string;
         inputScale: string;
         count?: string;
@@ -75,6 +82,8 @@ export function registerInfer(program: Command): void {
         await runInfer({
           model: flags.model,
           data: flags.data,
+          ...(flags.calibration !== undefined ? { calibration: flags.calibration } : {}),
+          calibrationCount: parseNumberOrFraction(flags.calibrationCount, '--calibration-count'),
           labels: flags.labels,
           inputScale: parseNumberOrFraction(flags.inputScale, '--input-scale'),
           count: flags.count === undefined ? undefined : parseNumberOrFraction(flags.count, '--count'),

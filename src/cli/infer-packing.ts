@@ -12,21 +12,22 @@ import { InvalidArgumentError } from '../util/errors.ts';
 
 /**
  * Compiles the model in the packing asked, or with `auto` in both (latency only with encrypted weights) and keeps
- * the one with the lower estimated evaluation time for `count` images (the op table's cost model); a packing that
+ * the one with the lower estimated evaluation time for `count` images (approximations calibrated on `calibration`,
+ * whole images) (the op table's cost model); a packing that
  * does not compile is skipped with its reason kept for the error when none does. One instruction may hold at most
  * half of `budgetBytes` (hoisted rotations split their keys into groups that fit; see `limits.stepBytes`).
  *
  * @throws UnsupportedModelError (auto) when no packing compiles; the compiler's error when one packing was asked.
  * @example
  * ```ts
- * const { compiled, mode, estimated } = choosePacking(model, { model: path, encryptWeights: false }, 'auto', images, 20, 2 ** 31);
+ * const { compiled, mode, estimated } = choosePacking(model, { model: path, encryptWeights: false }, 'auto', calibration, 20, 2 ** 31);
  * ```
  */
 export function choosePacking(
   model: LayerModel,
   options: { readonly model: string; readonly encryptWeights?: boolean },
   requested: 'auto' | 'batch' | 'latency',
-  images: Float64Array | Float32Array,
+  calibration: Float64Array | Float32Array,
   count: number,
   budgetBytes: number,
 ): {
@@ -38,7 +39,7 @@ export function choosePacking(
   const needsCalibration = model.layers.some(
     (l) => (l.kind === 'activation' || l.kind === 'maxPool') && l.approx === undefined,
   );
-  const calibrationCount = Math.min(count, 512);
+  const calibrationCount = Math.floor(calibration.length / size);
   const encryptWeights = options.encryptWeights === true;
   const compile = (mode: 'batch' | 'latency') =>
     compileModel(model, {
@@ -52,7 +53,12 @@ export function choosePacking(
         stepBytes: Number.isFinite(budgetBytes) ? Math.floor(budgetBytes / 2) : Number.POSITIVE_INFINITY,
       },
       ...(needsCalibration
-        ? { calibration: { images: images.subarray(0, calibrationCount * size), count: calibrationCount } }
+        ? {
+            calibration: {
+              images: calibration.subarray(0, calibrationCount * size),
+              count: calibrationCount,
+            },
+          }
         : {}),
     });
   const modes: ('batch' | 'latency')[] =

@@ -225,6 +225,18 @@ describe('home infer', () => {
       ],
       [['--model', model, '--data', images, '--input-std', '0'], /--input-std 0: expected non-zero/],
       [
+        ['--model', model, '--data', images, '--calibration', join(dir, 'none.idx')],
+        /--calibration .*none\.idx: no such file/,
+      ],
+      [
+        ['--model', model, '--data', images, '--calibration', wrongSize],
+        /--calibration .*wrong\.npy: images of shape \[10, 10\].*expects \[1, 28, 28\]|not a batch of \[1, 28, 28\]/,
+      ],
+      [
+        ['--model', model, '--data', images, '--calibration-count', '0'],
+        /--calibration-count 0: expected a positive integer/,
+      ],
+      [
         ['--model', model, '--data', images, '--mode', 'batch', '--encrypt-weights'],
         /--encrypt-weights needs --mode latency/,
       ],

@@ -1,14 +1,7 @@
-import { existsSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { compileModel } from '../nn/compile/index.ts';
-import {
-  type ImageBatch,
-  loadIdxImages,
-  loadIdxLabels,
-  loadNpy,
-  loadPngFolder,
-  npyToImages,
-} from '../nn/data.ts';
+import { loadIdxLabels } from '../nn/data.ts';
 import { InferenceClient } from '../nn/client.ts';
 import { ModelOwner } from '../nn/owner.ts';
 import { checkImages } from '../program/packing.ts';
@@ -21,6 +14,7 @@ import { argmaxRows, simulate } from '../nn/simulate.ts';
 import { ParametersShape } from '../ckks/shape.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { ARENA_LIMIT_BYTES, openRunMemory, type RunMemory } from './infer-memory.ts';
+import { calibrationImages, checkImageShape, loadImageSet } from './images.ts';
 import { choosePacking, normalizeChannels } from './infer-packing.ts';
 import { collectGarbage } from '../platform/collect-garbage.ts';
 
@@ -35,6 +29,13 @@ import { collectGarbage } from '../platform/collect-garbage.ts';
 export interface InferOptions {
   readonly model: string;
   readonly data: string;
+  /**
+   * Images the approximations are calibrated on (same format, scale and normalization as `data`); default: the
+   * data set's (its first 512, whatever `count`).
+   */
+  readonly calibration?: string;
+  /** Calibration images at most (default 512). */
+  readonly calibrationCount?: number;
   readonly labels?: string;
   /** Multiplier of raw values (default 1/255). */
   readonly inputScale?: number;
@@ -120,6 +121,10 @@ export interface InferSummary {
   images_per_s: number;
   eval_s: number;
   keygen_s: number;
+  /** Compiling (approximations calibrated, both packings with `--mode auto`): before the server's `seconds`. */
+  compile_s: number;
+  /** Images the polynomial approximations were calibrated on (0: the model needed none). */
+  calibration_images: number;
   /** --encrypt-weights: the model owner encrypting the weights, their size, and the evaluation time per pass of the
    * same program with plaintext weights (the cost of encrypting them). */
   encrypt_weights_s: number | null;
@@ -161,24 +166,6 @@ export interface InferSummary {
     degree: number;
     interval: readonly [number, number] | undefined;
   }[];
-}
-
-function loadImages(path: string, scale: number, imageShape: readonly number[]): ImageBatch {
-  if (!existsSync(path)) throw new InvalidArgumentError(`--data ${path}: no such file or folder`);
-  if (statSync(path).isDirectory()) return loadPngFolder(path, { scale }).batch;
-  const bytes = readFileSync(path);
-  if (path.toLowerCase().endsWith('.npy')) return npyToImages(loadNpy(bytes, { scale }), imageShape);
-  return loadIdxImages(bytes, { scale });
-}
-
-function checkShape(batch: ImageBatch, model: LayerModel, path: string): void {
-  const expected = model.onnxInputShape;
-  const same = batch.shape.length === expected.length && batch.shape.every((d, i) => d === expected[i]);
-  if (!same && shapeSize(batch.shape) !== shapeSize(expected)) {
-    throw new InvalidArgumentError(
-      `--data ${path}: images of shape [${batch.shape.join(', ')}], but the model expects [${expected.join(', ')}]`,
-    );
-  }
 }
 
 /** Atomic write: a temporary file renamed over the target, removed on failure. */
@@ -236,8 +223,8 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
   // 1. Inputs: model, images, labels, all checked before anything is printed.
   if (!existsSync(options.model)) throw new InvalidArgumentError(`--model ${options.model}: no such file`);
   const model = importOnnx(readFileSync(options.model));
-  const batch = loadImages(options.data, scale, model.onnxInputShape);
-  checkShape(batch, model, options.data);
+  const batch = loadImageSet(options.data, scale, model.onnxInputShape, '--data');
+  checkImageShape(batch, model, '--data', options.data);
   const count = options.count ?? batch.count;
   if (count > batch.count) {
     throw new InvalidArgumentError(`--count ${count}: the data has only ${batch.count} images`);
@@ -246,6 +233,13 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
   // A copy of the images asked for: the whole set (63 MB for MNIST) is garbage once the run starts.
   const images = batch.data.slice(0, count * size);
   normalizeChannels(images, model.onnxInputShape, options.inputMean, options.inputStd);
+  const calibration = calibrationImages(model, batch, {
+    path: options.calibration,
+    count: options.calibrationCount,
+    scale,
+    inputMean: options.inputMean,
+    inputStd: options.inputStd,
+  });
   let labels: Uint8Array | undefined;
   if (options.labels !== undefined) {
     if (!existsSync(options.labels))
@@ -271,6 +265,7 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
       model,
       images,
       count,
+      calibration,
       labels,
       runMemory,
     });
@@ -288,20 +283,23 @@ async function inferWithMemory(
     model: LayerModel;
     images: Float64Array | Float32Array;
     count: number;
+    calibration: Float64Array | Float32Array;
     labels: Uint8Array | undefined;
     runMemory: RunMemory;
   },
 ): Promise<InferSummary> {
-  const { print, json, requested, model, images, count, labels, runMemory } = context;
+  const { print, json, requested, model, images, count, calibration, labels, runMemory } = context;
+  const compileStart = performance.now();
   const encryptWeights = options.encryptWeights === true;
   const { compiled, mode, estimated } = choosePacking(
     model,
     options,
     requested,
-    images,
+    calibration,
     count,
     runMemory.budgetBytes,
   );
+  const compileSeconds = (performance.now() - compileStart) / 1000;
   const program = compiled.program;
   checkImages(program, images, count);
 
@@ -578,6 +576,9 @@ async function inferWithMemory(
     images_per_s: round(count / timings.evaluate, 2),
     eval_s: round(timings.evaluate, 3),
     keygen_s: round(client.keygenSeconds, 3),
+    compile_s: round(compileSeconds, 3),
+    calibration_images:
+      compiled.substitutions.length > 0 ? calibration.length / shapeSize(model.onnxInputShape) : 0,
     encrypt_weights_s: encryptWeights ? round(weightSeconds, 3) : null,
     encrypted_weight_bytes: encryptWeights ? weightBytes : null,
     plain_weights_eval_per_pass_s: plainWeightsEval === null ? null : round(plainWeightsEval, 4),
@@ -630,7 +631,7 @@ async function inferWithMemory(
       `Same prediction as plaintext: ${pct(summary.agreement)} of ${count} images (max |logit error| ${maxError.toExponential(2)})`,
     );
     print(
-      `Time: keygen ${summary.keygen_s} s, encrypt ${summary.encrypt_s} s, evaluate ${summary.eval_s} s ` +
+      `Time: compile ${summary.compile_s} s, keygen ${summary.keygen_s} s, encrypt ${summary.encrypt_s} s, evaluate ${summary.eval_s} s ` +
         `(${summary.images_per_s} images/s, ${passIndex} pass${passIndex > 1 ? 'es' : ''}, ${summary.eval_per_pass_s} s each), ` +
         `decrypt ${summary.decrypt_s} s; server setup ${summary.setup_s} s; plaintext ${summary.plain_s} s`,
     );
