@@ -3,6 +3,7 @@
  * lower estimated time for the images asked) and the per-channel input normalization.
  */
 import { basename } from 'node:path';
+import { approximateModel } from '../nn/approx.ts';
 import { type CompileResult, compileModel } from '../nn/compile/index.ts';
 import { UnsupportedModelError } from '../nn/errors.ts';
 import type { LayerModel } from '../nn/layers.ts';
@@ -41,8 +42,17 @@ export function choosePacking(
   );
   const calibrationCount = Math.floor(calibration.length / size);
   const encryptWeights = options.encryptWeights === true;
-  const compile = (mode: 'batch' | 'latency') =>
-    compileModel(model, {
+  const calibrationSet = {
+    images: calibration.subarray(0, calibrationCount * size),
+    count: calibrationCount,
+  };
+  // Calibrated once for both packings (with 512 images, most of a compile's time): the approximations do not
+  // depend on the packing.
+  const approximated = needsCalibration
+    ? approximateModel(model, { calibration: calibrationSet })
+    : undefined;
+  const compile = (mode: 'batch' | 'latency'): CompileResult => {
+    const compiled = compileModel(approximated?.model ?? model, {
       mode,
       encryptWeights,
       name: basename(options.model),
@@ -52,15 +62,12 @@ export function choosePacking(
         memoryBytes: Number.POSITIVE_INFINITY,
         stepBytes: Number.isFinite(budgetBytes) ? Math.floor(budgetBytes / 2) : Number.POSITIVE_INFINITY,
       },
-      ...(needsCalibration
-        ? {
-            calibration: {
-              images: calibration.subarray(0, calibrationCount * size),
-              count: calibrationCount,
-            },
-          }
-        : {}),
+      ...(needsCalibration ? { calibration: calibrationSet } : {}),
     });
+    return approximated
+      ? { ...compiled, substitutions: approximated.substitutions, approximationCost: approximated.overall }
+      : compiled;
+  };
   const modes: ('batch' | 'latency')[] =
     requested !== 'auto' ? [requested] : encryptWeights ? ['latency'] : ['batch', 'latency'];
   const estimated: { batch: number | null; latency: number | null } = { batch: null, latency: null };

@@ -164,7 +164,8 @@ export class KernelContext {
 
   /**
    * Changes the thread count (1: the calling thread only). The threads start when a batch first has work to share
-   * and stop at {@link close}; a pool of another size sleeps until the count comes back to it.
+   * and stop at {@link close}; a pool of another size sleeps until the count comes back to it. Where shared memory
+   * is unavailable (a browser page without cross-origin isolation) the count stays 1.
    *
    * @example
    * ```ts
@@ -173,7 +174,9 @@ export class KernelContext {
    */
   setThreads(threads: number): void {
     assertInteger(threads, 'threads', 1, 1024);
-    if (threads === 1) {
+    // A browser page that is not cross-origin isolated has no SharedArrayBuffer to hand the threads their work:
+    // the context runs on the calling thread (`threads` reads 1).
+    if (threads === 1 || typeof SharedArrayBuffer === 'undefined') {
       this.#pool = undefined;
       return;
     }
