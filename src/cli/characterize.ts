@@ -58,7 +58,7 @@ export interface CharacterizeCliOptions {
   /** Per-channel normalization after the scale: `(x − mean[c]) / std[c]`. */
   inputMean?: readonly number[];
   inputStd?: readonly number[];
-  /** Images the approximations are calibrated on (default: `data`'s), and at most how many (default 512). */
+  /** Images the approximations are calibrated on (default: `data`'s), and at most how many (default 256). */
   calibration?: string;
   calibrationCount?: number;
   /** Policies measured (default both: HomE, then LRU). */
@@ -354,7 +354,7 @@ export function registerCharacterize(program: Command): void {
       '--calibration <path>',
       "images the polynomial approximations are calibrated on, read like --data (default: --data's)",
     )
-    .option('--calibration-count <k>', 'calibration images at most', '512')
+    .option('--calibration-count <k>', 'calibration images at most', '256')
     .option('--policies <list>', 'policies measured: home, lru or home,lru', 'home,lru')
     .requiredOption('--dram-budget <size>', 'memory for objects (arena + DRAM pool), e.g. 512MiB')
     .option('--dram-pool <size>', 'part of the budget for the DRAM pool (default 1/32)')

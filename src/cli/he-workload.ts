@@ -47,7 +47,7 @@ export interface HeWorkloadOptions {
   inputStd?: readonly number[];
   /** Images the approximations are calibrated on (read like `data`; default: `data`'s). */
   calibration?: string;
-  /** Calibration images at most (default 512). */
+  /** Calibration images at most (default 256). */
   calibrationCount?: number;
   /**
    * Memory for the run (arena + DRAM pool). Given, memory is the tiered runtime's to manage: the compiler refuses
@@ -156,7 +156,12 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
           },
         }
       : {}),
-    ...(calibration ? { calibration: { images: calibration, count: calibration.length / size } } : {}),
+    ...(calibration
+      ? {
+          calibration: { images: calibration, count: calibration.length / size },
+          approximation: { measureCosts: false },
+        }
+      : {}),
   });
   const count = Math.min(wanted, program.batchSize);
   const images = batch.data.subarray(0, count * size);

@@ -15,7 +15,7 @@ import { normalizeChannels } from './infer-packing.ts';
  * (calibrated on the 20 images of a 20-image run, the LeNet CNN's HE program reached 96.6 % in float simulation on
  * the first 1,000 MNIST test images, 1.6 points under plaintext; on 256 images, 98.2 % = plaintext).
  */
-export const CALIBRATION_IMAGES = 512;
+export const CALIBRATION_IMAGES = 256;
 
 /**
  * Loads an image set (idx file, gzipped or not; `.npy`, channels first; a folder of PNGs), values times `scale`.

@@ -27,7 +27,7 @@ export function registerInfer(program: Command): void {
       '--calibration <path>',
       "images the polynomial approximations are calibrated on, read like --data (default: --data's)",
     )
-    .option('--calibration-count <k>', 'calibration images at most', '512')
+    .option('--calibration-count <k>', 'calibration images at most', '256')
     .option('--input-scale <s>', 'multiplier of raw values (CryptoNets/LoLa want 1/256)', '1/255')
     .option('--count <k>', 'images to classify (default: all)')
     .option(

@@ -46,10 +46,10 @@ export function choosePacking(
     images: calibration.subarray(0, calibrationCount * size),
     count: calibrationCount,
   };
-  // Calibrated once for both packings (with 512 images, most of a compile's time): the approximations do not
-  // depend on the packing.
+  // Calibrated once for both packings (the approximations do not depend on the packing), without the accuracy
+  // costs no one reads here: most of a compile's time is these simulations of the model on the calibration images.
   const approximated = needsCalibration
-    ? approximateModel(model, { calibration: calibrationSet })
+    ? approximateModel(model, { calibration: calibrationSet, measureCosts: false })
     : undefined;
   const compile = (mode: 'batch' | 'latency'): CompileResult => {
     const compiled = compileModel(approximated?.model ?? model, {

@@ -31,10 +31,10 @@ export interface InferOptions {
   readonly data: string;
   /**
    * Images the approximations are calibrated on (same format, scale and normalization as `data`); default: the
-   * data set's (its first 512, whatever `count`).
+   * data set's (its first 256, whatever `count`).
    */
   readonly calibration?: string;
-  /** Calibration images at most (default 512). */
+  /** Calibration images at most (default 256). */
   readonly calibrationCount?: number;
   readonly labels?: string;
   /** Multiplier of raw values (default 1/255). */

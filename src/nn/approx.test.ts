@@ -30,6 +30,22 @@ describe('approximateModel', () => {
     assert.ok(pool && pool.min >= 0, 'MaxPool sees Relu outputs');
   });
 
+  it('measureCosts: false gives the same polynomials, without the accuracy costs', () => {
+    const options = { calibration: { images, count }, degree: { relu: 15, sigmoid: 7, abs: 16 } };
+    const full = approximateModel(model, options);
+    const quick = approximateModel(model, { ...options, measureCosts: false });
+    assert.equal(quick.overall, undefined);
+    assert.ok(full.overall !== undefined);
+    assert.equal(quick.substitutions.length, 3);
+    quick.substitutions.forEach((s, k) => {
+      assert.equal(s.cost, undefined);
+      assert.equal(s.cumulativeCost, undefined);
+      assert.deepEqual(s.interval, full.substitutions[k].interval, s.layer);
+      assert.deepEqual(s.observed, full.substitutions[k].observed, s.layer);
+    });
+    assert.deepEqual(quick.model, full.model);
+  });
+
   it('reports every substitution with degree, interval and measured accuracy cost', () => {
     const result = approximateModel(model, {
       calibration: { images, count },
