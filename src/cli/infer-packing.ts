@@ -13,9 +13,9 @@ import { InvalidArgumentError } from '../util/errors.ts';
 
 /**
  * Compiles the model in the packing asked, or with `auto` in both (latency only with encrypted weights) and keeps
- * the one with the lower estimated evaluation time for `count` images (approximations calibrated on `calibration`,
- * whole images) (the op table's cost model); a packing that
- * does not compile is skipped with its reason kept for the error when none does. One instruction may hold at most
+ * the one with the lower estimated evaluation time for `count` images (the op table's cost model); a packing that
+ * does not compile is skipped with its reason kept for the error when none does. The approximations are calibrated
+ * once, on the whole images in `calibration`. One instruction may hold at most
  * half of `budgetBytes` (hoisted rotations split their keys into groups that fit; see `limits.stepBytes`).
  *
  * @throws UnsupportedModelError (auto) when no packing compiles; the compiler's error when one packing was asked.
