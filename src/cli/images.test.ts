@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { reluModel } from '../../tests/support/models.ts';
+import { npyBytes } from '../../tests/support/npy.ts';
 import type { ImageBatch } from '../nn/data.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { CALIBRATION_IMAGES, calibrationImages } from './images.ts';
@@ -33,12 +34,7 @@ describe('calibration images', () => {
 
   it('--calibration reads another set (npy, uint8, times the scale); bad counts and files are typed errors', () => {
     const path = join(dir, 'calibration.npy');
-    const header = "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1, 6, 6), }";
-    const padded = `${header.padEnd(118, ' ')}\n`;
-    const bytes = new Uint8Array(10 + padded.length + 72).fill(200);
-    bytes.set([0x93, ...Buffer.from('NUMPY'), 1, 0, padded.length & 255, padded.length >> 8]);
-    bytes.set(Buffer.from(padded), 10);
-    writeFileSync(path, bytes);
+    writeFileSync(path, npyBytes('|u1', [2, 1, 6, 6], new Uint8Array(72).fill(200)));
     const images = calibrationImages(model, batchOf(600), { path, scale: 1 / 255 });
     assert.equal(images.length, 2 * 36);
     assert.ok(images.every((v) => Math.abs(v - 200 / 255) < 1e-12));

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { npyBytes } from '../../tests/support/npy.ts';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,15 +27,8 @@ function home(...args: string[]) {
 
 /** A float64 .npy file of the given shape. */
 function npy(path: string, shape: number[], fill: number): void {
-  let header = `{'descr': '<f8', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  while ((10 + header.length + 1) % 64 !== 0) header += ' ';
-  header += '\n';
-  const count = shape.reduce((a, b) => a * b, 1);
-  const bytes = new Uint8Array(10 + header.length + count * 8);
-  bytes.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, header.length & 255, header.length >> 8]);
-  bytes.set(new TextEncoder().encode(header), 10);
-  new Float64Array(bytes.buffer, 10 + header.length, count).fill(fill);
-  writeFileSync(path, bytes);
+  const values = new Float64Array(shape.reduce((a, b) => a * b, 1)).fill(fill);
+  writeFileSync(path, npyBytes('<f8', shape, new Uint8Array(values.buffer)));
 }
 
 /** The model, the images with their labels, CryptoNets/LoLa's input scale and `count` images. */

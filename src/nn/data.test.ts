@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { npyBytes as npy } from '../../tests/support/npy.ts';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,21 +20,6 @@ function idx(rank: 1 | 3, dims: number[], body: Uint8Array): Uint8Array {
   view.setUint32(0, 0x800 | rank, false);
   for (let i = 0; i < dims.length; i++) view.setUint32(4 + 4 * i, dims[i], false);
   out.set(body, 4 + 4 * rank);
-  return out;
-}
-
-function npy(descr: string, shape: number[], body: Uint8Array, version = 1, fortran = false): Uint8Array {
-  const dict = `{'descr': '${descr}', 'fortran_order': ${fortran ? 'True' : 'False'}, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  const prefix = version === 1 ? 10 : 12;
-  const total = Math.ceil((prefix + dict.length + 1) / 64) * 64;
-  const header = `${dict}${' '.repeat(total - prefix - dict.length - 1)}\n`;
-  const out = new Uint8Array(total + body.length);
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, version, 0]);
-  const view = new DataView(out.buffer);
-  if (version === 1) view.setUint16(8, header.length, true);
-  else view.setUint32(8, header.length, true);
-  out.set(new TextEncoder().encode(header), prefix);
-  out.set(body, total);
   return out;
 }
 
