@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Encoder } from '../ckks/encoder.ts';
 import type { Ciphertext } from '../ckks/objects.ts';
+import { awaitsApproximation } from '../nn/approx.ts';
 import { compileModel } from '../nn/compile/index.ts';
 import { InferenceClient } from '../nn/client.ts';
 import { ModelOwner } from '../nn/owner.ts';
@@ -129,9 +130,7 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
     throw new InvalidArgumentError(`--count ${wanted}: expected a positive integer`);
   if (wanted > batch.count)
     throw new InvalidArgumentError(`--count ${wanted}: the data has only ${batch.count} images`);
-  const needsCalibration = model.layers.some(
-    (l) => (l.kind === 'activation' || l.kind === 'maxPool') && l.approx === undefined,
-  );
+  const needsCalibration = awaitsApproximation(model);
   const calibration = needsCalibration
     ? calibrationImages(model, batch, {
         path: options.calibration,

@@ -3,7 +3,7 @@
  * lower estimated time for the images asked) and the per-channel input normalization.
  */
 import { basename } from 'node:path';
-import { approximateModel } from '../nn/approx.ts';
+import { approximateModel, awaitsApproximation } from '../nn/approx.ts';
 import { type CompileResult, compileModel } from '../nn/compile/index.ts';
 import { UnsupportedModelError } from '../nn/errors.ts';
 import type { LayerModel } from '../nn/layers.ts';
@@ -37,9 +37,7 @@ export function choosePacking(
   estimated: { batch: number | null; latency: number | null };
 } {
   const size = shapeSize(model.onnxInputShape);
-  const needsCalibration = model.layers.some(
-    (l) => (l.kind === 'activation' || l.kind === 'maxPool') && l.approx === undefined,
-  );
+  const needsCalibration = awaitsApproximation(model);
   const calibrationCount = Math.floor(calibration.length / size);
   const encryptWeights = options.encryptWeights === true;
   const calibrationSet = {

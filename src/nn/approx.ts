@@ -66,6 +66,18 @@ function needsApproximation(l: Layer): l is ActivationLayer | MaxPoolLayer {
 }
 
 /**
+ * Whether some layer of `model` still needs a polynomial approximation (and so calibration) before it compiles.
+ *
+ * @example
+ * ```ts
+ * if (awaitsApproximation(model)) model = approximateModel(model, { calibration }).model;
+ * ```
+ */
+export function awaitsApproximation(model: LayerModel): boolean {
+  return model.layers.some((l) => needsApproximation(l) && l.approx === undefined);
+}
+
+/**
  * Runs the exact float model on sample images and records, for every Relu/Sigmoid/Tanh/MaxPool layer, the minimum
  * and maximum of its input. {@link approximateModel} uses it for the first substitution and, with
  * `calibrationMode: 'exact'`, for all of them; by default it measures the later ones with the earlier

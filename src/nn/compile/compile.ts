@@ -9,7 +9,7 @@ import { foldPolynomialMaps } from './fold.ts';
 import type { Parameters } from '../../ckks/parameters.ts';
 import { assertInteger, check } from '../../util/assert.ts';
 import { InvalidArgumentError, ResourceError } from '../../util/errors.ts';
-import { type AccuracyCost, type Substitution, approximateModel } from '../approx.ts';
+import { type AccuracyCost, type Substitution, approximateModel, awaitsApproximation } from '../approx.ts';
 import { shapeSize } from '../onnx/graph.ts';
 import type { Layer, LayerModel } from '../layers.ts';
 import {
@@ -90,9 +90,7 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
   let model = input;
   let substitutions: readonly Substitution[] = [];
   let approximationCost: AccuracyCost | undefined;
-  const pending = model.layers.some(
-    (l) => (l.kind === 'activation' || l.kind === 'maxPool') && l.approx === undefined,
-  );
+  const pending = awaitsApproximation(model);
   if (pending) {
     const result = approximateModel(model, { ...options.approximation, calibration: options.calibration });
     model = result.model;
