@@ -516,5 +516,100 @@ export function innerProduct2(
   }
 }
 
+// S ≡ hi·c32 + lo (mod p) with c32 = 2^32 mod p: any 64-bit S becomes a value below 2^62 + 2^32.
+@inline
+function fold64(s: v128, vc32: v128): v128 {
+  return i64x2.add(i64x2.mul(i64x2.shr_u(s, 32), vc32), v128.and(s, i64x2.splat(0xffffffff)));
+}
+
+/**
+ * A block of a linear layer on coefficients [offset, offset + length) of one limb: out_o = Σ_j w[o·k + j] · a_j mod p
+ * for o < m, j < k (a_j < p, w < p). ptrs holds m output pointers, then k input pointers (byte offsets of the
+ * limbs); w holds the m·k weights, row by row; stage is k·64 bytes of scratch. Sixteen coefficients at a time:
+ * they are first gathered from every input into stage, back to back, and then every row runs over stage. So
+ * memory traffic is one read of each input and one write of each output, not one read of every input per output,
+ * and the rows read one contiguous block: the inputs themselves lie 2^logN·4 bytes apart, the same cache set, and
+ * reading them in place evicts the block before the next row can use it. Products accumulate in 64 bits and fold
+ * every twelve terms (12·2^60 plus a folded value stays below 2^64).
+ */
+export function mulScalarMatrix(
+  ptrs: usize,
+  w: usize,
+  m: i32,
+  k: i32,
+  offset: i32,
+  length: i32,
+  p: u32,
+  stage: usize,
+): void {
+  const c32 = <u32>((<u64>1 << 32) % <u64>p);
+  const mu = <u32>((<u64>1 << 61) / <u64>p);
+  const vp = i32x4.splat(p);
+  const vp2 = i32x4.splat(p << 1);
+  const vp64 = i64x2.splat(<i64>p);
+  const vmu = i64x2.splat(<i64>mu);
+  const vc32 = i64x2.splat(<i64>c32);
+  const inputs = ptrs + (<usize>m << 2);
+  const end = (<usize>(offset + length)) << 2;
+  for (let t: usize = (<usize>offset) << 2; t < end; t += 64) {
+    for (let j = 0; j < k; j++) {
+      const a = <usize>load<u32>(inputs + (<usize>j << 2)) + t;
+      const to = stage + (<usize>j << 6);
+      v128.store(to, v128.load(a));
+      v128.store(to, v128.load(a, 16), 16);
+      v128.store(to, v128.load(a, 32), 32);
+      v128.store(to, v128.load(a, 48), 48);
+    }
+    for (let o = 0; o < m; o++) {
+      const row = w + (<usize>(o * k) << 2);
+      let s0 = i64x2.splat(0);
+      let s1 = i64x2.splat(0);
+      let s2 = i64x2.splat(0);
+      let s3 = i64x2.splat(0);
+      let s4 = i64x2.splat(0);
+      let s5 = i64x2.splat(0);
+      let s6 = i64x2.splat(0);
+      let s7 = i64x2.splat(0);
+      let pending = 0;
+      for (let j = 0; j < k; j++) {
+        const a = stage + (<usize>j << 6);
+        const wj = i32x4.splat(load<u32>(row + (<usize>j << 2)));
+        const a0 = v128.load(a);
+        const a1 = v128.load(a, 16);
+        const a2 = v128.load(a, 32);
+        const a3 = v128.load(a, 48);
+        s0 = i64x2.add(s0, i64x2.extmul_low_i32x4_u(a0, wj));
+        s1 = i64x2.add(s1, i64x2.extmul_high_i32x4_u(a0, wj));
+        s2 = i64x2.add(s2, i64x2.extmul_low_i32x4_u(a1, wj));
+        s3 = i64x2.add(s3, i64x2.extmul_high_i32x4_u(a1, wj));
+        s4 = i64x2.add(s4, i64x2.extmul_low_i32x4_u(a2, wj));
+        s5 = i64x2.add(s5, i64x2.extmul_high_i32x4_u(a2, wj));
+        s6 = i64x2.add(s6, i64x2.extmul_low_i32x4_u(a3, wj));
+        s7 = i64x2.add(s7, i64x2.extmul_high_i32x4_u(a3, wj));
+        if (++pending === 12) {
+          pending = 0;
+          s0 = fold64(s0, vc32);
+          s1 = fold64(s1, vc32);
+          s2 = fold64(s2, vc32);
+          s3 = fold64(s3, vc32);
+          s4 = fold64(s4, vc32);
+          s5 = fold64(s5, vc32);
+          s6 = fold64(s6, vc32);
+          s7 = fold64(s7, vc32);
+        }
+      }
+      const out = <usize>load<u32>(ptrs + (<usize>o << 2)) + t;
+      const r0 = v128.shuffle<u32>(reduce63(fold64(s0, vc32), vc32, vmu, vp64), reduce63(fold64(s1, vc32), vc32, vmu, vp64), 0, 2, 4, 6);
+      const r1 = v128.shuffle<u32>(reduce63(fold64(s2, vc32), vc32, vmu, vp64), reduce63(fold64(s3, vc32), vc32, vmu, vp64), 0, 2, 4, 6);
+      const r2 = v128.shuffle<u32>(reduce63(fold64(s4, vc32), vc32, vmu, vp64), reduce63(fold64(s5, vc32), vc32, vmu, vp64), 0, 2, 4, 6);
+      const r3 = v128.shuffle<u32>(reduce63(fold64(s6, vc32), vc32, vmu, vp64), reduce63(fold64(s7, vc32), vc32, vmu, vp64), 0, 2, 4, 6);
+      v128.store(out, csub(csub(r0, vp2), vp));
+      v128.store(out, csub(csub(r1, vp2), vp), 16);
+      v128.store(out, csub(csub(r2, vp2), vp), 32);
+      v128.store(out, csub(csub(r3, vp2), vp), 48);
+    }
+  }
+}
+
 // Integrity hashing kernels live in their own file.
 export * from "./hash";

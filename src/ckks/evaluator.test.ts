@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { MismatchError, MissingKeyError } from '../util/errors.ts';
+import { InvalidArgumentError, MismatchError, MissingKeyError } from '../util/errors.ts';
 import { Evaluator } from './evaluator.ts';
 import type { Ciphertext } from './objects.ts';
 import { PRESETS } from './parameters.ts';
@@ -85,6 +85,25 @@ for (const { name, literal, mulTarget } of cases) {
       ev.mulThenAdd(cb, -0.25, combination);
       ev.rescale(combination, combination);
       assert.ok(measure('mul_then_add', ctx.decrypt(combination), (i) => 0.5 * a[i] - 0.25 * b[i]) <= limit);
+      // A block of two rows: the same words as mulNew and mulThenAdd, row by row.
+      const [row0, row1] = ev.mulMatrixNew([ca, cb], Float64Array.of(0.5, -0.25, 0.125, 0.75));
+      const second = ev.mulNew(ca, 0.125);
+      ev.mulThenAdd(cb, 0.75, second);
+      const first = ev.mulNew(ca, 0.5);
+      ev.mulThenAdd(cb, -0.25, first);
+      for (const [got, want] of [
+        [row0, first],
+        [row1, second],
+      ]) {
+        assert.equal(got.scale, want.scale);
+        assert.equal(got.level, want.level);
+        got.polys.forEach((p, d) => {
+          for (let l = 0; l < p.limbCount; l++)
+            assert.deepEqual(p.limb(l), want.polys[d].limb(l), `limb ${l}`);
+        });
+      }
+      ev.rescale(row1, row1);
+      assert.ok(measure('mul_matrix', ctx.decrypt(row1), (i) => 0.125 * a[i] + 0.75 * b[i]) <= limit);
       const summed = ev.innerSumNew(ca, 1, 5);
       assert.ok(
         measure('inner_sum_5', ctx.decrypt(summed), (i) =>
@@ -212,6 +231,23 @@ describe('evaluator checks', () => {
       () => ev.addNew(ct, other.encrypt([1])),
       (e: unknown) => e instanceof MismatchError && e.message.includes(other.params.id),
     );
+  });
+
+  it('mulMatrixNew: names a weight count that is not a multiple of the operands, and mixed operands', () => {
+    assert.throws(
+      () => ev.mulMatrixNew([ct, ct], Float64Array.of(1, 2, 3)),
+      (e: unknown) => e instanceof InvalidArgumentError && /3 weights for 2 operands/.test(e.message),
+    );
+    assert.throws(() => ev.mulMatrixNew([], Float64Array.of(1)), InvalidArgumentError);
+    assert.throws(
+      () => ev.mulMatrixNew([ct, ev.dropLevelNew(ct, 0)], Float64Array.of(1, 2)),
+      (e: unknown) => e instanceof MismatchError && /expected one level and degree/.test(e.message),
+    );
+    assert.throws(
+      () => ev.mulMatrixNew([ct, ev.mulRelinNew(ct, ct)], Float64Array.of(1, 2)),
+      (e: unknown) => e instanceof MismatchError && /scales differ/.test(e.message),
+    );
+    assert.throws(() => ev.mulMatrixNew([ct], Float64Array.of(Number.NaN)), InvalidArgumentError);
   });
 
   it('lists the rotations innerSum needs', () => {

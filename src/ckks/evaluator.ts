@@ -11,6 +11,7 @@ import {
   mulAddPoly,
   mulPoly,
   mulScalarAddPoly,
+  mulScalarMatrixPolys,
   mulScalarPoly,
   negPoly,
   scalarResidues,
@@ -309,6 +310,65 @@ export class Evaluator {
     for (let i = 0; i < a.polys.length; i++) mulScalarAddPoly(a.polys[i], residues, acc.polys[i], batch);
     batch.run();
     return acc;
+  }
+
+  /**
+   * ys[o] = Σ_j weights[o·k + j] · xs[j] for o < weights.length / k, k = xs.length: a block of a linear layer with
+   * constant weights, each encoded at `constantScale` (default: the canonical scale of the operands' level). The
+   * operands share level, scale and degree; the results have their level and degree and scale · constantScale.
+   * One pass reads each operand once for all the rows (see mulScalarMatrixPolys), where a mulThenAdd per weight
+   * reads every operand once per row. The same bits as mulNew and mulThenAdd would give.
+   *
+   * @example
+   * ```ts
+   * const [y0, y1] = evaluator.mulMatrixNew([x, z], Float64Array.of(0.5, -1, 2, 0.25), 2 ** 30);
+   * ```
+   */
+  mulMatrixNew(xs: readonly Ciphertext[], weights: Float64Array, constantScale?: number): Ciphertext[] {
+    if (xs.length === 0) throw new InvalidArgumentError('mulMatrixNew: no operands: expected at least one');
+    const k = xs.length;
+    const rows = weights.length / k;
+    if (!Number.isInteger(rows) || rows === 0) {
+      throw new InvalidArgumentError(
+        `mulMatrixNew: ${weights.length} weights for ${k} operands: expected a positive multiple of ${k}`,
+      );
+    }
+    const x = xs[0];
+    for (const a of xs) {
+      this.#checkParams('mulMatrixNew', a);
+      if (a.level !== x.level || a.degree !== x.degree) {
+        throw new MismatchError(
+          `mulMatrixNew: operands at level ${a.level}/degree ${a.degree} and ${x.level}/${x.degree}: expected one level and degree`,
+        );
+      }
+      this.#checkScales('mulMatrixNew', a, x);
+    }
+    const scale = constantScale ?? this.params.scaleAtLevel[x.level];
+    const moduli = this.#moduli(x.level);
+    const limbs = moduli.length;
+    const residues = new Uint32Array(limbs * weights.length);
+    for (let w = 0; w < weights.length; w++) {
+      assertFinite(weights[w], 'weight');
+      const scaled = Math.round(weights[w] * scale);
+      if (!Number.isFinite(scaled)) {
+        throw new InvalidArgumentError(
+          `constant ${weights[w]} × scale ${scale} overflows float64: expected a smaller value`,
+        );
+      }
+      for (let i = 0; i < limbs; i++) residues[i * weights.length + w] = reduceFloat(scaled, moduli[i].value);
+    }
+    const outs = Array.from({ length: rows }, () => x.polys.map(() => Poly.alloc(moduli, true, false)));
+    try {
+      mulScalarMatrixPolys(
+        xs.map((a) => a.polys),
+        residues,
+        outs,
+      );
+    } catch (error) {
+      for (const polys of outs) for (const p of polys) p.dispose();
+      throw error;
+    }
+    return outs.map((polys) => this.#assign(this.#blank(), polys, x.level, x.scale * scale));
   }
 
   /** out = a · b followed by relinearization (ciphertext b), or plain mul otherwise. */

@@ -54,6 +54,10 @@ export function evaluateInstruction(
     {
       constant: ins.constant === undefined ? 0 : program.constants[ins.constant],
       plaintext: ins.plaintext === undefined ? undefined : operands.plaintext(ins.plaintext),
+      weights:
+        ins.rows === undefined || ins.constant === undefined
+          ? undefined
+          : program.constants.subarray(ins.constant, ins.constant + ins.rows * ins.args.length),
       fields: ins,
     },
   );

@@ -30,10 +30,16 @@ function shapeOf(ct: { level: number; scale: number; degree: number }): ValueSha
 /** Operands, fields and constants for one instance of each op (free has none). */
 const cases: Record<
   Exclude<HeOp, 'free'>,
-  { arity: number; fields: Record<string, unknown>; constant?: number }
+  { arity: number; fields: Record<string, unknown>; constant?: number; weights?: Float64Array }
 > = {
   mul_const: { arity: 1, fields: { constantScale: params.scaleAtLevel[top] }, constant: 0.75 },
   mul_then_add: { arity: 2, fields: { constantScale: params.scaleAtLevel[top] }, constant: 0.5 },
+  // Three rows over two operands (variadic: the case reads x and y).
+  mul_matrix: {
+    arity: -1,
+    fields: { constantScale: params.scaleAtLevel[top], rows: 3 },
+    weights: Float64Array.of(0.5, -0.25, 1, 0.75, -1, 0.125),
+  },
   mul_plain: { arity: 1, fields: {} },
   mul_ct: { arity: 2, fields: {} },
   square: { arity: 1, fields: {} },
@@ -103,9 +109,9 @@ describe('the op table', () => {
         top,
         op === 'add_plain' ? operand.scale : params.scaleAtLevel[top],
       );
-      const args = spec.arity === 2 ? [operand, y] : [operand];
+      const args = spec.arity !== 1 ? [operand, y] : [operand];
       const simArgs =
-        spec.arity === 2
+        spec.arity !== 1
           ? [Float64Array.from(operandValues), Float64Array.from(yValues)]
           : [Float64Array.from(operandValues)];
       const constant = spec.constant ?? 0;
@@ -114,8 +120,9 @@ describe('the op table', () => {
         plaintext: { level: plaintext.level, scale: plaintext.scale },
         rescaleScale: (level, scale) => scale / params.qPrimes[params.limbsAtLevel(level) - 1],
       });
-      const simulated = definition.simulate(simArgs, { constant, plaintext: ps, fields });
-      const evaluated = definition.evaluate(ctx.evaluator, args, { constant, plaintext, fields });
+      const weights = spec.weights;
+      const simulated = definition.simulate(simArgs, { constant, weights, plaintext: ps, fields });
+      const evaluated = definition.evaluate(ctx.evaluator, args, { constant, weights, plaintext, fields });
       const results = definition.inPlace ? [args[args.length - 1]] : evaluated;
       const expected = definition.inPlace ? [simArgs[simArgs.length - 1]] : simulated;
       assert.equal(results.length, expected.length);

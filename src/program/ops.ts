@@ -14,7 +14,9 @@ import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
 /**
  * Instruction operations. Semantics on values x, y (ids in `args`), constant c = `constants[constant]`:
  * - `mul_const`: x · c, c encoded at `constantScale` (scale multiplies); `mul_then_add`: args [x, acc]: acc += x · c
- *   in place (result id = acc); `mul_plain`: x · plaintext `plaintext`; `mul_ct`: x · y (degree 2); `square`: x²;
+ *   in place (result id = acc); `mul_matrix`: args x_0 … x_{k−1} (one level, scale and degree), `rows` = m results
+ *   y_o = Σ_j c[o·k + j] · x_j with c = `constants[constant …]` row by row, encoded at `constantScale` (a block of a
+ *   linear layer in one instruction, computed reading each operand once); `mul_plain`: x · plaintext `plaintext`; `mul_ct`: x · y (degree 2); `square`: x²;
  * - `add`, `sub`: x ± y (equal scales); `add_const`: x + c (encoded at x's scale); `add_plain`: x + plaintext
  *   `plaintext` (encoded at x's scale and level);
  * - `relinearize` (degree 2 → 1), `rescale` (level − 1, scale / q_level), `drop_level` (to `level`),
@@ -30,6 +32,7 @@ import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
 export type HeOp =
   | 'mul_const'
   | 'mul_then_add'
+  | 'mul_matrix'
   | 'mul_plain'
   | 'mul_ct'
   | 'square'
@@ -72,9 +75,11 @@ export interface OpFields {
   level?: number;
   /** Target scale (match_scale). */
   scale?: number;
-  /** Scale the constant is encoded at (mul_const, mul_then_add). */
+  /** Scale the constant is encoded at (mul_const, mul_then_add, mul_matrix). */
   constantScale?: number;
   steps?: readonly number[];
+  /** Results of a mul_matrix (rows of its weight matrix). */
+  rows?: number;
 }
 
 /**
@@ -105,7 +110,7 @@ export interface ResultContext {
  * ```
  */
 export interface OpDefinition {
-  /** Value operands read; `free` reads any number ≥ 1 (−1). */
+  /** Value operands read; `free` and `mul_matrix` read any number ≥ 1 (−1). */
   readonly arity: number;
   /** The op writes its last operand in place (the result id is that operand's). */
   readonly inPlace: boolean;
@@ -114,6 +119,8 @@ export interface OpDefinition {
     readonly constant: boolean;
     readonly constantScale: boolean;
     readonly plaintext: boolean;
+    /** `rows`: the number of results (mul_matrix). */
+    readonly rows: boolean;
     /** `one`: exactly one rotation step; `many`: one or more (one result each). */
     readonly steps: 'none' | 'one' | 'many';
   };
@@ -151,6 +158,7 @@ export interface CostedInstruction {
   degree: number;
   bytes: { args: readonly number[] };
   steps?: readonly number[];
+  rows?: number;
 }
 
 /**
@@ -163,6 +171,8 @@ export interface CostedInstruction {
  */
 export interface SimulationOperands {
   constant: number;
+  /** mul_matrix: its rows·k constants, row by row. */
+  weights?: Float64Array;
   plaintext?: Float64Array;
   fields: OpFields;
   /**
@@ -183,6 +193,8 @@ export interface SimulationOperands {
  */
 export interface EvaluationOperands {
   constant: number;
+  /** mul_matrix: its rows·k constants, row by row. */
+  weights?: Float64Array;
   plaintext?: Plaintext;
   fields: OpFields;
 }
@@ -324,7 +336,36 @@ function copied(operands: SimulationOperands, x: Float64Array): Float64Array {
   return y;
 }
 
-const NO_FIELDS = { constant: false, constantScale: false, plaintext: false, steps: 'none' } as const;
+const NO_FIELDS = {
+  constant: false,
+  constantScale: false,
+  plaintext: false,
+  rows: false,
+  steps: 'none',
+} as const;
+
+/** The operands of a mul_matrix: one level, scale and degree (the kernel reads them as one block). */
+function uniformOperands(args: readonly ValueShape[]): ValueShape {
+  const x = args[0];
+  for (const a of args) {
+    if (a.level !== x.level || a.scale !== x.scale || a.degree !== x.degree) {
+      throw new MismatchError(
+        `mul_matrix: operands at level ${a.level}, scale ${a.scale}, degree ${a.degree} and level ${x.level}, ` +
+          `scale ${x.scale}, degree ${x.degree}: expected one level, scale and degree`,
+      );
+    }
+  }
+  return x;
+}
+
+/** The m·k weights of a mul_matrix, row by row. */
+function matrixRows(fields: OpFields, weights: Float64Array | undefined, k: number): number {
+  const rows = need(fields.rows, 'rows');
+  const w = need(weights, 'weights');
+  if (w.length !== rows * k)
+    throw new MismatchError(`mul_matrix: ${w.length} weights for ${rows} rows of ${k}: expected ${rows * k}`);
+  return rows;
+}
 
 /**
  * The operation table.
@@ -361,6 +402,55 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     evaluate: (ev, [x, acc], { constant, fields }) => {
       ev.mulThenAdd(x, constant, acc, fields.constantScale);
       return [];
+    },
+  },
+  mul_matrix: {
+    arity: -1,
+    inPlace: false,
+    needs: { ...NO_FIELDS, constant: true, constantScale: true, rows: true },
+    keys: 'none',
+    result: (args, f) => {
+      const x = uniformOperands(args);
+      const y = { ...same(x), scale: x.scale * need(f.constantScale, 'constantScale') };
+      return Array.from({ length: need(f.rows, 'rows') }, () => ({ ...y }));
+    },
+    // Every weight is a multiply-add per coefficient of each polynomial; the lazily reduced kernel does one for
+    // about half a Shoup multiply-add.
+    cost: (shape, ins) =>
+      (need(ins.rows, 'rows') *
+        ins.bytes.args.length *
+        (ins.degree + 1) *
+        operandLimbs(shape, ins) *
+        shape.n) /
+      2,
+    // Its pointer and weight tables: (rows + k) pointers per polynomial and limb, rows·k weights per limb; and
+    // 64 bytes per operand of staging for each of its tasks (at most n / 256 per polynomial and limb).
+    scratch: (shape, ins) => {
+      const rows = need(ins.rows, 'rows');
+      const k = ins.bytes.args.length;
+      const limbs = shape.limbsAtLevel(ins.level);
+      const tasks = (ins.degree + 1) * limbs * (shape.n / 256);
+      return 4 * limbs * ((rows + k) * (ins.degree + 1) + rows * k) + 64 * k * Math.min(tasks, 4096);
+    },
+    simulate: (args, o) => {
+      const k = args.length;
+      const rows = matrixRows(o.fields, o.weights, k);
+      const w = o.weights as Float64Array;
+      const out: Float64Array[] = [];
+      for (let r = 0; r < rows; r++) {
+        const y = scaled(resultVector(o, args[0]), args[0], w[r * k]);
+        for (let j = 1; j < k; j++) {
+          const c = w[r * k + j];
+          const x = args[j];
+          for (let i = 0; i < y.length; i++) y[i] += x[i] * c;
+        }
+        out.push(y);
+      }
+      return out;
+    },
+    evaluate: (ev, args, { weights, fields }) => {
+      matrixRows(fields, weights, args.length);
+      return ev.mulMatrixNew(args, weights as Float64Array, fields.constantScale);
     },
   },
   mul_plain: {
@@ -567,6 +657,7 @@ export const HE_OPS: readonly HeOp[] = Object.freeze([
   'rotate',
   'rotate_hoisted',
   'free',
+  'mul_matrix',
 ]) satisfies readonly HeOp[];
 
 /**

@@ -17,11 +17,11 @@ import type { HeOp } from './ops.ts';
 
 export const PROGRAM_FORMAT = 'home-he-program';
 /**
- * The version this code writes and reads. 3: a plaintext vector may be stored sparse, as (slot, value) pairs
+ * The version this code writes and reads. 4: `mul_matrix`, a block of a linear layer as one instruction. 3: a plaintext vector may be stored sparse, as (slot, value) pairs
  * ({@link PlaintextDescriptor.entries}). 2: a latency-packed ciphertext holds `batchSize` images, one per block
  * of `slots / batchSize` slots (version 1 held one image repeated over the slots).
  */
-export const PROGRAM_VERSION = 3;
+export const PROGRAM_VERSION = 4;
 
 /**
  * One instruction. `level`, `scale` and `degree` describe the result(s); `bytes.args[i]` is the size of operand i
@@ -48,10 +48,12 @@ export interface HeInstruction {
   /** Evaluation keys used: `relin`, `galois:<element>`. */
   keys: string[];
   layer: string;
-  /** Index into {@link HeProgram.constants} (mul_const, mul_then_add, add_const). */
+  /** Index into {@link HeProgram.constants} (mul_const, mul_then_add, add_const; mul_matrix: its first weight). */
   constant?: number;
-  /** Scale the constant is encoded at (mul_const, mul_then_add). */
+  /** Scale the constant is encoded at (mul_const, mul_then_add, mul_matrix). */
   constantScale?: number;
+  /** Results of a mul_matrix: the rows of its weight matrix (rows × args.length constants from `constant`). */
+  rows?: number;
   /** Plaintext id (mul_plain, add_plain). */
   plaintext?: number;
   /** Rotation steps (rotate: one; rotate_hoisted: one per result). */

@@ -87,6 +87,10 @@ function simulateInstruction(
     {
       constant: ins.constant === undefined ? 0 : program.constants[ins.constant],
       plaintext: ins.plaintext === undefined ? undefined : plaintexts[ins.plaintext],
+      weights:
+        ins.rows === undefined || ins.constant === undefined
+          ? undefined
+          : program.constants.subarray(ins.constant, ins.constant + ins.rows * ins.args.length),
       fields: ins,
       vector: recycled.vector,
     },

@@ -240,8 +240,10 @@ export function validateProgram(program: HeProgram): void {
       }
       return;
     }
-    if (args.length !== op.arity)
-      fail(`${where}: ${ins.op} with ${args.length} operands: expected ${op.arity}`);
+    if (op.arity === -1 ? args.length === 0 : args.length !== op.arity)
+      fail(
+        `${where}: ${ins.op} with ${args.length} operands: expected ${op.arity === -1 ? 'at least 1' : op.arity}`,
+      );
     if (typeof ins.layer !== 'string') fail(`${where}.layer = ${describe(ins.layer)}: expected a string`);
     checkLevelScale(where, ins.level, ins.scale);
     if (ins.degree !== 1 && ins.degree !== 2)
@@ -263,6 +265,14 @@ export function validateProgram(program: HeProgram): void {
       fail(`${where}.keys: expected an array of strings`);
     if (op.needs.constant && !isInt(ins.constant, 0, constantCount - 1))
       fail(`${where}.constant = ${describe(ins.constant)}: expected an index below ${constantCount}`);
+    if (op.needs.rows) {
+      if (!isInt(ins.rows, 1, 1 << 20))
+        fail(`${where}.rows = ${describe(ins.rows)}: expected an integer ≥ 1`);
+      if (ins.constant! + ins.rows * args.length > constantCount)
+        fail(
+          `${where}: ${ins.rows} × ${args.length} weights from constant ${ins.constant} outside the ${constantCount} constants`,
+        );
+    }
     if (op.needs.constantScale && !isPositive(ins.constantScale))
       fail(`${where}.constantScale = ${describe(ins.constantScale)}: expected a positive number`);
     if (op.needs.plaintext && !isInt(ins.plaintext, 0, program.plaintexts.length - 1))
@@ -290,7 +300,12 @@ export function validateProgram(program: HeProgram): void {
         `${where}: match_scale to level ${ins.level} from level ${operands[0].level}: expected a lower level`,
       );
     const plaintext = op.needs.plaintext ? program.plaintexts[ins.plaintext!] : undefined;
-    const results = op.result(operands, ins, { plaintext });
+    let results: ValueShape[];
+    try {
+      results = op.result(operands, ins, { plaintext });
+    } catch (error) {
+      fail(`${where}: ${error instanceof Error ? error.message : String(error)}`);
+    }
     const expectedOut = op.inPlace ? 1 : results.length;
     if (out.length !== expectedOut)
       fail(`${where}: ${ins.op} with ${out.length} results: expected ${expectedOut}`);

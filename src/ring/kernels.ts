@@ -29,6 +29,16 @@ export interface KernelExports {
   mulSub(out: number, a: number, b: number, n: number, p: number, mu: number): void;
   mulScalar(out: number, a: number, n: number, p: number, w: number, ws: number): void;
   mulScalarAdd(out: number, a: number, n: number, p: number, w: number, ws: number): void;
+  mulScalarMatrix(
+    ptrs: number,
+    w: number,
+    m: number,
+    k: number,
+    offset: number,
+    length: number,
+    p: number,
+    stage: number,
+  ): void;
   subMulScalar(out: number, a: number, b: number, n: number, p: number, w: number, ws: number): void;
   addScalar(out: number, a: number, n: number, p: number, c: number): void;
   liftCentered(out: number, a: number, n: number, pFrom: number, pTo: number, negFrom: number): void;

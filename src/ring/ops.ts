@@ -262,6 +262,97 @@ export function mulScalarAddPoly(a: Poly, c: ScalarResidues, out: Poly, batch?: 
 }
 
 /**
+ * outs[o][d] = Σ_j w[o·k + j] · terms[j][d] for o < m = outs.length, j < k = terms.length and every
+ * polynomial d of a term: a block of a linear layer with constant weights, in one batch. `weights` holds their
+ * residues limb by limb: weights[i·m·k + o·k + j] = w[o·k + j] mod q_i. Each task
+ * computes every output on one limb over a range of coefficients, reading each input once for all the outputs (the
+ * kernel keeps a slice of the inputs in cache while it runs over the rows), where one multiply-add per weight reads
+ * every input once per output: the difference between a memory-bound and a compute-bound layer. Terms may have
+ * more limbs than the outputs (they are read on the outputs' limbs).
+ *
+ * @example
+ * ```ts
+ * // y0 = 2·x + 3·z, y1 = x + 5·z on one limb q, on ciphertexts of two polynomials
+ * mulScalarMatrixPolys([[x0, x1], [z0, z1]], Uint32Array.of(2, 3, 1, 5), [[y00, y01], [y10, y11]]);
+ * ```
+ */
+export function mulScalarMatrixPolys(
+  terms: readonly (readonly Poly[])[],
+  weights: Uint32Array,
+  outs: readonly (readonly Poly[])[],
+): void {
+  const m = outs.length;
+  const k = terms.length;
+  if (m === 0 || k === 0) return;
+  const first = outs[0][0];
+  const polys = outs[0].length;
+  const limbs = first.limbCount;
+  if (weights.length !== limbs * m * k) {
+    throw new MismatchError(
+      `${weights.length} weight residues for ${m} outputs of ${k} terms on ${limbs} limbs: expected ${limbs * m * k}`,
+    );
+  }
+  for (const group of [...outs, ...terms]) {
+    if (group.length !== polys) {
+      throw new MismatchError(
+        `a value of ${group.length} polynomials among values of ${polys}: expected as many`,
+      );
+    }
+    for (const poly of group) checkLimbs(first, poly);
+  }
+  for (const out of outs) {
+    for (const poly of out) {
+      if (poly.limbCount !== limbs)
+        throw new MismatchError(`outputs of ${poly.limbCount} and ${limbs} limbs: expected one limb count`);
+    }
+  }
+  const context = first.context;
+  const n = first.n;
+  // Per (polynomial, limb): m output pointers and k input pointers; per limb: the m·k weights.
+  const pointerWords = (m + k) * polys * limbs;
+  const weightWords = m * k * limbs;
+  // Coefficient ranges per (polynomial, limb): enough tasks to keep every thread busy to the end. Each task has
+  // its own 64 bytes per input of staging (see the kernel).
+  const wanted = Math.ceil((4 * context.threads) / (polys * limbs));
+  const ranges = Math.min(n / 256, 2 ** Math.ceil(Math.log2(wanted)));
+  const stageWords = 16 * k;
+  const words = pointerWords + weightWords + stageWords * ranges * polys * limbs;
+  const table = context.allocator.alloc(words);
+  try {
+    const view = context.view(table, pointerWords + weightWords);
+    for (let i = 0; i < limbs; i++) {
+      const q = first.moduli[i].value;
+      for (let e = i * m * k; e < (i + 1) * m * k; e++) {
+        if (!(weights[e] < q))
+          throw new MismatchError(`weight residue ${weights[e]} on limb ${i}: expected < ${q}`);
+      }
+    }
+    view.set(weights, pointerWords);
+    const length = n / ranges;
+    let stage = table + (pointerWords + weightWords) * 4;
+    const batch = context.batch(n * polys * limbs * (m + k));
+    let row = 0;
+    for (let d = 0; d < polys; d++) {
+      for (let i = 0; i < limbs; i++) {
+        for (let o = 0; o < m; o++) view[row + o] = outs[o][d].limbPointer(i);
+        for (let j = 0; j < k; j++) view[row + m + j] = terms[j][d].limbPointer(i);
+        const ptrs = table + row * 4;
+        const w = table + (pointerWords + i * m * k) * 4;
+        const p = first.moduli[i].value;
+        for (let r = 0; r < ranges; r++) {
+          batch.task().mulScalarMatrix(ptrs, w, m, k, r * length, length, p, stage);
+          stage += stageWords * 4;
+        }
+        row += m + k;
+      }
+    }
+    batch.run();
+  } finally {
+    context.allocator.free(table, words);
+  }
+}
+
+/**
  * out = a + c (in the NTT domain a constant polynomial adds to every evaluation).
  *
  * @example

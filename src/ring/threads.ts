@@ -42,6 +42,7 @@ const KERNEL_NAMES = [
   'overflowCount',
   'subMulScalarSmall',
   'innerProduct2',
+  'mulScalarMatrix',
 ] as const satisfies readonly (keyof TaskKernels)[];
 
 /** The opcode of each kernel: its index in {@link KERNEL_NAMES}, the table the threads look kernels up in. */
@@ -182,6 +183,18 @@ class CommandRecorder {
     c32: number,
   ): void {
     this.#push(OPCODE.innerProduct2, out0, out1, table, count, n, p, mu, c32);
+  }
+  mulScalarMatrix(
+    ptrs: number,
+    w: number,
+    m: number,
+    k: number,
+    offset: number,
+    length: number,
+    p: number,
+    stage: number,
+  ): void {
+    this.#push(OPCODE.mulScalarMatrix, ptrs, w, m, k, offset, length, p, stage);
   }
 }
 

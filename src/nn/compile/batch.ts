@@ -148,13 +148,48 @@ export function emitBatch(
       case 'globalAvgPool': {
         const x = tensor(layer);
         const { rows, bias } = linearRows(layer, inputShape);
-        out = rows.map((row, i) =>
-          inLayer(name, () =>
-            emitter.linear(
-              row.map(([j, w]) => ({ x: x[j](), w })),
-              bias[i],
-            ),
-          ),
+        const row = (i: number) =>
+          emitter.linear(
+            rows[i].map(([j, w]) => ({ x: x[j](), w })),
+            bias[i],
+          );
+        // Rows reading the same operands (a dense layer's; a convolution's output channels at one position) are
+        // one block: a mul_matrix reads each operand once for all of them.
+        const blockOf = (i: number) => (layer.kind === 'conv' ? i % (size / layer.shape[0]) : 0);
+        const blocks = new Map<number, number[]>();
+        rows.forEach((_, i) => {
+          const key = blockOf(i);
+          const list = blocks.get(key);
+          if (list) list.push(i);
+          else blocks.set(key, [i]);
+        });
+        const results = new Map<number, Sym>();
+        const emitBlock = (members: readonly number[]) => {
+          const operands = [...new Set(members.flatMap((i) => rows[i].map(([j]) => j)))].sort(
+            (a, b) => a - b,
+          );
+          const column = new Map(operands.map((j, c) => [j, c]));
+          const weights = new Float64Array(members.length * operands.length);
+          members.forEach((i, r) => {
+            for (const [j, w] of rows[i]) weights[r * operands.length + (column.get(j) as number)] += w;
+          });
+          const block =
+            operands.length > 0
+              ? emitter.linearBlock(
+                  operands.map((j) => x[j]()),
+                  weights,
+                  members.map((i) => bias[i]),
+                )
+              : null;
+          members.forEach((i, r) => {
+            results.set(i, block ? block[r] : row(i));
+          });
+        };
+        out = rows.map((_, i) =>
+          inLayer(name, () => {
+            if (!results.has(i)) emitBlock(blocks.get(blockOf(i)) as number[]);
+            return results.get(i) as Sym;
+          }),
         );
         break;
       }

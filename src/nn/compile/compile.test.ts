@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import {
   deepModel,
@@ -13,6 +14,8 @@ import { rowRelativeError, seededValues } from '../../../tests/support/test-help
 import { HomeError, InvalidArgumentError, ResourceError, SecurityError } from '../../util/errors.ts';
 import { checkImages } from '../../program/packing.ts';
 import { simulateProgram } from '../../program/simulate.ts';
+import type { HeProgram } from '../../program/program.ts';
+import { findModelFile } from '../../platform/bundled-files.ts';
 import { importOnnx } from '../onnx/import.ts';
 import { opCounts, programFootprint } from '../../program/analysis.ts';
 import { simulate } from '../simulate.ts';
@@ -475,5 +478,51 @@ describe('public surface', () => {
   it('index.ts offers compileModel, chooseParameters and DEFAULT_COMPILE_LIMITS; the helpers stay internal', async () => {
     const surface = Object.keys(await import('./index.ts')).sort();
     assert.deepEqual(surface, ['DEFAULT_COMPILE_LIMITS', 'chooseParameters', 'compileModel']);
+  });
+});
+
+describe('linear layers in batch packing: a block of rows per mul_matrix, within limits.stepBytes', () => {
+  const model = importOnnx(readFileSync(findModelFile('cryptonets-mnist.onnx')));
+  const count = 8;
+  const images = seededValues(count * 784, 41, 0, 1);
+  const matrices = (program: HeProgram, layer: string) =>
+    program.instructions.filter((i) => i.op === 'mul_matrix' && i.layer === layer);
+  const { program } = compileModel(model, { mode: 'batch', batchSize: count });
+  const reference = simulateProgram(program, images, count);
+
+  it('CryptoNets: one block per position of the convolution (5 channels) and one per dense layer', () => {
+    const conv = matrices(program, 'conv1');
+    assert.equal(conv.length, 169);
+    assert.ok(conv.every((i) => i.rows === 5 && i.args.length <= 25));
+    assert.deepEqual(
+      matrices(program, 'fc1').map((i) => [i.rows, i.args.length]),
+      [[100, 845]],
+    );
+    assert.equal(opCounts(program).mul_then_add ?? 0, 0);
+  });
+
+  it('splits the rows where a step may hold fewer values, and falls back to multiply-adds where one row does not fit', () => {
+    const bytes = matrices(program, 'fc1')[0].bytes.args[0];
+    const grouped = compileModel(model, {
+      mode: 'batch',
+      batchSize: count,
+      limits: { stepBytes: 900 * bytes },
+    });
+    const rows = matrices(grouped.program, 'fc1').map((i) => i.rows);
+    assert.deepEqual(rows, [55, 45]);
+    const fallback = compileModel(model, {
+      mode: 'batch',
+      batchSize: count,
+      limits: { stepBytes: 300 * bytes },
+    });
+    assert.equal(matrices(fallback.program, 'fc1').length, 0);
+    assert.ok(fallback.program.instructions.some((i) => i.op === 'mul_then_add' && i.layer === 'fc1'));
+    for (const p of [grouped.program, fallback.program]) {
+      for (const ins of p.instructions) {
+        const held = ins.bytes.args.reduce((a, b) => a + b, 0) + ins.out.length * ins.bytes.out;
+        if (ins.op === 'mul_matrix' && ins.layer === 'fc1') assert.ok(held <= 900 * bytes);
+      }
+      assert.ok(rowRelativeError(simulateProgram(p, images, count), reference, 10) < 1e-9);
+    }
   });
 });

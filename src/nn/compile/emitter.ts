@@ -10,6 +10,8 @@ import type { HeInstruction, InputDescriptor, PlaintextDescriptor } from '../../
 import type { Chain } from './chain.ts';
 import type { CompileLimits } from './options.ts';
 
+/** Rows per mul_matrix: enough to read each operand once per layer for the dense layers of MNIST-size models. */
+const MATRIX_ROWS = 256;
 /**
  * A ciphertext value during emission.
  *
@@ -251,6 +253,31 @@ export class Emitter {
       );
     }
     this.#emit('mul_then_add', [x, acc], { constant: this.constant(c), constantScale });
+  }
+
+  /**
+   * Rows of Σ_j w[r·k + j] · x_j (k = xs.length) as one `mul_matrix` per group of rows that fits in
+   * `limits.stepBytes` with its operands, each weight encoded at `constantScale`; the weights are stored row by
+   * row, back to back. Null when even one row does not fit (the caller emits the rows one by one).
+   */
+  mulMatrix(xs: readonly Sym[], weights: ArrayLike<number>, constantScale: number): Sym[] | null {
+    const k = xs.length;
+    const rows = weights.length / k;
+    const x = xs[0];
+    const bytes = this.chain.bytes(x.level, x.degree);
+    const room = Math.floor((this.#limits.stepBytes ?? Number.POSITIVE_INFINITY) / bytes) - k;
+    if (room < 1) return null;
+    const group = Math.min(rows, room, MATRIX_ROWS);
+    const out: Sym[] = [];
+    for (let first = 0; first < rows; first += group) {
+      const count = Math.min(group, rows - first);
+      this.#room(1, count * k);
+      const constant = this.constants.length;
+      for (let i = first * k; i < (first + count) * k; i++)
+        this.constants.append(weights[i] === 0 ? 0 : weights[i]);
+      out.push(...this.#emit('mul_matrix', xs, { constant, constantScale, rows: count }));
+    }
+    return out;
   }
 
   addConst(x: Sym, c: number): Sym {
@@ -521,6 +548,31 @@ export class Emitter {
     for (const t of ordered.slice(1)) out = this.addSub(t.w === 1 ? 'add' : 'sub', out, t.x);
     if (bias !== 0) out = this.addConst(out, bias);
     return relinearizeSum ? this.relinearize(out) : out;
+  }
+
+  /**
+   * Rows r = 0 … m−1 of Σ_j w[r·k + j]·x_j + bias[r] (k = xs.length), each as {@link linear} leaves it (on the
+   * canonical scale of the level below, relinearized unless `relinearizeSum` is false), for operands of one level,
+   * scale and degree: one `mul_matrix` for the block, then each row's bias, relinearization and rescale. Null when
+   * the operands differ in level, scale or degree, or a row does not fit in a step (emit the rows with linear).
+   */
+  linearBlock(
+    xs: readonly Sym[],
+    weights: ArrayLike<number>,
+    bias: ArrayLike<number>,
+    relinearizeSum = true,
+  ): Sym[] | null {
+    const x = xs[0];
+    if (!xs.every((a) => a.level === x.level && a.scale === x.scale && a.degree === x.degree)) return null;
+    if (x.level === 0) return null;
+    const scale = this.chain.scaleAt(x.level) * this.chain.scaleAt(x.level);
+    const ys = this.mulMatrix(xs, weights, scale / x.scale);
+    if (!ys) return null;
+    return ys.map((y, r) => {
+      let out = bias[r] !== 0 ? this.addConst(y, bias[r]) : y;
+      if (relinearizeSum) out = this.relinearize(out);
+      return this.rescale(out);
+    });
   }
 
   /**

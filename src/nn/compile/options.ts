@@ -96,9 +96,11 @@ export interface CompileLimits {
    */
   readonly memoryBytes: number;
   /**
-   * Bytes one instruction may hold at once (operand, results and keys; Infinity by default): a hoisted rotation
-   * whose keys would take more is split into groups, each decomposing its input again. A tiered run sets it from
-   * its budget, since every object of an instruction must be in the arena while it runs.
+   * Bytes one instruction may hold at once (operands, results and keys; Infinity by default): a hoisted rotation
+   * whose keys would take more is split into groups, each decomposing its input again, and a block of a linear layer
+   * (`mul_matrix`) into groups of rows, or into one multiply-add per weight when one row with its operands does not
+   * fit. A tiered run sets it from its budget, since every object of an instruction must be in the arena while it
+   * runs.
    */
   readonly stepBytes: number;
 }

@@ -65,7 +65,7 @@ describe('HE program', () => {
     assert.deepEqual(decodeProgram(encodeProgram(program)), program);
     const parsed = JSON.parse(json);
     assert.equal(parsed.format, 'home-he-program');
-    assert.equal(parsed.version, 3);
+    assert.equal(parsed.version, 4);
   });
 
   it('computes the peak live bytes and the access sequence for the runtime', () => {
@@ -190,7 +190,7 @@ describe('HE program', () => {
     assert.throws(
       edit((p) => (p.version = 1)),
       (e: unknown) =>
-        e instanceof FormatError && /version = 1: this reader supports version 3/.test(e.message),
+        e instanceof FormatError && /version = 1: this reader supports version 4/.test(e.message),
     );
     assert.throws(
       edit((p) => (p.format = 'x')),

@@ -44,7 +44,11 @@ interface Fixture {
 /** A model pass encrypted with fixed seeds and its all-in-memory reference (the plain server). */
 async function fixture(mode: 'batch' | 'latency', count: number): Promise<Fixture> {
   const model = importOnnx(readFileSync(findModelFile('lola-small-mnist.onnx')));
-  const { program } = compileModel(model, { mode, ...(mode === 'batch' ? { batchSize: count } : {}) });
+  const options = { mode, ...(mode === 'batch' ? { batchSize: count } : {}) };
+  // Compiled for the smallest budget the tests run at (1/8 of the footprint), as `home infer` compiles for its
+  // budget: no instruction holds more than half of it (a dense layer's block is split into groups of rows).
+  const footprint = await peakOf(compileModel(model, options).program);
+  const { program } = compileModel(model, { ...options, limits: { stepBytes: Math.floor(footprint / 16) } });
   const client = new InferenceClient(program, { seed: SEED });
   const pass = images.subarray(0, count * 784);
   const inputs = client.encryptPass(pass, 0, count);
