@@ -127,7 +127,7 @@ export function benchCommand(): Command {
     )
     .option('--json', 'print JSON lines (default)', true)
     .option('--threads <n>', 'threads of the parallel side (default: the available cores, at least 2)')
-    .option('--reps <k>', 'repetitions per operation, alternating the thread counts (medians)', '7')
+    .option('--reps <k>', 'repetitions per operation, alternating the thread counts (medians)', '25')
     .option('--images <k>', 'CryptoNets: MNIST test images (default 10000, as `npm start`)', '10000')
     .option(
       '--zoo <path>',
