@@ -102,6 +102,14 @@ for (const { name, literal, mulTarget } of cases) {
             assert.deepEqual(p.limb(l), want.polys[d].limb(l), `limb ${l}`);
         });
       }
+      // A plaintext product added in place: the same words as mulNew and addNew.
+      const inPlace = ev.mulNew(cb, pt);
+      ev.mulThenAdd(ca, pt, inPlace);
+      const separate = ev.addNew(ev.mulNew(cb, pt), ev.mulNew(ca, pt));
+      inPlace.polys.forEach((p, d) => {
+        for (let l = 0; l < p.limbCount; l++)
+          assert.deepEqual(p.limb(l), separate.polys[d].limb(l), `limb ${l}`);
+      });
       ev.rescale(row1, row1);
       assert.ok(measure('mul_matrix', ctx.decrypt(row1), (i) => 0.125 * a[i] + 0.75 * b[i]) <= limit);
       const summed = ev.innerSumNew(ca, 1, 5);

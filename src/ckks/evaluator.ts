@@ -284,9 +284,10 @@ export class Evaluator {
   }
 
   /**
-   * acc += a · c for a real constant c encoded at `constantScale` (default: the canonical scale of a's level), with
-   * no temporary ciphertext: the building block of dense layers and linear combinations (Lattigo's MulThenAdd).
-   * acc must have a's degree, a's level (or lower) and scale a.scale · constantScale.
+   * acc += a · c for a real constant c encoded at `constantScale` (default: the canonical scale of a's level), or
+   * for a plaintext c (slot by slot), with no temporary ciphertext: the building block of dense layers, linear
+   * combinations and the diagonal method (Lattigo's MulThenAdd). acc must have a's degree, a level no higher than
+   * a's (and the plaintext's) and scale a.scale · constantScale (a.scale · c.scale for a plaintext).
    *
    * @example
    * ```ts
@@ -294,8 +295,9 @@ export class Evaluator {
    * for (let i = 1; i < inputs.length; i++) evaluator.mulThenAdd(inputs[i], weights[i], acc);
    * ```
    */
-  mulThenAdd(a: Ciphertext, c: number, acc: Ciphertext, constantScale?: number): Ciphertext {
+  mulThenAdd(a: Ciphertext, c: number | Plaintext, acc: Ciphertext, constantScale?: number): Ciphertext {
     this.#checkParams('mulThenAdd', a, acc);
+    if (c instanceof Plaintext) return this.#mulPlainThenAdd(a, c, acc);
     const scale = constantScale ?? this.params.scaleAtLevel[a.level];
     this.#checkScales('mulThenAdd', { scale: a.scale * scale }, acc);
     if (acc.level > a.level)
@@ -369,6 +371,29 @@ export class Evaluator {
       throw error;
     }
     return outs.map((polys) => this.#assign(this.#blank(), polys, x.level, x.scale * scale));
+  }
+
+  /**
+   * acc += a ⊙ pt in one pass over acc (the kernel multiplies and adds): the same words as mulNew and addNew, without
+   * the product's polynomials, their write and their second read.
+   */
+  #mulPlainThenAdd(a: Ciphertext, pt: Plaintext, acc: Ciphertext): Ciphertext {
+    this.#checkParams('mulThenAdd', pt);
+    this.#checkScales('mulThenAdd', { scale: a.scale * pt.scale }, acc);
+    if (acc.level > Math.min(a.level, pt.level)) {
+      throw new MismatchError(
+        `mulThenAdd: accumulator at level ${acc.level} above operand level ${Math.min(a.level, pt.level)}`,
+      );
+    }
+    if (acc.degree !== a.degree) {
+      throw new MismatchError(
+        `mulThenAdd: accumulator of degree ${acc.degree}, operand of degree ${a.degree}`,
+      );
+    }
+    const batch = this.#batch(acc.polys[0].limbCount * a.polys.length);
+    for (let i = 0; i < a.polys.length; i++) mulAddPoly(a.polys[i], pt.poly, acc.polys[i], batch);
+    batch.run();
+    return acc;
   }
 
   /** out = a · b followed by relinearization (ciphertext b), or plain mul otherwise. */

@@ -112,9 +112,12 @@ describe('op table: scratch memory', () => {
             ['drop_level', [x], { level: level - 1 }, 0],
             ['match_scale', [x], { level: level - 1, scale: params.scaleAtLevel[level - 1] }, 0],
             ['mul_then_add', [x, evaluator.mulNew(y, 0.5, 2 ** 20)], { constantScale: 2 ** 20 }, 0.5],
+            ['mul_plain_then_add', [x, evaluator.mulNew(y, plaintext)], {}, 0],
+            ['mul_matrix', [x, y, x], { constantScale: 2 ** 20, rows: 2 }, 0],
           ];
           for (const [op, args, fields, constant] of cases) {
-            const operands: EvaluationOperands = { constant, plaintext, fields };
+            const weights = Float64Array.of(0.5, -0.25, 1, 0.75, 0, -1);
+            const operands: EvaluationOperands = { constant, weights, plaintext, fields };
             peak.restart();
             const results = OPS[op].evaluate(evaluator, args, operands);
             const measured = peak.peakAboveStart - results.reduce((s, c) => s + bytesOf(c), 0);
@@ -124,6 +127,7 @@ describe('op table: scratch memory', () => {
               degree: out.degree,
               bytes: { args: args.map(bytesOf) },
               ...(fields.steps ? { steps: fields.steps } : {}),
+              ...(fields.rows ? { rows: fields.rows } : {}),
             };
             const model = OPS[op].scratch(shape, costed);
             const what = `${op} of degree ${args[0].degree} at level ${level}`;
@@ -141,7 +145,7 @@ describe('op table: scratch memory', () => {
       } finally {
         context.setAllocator(peak.base);
       }
-      assert.equal(checked, 48);
+      assert.equal(checked, 54);
     });
   }
 });

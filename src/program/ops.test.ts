@@ -41,6 +41,7 @@ const cases: Record<
     weights: Float64Array.of(0.5, -0.25, 1, 0.75, -1, 0.125),
   },
   mul_plain: { arity: 1, fields: {} },
+  mul_plain_then_add: { arity: 2, fields: {} },
   mul_ct: { arity: 2, fields: {} },
   square: { arity: 1, fields: {} },
   add: { arity: 2, fields: {} },
@@ -94,7 +95,7 @@ describe('the op table', () => {
       const x = ctx.encrypt(xs);
       let y: Ciphertext = ctx.encrypt(ys);
       let yValues = ys;
-      if (op === 'mul_then_add') {
+      if (op === 'mul_then_add' || op === 'mul_plain_then_add') {
         // The accumulator has the scale of x · c at x's level: the product of two fresh scales.
         y = ctx.evaluator.mulNew(ctx.encrypt(ys), 1, params.scaleAtLevel[top]);
         yValues = Float64Array.from(ys);

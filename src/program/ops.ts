@@ -9,6 +9,7 @@
 import type { Evaluator } from '../ckks/evaluator.ts';
 import type { Ciphertext, Plaintext } from '../ckks/objects.ts';
 import type { ParametersShape } from '../ckks/shape.ts';
+import { mulScalarMatrixScratchWords } from '../ring/ops.ts';
 import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
 
 /**
@@ -16,7 +17,8 @@ import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
  * - `mul_const`: x · c, c encoded at `constantScale` (scale multiplies); `mul_then_add`: args [x, acc]: acc += x · c
  *   in place (result id = acc); `mul_matrix`: args x_0 … x_{k−1} (one level, scale and degree), `rows` = m results
  *   y_o = Σ_j c[o·k + j] · x_j with c = `constants[constant …]` row by row, encoded at `constantScale` (a block of a
- *   linear layer in one instruction, computed reading each operand once); `mul_plain`: x · plaintext `plaintext`; `mul_ct`: x · y (degree 2); `square`: x²;
+ *   linear layer in one instruction, computed reading each operand once); `mul_plain`: x · plaintext `plaintext`; `mul_plain_then_add`: args [x, acc]: acc += x · plaintext `plaintext`
+ *   in place; `mul_ct`: x · y (degree 2); `square`: x²;
  * - `add`, `sub`: x ± y (equal scales); `add_const`: x + c (encoded at x's scale); `add_plain`: x + plaintext
  *   `plaintext` (encoded at x's scale and level);
  * - `relinearize` (degree 2 → 1), `rescale` (level − 1, scale / q_level), `drop_level` (to `level`),
@@ -32,6 +34,7 @@ import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
 export type HeOp =
   | 'mul_const'
   | 'mul_then_add'
+  | 'mul_plain_then_add'
   | 'mul_matrix'
   | 'mul_plain'
   | 'mul_ct'
@@ -404,6 +407,33 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
       return [];
     },
   },
+  mul_plain_then_add: {
+    arity: 2,
+    inPlace: true,
+    needs: { ...NO_FIELDS, plaintext: true },
+    keys: 'none',
+    result: ([x, acc], _f, { plaintext }) => {
+      const pt = need(plaintext, 'plaintext');
+      if (acc.level > Math.min(x.level, pt.level) || acc.degree !== x.degree) {
+        throw new MismatchError(
+          `mul_plain_then_add: accumulator at level ${acc.level}/degree ${acc.degree} for an operand at level ` +
+            `${x.level}/degree ${x.degree} and a plaintext at level ${pt.level}`,
+        );
+      }
+      return [same(acc)];
+    },
+    cost: elementwise(2),
+    scratch: noScratch,
+    simulate: ([x, acc], o) => {
+      const p = need(o.plaintext, 'plaintext');
+      for (let i = 0; i < acc.length; i++) acc[i] += x[i] * p[i];
+      return [];
+    },
+    evaluate: (ev, [x, acc], { plaintext }) => {
+      ev.mulThenAdd(x, need(plaintext, 'plaintext'), acc);
+      return [];
+    },
+  },
   mul_matrix: {
     arity: -1,
     inPlace: false,
@@ -423,15 +453,16 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
         operandLimbs(shape, ins) *
         shape.n) /
       2,
-    // Its pointer and weight tables: (rows + k) pointers per polynomial and limb, rows·k weights per limb; and
-    // 64 bytes per operand of staging for each of its tasks (at most n / 256 per polynomial and limb).
-    scratch: (shape, ins) => {
-      const rows = need(ins.rows, 'rows');
-      const k = ins.bytes.args.length;
-      const limbs = shape.limbsAtLevel(ins.level);
-      const tasks = (ins.degree + 1) * limbs * (shape.n / 256);
-      return 4 * limbs * ((rows + k) * (ins.degree + 1) + rows * k) + 64 * k * Math.min(tasks, 4096);
-    },
+    // Its pointer and weight tables and the staging of its tasks.
+    scratch: (shape, ins) =>
+      4 *
+      mulScalarMatrixScratchWords(
+        shape.n,
+        need(ins.rows, 'rows'),
+        ins.bytes.args.length,
+        ins.degree + 1,
+        shape.limbsAtLevel(ins.level),
+      ),
     simulate: (args, o) => {
       const k = args.length;
       const rows = matrixRows(o.fields, o.weights, k);
@@ -658,6 +689,7 @@ export const HE_OPS: readonly HeOp[] = Object.freeze([
   'rotate_hoisted',
   'free',
   'mul_matrix',
+  'mul_plain_then_add',
 ]) satisfies readonly HeOp[];
 
 /**

@@ -17,7 +17,8 @@ import type { HeOp } from './ops.ts';
 
 export const PROGRAM_FORMAT = 'home-he-program';
 /**
- * The version this code writes and reads. 4: `mul_matrix`, a block of a linear layer as one instruction. 3: a plaintext vector may be stored sparse, as (slot, value) pairs
+ * The version this code writes and reads. 4: `mul_matrix`, a block of a linear layer as one instruction, and
+ * `mul_plain_then_add`, a plaintext product added in place. 3: a plaintext vector may be stored sparse, as (slot, value) pairs
  * ({@link PlaintextDescriptor.entries}). 2: a latency-packed ciphertext holds `batchSize` images, one per block
  * of `slots / batchSize` slots (version 1 held one image repeated over the slots).
  */
@@ -54,7 +55,7 @@ export interface HeInstruction {
   constantScale?: number;
   /** Results of a mul_matrix: the rows of its weight matrix (rows × args.length constants from `constant`). */
   rows?: number;
-  /** Plaintext id (mul_plain, add_plain). */
+  /** Plaintext id (mul_plain, mul_plain_then_add, add_plain). */
   plaintext?: number;
   /** Rotation steps (rotate: one; rotate_hoisted: one per result). */
   steps?: number[];

@@ -261,6 +261,33 @@ export function mulScalarAddPoly(a: Poly, c: ScalarResidues, out: Poly, batch?: 
   if (!batch) tasks.run();
 }
 
+/** Tasks of a mul_scalar_matrix at least (for any thread count, so that its scratch is known in advance). */
+const MATRIX_TASKS = 64;
+
+/** Coefficient ranges per (polynomial, limb) of {@link mulScalarMatrixPolys}: a power of two, 256 words at least. */
+function matrixRanges(n: number, polys: number, limbs: number): number {
+  return Math.min(n / 256, 2 ** Math.ceil(Math.log2(Math.ceil(MATRIX_TASKS / (polys * limbs)))));
+}
+
+/**
+ * Kernel memory {@link mulScalarMatrixPolys} takes while it runs, in words: its pointer table, the weights' residues
+ * and 64 bytes of staging per input for each of its tasks.
+ *
+ * @example
+ * ```ts
+ * const bytes = 4 * mulScalarMatrixScratchWords(2 ** 14, 100, 845, 2, 5);
+ * ```
+ */
+export function mulScalarMatrixScratchWords(
+  n: number,
+  m: number,
+  k: number,
+  polys: number,
+  limbs: number,
+): number {
+  return (m + k) * polys * limbs + m * k * limbs + 16 * k * matrixRanges(n, polys, limbs) * polys * limbs;
+}
+
 /**
  * outs[o][d] = Σ_j w[o·k + j] · terms[j][d] for o < m = outs.length, j < k = terms.length and every
  * polynomial d of a term: a block of a linear layer with constant weights, in one batch. `weights` holds their
@@ -311,12 +338,9 @@ export function mulScalarMatrixPolys(
   // Per (polynomial, limb): m output pointers and k input pointers; per limb: the m·k weights.
   const pointerWords = (m + k) * polys * limbs;
   const weightWords = m * k * limbs;
-  // Coefficient ranges per (polynomial, limb): enough tasks to keep every thread busy to the end. Each task has
-  // its own 64 bytes per input of staging (see the kernel).
-  const wanted = Math.ceil((4 * context.threads) / (polys * limbs));
-  const ranges = Math.min(n / 256, 2 ** Math.ceil(Math.log2(wanted)));
+  const ranges = matrixRanges(n, polys, limbs);
   const stageWords = 16 * k;
-  const words = pointerWords + weightWords + stageWords * ranges * polys * limbs;
+  const words = mulScalarMatrixScratchWords(n, m, k, polys, limbs);
   const table = context.allocator.alloc(words);
   try {
     const view = context.view(table, pointerWords + weightWords);

@@ -429,25 +429,31 @@ export class Emitter {
     const babySteps = [...new Set(ks.map((k) => k % n1))].filter((b) => b !== 0).sort((a, b) => a - b);
     const giants = [...new Set(ks.map((k) => Math.floor(k / n1)))].sort((a, b) => a - b);
     const blank = this.dryRun ? new Float64Array(d) : undefined;
-    /** Diagonal k's term: its baby rotation times the diagonal pre-rotated by its giant step. */
-    const term = (k: number, source: Sym): Sym => {
+    /** Diagonal k pre-rotated by its giant step. */
+    const diagonal = (k: number): Float64Array => {
+      if (blank !== undefined) return blank;
       const shift = (Math.floor(k / n1) * n1) % d;
-      let pre = blank;
-      if (pre === undefined) {
-        pre = new Float64Array(d);
-        const list = entries.get(k) as number[];
-        for (let e = 0; e < list.length; e += 2) pre[(list[e] + shift) % d] += list[e + 1];
-      }
-      return this.encryptWeights
-        ? this.mulCt(source, this.weightInput(pre, level, ptScale))
-        : this.mulPlain(source, this.plaintext(pre, level, ptScale));
+      const pre = new Float64Array(d);
+      const list = entries.get(k) as number[];
+      for (let e = 0; e < list.length; e += 2) pre[(list[e] + shift) % d] += list[e + 1];
+      return pre;
     };
     const partials = new Map<number, Sym>();
+    /** Diagonal k's term (its baby rotation times the diagonal), into its giant step's partial sum. */
     const accumulate = (k: number, source: Sym) => {
       const g = Math.floor(k / n1);
-      const t = term(k, source);
       const partial = partials.get(g);
-      partials.set(g, partial ? this.addSub('add', partial, t) : t);
+      if (this.encryptWeights) {
+        const t = this.mulCt(source, this.weightInput(diagonal(k), level, ptScale));
+        partials.set(g, partial ? this.addSub('add', partial, t) : t);
+      } else if (partial) {
+        // Added in place: one pass over the partial sum, not a product written and read again.
+        this.#emit('mul_plain_then_add', [source, partial], {
+          plaintext: this.plaintext(diagonal(k), level, ptScale),
+        });
+      } else {
+        partials.set(g, this.mulPlain(source, this.plaintext(diagonal(k), level, ptScale)));
+      }
     };
     let out: Sym | undefined;
     /** Giant step g's partial sum rotated into place and added to the output. */

@@ -123,7 +123,7 @@ const GOLDEN: readonly {
   {
     name: 'latency packing',
     options: { mode: 'latency', approximation: APPROXIMATION },
-    digest: '8272ed1ddef828076471d6b98afed87fa7a072b2db70891d89e681343a22287c',
+    digest: '0734c86d8b3add6cff5bd262ec3a9cc395066581a58c9b65c0ef9d2dce83cbb3',
   },
 ];
 

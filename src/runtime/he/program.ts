@@ -63,7 +63,7 @@ export function heRuntimeProgram(program: HeProgram, options: HeRuntimeProgramOp
   const schedule = options.schedule ?? 'auto';
   if (schedule === 'program') return runtime;
   const reordered = scheduleForLocality(runtime, {
-    commutativeOps: ['mul_then_add'],
+    commutativeOps: ['mul_then_add', 'mul_plain_then_add'],
     liveCapBytes: options.liveCapBytes,
   });
   if (schedule === 'locality') return reordered;
