@@ -261,7 +261,7 @@ export function mulScalarAddPoly(a: Poly, c: ScalarResidues, out: Poly, batch?: 
   if (!batch) tasks.run();
 }
 
-/** Tasks of a mul_scalar_matrix at least (for any thread count, so that its scratch is known in advance). */
+/** Tasks of a {@link mulScalarMatrixPolys} call at least, whatever the thread count: its scratch is known ahead. */
 const MATRIX_TASKS = 64;
 
 /** Coefficient ranges per (polynomial, limb) of {@link mulScalarMatrixPolys}: a power of two, 256 words at least. */

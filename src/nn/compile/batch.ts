@@ -177,8 +177,10 @@ export function emitBatch(
           members.forEach((i, r) => {
             for (const [j, w] of rows[i]) weights[r * operands.length + (column.get(j) as number)] += w;
           });
+          // Rows of ±1 weights are sums and differences (linear spends no level on them): one by one.
+          const unit = members.every((i) => rows[i].every(([, w]) => w === 1 || w === -1));
           const block =
-            operands.length > 0
+            operands.length > 0 && !unit
               ? emitter.linearBlock(
                   operands.map((j) => x[j]()),
                   weights,

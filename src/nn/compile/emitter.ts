@@ -12,6 +12,7 @@ import type { CompileLimits } from './options.ts';
 
 /** Rows per mul_matrix: enough to read each operand once per layer for the dense layers of MNIST-size models. */
 const MATRIX_ROWS = 256;
+
 /**
  * A ciphertext value during emission.
  *
@@ -558,16 +559,11 @@ export class Emitter {
 
   /**
    * Rows r = 0 … m−1 of Σ_j w[r·k + j]·x_j + bias[r] (k = xs.length), each as {@link linear} leaves it (on the
-   * canonical scale of the level below, relinearized unless `relinearizeSum` is false), for operands of one level,
-   * scale and degree: one `mul_matrix` for the block, then each row's bias, relinearization and rescale. Null when
-   * the operands differ in level, scale or degree, or a row does not fit in a step (emit the rows with linear).
+   * canonical scale of the level below, relinearized), for operands of one level, scale and degree: one
+   * `mul_matrix` for the block, then each row's bias, relinearization and rescale. Null when the operands differ in
+   * level, scale or degree, or a row does not fit in a step (emit the rows with linear).
    */
-  linearBlock(
-    xs: readonly Sym[],
-    weights: ArrayLike<number>,
-    bias: ArrayLike<number>,
-    relinearizeSum = true,
-  ): Sym[] | null {
+  linearBlock(xs: readonly Sym[], weights: ArrayLike<number>, bias: ArrayLike<number>): Sym[] | null {
     const x = xs[0];
     if (!xs.every((a) => a.level === x.level && a.scale === x.scale && a.degree === x.degree)) return null;
     if (x.level === 0) return null;
@@ -575,9 +571,8 @@ export class Emitter {
     const ys = this.mulMatrix(xs, weights, scale / x.scale);
     if (!ys) return null;
     return ys.map((y, r) => {
-      let out = bias[r] !== 0 ? this.addConst(y, bias[r]) : y;
-      if (relinearizeSum) out = this.relinearize(out);
-      return this.rescale(out);
+      const out = bias[r] !== 0 ? this.addConst(y, bias[r]) : y;
+      return this.rescale(this.relinearize(out));
     });
   }
 
