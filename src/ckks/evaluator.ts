@@ -340,7 +340,8 @@ export class Evaluator {
       this.#checkParams('mulMatrixNew', a);
       if (a.level !== x.level || a.degree !== x.degree) {
         throw new MismatchError(
-          `mulMatrixNew: operands at level ${a.level}/degree ${a.degree} and ${x.level}/${x.degree}: expected one level and degree`,
+          `mulMatrixNew: operands at level ${a.level}/degree ${a.degree} and ${x.level}/${x.degree}: ` +
+            'expected one level and degree',
         );
       }
       this.#checkScales('mulMatrixNew', a, x);

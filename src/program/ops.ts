@@ -17,8 +17,9 @@ import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
  * - `mul_const`: x · c, c encoded at `constantScale` (scale multiplies); `mul_then_add`: args [x, acc]: acc += x · c
  *   in place (result id = acc); `mul_matrix`: args x_0 … x_{k−1} (one level, scale and degree), `rows` = m results
  *   y_o = Σ_j c[o·k + j] · x_j with c = `constants[constant …]` row by row, encoded at `constantScale` (a block of a
- *   linear layer in one instruction, computed reading each operand once); `mul_plain`: x · plaintext `plaintext`; `mul_plain_then_add`: args [x, acc]: acc += x · plaintext `plaintext`
- *   in place; `mul_ct`: x · y (degree 2); `square`: x²;
+ *   linear layer in one instruction, computed reading each operand once); `mul_plain`: x · plaintext `plaintext`;
+ *   `mul_plain_then_add`: args [x, acc]: acc += x · plaintext `plaintext` in place; `mul_ct`: x · y (degree 2);
+ *   `square`: x²;
  * - `add`, `sub`: x ± y (equal scales); `add_const`: x + c (encoded at x's scale); `add_plain`: x + plaintext
  *   `plaintext` (encoded at x's scale and level);
  * - `relinearize` (degree 2 → 1), `rescale` (level − 1, scale / q_level), `drop_level` (to `level`),
