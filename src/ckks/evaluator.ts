@@ -140,15 +140,21 @@ export class Evaluator {
     return this.params.moduliAtLevel(level);
   }
 
-  /** Residues of round(value · scale) per limb (exact even beyond 2^53). */
-  #constant(value: number, scale: number, level: number): ScalarResidues {
-    assertFinite(value, 'constant');
+  /** round(value · scale), the integer a constant is encoded as (reduced per limb by the caller). */
+  #scaled(value: number, scale: number, what: string): number {
+    assertFinite(value, what);
     const scaled = Math.round(value * scale);
     if (!Number.isFinite(scaled)) {
       throw new InvalidArgumentError(
         `constant ${value} × scale ${scale} overflows float64: expected a smaller value`,
       );
     }
+    return scaled;
+  }
+
+  /** Residues of round(value · scale) per limb (exact even beyond 2^53). */
+  #constant(value: number, scale: number, level: number): ScalarResidues {
+    const scaled = this.#scaled(value, scale, 'constant');
     return scalarResidues(this.#moduli(level), (m) => reduceFloat(scaled, m.value));
   }
 
@@ -351,13 +357,7 @@ export class Evaluator {
     const limbs = moduli.length;
     const residues = new Uint32Array(limbs * weights.length);
     for (let w = 0; w < weights.length; w++) {
-      assertFinite(weights[w], 'weight');
-      const scaled = Math.round(weights[w] * scale);
-      if (!Number.isFinite(scaled)) {
-        throw new InvalidArgumentError(
-          `constant ${weights[w]} × scale ${scale} overflows float64: expected a smaller value`,
-        );
-      }
+      const scaled = this.#scaled(weights[w], scale, 'weight');
       for (let i = 0; i < limbs; i++) residues[i * weights.length + w] = reduceFloat(scaled, moduli[i].value);
     }
     const outs = Array.from({ length: rows }, () => x.polys.map(() => Poly.alloc(moduli, true, false)));

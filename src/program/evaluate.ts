@@ -8,7 +8,7 @@ import type { Ciphertext, Plaintext } from '../ckks/objects.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { OPS } from './ops.ts';
 import { plaintextSlots } from './packing.ts';
-import type { HeInstruction, HeProgram } from './program.ts';
+import { type HeInstruction, type HeProgram, instructionWeights } from './program.ts';
 
 /**
  * Where {@link evaluateInstruction} finds its operands and puts its results: the executor resolves them from the
@@ -54,10 +54,7 @@ export function evaluateInstruction(
     {
       constant: ins.constant === undefined ? 0 : program.constants[ins.constant],
       plaintext: ins.plaintext === undefined ? undefined : operands.plaintext(ins.plaintext),
-      weights:
-        ins.rows === undefined || ins.constant === undefined
-          ? undefined
-          : program.constants.subarray(ins.constant, ins.constant + ins.rows * ins.args.length),
+      weights: instructionWeights(program, ins),
       fields: ins,
     },
   );

@@ -196,6 +196,20 @@ export interface HeProgram {
 }
 
 /**
+ * The weights of a `mul_matrix` instruction (its rows · operands constants, row by row, a view of the program's
+ * constants); undefined for any other instruction.
+ *
+ * @example
+ * ```ts
+ * const weights = instructionWeights(program, ins); // Float64Array of ins.rows × ins.args.length
+ * ```
+ */
+export function instructionWeights(program: HeProgram, ins: HeInstruction): Float64Array | undefined {
+  if (ins.rows === undefined || ins.constant === undefined) return undefined;
+  return program.constants.subarray(ins.constant, ins.constant + ins.rows * ins.args.length);
+}
+
+/**
  * Throws InvalidArgumentError unless the argument looks like a program (for API entry points).
  *
  * @example

@@ -15,7 +15,7 @@ import {
   unpack,
   weightSlots,
 } from './packing.ts';
-import type { HeInstruction, HeProgram } from './program.ts';
+import { type HeInstruction, type HeProgram, instructionWeights } from './program.ts';
 
 /**
  * Runs a program on float64 slot vectors: exactly the instructions, packing and polynomials of the encrypted run,
@@ -87,10 +87,7 @@ function simulateInstruction(
     {
       constant: ins.constant === undefined ? 0 : program.constants[ins.constant],
       plaintext: ins.plaintext === undefined ? undefined : plaintexts[ins.plaintext],
-      weights:
-        ins.rows === undefined || ins.constant === undefined
-          ? undefined
-          : program.constants.subarray(ins.constant, ins.constant + ins.rows * ins.args.length),
+      weights: instructionWeights(program, ins),
       fields: ins,
       vector: recycled.vector,
     },
