@@ -20,7 +20,7 @@ import { importOnnx } from '../onnx/import.ts';
 import { opCounts, programFootprint } from '../../program/analysis.ts';
 import { simulate } from '../simulate.ts';
 import { chooseParameters, compileModel } from './index.ts';
-import { planLatencyLayouts, replicateByDoubling } from './latency-layout.ts';
+import { hybridRow, planLatencyLayouts, replicateByDoubling } from './latency-layout.ts';
 
 describe('parameter choice', () => {
   it('takes the smallest secure logN for the depth and fills the budget with special primes', () => {
@@ -282,6 +282,72 @@ describe('MaxPool (latency packing): rotations, a max tree, and the next layers 
     const sim = simulateProgram(program, images, count);
     const poly = simulate(compiled, images, count, { mode: 'polynomial' });
     assert.ok(rowRelativeError(sim, poly, 10) < 1e-9, `${rowRelativeError(sim, poly, 10)}`);
+  });
+
+  it('hybridRow: the first slot from the input slot on that is the output row modulo rows', () => {
+    for (const rows of [1, 2, 8, 128])
+      for (let i = 0; i < rows; i++)
+        for (const j of [0, 1, 5, 127, 128, 845, 3000]) {
+          const s = hybridRow(i, j, { rows, span: 4096 });
+          assert.ok(s >= j && s - j < rows && s % rows === i, `rows ${rows}, i ${i}, j ${j}: slot ${s}`);
+        }
+  });
+
+  it('a dense layer read only through a square by a dense layer uses the hybrid method: rows diagonals, the same outputs', () => {
+    // 4 channels of 7×7 after a stride-2 convolution share one block of 256 slots, in the gaps of the strided grid:
+    // 196 inputs spread over 256 slots. The 196 → 20 layer needs at most 32 diagonals (its rows rounded up) and
+    // log2(256 / 32) = 3 rotations, with no gather, against 215 or more by the plain method; its partial sums stay
+    // outside slots 0 … 19, which the square keeps and the last layer does not read. With a Relu in place of the
+    // square it keeps the plain method.
+    const build = (activation: 'square' | 'relu') => {
+      const b = new OnnxBuilder();
+      const x = b.input('x', ['N', 1, 16, 16]);
+      const c = b.conv(x, {
+        weight: seededValues(4 * 9, 61, -0.5, 0.5),
+        weightDims: [4, 1, 3, 3],
+        strides: [2, 2],
+      });
+      const h = b.gemm(b.flatten(b.square(c)), {
+        weight: seededValues(196 * 20, 62, -0.2, 0.2),
+        weightDims: [196, 20],
+        bias: seededValues(20, 63, -0.5, 0.5),
+      });
+      const a = activation === 'square' ? b.square(h) : b.relu(h);
+      b.output(b.gemm(a, { weight: seededValues(20 * 10, 64, -0.3, 0.3), weightDims: [20, 10] }));
+      return importOnnx(b.toBytes());
+    };
+    const count = 4;
+    const images = seededValues(count * 256, 65, 0, 1);
+    for (const activation of ['square', 'relu'] as const) {
+      const { program, model } = compileModel(build(activation), {
+        mode: 'latency',
+        calibration: { images, count },
+        approximation: { degree: { relu: 4 } },
+      });
+      const plan = planLatencyLayouts(model, 2 ** 15);
+      const [hidden, logits] = model.layers.filter((l) => l.kind === 'dense');
+      const step = plan.steps.get(hidden);
+      assert.ok(step?.kind === 'matrix');
+      const diagonals = program.instructions.filter(
+        (i) => i.layer === hidden.name && (i.op === 'mul_plain' || i.op === 'mul_plain_then_add'),
+      ).length;
+      if (activation === 'square') {
+        assert.deepEqual(step.hybrid, { rows: 32, span: 256 });
+        assert.equal(plan.gathers.get(hidden), undefined);
+        assert.ok(diagonals <= 32, `${diagonals} diagonals`);
+      } else {
+        assert.equal(step.hybrid, undefined);
+        assert.ok(diagonals > 32, `${diagonals} diagonals`);
+      }
+      assert.equal(
+        (plan.steps.get(logits) as { hybrid?: unknown }).hybrid,
+        undefined,
+        'the output stays clean',
+      );
+      const sim = simulateProgram(program, images, count);
+      const poly = simulate(model, images, count, { mode: 'polynomial' });
+      assert.ok(rowRelativeError(sim, poly, 10) < 1e-9, `${activation}: ${rowRelativeError(sim, poly, 10)}`);
+    }
   });
 
   it('refuses a polynomial MaxPool whose windows padding clips, naming the layer', () => {

@@ -74,6 +74,8 @@ export type LatencyStep =
       readonly input: SlotLayout;
       readonly output: SlotLayout;
       readonly replicate?: Replication;
+      /** With `hybrid`, the rows go to partial sums that a rotate-and-sum adds (see {@link HybridRows}). */
+      readonly hybrid?: HybridRows;
     }
   /**
    * The polynomial max of each window, along its rows then across them: the whole ciphertext's max with its
@@ -99,6 +101,33 @@ export type LatencyStep =
 export interface Replication {
   readonly shift: number;
   readonly copies: number;
+}
+
+/**
+ * A dense matrix applied by the hybrid diagonal method (Juvekar et al., Gazelle, 2018): entry (output slot i,
+ * input slot j) goes to the partial sum in slot s, the first slot from j on with s ≡ i (mod `rows`), so it lies on
+ * one of `rows` diagonals (s − j ∈ [0, rows)) wherever the input is; the sum of the partial sums in slots
+ * i, i + rows, i + 2·rows … below `span` is then output i, added by log2(span / rows) rotations by span/2 … rows.
+ * The outputs must sit in slots 0 … rows − 1 and every partial sum below `span` (≤ the period, so a block never
+ * reads its neighbour). The other slots are left holding partial sums: the result is not zero outside its slots,
+ * so it may only reach a matrix (which reads nothing else) through squares, bias additions and reshapes — not a
+ * polynomial, whose interval the partial sums may leave.
+ *
+ * @internal
+ */
+export interface HybridRows {
+  readonly rows: number;
+  readonly span: number;
+}
+
+/**
+ * The partial-sum slot of entry (output slot `i`, input slot `j`) under `hybrid`: the first slot s ≥ j with
+ * s ≡ i (mod rows).
+ *
+ * @internal
+ */
+export function hybridRow(i: number, j: number, hybrid: HybridRows): number {
+  return j + ((((i - j) % hybrid.rows) + hybrid.rows) % hybrid.rows);
 }
 
 /**
@@ -296,6 +325,35 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
   const relayouts = new Map<Layer, LatencyStep & { kind: 'matrix' }>();
   const gathers = new Map<Layer, LatencyStep & { kind: 'matrix' }>();
   let extent = shapeSize(model.inputShape);
+  const readers = new Map<string, Layer[]>();
+  for (const layer of model.layers)
+    for (const name of layer.inputs) {
+      const list = readers.get(name);
+      if (list) list.push(layer);
+      else readers.set(name, [layer]);
+    }
+  /** True when every path from tensor `name` reaches a matrix through squares, bias additions and reshapes only. */
+  const onlyMatrixReads = (name: string): boolean => {
+    if (name === model.outputName) return false;
+    const list = readers.get(name) ?? [];
+    return (
+      list.length > 0 &&
+      list.every((reader) => {
+        if (reader.inputs[0] !== name) return false;
+        switch (reader.kind) {
+          case 'dense':
+            return true;
+          case 'affine':
+            return reader.scale.some((v) => v !== 1) || onlyMatrixReads(reader.output);
+          case 'square':
+          case 'reshape':
+            return onlyMatrixReads(reader.output);
+          default:
+            return false;
+        }
+      })
+    );
+  };
   const use = (layout: SlotLayout) => {
     for (const s of layout.slots) extent = Math.max(extent, s + 1);
   };
@@ -342,6 +400,13 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
       }
       case 'dense': {
         const output = matrixOutput(layer, input, maxSlots, periodOf(extent));
+        const hybrid = onlyMatrixReads(layer.output)
+          ? hybridRowsFor(input, output, periodOf(extent))
+          : undefined;
+        if (hybrid) {
+          step = { kind: 'matrix', input, output, hybrid };
+          break;
+        }
         const gathered = input.compact ? undefined : gatherLayout(input, output, periodOf(extent));
         if (gathered) gathers.set(layer, { kind: 'matrix', input, output: gathered });
         step = { kind: 'matrix', input: gathered ?? input, output };
@@ -390,7 +455,7 @@ export function planLatencyLayouts(model: LayerModel, maxSlots: number): Latency
       step.replicate.shift * step.replicate.copies > periodOf(extent)
     )
       throw new Error(`compiler: layer ${layer.name} replicates its input past its block`);
-    if (step.kind === 'matrix' || (layer.kind === 'reshape' && clean.has(layer.inputs[0])))
+    if ((step.kind === 'matrix' && !step.hybrid) || (layer.kind === 'reshape' && clean.has(layer.inputs[0])))
       clean.add(layer.output);
     steps.set(layer, step);
     layouts.set(layer.output, step.output);
@@ -432,6 +497,24 @@ function gatherLayout(input: SlotLayout, output: SlotLayout, period: number): Sl
   let compact = true;
   for (let i = 0; i < best.slots.length; i++) if (best.slots[i] !== i) compact = false;
   return { slots: best.slots, compact };
+}
+
+/**
+ * The hybrid method for a dense matrix (see {@link HybridRows}) when it has fewer diagonals than the plain diagonal method,
+ * even after a gather: its outputs compact, `rows` the power of two that holds them, `span` the power of two past
+ * the last partial sum, inside the period. `undefined` when it does not fit or does not pay.
+ */
+function hybridRowsFor(input: SlotLayout, output: SlotLayout, period: number): HybridRows | undefined {
+  if (!output.compact) return undefined;
+  const rows = periodOf(output.slots.length);
+  let last = 0;
+  for (const j of input.slots) last = Math.max(last, j);
+  const span = periodOf(last + rows);
+  if (span > period || span <= rows) return undefined;
+  // The plain method needs at least one diagonal per output-input offset inside a compact output (at least
+  // inputs + outputs − 1 of them after a gather); the hybrid method needs at most `rows`, plus log2(span / rows) rotations.
+  const plain = input.slots.length + output.slots.length - 1;
+  return rows + Math.log2(span / rows) < plain ? { rows, span } : undefined;
 }
 
 /**
@@ -564,8 +647,8 @@ function matrixOutput(layer: Layer, input: SlotLayout, maxSlots: number, period:
 }
 
 /**
- * The entries of a matrix step in slots: visits (output slot, input slot, weight) and returns the bias scattered
- * to the output slots (`period` long). A relayout (`layer` undefined) moves each element unchanged.
+ * The entries of a matrix step in slots: visits (output slot — under the hybrid method, the partial sum's slot —, input
+ * slot, weight) and returns the bias scattered to the output slots (`period` long). A relayout (`layer` undefined) moves each element unchanged.
  *
  * @internal
  * @example
@@ -588,9 +671,11 @@ export function slotMatrix(
     return { bias };
   }
   const replicate = step.replicate;
-  const { bias: compactBias } = visitLinear(layer, inputShape, (i, j, w) =>
-    visit(outSlots[i], replicate ? replicatedColumn(outSlots[i], inSlots[j], replicate) : inSlots[j], w),
-  );
+  const hybrid = step.hybrid;
+  const { bias: compactBias } = visitLinear(layer, inputShape, (i, j, w) => {
+    if (hybrid) visit(hybridRow(outSlots[i], inSlots[j], hybrid), inSlots[j], w);
+    else visit(outSlots[i], replicate ? replicatedColumn(outSlots[i], inSlots[j], replicate) : inSlots[j], w);
+  });
   for (let i = 0; i < compactBias.length; i++) bias[outSlots[i]] = compactBias[i];
   return { bias };
 }

@@ -55,12 +55,18 @@ export function emitLatency(
         (v, blocks) => emitter.rotate(v, wrap - blocks * replicate.shift),
         (a, b) => emitter.addSub('add', a, b),
       ).result;
-    return emitter.matrix(
+    let y = emitter.matrix(
       source,
       (visit) => slotMatrix(layer, step, inputShape, visit, period),
       period,
       wrap,
     );
+    // The hybrid method's partial sums, added into slots 0 … rows − 1 after the rescale, where rotations cost less.
+    const hybrid = step.hybrid;
+    if (hybrid)
+      for (let t = hybrid.span / 2; t >= hybrid.rows; t /= 2)
+        y = emitter.addSub('add', y, emitter.rotate(y, t));
+    return y;
   };
   for (const layer of model.layers) {
     const x = values.get(layer.inputs[0]);

@@ -80,7 +80,8 @@ export function estimateLayers(
       instructions = own.instructions + (moved?.instructions ?? 0);
       detail =
         `${own.diagonals.toLocaleString('en-US')} diagonals of ${period.toLocaleString('en-US')} slots` +
-        (moved ? ` after gathering its input (${moved.diagonals.toLocaleString('en-US')} diagonals)` : '');
+        (moved ? ` after gathering its input (${moved.diagonals.toLocaleString('en-US')} diagonals)` : '') +
+        (step?.kind === 'matrix' && step.hybrid ? ` hybrid method, ${step.hybrid.rows} rows` : '');
     } else if (linear) {
       let terms = 0;
       const { outputs } = visitLinear(layer, inputShape, (_i, _j, w) => {
@@ -163,8 +164,10 @@ function latencyMatrixCost(
     diagonals: ks.length,
     constants: constants + (biasEntries > 0 ? stored(biasEntries) : 0),
     // Replicating the input first: a rotation and an addition per doubling.
+    // The hybrid method: a rotation and an addition per halving of its span.
     instructions:
       1 +
+      (step?.hybrid ? 2 * Math.log2(step.hybrid.span / step.hybrid.rows) : 0) +
       3 * ks.length +
       3 * giants +
       3 +
