@@ -99,6 +99,15 @@ function moduleSync(): WebAssembly.Module {
 }
 
 /**
+ * Live contexts, so that code holding a view of kernel memory can find the context it lies in (the I/O workers
+ * then hash a read or a write in place instead of copying it into their own memory).
+ */
+const liveContexts = new Set<WeakRef<KernelContext>>();
+const forgetContext = new FinalizationRegistry<WeakRef<KernelContext>>((ref) => {
+  liveContexts.delete(ref);
+});
+
+/**
  * The kernels plus the memory they compute in and the allocator that hands that memory out: everything that
  * used to be process state. Polynomials, moduli (their NTT tables), parameters and every object built on them
  * belong to one context and are freed into its allocator; two contexts (two models, two tenants, later two
@@ -142,6 +151,26 @@ export class KernelContext {
     this.#allocator = new ArenaAllocator(this.memory, maximum);
     this.#inline = new InlineBatch(this.exports);
     this.setThreads(options.threads ?? defaultThreads());
+    const ref = new WeakRef(this);
+    liveContexts.add(ref);
+    forgetContext.register(this, ref);
+  }
+
+  /**
+   * The live context whose kernel memory `buffer` is (its current buffer: a view taken before the memory grew is
+   * of an older one), if any.
+   *
+   * @example
+   * ```ts
+   * KernelContext.ofBuffer(poly.context.memory.buffer) === poly.context; // true
+   * ```
+   */
+  static ofBuffer(buffer: ArrayBufferLike): KernelContext | undefined {
+    for (const ref of liveContexts) {
+      const context = ref.deref();
+      if (context?.memory.buffer === buffer) return context;
+    }
+    return undefined;
   }
 
   /** Threads computing this context's kernels, the calling one included. */

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { KernelContext } from '../../ring/context.ts';
 import { check } from '../../util/assert.ts';
 import { FormatError, InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import type { IoBytes, IoReply, IoRequest } from './io-worker.ts';
@@ -50,6 +51,9 @@ interface Pending {
   weight: number;
 }
 
+/** Words of an XXH32 state in kernel memory (48 bytes used; see assembly/hash.ts). */
+const HASH_STATE_WORDS = 16;
+
 interface Slot {
   index: number;
   /** Requests not yet posted: everything issued in one synchronous stretch travels in one message. */
@@ -63,6 +67,8 @@ interface Slot {
   weight: number;
   /** Set once the thread is gone; a new request starts a fresh one. */
   dead: boolean;
+  /** The thread's hash state in each kernel memory it hashes in place (a pointer; freed when the thread ends). */
+  hashStates: Map<KernelContext, number>;
 }
 
 /**
@@ -203,7 +209,19 @@ export class IoPool {
     }
     if (!slot.shared.has(id)) {
       slot.shared.add(id);
-      this.#post(slot, { op: 'share', seq: -1, id, memory });
+      // Kernel memory (an arena's loads and write-backs) goes with its kernels, so the thread hashes it in place.
+      const context = KernelContext.ofBuffer(memory);
+      if (context) {
+        let state = slot.hashStates.get(context);
+        if (state === undefined) {
+          state = context.allocator.alloc(HASH_STATE_WORDS);
+          slot.hashStates.set(context, state);
+        }
+        const kernel = { memory: context.memory, module: context.module, state };
+        this.#post(slot, { op: 'share', seq: -1, id, memory, kernel });
+      } else {
+        this.#post(slot, { op: 'share', seq: -1, id, memory });
+      }
     }
     return { memory: id, byteOffset: bytes.byteOffset, byteLength: bytes.byteLength };
   }
@@ -261,7 +279,16 @@ export class IoPool {
       workerData: { homeIoWorker: true },
     });
     worker.unref();
-    const slot: Slot = { index, outbox: [], worker, shared: new Set(), pending: 0, weight: 0, dead: false };
+    const slot: Slot = {
+      index,
+      outbox: [],
+      worker,
+      shared: new Set(),
+      pending: 0,
+      weight: 0,
+      dead: false,
+      hashStates: new Map(),
+    };
     this.#started++;
     worker.on('message', (replies: IoReply[]) => {
       for (const reply of replies) this.#answer(reply);
@@ -308,6 +335,9 @@ export class IoPool {
 
   /** Rejects every request in flight on `slot`. */
   #fail(slot: Slot, what: string): void {
+    // The thread is gone: its hash states are free again.
+    for (const [context, state] of slot.hashStates) context.allocator.free(state, HASH_STATE_WORDS);
+    slot.hashStates.clear();
     for (const [seq, pending] of this.#pending) {
       if (pending.slot !== slot) continue;
       this.#settle(seq, pending);

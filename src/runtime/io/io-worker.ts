@@ -19,6 +19,7 @@ import {
   HEADER_BYTES,
   OBJECT_FORMAT_VERSION,
   payloadChecksum,
+  payloadChecksumAlgorithm,
   verifyObjectHeader,
   verifyPayloadChecksum,
 } from '../store/object-format.ts';
@@ -121,8 +122,17 @@ export type IoRequest =
   | { op: 'adopt'; seq: number; tier: IoTierConfig; id: ObjectId; path: string; bytes: number }
   | { op: 'delete'; seq: number; path: string; what: string }
   | { op: 'crash'; seq: number }
-  /** Keeps `memory` for later {@link SharedBytesRef}s (no reply). */
-  | { op: 'share'; seq: number; id: number; memory: SharedArrayBuffer }
+  /**
+   * Keeps `memory` for later {@link SharedBytesRef}s (no reply). With `kernel`, `memory` is that kernel memory's
+   * buffer: the thread instantiates the kernels over it and hashes payloads there in place, with its own state.
+   */
+  | {
+      op: 'share';
+      seq: number;
+      id: number;
+      memory: SharedArrayBuffer;
+      kernel?: { memory: WebAssembly.Memory; module: WebAssembly.Module; state: number };
+    }
   /** Forgets a shared memory (no reply). */
   | { op: 'unshare'; seq: number; id: number };
 
@@ -154,6 +164,8 @@ export type IoReply =
       endMs: number;
       /** Nanoseconds spent computing the payload checksum. */
       checksumNs: number;
+      /** Payload bytes hashed where they lie in a kernel memory (read, write), with no copy. */
+      hashedInPlaceBytes?: number;
       /** Nanoseconds the reply was held back by device emulation. */
       delayNs: number;
       /** `adopt`: whether a committed file was found. */
@@ -195,6 +207,49 @@ class Semaphore {
 
 const slots = new Map<number, Semaphore>();
 const sharedMemories = new Map<number, SharedArrayBuffer>();
+
+/** The XXH32 kernels of assembly/hash.ts, instantiated over a kernel memory shared with this thread. */
+interface InPlaceHasher {
+  readonly exports: {
+    xxh32Init(state: number, seed: number): void;
+    xxh32Update(state: number, pointer: number, length: number): void;
+    xxh32Digest(state: number): number;
+  };
+  readonly state: number;
+}
+
+/** By shared memory id: the kernels over that memory (its buffer is a kernel memory's). */
+const inPlaceHashers = new Map<number, InPlaceHasher>();
+
+/**
+ * The payload checksum of `refs` (whose bytes are `pieces`): in place when every piece lies in one kernel memory
+ * and the format hashes with XXH32 — no copy into this thread's own memory, which cost as much as the hash —
+ * else by {@link payloadChecksum}. Both give the same value.
+ */
+function checksumOf(
+  refs: readonly IoBytes[],
+  pieces: readonly Uint8Array[],
+  version: number,
+): { checksum: number; inPlace: boolean } {
+  let hasher: InPlaceHasher | undefined;
+  if (payloadChecksumAlgorithm(version) === 'xxh32') {
+    for (const ref of refs) {
+      const found = ref instanceof Uint8Array ? undefined : inPlaceHashers.get(ref.memory);
+      if (!found || (hasher && hasher.state !== found.state)) {
+        hasher = undefined;
+        break;
+      }
+      hasher = found;
+    }
+  }
+  if (!hasher)
+    return { checksum: payloadChecksum(pieces.length === 1 ? pieces[0] : pieces, version), inPlace: false };
+  const { exports, state } = hasher;
+  exports.xxh32Init(state, 0);
+  for (const ref of refs as readonly SharedBytesRef[])
+    exports.xxh32Update(state, ref.byteOffset, ref.byteLength);
+  return { checksum: exports.xxh32Digest(state) >>> 0, inPlace: true };
+}
 
 function bytesOf(bytes: IoBytes): Uint8Array {
   if (bytes instanceof Uint8Array) return bytes;
@@ -312,6 +367,7 @@ interface Done {
   startMs: number;
   endMs: number;
   checksumNs: number;
+  hashedInPlaceBytes?: number;
   found?: boolean;
 }
 
@@ -360,11 +416,13 @@ function payloadChunks(
 
 async function readObject(request: Extract<IoRequest, { op: 'read' }>): Promise<Done> {
   const { tier, id, path } = request;
-  const pieces = Array.isArray(request.into) ? request.into.map(bytesOf) : [bytesOf(request.into)];
+  const refs = Array.isArray(request.into) ? request.into : [request.into];
+  const pieces = refs.map(bytesOf);
   let payloadBytes = 0;
   for (const piece of pieces) payloadBytes += piece.byteLength;
   const startMs = absoluteMs();
   let checksumNs = 0;
+  let hashedInPlaceBytes = 0;
   let fd = -1;
   try {
     fd = openForReading(path, id, tier.name);
@@ -397,24 +455,27 @@ async function readObject(request: Extract<IoRequest, { op: 'read' }>): Promise<
       );
     }
     const t0 = performance.now();
-    const checksum = payloadChecksum(pieces.length === 1 ? pieces[0] : pieces, parsed.version);
+    const { checksum, inPlace } = checksumOf(refs, pieces, parsed.version);
     checksumNs = (performance.now() - t0) * 1e6;
+    if (inPlace) hashedInPlaceBytes = payloadBytes;
     verifyPayloadChecksum(parsed, checksum, id, tier.name, path);
   } catch (error) {
     throw wrapIoError(error, `slow tier ${tier.name}: reading "${id}" from ${path}`);
   } finally {
     if (fd >= 0) closeSync(fd);
   }
-  return { startMs, endMs: absoluteMs(), checksumNs };
+  return { startMs, endMs: absoluteMs(), checksumNs, hashedInPlaceBytes };
 }
 
 async function writeObject(request: Extract<IoRequest, { op: 'write' }>): Promise<Done> {
   const { tier, id, tempPath, finalPath } = request;
-  const pieces = Array.isArray(request.data) ? request.data.map(bytesOf) : [bytesOf(request.data)];
+  const refs = Array.isArray(request.data) ? request.data : [request.data];
+  const pieces = refs.map(bytesOf);
   let payloadBytes = 0;
   for (const piece of pieces) payloadBytes += piece.byteLength;
   const startMs = absoluteMs();
   let checksumNs = 0;
+  let hashedInPlaceBytes = 0;
   let fd = -1;
   try {
     fd = openSync(tempPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o600);
@@ -428,8 +489,9 @@ async function writeObject(request: Extract<IoRequest, { op: 'write' }>): Promis
     // Later chunks are under way in the thread pool while this thread hashes; the header, which needs the
     // checksum, then goes out with the first chunk in one pwritev.
     const t0 = performance.now();
-    const checksum = payloadChecksum(pieces.length === 1 ? pieces[0] : pieces, OBJECT_FORMAT_VERSION);
+    const { checksum, inPlace } = checksumOf(refs, pieces, OBJECT_FORMAT_VERSION);
     checksumNs = (performance.now() - t0) * 1e6;
+    if (inPlace) hashedInPlaceBytes = payloadBytes;
     const header = encodeObjectHeader(id, payloadBytes, checksum);
     jobs.push(semaphore.run(() => writevFully(file, [header, ...chunks[0].buffers], 0)));
     const settled = await Promise.allSettled(jobs);
@@ -450,7 +512,7 @@ async function writeObject(request: Extract<IoRequest, { op: 'write' }>): Promis
     }
     throw wrapIoError(error, `slow tier ${tier.name}: writing "${id}" to ${tempPath}`);
   }
-  return { startMs, endMs: absoluteMs(), checksumNs };
+  return { startMs, endMs: absoluteMs(), checksumNs, hashedInPlaceBytes };
 }
 
 async function commitObject(request: Extract<IoRequest, { op: 'commit' }>): Promise<Done> {
@@ -569,8 +631,18 @@ export function serveIoRequests(port: NonNullable<typeof parentPort>): void {
     for (const request of batch) {
       if (request.op === 'share') {
         sharedMemories.set(request.id, request.memory);
+        if (request.kernel) {
+          const { memory, module, state } = request.kernel;
+          try {
+            const instance = new WebAssembly.Instance(module, { env: { memory } });
+            inPlaceHashers.set(request.id, { exports: instance.exports as InPlaceHasher['exports'], state });
+          } catch {
+            // Without the kernels here the payloads are hashed through this thread's memory, as other ones are.
+          }
+        }
       } else if (request.op === 'unshare') {
         sharedMemories.delete(request.id);
+        inPlaceHashers.delete(request.id);
         unshared = true;
       } else if (request.op === 'crash') {
         // Test hook: an uncaught exception ends the thread, as a bug or a native failure would.

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
+import { KernelContext } from '../../ring/context.ts';
 import { FormatError, ResourceError } from '../../util/errors.ts';
 import { crc32c } from './checksum.ts';
 import { FileTier, HEADER_BYTES } from './file-tier.ts';
@@ -150,6 +151,61 @@ test('a flipped payload byte is detected by the checksum and reported with the o
     );
   } finally {
     await tier.close();
+  }
+});
+
+test('payloads in kernel memory are hashed where they lie, to the checksums a copy gives; damage still caught', async () => {
+  const dir = await freshDir('in-place');
+  // 8 MiB of kernel memory: shared with the I/O thread by reference, as an arena's is.
+  const context = KernelContext.create({ threads: 1, initialPages: 128 });
+  const tier = await FileTier.open({ name: 'disk', dir, chunkBytes: 4096, maxInFlight: 3 });
+  const regions: [number, number][] = [];
+  const region = (bytes: number) => {
+    const words = Math.ceil(bytes / 4);
+    const pointer = context.allocator.alloc(words);
+    regions.push([pointer, words]);
+    return new Uint8Array(context.memory.buffer, pointer, bytes);
+  };
+  try {
+    for (const [k, length] of [4, 4093, 10_004, 65_548].entries()) {
+      const data = pattern(length, k + 1);
+      const source = region(length);
+      source.set(data);
+      let inPlace = tier.stats.hashedInPlaceBytes;
+      // Written from kernel memory (hashed in place), read into ordinary memory (staged, hashed through a copy).
+      await tier.write(`k${k}`, source);
+      assert.equal(tier.stats.hashedInPlaceBytes - inPlace, length, 'the write is hashed in place');
+      const plain = new Uint8Array(length);
+      await tier.read(`k${k}`, plain);
+      assert.deepEqual(plain, data);
+      assert.equal(tier.stats.hashedInPlaceBytes - inPlace, length, 'a staged read is hashed through a copy');
+      // Written from ordinary memory, read into kernel memory: whole, then as three scattered pieces.
+      await tier.write(`p${k}`, data);
+      inPlace = tier.stats.hashedInPlaceBytes;
+      const target = region(length);
+      await tier.read(`p${k}`, target);
+      assert.deepEqual(target, data);
+      const cut = [Math.floor(length / 3), Math.floor((2 * length) / 3)];
+      const pieces = [region(cut[0]), region(cut[1] - cut[0]), region(length - cut[1])];
+      await tier.read(`p${k}`, pieces);
+      assert.deepEqual(new Uint8Array(pieces.flatMap((p) => [...p])), data);
+      assert.equal(tier.stats.hashedInPlaceBytes - inPlace, 2 * length, 'both reads are hashed in place');
+    }
+    // A flipped payload byte fails the in-place check too, and leaves the object's file as it was.
+    const path = tier.pathOf('p2');
+    const bytes = await readFile(path);
+    bytes[HEADER_BYTES + 5_000] ^= 0x04;
+    await writeFile(path, bytes);
+    await assert.rejects(tier.read('p2', region(10_004)), (error: unknown) => {
+      assert.ok(error instanceof FormatError);
+      assert.match(error.message, /"p2".*checksum mismatch/);
+      return true;
+    });
+    assert.deepEqual(await readFile(path), bytes);
+  } finally {
+    await tier.close();
+    for (const [pointer, words] of regions) context.allocator.free(pointer, words);
+    context.close();
   }
 });
 

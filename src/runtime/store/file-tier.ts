@@ -79,6 +79,8 @@ export interface FileTierStats {
   emulationDelayNs: number;
   /** Worker time spent computing payload checksums (reads and writes); bytes hashed = bytesRead + bytesWritten. */
   checksumNs: number;
+  /** Of those, bytes the worker hashed where they lie in kernel memory (an arena's), with no copy. */
+  hashedInPlaceBytes: number;
   /** Bytes that had to be staged through a shared buffer because the caller's was not shared (copied on main). */
   stagedBytes: number;
 }
@@ -159,6 +161,7 @@ export class FileTier implements SlowTier {
     writes: 0,
     emulationDelayNs: 0,
     checksumNs: 0,
+    hashedInPlaceBytes: 0,
     stagedBytes: 0,
   };
   #used = 0;
@@ -378,7 +381,12 @@ export class FileTier implements SlowTier {
           0,
           what,
         );
-        done = { ...committed, startMs: written.startMs, checksumNs: written.checksumNs };
+        done = {
+          ...committed,
+          startMs: written.startMs,
+          checksumNs: written.checksumNs,
+          hashedInPlaceBytes: written.hashedInPlaceBytes,
+        };
       } else {
         done = await this.#io.request(
           { op: 'write', ...common, tempPath, finalPath, data: payload, settleAtMs },
@@ -393,6 +401,7 @@ export class FileTier implements SlowTier {
     this.#writeBusy.end(busy, done);
     this.#stats.emulationDelayNs += done.delayNs;
     this.#stats.checksumNs += done.checksumNs;
+    this.#stats.hashedInPlaceBytes += done.hashedInPlaceBytes ?? 0;
     this.#used += size - previous;
     this.#objects.set(id, size);
     this.#stats.bytesWritten += length;
@@ -438,6 +447,7 @@ export class FileTier implements SlowTier {
     }
     this.#stats.emulationDelayNs += done.delayNs;
     this.#stats.checksumNs += done.checksumNs;
+    this.#stats.hashedInPlaceBytes += done.hashedInPlaceBytes ?? 0;
     this.#stats.bytesRead += bytes;
     this.#stats.reads++;
   }
