@@ -613,3 +613,5 @@ export function mulScalarMatrix(
 
 // Integrity hashing kernels live in their own file.
 export * from "./hash";
+// The ChaCha20 keystream of the PRNG.
+export * from "./chacha";

@@ -4,6 +4,7 @@ import { inspect } from 'node:util';
 import { chacha20 } from '@noble/ciphers/chacha.js';
 import fc from 'fast-check';
 import { InvalidArgumentError } from '../util/errors.ts';
+import { defaultContext } from './context.ts';
 import { Prng, SEED_BYTES } from './prng.ts';
 
 function hex(bytes: Uint8Array): string {
@@ -51,6 +52,40 @@ describe('Prng known answers', () => {
       prng.nextBytes(actual.subarray(at, Math.min(actual.length, at + 997)));
     }
     assert.equal(hex(actual), hex(expected));
+  });
+});
+
+describe('ChaCha20 kernel (assembly/chacha.ts, the stream of Prng where the kernels are loaded)', () => {
+  it('gives the JavaScript cipher’s keystream for any key, nonce and block counter (property)', () => {
+    const context = defaultContext();
+    const { chacha20Blocks } = context.exports as unknown as {
+      chacha20Blocks: (key: number, nonce: number, counter: number, blocks: number, out: number) => void;
+    };
+    const words = (48 + 16 * 64) / 4;
+    const pointer = context.allocator.alloc(words);
+    try {
+      fc.assert(
+        fc.property(
+          fc.uint8Array({ minLength: 32, maxLength: 32 }),
+          fc.uint8Array({ minLength: 12, maxLength: 12 }),
+          // Up to the last block the stream uses (2^32 − 2), across the 2^31 sign boundary of an i32.
+          fc.oneof(fc.integer({ min: 0, max: 2 ** 32 - 18 }), fc.constantFrom(0, 2 ** 31 - 2, 2 ** 32 - 18)),
+          fc.constantFrom(4, 8, 16),
+          (key, nonce, counter, blocks) => {
+            const memory = new Uint8Array(context.memory.buffer);
+            memory.set(key, pointer);
+            memory.set(nonce, pointer + 32);
+            chacha20Blocks(pointer, pointer + 32, counter, blocks, pointer + 48);
+            const actual = new Uint8Array(context.memory.buffer, pointer + 48, blocks * 64);
+            const expected = chacha20(key, nonce, new Uint8Array(blocks * 64), undefined, counter);
+            assert.equal(hex(actual), hex(expected));
+          },
+        ),
+        { seed: 11, numRuns: 60 },
+      );
+    } finally {
+      context.allocator.free(pointer, words);
+    }
   });
 });
 

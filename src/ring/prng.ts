@@ -2,6 +2,7 @@ import { chacha20 } from '@noble/ciphers/chacha.js';
 import { shake256 } from '@noble/hashes/sha3.js';
 import { assertInteger, check, describe } from '../util/assert.ts';
 import { InvalidArgumentError, SecurityError } from '../util/errors.ts';
+import { defaultContext, type KernelContext } from './context.ts';
 
 /**
  * Length in bytes of a PRNG seed (a ChaCha20 key).
@@ -30,8 +31,9 @@ const TWO_POW_53 = 2 ** 53;
 
 /**
  * A deterministic, seeded stream of pseudo-random bytes: the raw ChaCha20 keystream of RFC 8439 with the seed as
- * key, nonce 0 and block counter starting at 0. Pure JavaScript, so one seed yields the same stream in Node and in
- * browsers; this is what lets a public polynomial be sent as a 32-byte seed and re-expanded by the receiver.
+ * key, nonce 0 and block counter starting at 0, computed by the SIMD kernel when the kernels are loaded and by a
+ * JavaScript cipher otherwise: the same bytes either way, so one seed yields the same stream in Node and in browsers;
+ * this is what lets a public polynomial be sent as a 32-byte seed and re-expanded by the receiver.
  *
  * Words (`nextUint32`, `fillUint32`) are the keystream read as little-endian 32-bit integers on 4-byte
  * boundaries: after `nextBytes` has read a length that is not a multiple of 4, the next word read skips the 1–3
@@ -333,7 +335,7 @@ export class Prng {
 
   #refill(): void {
     if (this.#counter + BLOCKS_PER_BUFFER - 1 > LAST_USABLE_BLOCK) this.#nextNonce();
-    chacha20(this.#key, this.#nonce, ZERO_PLAINTEXT, this.#bytes, this.#counter);
+    keystream(this.#key, this.#nonce, this.#counter, this.#bytes);
     this.#counter += BLOCKS_PER_BUFFER;
     if (!LITTLE_ENDIAN) {
       const view = new DataView(this.#bytes.buffer);
@@ -353,4 +355,54 @@ export class Prng {
     for (let i = 0; i < words.length; i++) view.setUint32(i << 2, words[i], true);
     this.#counter = 0;
   }
+}
+
+type Keystream = (key: Uint8Array, nonce: Uint8Array, counter: number, out: Uint8Array) => void;
+
+/** The kernel keystream, `null` where the kernels are not available (then the JavaScript cipher). */
+let kernelKeystream: Keystream | null | undefined;
+
+/**
+ * One buffer (BUFFER_BYTES) of ChaCha20 keystream from block `counter`: by the SIMD kernel (assembly/chacha.ts,
+ * 4× the JavaScript cipher's speed: it expands the uniform halves of keys and ciphertexts) when the kernels are
+ * loaded, else by the JavaScript cipher. Both give the RFC 8439 keystream, so a seed expands to the same bytes
+ * everywhere.
+ */
+function keystream(key: Uint8Array, nonce: Uint8Array, counter: number, out: Uint8Array): void {
+  if (kernelKeystream === undefined) kernelKeystream = makeKernelKeystream();
+  if (kernelKeystream) kernelKeystream(key, nonce, counter, out);
+  else chacha20(key, nonce, ZERO_PLAINTEXT, out, counter);
+}
+
+/** Key (32 bytes) and nonce (12, padded to 16) before the keystream, in one kernel-memory region. */
+const KERNEL_REGION_BYTES = 48 + BUFFER_BYTES;
+
+function makeKernelKeystream(): Keystream | null {
+  let context: KernelContext;
+  try {
+    context = defaultContext();
+  } catch {
+    // A browser that has not loaded the kernels, or a build without them.
+    return null;
+  }
+  const exports = context.exports as unknown as {
+    chacha20Blocks?: (key: number, nonce: number, counter: number, blocks: number, out: number) => void;
+  };
+  const blocks = exports.chacha20Blocks;
+  if (typeof blocks !== 'function' || !LITTLE_ENDIAN) return null;
+  const words = KERNEL_REGION_BYTES / 4;
+  return (key, nonce, counter, out) => {
+    const pointer = context.allocator.alloc(words);
+    try {
+      const memory = new Uint8Array(context.memory.buffer);
+      memory.set(key, pointer);
+      memory.set(nonce, pointer + 32);
+      blocks(pointer, pointer + 32, counter, BLOCKS_PER_BUFFER, pointer + 48);
+      out.set(new Uint8Array(context.memory.buffer, pointer + 48, BUFFER_BYTES));
+    } finally {
+      // The key and its keystream (a secret's, for the secret key) do not outlive the call in shared memory.
+      new Uint8Array(context.memory.buffer, pointer, KERNEL_REGION_BYTES).fill(0);
+      context.allocator.free(pointer, words);
+    }
+  };
 }
