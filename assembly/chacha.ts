@@ -9,20 +9,17 @@ const SIGMA1: i32 = 0x3320646e;
 const SIGMA2: i32 = 0x79622d32;
 const SIGMA3: i32 = 0x6b206574;
 
-// @ts-expect-error: decorator
 @inline
 function rotl(x: v128, bits: i32): v128 {
   return v128.or(i32x4.shl(x, bits), i32x4.shr_u(x, 32 - bits));
 }
 
 // Rotations by whole bytes are one byte shuffle instead of two shifts and an or.
-// @ts-expect-error: decorator
 @inline
 function rotl16(x: v128): v128 {
   return v128.shuffle<u8>(x, x, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
 }
 
-// @ts-expect-error: decorator
 @inline
 function rotl8(x: v128): v128 {
   return v128.shuffle<u8>(x, x, 3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14);
@@ -103,7 +100,6 @@ export function chacha20Blocks(key: usize, nonce: usize, counter: u32, blocks: i
  * Words w..w+3 of four blocks (a = word w of blocks 0–3, b = word w+1, …) transposed: block j's four words go to
  * `at + 64·j`.
  */
-// @ts-expect-error: decorator
 @inline
 function store4(at: usize, a: v128, b: v128, c: v128, d: v128): void {
   const ab01 = v128.shuffle<i32>(a, b, 0, 4, 1, 5);
