@@ -500,7 +500,7 @@ function gatherLayout(input: SlotLayout, output: SlotLayout, period: number): Sl
 }
 
 /**
- * The hybrid method for a dense matrix (see {@link HybridRows}) when it has fewer diagonals than the plain diagonal method,
+ * The hybrid method for a dense matrix (see {@link HybridRows}) when it has fewer diagonals than the plain method,
  * even after a gather: its outputs compact, `rows` the power of two that holds them, `span` the power of two past
  * the last partial sum, inside the period. `undefined` when it does not fit or does not pay.
  */
@@ -512,7 +512,8 @@ function hybridRowsFor(input: SlotLayout, output: SlotLayout, period: number): H
   const span = periodOf(last + rows);
   if (span > period || span <= rows) return undefined;
   // The plain method needs at least one diagonal per output-input offset inside a compact output (at least
-  // inputs + outputs − 1 of them after a gather); the hybrid method needs at most `rows`, plus log2(span / rows) rotations.
+  // inputs + outputs − 1 of them after a gather); the hybrid method needs at most `rows`, plus log2(span / rows)
+  // rotations.
   const plain = input.slots.length + output.slots.length - 1;
   return rows + Math.log2(span / rows) < plain ? { rows, span } : undefined;
 }
@@ -647,8 +648,9 @@ function matrixOutput(layer: Layer, input: SlotLayout, maxSlots: number, period:
 }
 
 /**
- * The entries of a matrix step in slots: visits (output slot — under the hybrid method, the partial sum's slot —, input
- * slot, weight) and returns the bias scattered to the output slots (`period` long). A relayout (`layer` undefined) moves each element unchanged.
+ * The entries of a matrix step in slots: visits (output slot — under the hybrid method, the partial sum's slot —,
+ * input slot, weight) and returns the bias scattered to the output slots (`period` long). A relayout (`layer`
+ * undefined) moves each element unchanged.
  *
  * @internal
  * @example
