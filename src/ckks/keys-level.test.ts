@@ -76,6 +76,26 @@ describe('Galois keys made for a level below the top', () => {
     for (const x of [ct, rotated, cut, top.key]) x.dispose();
   });
 
+  it('expandKeyUniform at every level is the top-level expansion restricted to Q_level ∪ P', () => {
+    const seed = Uint8Array.from({ length: 32 }, (_, i) => 3 * i + 1);
+    const n = params.n;
+    const topLimbs = params.limbsAtLevel(params.depth);
+    for (let j = 0; j < 2; j++) {
+      const top = expandKeyUniform(params, params.depth, seed, j);
+      const words = top.words();
+      for (let level = 0; level < params.depth; level++) {
+        const limbs = params.limbsAtLevel(level);
+        const kept = [...Array(limbs).keys(), ...params.pPrimes.map((_, k) => topLimbs + k)];
+        const expected = new Uint32Array(kept.length * n);
+        kept.forEach((t, i) => expected.set(words.subarray(t * n, (t + 1) * n), i * n));
+        const a = expandKeyUniform(params, level, seed, j);
+        assert.deepEqual(a.words(), expected, `label ${j}, level ${level}`);
+        a.dispose();
+      }
+      top.dispose();
+    }
+  });
+
   it('keyLevels makes each Galois key at its level; an element not asked for is refused', () => {
     const g1 = galoisElementForRotation(1, params.logN);
     const evk = keygen.generateEvaluationKeys(secretKey, {

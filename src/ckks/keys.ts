@@ -15,7 +15,14 @@ import {
 } from '../ring/ops.ts';
 import { Poly } from '../ring/poly.ts';
 import { Prng } from '../ring/prng.ts';
-import { sampleGaussian, sampleSparseTernary, sampleTernary, sampleUniformRns } from '../ring/sampling.ts';
+import {
+  sampleGaussian,
+  sampleSparseTernary,
+  sampleTernary,
+  sampleUniformMod,
+  sampleUniformRns,
+  skipUniformMod,
+} from '../ring/sampling.ts';
 import { mulMod } from '../ring/modarith.ts';
 import { assertInteger } from '../util/assert.ts';
 import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
@@ -230,11 +237,21 @@ function restrictToLevel(params: Parameters, poly: Poly, level: number, from: nu
  * ```
  */
 export function expandKeyUniform(params: Parameters, level: number, seed: Uint8Array, label: number): Poly {
-  const top = expandUniform(params.moduliQPAtLevel(params.depth), seed, label);
-  if (level === params.depth) return top;
-  const out = restrictToLevel(params, top, level);
-  top.dispose();
-  return out;
+  const top = params.moduliQPAtLevel(params.depth);
+  if (level === params.depth) return expandUniform(top, seed, label);
+  // The top-level stream, limb by limb: the limbs of Q_level are kept, those of the levels above are skipped (their
+  // words drawn but not written), then the P limbs are kept.
+  const moduli = params.moduliQPAtLevel(level);
+  const limbs = params.limbsAtLevel(level);
+  const topLimbs = params.limbsAtLevel(params.depth);
+  const n = params.n;
+  const poly = Poly.alloc(moduli, true, false);
+  const words = poly.words();
+  const prng = Prng.fromSeed(seed).fork(label);
+  for (let i = 0; i < limbs; i++) sampleUniformMod(prng, moduli[i].value, words, i * n, n);
+  for (let i = limbs; i < topLimbs; i++) skipUniformMod(prng, top[i].value, n);
+  for (let i = limbs; i < moduli.length; i++) sampleUniformMod(prng, moduli[i].value, words, i * n, n);
+  return poly;
 }
 
 /**

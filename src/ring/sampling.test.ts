@@ -10,6 +10,7 @@ import {
   sampleTernary,
   sampleUniformMod,
   sampleUniformRns,
+  skipUniformMod,
   signedToRns,
 } from './sampling.ts';
 
@@ -144,6 +145,39 @@ describe('sampleUniformMod', () => {
     throwsInvalid(() => sampleUniformMod(prngOf(1), 97, out, 9), 'offset = 9', 'in [0, 8]');
     throwsInvalid(() => sampleUniformMod(prngOf(1), 97, out, 4, 5), 'length = 5', 'in [0, 4]');
     throwsInvalid(() => sampleUniformMod({} as Prng, 97, out), 'prng = Object', 'expected a Prng');
+  });
+});
+
+describe('skipUniformMod', () => {
+  it('leaves the stream where sampling as many values would (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 2 ** 30 }),
+        fc.integer({ min: 0, max: 5000 }),
+        fc.integer({ min: 0, max: 3000 }),
+        fc.nat(1000),
+        (modulus, length, before, salt) => {
+          const seed = new Uint8Array(32).fill(salt & 0xff);
+          seed[0] = salt >>> 8;
+          const sampled = Prng.fromSeed(seed);
+          const skipped = Prng.fromSeed(seed);
+          // Both streams start part-way through a buffer.
+          sampled.fillUint32(new Uint32Array(before));
+          skipped.fillUint32(new Uint32Array(before));
+          sampleUniformMod(sampled, modulus, new Uint32Array(length));
+          skipUniformMod(skipped, modulus, length);
+          assert.equal(skipped.nextUint32(), sampled.nextUint32());
+        },
+      ),
+      { seed: 23, numRuns: 80 },
+    );
+  });
+
+  it('refuses a bad modulus or length with a typed error', () => {
+    const prng = Prng.fromSeed(new Uint8Array(32));
+    assert.throws(() => skipUniformMod(prng, 1, 4), InvalidArgumentError);
+    assert.throws(() => skipUniformMod(prng, 2 ** 31, 4), InvalidArgumentError);
+    assert.throws(() => skipUniformMod(prng, 17, -1), InvalidArgumentError);
   });
 });
 

@@ -119,6 +119,31 @@ export function sampleUniformMod(
 }
 
 /**
+ * Advances `prng` past `length` values of {@link sampleUniformMod} modulo `modulus` without writing them: the
+ * stream is left where sampling them would leave it. Skipping the limbs of a seeded polynomial that are not kept
+ * (a key made below the top level) costs the keystream but not the writes.
+ *
+ * @example
+ * ```ts
+ * skipUniformMod(prng, 1073479681, 4096); // as sampleUniformMod(prng, 1073479681, new Uint32Array(4096))
+ * ```
+ */
+export function skipUniformMod(prng: Prng, modulus: number, length: number): void {
+  assertPrng(prng);
+  assertInteger(modulus, 'modulus', 2, MAX_SAMPLING_MODULUS);
+  assertInteger(length, 'length', 0, MAX_SAMPLE_COUNT);
+  const mask = coveringMask(modulus - 1);
+  const words = prng.bufferedWords;
+  const wordCount = words.length;
+  let left = length;
+  while (left > 0) {
+    let w = prng.firstUnreadWord();
+    while (w < wordCount && left > 0) if ((words[w++] & mask) < modulus) left--;
+    prng.markWordsRead(w);
+  }
+}
+
+/**
  * Fills `out` with a polynomial uniform modulo each of `moduli`, limb `i` (modulo `moduli[i]`) at
  * `out[i * n, (i + 1) * n)`. Limbs are sampled independently in order, limb 0 first, so a seed determines the
  * polynomial: this is how the uniform `a` of a key or ciphertext is re-expanded from its seed.
