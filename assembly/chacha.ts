@@ -111,3 +111,22 @@ function store4(at: usize, a: v128, b: v128, c: v128, d: v128): void {
   v128.store(at + 128, v128.shuffle<i64>(ab23, cd23, 0, 2));
   v128.store(at + 192, v128.shuffle<i64>(ab23, cd23, 1, 3));
 }
+
+/**
+ * Rejection sampling of values uniform modulo `q` (the PRNG's sampleUniformMod): reads the `count` words at
+ * `src` in order, keeps `word & mask` when it is below `q`, and writes kept values to `dst` until `want` are
+ * written. Returns the words read plus 65536 × the values written (both ≤ count ≤ 65535).
+ */
+export function uniformFromWords(src: usize, count: i32, dst: usize, want: i32, q: u32, mask: u32): i32 {
+  let read = 0;
+  let written = 0;
+  while (read < count && written < want) {
+    const candidate = load<u32>(src + (<usize>read << 2)) & mask;
+    read++;
+    if (candidate < q) {
+      store<u32>(dst + (<usize>written << 2), candidate);
+      written++;
+    }
+  }
+  return read | (written << 16);
+}

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { InvalidArgumentError } from '../util/errors.ts';
+import { defaultContext } from './context.ts';
 import { Prng } from './prng.ts';
 import {
   randomBoundedInt,
@@ -145,6 +146,44 @@ describe('sampleUniformMod', () => {
     throwsInvalid(() => sampleUniformMod(prngOf(1), 97, out, 9), 'offset = 9', 'in [0, 8]');
     throwsInvalid(() => sampleUniformMod(prngOf(1), 97, out, 4, 5), 'length = 5', 'in [0, 4]');
     throwsInvalid(() => sampleUniformMod({} as Prng, 97, out), 'prng = Object', 'expected a Prng');
+  });
+});
+
+describe('sampleUniformMod into kernel memory (the rejection kernel)', () => {
+  it('writes the values and leaves the stream as the JavaScript loop does (property)', () => {
+    const context = defaultContext();
+    const words = 6000;
+    const pointer = context.allocator.alloc(words);
+    try {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 2, max: 2 ** 30 }),
+          fc.integer({ min: 256, max: 5000 }),
+          fc.integer({ min: 0, max: 900 }),
+          fc.integer({ min: 0, max: 3000 }),
+          fc.nat(1000),
+          (modulus, length, offset, before, salt) => {
+            const seed = new Uint8Array(32).fill(salt & 0xff);
+            seed[1] = salt >>> 8;
+            const inKernel = Prng.fromSeed(seed);
+            const inJs = Prng.fromSeed(seed);
+            inKernel.fillUint32(new Uint32Array(before));
+            inJs.fillUint32(new Uint32Array(before));
+            const kernelOut = new Uint32Array(context.memory.buffer, pointer, words);
+            kernelOut.fill(7);
+            const jsOut = new Uint32Array(words).fill(7);
+            const n = Math.min(length, words - offset);
+            sampleUniformMod(inKernel, modulus, kernelOut, offset, n);
+            sampleUniformMod(inJs, modulus, jsOut, offset, n);
+            assert.deepEqual(new Uint32Array(context.memory.buffer, pointer, words), jsOut);
+            assert.equal(inKernel.nextUint32(), inJs.nextUint32());
+          },
+        ),
+        { seed: 29, numRuns: 60 },
+      );
+    } finally {
+      context.allocator.free(pointer, words);
+    }
   });
 });
 

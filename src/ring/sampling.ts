@@ -1,5 +1,6 @@
 import { assertFinite, assertInteger, check, describe } from '../util/assert.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
+import { KernelContext } from './context.ts';
 import { Prng } from './prng.ts';
 
 /**
@@ -76,6 +77,21 @@ export function randomBoundedInt(prng: Prng, bound: number): number {
   }
 }
 
+/** The rejection-sampling kernel of assembly/chacha.ts. */
+interface UniformKernel {
+  uniformFromWords?: (
+    src: number,
+    count: number,
+    dst: number,
+    want: number,
+    q: number,
+    mask: number,
+  ) => number;
+}
+
+/** Below this many values the JavaScript loop is as fast as staging the words for the kernel. */
+const KERNEL_MIN_VALUES = 256;
+
 /**
  * Fills `out[offset, offset + length)` with integers uniform in [0, `modulus`), by rejection of 32-bit words
  * masked to the bit length of `modulus - 1` (no modulo bias). Consumes exactly the words it tests, so the stream
@@ -107,6 +123,26 @@ export function sampleUniformMod(
   const wordCount = words.length;
   const end = offset + length;
   let i = offset;
+  const context = length >= KERNEL_MIN_VALUES ? KernelContext.ofBuffer(out.buffer) : undefined;
+  const kernel = (context?.exports as unknown as UniformKernel | undefined)?.uniformFromWords;
+  if (context && kernel) {
+    // Into kernel memory (a polynomial's limb): the kept values are written by the kernel, which runs the same
+    // rejection over the same words; only the stream's buffered words are copied in.
+    const staged = context.allocator.alloc(wordCount);
+    try {
+      const stage = new Uint32Array(context.memory.buffer, staged, wordCount);
+      while (i < end) {
+        const w = prng.firstUnreadWord();
+        stage.set(words.subarray(w));
+        const done = kernel(staged, wordCount - w, out.byteOffset + i * 4, end - i, modulus, mask);
+        prng.markWordsRead(w + (done & 0xffff));
+        i += done >>> 16;
+      }
+    } finally {
+      context.allocator.free(staged, wordCount);
+    }
+    return;
+  }
   while (i < end) {
     let w = prng.firstUnreadWord();
     while (w < wordCount && i < end) {
