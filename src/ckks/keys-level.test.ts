@@ -87,7 +87,9 @@ describe('Galois keys made for a level below the top', () => {
         const limbs = params.limbsAtLevel(level);
         const kept = [...Array(limbs).keys(), ...params.pPrimes.map((_, k) => topLimbs + k)];
         const expected = new Uint32Array(kept.length * n);
-        kept.forEach((t, i) => expected.set(words.subarray(t * n, (t + 1) * n), i * n));
+        kept.forEach((t, i) => {
+          expected.set(words.subarray(t * n, (t + 1) * n), i * n);
+        });
         const a = expandKeyUniform(params, level, seed, j);
         assert.deepEqual(a.words(), expected, `label ${j}, level ${level}`);
         a.dispose();
