@@ -19,6 +19,15 @@ function prngOf(byte: number): Prng {
   return Prng.fromSeed(new Uint8Array(32).fill(byte));
 }
 
+/** Two streams of one seed (from `salt`), both `before` words in: part-way through a buffer. */
+function twinStreams(salt: number, before: number): [Prng, Prng] {
+  const seed = new Uint8Array(32).fill(salt & 0xff);
+  seed[0] = salt >>> 8;
+  const twins: [Prng, Prng] = [Prng.fromSeed(seed), Prng.fromSeed(seed)];
+  for (const prng of twins) prng.fillUint32(new Uint32Array(before));
+  return twins;
+}
+
 function chiSquare(counts: ArrayLike<number>, total: number): number {
   const expected = total / counts.length;
   let statistic = 0;
@@ -163,12 +172,7 @@ describe('sampleUniformMod into kernel memory (the rejection kernel)', () => {
           fc.integer({ min: 0, max: 3000 }),
           fc.nat(1000),
           (modulus, length, offset, before, salt) => {
-            const seed = new Uint8Array(32).fill(salt & 0xff);
-            seed[1] = salt >>> 8;
-            const inKernel = Prng.fromSeed(seed);
-            const inJs = Prng.fromSeed(seed);
-            inKernel.fillUint32(new Uint32Array(before));
-            inJs.fillUint32(new Uint32Array(before));
+            const [inKernel, inJs] = twinStreams(salt, before);
             const kernelOut = new Uint32Array(context.memory.buffer, pointer, words);
             kernelOut.fill(7);
             const jsOut = new Uint32Array(words).fill(7);
@@ -196,13 +200,7 @@ describe('skipUniformMod', () => {
         fc.integer({ min: 0, max: 3000 }),
         fc.nat(1000),
         (modulus, length, before, salt) => {
-          const seed = new Uint8Array(32).fill(salt & 0xff);
-          seed[0] = salt >>> 8;
-          const sampled = Prng.fromSeed(seed);
-          const skipped = Prng.fromSeed(seed);
-          // Both streams start part-way through a buffer.
-          sampled.fillUint32(new Uint32Array(before));
-          skipped.fillUint32(new Uint32Array(before));
+          const [sampled, skipped] = twinStreams(salt, before);
           sampleUniformMod(sampled, modulus, new Uint32Array(length));
           skipUniformMod(skipped, modulus, length);
           assert.equal(skipped.nextUint32(), sampled.nextUint32());
