@@ -273,6 +273,32 @@ export function xxh32Segments(segments: readonly HashSegment[], context: KernelC
   }
 }
 
+/** Words of kernel memory an XXH32 stream's state takes (what {@link xxh32InPlace} needs at `state`). */
+export const XXH32_STATE_WORDS = STATE_BYTES / 4;
+
+/**
+ * XXH32 of the concatenation of kernel-memory `segments` by `kernels`, an instance of the kernels over that memory
+ * made by another thread (an I/O thread's, which has no {@link KernelContext} of its own there), with the stream
+ * state at `state` ({@link XXH32_STATE_WORDS} words the caller owns). The same value as {@link xxh32Segments}.
+ *
+ * @example
+ * ```ts
+ * const checksum = xxh32InPlace(instance.exports, state, [{ pointer, byteLength }]);
+ * ```
+ */
+export function xxh32InPlace(
+  kernels: WebAssembly.Exports,
+  state: number,
+  segments: readonly KernelSegment[],
+  seed = 0,
+): number {
+  checkSeed(seed);
+  const k = kernels as unknown as HashKernelExports;
+  k.xxh32Init(state, seed | 0);
+  for (const segment of segments) k.xxh32Update(state, segment.pointer, segment.byteLength);
+  return k.xxh32Digest(state) >>> 0;
+}
+
 /**
  * How many of the `words` 32-bit words of kernel memory at `pointer` are ≥ `prime` (0 for a limb of residues).
  *

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { KernelContext } from '../../ring/context.ts';
+import { XXH32_STATE_WORDS } from '../../ring/hash.ts';
 import { check } from '../../util/assert.ts';
 import { FormatError, InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import type { IoBytes, IoReply, IoRequest } from './io-worker.ts';
@@ -50,9 +51,6 @@ interface Pending {
   slot: Slot;
   weight: number;
 }
-
-/** Words of an XXH32 state in kernel memory (48 bytes used; see assembly/hash.ts). */
-const HASH_STATE_WORDS = 16;
 
 interface Slot {
   index: number;
@@ -214,7 +212,7 @@ export class IoPool {
       if (context) {
         let state = slot.hashStates.get(context);
         if (state === undefined) {
-          state = context.allocator.alloc(HASH_STATE_WORDS);
+          state = context.allocator.alloc(XXH32_STATE_WORDS);
           slot.hashStates.set(context, state);
         }
         const kernel = { memory: context.memory, module: context.module, state };
@@ -336,7 +334,7 @@ export class IoPool {
   /** Rejects every request in flight on `slot`. */
   #fail(slot: Slot, what: string): void {
     // The thread is gone: its hash states are free again.
-    for (const [context, state] of slot.hashStates) context.allocator.free(state, HASH_STATE_WORDS);
+    for (const [context, state] of slot.hashStates) context.allocator.free(state, XXH32_STATE_WORDS);
     slot.hashStates.clear();
     for (const [seq, pending] of this.#pending) {
       if (pending.slot !== slot) continue;

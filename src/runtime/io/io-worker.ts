@@ -13,6 +13,7 @@ import {
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { collectGarbage } from '../../platform/collect-garbage.ts';
+import { xxh32InPlace } from '../../ring/hash.ts';
 import { FormatError, InvalidArgumentError, ResourceError } from '../../util/errors.ts';
 import {
   encodeObjectHeader,
@@ -208,13 +209,9 @@ class Semaphore {
 const slots = new Map<number, Semaphore>();
 const sharedMemories = new Map<number, SharedArrayBuffer>();
 
-/** The XXH32 kernels of assembly/hash.ts, instantiated over a kernel memory shared with this thread. */
+/** The kernels instantiated over a kernel memory shared with this thread, and this thread's hash state there. */
 interface InPlaceHasher {
-  readonly exports: {
-    xxh32Init(state: number, seed: number): void;
-    xxh32Update(state: number, pointer: number, length: number): void;
-    xxh32Digest(state: number): number;
-  };
+  readonly exports: WebAssembly.Exports;
   readonly state: number;
 }
 
@@ -244,11 +241,11 @@ function checksumOf(
   }
   if (!hasher)
     return { checksum: payloadChecksum(pieces.length === 1 ? pieces[0] : pieces, version), inPlace: false };
-  const { exports, state } = hasher;
-  exports.xxh32Init(state, 0);
-  for (const ref of refs as readonly SharedBytesRef[])
-    exports.xxh32Update(state, ref.byteOffset, ref.byteLength);
-  return { checksum: exports.xxh32Digest(state) >>> 0, inPlace: true };
+  const segments = (refs as readonly SharedBytesRef[]).map((ref) => ({
+    pointer: ref.byteOffset,
+    byteLength: ref.byteLength,
+  }));
+  return { checksum: xxh32InPlace(hasher.exports, hasher.state, segments), inPlace: true };
 }
 
 function bytesOf(bytes: IoBytes): Uint8Array {
@@ -635,7 +632,7 @@ export function serveIoRequests(port: NonNullable<typeof parentPort>): void {
           const { memory, module, state } = request.kernel;
           try {
             const instance = new WebAssembly.Instance(module, { env: { memory } });
-            inPlaceHashers.set(request.id, { exports: instance.exports as InPlaceHasher['exports'], state });
+            inPlaceHashers.set(request.id, { exports: instance.exports, state });
           } catch {
             // Without the kernels here the payloads are hashed through this thread's memory, as other ones are.
           }
