@@ -173,6 +173,47 @@ export function benchCommand(): Command {
         });
       },
     );
+  bench
+    .command('bootstrap')
+    .description(
+      'CKKS bootstrapping (logN 16, full slots, one thread by default): time per phase, precision, levels left, ' +
+        'key bytes, peak RSS; beside OpenFHE when --peer gives its benchmark binary',
+    )
+    .option('--json', 'print JSON lines (default)', true)
+    .option('--logN <n>', 'ring degree log2 (below 16 the chain is insecure, for quick runs)', '16')
+    .option('--slots <k>', 'slots bootstrapped, a power of two ≤ N/2 (default N/2)')
+    .option('--reps <k>', 'timed bootstrappings after the first (median reported)', '3')
+    .option('--threads <n>', 'kernel threads', '1')
+    .option('--message-ratio <bits>', "log2(q0/Δ) during the reduction (default: the parameters' default)")
+    .option('--peer <path>', 'the OpenFHE bootstrapping benchmark binary (or HOME_OPENFHE_BOOTSTRAP)')
+    .action(
+      async (options: {
+        logN: string;
+        slots?: string;
+        reps: string;
+        threads: string;
+        messageRatio?: string;
+        peer?: string;
+      }) => {
+        const whole = (text: string | undefined, flag: string, min: number, max: number) => {
+          if (text === undefined) return undefined;
+          const value = Number(text);
+          if (!/^\d+$/.test(text) || value < min || value > max) {
+            throw new InvalidArgumentError(`${flag} ${text}: expected a whole number from ${min} to ${max}`);
+          }
+          return value;
+        };
+        const { runBootstrapBench } = await import('./bootstrap.ts');
+        await runBootstrapBench({
+          logN: whole(options.logN, '--logN', 10, 17) as number,
+          slots: whole(options.slots, '--slots', 2, 2 ** 16),
+          reps: whole(options.reps, '--reps', 1, 100) as number,
+          threads: whole(options.threads, '--threads', 1, 1024) as number,
+          messageRatioBits: whole(options.messageRatio, '--message-ratio', 4, 28),
+          peer: options.peer ?? process.env.HOME_OPENFHE_BOOTSTRAP,
+        });
+      },
+    );
   return bench;
 }
 

@@ -1,6 +1,6 @@
 /**
  * `home-he`: the CKKS library — parameters, keys, encoding, encryption, evaluation (arithmetic, rotations,
- * polynomials, linear transforms) and serialization, on WebAssembly SIMD kernels. This entry runs in Node and in
+ * polynomials, linear transforms), bootstrapping and serialization, on WebAssembly SIMD kernels. This entry runs in Node and in
  * browsers (it imports no Node module; the kernels are found by a loader chosen by export conditions). In a
  * browser, `await loadKernels()` once before the first use; Node loads them on demand.
  *
@@ -22,9 +22,20 @@
  * ```
  */
 
+export {
+  Bootstrapper,
+  type BootstrappingKeys,
+  BootstrappingParameters,
+  type BootstrappingParametersLiteral,
+  type BootstrappingTimings,
+  DenseToSparseKey,
+  EvalMod,
+  type EvalModLiteral,
+} from './ckks/bootstrapping/index.ts';
 export { Encoder, type ComplexValues } from './ckks/encoder.ts';
 export { Decryptor, Encryptor, SeededCiphertext, SymmetricEncryptor } from './ckks/encryptor.ts';
 export { Evaluator, type Operand } from './ckks/evaluator.ts';
+export { type GaloisKeySource, HostKeys, ResidentKeys } from './ckks/key-source.ts';
 export {
   EvaluationKeyStream,
   EvaluationKeys,

@@ -2,9 +2,11 @@ import { galoisElementForRotation } from '../ring/galois.ts';
 import { Poly } from '../ring/poly.ts';
 import { assertFinite, assertInteger, check, describe } from '../util/assert.ts';
 import { InvalidArgumentError, MismatchError, MissingKeyError } from '../util/errors.ts';
-import { Encoder } from './encoder.ts';
+import { type ComplexValues, Encoder } from './encoder.ts';
 import type { Evaluator } from './evaluator.ts';
-import { Ciphertext, type Plaintext } from './objects.ts';
+import type { GaloisKeySource } from './key-source.ts';
+import { EvaluationKeys } from './keys.ts';
+import { Ciphertext, Plaintext } from './objects.ts';
 import type { Parameters } from './parameters.ts';
 
 /**
@@ -99,14 +101,18 @@ function encoderFor(params: Parameters): Encoder {
  */
 export class LinearTransform {
   readonly params: Parameters;
-  /** Non-zero diagonals d_k, k in 0 … slots−1, each of length `slots`. */
+  /** Non-zero diagonals d_k, k in 0 … slots−1, each of length `slots` (their real parts). */
   readonly diagonals: ReadonlyMap<number, Float64Array>;
+  /** The imaginary parts of the complex diagonals (only those with a non-zero one; same keys as `diagonals`). */
+  readonly imaginaryDiagonals: ReadonlyMap<number, Float64Array>;
   /** n1 of the baby-step giant-step split. */
   readonly babySteps: number;
   readonly shape: TransformShape;
   /** Giant step g → the diagonal indices k with ⌊k/n1⌋ = g, ascending. */
   readonly #groups: Map<number, number[]>;
   readonly #encoded = new Map<number, Map<number, Plaintext>>();
+  /** Encoded diagonals moved to host memory by {@link offload}, per level. */
+  readonly #offloaded = new Map<number, Map<number, { words: Uint32Array; scale: number }>>();
 
   /**
    * A transform from its diagonals: index k (any integer, taken modulo the slot count) → `slots` values.
@@ -121,7 +127,7 @@ export class LinearTransform {
    */
   constructor(
     params: Parameters,
-    diagonals: ReadonlyMap<number, ArrayLike<number>>,
+    diagonals: ReadonlyMap<number, ArrayLike<number> | ComplexValues>,
     options: LinearTransformOptions = {},
     shape: TransformShape = { kind: 'diagonals' },
   ) {
@@ -131,12 +137,19 @@ export class LinearTransform {
       throw new InvalidArgumentError(`diagonals = ${describe(diagonals)}: expected a Map index → values`);
     }
     const normalized = new Map<number, Float64Array>();
+    const imaginary = new Map<number, Float64Array>();
     for (const [index, values] of diagonals) {
       assertInteger(index, 'diagonal index');
-      if (typeof values !== 'object' || values === null || values.length !== slots) {
-        throw new InvalidArgumentError(
-          `diagonal ${index} = ${describe(values)}: expected ${slots} values (one per slot)`,
-        );
+      const complex = isComplex(values);
+      const re = complex ? values.re : values;
+      const im = complex ? values.im : undefined;
+      for (const part of im ? [re, im] : [re]) {
+        if (typeof part !== 'object' || part === null || part.length !== slots) {
+          throw new InvalidArgumentError(
+            `diagonal ${index} = ${describe(values)}: expected ${slots} values (one per slot), or { re, im } of ` +
+              `${slots} each`,
+          );
+        }
       }
       const k = ((index % slots) + slots) % slots;
       check(
@@ -144,16 +157,25 @@ export class LinearTransform {
         () => `diagonal ${index}: index ${k} (mod ${slots}) given twice: merge the two diagonals`,
       );
       const copy = new Float64Array(slots);
+      const copyIm = new Float64Array(slots);
       let nonZero = false;
+      let imaginaryNonZero = false;
       for (let i = 0; i < slots; i++) {
-        assertFinite(values[i], `diagonal ${index}[${i}]`);
-        copy[i] = values[i];
-        if (values[i] !== 0) nonZero = true;
+        assertFinite(re[i], `diagonal ${index}[${i}]`);
+        copy[i] = re[i];
+        if (re[i] !== 0) nonZero = true;
+        if (im) {
+          assertFinite(im[i], `diagonal ${index}.im[${i}]`);
+          copyIm[i] = im[i];
+          if (im[i] !== 0) imaginaryNonZero = true;
+        }
       }
-      if (nonZero) normalized.set(k, copy);
+      if (nonZero || imaginaryNonZero) normalized.set(k, copy);
+      if (imaginaryNonZero) imaginary.set(k, copyIm);
     }
     const sorted = new Map([...normalized].sort((x, y) => x[0] - y[0]));
     this.diagonals = sorted;
+    this.imaginaryDiagonals = imaginary;
     const indices = [...sorted.keys()];
     if (options.babySteps !== undefined) assertInteger(options.babySteps, 'babySteps', 1, slots);
     this.babySteps = options.babySteps ?? chooseBabySteps(indices, slots);
@@ -315,6 +337,10 @@ export class LinearTransform {
    * ```
    */
   apply(values: ArrayLike<number>): Float64Array {
+    check(
+      this.imaginaryDiagonals.size === 0,
+      () => 'apply: the transform has complex diagonals: use applyComplex',
+    );
     const slots = this.params.slots;
     check(values.length <= slots, () => `values.length = ${values.length}: expected at most ${slots}`);
     const input = new Float64Array(slots);
@@ -333,6 +359,43 @@ export class LinearTransform {
   }
 
   /**
+   * The map in plain float64 on complex slot values (missing trailing slots are 0).
+   *
+   * @example
+   * ```ts
+   * const { re, im } = transform.applyComplex({ re: x, im: y });
+   * ```
+   */
+  applyComplex(values: ComplexValues): { re: Float64Array; im: Float64Array } {
+    const slots = this.params.slots;
+    check(
+      values.re.length <= slots && values.im.length === values.re.length,
+      () =>
+        `values: re.length = ${values.re.length}, im.length = ${values.im.length}: expected equal, at most ${slots}`,
+    );
+    const inRe = new Float64Array(slots);
+    const inIm = new Float64Array(slots);
+    for (let i = 0; i < values.re.length; i++) {
+      assertFinite(values.re[i], `values.re[${i}]`);
+      assertFinite(values.im[i], `values.im[${i}]`);
+      inRe[i] = values.re[i];
+      inIm[i] = values.im[i];
+    }
+    const re = new Float64Array(slots);
+    const im = new Float64Array(slots);
+    const zero = new Float64Array(slots);
+    for (const [k, dRe] of this.diagonals) {
+      const dIm = this.imaginaryDiagonals.get(k) ?? zero;
+      for (let i = 0; i < slots; i++) {
+        const j = i + k < slots ? i + k : i + k - slots;
+        re[i] += dRe[i] * inRe[j] - dIm[i] * inIm[j];
+        im[i] += dRe[i] * inIm[j] + dIm[i] * inRe[j];
+      }
+    }
+    return { re, im };
+  }
+
+  /**
    * Applies the transform to `ct` (degree 1, level ≥ 1). Returns a new ciphertext at ct's level with scale
    * ct.scale·S_ℓ, not rescaled. `hoisted: false` computes the baby rotations one by one (for comparison).
    *
@@ -342,7 +405,11 @@ export class LinearTransform {
    * evaluator.rescale(out, out);
    * ```
    */
-  evaluateNew(evaluator: Evaluator, ct: Ciphertext, options: { hoisted?: boolean } = {}): Ciphertext {
+  evaluateNew(
+    evaluator: Evaluator,
+    ct: Ciphertext,
+    options: { hoisted?: boolean; keys?: GaloisKeySource } = {},
+  ): Ciphertext {
     const params = this.params;
     if (evaluator.params !== params || ct.params !== params) {
       throw new MismatchError(
@@ -360,9 +427,12 @@ export class LinearTransform {
         'linear transform: ciphertext at level 0: expected level ≥ 1 (the transform consumes one level)',
       );
     }
+    // With a key source the keys come in when used: the baby steps' together, then each giant step's alone.
+    const source = options.keys;
+    const have = source ? new Set(source.galoisElements) : undefined;
     for (const step of this.rotationsNeeded()) {
       const g = galoisElementForRotation(step, params.logN);
-      if (!evaluator.keys?.galois.has(g)) {
+      if (!(have ? have.has(g) : evaluator.keys?.galois.has(g))) {
         throw new MissingKeyError(
           `linear transform: no Galois key for rotation by ${step} (Galois element ${g}); generate the keys of ` +
             'rotationsNeeded()',
@@ -377,10 +447,20 @@ export class LinearTransform {
     const babySet = new Set<number>();
     for (const k of this.diagonals.keys()) if (k % n1 !== 0) babySet.add(k % n1);
     const babies = [...babySet].sort((x, y) => x - y);
-    const rotated =
+    const withKeys = <T>(steps: number[], f: (e: Evaluator) => T): T => {
+      if (!source) return f(evaluator);
+      const keys = source.acquire(steps.map((s) => galoisElementForRotation(s, params.logN)));
+      try {
+        return f(evaluator.withKeys(new EvaluationKeys(evaluator.keys?.relinearization, keys)));
+      } finally {
+        source.release(keys);
+      }
+    };
+    const rotated = withKeys(babies, (e) =>
       options.hoisted === false || babies.length === 0
-        ? new Map(babies.map((b) => [b, evaluator.rotateNew(ct, b)]))
-        : evaluator.rotateHoistedNew(ct, babies);
+        ? new Map(babies.map((b) => [b, e.rotateNew(ct, b)]))
+        : e.rotateHoistedNew(ct, babies),
+    );
     const moduli = params.moduliAtLevel(level);
     let total: Ciphertext | undefined;
     try {
@@ -414,7 +494,7 @@ export class LinearTransform {
         }
         batch.run();
         const inner = new Ciphertext(params, [c0, c1], level, outScale);
-        if (g !== 0) evaluator.rotate(inner, g * n1, inner);
+        if (g !== 0) withKeys([g * n1], (e) => e.rotate(inner, g * n1, inner));
         if (total) {
           evaluator.add(total, inner, total);
           inner.dispose();
@@ -433,6 +513,29 @@ export class LinearTransform {
   dispose(): void {
     for (const byIndex of this.#encoded.values()) for (const pt of byIndex.values()) pt.dispose();
     this.#encoded.clear();
+    this.#offloaded.clear();
+  }
+
+  /**
+   * Moves the encoded diagonals out of kernel memory into host memory; the next evaluation at their level copies
+   * them back (a copy instead of an encoding). For transforms too large to stay in kernel memory together.
+   *
+   * @example
+   * ```ts
+   * const out = transform.evaluateNew(evaluator, ct);
+   * transform.offload();
+   * ```
+   */
+  offload(): void {
+    for (const [level, byIndex] of this.#encoded) {
+      const host = new Map<number, { words: Uint32Array; scale: number }>();
+      for (const [k, pt] of byIndex) {
+        host.set(k, { words: pt.poly.words().slice(), scale: pt.scale });
+        pt.dispose();
+      }
+      this.#offloaded.set(level, host);
+    }
+    this.#encoded.clear();
   }
 
   /** The diagonals pre-rotated by −n1·⌊k/n1⌋ and encoded at `level` with the canonical scale (cached). */
@@ -440,14 +543,29 @@ export class LinearTransform {
     let byIndex = this.#encoded.get(level);
     if (byIndex) return byIndex;
     byIndex = new Map();
+    const host = this.#offloaded.get(level);
+    if (host) {
+      const moduli = this.params.moduliAtLevel(level);
+      for (const [k, { words, scale }] of host) {
+        byIndex.set(k, new Plaintext(this.params, Poly.fromWords(moduli, true, words), level, scale));
+      }
+      this.#offloaded.delete(level);
+      this.#encoded.set(level, byIndex);
+      return byIndex;
+    }
     const slots = this.params.slots;
     const encoder = encoderFor(this.params);
     const scale = this.params.scaleAtLevel[level];
     const shifted = new Float64Array(slots);
+    const shiftedIm = new Float64Array(slots);
     for (const [k, d] of this.diagonals) {
       const shift = Math.floor(k / this.babySteps) * this.babySteps;
       for (let i = 0; i < slots; i++) shifted[i] = d[(i - shift + slots) % slots];
-      byIndex.set(k, encoder.encodeNew(shifted, level, scale));
+      const dIm = this.imaginaryDiagonals.get(k);
+      if (dIm) {
+        for (let i = 0; i < slots; i++) shiftedIm[i] = dIm[(i - shift + slots) % slots];
+        byIndex.set(k, encoder.encodeNew({ re: shifted, im: shiftedIm }, level, scale));
+      } else byIndex.set(k, encoder.encodeNew(shifted, level, scale));
     }
     this.#encoded.set(level, byIndex);
     return byIndex;
@@ -472,4 +590,8 @@ function chooseBabySteps(indices: readonly number[], slots: number): number {
     if (cost < best.cost || (cost === best.cost && keys < best.keys)) best = { n1, cost, keys };
   }
   return best.n1;
+}
+
+function isComplex(values: ArrayLike<number> | ComplexValues): values is ComplexValues {
+  return typeof values === 'object' && values !== null && 're' in values && 'im' in values;
 }

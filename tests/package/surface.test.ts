@@ -8,11 +8,15 @@ import { describe, it } from 'node:test';
  */
 const SURFACE: Record<string, string[]> = {
   'home-he': [
+    'Bootstrapper',
+    'BootstrappingParameters',
     'CHECKSUM_BYTES',
     'Ciphertext',
     'Decryptor',
+    'DenseToSparseKey',
     'Encoder',
     'Encryptor',
+    'EvalMod',
     'EvaluationKeyStream',
     'EvaluationKeys',
     'Evaluator',
@@ -20,6 +24,7 @@ const SURFACE: Record<string, string[]> = {
     'FormatError',
     'GaloisKey',
     'HEADER_BYTES',
+    'HostKeys',
     'HomeError',
     'InvalidArgumentError',
     'KernelContext',
@@ -36,6 +41,7 @@ const SURFACE: Record<string, string[]> = {
     'PolynomialEvaluator',
     'Prng',
     'PublicKey',
+    'ResidentKeys',
     'ResourceError',
     'SecretKey',
     'SecurityError',

@@ -1,0 +1,5 @@
+export { Bootstrapper, type BootstrappingTimings } from './bootstrapper.ts';
+export { applyMap, coeffsToSlotsMaps, composeMaps, type DiagonalMap, slotsToCoeffsMaps } from './dft.ts';
+export { EvalMod, type EvalModLiteral } from './eval-mod.ts';
+export { type BootstrappingKeys, DenseToSparseKey, generateEncapsulationKeys } from './keys.ts';
+export { BootstrappingParameters, type BootstrappingParametersLiteral } from './parameters.ts';
