@@ -122,8 +122,9 @@ export function benchCommand(): Command {
   bench
     .command('threads')
     .description(
-      'kernel threads: NTT (logN 16), multiply+relinearize+rescale and rotate (logN 15), CryptoNets batch ' +
-        'inference and the zoo MNIST CNN (latency packing), each on 1 thread and on --threads in one run',
+      'kernel threads: NTT (logN 16), multiply+relinearize+rescale and rotate (logN 15), bootstrapping ' +
+        '(logN 16), CryptoNets batch inference and the zoo MNIST CNN (latency packing), each on 1 thread and on ' +
+        '--threads in one run',
     )
     .option('--json', 'print JSON lines (default)', true)
     .option('--threads <n>', 'threads of the parallel side (default: the available cores, at least 2)')
@@ -135,7 +136,7 @@ export function benchCommand(): Command {
         'the checkout; skipped when absent)',
     )
     .option('--zoo-images <k>', 'zoo CNN: images per thread count', '4')
-    .option('--workload <name...>', 'only these: ntt, mul-relin-rescale, rotate, cryptonets, zoo')
+    .option('--workload <name...>', 'only these: ntt, mul-relin-rescale, rotate, bootstrap, cryptonets, zoo')
     .action(
       async (options: {
         threads?: string;

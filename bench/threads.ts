@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
+import { Bootstrapper } from '../src/ckks/bootstrapping/bootstrapper.ts';
+import { BootstrappingParameters } from '../src/ckks/bootstrapping/parameters.ts';
 import { Encoder } from '../src/ckks/encoder.ts';
 import { Encryptor } from '../src/ckks/encryptor.ts';
 import { Evaluator } from '../src/ckks/evaluator.ts';
@@ -59,6 +61,8 @@ export interface ThreadsBenchOptions {
   readonly zooImages?: number;
   /** Only these workloads. */
   readonly workloads?: readonly string[];
+  /** Bootstrapping: pairs of runs (one on each side); default 2. */
+  readonly bootstrapPairs?: number;
   readonly write?: (line: string) => void;
   readonly progress?: (line: string) => void;
 }
@@ -98,12 +102,13 @@ function alternate(
   threads: number,
   reps: number,
   work: () => () => string,
+  options: { warmUp?: boolean } = {},
 ): { seconds1: number; secondsN: number; speedup: number; identical: boolean } {
   const times: Record<'1' | 'n', number[]> = { '1': [], n: [] };
   const digests = new Set<string>();
   // Warm-up, untimed: at least half a second on each side (new threads start, and their copy of the kernels is
-  // optimized as it runs; a long-running server pays this once).
-  for (const side of [1, threads]) {
+  // optimized as it runs; a long-running server pays this once). Long work warms up by itself.
+  for (const side of options.warmUp === false ? [] : [1, threads]) {
     context.setThreads(side);
     const start = performance.now();
     for (let r = 0; r < 2 || performance.now() - start < 500; r++) digests.add(work()());
@@ -131,8 +136,8 @@ function alternate(
 
 /**
  * `home bench threads`: each workload on one thread and on `threads` in the same run — NTT (logN 16),
- * multiply + relinearize + rescale and rotate (logN 15), CryptoNets batch inference (images/s) and, given its
- * model, the zoo MNIST CNN in latency packing (s/image) — one JSON line each with both times and the speed-up.
+ * multiply + relinearize + rescale and rotate (logN 15), bootstrapping (logN 16), CryptoNets batch inference
+ * (images/s) and, given its model, the zoo MNIST CNN in latency packing (s/image) — one JSON line each with both times and the speed-up.
  * Operations alternate between the thread counts rep by rep (medians), so drift on a shared machine hits both.
  *
  * @example
@@ -229,6 +234,45 @@ export async function runThreadsBench(options: ThreadsBenchOptions = {}): Promis
     }
     x.dispose();
     y.dispose();
+  }
+
+  if (wanted('bootstrap')) {
+    progress('threads: bootstrapping, logN 16 (keys, then a warm-up that encodes the transforms)');
+    const bp = BootstrappingParameters.create({ logN: 16 });
+    const params = bp.params;
+    const keygen = new KeyGenerator(params);
+    const secretKey = keygen.generateSecretKey();
+    const keys = Bootstrapper.generateKeys(bp, keygen, secretKey);
+    const bootstrapper = new Bootstrapper(bp, keys);
+    const encoder = new Encoder(params);
+    const values = Float64Array.from({ length: params.slots }, (_, i) => Math.sin(i));
+    const x = new Encryptor(params, keygen.generatePublicKey(secretKey)).encryptNew(
+      encoder.encodeNew(values, 0, params.scaleAtLevel[0]),
+    );
+    bootstrapper.bootstrapNew(x).dispose();
+    // Two pairs, one bootstrapping on each side back to back (each takes half a minute or more).
+    const r = alternate(
+      context,
+      threads,
+      options.bootstrapPairs ?? 2,
+      () => {
+        const out = bootstrapper.bootstrapNew(x);
+        return () => {
+          const d = digest(context, out.polys);
+          out.dispose();
+          return d;
+        };
+      },
+      { warmUp: false },
+    );
+    emit(
+      opRecord(
+        'bootstrap-logN16',
+        `one bootstrapping, logN 16, ${bp.slots} slots, ${bp.levelsLeft} levels left (keys in host memory)`,
+        r,
+      ),
+    );
+    x.dispose();
   }
 
   const inferBoth = async (workload: string, unit: string, infer: () => ReturnType<typeof runInfer>) => {
