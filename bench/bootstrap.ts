@@ -1,7 +1,8 @@
 /**
  * `home bench bootstrap`: one CKKS bootstrapping at logN 16 (default), full or fewer slots, on one kernel thread
  * (default), timed in phases, with its precision over uniform inputs in [−1, 1], the levels it leaves, its key
- * bytes and the peak RSS; and, when the OpenFHE peer binary is given, OpenFHE's single-threaded bootstrapping
+ * bytes and the peak RSS (with a DRAM budget, keys and diagonals wait in files and the peak RSS is checked against
+ * it); and, when the OpenFHE peer binary is given, OpenFHE's single-threaded bootstrapping
  * measured in the same run (a child process, so its memory is its own).
  */
 import { execFile } from 'node:child_process';
@@ -11,10 +12,12 @@ import { Bootstrapper } from '../src/ckks/bootstrapping/bootstrapper.ts';
 import { BootstrappingParameters } from '../src/ckks/bootstrapping/parameters.ts';
 import { Encoder } from '../src/ckks/encoder.ts';
 import { Decryptor, Encryptor } from '../src/ckks/encryptor.ts';
-import { KeyGenerator } from '../src/ckks/keys.ts';
+import { StashedKeys } from '../src/ckks/key-source.ts';
+import { KeyGenerator, type PublicKey, type SecretKey } from '../src/ckks/keys.ts';
 import { maxLogQP128 } from '../src/ckks/security.ts';
 import { setDefaultThreads } from '../src/ring/context.ts';
 import { Prng } from '../src/ring/prng.ts';
+import { FileStash } from '../src/runtime/store/file-stash.ts';
 import { median } from './support/median.ts';
 
 /** The `bootstrap` line: HomE's figures (and the peer's, when measured, in `peer_*`). */
@@ -40,6 +43,11 @@ export interface BootstrapRecord {
   logQP: number;
   dnum: number;
   message_ratio_bits: number;
+  /** Where the Galois keys and encoded diagonals wait between uses. */
+  key_memory: 'kernel' | 'host' | 'files';
+  dram_budget_bytes?: number;
+  /** peak_rss_bytes ≤ dram_budget_bytes (the whole process: kernel memory, JavaScript heap, code). */
+  within_budget?: boolean;
   peer?: PeerRecord;
   /** seconds / peer seconds (below 1: HomE faster). */
   ratio_to_peer?: number;
@@ -70,6 +78,9 @@ export async function runBootstrapBench(options: {
   threads: number;
   messageRatioBits?: number;
   peer?: string;
+  /** Keep keys and diagonals in files (a FileStash under `dir`) and report whether the peak RSS stayed within. */
+  dramBudgetBytes?: number;
+  dir?: string;
   progress?: (line: string) => void;
 }): Promise<BootstrapRecord> {
   const progress = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -96,7 +107,40 @@ export async function runBootstrapBench(options: {
   progress(
     `bootstrap: logN ${params.logN}, ${bp.slots} slots, depth ${params.depth}, dnum ${params.digits}; keys…`,
   );
-  const keys = Bootstrapper.generateKeys(bp, keygen, secretKey);
+  const stash =
+    options.dramBudgetBytes === undefined ? undefined : FileStash.create(params.context, options.dir);
+  try {
+    return await measure(
+      options,
+      bp,
+      keygen,
+      secretKey,
+      publicKey,
+      prng,
+      setupSeconds,
+      elapsed,
+      progress,
+      stash,
+    );
+  } finally {
+    stash?.close();
+  }
+}
+
+async function measure(
+  options: Parameters<typeof runBootstrapBench>[0],
+  bp: BootstrappingParameters,
+  keygen: KeyGenerator,
+  secretKey: SecretKey,
+  publicKey: PublicKey,
+  prng: Prng,
+  setupSeconds: number,
+  elapsed: () => number,
+  progress: (line: string) => void,
+  stash: FileStash | undefined,
+): Promise<BootstrapRecord> {
+  const params = bp.params;
+  const keys = Bootstrapper.generateKeys(bp, keygen, secretKey, { stash });
   const keygenSeconds = elapsed();
   const keyBytes =
     keys.galois.byteLength +
@@ -158,7 +202,12 @@ export async function runBootstrapBench(options: {
     logQP: round(params.logQP),
     dnum: params.digits,
     message_ratio_bits: bp.messageRatioBits,
+    key_memory: stash ? 'files' : keys.galois instanceof StashedKeys ? 'host' : 'kernel',
   };
+  if (options.dramBudgetBytes !== undefined) {
+    record.dram_budget_bytes = options.dramBudgetBytes;
+    record.within_budget = record.peak_rss_bytes <= options.dramBudgetBytes;
+  }
   if (options.peer !== undefined) {
     if (!existsSync(options.peer)) throw new Error(`--peer ${options.peer}: no such file`);
     progress(`bootstrap: OpenFHE peer ${options.peer}…`);

@@ -187,6 +187,11 @@ export function benchCommand(): Command {
     .option('--threads <n>', 'kernel threads', '1')
     .option('--message-ratio <bits>', "log2(q0/Δ) during the reduction (default: the parameters' default)")
     .option('--peer <path>', 'the OpenFHE bootstrapping benchmark binary (or HOME_OPENFHE_BOOTSTRAP)')
+    .option(
+      '--dram-budget <size>',
+      'keep Galois keys and diagonals in files and check the peak RSS against this (e.g. 4GiB)',
+    )
+    .option('--dir <path>', 'parent of the temporary stash directory (default: the OS temporary directory)')
     .action(
       async (options: {
         logN: string;
@@ -195,7 +200,10 @@ export function benchCommand(): Command {
         threads: string;
         messageRatio?: string;
         peer?: string;
+        dramBudget?: string;
+        dir?: string;
       }) => {
+        const { parseByteSize } = await import('../src/cli/sizes.ts');
         const whole = (text: string | undefined, flag: string, min: number, max: number) => {
           if (text === undefined) return undefined;
           const value = Number(text);
@@ -212,6 +220,9 @@ export function benchCommand(): Command {
           threads: whole(options.threads, '--threads', 1, 1024) as number,
           messageRatioBits: whole(options.messageRatio, '--message-ratio', 4, 28),
           peer: options.peer ?? process.env.HOME_OPENFHE_BOOTSTRAP,
+          dramBudgetBytes:
+            options.dramBudget === undefined ? undefined : parseByteSize(options.dramBudget, '--dram-budget'),
+          dir: options.dir,
         });
       },
     );

@@ -35,7 +35,8 @@ export {
 export { Encoder, type ComplexValues } from './ckks/encoder.ts';
 export { Decryptor, Encryptor, SeededCiphertext, SymmetricEncryptor } from './ckks/encryptor.ts';
 export { Evaluator, type Operand } from './ckks/evaluator.ts';
-export { type GaloisKeySource, HostKeys, ResidentKeys } from './ckks/key-source.ts';
+export { type GaloisKeySource, ResidentKeys, StashedKeys } from './ckks/key-source.ts';
+export { HostStash, type Stash } from './ckks/stash.ts';
 export {
   EvaluationKeyStream,
   EvaluationKeys,

@@ -1,4 +1,5 @@
 import { Poly } from '../ring/poly.ts';
+import { HostStash, type Stash } from './stash.ts';
 import { MissingKeyError } from '../util/errors.ts';
 import { type EvaluationKeys, type EvaluationKeyStream, GaloisKey, SwitchingKey } from './keys.ts';
 import type { Parameters } from './parameters.ts';
@@ -7,8 +8,8 @@ import type { Parameters } from './parameters.ts';
  * Where an evaluation that needs more Galois keys than kernel memory holds (bootstrapping at logN 16 uses 38 keys
  * of up to 182 MB; kernel memory stops at 4 GiB) gets them: a few at a time, in kernel memory between
  * `acquire` and `release`. The order of the acquisitions is fixed by the circuit, not by the data, so a source
- * may prefetch. {@link ResidentKeys} wraps keys already in kernel memory; {@link HostKeys} holds them in host
- * memory; the tiered runtime implements one over its store.
+ * may prefetch. {@link ResidentKeys} wraps keys already in kernel memory; {@link StashedKeys} keeps them in a
+ * {@link Stash} (host memory, or files through the runtime).
  *
  * @example
  * ```ts
@@ -68,50 +69,62 @@ export class ResidentKeys implements GaloisKeySource {
   release(): void {}
 }
 
-/** One key as host words: its level, seed and the (b, a) limbs of each digit. */
-interface HostKey {
+/** What a stashed key needs besides its limbs. */
+interface StashedKey {
   level: number;
   seed: Uint8Array;
-  digits: { b: Uint32Array; a: Uint32Array }[];
+  digits: number;
+}
+
+/** Byte views of a key's polynomials in kernel memory, in stash order (b_0, a_0, b_1, a_1, …). */
+function keyViews(key: SwitchingKey): Uint8Array[] {
+  const memory = key.params.context.memory.buffer;
+  return key.digits.flatMap((d) => [d.b, d.a].map((p) => new Uint8Array(memory, p.pointer, p.byteLength)));
 }
 
 /**
- * Galois keys held in host memory (ordinary `Uint32Array`s, outside the 4 GiB kernel memory), copied into kernel
- * memory on acquire and freed on release. A copy costs about 40 ms for a 182 MB key against about a second of
- * key-switching work with it.
+ * Galois keys kept in a {@link Stash} (host memory by default; files through the runtime's `FileStash`), outside
+ * the 4 GiB kernel memory, copied into kernel memory on acquire and freed on release. A copy from host memory
+ * costs about 40 ms for a 182 MB key against about a second of key-switching work with it.
  *
  * @example
  * ```ts
- * const source = HostKeys.fromStream(params, keygen.streamEvaluationKeys(sk, { rotations, relinearization: false }));
+ * const source = StashedKeys.fromStream(params, keygen.streamEvaluationKeys(sk, { rotations, relinearization: false }));
  * ```
  */
-export class HostKeys implements GaloisKeySource {
+export class StashedKeys implements GaloisKeySource {
   readonly params: Parameters;
-  readonly #keys = new Map<number, HostKey>();
+  readonly stash: Stash;
+  readonly #keys = new Map<number, StashedKey>();
 
-  constructor(params: Parameters) {
+  constructor(params: Parameters, stash: Stash = new HostStash()) {
     this.params = params;
+    this.stash = stash;
   }
 
-  /** Makes every Galois key of `stream` one at a time, keeping each in host memory. */
-  static fromStream(params: Parameters, stream: EvaluationKeyStream): HostKeys {
+  /** Makes every Galois key of `stream` one at a time, stashing each. */
+  static fromStream(params: Parameters, stream: EvaluationKeyStream, stash?: Stash): StashedKeys {
     params.checkSame(stream.params, 'key stream');
-    const keys = new HostKeys(params);
+    const keys = new StashedKeys(params, stash);
     for (const g of stream.galoisElements) {
       const key = stream.make(g);
-      keys.add(new GaloisKey(g, key));
-      key.dispose();
+      try {
+        keys.add(new GaloisKey(g, key));
+      } finally {
+        key.dispose();
+      }
     }
     return keys;
   }
 
-  /** Copies `key` to host memory (the caller keeps and disposes the original). */
+  /** Stashes a copy of `key` (the caller keeps and disposes the original). */
   add(key: GaloisKey): void {
     this.params.checkSame(key.key.params, 'Galois key');
+    this.stash.put(`galois:${key.galoisElement}`, keyViews(key.key));
     this.#keys.set(key.galoisElement, {
       level: key.key.level,
       seed: Uint8Array.from(key.key.seed),
-      digits: key.key.digits.map((d) => ({ b: d.b.words().slice(), a: d.a.words().slice() })),
+      digits: key.key.digits.length,
     });
   }
 
@@ -122,22 +135,31 @@ export class HostKeys implements GaloisKeySource {
   get byteLength(): number {
     let total = 0;
     for (const key of this.#keys.values())
-      for (const d of key.digits) total += d.b.byteLength + d.a.byteLength;
-    return total;
+      total += key.digits * 2 * this.params.moduliQPAtLevel(key.level).length;
+    return total * this.params.n * 4;
   }
 
   acquire(elements: readonly number[]): GaloisKey[] {
     const missing = elements.filter((g) => !this.#keys.has(g));
     if (missing.length > 0) throw new MissingKeyError(`no Galois key for element(s) ${missing.join(', ')}`);
-    return elements.map((g) => {
-      const host = this.#keys.get(g) as HostKey;
-      const moduli = this.params.moduliQPAtLevel(host.level);
-      const digits = host.digits.map((d) => ({
-        b: Poly.fromWords(moduli, true, d.b),
-        a: Poly.fromWords(moduli, true, d.a),
-      }));
-      return new GaloisKey(g, new SwitchingKey(this.params, digits, host.seed));
-    });
+    const acquired: GaloisKey[] = [];
+    try {
+      for (const g of elements) {
+        const meta = this.#keys.get(g) as StashedKey;
+        const moduli = this.params.moduliQPAtLevel(meta.level);
+        const digits = Array.from({ length: meta.digits }, () => ({
+          b: Poly.alloc(moduli, true, false),
+          a: Poly.alloc(moduli, true, false),
+        }));
+        const key = new SwitchingKey(this.params, digits, meta.seed);
+        acquired.push(new GaloisKey(g, key));
+        this.stash.get(`galois:${g}`, keyViews(key));
+      }
+    } catch (error) {
+      this.release(acquired);
+      throw error;
+    }
+    return acquired;
   }
 
   release(keys: readonly GaloisKey[]): void {

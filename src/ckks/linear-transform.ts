@@ -5,6 +5,7 @@ import { InvalidArgumentError, MismatchError, MissingKeyError } from '../util/er
 import { type ComplexValues, Encoder } from './encoder.ts';
 import type { Evaluator } from './evaluator.ts';
 import type { GaloisKeySource } from './key-source.ts';
+import { HostStash, type Stash } from './stash.ts';
 import { EvaluationKeys } from './keys.ts';
 import { Ciphertext, Plaintext } from './objects.ts';
 import type { Parameters } from './parameters.ts';
@@ -59,6 +60,8 @@ export interface LinearTransformOptions {
 
 const encoders = new WeakMap<Parameters, Encoder>();
 
+let nextTransformId = 0;
+
 function encoderFor(params: Parameters): Encoder {
   let encoder = encoders.get(params);
   if (!encoder) {
@@ -111,8 +114,11 @@ export class LinearTransform {
   /** Giant step g → the diagonal indices k with ⌊k/n1⌋ = g, ascending. */
   readonly #groups: Map<number, number[]>;
   readonly #encoded = new Map<number, Map<number, Plaintext>>();
-  /** Encoded diagonals moved to host memory by {@link offload}, per level. */
-  readonly #offloaded = new Map<number, Map<number, { words: Uint32Array; scale: number }>>();
+  /** Encoded diagonals moved to {@link offload}'s stash: level → diagonal index → scale. */
+  readonly #stashed = new Map<number, Map<number, number>>();
+  #stash: Stash | undefined;
+  /** Distinguishes this transform's entries in a shared stash. */
+  readonly #uid = nextTransformId++;
 
   /**
    * A transform from its diagonals: index k (any integer, taken modulo the slot count) → `slots` values.
@@ -513,27 +519,42 @@ export class LinearTransform {
   dispose(): void {
     for (const byIndex of this.#encoded.values()) for (const pt of byIndex.values()) pt.dispose();
     this.#encoded.clear();
-    this.#offloaded.clear();
+    if (this.#stash) {
+      for (const [level, stashed] of this.#stashed)
+        for (const k of stashed.keys()) this.#stash.delete(`lt:${this.#uid}:${level}:${k}`);
+    }
+    this.#stashed.clear();
   }
 
   /**
-   * Moves the encoded diagonals out of kernel memory into host memory; the next evaluation at their level copies
-   * them back (a copy instead of an encoding). For transforms too large to stay in kernel memory together.
+   * Moves the encoded diagonals out of kernel memory into `stash` (default: host memory); the next evaluation at
+   * their level copies them back (a copy instead of an encoding). For transforms too large to stay in kernel memory
+   * together. Diagonals already stashed are not written again.
    *
    * @example
    * ```ts
    * const out = transform.evaluateNew(evaluator, ct);
-   * transform.offload();
+   * transform.offload(stash);
    * ```
    */
-  offload(): void {
+  offload(stash: Stash = this.#stash ?? new HostStash()): void {
+    if (this.#stash && this.#stash !== stash) {
+      throw new MismatchError('offload: this transform already keeps its diagonals in another stash');
+    }
+    this.#stash = stash;
+    const memory = this.params.context.memory.buffer;
     for (const [level, byIndex] of this.#encoded) {
-      const host = new Map<number, { words: Uint32Array; scale: number }>();
+      let stashed = this.#stashed.get(level);
+      if (!stashed) {
+        stashed = new Map();
+        this.#stashed.set(level, stashed);
+      }
       for (const [k, pt] of byIndex) {
-        host.set(k, { words: pt.poly.words().slice(), scale: pt.scale });
+        const id = `lt:${this.#uid}:${level}:${k}`;
+        if (!stash.has(id)) stash.put(id, [new Uint8Array(memory, pt.poly.pointer, pt.poly.byteLength)]);
+        stashed.set(k, pt.scale);
         pt.dispose();
       }
-      this.#offloaded.set(level, host);
     }
     this.#encoded.clear();
   }
@@ -543,13 +564,17 @@ export class LinearTransform {
     let byIndex = this.#encoded.get(level);
     if (byIndex) return byIndex;
     byIndex = new Map();
-    const host = this.#offloaded.get(level);
-    if (host) {
+    const stashed = this.#stashed.get(level);
+    if (stashed && this.#stash) {
       const moduli = this.params.moduliAtLevel(level);
-      for (const [k, { words, scale }] of host) {
-        byIndex.set(k, new Plaintext(this.params, Poly.fromWords(moduli, true, words), level, scale));
+      const memory = this.params.context.memory.buffer;
+      for (const [k, scale] of stashed) {
+        const poly = Poly.alloc(moduli, true, false);
+        byIndex.set(k, new Plaintext(this.params, poly, level, scale));
+        this.#stash.get(`lt:${this.#uid}:${level}:${k}`, [
+          new Uint8Array(memory, poly.pointer, poly.byteLength),
+        ]);
       }
-      this.#offloaded.delete(level);
       this.#encoded.set(level, byIndex);
       return byIndex;
     }

@@ -5,7 +5,8 @@ import { Poly } from '../../ring/poly.ts';
 import type { Prng } from '../../ring/prng.ts';
 import { InvalidArgumentError, MismatchError } from '../../util/errors.ts';
 import { Evaluator } from '../evaluator.ts';
-import { HostKeys, type GaloisKeySource, ResidentKeys } from '../key-source.ts';
+import { type GaloisKeySource, ResidentKeys, StashedKeys } from '../key-source.ts';
+import type { Stash } from '../stash.ts';
 import { EvaluationKeys, type GaloisKey, type KeyGenerator, type SecretKey } from '../keys.ts';
 import { KeySwitcher } from '../keyswitch.ts';
 import { LinearTransform } from '../linear-transform.ts';
@@ -87,9 +88,15 @@ export class Bootstrapper {
   readonly #extender: BasisExtender;
   readonly #halfQ0: { base: ReturnType<typeof scalarResidues>; others: ReturnType<typeof scalarResidues> };
   readonly #q0: number;
+  readonly #stash: Stash | undefined;
 
-  constructor(parameters: BootstrappingParameters, keys: BootstrappingKeys) {
+  /**
+   * @param options.stash - where the transforms' encoded diagonals wait between uses (default: the keys' stash
+   *   when they are stashed, else none: the diagonals stay in kernel memory).
+   */
+  constructor(parameters: BootstrappingParameters, keys: BootstrappingKeys, options: { stash?: Stash } = {}) {
     this.parameters = parameters;
+    this.#stash = options.stash ?? (keys.galois instanceof StashedKeys ? keys.galois.stash : undefined);
     this.params = parameters.params;
     this.keys = keys;
     const params = this.params;
@@ -160,7 +167,7 @@ export class Bootstrapper {
     parameters: BootstrappingParameters,
     keygen: KeyGenerator,
     secretKey: SecretKey,
-    options: { prng?: Prng; keyMemory?: 'kernel' | 'host' } = {},
+    options: { prng?: Prng; keyMemory?: 'kernel' | 'stash'; stash?: Stash } = {},
   ): BootstrappingKeys {
     const params = parameters.params;
     params.checkSame(secretKey.params, 'bootstrapping keys: secret key');
@@ -172,8 +179,9 @@ export class Bootstrapper {
     keyLevels.set(galoisElementForConjugation(params.logN), conjugationLevel);
     let galoisBytes = params.switchingKeyBytes(conjugationLevel);
     for (const level of rotationLevels.values()) galoisBytes += params.switchingKeyBytes(level);
-    // Beyond a quarter of kernel memory the keys wait in host memory and come in a transform at a time.
-    const keyMemory = options.keyMemory ?? (galoisBytes > 2 ** 30 ? 'host' : 'kernel');
+    // Beyond a quarter of kernel memory the keys wait in a stash (host memory unless one is given) and come in a
+    // few at a time.
+    const keyMemory = options.keyMemory ?? (options.stash || galoisBytes > 2 ** 30 ? 'stash' : 'kernel');
     const keyOptions = {
       rotations: [...rotationLevels.keys()],
       conjugation: true,
@@ -181,8 +189,8 @@ export class Bootstrapper {
       relinearization: false,
     };
     const galois: GaloisKeySource =
-      keyMemory === 'host'
-        ? HostKeys.fromStream(params, keygen.streamEvaluationKeys(secretKey, keyOptions))
+      keyMemory === 'stash'
+        ? StashedKeys.fromStream(params, keygen.streamEvaluationKeys(secretKey, keyOptions), options.stash)
         : new ResidentKeys(params, keygen.generateEvaluationKeys(secretKey, keyOptions));
     const encapsulation = generateEncapsulationKeys(
       params,
@@ -300,7 +308,7 @@ export class Bootstrapper {
   /** lt(x), rescaled: one level down at the canonical scale. */
   #transform(lt: LinearTransform, x: Ciphertext): Ciphertext {
     const out = lt.evaluateNew(this.evaluator, x, { keys: this.keys.galois });
-    if (this.keys.galois instanceof HostKeys) lt.offload();
+    if (this.#stash) lt.offload(this.#stash);
     this.evaluator.rescale(out, out);
     return out;
   }
