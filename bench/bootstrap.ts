@@ -211,14 +211,22 @@ async function measure(
   if (options.peer !== undefined) {
     if (!existsSync(options.peer)) throw new Error(`--peer ${options.peer}: no such file`);
     progress(`bootstrap: OpenFHE peer ${options.peer}…`);
-    const { stdout } = await promisify(execFile)(
-      options.peer,
-      ['--logN', String(options.logN), '--slots', String(bp.slots)],
-      {
-        env: { ...process.env, OMP_NUM_THREADS: '1' },
-        maxBuffer: 1 << 20,
-      },
-    );
+    // OpenFHE's sparse-ternary secret: with a uniform one, 8 levels left do not fit the 128-bit bound at logN 16.
+    const args = [
+      '--logN',
+      String(options.logN),
+      '--slots',
+      String(bp.slots),
+      '--sparse',
+      '--levels',
+      String(bp.levelsLeft),
+    ];
+    progress(`bootstrap: ${options.peer} ${args.join(' ')} (OMP_NUM_THREADS=1)`);
+    const { stdout } = await promisify(execFile)(options.peer, args, {
+      env: { ...process.env, OMP_NUM_THREADS: '1' },
+      maxBuffer: 1 << 20,
+      timeout: 60 * 60 * 1000,
+    });
     const line = stdout.split('\n').find((l) => l.startsWith('{'));
     if (line === undefined) throw new Error(`the peer printed no JSON line: ${stdout.slice(0, 200)}`);
     record.peer = JSON.parse(line) as PeerRecord;
