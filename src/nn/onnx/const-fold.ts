@@ -3,6 +3,7 @@
  * that the lowering only ever sees activations flowing through layers with constant parameters.
  */
 import type { ConstTensor, DType, GraphNode } from './graph.ts';
+import { resolveSliceAxis } from './lower/slice-pad.ts';
 import { intAttribute, intsAttribute, shapeSize } from './graph.ts';
 
 /**
@@ -225,6 +226,8 @@ export const CONSTANT_FOLDABLE_OPS: ReadonlySet<string> = new Set([
   'Neg',
   'Sqrt',
   'Reciprocal',
+  'Slice',
+  'ConstantOfShape',
 ]);
 
 function axesOf(
@@ -392,6 +395,44 @@ export function foldConstantNode(
           x.data.map((v) => Math.sqrt(v)),
         ),
       ];
+    case 'ConstantOfShape': {
+      const dims = [...x.data];
+      if (dims.some((d) => !Number.isInteger(d) || d < 0)) {
+        throw new ConstantFoldError(`ConstantOfShape of shape ${JSON.stringify(dims)}`);
+      }
+      const value = node.attributes.get('value');
+      const fill = value?.kind === 'tensor' ? (value.value.data[0] ?? 0) : 0;
+      const dtype = value?.kind === 'tensor' ? value.value.dtype : 'float32';
+      return [tensor(out, dtype, dims, new Float64Array(shapeSize(dims)).fill(fill))];
+    }
+    case 'Slice': {
+      if (opset < 10) throw new ConstantFoldError('Slice before opset 10 (attributes) on constants');
+      const rank = x.dims.length;
+      const starts = [...need(1).data];
+      const ends = [...need(2).data];
+      const axes = inputs[3]
+        ? [...inputs[3].data].map((a) => normalizeAxis(a, rank))
+        : starts.map((_, i) => i);
+      const steps = inputs[4] ? [...inputs[4].data] : starts.map(() => 1);
+      const spec = x.dims.map((size) => ({ start: 0, step: 1, count: size }));
+      axes.forEach((axis, i) => {
+        spec[axis] = resolveSliceAxis(x.dims[axis], starts[i], ends[i], steps[i]);
+      });
+      const dims = spec.map((a) => a.count);
+      const strides = x.dims.map((_, i) => shapeSize(x.dims.slice(i + 1)));
+      const data = new Float64Array(shapeSize(dims));
+      const index = new Array(rank).fill(0);
+      for (let k = 0; k < data.length; k++) {
+        let offset = 0;
+        for (let a = 0; a < rank; a++) offset += (spec[a].start + index[a] * spec[a].step) * strides[a];
+        data[k] = x.data[offset];
+        for (let a = rank - 1; a >= 0; a--) {
+          if (++index[a] < dims[a]) break;
+          index[a] = 0;
+        }
+      }
+      return [tensor(out, x.dtype, dims, data)];
+    }
     case 'Reciprocal':
       return [
         tensor(

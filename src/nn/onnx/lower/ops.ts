@@ -16,6 +16,7 @@ import { lowerConv, lowerGemm, lowerMatMul } from './linear.ts';
 import type { Lowering } from './lowering.ts';
 import { lowerCast, lowerDropout, lowerIdentity, lowerSoftmax } from './passthrough.ts';
 import { lowerGlobalAveragePool, lowerPool } from './pooling.ts';
+import { lowerPad, lowerSlice } from './slice-pad.ts';
 import { lowerFlatten, lowerReshape, lowerSqueeze, lowerTranspose, lowerUnsqueeze } from './reshape.ts';
 
 /**
@@ -33,6 +34,7 @@ export const SUPPORTED_OPS: readonly string[] = [
   'Cast',
   'Concat',
   'Constant',
+  'ConstantOfShape',
   'Conv',
   'Div',
   'Dropout',
@@ -46,12 +48,14 @@ export const SUPPORTED_OPS: readonly string[] = [
   'MaxPool',
   'Mul',
   'Neg',
+  'Pad',
   'Pow',
   'Reciprocal',
   'Relu',
   'Reshape',
   'Shape',
   'Sigmoid',
+  'Slice',
   'Softmax',
   'Sqrt',
   'Squeeze',
@@ -93,6 +97,8 @@ const OP_LOWERINGS: ReadonlyMap<string, OpLowering> = new Map([
   ['LogSoftmax', lowerSoftmax],
   ['Shape', lowerShape],
   ['Concat', lowerConcat],
+  ['Slice', lowerSlice],
+  ['Pad', lowerPad],
 ]);
 
 /**
