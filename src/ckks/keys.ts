@@ -156,10 +156,22 @@ export class SwitchingKey {
   }
 
   dispose(): void {
-    for (const d of this.digits) {
-      d.a.dispose();
-      d.b.dispose();
-    }
+    disposeKeyDigits(this.digits);
+  }
+}
+
+/**
+ * Frees the polynomials of a key's digits (switching keys, and the digit-per-prime keys of encapsulation).
+ *
+ * @example
+ * ```ts
+ * disposeKeyDigits(key.digits);
+ * ```
+ */
+export function disposeKeyDigits(digits: ReadonlyArray<{ readonly b: Poly; readonly a: Poly }>): void {
+  for (const d of digits) {
+    d.a.dispose();
+    d.b.dispose();
   }
 }
 

@@ -218,10 +218,7 @@ export function slotsToCoeffsMaps(
   levels: number,
   factor: number,
 ): DiagonalMap[] {
-  checkShape(slots, period, levels);
-  const stages: DiagonalMap[] = [];
-  for (let len = 2; len <= period; len *= 2) stages.push(butterflyStage(slots, len, false));
-  return spreadFactor(groupStages(stages, groupSizes(stages.length, levels), slots), factor);
+  return factoredDft(slots, period, levels, factor, false);
 }
 
 /**
@@ -240,9 +237,24 @@ export function coeffsToSlotsMaps(
   levels: number,
   factor: number,
 ): DiagonalMap[] {
+  return factoredDft(slots, period, levels, factor, true);
+}
+
+/** The butterfly stages in application order (inverse: largest blocks first), grouped into levels, times factor. */
+function factoredDft(
+  slots: number,
+  period: number,
+  levels: number,
+  factor: number,
+  inverse: boolean,
+): DiagonalMap[] {
   checkShape(slots, period, levels);
   const stages: DiagonalMap[] = [];
-  for (let len = period; len >= 2; len /= 2) stages.push(butterflyStage(slots, len, true));
-  const sizes = groupSizes(stages.length, levels).reverse();
+  for (let len = 2; len <= period; len *= 2) stages.push(butterflyStage(slots, len, inverse));
+  const sizes = groupSizes(stages.length, levels);
+  if (inverse) {
+    stages.reverse();
+    sizes.reverse();
+  }
   return spreadFactor(groupStages(stages, sizes, slots), factor);
 }

@@ -4,7 +4,13 @@ import { Prng } from '../../ring/prng.ts';
 import { sampleGaussian, sampleSparseTernary } from '../../ring/sampling.ts';
 import { MismatchError } from '../../util/errors.ts';
 import type { GaloisKeySource } from '../key-source.ts';
-import { expandUniform, type KeyGenerator, type SecretKey, type SwitchingKey } from '../keys.ts';
+import {
+  disposeKeyDigits,
+  expandUniform,
+  type KeyGenerator,
+  type SecretKey,
+  type SwitchingKey,
+} from '../keys.ts';
 import { Ciphertext } from '../objects.ts';
 import type { Parameters } from '../parameters.ts';
 
@@ -74,18 +80,16 @@ export class DenseToSparseKey {
   }
 
   dispose(): void {
-    for (const d of this.digits) {
-      d.a.dispose();
-      d.b.dispose();
-    }
+    disposeKeyDigits(this.digits);
   }
 }
 
 /**
  * Everything a bootstrapping evaluator needs from the client: the relinearization key, the Galois keys of the
- * transforms (a {@link GaloisKeySource}: at logN 16 they outgrow kernel memory), and the two keys of sparse-secret encapsulation (Bossuat, Troncoso-Pastoriza and Hubaux, 2022):
- * dense → sparse at level 0 (over q0 only) and sparse → dense at the top (an ordinary hybrid key under the dense
- * secret). The ephemeral secret itself is dropped once they are made.
+ * transforms (a {@link GaloisKeySource}: at logN 16 they outgrow kernel memory), and the two keys of sparse-secret
+ * encapsulation (Bossuat, Troncoso-Pastoriza and Hubaux, 2022): dense → sparse at level 0 (over q0 only) and
+ * sparse → dense at the top (an ordinary hybrid key under the dense secret). The ephemeral secret itself is dropped
+ * once they are made.
  *
  * @example
  * ```ts
