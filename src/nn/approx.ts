@@ -78,6 +78,53 @@ export function awaitsApproximation(model: LayerModel): boolean {
 }
 
 /**
+ * A lower bound of the multiplicative depth the compiled model will have, known before any calibration: the
+ * longest path of the layer graph counting ⌈log2 d⌉ levels for each polynomial of degree d (the degree each
+ * activation has, or will get from `options.degree`), log2(window) of them for a polynomial max pool, one per square or
+ * product, and none for linear layers (they may fold into their neighbours). Calibrating a model whose bound
+ * already exceeds every secure parameter set would take minutes for nothing.
+ *
+ * @example
+ * ```ts
+ * depthLowerBound(model); // 76 for a ResNet-20 with degree-15 ReLUs
+ * ```
+ */
+export function depthLowerBound(
+  model: LayerModel,
+  options: Pick<ApproximationOptions, 'degree' | 'maxPool'> = {},
+): number {
+  const degree = options.degree;
+  const levels = (d: number) => Math.ceil(Math.log2(Math.max(2, d)));
+  const own = (l: Layer): number => {
+    switch (l.kind) {
+      case 'activation':
+        return levels(l.approx ? l.approx.coeffs.length - 1 : degreeFor(degree, l.fn));
+      case 'maxPool': {
+        if (l.approx?.method === 'average' || (l.approx === undefined && options.maxPool === 'average'))
+          return 0;
+        const abs =
+          l.approx?.method === 'polynomial' ? l.approx.abs.coeffs.length - 1 : degreeFor(degree, 'abs');
+        return Math.ceil(Math.log2(l.kernel[0] * l.kernel[1])) * levels(abs);
+      }
+      case 'square':
+        return 1;
+      case 'binary':
+        return l.op === 'mul' ? 1 : 0;
+      default:
+        return 0;
+    }
+  };
+  const depthOf = new Map<string, number>();
+  let deepest = 0;
+  for (const l of model.layers) {
+    const d = Math.max(0, ...l.inputs.map((name) => depthOf.get(name) ?? 0)) + own(l);
+    depthOf.set(l.output, d);
+    deepest = Math.max(deepest, d);
+  }
+  return deepest;
+}
+
+/**
  * Runs the exact float model on sample images and records, for every Relu/Sigmoid/Tanh/MaxPool layer, the minimum
  * and maximum of its input. {@link approximateModel} uses it for the first substitution and, with
  * `calibrationMode: 'exact'`, for all of them; by default it measures the later ones with the earlier

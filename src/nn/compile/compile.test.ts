@@ -19,6 +19,7 @@ import { findModelFile } from '../../platform/bundled-files.ts';
 import { importOnnx } from '../onnx/import.ts';
 import { opCounts, programFootprint } from '../../program/analysis.ts';
 import { simulate } from '../simulate.ts';
+import { depthLowerBound } from '../approx.ts';
 import { chooseParameters, compileModel } from './index.ts';
 import { hybridRow, planLatencyLayouts, replicateByDoubling } from './latency-layout.ts';
 
@@ -69,10 +70,29 @@ describe('parameter choice', () => {
         /depth 80/.test(e.message) &&
         /largest depth .* is 55 \(logN = 16/.test(e.message),
     );
+    // Sixty squares are at least 60 levels: refused before any approximation or emission.
     assert.throws(
       () => compileModel(deepModel(60)),
-      (e: unknown) => e instanceof SecurityError && /multiplicative depth 61/.test(e.message),
+      (e: unknown) =>
+        e instanceof SecurityError &&
+        /multiplicative depth at least 60 .*largest depth .* is 55/.test(e.message) &&
+        /before calibration/.test(e.message),
     );
+    // Fifty fit the bound (50 ≤ 55) but not the program (one more level for the input and output): the exact
+    // depth then comes from the dry run.
+    assert.throws(
+      () => compileModel(deepModel(55)),
+      (e: unknown) => e instanceof SecurityError && /multiplicative depth 56 /.test(e.message),
+    );
+  });
+
+  it('bounds the depth from below before calibration (a bound the compiled depth never undercuts)', () => {
+    for (const n of [1, 2, 5]) {
+      const model = deepModel(n);
+      assert.ok(depthLowerBound(model) <= compileModel(model).program.depth);
+    }
+    const cryptonets = importOnnx(readFileSync(findModelFile('cryptonets-mnist.onnx')));
+    assert.ok(depthLowerBound(cryptonets) <= compileModel(cryptonets).program.depth);
   });
 });
 

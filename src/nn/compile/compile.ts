@@ -8,8 +8,14 @@
 import { foldPolynomialMaps } from './fold.ts';
 import type { Parameters } from '../../ckks/parameters.ts';
 import { assertInteger, check } from '../../util/assert.ts';
-import { InvalidArgumentError, ResourceError } from '../../util/errors.ts';
-import { type AccuracyCost, type Substitution, approximateModel, awaitsApproximation } from '../approx.ts';
+import { InvalidArgumentError, ResourceError, SecurityError } from '../../util/errors.ts';
+import {
+  type AccuracyCost,
+  type Substitution,
+  approximateModel,
+  awaitsApproximation,
+  depthLowerBound,
+} from '../approx.ts';
 import { shapeSize } from '../onnx/graph.ts';
 import type { Layer, LayerModel } from '../layers.ts';
 import {
@@ -86,6 +92,24 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
     () => `relinearize = ${String(policy)}: expected 'auto', 'lazy' or 'eager'`,
   );
 
+  // 0. A model deeper than any secure chain fails now, before minutes of calibration.
+  const ppl: 1 | 2 = precisionBits > 24 ? 2 : 1;
+  const bound = depthLowerBound(input, options.approximation ?? {});
+  try {
+    chooseParameters(bound, {
+      primesPerLevel: ppl,
+      minLogN: options.minLogN,
+      maxLogN: options.maxLogN,
+      insecureLogN: options.insecureLogN,
+    });
+  } catch (error) {
+    if (!(error instanceof SecurityError)) throw error;
+    throw new SecurityError(
+      `${error.message.replace(`needs multiplicative depth ${bound} `, `needs multiplicative depth at least ${bound} `)} ` +
+        '(a bound from its polynomial layers on its longest path, before calibration)',
+    );
+  }
+
   // 1. Approximations for the non-polynomial layers.
   let model = input;
   let substitutions: readonly Substitution[] = [];
@@ -101,7 +125,6 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
   model = foldPolynomialMaps(model);
 
   // 2. Magnitudes: bound |values| on the calibration images to size the base modulus.
-  const ppl: 1 | 2 = precisionBits > 24 ? 2 : 1;
   let basePrimes = ppl === 1 ? 2 : 3;
   let inputRange: [number, number] = [-1, 1];
   if (options.calibration) {

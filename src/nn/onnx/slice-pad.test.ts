@@ -10,6 +10,9 @@ import { OnnxBuilder } from '../../../tests/support/onnx-builder.ts';
 import { runOnnxRuntime } from '../../../tests/support/ort-reference.ts';
 import { rowRelativeError, seededValues } from '../../../tests/support/test-helpers.ts';
 import { loadNpy } from '../data.ts';
+import { SecurityError } from '../../util/errors.ts';
+import { depthLowerBound } from '../approx.ts';
+import { compileModel } from '../compile/index.ts';
 import { UnsupportedModelError } from '../errors.ts';
 import { argmaxRows, simulate } from '../simulate.ts';
 import { shapeSize } from './graph.ts';
@@ -167,6 +170,15 @@ describe('CIFAR-10 ResNet-20s (../shared/models/cifar10)', {
       return (npy.data[i] / 255 - mean[c]) / std[c];
     });
   };
+  it('resnet20-ace is refused at once for its depth (no bootstrapping placed yet), before any calibration', () => {
+    const model = importOnnx(new Uint8Array(readFileSync(`${shared}models/cifar10/resnet20-ace.onnx`)));
+    assert.equal(depthLowerBound(model), 19 * 4);
+    assert.throws(
+      () => compileModel(model, { mode: 'latency' }),
+      (e: unknown) => e instanceof SecurityError && /depth at least 76 .*before calibration/.test(e.message),
+    );
+  });
+
   for (const name of ['resnet20-akamaster', 'resnet20-ace']) {
     it(`${name} imports and agrees with onnxruntime on ${count} test images`, async () => {
       const bytes = new Uint8Array(readFileSync(`${shared}models/cifar10/${name}.onnx`));
