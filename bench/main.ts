@@ -189,7 +189,9 @@ export function benchCommand(): Command {
     .option('--peer <path>', 'the OpenFHE bootstrapping benchmark binary (or HOME_OPENFHE_BOOTSTRAP)')
     .option(
       '--dram-budget <size>',
-      'keep Galois keys and diagonals in files and check the peak RSS against this (e.g. 4GiB)',
+      'Galois keys and diagonals wait in files and the peak RSS is checked against this; none: they wait in ' +
+        'host memory',
+      '4GiB',
     )
     .option('--dir <path>', 'parent of the temporary stash directory (default: the OS temporary directory)')
     .action(
@@ -221,7 +223,9 @@ export function benchCommand(): Command {
           messageRatioBits: whole(options.messageRatio, '--message-ratio', 4, 28),
           peer: options.peer ?? process.env.HOME_OPENFHE_BOOTSTRAP,
           dramBudgetBytes:
-            options.dramBudget === undefined ? undefined : parseByteSize(options.dramBudget, '--dram-budget'),
+            options.dramBudget === undefined || options.dramBudget === 'none'
+              ? undefined
+              : parseByteSize(options.dramBudget, '--dram-budget'),
           dir: options.dir,
         });
       },
