@@ -44,9 +44,15 @@ interface PageResult {
 describe('home-he in a browser: kernel threads on Web Workers', () => {
   const work = mkdtempSync(join(tmpdir(), 'home-browser-'));
   let chromium: ChildProcess | undefined;
-  after(() => {
-    chromium?.kill('SIGKILL');
-    rmSync(work, { recursive: true, force: true });
+  after(async () => {
+    // Chromium's helper processes can still be writing its profile just after the kill: wait for the exit, and
+    // let rmSync retry a directory that fills again (ENOTEMPTY) while they die.
+    if (chromium && chromium.exitCode === null && chromium.signalCode === null) {
+      const exited = new Promise((resolve) => chromium?.once('exit', resolve));
+      chromium.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(work, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   });
 
   it('CKKS gives the same bits on 1 and 2 threads in Chromium, and the same as Node; one thread when not isolated', async (t) => {
