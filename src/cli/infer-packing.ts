@@ -4,7 +4,7 @@
  */
 import { basename } from 'node:path';
 import { approximateModel, awaitsApproximation } from '../nn/approx.ts';
-import { type CompileResult, compileModel } from '../nn/compile/index.ts';
+import { type CompileResult, checkDepthBound, compileModel } from '../nn/compile/index.ts';
 import { UnsupportedModelError } from '../nn/errors.ts';
 import type { LayerModel } from '../nn/layers.ts';
 import { shapeSize } from '../nn/onnx/graph.ts';
@@ -46,6 +46,7 @@ export function choosePacking(
   };
   // Calibrated once for both packings (the approximations do not depend on the packing), without the accuracy
   // costs no one reads here: most of a compile's time is these simulations of the model on the calibration images.
+  checkDepthBound(model);
   const approximated = needsCalibration
     ? approximateModel(model, { calibration: calibrationSet, measureCosts: false })
     : undefined;

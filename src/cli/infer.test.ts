@@ -243,4 +243,21 @@ describe('home infer', () => {
       assert.equal(existsSync(output), false);
     }
   });
+
+  it('a model deeper than any secure chain is refused before calibration, not after minutes of it', () => {
+    const shared = fileURLToPath(new URL('../../../shared/', import.meta.url));
+    const resnet = `${shared}models/cifar10/resnet20-ace.onnx`;
+    if (!existsSync(resnet)) {
+      assert.ok(!process.env.CI, 'CI has ../shared beside the checkout');
+      return;
+    }
+    const cifar = `${shared}data/cifar10/`;
+    const r = home(
+      ...['--model', resnet, '--data', `${cifar}test-0000-0499-images.npy`, '--input-scale', '1/255'],
+      ...['--input-mean', '0.485,0.456,0.406', '--input-std', '0.229,0.224,0.225', '--count', '1', '--json'],
+    );
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /SecurityError.*depth at least 76 .*before calibration/);
+    assert.equal(r.stdout, '');
+  });
 });

@@ -58,6 +58,36 @@ function checkModel(model: LayerModel): void {
 }
 
 /**
+ * Throws {@link SecurityError} when even a lower bound of the model's depth ({@link depthLowerBound}, from its
+ * polynomial layers' degrees on the longest path) fits no 128-bit-secure parameter set: a model that deep is
+ * refused before its approximations are calibrated, which takes minutes for a CIFAR network. `compileModel` calls
+ * it; a caller that calibrates first (`home infer` does it once for both packings) calls it before.
+ *
+ * @example
+ * ```ts
+ * checkDepthBound(model, { mode: 'latency' });
+ * ```
+ */
+export function checkDepthBound(model: LayerModel, options: CompileOptions = {}): void {
+  const ppl: 1 | 2 = (options.precisionBits ?? 20) > 24 ? 2 : 1;
+  const bound = depthLowerBound(model, options.approximation ?? {});
+  try {
+    chooseParameters(bound, {
+      primesPerLevel: ppl,
+      minLogN: options.minLogN,
+      maxLogN: options.maxLogN,
+      insecureLogN: options.insecureLogN,
+    });
+  } catch (error) {
+    if (!(error instanceof SecurityError)) throw error;
+    throw new SecurityError(
+      `${error.message.replace(`needs multiplicative depth ${bound} `, `needs multiplicative depth at least ${bound} `)} ` +
+        '(a bound from its polynomial layers on its longest path, before calibration)',
+    );
+  }
+}
+
+/**
  * Compiles a layer model to an HE program, batch or latency packed.
  *
  * @throws InvalidArgumentError when a layer needs an approximation and no calibration data (or interval) is
@@ -93,22 +123,8 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
   );
 
   // 0. A model deeper than any secure chain fails now, before minutes of calibration.
+  checkDepthBound(input, options);
   const ppl: 1 | 2 = precisionBits > 24 ? 2 : 1;
-  const bound = depthLowerBound(input, options.approximation ?? {});
-  try {
-    chooseParameters(bound, {
-      primesPerLevel: ppl,
-      minLogN: options.minLogN,
-      maxLogN: options.maxLogN,
-      insecureLogN: options.insecureLogN,
-    });
-  } catch (error) {
-    if (!(error instanceof SecurityError)) throw error;
-    throw new SecurityError(
-      `${error.message.replace(`needs multiplicative depth ${bound} `, `needs multiplicative depth at least ${bound} `)} ` +
-        '(a bound from its polynomial layers on its longest path, before calibration)',
-    );
-  }
 
   // 1. Approximations for the non-polynomial layers.
   let model = input;

@@ -17,7 +17,7 @@
  * `latency.ts` the two packings; `linear-layers.ts` linear layers as entries; `polynomial.ts` Chebyshev series
  * and the polynomial max; `resources.ts` size estimates and memory checks; `parameters.ts` parameter choice.
  */
-export { compileModel } from './compile.ts';
+export { checkDepthBound, compileModel } from './compile.ts';
 export type {
   CompileLimits,
   CompileOptions,
