@@ -564,9 +564,14 @@ describe('resource limits (a ResourceError naming the layer, the figure and the 
 });
 
 describe('public surface', () => {
-  it('index.ts offers compileModel, chooseParameters and DEFAULT_COMPILE_LIMITS; the helpers stay internal', async () => {
+  it('index.ts offers compileModel, checkDepthBound, chooseParameters and DEFAULT_COMPILE_LIMITS; the helpers stay internal', async () => {
     const surface = Object.keys(await import('./index.ts')).sort();
-    assert.deepEqual(surface, ['DEFAULT_COMPILE_LIMITS', 'chooseParameters', 'compileModel']);
+    assert.deepEqual(surface, [
+      'DEFAULT_COMPILE_LIMITS',
+      'checkDepthBound',
+      'chooseParameters',
+      'compileModel',
+    ]);
   });
 });
 
