@@ -109,7 +109,7 @@ export class Bootstrapper {
     const others = params.moduliAtLevel(params.depth).slice(base.length);
     this.#extender = new BasisExtender(base, others);
     const q0 = base.reduce((product, m) => product * BigInt(m.value), 1n);
-    this.#q0 = base.reduce((product, m) => product * m.value, 1);
+    this.#q0 = baseModulus(params);
     const half = q0 / 2n;
     this.#halfQ0 = {
       base: scalarResidues(base, (m) => Number(half % BigInt(m.value))),
@@ -380,6 +380,11 @@ export class Bootstrapper {
   }
 }
 
+/** q0, the product of the level-0 primes, as a float (≈ 2^89.9; its rounding is far below every error here). */
+function baseModulus(params: Parameters): number {
+  return params.moduliAtLevel(0).reduce((product, m) => product * m.value, 1);
+}
+
 /** Disposes `old` and returns `next` (for chains of ciphertext steps). */
 function replace(old: Ciphertext, next: Ciphertext): Ciphertext {
   if (old !== next) old.dispose();
@@ -394,7 +399,7 @@ function transformsOf(bp: BootstrappingParameters): Transforms {
   const period = bp.slots;
   const gap = slots / period;
   const k = bp.evalMod.bound + 1;
-  const q0 = params.moduliAtLevel(0).reduce((product, m) => product * m.value, 1);
+  const q0 = baseModulus(params);
   // Slots of the raised ciphertext hold F(gap·w)/S_top; the split halves come out as t/(q0·K′).
   const full = period === slots;
   const top = params.depth;
@@ -424,7 +429,7 @@ function transformsOf(bp: BootstrappingParameters): Transforms {
 /** Δ for an input at level 0 with its canonical scale: the SlotsToCoeffs built ahead of time. */
 function canonicalDelta(bp: BootstrappingParameters): number {
   const params = bp.params;
-  const q0 = params.moduliAtLevel(0).reduce((product, m) => product * m.value, 1);
+  const q0 = baseModulus(params);
   const scale = params.scaleAtLevel[0];
   return scale * Math.round(q0 / (2 ** bp.messageRatioBits * scale));
 }
@@ -436,7 +441,7 @@ function slotsToCoeffsOf(bp: BootstrappingParameters, delta: number): LinearTran
   const params = bp.params;
   const slots = params.slots;
   const period = bp.slots;
-  const q0 = params.moduliAtLevel(0).reduce((product, m) => product * m.value, 1);
+  const q0 = baseModulus(params);
   const maps = slotsToCoeffsMaps(slots, period, bp.slotsToCoeffsLevels, q0 / (2 * Math.PI * delta));
   if (period < slots) maps[0] = composeMaps(maps[0], unpackMap(slots, period), slots);
   lts = maps.map((m) => new LinearTransform(params, m));
