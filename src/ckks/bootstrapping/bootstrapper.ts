@@ -31,11 +31,15 @@ export interface BootstrappingTimings {
   slotsToCoeffs: number;
 }
 
-/** The plaintext transforms of one parameter set, built once (their encoded diagonals are cached per level). */
-interface Transforms {
-  coeffsToSlots: LinearTransform[];
+/**
+ * The transforms of one parameter set as diagonal maps, built once per `BootstrappingParameters` (composing the
+ * butterflies takes seconds at logN 16); each Bootstrapper makes its own `LinearTransform`s from them, which hold
+ * its encoded diagonals (in kernel memory or in its stash).
+ */
+interface TransformPlan {
+  coeffsToSlots: DiagonalMap[];
   /** SlotsToCoeffs per input scale Δ (its last factor q0/(2πΔ) depends on it). */
-  slotsToCoeffs: Map<number, LinearTransform[]>;
+  slotsToCoeffs: Map<number, DiagonalMap[]>;
   /** Rotation steps of the sub-sum that projects onto the sparse subring (empty for full slots). */
   subSumSteps: number[];
   /**
@@ -46,9 +50,11 @@ interface Transforms {
   raisedRatio: number;
   /** M, the integer of that normalization. */
   normalizer: number;
+  /** Each rotation step with the highest level it is used at (computed once). */
+  rotationLevels?: Map<number, number>;
 }
 
-const transformsCache = new WeakMap<BootstrappingParameters, Transforms>();
+const plans = new WeakMap<BootstrappingParameters, TransformPlan>();
 
 /**
  * CKKS bootstrapping (Cheon, Han, Kim, Kim and Song, 2018, with the improvements Lattigo and OpenFHE use): a
@@ -89,6 +95,10 @@ export class Bootstrapper {
   readonly #halfQ0: { base: ReturnType<typeof scalarResidues>; others: ReturnType<typeof scalarResidues> };
   readonly #q0: number;
   readonly #stash: Stash | undefined;
+  readonly #plan: TransformPlan;
+  readonly #coeffsToSlots: LinearTransform[];
+  /** SlotsToCoeffs per input scale Δ, made when first needed. */
+  readonly #slotsToCoeffs = new Map<number, LinearTransform[]>();
 
   /**
    * @param options.stash - where the transforms' encoded diagonals wait between uses (default: the keys' stash
@@ -105,6 +115,8 @@ export class Bootstrapper {
     params.checkSame(keys.sparseToDense.params, 'bootstrapping keys: sparse → dense');
     params.checkSame(keys.denseToSparse.params, 'bootstrapping keys: dense → sparse');
     this.evaluator = new Evaluator(params, new EvaluationKeys(keys.relinearization));
+    this.#plan = planOf(parameters);
+    this.#coeffsToSlots = this.#plan.coeffsToSlots.map((m) => new LinearTransform(params, m));
     const base = params.moduliAtLevel(0);
     const others = params.moduliAtLevel(params.depth).slice(base.length);
     this.#extender = new BasisExtender(base, others);
@@ -134,19 +146,23 @@ export class Bootstrapper {
    * so that keys used only low in the chain are made smaller.
    */
   static rotationLevels(parameters: BootstrappingParameters): Map<number, number> {
-    const t = transformsOf(parameters);
+    const plan = planOf(parameters);
+    if (plan.rotationLevels) return new Map(plan.rotationLevels);
+    const params = parameters.params;
     const levels = new Map<number, number>();
     const note = (step: number, level: number) => levels.set(step, Math.max(levels.get(step) ?? 0, level));
     const top = parameters.topLevel;
-    for (const step of t.subSumSteps) note(step, top);
-    t.coeffsToSlots.forEach((lt, i) => {
-      for (const step of lt.rotationsNeeded()) note(step, top - i);
+    for (const step of plan.subSumSteps) note(step, top);
+    // The steps depend on the diagonals' indices only, so transforms made just to read them are enough.
+    plan.coeffsToSlots.forEach((map, i) => {
+      for (const step of new LinearTransform(params, map).rotationsNeeded()) note(step, top - i);
     });
     const stcTop = parameters.levelsLeft + parameters.slotsToCoeffsLevels;
-    slotsToCoeffsOf(parameters, canonicalDelta(parameters)).forEach((lt, i) => {
-      for (const step of lt.rotationsNeeded()) note(step, stcTop - i);
+    slotsToCoeffsMapsOf(parameters, canonicalDelta(parameters)).forEach((map, i) => {
+      for (const step of new LinearTransform(params, map).rotationsNeeded()) note(step, stcTop - i);
     });
-    return levels;
+    plan.rotationLevels = levels;
+    return new Map(levels);
   }
 
   /** The rotation steps bootstrapping needs (ascending); conjugation is needed too. */
@@ -257,7 +273,7 @@ export class Bootstrapper {
     low.dispose();
     let x = this.#modRaise(sparse);
     sparse.dispose();
-    const t = transformsOf(bp);
+    const t = this.#plan;
     for (const step of t.subSumSteps) {
       const rotated = this.#withGalois([step], false, (e) => e.rotateNew(x, step));
       ev.add(x, rotated, x);
@@ -265,7 +281,7 @@ export class Bootstrapper {
     }
     trace?.('modRaise', [x]);
     const modRaise = lap();
-    for (const lt of t.coeffsToSlots) x = replace(x, this.#transform(lt, x));
+    for (const lt of this.#coeffsToSlots) x = replace(x, this.#transform(lt, x));
     // x carries the scale R·S_c: one exact integer product and a rescale bring it to the canonical S_{c−1}.
     ev.mul(x, 1, x, t.normalizer);
     ev.rescale(x, x);
@@ -294,7 +310,12 @@ export class Bootstrapper {
       ev.add(y, reduced[1], y);
       reduced[1].dispose();
     }
-    for (const lt of slotsToCoeffsOf(bp, delta)) y = replace(y, this.#transform(lt, y));
+    let slotsToCoeffs = this.#slotsToCoeffs.get(delta);
+    if (!slotsToCoeffs) {
+      slotsToCoeffs = slotsToCoeffsMapsOf(bp, delta).map((m) => new LinearTransform(params, m));
+      this.#slotsToCoeffs.set(delta, slotsToCoeffs);
+    }
+    for (const lt of slotsToCoeffs) y = replace(y, this.#transform(lt, y));
     this.lastTimings = { modRaise, coeffsToSlots, evalMod, slotsToCoeffs: lap() };
     // Every step kept the canonical scale; only float rounding of the rescales remains, which this drops.
     const canonical = params.scaleAtLevel[y.level];
@@ -303,6 +324,16 @@ export class Bootstrapper {
     }
     y.scale = canonical;
     return y;
+  }
+
+  /**
+   * Frees the transforms' encoded diagonals (kernel memory, and their entries in the stash). The keys are the
+   * caller's.
+   */
+  dispose(): void {
+    for (const lt of this.#coeffsToSlots) lt.dispose();
+    for (const lts of this.#slotsToCoeffs.values()) for (const lt of lts) lt.dispose();
+    this.#slotsToCoeffs.clear();
   }
 
   /** lt(x), rescaled: one level down at the canonical scale. */
@@ -371,12 +402,7 @@ export class Bootstrapper {
     c1.dispose();
     addPoly(c0, d0, c0);
     d0.dispose();
-    return new Ciphertext(
-      params,
-      [c0, d1],
-      top,
-      params.scaleAtLevel[top] * transformsOf(this.parameters).raisedRatio,
-    );
+    return new Ciphertext(params, [c0, d1], top, params.scaleAtLevel[top] * this.#plan.raisedRatio);
   }
 }
 
@@ -391,8 +417,8 @@ function replace(old: Ciphertext, next: Ciphertext): Ciphertext {
   return next;
 }
 
-function transformsOf(bp: BootstrappingParameters): Transforms {
-  let t = transformsCache.get(bp);
+function planOf(bp: BootstrappingParameters): TransformPlan {
+  let t = plans.get(bp);
   if (t) return t;
   const params = bp.params;
   const slots = params.slots;
@@ -416,13 +442,13 @@ function transformsOf(bp: BootstrappingParameters): Transforms {
   const subSumSteps: number[] = [];
   for (let step = period; step < slots; step *= 2) subSumSteps.push(step);
   t = {
-    coeffsToSlots: maps.map((m) => new LinearTransform(params, m)),
+    coeffsToSlots: maps,
     slotsToCoeffs: new Map(),
     subSumSteps,
     raisedRatio,
     normalizer,
   };
-  transformsCache.set(bp, t);
+  plans.set(bp, t);
   return t;
 }
 
@@ -434,19 +460,23 @@ function canonicalDelta(bp: BootstrappingParameters): number {
   return scale * Math.round(q0 / (2 ** bp.messageRatioBits * scale));
 }
 
-function slotsToCoeffsOf(bp: BootstrappingParameters, delta: number): LinearTransform[] {
-  const t = transformsOf(bp);
-  let lts = t.slotsToCoeffs.get(delta);
-  if (lts) return lts;
+/** The SlotsToCoeffs maps for input scale Δ (cached in the plan). */
+function slotsToCoeffsMapsOf(bp: BootstrappingParameters, delta: number): DiagonalMap[] {
+  const plan = planOf(bp);
+  let maps = plan.slotsToCoeffs.get(delta);
+  if (maps) return maps;
   const params = bp.params;
   const slots = params.slots;
   const period = bp.slots;
-  const q0 = baseModulus(params);
-  const maps = slotsToCoeffsMaps(slots, period, bp.slotsToCoeffsLevels, q0 / (2 * Math.PI * delta));
+  maps = slotsToCoeffsMaps(
+    slots,
+    period,
+    bp.slotsToCoeffsLevels,
+    baseModulus(params) / (2 * Math.PI * delta),
+  );
   if (period < slots) maps[0] = composeMaps(maps[0], unpackMap(slots, period), slots);
-  lts = maps.map((m) => new LinearTransform(params, m));
-  t.slotsToCoeffs.set(delta, lts);
-  return lts;
+  plan.slotsToCoeffs.set(delta, maps);
+  return maps;
 }
 
 /** Real halves (Re in i mod 2n < n, Im in the rest) → the n-periodic complex vector Re + i·Im. */

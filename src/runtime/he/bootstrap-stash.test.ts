@@ -5,6 +5,7 @@ import { BootstrappingParameters } from '../../ckks/bootstrapping/parameters.ts'
 import { Encoder } from '../../ckks/encoder.ts';
 import { Encryptor } from '../../ckks/encryptor.ts';
 import { StashedKeys } from '../../ckks/key-source.ts';
+import { HostStash, type Stash } from '../../ckks/stash.ts';
 import { KeyGenerator } from '../../ckks/keys.ts';
 import type { Ciphertext } from '../../ckks/objects.ts';
 import { Prng } from '../../ring/prng.ts';
@@ -15,7 +16,7 @@ describe('bootstrapping from a file stash (logN 10)', () => {
   it('is bit-identical to bootstrapping with resident keys, and leaves nothing behind', () => {
     const bp = BootstrappingParameters.create({ logN: 10, insecure: true });
     const params = bp.params;
-    const run = (stash?: FileStash) => {
+    const run = (stash?: Stash) => {
       const prng = Prng.fromSeed(new Uint8Array(32).fill(5));
       const keygen = new KeyGenerator(params, prng);
       const sk = keygen.generateSecretKey();
@@ -30,6 +31,7 @@ describe('bootstrapping from a file stash (logN 10)', () => {
       );
       const bootstrapper = new Bootstrapper(bp, keys);
       const outs: Ciphertext[] = [bootstrapper.bootstrapNew(ct), bootstrapper.bootstrapNew(ct)];
+      bootstrapper.dispose();
       return outs.map((o) => o.polys.map((p) => Uint32Array.from(p.words())));
     };
     const resident = run();
@@ -43,5 +45,7 @@ describe('bootstrapping from a file stash (logN 10)', () => {
     } finally {
       stash.close();
     }
+    // Another bootstrapper of the same parameters, with a stash of its own, after that one is gone.
+    assert.deepEqual(run(new HostStash())[1], resident[1]);
   });
 });
