@@ -51,6 +51,9 @@ function setup(literal: ParametersLiteral) {
     encrypt: (values: ArrayLike<number>, level = params.depth) =>
       encryptor.encryptNew(encoder.encodeNew(values, level), noise),
     decrypt: (ct: Ciphertext) => encoder.decode(decryptor.decryptNew(ct)),
+    encryptComplex: (values: { re: Float64Array; im: Float64Array }) =>
+      encryptor.encryptNew(encoder.encodeNew(values), noise),
+    decryptComplex: (ct: Ciphertext) => encoder.decodeComplex(decryptor.decryptNew(ct)),
   };
 }
 
@@ -158,6 +161,34 @@ describe('LinearTransform: logic at PN13QP218', () => {
     assert.equal(low.level, 2);
     evaluator.rescale(low, low);
     assert.ok(log2MaxError(context.decrypt(low), expected) < -12);
+    transform.dispose();
+  });
+
+  it('complex diagonals: the encrypted transform, applyComplex and the definition agree on complex slots', () => {
+    const indices = [0, 3, -7];
+    const diagonals = new Map(
+      indices.map((k) => [k, { re: context.random(slots), im: context.random(slots) }] as const),
+    );
+    const transform = new LinearTransform(params, diagonals);
+    assert.equal(transform.imaginaryDiagonals.size, 3);
+    assert.throws(() => transform.apply(context.random(slots)), /complex diagonals/);
+    const x = { re: context.random(slots), im: context.random(slots) };
+    const expected = { re: new Float64Array(slots), im: new Float64Array(slots) };
+    for (const [k, d] of diagonals) {
+      for (let i = 0; i < slots; i++) {
+        const j = (((i + k) % slots) + slots) % slots;
+        expected.re[i] += d.re[i] * x.re[j] - d.im[i] * x.im[j];
+        expected.im[i] += d.re[i] * x.im[j] + d.im[i] * x.re[j];
+      }
+    }
+    const plain = transform.applyComplex(x);
+    assert.ok(log2MaxError(plain.re, expected.re) < -40 && log2MaxError(plain.im, expected.im) < -40);
+    const evaluator = context.evaluatorFor(transform.rotationsNeeded());
+    const ct = context.encryptComplex(x);
+    const out = transform.evaluateNew(evaluator, ct);
+    evaluator.rescale(out, out);
+    const got = context.decryptComplex(out);
+    assert.ok(log2MaxError(got.re, expected.re) < -12 && log2MaxError(got.im, expected.im) < -12);
     transform.dispose();
   });
 
