@@ -1,7 +1,8 @@
 import { Poly } from '../ring/poly.ts';
 import { HostStash, type Stash } from './stash.ts';
 import { MissingKeyError } from '../util/errors.ts';
-import { type EvaluationKeys, type EvaluationKeyStream, GaloisKey, SwitchingKey } from './keys.ts';
+import type { Evaluator } from './evaluator.ts';
+import { EvaluationKeys, type EvaluationKeyStream, GaloisKey, SwitchingKey } from './keys.ts';
 import type { Parameters } from './parameters.ts';
 
 /**
@@ -28,6 +29,29 @@ export interface GaloisKeySource {
   acquire(elements: readonly number[]): GaloisKey[];
   /** Gives back keys from {@link acquire}; the source may free them. */
   release(keys: readonly GaloisKey[]): void;
+}
+
+/**
+ * Runs `f` with `evaluator` plus the Galois keys of `elements` taken from `source` (its relinearization key kept),
+ * and gives the keys back afterwards, even when `f` throws.
+ *
+ * @example
+ * ```ts
+ * const rotated = withGaloisKeys(source, evaluator, [galoisElementForRotation(4, logN)], (e) => e.rotateNew(ct, 4));
+ * ```
+ */
+export function withGaloisKeys<T>(
+  source: GaloisKeySource,
+  evaluator: Evaluator,
+  elements: readonly number[],
+  f: (evaluator: Evaluator) => T,
+): T {
+  const keys = source.acquire(elements);
+  try {
+    return f(evaluator.withKeys(new EvaluationKeys(evaluator.keys?.relinearization, keys)));
+  } finally {
+    source.release(keys);
+  }
 }
 
 /**

@@ -4,9 +4,8 @@ import { assertFinite, assertInteger, check, describe } from '../util/assert.ts'
 import { InvalidArgumentError, MismatchError, MissingKeyError } from '../util/errors.ts';
 import { type ComplexValues, Encoder } from './encoder.ts';
 import type { Evaluator } from './evaluator.ts';
-import type { GaloisKeySource } from './key-source.ts';
+import { type GaloisKeySource, withGaloisKeys } from './key-source.ts';
 import { HostStash, type Stash } from './stash.ts';
-import { EvaluationKeys } from './keys.ts';
 import { Ciphertext, Plaintext } from './objects.ts';
 import type { Parameters } from './parameters.ts';
 
@@ -453,15 +452,15 @@ export class LinearTransform {
     const babySet = new Set<number>();
     for (const k of this.diagonals.keys()) if (k % n1 !== 0) babySet.add(k % n1);
     const babies = [...babySet].sort((x, y) => x - y);
-    const withKeys = <T>(steps: number[], f: (e: Evaluator) => T): T => {
-      if (!source) return f(evaluator);
-      const keys = source.acquire(steps.map((s) => galoisElementForRotation(s, params.logN)));
-      try {
-        return f(evaluator.withKeys(new EvaluationKeys(evaluator.keys?.relinearization, keys)));
-      } finally {
-        source.release(keys);
-      }
-    };
+    const withKeys = <T>(steps: number[], f: (e: Evaluator) => T): T =>
+      source
+        ? withGaloisKeys(
+            source,
+            evaluator,
+            steps.map((s) => galoisElementForRotation(s, params.logN)),
+            f,
+          )
+        : f(evaluator);
     const rotated = withKeys(babies, (e) =>
       options.hoisted === false || babies.length === 0
         ? new Map(babies.map((b) => [b, e.rotateNew(ct, b)]))

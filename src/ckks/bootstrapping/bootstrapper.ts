@@ -5,9 +5,9 @@ import { Poly } from '../../ring/poly.ts';
 import type { Prng } from '../../ring/prng.ts';
 import { InvalidArgumentError, MismatchError } from '../../util/errors.ts';
 import { Evaluator } from '../evaluator.ts';
-import { type GaloisKeySource, ResidentKeys, StashedKeys } from '../key-source.ts';
+import { type GaloisKeySource, ResidentKeys, StashedKeys, withGaloisKeys } from '../key-source.ts';
 import type { Stash } from '../stash.ts';
-import { EvaluationKeys, type GaloisKey, type KeyGenerator, type SecretKey } from '../keys.ts';
+import { EvaluationKeys, type KeyGenerator, type SecretKey } from '../keys.ts';
 import { KeySwitcher } from '../keyswitch.ts';
 import { LinearTransform } from '../linear-transform.ts';
 import { Ciphertext, Plaintext } from '../objects.ts';
@@ -223,12 +223,7 @@ export class Bootstrapper {
     const logN = this.params.logN;
     const elements = steps.map((s) => galoisElementForRotation(s, logN));
     if (conjugation) elements.push(galoisElementForConjugation(logN));
-    const keys: GaloisKey[] = this.keys.galois.acquire(elements);
-    try {
-      return f(this.evaluator.withKeys(new EvaluationKeys(this.keys.relinearization, keys)));
-    } finally {
-      this.keys.galois.release(keys);
-    }
+    return withGaloisKeys(this.keys.galois, this.evaluator, elements, f);
   }
 
   /**
