@@ -28,6 +28,7 @@ export {
   BootstrappingParameters,
   type BootstrappingParametersLiteral,
   type BootstrappingTimings,
+  bootstrapResultScale,
   DenseToSparseKey,
   EvalMod,
   type EvalModLiteral,

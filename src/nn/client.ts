@@ -2,7 +2,11 @@
  * The data owner's side of encrypted inference: keys, packing + encryption of inputs, decryption + unpacking of
  * outputs. The secret key never leaves this object. Browser-safe (no Node module).
  */
+import { Bootstrapper } from '../ckks/bootstrapping/bootstrapper.ts';
+import type { BootstrappingKeys } from '../ckks/bootstrapping/keys.ts';
+import { BootstrappingParameters } from '../ckks/bootstrapping/parameters.ts';
 import { Encoder } from '../ckks/encoder.ts';
+import type { Stash } from '../ckks/stash.ts';
 import { Decryptor, SymmetricEncryptor } from '../ckks/encryptor.ts';
 import {
   type EvaluationKeyStream,
@@ -45,6 +49,13 @@ export class InferenceClient {
   readonly keyStream: EvaluationKeyStream | undefined;
   /** For a model owner who encrypts the weights (programs with encrypted weights only). */
   readonly publicKey: PublicKey | undefined;
+  /**
+   * The keys the server's bootstrapper needs (programs with `bootstrapping` only): relinearization, Galois keys at
+   * the levels bootstrapping uses them, and the dense ↔ sparse encapsulation keys. Evaluation keys: no secret.
+   */
+  readonly bootstrappingKeys: BootstrappingKeys | undefined;
+  /** The program's bootstrapping parameters, on {@link params}. */
+  readonly bootstrappingParameters: BootstrappingParameters | undefined;
   /** Seconds spent generating keys (with `streamKeys`, the streamed keys' time is added as they are made). */
   get keygenSeconds(): number {
     return this.#keygenSeconds + (this.keyStream?.seconds ?? 0);
@@ -61,10 +72,17 @@ export class InferenceClient {
    *   randomness from `crypto.getRandomValues`).
    * @param options.context - the kernel context the keys and ciphertexts live in (default: the default one).
    * @param options.streamKeys - make the evaluation keys on request ({@link keyStream}) instead of all now.
+   * @param options.bootstrapStash - where the bootstrapping Galois keys wait for the server's bootstrapper (default:
+   *   host memory when they pass 1 GiB, else kernel memory); e.g. a `FileStash` in the server's slow tier.
    */
   constructor(
     program: HeProgram,
-    options: { seed?: Uint8Array; context?: KernelContext; streamKeys?: boolean } = {},
+    options: {
+      seed?: Uint8Array;
+      context?: KernelContext;
+      streamKeys?: boolean;
+      bootstrapStash?: Stash;
+    } = {},
   ) {
     assertProgram(program);
     this.program = program;
@@ -85,6 +103,19 @@ export class InferenceClient {
     } else {
       this.evaluationKeys = keygen.generateEvaluationKeys(this.#secretKey, wanted);
       this.keyStream = undefined;
+    }
+    if (program.bootstrapping) {
+      const bp = BootstrappingParameters.create(program.bootstrapping, { context: options.context });
+      this.params.checkSame(bp.params, 'program bootstrapping');
+      this.bootstrappingParameters = bp;
+      this.bootstrappingKeys = Bootstrapper.generateKeys(bp, keygen, this.#secretKey, {
+        prng: this.#prng.fork(2),
+        ...(options.bootstrapStash ? { stash: options.bootstrapStash } : {}),
+        relinearization: this.evaluationKeys.relinearization,
+      });
+    } else {
+      this.bootstrappingParameters = undefined;
+      this.bootstrappingKeys = undefined;
     }
     this.publicKey = program.inputs.some((i) => i.owner === 'model')
       ? keygen.generatePublicKey(this.#secretKey)

@@ -2,6 +2,7 @@
  * Encrypted evaluation of one HE instruction over operands the caller resolves: the one place the runtime (all in
  * memory or tiered) turns an instruction into evaluator calls, by `OPS[op].evaluate`.
  */
+import type { Bootstrapper } from '../ckks/bootstrapping/bootstrapper.ts';
 import type { Encoder } from '../ckks/encoder.ts';
 import type { Evaluator } from '../ckks/evaluator.ts';
 import type { Ciphertext, Plaintext } from '../ckks/objects.ts';
@@ -26,6 +27,8 @@ export interface InstructionOperands {
   plaintext(index: number): Plaintext;
   /** Receives result `id` (the caller owns it from now on). */
   define(id: number, ct: Ciphertext): void;
+  /** The bootstrapper `bootstrap` instructions run on (programs with bootstrapping parameters). */
+  readonly bootstrapper?: Bootstrapper;
 }
 
 /**
@@ -56,6 +59,7 @@ export function evaluateInstruction(
       plaintext: ins.plaintext === undefined ? undefined : operands.plaintext(ins.plaintext),
       weights: instructionWeights(program, ins),
       fields: ins,
+      bootstrapper: operands.bootstrapper,
     },
   );
   results.forEach((ct, k) => {

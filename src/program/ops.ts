@@ -6,6 +6,7 @@
  * `OPS` is typed as a complete record over {@link HeOp}: an op added to the union without a definition here does
  * not compile, and neither does a definition that leaves out one of its facets.
  */
+import type { Bootstrapper } from '../ckks/bootstrapping/bootstrapper.ts';
 import type { Evaluator } from '../ckks/evaluator.ts';
 import type { Ciphertext, Plaintext } from '../ckks/objects.ts';
 import type { ParametersShape } from '../ckks/shape.ts';
@@ -25,6 +26,9 @@ import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
  * - `relinearize` (degree 2 → 1), `rescale` (level − 1, scale / q_level), `drop_level` (to `level`),
  *   `match_scale` (to `level` and `scale` exactly, through one rescale);
  * - `rotate`: slots rotated left by `steps[0]`; `rotate_hoisted`: one result per entry of `steps`;
+ * - `bootstrap`: x (degree 1, |slots| ≤ bound = c) refreshed to `level` (the bootstrapping parameters'
+ *   `levelsLeft`) at scale `scale` (`bootstrapResultScale` of x's scale and the bound), by the executor's
+ *   {@link Bootstrapper}; its keys live with the bootstrapper, and `scratchBytes` is its working set;
  * - `free`: the values in `args` are dead.
  *
  * @example
@@ -50,6 +54,7 @@ export type HeOp =
   | 'match_scale'
   | 'rotate'
   | 'rotate_hoisted'
+  | 'bootstrap'
   | 'free';
 
 /**
@@ -84,6 +89,8 @@ export interface OpFields {
   steps?: readonly number[];
   /** Results of a mul_matrix (rows of its weight matrix). */
   rows?: number;
+  /** Kernel memory a bootstrap holds at its peak (its keys and diagonals come and go inside it). */
+  scratchBytes?: number;
 }
 
 /**
@@ -130,6 +137,7 @@ export interface OpDefinition {
   };
   /** The evaluation keys it uses: none, the relinearization key, or one Galois key per rotation step. */
   readonly keys: 'none' | 'relin' | 'galois';
+  /* A bootstrap's keys are the bootstrapper's (its own stash streams them), so the planner sees none. */
   /** Level, scale and degree of each result. */
   result(args: readonly ValueShape[], fields: OpFields, context: ResultContext): ValueShape[];
   /**
@@ -163,6 +171,7 @@ export interface CostedInstruction {
   bytes: { args: readonly number[] };
   steps?: readonly number[];
   rows?: number;
+  scratchBytes?: number;
 }
 
 /**
@@ -179,6 +188,11 @@ export interface SimulationOperands {
   weights?: Float64Array;
   plaintext?: Float64Array;
   fields: OpFields;
+  /**
+   * The bootstrap noise model: adds to `values` (slots within ±`bound`) the error one bootstrapping leaves.
+   * Absent: a bootstrap is the identity.
+   */
+  bootstrapNoise?: (values: Float64Array, bound: number) => void;
   /**
    * A vector of `length` slots for a result, which the operation overwrites entirely (a simulator recycles the
    * vectors of freed values: allocating and collecting a fresh one per instruction was a fifth of its time).
@@ -201,6 +215,8 @@ export interface EvaluationOperands {
   weights?: Float64Array;
   plaintext?: Plaintext;
   fields: OpFields;
+  /** The bootstrapper a `bootstrap` runs on (the executor's, holding or streaming its keys). */
+  bootstrapper?: Bootstrapper;
 }
 
 // -----------------------------------------------------------------------------------------------------------
@@ -651,6 +667,39 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
       });
     },
   },
+  bootstrap: {
+    arity: 1,
+    inPlace: false,
+    needs: { ...NO_FIELDS, constant: true },
+    keys: 'none',
+    result: (_args, f) => [{ level: need(f.level, 'level'), scale: need(f.scale, 'scale'), degree: 1 }],
+    // A model, not a measurement: about 160 key switches and as many plaintext products over the whole chain
+    // (CoeffsToSlots and SlotsToCoeffs rotations, EvalMod's products), the count at logN 16 with 3+3 levels.
+    cost: (shape) => {
+      const { decompose, inner, modDown } = keySwitchParts(shape, shape.qCount);
+      return 160 * (decompose + inner + modDown + shape.qCount * shape.n);
+    },
+    scratch: (_shape, ins) => ins.scratchBytes ?? 0,
+    simulate: ([x], o) => {
+      const y = copied(o, x);
+      o.bootstrapNoise?.(y, o.constant);
+      return [y];
+    },
+    evaluate: (_ev, [x], { bootstrapper, constant, fields }) => {
+      if (!bootstrapper) {
+        throw new InvalidArgumentError(
+          'bootstrap: the executor has no bootstrapper (make bootstrapping keys)',
+        );
+      }
+      const y = bootstrapper.bootstrapNew(x, { bound: constant });
+      const scale = need(fields.scale, 'scale');
+      if (Math.abs(y.scale / scale - 1) > 2 ** -40) {
+        throw new MismatchError(`bootstrap: result scale ${y.scale}, the program expects ${scale}`);
+      }
+      y.scale = scale;
+      return [y];
+    },
+  },
   free: {
     arity: -1,
     inPlace: false,
@@ -691,6 +740,7 @@ export const HE_OPS: readonly HeOp[] = Object.freeze([
   'free',
   'mul_matrix',
   'mul_plain_then_add',
+  'bootstrap',
 ]) satisfies readonly HeOp[];
 
 /**

@@ -10,6 +10,7 @@
  * The constants (scalar weights, biases) live in a separate float64 blob referenced by index, so the JSON stays
  * small and the weights are stored bit-exactly.
  */
+import type { BootstrappingParametersLiteral } from '../ckks/bootstrapping/parameters.ts';
 import type { ParametersLiteral } from '../ckks/parameters.ts';
 import { describe } from '../util/assert.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
@@ -59,6 +60,8 @@ export interface HeInstruction {
   plaintext?: number;
   /** Rotation steps (rotate: one; rotate_hoisted: one per result). */
   steps?: number[];
+  /** bootstrap: the bootstrapper's working set, bytes of kernel memory (`Bootstrapper.workingSetBytes`). */
+  scratchBytes?: number;
 }
 
 /**
@@ -165,6 +168,11 @@ export interface HeProgram {
   version: number;
   name: string;
   parameters: ParametersLiteral;
+  /**
+   * The bootstrapping parameters of its `bootstrap` instructions (their `params` are `parameters`); absent when
+   * it has none. The client makes the bootstrapping keys from them.
+   */
+  bootstrapping?: BootstrappingParametersLiteral;
   /** Ring degree and slots of `parameters`, repeated so readers need not build them. */
   logN: number;
   slots: number;

@@ -136,6 +136,17 @@ export function validateProgram(program: HeProgram): void {
     fail('outputs: expected a non-empty array');
   if (!Array.isArray(program.plaintexts)) fail('plaintexts: expected an array');
   if (!Array.isArray(program.instructions)) fail('instructions: expected an array');
+  const bootstrapping = program.bootstrapping;
+  let levelsLeft: number | undefined;
+  if (bootstrapping !== undefined) {
+    if (typeof bootstrapping !== 'object' || bootstrapping === null || Array.isArray(bootstrapping))
+      fail(`bootstrapping = ${describe(bootstrapping)}: expected a bootstrapping parameters literal`);
+    if (bootstrapping.logN !== p.logN)
+      fail(`bootstrapping.logN = ${describe(bootstrapping.logN)}: expected parameters.logN = ${p.logN}`);
+    levelsLeft = bootstrapping.levelsLeft ?? 8;
+    if (!isInt(levelsLeft, 1, p.depth))
+      fail(`bootstrapping.levelsLeft = ${describe(levelsLeft)}: expected an integer in [1, ${p.depth}]`);
+  }
 
   const checkLevelScale = (where: string, level: unknown, scale: unknown) => {
     if (!isInt(level, 0, p.depth))
@@ -291,6 +302,19 @@ export function validateProgram(program: HeProgram): void {
     const keys = opKeys(ins.op, steps, (s) => galoisOf.get(s)!);
     if (ins.keys.length !== keys.length || keys.some((k, n) => ins.keys[n] !== k))
       fail(`${where}.keys = ${describe(ins.keys)}: ${ins.op} uses exactly ${describe(keys)}`);
+    if (ins.op === 'bootstrap') {
+      if (levelsLeft === undefined) fail(`${where}: bootstrap in a program without bootstrapping parameters`);
+      if (ins.level !== levelsLeft)
+        fail(
+          `${where}.level = ${ins.level}: a bootstrap gives level ${levelsLeft} (bootstrapping.levelsLeft)`,
+        );
+      if (operands[0].degree !== 1) fail(`${where}: bootstrap of a degree-${operands[0].degree} value`);
+      const bound = program.constants[ins.constant as number];
+      if (!(Number.isFinite(bound) && bound >= 1))
+        fail(`${where}: bootstrap bound ${describe(bound)}: expected a finite number ≥ 1`);
+      if (!isInt(ins.scratchBytes, 0, Number.MAX_SAFE_INTEGER))
+        fail(`${where}.scratchBytes = ${describe(ins.scratchBytes)}: expected an integer ≥ 0`);
+    }
     if (ins.op === 'drop_level' && !(ins.level < operands[0].level))
       fail(
         `${where}: drop_level to level ${ins.level} from level ${operands[0].level}: expected a lower level`,

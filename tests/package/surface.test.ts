@@ -49,6 +49,7 @@ const SURFACE: Record<string, string[]> = {
     'SeededCiphertext',
     'SwitchingKey',
     'SymmetricEncryptor',
+    'bootstrapResultScale',
     'defaultContext',
     'defaultThreads',
     'deserializeCiphertext',

@@ -147,3 +147,37 @@ export function convPoolGemmHead(
   });
   return { b, gemm, weights };
 }
+
+/**
+ * A small ResNet on 2×4×4 images: a stem convolution and ReLU, then `blocks` residual blocks (conv → ReLU → conv,
+ * plus the block's input, → ReLU), global average pooling and a 2 → 3 Gemm. Deep enough in ReLUs to need
+ * bootstraps, small enough to run encrypted at logN 10.
+ */
+export function residualModel(blocks: number): LayerModel {
+  const b = new OnnxBuilder();
+  const conv = (x: string, salt: number) =>
+    b.conv(x, {
+      weight: waves(2 * 2 * 9, salt, 0.35),
+      weightDims: [2, 2, 3, 3],
+      bias: waves(2, salt + 1, 0.1),
+      pads: [1, 1, 1, 1],
+    });
+  let v = b.relu(conv(b.input('x', ['N', 2, 4, 4]), 40));
+  for (let i = 0; i < blocks; i++) {
+    const inner = conv(b.relu(conv(v, 41 + 4 * i)), 43 + 4 * i);
+    v = b.relu(b.node('Add', [inner, v])[0]);
+  }
+  b.output(
+    b.gemm(b.flatten(b.globalAveragePool(v)), {
+      weight: waves(6, 60, 1),
+      weightDims: [2, 3],
+      bias: [0.1, 0, -0.1],
+    }),
+  );
+  return importOnnx(b.toBytes());
+}
+
+/** n smooth pseudo-random values within ±amplitude (no edge cases: every weight counts). */
+function waves(n: number, salt: number, amplitude: number): Float64Array {
+  return Float64Array.from({ length: n }, (_, i) => amplitude * Math.sin(1.7 * salt + 2.3 * i + 0.5));
+}

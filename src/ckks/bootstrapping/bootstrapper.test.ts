@@ -8,7 +8,7 @@ import { Evaluator } from '../evaluator.ts';
 import { EvaluationKeys, KeyGenerator } from '../keys.ts';
 import { ResidentKeys } from '../key-source.ts';
 import { maxLogQP128 } from '../security.ts';
-import { Bootstrapper } from './bootstrapper.ts';
+import { Bootstrapper, bootstrapResultScale } from './bootstrapper.ts';
 import { BootstrappingParameters } from './parameters.ts';
 
 /**
@@ -66,6 +66,20 @@ describe('Bootstrapper, full slots (logN 10)', () => {
     const bits = -log2MaxError(ctx.decrypt(square), expected);
     assert.ok(bits >= 22, `square after bootstrapping: 2^-${bits.toFixed(2)}: expected at least 22 bits`);
     assert.equal(square.level, bp.levelsLeft - 1);
+  });
+
+  it('bootstraps values within ±bound, at the scale bootstrapResultScale predicts', () => {
+    const bound = 12.5;
+    const big = ctx.values.map((v) => v * bound);
+    const input = ctx.encryptAt(3, big);
+    const out = bootstrapper.bootstrapNew(input, { bound });
+    assert.equal(out.level, bp.levelsLeft);
+    assert.equal(out.scale, bootstrapResultScale(bp, input.scale, bound).scale);
+    assert.notEqual(out.scale, params.scaleAtLevel[bp.levelsLeft]);
+    // The error grows with the bound: 24 bits of the values / bound.
+    const bits = -log2MaxError(ctx.decrypt(out), big) + Math.log2(bound);
+    assert.ok(bits >= 24, `precision 2^-${bits.toFixed(2)} of the bound: expected at least 24 bits`);
+    assert.throws(() => bootstrapper.bootstrapNew(input, { bound: 0.5 }), InvalidArgumentError);
   });
 
   it('declares its rotations and refuses keys without them', () => {

@@ -7,7 +7,7 @@ import { InvalidArgumentError, MismatchError } from '../../util/errors.ts';
 import { Evaluator } from '../evaluator.ts';
 import { type GaloisKeySource, ResidentKeys, StashedKeys, withGaloisKeys } from '../key-source.ts';
 import type { Stash } from '../stash.ts';
-import { EvaluationKeys, type KeyGenerator, type SecretKey } from '../keys.ts';
+import { EvaluationKeys, type KeyGenerator, type SecretKey, type SwitchingKey } from '../keys.ts';
 import { KeySwitcher } from '../keyswitch.ts';
 import { LinearTransform } from '../linear-transform.ts';
 import { Ciphertext, Plaintext } from '../objects.ts';
@@ -38,8 +38,8 @@ export interface BootstrappingTimings {
  */
 interface TransformPlan {
   coeffsToSlots: DiagonalMap[];
-  /** SlotsToCoeffs per input scale Δ (its last factor q0/(2πΔ) depends on it). */
-  slotsToCoeffs: Map<number, DiagonalMap[]>;
+  /** SlotsToCoeffs for Δ₀ (its last factor is q0/(2πΔ₀)), made when first needed. */
+  slotsToCoeffs?: DiagonalMap[];
   /** Rotation steps of the sub-sum that projects onto the sparse subring (empty for full slots). */
   subSumSteps: number[];
   /**
@@ -97,8 +97,8 @@ export class Bootstrapper {
   readonly #stash: Stash | undefined;
   readonly #plan: TransformPlan;
   readonly #coeffsToSlots: LinearTransform[];
-  /** SlotsToCoeffs per input scale Δ, made when first needed. */
-  readonly #slotsToCoeffs = new Map<number, LinearTransform[]>();
+  /** SlotsToCoeffs (for Δ₀, whatever the input's Δ: the result's scale absorbs the ratio), made when first needed. */
+  #slotsToCoeffs: LinearTransform[] | undefined;
 
   /**
    * @param options.stash - where the transforms' encoded diagonals wait between uses (default: the keys' stash
@@ -158,11 +158,35 @@ export class Bootstrapper {
       for (const step of new LinearTransform(params, map).rotationsNeeded()) note(step, top - i);
     });
     const stcTop = parameters.levelsLeft + parameters.slotsToCoeffsLevels;
-    slotsToCoeffsMapsOf(parameters, canonicalDelta(parameters)).forEach((map, i) => {
+    slotsToCoeffsMapsOf(parameters).forEach((map, i) => {
       for (const step of new LinearTransform(params, map).rotationsNeeded()) note(step, stcTop - i);
     });
     plan.rotationLevels = levels;
     return new Map(levels);
+  }
+
+  /**
+   * Kernel memory one bootstrapping holds at its peak when its Galois keys and diagonals wait in a stash, an upper
+   * bound: the largest transform's keys (all its rotations at once, though giant steps come one at a time) and
+   * encoded diagonals, the relinearization key, and a dozen ciphertexts of the top level. A runtime keeps this
+   * much of its kernel memory free while a bootstrap runs.
+   */
+  static workingSetBytes(parameters: BootstrappingParameters): number {
+    const params = parameters.params;
+    const plan = planOf(parameters);
+    const top = parameters.topLevel;
+    const stcTop = parameters.levelsLeft + parameters.slotsToCoeffsLevels;
+    let largest = 0;
+    const consider = (map: DiagonalMap, level: number) => {
+      const lt = new LinearTransform(params, map);
+      const bytes =
+        lt.rotationsNeeded().length * params.switchingKeyBytes(level) +
+        lt.diagonals.size * (params.ciphertextBytes(level, 1) / 2);
+      largest = Math.max(largest, bytes);
+    };
+    plan.coeffsToSlots.forEach((map, i) => consider(map, top - i));
+    slotsToCoeffsMapsOf(parameters).forEach((map, i) => consider(map, stcTop - i));
+    return largest + params.switchingKeyBytes(params.depth) + 12 * params.ciphertextBytes(params.depth, 1);
   }
 
   /** The rotation steps bootstrapping needs (ascending); conjugation is needed too. */
@@ -183,7 +207,13 @@ export class Bootstrapper {
     parameters: BootstrappingParameters,
     keygen: KeyGenerator,
     secretKey: SecretKey,
-    options: { prng?: Prng; keyMemory?: 'kernel' | 'stash'; stash?: Stash } = {},
+    options: {
+      prng?: Prng;
+      keyMemory?: 'kernel' | 'stash';
+      stash?: Stash;
+      /** A relinearization key of `secretKey` made already (shared, not copied); default: a new one. */
+      relinearization?: SwitchingKey;
+    } = {},
   ): BootstrappingKeys {
     const params = parameters.params;
     params.checkSame(secretKey.params, 'bootstrapping keys: secret key');
@@ -215,7 +245,9 @@ export class Bootstrapper {
       parameters.ephemeralHammingWeight,
       options.prng,
     );
-    return { relinearization: keygen.generateRelinearizationKey(secretKey), galois, ...encapsulation };
+    const relinearization = options.relinearization ?? keygen.generateRelinearizationKey(secretKey);
+    params.checkSame(relinearization.params, 'bootstrapping keys: relinearization');
+    return { relinearization, galois, ...encapsulation };
   }
 
   /** Runs `f` with an evaluator holding the Galois keys of `steps` (and of conjugation if asked), then lets them go. */
@@ -227,14 +259,19 @@ export class Bootstrapper {
   }
 
   /**
-   * Bootstraps `ct` (degree 1, any level, slots within `parameters.slots`, |values| ≲ 1): a new ciphertext at
-   * level `levelsLeft` with the canonical scale of that level.
+   * Bootstraps `ct` (degree 1, any level, slots within `parameters.slots`, |values| ≤ `bound`, default 1): a new
+   * ciphertext at level `levelsLeft` holding the same values. Its scale is {@link bootstrapResultScale}: the
+   * canonical scale of `levelsLeft` when `ct` has the canonical scale of level 0 and `bound` is 1, and otherwise
+   * that scale times Δ/(Δ₀·bound), where Δ is the scale the input reached by its integer scale-up and Δ₀ the one
+   * SlotsToCoeffs was built for (so one set of SlotsToCoeffs diagonals serves every input scale and bound).
    *
-   * @throws {InvalidArgumentError} when ct's scale is above q0/2^messageRatioBits (no integer scale-up reaches Δ).
+   * @throws {InvalidArgumentError} when ct's scale times `bound` is above q0/2^messageRatioBits (no integer
+   *   scale-up reaches Δ), or `bound` is not a finite number ≥ 1.
    */
   bootstrapNew(
     ct: Ciphertext,
     options: {
+      bound?: number;
       trace?: (step: 'modRaise' | 'coeffsToSlots' | 'evalMod', values: readonly Ciphertext[]) => void;
     } = {},
   ): Ciphertext {
@@ -246,14 +283,7 @@ export class Bootstrapper {
     }
     const bp = this.parameters;
     const ev = this.evaluator;
-    const factor = Math.round(this.#q0 / (2 ** bp.messageRatioBits * ct.scale));
-    if (!(factor >= 1) || factor > 2 ** 40) {
-      throw new InvalidArgumentError(
-        `bootstrap: ciphertext scale 2^${Math.log2(ct.scale).toFixed(1)}: expected between ` +
-          `2^${(Math.log2(this.#q0) - bp.messageRatioBits - 40).toFixed(1)} and ` +
-          `2^${(Math.log2(this.#q0) - bp.messageRatioBits).toFixed(1)} (q0 / 2^messageRatioBits)`,
-      );
-    }
+    const { factor, delta, scale: resultScale } = bootstrapResultScale(bp, ct.scale, options.bound ?? 1);
     let start = performance.now();
     const lap = (): number => {
       const now = performance.now();
@@ -263,7 +293,8 @@ export class Bootstrapper {
     };
     const low = ev.dropLevelNew(ct, 0);
     ev.mulInt(low, factor, low);
-    const delta = ct.scale * factor;
+    // Read as values / bound at scale Δ (the same coefficients).
+    low.scale = delta;
     const sparse = this.keys.denseToSparse.switchNew(low);
     low.dispose();
     let x = this.#modRaise(sparse);
@@ -305,19 +336,16 @@ export class Bootstrapper {
       ev.add(y, reduced[1], y);
       reduced[1].dispose();
     }
-    let slotsToCoeffs = this.#slotsToCoeffs.get(delta);
-    if (!slotsToCoeffs) {
-      slotsToCoeffs = slotsToCoeffsMapsOf(bp, delta).map((m) => new LinearTransform(params, m));
-      this.#slotsToCoeffs.set(delta, slotsToCoeffs);
-    }
-    for (const lt of slotsToCoeffs) y = replace(y, this.#transform(lt, y));
+    this.#slotsToCoeffs ??= slotsToCoeffsMapsOf(bp).map((m) => new LinearTransform(params, m));
+    for (const lt of this.#slotsToCoeffs) y = replace(y, this.#transform(lt, y));
     this.lastTimings = { modRaise, coeffsToSlots, evalMod, slotsToCoeffs: lap() };
-    // Every step kept the canonical scale; only float rounding of the rescales remains, which this drops.
+    // Every step kept the canonical scale; only float rounding of the rescales remains, which this drops. The
+    // slots hold (values / bound)·Δ/Δ₀ at that scale, which is the values at the result scale.
     const canonical = params.scaleAtLevel[y.level];
     if (Math.abs(y.scale / canonical - 1) > 2 ** -40) {
       throw new MismatchError(`bootstrap: result scale ${y.scale} drifted from the canonical ${canonical}`);
     }
-    y.scale = canonical;
+    y.scale = resultScale;
     return y;
   }
 
@@ -327,8 +355,8 @@ export class Bootstrapper {
    */
   dispose(): void {
     for (const lt of this.#coeffsToSlots) lt.dispose();
-    for (const lts of this.#slotsToCoeffs.values()) for (const lt of lts) lt.dispose();
-    this.#slotsToCoeffs.clear();
+    for (const lt of this.#slotsToCoeffs ?? []) lt.dispose();
+    this.#slotsToCoeffs = undefined;
   }
 
   /** lt(x), rescaled: one level down at the canonical scale. */
@@ -438,7 +466,6 @@ function planOf(bp: BootstrappingParameters): TransformPlan {
   for (let step = period; step < slots; step *= 2) subSumSteps.push(step);
   t = {
     coeffsToSlots: maps,
-    slotsToCoeffs: new Map(),
     subSumSteps,
     raisedRatio,
     normalizer,
@@ -447,7 +474,7 @@ function planOf(bp: BootstrappingParameters): TransformPlan {
   return t;
 }
 
-/** Δ for an input at level 0 with its canonical scale: the SlotsToCoeffs built ahead of time. */
+/** Δ₀: the Δ of an input at level 0 with its canonical scale, which SlotsToCoeffs is built for. */
 function canonicalDelta(bp: BootstrappingParameters): number {
   const params = bp.params;
   const q0 = baseModulus(params);
@@ -455,22 +482,58 @@ function canonicalDelta(bp: BootstrappingParameters): number {
   return scale * Math.round(q0 / (2 ** bp.messageRatioBits * scale));
 }
 
-/** The SlotsToCoeffs maps for input scale Δ (cached in the plan). */
-function slotsToCoeffsMapsOf(bp: BootstrappingParameters, delta: number): DiagonalMap[] {
+/**
+ * What {@link Bootstrapper.bootstrapNew} does with an input of scale `inputScale` and values within ±`bound`: the
+ * integer `factor` of its scale-up, the scale Δ that reaches (the input read as values / bound), and the scale of
+ * the result at `levelsLeft` (the canonical one times Δ/(Δ₀·bound)). The compiler sizes bootstrap instructions
+ * with it.
+ *
+ * @throws {InvalidArgumentError} when no integer scale-up reaches q0/2^messageRatioBits, or `bound` < 1.
+ * @example
+ * ```ts
+ * const { scale } = bootstrapResultScale(bp, ct.scale, 8);
+ * ```
+ */
+export function bootstrapResultScale(
+  bp: BootstrappingParameters,
+  inputScale: number,
+  bound: number,
+): { factor: number; delta: number; scale: number } {
+  if (!(Number.isFinite(bound) && bound >= 1)) {
+    throw new InvalidArgumentError(`bootstrap: bound = ${bound}: expected a finite number ≥ 1`);
+  }
+  const params = bp.params;
+  const q0 = baseModulus(params);
+  const read = inputScale * bound;
+  const factor = Math.round(q0 / (2 ** bp.messageRatioBits * read));
+  if (!(factor >= 1) || factor > 2 ** 40) {
+    throw new InvalidArgumentError(
+      `bootstrap: ciphertext scale 2^${Math.log2(inputScale).toFixed(1)} × bound ${bound}: expected between ` +
+        `2^${(Math.log2(q0) - bp.messageRatioBits - 40).toFixed(1)} and ` +
+        `2^${(Math.log2(q0) - bp.messageRatioBits).toFixed(1)} (q0 / 2^messageRatioBits)`,
+    );
+  }
+  const delta = read * factor;
+  const canonical = params.scaleAtLevel[bp.levelsLeft];
+  const ratio = delta / canonicalDelta(bp);
+  return { factor, delta, scale: ratio === 1 && bound === 1 ? canonical : (canonical * ratio) / bound };
+}
+
+/** The SlotsToCoeffs maps for Δ₀ (cached in the plan). */
+function slotsToCoeffsMapsOf(bp: BootstrappingParameters): DiagonalMap[] {
   const plan = planOf(bp);
-  let maps = plan.slotsToCoeffs.get(delta);
-  if (maps) return maps;
+  if (plan.slotsToCoeffs) return plan.slotsToCoeffs;
   const params = bp.params;
   const slots = params.slots;
   const period = bp.slots;
-  maps = slotsToCoeffsMaps(
+  const maps = slotsToCoeffsMaps(
     slots,
     period,
     bp.slotsToCoeffsLevels,
-    baseModulus(params) / (2 * Math.PI * delta),
+    baseModulus(params) / (2 * Math.PI * canonicalDelta(bp)),
   );
   if (period < slots) maps[0] = composeMaps(maps[0], unpackMap(slots, period), slots);
-  plan.slotsToCoeffs.set(delta, maps);
+  plan.slotsToCoeffs = maps;
   return maps;
 }
 

@@ -1,5 +1,6 @@
 import { assertInteger, check } from '../../util/assert.ts';
 import { SecurityError } from '../../util/errors.ts';
+import type { KernelContext } from '../../ring/context.ts';
 import { Parameters } from '../parameters.ts';
 import { maxLogQP128 } from '../security.ts';
 import { EvalMod } from './eval-mod.ts';
@@ -92,7 +93,10 @@ export class BootstrappingParameters {
    *
    * @throws {SecurityError} when no digit count keeps Q·P within the 128-bit bound (and `insecure` is unset).
    */
-  static create(literal: BootstrappingParametersLiteral): BootstrappingParameters {
+  static create(
+    literal: BootstrappingParametersLiteral,
+    options: { context?: KernelContext } = {},
+  ): BootstrappingParameters {
     assertInteger(literal.logN, 'logN', 4, 17);
     const n = 2 ** literal.logN;
     const slots = literal.slots ?? n / 2;
@@ -114,7 +118,7 @@ export class BootstrappingParameters {
     const evalMod = EvalMod.create({ bound: literal.bound ?? 16, doubleAngle: literal.doubleAngle ?? 2 });
     // One level after CoeffsToSlots normalizes its scale (see Bootstrapper).
     const depth = levelsLeft + slotsToCoeffsLevels + evalMod.levels + 1 + coeffsToSlotsLevels;
-    const params = chooseChain(literal.logN, depth, literal.insecure === true);
+    const params = chooseChain(literal.logN, depth, literal.insecure === true, options.context);
     return new BootstrappingParameters(
       params,
       {
@@ -136,19 +140,27 @@ export class BootstrappingParameters {
  * Two primes per level, three base primes, dense ternary secret; the fewest digits within the bound (insecure
  * sets, for tests at small ring degrees, take four special primes).
  */
-function chooseChain(logN: number, depth: number, insecure: boolean): Parameters {
+function chooseChain(
+  logN: number,
+  depth: number,
+  insecure: boolean,
+  context: KernelContext | undefined,
+): Parameters {
   const basePrimes = 3;
   const qCount = basePrimes + 2 * depth;
   const create = (specialPrimes: number) =>
-    Parameters.create({
-      logN,
-      depth,
-      primesPerLevel: 2,
-      basePrimes,
-      specialPrimes,
-      secret: { kind: 'ternary' },
-      insecure,
-    });
+    Parameters.create(
+      {
+        logN,
+        depth,
+        primesPerLevel: 2,
+        basePrimes,
+        specialPrimes,
+        secret: { kind: 'ternary' },
+        insecure,
+      },
+      { context },
+    );
   if (insecure) return create(Math.min(4, qCount));
   const bound = maxLogQP128(logN) ?? 0;
   for (let digits = 1; digits <= qCount; digits++) {

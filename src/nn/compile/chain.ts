@@ -2,6 +2,8 @@
  * The modulus chain the emitter works against: real parameters, or the stand-in of the depth probe, which emits
  * the whole program before any parameters exist to measure how many levels it consumes.
  */
+import { Bootstrapper, bootstrapResultScale } from '../../ckks/bootstrapping/bootstrapper.ts';
+import type { BootstrappingParameters } from '../../ckks/bootstrapping/parameters.ts';
 import type { Parameters } from '../../ckks/parameters.ts';
 import { galoisElementForRotation } from '../../ring/galois.ts';
 import { ParametersShape } from '../../ckks/shape.ts';
@@ -29,6 +31,25 @@ export interface Chain {
   hoistScratchBytes(level: number): number;
   /** Galois element of a left rotation by `steps`. */
   galois(steps: number): number;
+  /** What a bootstrap does on this chain (absent: the chain has no bootstrapping). */
+  readonly bootstrap?: BootstrapChain;
+}
+
+/**
+ * A bootstrap on a chain: the level it returns to, the scale of its result, and the kernel memory it holds.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const refreshed = chain.bootstrap?.resultScale(x.scale, 4);
+ * ```
+ */
+export interface BootstrapChain {
+  readonly levelsLeft: number;
+  /** The result's scale for an input of `inputScale` with values within ±`bound` (`bootstrapResultScale`). */
+  resultScale(inputScale: number, bound: number): number;
+  /** `Bootstrapper.workingSetBytes` of the parameters. */
+  readonly scratchBytes: number;
 }
 
 /**
@@ -73,8 +94,15 @@ export const probeChain: Chain = {
  * const emitter = new Emitter(chainOf(params), limits);
  * ```
  */
-export function chainOf(params: Parameters): Chain {
+export function chainOf(params: Parameters, bootstrapping?: BootstrappingParameters): Chain {
+  if (bootstrapping) params.checkSame(bootstrapping.params, 'chainOf: bootstrapping');
+  const bootstrap: BootstrapChain | undefined = bootstrapping && {
+    levelsLeft: bootstrapping.levelsLeft,
+    resultScale: (inputScale, bound) => bootstrapResultScale(bootstrapping, inputScale, bound).scale,
+    scratchBytes: Bootstrapper.workingSetBytes(bootstrapping),
+  };
   return {
+    bootstrap,
     top: params.depth,
     scaleAt: (level) => params.scaleAtLevel[level],
     rescalePrimes: (level) => {

@@ -6,6 +6,7 @@
  * assembles the program, with a `free` after every value's last use.
  */
 import { foldPolynomialMaps } from './fold.ts';
+import { BootstrappingParameters } from '../../ckks/bootstrapping/parameters.ts';
 import type { Parameters } from '../../ckks/parameters.ts';
 import { assertInteger, check } from '../../util/assert.ts';
 import { InvalidArgumentError, ResourceError, SecurityError } from '../../util/errors.ts';
@@ -30,7 +31,7 @@ import {
 import { simulate } from '../simulate.ts';
 import { emitBatch } from './batch.ts';
 import { chainOf, PROBE_TOP, probeChain } from './chain.ts';
-import { Emitter } from './emitter.ts';
+import { Emitter, type Sym } from './emitter.ts';
 import { emitLatency } from './latency.ts';
 import { planLatencyLayouts } from './latency-layout.ts';
 import {
@@ -122,8 +123,18 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
     () => `relinearize = ${String(policy)}: expected 'auto', 'lazy' or 'eager'`,
   );
 
-  // 0. A model deeper than any secure chain fails now, before minutes of calibration.
-  checkDepthBound(input, options);
+  const bootstrapOption = options.bootstrapping ?? 'auto';
+  check(
+    bootstrapOption === true || bootstrapOption === false || bootstrapOption === 'auto',
+    () => `bootstrapping = ${String(bootstrapOption)}: expected true, false or 'auto'`,
+  );
+  check(
+    bootstrapOption !== true || mode === 'latency',
+    () => "bootstrapping: needs mode 'latency' (a batch-packed program holds one ciphertext per value)",
+  );
+  // 0. A model deeper than any secure chain fails now, before minutes of calibration (unless bootstraps may
+  // refresh it).
+  if (mode === 'batch' || bootstrapOption === false) checkDepthBound(input, options);
   const ppl: 1 | 2 = precisionBits > 24 ? 2 : 1;
 
   // 1. Approximations for the non-polynomial layers.
@@ -143,6 +154,8 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
   // 2. Magnitudes: bound |values| on the calibration images to size the base modulus.
   let basePrimes = ppl === 1 ? 2 : 3;
   let inputRange: [number, number] = [-1, 1];
+  /** max |value| on the calibration images, by value name (a layer's first operand; the model output). */
+  const magnitudes = new Map<string, number>();
   if (options.calibration) {
     const { images, count } = options.calibration;
     const inSize = shapeSize(model.inputShape);
@@ -162,11 +175,17 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
     let maxAbs = 0;
     const out = simulate(model, options.calibration.images, options.calibration.count, {
       mode: 'polynomial',
-      onLayer: (_l, values, count, size) => {
-        for (let i = 0; i < count * size; i++) maxAbs = Math.max(maxAbs, Math.abs(values[i]));
+      onLayer: (l, values, count, size) => {
+        let layerMax = magnitudes.get(l.inputs[0]) ?? 0;
+        for (let i = 0; i < count * size; i++) layerMax = Math.max(layerMax, Math.abs(values[i]));
+        magnitudes.set(l.inputs[0], layerMax);
+        maxAbs = Math.max(maxAbs, layerMax);
       },
     });
-    for (const v of out) maxAbs = Math.max(maxAbs, Math.abs(v));
+    let outMax = 0;
+    for (const v of out) outMax = Math.max(outMax, Math.abs(v));
+    magnitudes.set(model.outputName, outMax);
+    maxAbs = Math.max(maxAbs, outMax);
     // |v|·S_0 must stay below q_0/2 with room for the noise: 2^(30·base − 1) > 8·|v|·2^(30·ppl).
     while (Math.log2(8 * maxAbs + 1) + 30 * ppl >= 30 * basePrimes - 1 && basePrimes < 8) basePrimes++;
   }
@@ -189,7 +208,10 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
 
   if (mode === 'latency') {
     return {
-      ...compileLatency(model, options, ppl, basePrimes, inputRange, limits, lazyOption),
+      ...compileLatency(model, options, ppl, basePrimes, inputRange, limits, lazyOption, {
+        option: bootstrapOption,
+        magnitudes,
+      }),
       model,
       substitutions,
       approximationCost,
@@ -262,6 +284,41 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
 }
 
 /** Latency packing: the period, a dry run for the depth, parameters with enough slots, the real emission. */
+/**
+ * Bootstrapping parameters for a latency program deeper than any chain: the largest ring degree allowed, full
+ * slots, and levels left for the deepest layer (at least 8, the default). Needs the calibration images, which
+ * bound the values each bootstrap refreshes.
+ */
+function bootstrappingFor(
+  model: LayerModel,
+  options: CompileOptions,
+  consumption: ReadonlyMap<Layer, number>,
+  maxLogN: number,
+  magnitudes: ReadonlyMap<string, number>,
+): BootstrappingParameters {
+  if (magnitudes.size === 0) {
+    throw new InvalidArgumentError(
+      'compileModel: the model needs bootstrapping, whose inputs must be bounded: pass calibration images',
+    );
+  }
+  let deepest: Layer | undefined;
+  for (const [layer, levels] of consumption)
+    if (!deepest || levels > (consumption.get(deepest) ?? 0)) deepest = layer;
+  const widest = deepest ? (consumption.get(deepest) ?? 0) : 0;
+  const levelsLeft = options.bootstrapLevels ?? Math.max(8, widest);
+  if (deepest && widest > levelsLeft) {
+    throw new InvalidArgumentError(
+      `compileModel: layer '${deepest.name}' consumes ${widest} levels, more than the ${levelsLeft} a bootstrap ` +
+        'leaves (bootstrapLevels): lower its polynomial degree',
+    );
+  }
+  return BootstrappingParameters.create({
+    logN: maxLogN,
+    levelsLeft,
+    insecure: options.insecureLogN !== undefined,
+  });
+}
+
 function compileLatency(
   model: LayerModel,
   options: CompileOptions,
@@ -270,6 +327,7 @@ function compileLatency(
   inputRange: [number, number],
   limits: CompileLimits,
   lazyOption: boolean | 'auto',
+  refresh: { option: boolean | 'auto'; magnitudes: ReadonlyMap<string, number> },
 ): { program: HeProgram; params: Parameters; resources: ProgramResources } {
   const maxLogN = options.insecureLogN ?? options.maxLogN ?? 16;
   const layout = planLatencyLayouts(model, 2 ** (maxLogN - 1));
@@ -299,26 +357,60 @@ function compileLatency(
   probe.encryptWeights = encryptWeights;
   // The probe's rotations span the most slots the parameters may have: the same diagonals as any span of two
   // periods or more (a span of one period can only merge diagonals, so the probe never under-counts keys).
-  const probed = emitLatency(model, probe, layout, 2 ** (maxLogN - 1));
-  const depth = PROBE_TOP - probe.minLevel;
-  const params = chooseParameters(depth, {
-    primesPerLevel: ppl,
-    basePrimes,
-    minLogN: Math.max(options.minLogN ?? 13, Math.log2(period) + 1),
-    maxLogN: options.maxLogN,
-    insecureLogN: options.insecureLogN,
+  const consumption = new Map<Layer, number>();
+  const probed = emitLatency(model, probe, layout, 2 ** (maxLogN - 1), {
+    onLayer: (layer, operands, y) =>
+      consumption.set(layer, Math.min(...operands.map((o) => o.level)) - y.level),
   });
-  const weights = probe.weightInputs.map((w) => ({ id: w.id, level: w.level, scale: w.scale, degree: 1 }));
-  const memory = probeMemory(
-    probe,
-    params,
-    [probed.input, ...weights],
-    new Set([probed.output.id, ...weights.map((w) => w.id)]),
-  );
-  const { serverBytes, lazy } = checkMemory(memory, model, params, limits, lazyOption, 'latency');
-  const emitter = new Emitter(chainOf(params), limits);
+  let depth = PROBE_TOP - probe.minLevel;
+  let params: Parameters;
+  let bootstrapping: BootstrappingParameters | undefined;
+  try {
+    if (refresh.option === true) throw new SecurityError('bootstrapping asked for');
+    params = chooseParameters(depth, {
+      primesPerLevel: ppl,
+      basePrimes,
+      minLogN: Math.max(options.minLogN ?? 13, Math.log2(period) + 1),
+      maxLogN: options.maxLogN,
+      insecureLogN: options.insecureLogN,
+    });
+  } catch (error) {
+    if (!(error instanceof SecurityError) || refresh.option === false) throw error;
+    bootstrapping = bootstrappingFor(model, options, consumption, maxLogN, refresh.magnitudes);
+    params = bootstrapping.params;
+  }
+  /** The server's memory for the program `e` emitted (the probe, sized at the real parameters, or the real one). */
+  const memoryOf = (e: Emitter, emitted: { input: Sym; output: Sym }, offset: number) => {
+    const weights = e.weightInputs.map((w) => ({ id: w.id, level: w.level, scale: w.scale, degree: 1 }));
+    const memory = probeMemory(
+      e,
+      params,
+      [emitted.input, ...weights],
+      new Set([emitted.output.id, ...weights.map((w) => w.id)]),
+      offset,
+    );
+    return { memory, ...checkMemory(memory, model, params, limits, lazyOption, 'latency') };
+  };
+  // With bootstraps the probe's levels are not the program's (it never refreshes): size the real emission.
+  let sized = bootstrapping ? undefined : memoryOf(probe, probed, params.depth - PROBE_TOP);
+  const emitter = new Emitter(chainOf(params, bootstrapping), limits);
   emitter.encryptWeights = encryptWeights;
-  const { input, output } = emitLatency(model, emitter, layout, params.slots);
+  const bounds = refresh.magnitudes;
+  // Twice the largest calibrated magnitude, ≥ 1: EvalMod's sine stays accurate well past its nominal bound, so
+  // an image a little beyond the calibration set still bootstraps.
+  const fallback = Math.max(1, ...bounds.values());
+  const { input, output } = emitLatency(model, emitter, layout, params.slots, {
+    bootstrapping: bootstrapping && {
+      consumption,
+      bound: (name) =>
+        name === model.inputName
+          ? Math.max(1, 2 * Math.abs(inputRange[0]), 2 * Math.abs(inputRange[1]))
+          : Math.max(1, 2 * (bounds.get(name) ?? fallback)),
+    },
+  });
+  if (bootstrapping) depth = input.level - emitter.minLevel;
+  sized ??= memoryOf(emitter, { input, output }, 0);
+  const { memory, serverBytes, lazy } = sized;
   if (lazy) for (const pt of emitter.plaintexts) pt.encodeOnUse = true;
   const inSize = shapeSize(model.inputShape);
   const outSize = shapeSize(model.outputShape);
@@ -356,6 +448,7 @@ function compileLatency(
     ],
     rotations: steps,
     galoisElements: steps.map((s) => emitter.rotations.get(s) as number),
+    bootstrapping,
   });
   const resources: ProgramResources = {
     estimatedInstructions,
@@ -387,6 +480,7 @@ function finishProgram(parts: {
   rotations?: number[];
   galoisElements?: number[];
   inputRange: [number, number];
+  bootstrapping?: BootstrappingParameters;
 }): HeProgram {
   const { emitter, params, model } = parts;
   const body = emitter.instructions;
@@ -442,6 +536,7 @@ function finishProgram(parts: {
     version: PROGRAM_VERSION,
     name: parts.name,
     parameters: { ...params.literal },
+    ...(parts.bootstrapping ? { bootstrapping: { ...parts.bootstrapping.literal } } : {}),
     logN: params.logN,
     slots: params.slots,
     depth: parts.depth,

@@ -512,6 +512,26 @@ export class Emitter {
     return this.rescale(this.relinearize(result));
   }
 
+  /** Bootstraps emitted so far. */
+  bootstraps = 0;
+
+  /**
+   * x refreshed by a bootstrap to the chain's `levelsLeft` (relinearized first); its slots must stay within
+   * ±`bound` (≥ 1), which the compiler takes from the calibration images.
+   */
+  bootstrap(x: Sym, bound: number): Sym {
+    const b = this.chain.bootstrap;
+    if (!b) throw new Error(`compiler: a bootstrap in layer ${this.layer} on a chain without bootstrapping`);
+    const source = this.relinearize(x);
+    this.bootstraps++;
+    return this.#emit('bootstrap', [source], {
+      constant: this.constant(bound),
+      level: b.levelsLeft,
+      scale: b.resultScale(source.scale, bound),
+      scratchBytes: b.scratchBytes,
+    })[0];
+  }
+
   mulCt(x: Sym, y: Sym): Sym {
     return x.id === y.id ? this.#emit('square', [x])[0] : this.#emit('mul_ct', [x, y])[0];
   }

@@ -38,7 +38,17 @@ export function emitLatency(
   emitter: Emitter,
   layout: LatencyLayoutPlan,
   wrap: number,
+  options: LatencyEmitOptions = {},
 ): { input: Sym; output: Sym } {
+  const bootstrapping = options.bootstrapping;
+  /** Value `name` with at least `levels` levels to spend: bootstrapped (once; later readers share it) if not. */
+  const withLevels = (name: string, levels: number): Sym => {
+    const v = values.get(name) as Sym;
+    if (!bootstrapping || v.level >= levels) return v;
+    const refreshed = emitter.bootstrap(v, bootstrapping.bound(name));
+    values.set(name, refreshed);
+    return refreshed;
+  };
   const chain = emitter.chain;
   const period = layout.period;
   const input = emitter.fresh(chain.top, chain.scaleAt(chain.top), 1);
@@ -69,14 +79,20 @@ export function emitLatency(
     return y;
   };
   for (const layer of model.layers) {
-    const x = values.get(layer.inputs[0]);
-    if (!x)
-      throw new InvalidArgumentError(
-        `layer '${layer.name}' reads '${layer.inputs[0]}', which no layer writes`,
-      );
+    for (const name of layer.inputs) {
+      if (!values.has(name))
+        throw new InvalidArgumentError(`layer '${layer.name}' reads '${name}', which no layer writes`);
+    }
     const step = layout.steps.get(layer);
     if (!step) throw new Error(`compiler: layer ${layer.name} has no slot layout`);
     emitter.layer = layer.name;
+    // Lazy placement: a bootstrap right before the first layer that would run out of levels, which for a chain
+    // of layers is the fewest bootstraps; a refreshed value serves its later readers too (a residual branch).
+    let x =
+      layer.kind === 'binary'
+        ? (values.get(layer.inputs[0]) as Sym)
+        : withLevels(layer.inputs[0], bootstrapping?.consumption.get(layer) ?? 0);
+    const operands = [x];
     let y: Sym;
     switch (layer.kind) {
       case 'reshape':
@@ -134,14 +150,24 @@ export function emitLatency(
         break;
       }
       case 'binary': {
-        let z = values.get(layer.inputs[1]);
-        if (!z)
-          throw new InvalidArgumentError(
-            `layer '${layer.name}' reads '${layer.inputs[1]}', which no layer writes`,
-          );
         const relayout = layout.relayouts.get(layer);
+        const mul = layer.op === 'mul';
+        let z = withLevels(layer.inputs[1], (relayout ? 1 : 0) + (mul ? 1 : 0));
+        if (mul) x = withLevels(layer.inputs[0], 1);
+        operands.splice(0, 1, x, z);
         if (relayout) z = matrix(z, undefined, relayout);
-        if (layer.op === 'mul') {
+        // A sum of two values of one level but two scales takes a level (one constant product each).
+        if (
+          !mul &&
+          bootstrapping &&
+          x.level === z.level &&
+          x.level === 0 &&
+          Math.abs(x.scale / z.scale - 1) >= 2 ** -40
+        ) {
+          x = withLevels(layer.inputs[0], 1);
+          operands[0] = x;
+        }
+        if (mul) {
           y = emitter.relinearize(
             emitter.rescale(emitter.mulCt(emitter.relinearize(x), emitter.relinearize(z))),
           );
@@ -174,12 +200,45 @@ export function emitLatency(
       }
     }
     values.set(layer.output, y);
+    options.onLayer?.(layer, operands, y);
   }
-  let output = values.get(model.outputName);
-  if (!output) throw new InvalidArgumentError(`output '${model.outputName}' is written by no layer`);
+  if (!values.has(model.outputName))
+    throw new InvalidArgumentError(`output '${model.outputName}' is written by no layer`);
   emitter.layer = '';
+  let output = withLevels(model.outputName, layout.final ? 1 : 0);
   if (layout.final) output = matrix(output, undefined, layout.final);
   return { input, output: emitter.relinearize(output) };
+}
+
+/**
+ * How {@link emitLatency} places bootstraps (a chain with bootstrapping): the levels each layer consumes below its
+ * operand, measured by the depth probe, and the bound on each value's slots, from the calibration images.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const bootstrapping: LatencyBootstrapping = { consumption, bound: (name) => bounds.get(name) ?? 1 };
+ * ```
+ */
+export interface LatencyBootstrapping {
+  readonly consumption: ReadonlyMap<Layer, number>;
+  /** A bound ≥ 1 on |slots| of value `name` (a layer output or the model input). */
+  bound(name: string): number;
+}
+
+/**
+ * Options of {@link emitLatency}.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const options: LatencyEmitOptions = { onLayer: (layer, operands, y) => record(layer, operands, y) };
+ * ```
+ */
+export interface LatencyEmitOptions {
+  readonly bootstrapping?: LatencyBootstrapping;
+  /** Called after each layer with the operands it read and its result (the depth probe measures with it). */
+  onLayer?(layer: Layer, operands: readonly Sym[], output: Sym): void;
 }
 
 /** `values[i]` in slot `slots[i]` of a `length`-slot vector, zeros elsewhere. */

@@ -68,6 +68,15 @@ export interface CompileOptions {
    * `'auto'` (default): only when keeping them all encoded would exceed `limits.memoryBytes`.
    */
   readonly lazyPlaintexts?: boolean | 'auto';
+  /**
+   * Latency packing: bootstraps refresh values that would run out of levels, placed lazily (right before the layer
+   * that needs the levels, the fewest for a chain of layers) on bootstrapping parameters of the largest ring
+   * degree (maxLogN, or insecureLogN). `'auto'` (default): only when no chain holds the model's depth; `true`:
+   * always; `false`: never (a deep model is refused). Needs calibration images (they bound each bootstrap's input).
+   */
+  readonly bootstrapping?: boolean | 'auto';
+  /** Levels a bootstrap leaves for computation (default: 8, or the most one layer consumes). */
+  readonly bootstrapLevels?: number;
 }
 
 /**

@@ -288,8 +288,8 @@ export function probeMemory(
   params: Parameters,
   inputs: readonly Sym[],
   keep: ReadonlySet<number>,
+  offset = params.depth - PROBE_TOP,
 ): MemoryFigures {
-  const offset = params.depth - PROBE_TOP;
   const bytes = (level: number, degree: number) => params.ciphertextBytes(level + offset, degree);
   const body = probe.instructions;
   const lastUse = new Map<number, number>();

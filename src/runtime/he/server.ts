@@ -1,6 +1,10 @@
 /**
  * The server's side of encrypted inference (evaluation keys only) and the client and server in one process.
  */
+import { Bootstrapper, type BootstrappingTimings } from '../../ckks/bootstrapping/bootstrapper.ts';
+import type { BootstrappingKeys } from '../../ckks/bootstrapping/keys.ts';
+import { BootstrappingParameters } from '../../ckks/bootstrapping/parameters.ts';
+import type { Stash } from '../../ckks/stash.ts';
 import { Encoder } from '../../ckks/encoder.ts';
 import { Evaluator } from '../../ckks/evaluator.ts';
 import { type EvaluationKeys, EvaluationKeyStream } from '../../ckks/keys.ts';
@@ -15,7 +19,7 @@ import { checkImages, outputSize, passes } from '../../program/packing.ts';
 import { assertProgram, type HeProgram, type InputDescriptor } from '../../program/program.ts';
 import type { KernelContext } from '../../ring/context.ts';
 import { check } from '../../util/assert.ts';
-import { MismatchError } from '../../util/errors.ts';
+import { MismatchError, MissingKeyError } from '../../util/errors.ts';
 import type { ExecutablePlan } from '../plan/planner.ts';
 import { analyzeProgram, type ProgramAnalysis } from '../plan/program.ts';
 import type { DeviceProfile } from '../store/devices.ts';
@@ -143,6 +147,7 @@ export class InferenceServer {
   #keyLevels: Map<number, number> | undefined;
   #stats: TieredHeStats | undefined;
   readonly #memory: ServerMemory | undefined;
+  readonly #bootstrapper: Bootstrapper | undefined;
   /** With `memory`: the form chosen for each plaintext weight, and why. */
   readonly plaintextForms: PlaintextFormChoice | undefined;
 
@@ -173,11 +178,32 @@ export class InferenceServer {
        * not mark `encodeOnUse`; `encode-on-use` encodes every one on use (as `lazyPlaintexts`).
        */
       plaintextForms?: 'auto' | PlaintextForm;
+      /**
+       * The client's bootstrapping keys (programs with `bootstrapping`): the server's bootstrapper runs on them, its
+       * encoded diagonals waiting in the keys' stash (or in `bootstrapStash`).
+       */
+      bootstrappingKeys?: BootstrappingKeys;
+      bootstrapStash?: Stash;
     } = {},
   ) {
     assertProgram(program);
     this.program = program;
     this.params = Parameters.create(program.parameters, { context: options.context });
+    if (program.bootstrapping) {
+      const keys = options.bootstrappingKeys;
+      if (!keys) {
+        throw new MissingKeyError(
+          "the program bootstraps: the server needs the client's bootstrapping keys (InferenceClient.bootstrappingKeys)",
+        );
+      }
+      const bp = BootstrappingParameters.create(program.bootstrapping, { context: options.context });
+      this.params.checkSame(bp.params, 'program bootstrapping');
+      this.#bootstrapper = new Bootstrapper(
+        bp,
+        keys,
+        options.bootstrapStash ? { stash: options.bootstrapStash } : {},
+      );
+    }
     if (evaluationKeys instanceof EvaluationKeyStream) {
       this.params.checkSame(evaluationKeys.params, 'evaluation key stream:');
       check(
@@ -367,6 +393,7 @@ export class InferenceServer {
           : {}),
         transientPlaintexts: { isTransient: this.#transient, encoder: this.#encoder },
         analysis,
+        ...(this.#bootstrapper ? { bootstrapper: this.#bootstrapper } : {}),
         ...(this.#plan ? { plan: this.#plan } : {}),
         ...(onProgress
           ? {
@@ -411,6 +438,12 @@ export class InferenceServer {
     this.#plaintexts = undefined;
     if (!options.keepWeights) for (const w of this.#weights.values()) w.dispose();
     this.#weights.clear();
+    this.#bootstrapper?.dispose();
+  }
+
+  /** Phase times of the last bootstrap the server ran (undefined for a program without bootstraps). */
+  get lastBootstrapTimings(): BootstrappingTimings | undefined {
+    return this.#bootstrapper?.lastTimings;
   }
 }
 
@@ -462,6 +495,7 @@ export async function runEncrypted(
   const client = options.client ?? new InferenceClient(program, { seed: options.seed });
   const server = new InferenceServer(program, client.evaluationKeys, {
     lazyPlaintexts: options.lazyPlaintexts,
+    ...(client.bootstrappingKeys ? { bootstrappingKeys: client.bootstrappingKeys } : {}),
   });
   const timings: PhaseTimings = {
     keygen: options.client ? 0 : client.keygenSeconds,

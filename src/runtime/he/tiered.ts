@@ -1,3 +1,4 @@
+import type { Bootstrapper } from '../../ckks/bootstrapping/bootstrapper.ts';
 import { Evaluator } from '../../ckks/evaluator.ts';
 import type { Encoder } from '../../ckks/encoder.ts';
 import { EvaluationKeyStream, EvaluationKeys, GaloisKey, type SwitchingKey } from '../../ckks/keys.ts';
@@ -244,6 +245,11 @@ export interface TieredHeOptions {
    */
   transientPlaintexts?: { isTransient: (index: number) => boolean; encoder: Encoder };
   onStep?: (index: number, total: number) => void;
+  /**
+   * Runs the program's `bootstrap` instructions (its keys and diagonals wait in its own stash; each instruction
+   * declares its working set, which the plan keeps free in the arena).
+   */
+  bootstrapper?: Bootstrapper;
 }
 
 /**
@@ -398,6 +404,7 @@ export async function runTieredHe(options: TieredHeOptions): Promise<TieredHeRes
           return pt;
         },
         define: (id, ct) => arena.adopt(ctId(id), ct, analysis.bytesOf(ctId(id))),
+        bootstrapper: options.bootstrapper,
       };
       return (step) => {
         const at = step.instruction!;
