@@ -184,8 +184,12 @@ export class Bootstrapper {
         lt.diagonals.size * (params.ciphertextBytes(level, 1) / 2);
       largest = Math.max(largest, bytes);
     };
-    plan.coeffsToSlots.forEach((map, i) => consider(map, top - i));
-    slotsToCoeffsMapsOf(parameters).forEach((map, i) => consider(map, stcTop - i));
+    plan.coeffsToSlots.forEach((map, i) => {
+      consider(map, top - i);
+    });
+    slotsToCoeffsMapsOf(parameters).forEach((map, i) => {
+      consider(map, stcTop - i);
+    });
     return largest + params.switchingKeyBytes(params.depth) + 12 * params.ciphertextBytes(params.depth, 1);
   }
 
