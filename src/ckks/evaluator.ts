@@ -590,13 +590,26 @@ export class Evaluator {
   /**
    * Brings a to (`level`, `scale`): drops to level + 1, multiplies by the constant 1 encoded at
    * scale·Q_{level+1}/a.scale (an integer ≈ 2^30 or 2^60: its rounding changes the message by < 2^-29 relative,
-   * below CKKS noise) and rescales. `level` must be below a's level, or equal with an equal scale.
+   * below CKKS noise) and rescales. `level` must be below a's level, or equal with an equal scale. With
+   * `multiplier`, the constant is that instead of 1: a·multiplier at (`level`, `scale`) for the same level.
    */
-  matchLevelAndScale(a: Ciphertext, level: number, scale: number, out: Ciphertext): Ciphertext {
+  matchLevelAndScale(
+    a: Ciphertext,
+    level: number,
+    scale: number,
+    out: Ciphertext,
+    multiplier = 1,
+  ): Ciphertext {
     this.#checkParams('matchLevelAndScale', a);
     assertFinite(scale, 'scale');
+    assertFinite(multiplier, 'multiplier');
     assertInteger(level, 'level', 0, a.level);
     if (level === a.level) {
+      check(
+        multiplier === 1,
+        () =>
+          `matchLevelAndScale: multiplier ${multiplier} at the operand's own level ${level}: expected a lower level`,
+      );
       this.#checkScales('matchLevelAndScale', a, { scale });
       return this.#copyInto(a, out);
     }
@@ -609,14 +622,14 @@ export class Evaluator {
       factor >= 1,
       () => `matchLevelAndScale: target scale ${scale} is too small for level ${level}: factor ${factor} < 1`,
     );
-    this.mul(dropped, 1, dropped, factor);
+    this.mul(dropped, multiplier, dropped, factor);
     this.rescale(dropped, dropped);
     this.#assign(out, dropped.polys.splice(0), dropped.level, scale);
     return out;
   }
 
-  matchLevelAndScaleNew(a: Ciphertext, level: number, scale: number): Ciphertext {
-    return this.matchLevelAndScale(a, level, scale, this.#blank());
+  matchLevelAndScaleNew(a: Ciphertext, level: number, scale: number, multiplier = 1): Ciphertext {
+    return this.matchLevelAndScale(a, level, scale, this.#blank(), multiplier);
   }
 
   // -------------------------------------------------------------------------------------------------------

@@ -124,6 +124,11 @@ export interface SquareLayer extends LayerBase {
 export interface BinaryLayer extends LayerBase {
   readonly kind: 'binary';
   readonly op: 'add' | 'sub' | 'mul';
+  /**
+   * add, sub: c₀·x₀ ± c₁·x₁ (default 1 and 1). Set by the compiler when it folds the interval map of a polynomial
+   * reading the sum into the operands (see `foldPolynomialMaps`).
+   */
+  readonly coefficients?: readonly [number, number];
 }
 
 /**

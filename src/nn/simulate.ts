@@ -384,8 +384,9 @@ export function simulate(
           const z = buffers.get(l.inputs[1]);
           if (z === undefined)
             throw new InvalidArgumentError(`layer '${l.name}' reads '${l.inputs[1]}', which no layer writes`);
-          if (l.op === 'add') for (let i = 0; i < size; i++) y[i] = x[i] + z[i];
-          else if (l.op === 'sub') for (let i = 0; i < size; i++) y[i] = x[i] - z[i];
+          const [c0, c1] = l.coefficients ?? [1, 1];
+          if (l.op === 'add') for (let i = 0; i < size; i++) y[i] = c0 * x[i] + c1 * z[i];
+          else if (l.op === 'sub') for (let i = 0; i < size; i++) y[i] = c0 * x[i] - c1 * z[i];
           else for (let i = 0; i < size; i++) y[i] = x[i] * z[i];
           break;
         }

@@ -24,7 +24,7 @@ import { InvalidArgumentError, MismatchError } from '../util/errors.ts';
  * - `add`, `sub`: x ± y (equal scales); `add_const`: x + c (encoded at x's scale); `add_plain`: x + plaintext
  *   `plaintext` (encoded at x's scale and level);
  * - `relinearize` (degree 2 → 1), `rescale` (level − 1, scale / q_level), `drop_level` (to `level`),
- *   `match_scale` (to `level` and `scale` exactly, through one rescale);
+ *   `match_scale` (to `level` and `scale` exactly, through one rescale; times c when it has a `constant`);
  * - `rotate`: slots rotated left by `steps[0]`; `rotate_hoisted`: one result per entry of `steps`;
  * - `bootstrap`: x (degree 1, |slots| ≤ bound = c) refreshed to `level` (the bootstrapping parameters'
  *   `levelsLeft`) at scale `scale` (`bootstrapResultScale` of x's scale and the bound), by the executor's
@@ -91,6 +91,8 @@ export interface OpFields {
   rows?: number;
   /** Kernel memory a bootstrap holds at its peak (its keys and diagonals come and go inside it). */
   scratchBytes?: number;
+  /** The constant's index, when the op reads one (optional for match_scale: a multiplier). */
+  constant?: number;
 }
 
 /**
@@ -628,9 +630,18 @@ export const OPS: Readonly<Record<HeOp, OpDefinition>> = {
     result: ([x], f) => [{ level: need(f.level, 'level'), scale: need(f.scale, 'scale'), degree: x.degree }],
     cost: rescaling,
     scratch: matchScaleScratch,
-    simulate: ([x], o) => [copied(o, x)],
-    evaluate: (ev, [x], { fields }) => [
-      ev.matchLevelAndScaleNew(x, need(fields.level, 'level'), need(fields.scale, 'scale')),
+    simulate: ([x], o) => {
+      const y = copied(o, x);
+      if (o.fields.constant !== undefined) for (let i = 0; i < y.length; i++) y[i] *= o.constant;
+      return [y];
+    },
+    evaluate: (ev, [x], { constant, fields }) => [
+      ev.matchLevelAndScaleNew(
+        x,
+        need(fields.level, 'level'),
+        need(fields.scale, 'scale'),
+        fields.constant === undefined ? 1 : constant,
+      ),
     ],
   },
   rotate: {

@@ -274,7 +274,7 @@ export function validateProgram(program: HeProgram): void {
       fail(`${where}.bytes.out = ${describe(ins.bytes.out)}: expected ${outBytes}`);
     if (!Array.isArray(ins.keys) || ins.keys.some((k) => typeof k !== 'string'))
       fail(`${where}.keys: expected an array of strings`);
-    if (op.needs.constant && !isInt(ins.constant, 0, constantCount - 1))
+    if ((op.needs.constant || ins.constant !== undefined) && !isInt(ins.constant, 0, constantCount - 1))
       fail(`${where}.constant = ${describe(ins.constant)}: expected an index below ${constantCount}`);
     if (op.needs.rows) {
       if (!isInt(ins.rows, 1, 1 << 20))

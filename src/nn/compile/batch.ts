@@ -238,13 +238,14 @@ export function emitBatch(
               const p = emitter.mulCt(emitter.relinearize(a), emitter.relinearize(b));
               return emitter.relinearize(emitter.rescale(p));
             }
+            const [c0, c1] = layer.coefficients ?? [1, 1];
             const aligned =
               a.level === b.level && a.degree === b.degree && Math.abs(a.scale / b.scale - 1) < 2 ** -40;
-            if (aligned) return emitter.addSub(layer.op, a, b);
+            if (aligned && c0 === 1 && c1 === 1) return emitter.addSub(layer.op, a, b);
             return emitter.linear(
               [
-                { x: a, w: 1 },
-                { x: b, w: layer.op === 'add' ? 1 : -1 },
+                { x: a, w: c0 },
+                { x: b, w: layer.op === 'add' ? c1 : -c1 },
               ],
               0,
             );

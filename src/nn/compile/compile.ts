@@ -6,6 +6,7 @@
  * assembles the program, with a `free` after every value's last use.
  */
 import { foldPolynomialMaps } from './fold.ts';
+import { mergePointwiseConvs } from './merge-pointwise.ts';
 import { BootstrappingParameters } from '../../ckks/bootstrapping/parameters.ts';
 import type { Parameters } from '../../ckks/parameters.ts';
 import { assertInteger, check } from '../../util/assert.ts';
@@ -149,7 +150,8 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
     approximationCost = result.overall;
   }
   // The polynomials' interval maps into the linear layers around them: a level less per polynomial.
-  model = foldPolynomialMaps(model);
+  // Chains of 1×1 convolutions (an option-A shortcut's Slice, Slice, Pad) are one linear map: one level.
+  model = foldPolynomialMaps(mergePointwiseConvs(model));
 
   // 2. Magnitudes: bound |values| on the calibration images to size the base modulus.
   let basePrimes = ppl === 1 ? 2 : 3;

@@ -285,9 +285,13 @@ export class Emitter {
     return this.#emit('add_const', [x], { constant: this.constant(c) })[0];
   }
 
-  /** x brought to a lower `level` and exactly `scale` (one rescale from the level above it). */
-  matchScale(x: Sym, level: number, scale: number): Sym {
-    return this.#emit('match_scale', [x], { level, scale })[0];
+  /** x (times `multiplier`) brought to a lower `level` and exactly `scale` (one rescale from the level above it). */
+  matchScale(x: Sym, level: number, scale: number, multiplier = 1): Sym {
+    return this.#emit('match_scale', [x], {
+      level,
+      scale,
+      ...(multiplier !== 1 ? { constant: this.constant(multiplier) } : {}),
+    })[0];
   }
 
   readonly plaintexts: PlaintextDescriptor[] = [];

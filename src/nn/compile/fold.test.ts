@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { convPoolGemmHead } from '../../../tests/support/models.ts';
+import { convPoolGemmHead, residualModel } from '../../../tests/support/models.ts';
 import { seededValues } from '../../../tests/support/test-helpers.ts';
 import { approximateModel } from '../approx.ts';
 import { importOnnx } from '../onnx/import.ts';
@@ -52,6 +52,27 @@ describe('foldPolynomialMaps', () => {
     assert.deepEqual([relu2.approx?.a, relu2.approx?.b], [original.approx?.a, original.approx?.b]);
     const before = simulate(model, images, count, { mode: 'polynomial' });
     const after = simulate(folded, images, count, { mode: 'polynomial' });
+    for (let i = 0; i < before.length; i++)
+      assert.ok(Math.abs(before[i] - after[i]) < 1e-9 * (1 + Math.abs(before[i])), `${i}`);
+  });
+
+  it("folds through a residual sum: the branch's conv takes the map, the shortcut a coefficient", () => {
+    const model = residualModel(2);
+    const calibration = { images: seededValues(32 * 32, 12, -1, 1), count: 32 };
+    const { model: approximated } = approximateModel(model, { calibration, degree: { relu: 15 } });
+    const folded = foldPolynomialMaps(approximated);
+    for (const l of folded.layers)
+      if (l.kind === 'activation') assert.deepEqual([l.approx?.a, l.approx?.b], [-1, 1], l.name);
+    const sums = folded.layers.filter((l) => l.kind === 'binary');
+    assert.equal(sums.length, 2);
+    for (const sum of sums) {
+      assert.ok(sum.kind === 'binary' && sum.coefficients, `${sum.name} has coefficients`);
+      // Operand 0 is the block's second conv (folded); operand 1 the shortcut, scaled by α.
+      assert.equal(sum.coefficients[0], 1);
+      assert.ok(sum.coefficients[1] > 0 && sum.coefficients[1] !== 1);
+    }
+    const before = simulate(approximated, calibration.images, 32, { mode: 'polynomial' });
+    const after = simulate(folded, calibration.images, 32, { mode: 'polynomial' });
     for (let i = 0; i < before.length; i++)
       assert.ok(Math.abs(before[i] - after[i]) < 1e-9 * (1 + Math.abs(before[i])), `${i}`);
   });

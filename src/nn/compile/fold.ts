@@ -62,15 +62,38 @@ export function foldPolynomialMaps(model: LayerModel): LayerModel {
     return indexOfOutput.get(name);
   };
 
-  // Activations: the producing linear layer computes T₁ itself.
+  // Activations: the producing linear layer computes T₁ itself; through a sum (a residual block's last ReLU),
+  // the operands' linear producers do, and an operand without one (the shortcut) takes α as a coefficient of the
+  // sum, which the compiler applies with the product that matches its level to the other operand's.
   layers.forEach((layer, i) => {
     if (layer.kind !== 'activation' || layer.approx === undefined || isUnitInterval(layer.approx)) return;
     const p = soleProducer(layer.inputs[0]);
     if (p === undefined) return;
     const producer = layers[p];
-    if (!isLinear(producer)) return;
     const { a, b } = layer.approx;
-    layers[p] = scaleLinear(producer, 2 / (b - a), -(a + b) / (b - a));
+    const alpha = 2 / (b - a);
+    const beta = -(a + b) / (b - a);
+    if (isLinear(producer)) {
+      layers[p] = scaleLinear(producer, alpha, beta);
+    } else if (
+      producer.kind === 'binary' &&
+      producer.op !== 'mul' &&
+      producer.coefficients === undefined &&
+      producer.inputs[0] !== producer.inputs[1]
+    ) {
+      const operands = producer.inputs.map((name) => soleProducer(name));
+      const first = operands.findIndex((o) => o !== undefined && isLinear(layers[o]));
+      if (first < 0) return;
+      const coefficients: [number, number] = [1, 1];
+      operands.forEach((o, k) => {
+        if (o !== undefined && isLinear(layers[o])) {
+          // The sign of a subtrahend's β is the sum's: the first foldable operand takes β with its own sign.
+          const offset = k === first ? (k === 1 && producer.op === 'sub' ? -beta : beta) : 0;
+          layers[o] = scaleLinear(layers[o] as LinearLayer, alpha, offset);
+        } else coefficients[k] = alpha;
+      });
+      layers[p] = coefficients[0] === 1 && coefficients[1] === 1 ? producer : { ...producer, coefficients };
+    } else return;
     layers[i] = { ...layer, approx: { ...layer.approx, a: -1, b: 1 } } satisfies ActivationLayer;
   });
 

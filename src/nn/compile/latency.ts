@@ -156,13 +156,14 @@ export function emitLatency(
         if (mul) x = withLevels(layer.inputs[0], 1);
         operands.splice(0, 1, x, z);
         if (relayout) z = matrix(z, undefined, relayout);
-        // A sum of two values of one level but two scales takes a level (one constant product each).
+        // A sum of two values of one level but two scales (or coefficients) takes a level: one constant product each.
+        const [c0, c1] = layer.coefficients ?? [1, 1];
         if (
           !mul &&
           bootstrapping &&
           x.level === z.level &&
           x.level === 0 &&
-          Math.abs(x.scale / z.scale - 1) >= 2 ** -40
+          (Math.abs(x.scale / z.scale - 1) >= 2 ** -40 || c0 !== 1 || c1 !== 1)
         ) {
           x = withLevels(layer.inputs[0], 1);
           operands[0] = x;
@@ -171,20 +172,42 @@ export function emitLatency(
           y = emitter.relinearize(
             emitter.rescale(emitter.mulCt(emitter.relinearize(x), emitter.relinearize(z))),
           );
-        } else if (
-          x.level === z.level &&
-          x.degree === z.degree &&
-          Math.abs(x.scale / z.scale - 1) < 2 ** -40
-        ) {
-          y = emitter.addSub(layer.op, x, z);
         } else {
-          y = emitter.linear(
-            [
-              { x, w: 1 },
-              { x: z, w: layer.op === 'add' ? 1 : -1 },
-            ],
-            0,
-          );
+          const [c0, c1] = layer.coefficients ?? [1, 1];
+          const w1 = layer.op === 'add' ? c1 : -c1;
+          if (
+            x.level === z.level &&
+            x.degree === z.degree &&
+            c0 === 1 &&
+            c1 === 1 &&
+            Math.abs(x.scale / z.scale - 1) < 2 ** -40
+          ) {
+            y = emitter.addSub(layer.op, x, z);
+          } else if (c0 === 1 && x.level < z.level) {
+            // The higher operand takes its coefficient with the product that matches it to the lower one's level
+            // and scale: no level of the sum.
+            const low = emitter.relinearize(x);
+            y = emitter.addSub(
+              'add',
+              low,
+              emitter.matchScale(emitter.relinearize(z), low.level, low.scale, w1),
+            );
+          } else if (w1 === 1 && z.level < x.level) {
+            const low = emitter.relinearize(z);
+            y = emitter.addSub(
+              'add',
+              low,
+              emitter.matchScale(emitter.relinearize(x), low.level, low.scale, c0),
+            );
+          } else {
+            y = emitter.linear(
+              [
+                { x, w: c0 },
+                { x: z, w: w1 },
+              ],
+              0,
+            );
+          }
         }
         break;
       }

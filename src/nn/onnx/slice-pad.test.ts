@@ -13,6 +13,7 @@ import { loadNpy } from '../data.ts';
 import { SecurityError } from '../../util/errors.ts';
 import { depthLowerBound } from '../approx.ts';
 import { compileModel } from '../compile/index.ts';
+import { mergePointwiseConvs } from '../compile/merge-pointwise.ts';
 import { UnsupportedModelError } from '../errors.ts';
 import { argmaxRows, simulate } from '../simulate.ts';
 import { shapeSize } from './graph.ts';
@@ -111,6 +112,14 @@ describe('Slice and Pad on activations', () => {
       assert.equal(shortcut.length, 3, 'two strided slices and one pad');
       const error = await agreesWithOrt(bytes, 4);
       assert.ok(error < 1e-6, `relative error ${error}`);
+      // The compiler merges the three into one (one level): the same outputs.
+      const merged = mergePointwiseConvs(model);
+      assert.equal(merged.layers.filter((l) => l.kind === 'conv' && l.kernel[0] === 1).length, 1);
+      assert.equal(merged.layers.length, model.layers.length - 2);
+      const x = seededValues(4 * 256, 77, -1, 1);
+      const before = simulate(model, x, 4);
+      const after = simulate(merged, x, 4);
+      for (let i = 0; i < before.length; i++) assert.ok(Math.abs(before[i] - after[i]) < 1e-12, `${i}`);
     });
   }
 
@@ -170,11 +179,11 @@ describe('CIFAR-10 ResNet-20s (../shared/models/cifar10)', {
       return (npy.data[i] / 255 - mean[c]) / std[c];
     });
   };
-  it('resnet20-ace is refused at once for its depth (no bootstrapping placed yet), before any calibration', () => {
+  it('resnet20-ace without bootstrapping is refused at once for its depth, before any calibration', () => {
     const model = importOnnx(new Uint8Array(readFileSync(`${shared}models/cifar10/resnet20-ace.onnx`)));
     assert.equal(depthLowerBound(model), 19 * 4);
     assert.throws(
-      () => compileModel(model, { mode: 'latency' }),
+      () => compileModel(model, { mode: 'latency', bootstrapping: false }),
       (e: unknown) => e instanceof SecurityError && /depth at least 76 .*before calibration/.test(e.message),
     );
   });
