@@ -9,7 +9,7 @@ import { UnsupportedModelError } from '../nn/errors.ts';
 import type { LayerModel } from '../nn/layers.ts';
 import { shapeSize } from '../nn/onnx/graph.ts';
 import { programModularMultiplies } from '../program/analysis.ts';
-import { InvalidArgumentError } from '../util/errors.ts';
+import { InvalidArgumentError, SecurityError } from '../util/errors.ts';
 
 /**
  * Compiles the model in the packing asked, or with `auto` in both (latency only with encrypted weights) and keeps
@@ -44,11 +44,24 @@ export function choosePacking(
     images: calibration.subarray(0, calibrationCount * size),
     count: calibrationCount,
   };
+  // A model deeper than any chain runs with bootstraps, which latency packing places; its ReLUs get polynomials
+  // as deep as a bootstrap's levels allow beside the layer before them (degree 63: 7 levels, with the
+  // convolution's 1 the 8 a bootstrap leaves).
+  let deep = false;
+  try {
+    checkDepthBound(model);
+  } catch (error) {
+    if (!(error instanceof SecurityError) || requested === 'batch') throw error;
+    deep = true;
+  }
   // Calibrated once for both packings (the approximations do not depend on the packing), without the accuracy
   // costs no one reads here: most of a compile's time is these simulations of the model on the calibration images.
-  checkDepthBound(model);
   const approximated = needsCalibration
-    ? approximateModel(model, { calibration: calibrationSet, measureCosts: false })
+    ? approximateModel(model, {
+        calibration: calibrationSet,
+        measureCosts: false,
+        ...(deep ? { degree: DEEP_DEGREES } : {}),
+      })
     : undefined;
   const compile = (mode: 'batch' | 'latency'): CompileResult => {
     const compiled = compileModel(approximated?.model ?? model, {
@@ -68,7 +81,7 @@ export function choosePacking(
       : compiled;
   };
   const modes: ('batch' | 'latency')[] =
-    requested !== 'auto' ? [requested] : encryptWeights ? ['latency'] : ['batch', 'latency'];
+    requested !== 'auto' ? [requested] : encryptWeights || deep ? ['latency'] : ['batch', 'latency'];
   const estimated: { batch: number | null; latency: number | null } = { batch: null, latency: null };
   let best: { compiled: CompileResult; mode: 'batch' | 'latency'; seconds: number } | undefined;
   const errors: string[] = [];
@@ -95,6 +108,9 @@ export function choosePacking(
   }
   return { compiled: best.compiled, mode: best.mode, estimated };
 }
+
+/** Polynomial degrees of a network that needs bootstraps (see `choosePacking`). */
+const DEEP_DEGREES = { relu: 63 } as const;
 
 /** The op-table cost model's time per modular multiply (ns), for comparing packings. */
 const NS_PER_MODULAR_MULTIPLY = 0.6;

@@ -13,6 +13,8 @@ import { opCounts, programFootprint, programKeyLevels } from '../program/analysi
 import { argmaxRows, simulate } from '../nn/simulate.ts';
 import { ParametersShape } from '../ckks/shape.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
+import { defaultContext } from '../ring/context.ts';
+import { FileStash } from '../runtime/store/file-stash.ts';
 import { ARENA_LIMIT_BYTES, openRunMemory, type RunMemory } from './infer-memory.ts';
 import { calibrationImages, checkImageShape, loadImageSet } from './images.ts';
 import { choosePacking, normalizeChannels } from './infer-packing.ts';
@@ -135,6 +137,8 @@ export interface InferSummary {
   /** Mean server-side evaluation seconds per pass (per image in latency mode). */
   eval_per_pass_s: number;
   rotation_keys: number;
+  /** Bootstrap instructions of the program (each refreshes one ciphertext of a pass). */
+  bootstraps: number;
   encrypt_s: number;
   decrypt_s: number;
   plain_s: number;
@@ -357,7 +361,16 @@ async function inferWithMemory(
   const footprintBytes = compiled.resources.serverBytes;
   const keyBytes = compiled.resources.keyBytes;
   const streamKeys = keyBytes > ARENA_LIMIT_BYTES / 2 || footprintBytes > runMemory.budgetBytes;
-  const client = new InferenceClient(program, { seed: options.seed, streamKeys });
+  // Bootstrapping keys and diagonals (gigabytes at logN 16) wait in files in the slow tier's folder, a few at a
+  // time in memory while a bootstrap runs.
+  const bootstrapStash = program.bootstrapping
+    ? FileStash.create(defaultContext(), runMemory.tierDir)
+    : undefined;
+  const client = new InferenceClient(program, {
+    seed: options.seed,
+    streamKeys,
+    ...(bootstrapStash ? { bootstrapStash } : {}),
+  });
   // The server's runs share the kernel memory with the client's keys (one process): what is left bounds its arena.
   const arenaRoom = ARENA_LIMIT_BYTES - client.params.context.allocator.bytesInUse;
   const tiered = streamKeys || footprintBytes > runMemory.budgetBytes || footprintBytes > arenaRoom;
@@ -375,6 +388,9 @@ async function inferWithMemory(
     const pool = Math.max(Math.floor(budgetBytes / 32), budgetBytes - arenaRoom);
     serverMemory = { ...base, budgetBytes, dramPoolBytes: pool };
   }
+  const bootstrapping = client.bootstrappingKeys
+    ? { bootstrappingKeys: client.bootstrappingKeys, ...(bootstrapStash ? { bootstrapStash } : {}) }
+    : {};
   const server = new InferenceServer(
     program,
     client.keyStream ?? client.evaluationKeys,
@@ -383,8 +399,9 @@ async function inferWithMemory(
           memory: serverMemory,
           expectedRuns: Math.ceil(count / program.batchSize),
           plaintextForms: options.plaintexts === 'on-use' ? 'encode-on-use' : (options.plaintexts ?? 'auto'),
+          ...bootstrapping,
         }
-      : {},
+      : bootstrapping,
   );
   const setupSeconds = server.prepare();
   let weightSeconds = 0;
@@ -527,6 +544,7 @@ async function inferWithMemory(
   bar?.update(count, { phase: 'done' });
   bar?.stop();
   server.dispose();
+  bootstrapStash?.close();
   // The cost of encrypting the weights: the same images with plaintext weights, in this process.
   let plainWeightsEval: number | null = null;
   if (encryptWeights) {
@@ -585,6 +603,7 @@ async function inferWithMemory(
     setup_s: round(setupSeconds, 3),
     eval_per_pass_s: round(timings.evaluate / passIndex, 4),
     rotation_keys: program.rotations.length,
+    bootstraps: program.instructions.filter((ins) => ins.op === 'bootstrap').length,
     encrypt_s: round(timings.encrypt, 3),
     decrypt_s: round(timings.decrypt, 3),
     plain_s: round(plainSeconds, 3),

@@ -21,7 +21,7 @@ import type { ActivationFunction, ActivationLayer, Layer, LayerModel, MaxPoolLay
 import { ValueSample, leastSquaresChebyshev, maxTreeDifferences } from './least-squares.ts';
 import type { Shape } from './layers.ts';
 import { shapeSize } from './onnx/graph.ts';
-import { argmaxRows, forEachPoolWindow, simulate } from './simulate.ts';
+import { argmaxRows, forEachPoolWindow, simulate, simulationChunk } from './simulate.ts';
 
 export {
   type ChebyshevSeries,
@@ -417,6 +417,9 @@ class RangeRecorder {
   }
 }
 
+/** Thrown by a calibration pass's layer hook to stop the simulation once it has what it came for. */
+const STOP = Symbol('stop');
+
 /**
  * Attaches a polynomial approximation to every Relu/Sigmoid/Tanh layer and a polynomial max (or, with
  * `maxPool: 'average'`, average pooling) to every MaxPool layer, and reports each substitution. With calibration
@@ -492,20 +495,48 @@ export function approximateModel(model: LayerModel, options: ApproximationOption
       // as its polynomial will see it, the values to fit it to, and (from the same logits) the cost of the
       // earlier substitutions together.
       const seen = new RangeRecorder();
-      const logits = simulate(sequential ? current() : model, calibration.images, calibration.count, {
-        mode: 'polynomial',
-        requireApproximations: false,
-        onLayer: (l, input, count, inputSize, inputShape) => {
-          if (l.name !== layer.name) return;
-          seen.record(input, count * inputSize);
-          if (wantSample) {
-            sample ??= layerSample(layer, calibration.count, inputShape);
-            recordSample(sample, layer, input, count, inputShape);
+      // Without costs to measure, the layers after this one need not run: the pass stops once it has seen this
+      // layer's input (on a ResNet-20 that halves the calibration time). Chunks of images run one after the
+      // other, so a chunk's pass stops at the layer, then the next chunk starts.
+      const stopEarly = exact === undefined;
+      let logits: Float64Array | undefined;
+      const onLayer = (
+        l: Layer,
+        input: Float64Array,
+        count: number,
+        inputSize: number,
+        inputShape: readonly number[],
+      ) => {
+        if (l.name !== layer.name) return;
+        seen.record(input, count * inputSize);
+        if (wantSample) {
+          sample ??= layerSample(layer, calibration.count, inputShape);
+          recordSample(sample, layer, input, count, inputShape);
+        }
+        if (stopEarly) throw STOP;
+      };
+      const pass = (images: Float64Array | Float32Array, count: number) =>
+        simulate(sequential ? current() : model, images, count, {
+          mode: 'polynomial',
+          requireApproximations: false,
+          chunkSize: count,
+          onLayer,
+        });
+      if (stopEarly) {
+        const size = shapeSize(model.inputShape);
+        const chunk = simulationChunk(model);
+        for (let first = 0; first < calibration.count; first += chunk) {
+          const n = Math.min(chunk, calibration.count - first);
+          try {
+            pass(calibration.images.subarray(first * size, (first + n) * size), n);
+          } catch (error) {
+            if (error !== STOP) throw error;
           }
-        },
-      });
+        }
+      } else logits = pass(calibration.images, calibration.count);
       if (sequential) {
-        if (exact !== undefined) cumulative.push(compareLogits(logits, exact, calibration.count, classes));
+        if (exact !== undefined && logits !== undefined)
+          cumulative.push(compareLogits(logits, exact, calibration.count, classes));
         if (seen.nonFinite > 0 || !Number.isFinite(seen.min) || !Number.isFinite(seen.max)) {
           throw new InvalidArgumentError(
             `layer '${layer.name}' (${op}, ONNX node ${layer.sources.join('+')}): its input is not finite on the ` +

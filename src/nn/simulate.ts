@@ -64,6 +64,21 @@ export interface SimulateOptions {
   ) => void;
 }
 
+/**
+ * Images {@link simulate} runs together by default: up to 256, fewer when the model's activations for one image
+ * are large (their buffers stay within 2^24 values).
+ *
+ * @example
+ * ```ts
+ * const chunk = simulationChunk(model);
+ * ```
+ */
+export function simulationChunk(model: LayerModel): number {
+  let perImage = shapeSize(model.inputShape);
+  for (const l of model.layers) if (l.kind !== 'reshape') perImage += shapeSize(l.shape);
+  return Math.max(1, Math.min(256, Math.floor(2 ** 24 / perImage)));
+}
+
 function convolve(l: ConvLayer, inShape: Shape, x: Float64Array, y: Float64Array, n: number): void {
   const [c, h, w] = inShape;
   const [m, oh, ow] = l.shape;
@@ -320,12 +335,8 @@ export function simulate(
   const strict = mode === 'polynomial' && (options.requireApproximations ?? true);
   const outSize = shapeSize(model.outputShape);
   const shapes = new Map<string, Shape>([[model.inputName, model.inputShape]]);
-  let perImage = inSize;
-  for (const l of model.layers) {
-    shapes.set(l.output, l.shape);
-    if (l.kind !== 'reshape') perImage += shapeSize(l.shape);
-  }
-  const chunk = options.chunkSize ?? Math.max(1, Math.min(256, Math.floor(2 ** 24 / perImage)));
+  for (const l of model.layers) shapes.set(l.output, l.shape);
+  const chunk = options.chunkSize ?? simulationChunk(model);
   assertInteger(chunk, 'chunkSize', 1);
   if (strict) {
     for (const l of model.layers) {

@@ -167,9 +167,10 @@ export class Bootstrapper {
 
   /**
    * Kernel memory one bootstrapping holds at its peak when its Galois keys and diagonals wait in a stash, an upper
-   * bound: the largest transform's keys (all its rotations at once, though giant steps come one at a time) and
-   * encoded diagonals, the relinearization key, and a dozen ciphertexts of the top level. A runtime keeps this
-   * much of its kernel memory free while a bootstrap runs.
+   * bound: the largest transform's working set — its baby steps' keys (they come in together; each giant step's
+   * alone after them), as many rotated ciphertexts, the hoisted decomposition, and its encoded diagonals — plus the
+   * relinearization key and four ciphertexts of the top level. A runtime keeps this much of its kernel memory free
+   * while a bootstrap runs.
    */
   static workingSetBytes(parameters: BootstrappingParameters): number {
     const params = parameters.params;
@@ -179,9 +180,12 @@ export class Bootstrapper {
     let largest = 0;
     const consider = (map: DiagonalMap, level: number) => {
       const lt = new LinearTransform(params, map);
-      const bytes =
-        lt.rotationsNeeded().length * params.switchingKeyBytes(level) +
-        lt.diagonals.size * (params.ciphertextBytes(level, 1) / 2);
+      const n1 = lt.babySteps;
+      const babies = new Set<number>();
+      for (const k of lt.diagonals.keys()) if (k % n1 !== 0) babies.add(k % n1);
+      const key = params.switchingKeyBytes(level);
+      const ct = params.ciphertextBytes(level, 1);
+      const bytes = babies.size * key + key / 2 + (babies.size + 3) * ct + lt.diagonals.size * (ct / 2);
       largest = Math.max(largest, bytes);
     };
     plan.coeffsToSlots.forEach((map, i) => {
@@ -190,7 +194,7 @@ export class Bootstrapper {
     slotsToCoeffsMapsOf(parameters).forEach((map, i) => {
       consider(map, stcTop - i);
     });
-    return largest + params.switchingKeyBytes(params.depth) + 12 * params.ciphertextBytes(params.depth, 1);
+    return largest + params.switchingKeyBytes(params.depth) + 4 * params.ciphertextBytes(params.depth, 1);
   }
 
   /** The rotation steps bootstrapping needs (ascending); conjugation is needed too. */

@@ -12,6 +12,16 @@ import { FormatError, MissingKeyError } from '../../util/errors.ts';
 import { InferenceClient } from '../../nn/client.ts';
 import { deepModel, residualModel } from '../../../tests/support/models.ts';
 import { InferenceServer, runEncrypted } from './server.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StashedKeys } from '../../ckks/key-source.ts';
+import { defaultContext } from '../../ring/context.ts';
+import { IoPool } from '../io/io-pool.ts';
+import { analyzeProgram } from '../plan/program.ts';
+import { FileStash } from '../store/file-stash.ts';
+import { FileTier } from '../store/file-tier.ts';
+import { heRuntimeProgram } from './program.ts';
 
 /**
  * Programs with bootstraps (logN 10, insecure, for speed): the compiler places them where the levels run out, the
@@ -107,6 +117,45 @@ describe('bootstraps in HE programs (logN 10)', () => {
     let moved = 0;
     for (let i = 0; i < noisy.length; i++) moved = Math.max(moved, Math.abs(noisy[i] - simulated[i]));
     assert.ok(moved > 0 && moved < 1e-2, `noise model moved the logits by ${moved}`);
+  });
+
+  it('runs tiered under a budget, bootstrapping keys and diagonals in a file stash: the same logits', async () => {
+    const count = 2;
+    const few = images.subarray(0, count * 32);
+    const dir = mkdtempSync(join(tmpdir(), 'home-he-bootstrap-'));
+    const io = new IoPool();
+    const tier = await FileTier.open({ name: 'disk', dir, io });
+    const stash = FileStash.create(defaultContext(), dir);
+    try {
+      const client = new InferenceClient(program, {
+        seed: new Uint8Array(32).fill(9),
+        bootstrapStash: stash,
+      });
+      const keys = client.bootstrappingKeys;
+      assert.ok(keys?.galois instanceof StashedKeys, 'the bootstrapping Galois keys wait in the stash');
+      // Room for the largest step (a bootstrap's declared working set) and little more.
+      const largestStep = analyzeProgram(heRuntimeProgram(program)).maxStepBytes;
+      const server = new InferenceServer(program, client.evaluationKeys, {
+        memory: { budgetBytes: Math.ceil(largestStep * 1.5), tiers: [tier] },
+        bootstrappingKeys: keys,
+        bootstrapStash: stash,
+      });
+      const logits = client.decryptPass(await server.run(client.encryptPass(few, 0, count)), count);
+      const inMemory = await runEncrypted(program, few, count, { seed: new Uint8Array(32).fill(9) });
+      for (let i = 0; i < logits.length; i++)
+        assert.ok(
+          Math.abs(logits[i] - inMemory.logits[i]) < 1e-6,
+          `logit ${i}: ${logits[i]} vs ${inMemory.logits[i]}`,
+        );
+      assert.ok(server.lastBootstrapTimings && server.lastBootstrapTimings.evalMod > 0);
+      server.dispose();
+      assert.ok(stash.byteLength > 0);
+    } finally {
+      stash.close();
+      await tier.close();
+      await io.terminate();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses to serve a bootstrapping program without the bootstrapping keys', () => {
