@@ -2,7 +2,8 @@
  * The `home infer` command: its flags, parsed and checked, handed to {@link runInfer}.
  */
 import type { Command } from 'commander';
-import { runInfer } from './infer.ts';
+import { type InferOptions, runInfer } from './infer.ts';
+import { runInferSimulated } from './infer-simulate.ts';
 import { parseNumberList, parseNumberOrFraction } from './sizes.ts';
 
 /**
@@ -58,6 +59,11 @@ export function registerInfer(program: Command): void {
     .option('--encrypt-weights', 'encrypt the model weights too (ciphertext × ciphertext)')
     .option('--output <file>', 'write predictions as JSON (atomically) when the run succeeds')
     .option('--json', 'JSON lines on stdout, ending with the summary object')
+    .option(
+      '--simulate',
+      'no encryption: the float simulation of the HE program (packing, approximations, bootstrap noise model) on every image, against the plaintext model',
+    )
+    .option('--noise-bits <b>', 'with --simulate: each bootstrap adds an error uniform in ±bound·2^-b', '20')
     .action(
       async (flags: {
         model: string;
@@ -78,8 +84,17 @@ export function registerInfer(program: Command): void {
         encryptWeights?: boolean;
         output?: string;
         json?: boolean;
+        simulate?: boolean;
+        noiseBits: string;
       }) => {
-        await runInfer({
+        const run = flags.simulate
+          ? (options: InferOptions) =>
+              runInferSimulated({
+                ...options,
+                noiseBits: parseNumberOrFraction(flags.noiseBits, '--noise-bits'),
+              })
+          : runInfer;
+        await run({
           model: flags.model,
           data: flags.data,
           ...(flags.calibration !== undefined ? { calibration: flags.calibration } : {}),

@@ -51,6 +51,18 @@ async function until(check: () => boolean, ms: number, what: string): Promise<vo
 }
 
 describe('home infer', () => {
+  it('--simulate: the HE program in float64 on every image, beside the plaintext model', () => {
+    const r = home(...labelled('64'), '--mode', 'latency', '--simulate', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
+    assert.equal(summary.suite, 'infer-simulated');
+    assert.equal(summary.count, 64);
+    assert.equal(summary.bootstraps, 0);
+    assert.ok(summary.agreement >= 0.95, `agreement ${summary.agreement}`);
+    assert.ok(summary.accuracy >= 0.9 && summary.plain_accuracy >= 0.9, JSON.stringify(summary));
+    assert.equal(home(...labelled('4'), '--simulate', '--noise-bits', '-3').code, 2);
+  });
+
   it('classifies encrypted images and ends --json with the summary object', () => {
     const output = join(dir, 'predictions.json');
     const r = home(...labelled('40'), '--json', '--output', output);

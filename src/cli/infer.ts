@@ -225,6 +225,53 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
     );
   }
   // 1. Inputs: model, images, labels, all checked before anything is printed.
+  const { model, images, count, calibration, labels } = loadInferInputs(options, scale);
+  const runMemory = await openRunMemory({
+    ...(options.dramBudget !== undefined ? { dramBudget: options.dramBudget } : {}),
+    ...(options.tier !== undefined ? { tier: options.tier } : {}),
+    ...(options.profile !== undefined ? { profile: options.profile } : {}),
+    ...(options.planCache !== undefined ? { planCache: options.planCache } : {}),
+  });
+  try {
+    return await inferWithMemory(options, {
+      print,
+      json,
+      requested,
+      model,
+      images,
+      count,
+      calibration,
+      labels,
+      runMemory,
+    });
+  } finally {
+    await runMemory.close();
+  }
+}
+
+/**
+ * The inputs of an inference run, all checked: the model, the images asked for (scaled and normalized), the
+ * calibration images and the labels.
+ *
+ * @throws InvalidArgumentError / FormatError naming the flag of a missing or malformed file.
+ * @example
+ * ```ts
+ * const { model, images, count } = loadInferInputs(options, 1 / 255);
+ * ```
+ */
+export function loadInferInputs(
+  options: Pick<
+    InferOptions,
+    'model' | 'data' | 'count' | 'inputMean' | 'inputStd' | 'calibration' | 'calibrationCount' | 'labels'
+  >,
+  scale: number,
+): {
+  model: LayerModel;
+  images: Float64Array | Float32Array;
+  count: number;
+  calibration: Float64Array | Float32Array;
+  labels: Uint8Array | undefined;
+} {
   if (!existsSync(options.model)) throw new InvalidArgumentError(`--model ${options.model}: no such file`);
   const model = importOnnx(readFileSync(options.model));
   const batch = loadImageSet(options.data, scale, model.onnxInputShape, '--data');
@@ -255,27 +302,7 @@ export async function runInfer(options: InferOptions): Promise<InferSummary> {
       );
     }
   }
-  const runMemory = await openRunMemory({
-    ...(options.dramBudget !== undefined ? { dramBudget: options.dramBudget } : {}),
-    ...(options.tier !== undefined ? { tier: options.tier } : {}),
-    ...(options.profile !== undefined ? { profile: options.profile } : {}),
-    ...(options.planCache !== undefined ? { planCache: options.planCache } : {}),
-  });
-  try {
-    return await inferWithMemory(options, {
-      print,
-      json,
-      requested,
-      model,
-      images,
-      count,
-      calibration,
-      labels,
-      runMemory,
-    });
-  } finally {
-    await runMemory.close();
-  }
+  return { model, images, count, calibration, labels };
 }
 
 async function inferWithMemory(
