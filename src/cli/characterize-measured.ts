@@ -2,6 +2,8 @@
  * The measured runs of `home characterize`: their per-step trace (trace.json), its sums per layer and tier, and
  * their part of the report (charts and the HTML section).
  */
+import type { BootstrappingTimings } from '../ckks/bootstrapping/bootstrapper.ts';
+import type { BootstrapRecord } from './he-workload.ts';
 import { type Characterization, residentChart } from '../report/characterize.ts';
 import type { ChartSpec } from '../report/render.ts';
 import type { HeProgram } from '../program/program.ts';
@@ -50,6 +52,10 @@ export interface MeasuredRun {
   /** Per layer, in run order: time, and bytes read, written and resident at most, per tier. */
   layers: LayerBytes[];
   steps: MeasuredTrace;
+  /** Programs with bootstraps: each bootstrap's layer and phase seconds, in run order. */
+  bootstraps?: BootstrapRecord[];
+  /** Per bootstrap phase: the bytes of every key it uses, and the most it holds at once (`phaseKeyBytes`). */
+  bootstrap_keys?: Record<keyof BootstrappingTimings, { touched: number; peak: number }>;
 }
 
 /**

@@ -10,6 +10,7 @@ import { heRuntimeProgram, realRunHomePolicy } from '../runtime/he/program.ts';
 import { splitMemoryBudget } from '../runtime/he/tiered.ts';
 import { IoPool } from '../runtime/io/io-pool.ts';
 import { LruPolicy } from '../runtime/plan/policy.ts';
+import { Bootstrapper } from '../ckks/bootstrapping/bootstrapper.ts';
 import { analyzeProgram } from '../runtime/plan/program.ts';
 import { probeTier, slowerProfile } from '../runtime/store/tier-probe.ts';
 import { InvalidArgumentError, ResourceError } from '../util/errors.ts';
@@ -162,6 +163,7 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
       ...(options.calibrationCount !== undefined ? { calibrationCount: options.calibrationCount } : {}),
       budgetBytes: budget,
       seed: options.seed,
+      stashDir: tiers[0].dir,
     });
     try {
       const runtimeProgram = heRuntimeProgram(workload.program, { liveCapBytes: 0.7 * budget });
@@ -190,7 +192,7 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
       let firstLogits: Float64Array | undefined;
       for (const policyName of policies) {
         const keygenBefore = workload.client.keygenSeconds;
-        const { logits, result } = await runTieredWorkload(workload, {
+        const { logits, result, bootstraps } = await runTieredWorkload(workload, {
           runtimeProgram,
           policy: policyName === 'home' ? realRunHomePolicy() : new LruPolicy(),
           memoryBudgetBytes: budget,
@@ -229,7 +231,24 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
           },
           layers: layerBytes(steps),
           steps,
+          ...(workload.bootstrapper
+            ? {
+                bootstraps,
+                bootstrap_keys: Bootstrapper.phaseKeyBytes(workload.bootstrapper.parameters),
+              }
+            : {}),
         });
+        if (bootstraps.length > 0) {
+          const phase = (k: keyof (typeof bootstraps)[0]['phases']) =>
+            bootstraps.reduce((sum, b) => sum + b.phases[k], 0);
+          const total =
+            phase('modRaise') + phase('coeffsToSlots') + phase('evalMod') + phase('slotsToCoeffs');
+          print(
+            `${policyName}: ${bootstraps.length} bootstraps, ${total.toFixed(1)} s (ModRaise ${phase('modRaise').toFixed(1)}, ` +
+              `CoeffsToSlots ${phase('coeffsToSlots').toFixed(1)}, EvalMod ${phase('evalMod').toFixed(1)}, ` +
+              `SlotsToCoeffs ${phase('slotsToCoeffs').toFixed(1)} s)`,
+          );
+        }
         const ratio = reference
           ? `${(result.stats.seconds / reference.seconds).toFixed(3)}× all in memory`
           : 'no all-in-memory run';

@@ -1,9 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { Bootstrapper, type BootstrappingTimings } from '../ckks/bootstrapping/bootstrapper.ts';
 import { Encoder } from '../ckks/encoder.ts';
+import { defaultContext } from '../ring/context.ts';
+import { FileStash } from '../runtime/store/file-stash.ts';
 import type { Ciphertext } from '../ckks/objects.ts';
 import { awaitsApproximation } from '../nn/approx.ts';
-import { compileModel } from '../nn/compile/index.ts';
+import { checkDepthBound, compileModel } from '../nn/compile/index.ts';
 import { InferenceClient } from '../nn/client.ts';
 import { ModelOwner } from '../nn/owner.ts';
 import { checkImages } from '../program/packing.ts';
@@ -20,10 +23,10 @@ import {
   type TieredHeOptions,
   type TieredHeResult,
 } from '../runtime/he/tiered.ts';
-import { InvalidArgumentError, ResourceError } from '../util/errors.ts';
+import { InvalidArgumentError, ResourceError, SecurityError } from '../util/errors.ts';
 import { ARENA_LIMIT_BYTES } from './infer-memory.ts';
 import { calibrationImages, loadImageSet } from './images.ts';
-import { normalizeChannels } from './infer-packing.ts';
+import { DEEP_DEGREES, normalizeChannels } from './infer-packing.ts';
 import type { KernelContext } from '../ring/context.ts';
 
 /**
@@ -57,6 +60,8 @@ export interface HeWorkloadOptions {
   budgetBytes?: number;
   /** Deterministic keys and encryptions (tests). */
   seed?: Uint8Array;
+  /** Folder for the bootstrapping keys' and diagonals' files (default: the OS temp folder). */
+  stashDir?: string;
   /**
    * The kernel context the workload's keys, ciphertexts and runs live in (default: the process's). A workload in
    * a context of its own leaves no freed blocks of its sizes behind for the next one.
@@ -90,10 +95,13 @@ export interface HeWorkload {
   /** What an all-in-memory run would hold (live ciphertexts, plaintext weights, keys). */
   footprintBytes: number;
   /**
-   * Whether the all-in-memory reference can run: its keys were made up front (not streamed) and its footprint fits
-   * in the kernel memory left beside them.
+   * Whether the all-in-memory reference can run: its keys were made up front (not streamed), it has no bootstraps
+   * and its footprint fits in the kernel memory left beside them.
    */
   fitsInMemory: boolean;
+  /** The server's bootstrapper (programs with bootstraps), its keys and diagonals in `bootstrapStash`. */
+  bootstrapper?: Bootstrapper;
+  bootstrapStash?: FileStash;
 }
 
 /**
@@ -142,6 +150,14 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
     : undefined;
   normalizeChannels(batch.data, model.onnxInputShape, options.inputMean, options.inputStd);
   const budget = options.budgetBytes;
+  // A model deeper than any chain compiles with bootstraps (latency packing), its ReLUs as `home infer` makes them.
+  let deep = false;
+  try {
+    checkDepthBound(model);
+  } catch (error) {
+    if (!(error instanceof SecurityError) || mode === 'batch') throw error;
+    deep = true;
+  }
   const { program, resources } = compileModel(model, {
     mode,
     encryptWeights: options.encryptWeights === true,
@@ -158,7 +174,7 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
     ...(calibration
       ? {
           calibration: { images: calibration, count: calibration.length / size },
-          approximation: { measureCosts: false },
+          approximation: { measureCosts: false, ...(deep ? { degree: DEEP_DEGREES } : {}) },
         }
       : {}),
   });
@@ -170,11 +186,22 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
   const start = nowNs();
   // Keys that would take more than half the kernel memory are made one at a time as a run's store writes them.
   const streamKeys = resources.keyBytes > ARENA_LIMIT_BYTES / 2;
+  // Bootstrapping keys and diagonals wait in files (gigabytes at logN 16), in memory only while a bootstrap runs.
+  const bootstrapStash = program.bootstrapping
+    ? FileStash.create(options.context ?? defaultContext(), options.stashDir)
+    : undefined;
   const client = new InferenceClient(program, {
     seed: options.seed,
     streamKeys,
     ...(options.context ? { context: options.context } : {}),
+    ...(bootstrapStash ? { bootstrapStash } : {}),
   });
+  const bp = client.bootstrappingParameters;
+  const bootstrapKeys = client.bootstrappingKeys;
+  const bootstrapper =
+    bp && bootstrapKeys
+      ? new Bootstrapper(bp, bootstrapKeys, bootstrapStash ? { stash: bootstrapStash } : {})
+      : undefined;
   const arenaRoom = ARENA_LIMIT_BYTES - client.params.context.allocator.bytesInUse;
   const weights = client.publicKey
     ? new ModelOwner(program, client.publicKey, { seed: options.seed }).encryptWeights()
@@ -191,7 +218,9 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
     simulatedArgmax,
     encryptSeconds: (nowNs() - start) / 1e9,
     footprintBytes: resources.serverBytes,
-    fitsInMemory: !streamKeys && resources.serverBytes <= arenaRoom,
+    fitsInMemory: !streamKeys && !bootstrapper && resources.serverBytes <= arenaRoom,
+    ...(bootstrapper ? { bootstrapper } : {}),
+    ...(bootstrapStash ? { bootstrapStash } : {}),
   };
 }
 
@@ -241,7 +270,7 @@ export async function runUnlimited(workload: HeWorkload): Promise<{ logits: Floa
 export async function runTieredWorkload(
   workload: HeWorkload,
   options: Omit<TieredHeOptions, 'program' | 'params' | 'source'>,
-): Promise<{ logits: Float64Array; result: TieredHeResult }> {
+): Promise<{ logits: Float64Array; result: TieredHeResult; bootstraps: BootstrapRecord[] }> {
   const source = heObjectSource({
     program: workload.program,
     evaluationKeys: workload.client.keyStream ?? workload.client.evaluationKeys,
@@ -249,13 +278,42 @@ export async function runTieredWorkload(
     weights: workload.weights,
     encoder: new Encoder(workload.client.params),
   });
+  const runtimeProgram = options.runtimeProgram;
+  const bootstrapper = workload.bootstrapper;
+  const bootstraps: BootstrapRecord[] = [];
   const result = await runTieredHe({
     ...options,
     program: workload.program,
     params: workload.client.params,
     source,
+    ...(bootstrapper ? { bootstrapper } : {}),
+    onStep: (index, total) => {
+      options.onStep?.(index, total);
+      const at = runtimeProgram?.steps[index]?.instruction;
+      const ins = at === undefined ? undefined : workload.program.instructions[at];
+      if (bootstrapper && ins?.op === 'bootstrap')
+        bootstraps.push({
+          instruction: at as number,
+          layer: ins.layer,
+          phases: { ...bootstrapper.lastTimings },
+        });
+    },
   });
-  return { logits: workload.client.decryptPass(result.outputs, workload.count), result };
+  return { logits: workload.client.decryptPass(result.outputs, workload.count), result, bootstraps };
+}
+
+/**
+ * One bootstrap of a measured run: its instruction, the layer it refreshed a value for, and its phases' seconds.
+ *
+ * @example
+ * ```ts
+ * const evalMod = bootstraps[0].phases.evalMod;
+ * ```
+ */
+export interface BootstrapRecord {
+  instruction: number;
+  layer: string;
+  phases: BootstrappingTimings;
 }
 
 /**
@@ -283,6 +341,8 @@ export function sameResults(workload: HeWorkload, logits: Float64Array, referenc
  * ```
  */
 export function disposeWorkload(workload: HeWorkload): void {
+  workload.bootstrapper?.dispose();
+  workload.bootstrapStash?.close();
   for (const ct of workload.inputs.values()) ct.dispose();
   for (const ct of workload.weights.values()) ct.dispose();
   workload.inputs.clear();

@@ -109,8 +109,15 @@ export function choosePacking(
   return { compiled: best.compiled, mode: best.mode, estimated };
 }
 
-/** Polynomial degrees of a network that needs bootstraps (see `choosePacking`). */
-const DEEP_DEGREES = { relu: 63 } as const;
+/**
+ * Polynomial degrees of a network that needs bootstraps (see `choosePacking`).
+ *
+ * @example
+ * ```ts
+ * approximateModel(model, { calibration, degree: DEEP_DEGREES });
+ * ```
+ */
+export const DEEP_DEGREES = { relu: 63 } as const;
 
 /** The op-table cost model's time per modular multiply (ns), for comparing packings. */
 const NS_PER_MODULAR_MULTIPLY = 0.6;

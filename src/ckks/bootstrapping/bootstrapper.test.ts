@@ -82,6 +82,20 @@ describe('Bootstrapper, full slots (logN 10)', () => {
     assert.throws(() => bootstrapper.bootstrapNew(input, { bound: 0.5 }), InvalidArgumentError);
   });
 
+  it('states its working set and the keys each phase uses', () => {
+    const phases = Bootstrapper.phaseKeyBytes(bp);
+    const galoisBytes = Bootstrapper.rotationsNeeded(bp).length * params.switchingKeyBytes(params.depth);
+    for (const [phase, { touched, peak }] of Object.entries(phases)) {
+      assert.ok(peak > 0 && peak <= touched, `${phase}: peak ${peak}, touched ${touched}`);
+    }
+    // Each transform's keys are Galois keys (each at most a top-level key; the two share steps), conjugation aside.
+    for (const phase of [phases.coeffsToSlots, phases.slotsToCoeffs])
+      assert.ok(phase.touched <= galoisBytes + params.switchingKeyBytes());
+    assert.equal(phases.evalMod.touched, params.switchingKeyBytes(params.depth));
+    const working = Bootstrapper.workingSetBytes(bp);
+    assert.ok(working > Math.max(phases.coeffsToSlots.peak, phases.slotsToCoeffs.peak));
+  });
+
   it('declares its rotations and refuses keys without them', () => {
     const steps = Bootstrapper.rotationsNeeded(bp);
     assert.ok(steps.length > 0 && steps.every((s) => Number.isInteger(s) && s > 0 && s < params.slots));

@@ -197,6 +197,56 @@ export class Bootstrapper {
     return largest + params.switchingKeyBytes(params.depth) + 4 * params.ciphertextBytes(params.depth, 1);
   }
 
+  /**
+   * The evaluation keys each phase of a bootstrapping uses: `touched`, the bytes of every key it uses, and `peak`,
+   * the most it holds at once when the keys wait in a stash (a transform's baby-step keys together, its giant steps
+   * one at a time). ModRaise: the dense → sparse and sparse → dense keys and the sub-sum's rotations; EvalMod: the
+   * relinearization key. What the memory hierarchy must move per bootstrap, phase by phase.
+   */
+  static phaseKeyBytes(
+    parameters: BootstrappingParameters,
+  ): Record<keyof BootstrappingTimings, { touched: number; peak: number }> {
+    const params = parameters.params;
+    const plan = planOf(parameters);
+    const top = parameters.topLevel;
+    const stcTop = parameters.levelsLeft + parameters.slotsToCoeffsLevels;
+    const transforms = (maps: readonly DiagonalMap[], first: number, extra: number) => {
+      let touched = extra;
+      let peak = extra;
+      maps.forEach((map, i) => {
+        const lt = new LinearTransform(params, map);
+        const key = params.switchingKeyBytes(first - i);
+        const n1 = lt.babySteps;
+        const babies = new Set<number>();
+        for (const k of lt.diagonals.keys()) if (k % n1 !== 0) babies.add(k % n1);
+        const steps = lt.rotationsNeeded().length;
+        touched += steps * key;
+        peak = Math.max(peak, extra + Math.max(babies.size, steps > babies.size ? 1 : 0) * key);
+      });
+      return { touched, peak };
+    };
+    // The encapsulation keys live over q0 (dense → sparse) and the whole chain (sparse → dense).
+    const encapsulation = params.switchingKeyBytes(0) + params.switchingKeyBytes(top);
+    const subSum = plan.subSumSteps.length * params.switchingKeyBytes(top);
+    const conjugation = params.switchingKeyBytes(top - parameters.coeffsToSlotsLevels - 1);
+    const coeffsToSlots = transforms(plan.coeffsToSlots, top, 0);
+    return {
+      modRaise: {
+        touched: encapsulation + subSum,
+        peak: Math.max(encapsulation, params.switchingKeyBytes(top)),
+      },
+      coeffsToSlots: {
+        touched: coeffsToSlots.touched + conjugation,
+        peak: Math.max(coeffsToSlots.peak, conjugation),
+      },
+      evalMod: {
+        touched: params.switchingKeyBytes(params.depth),
+        peak: params.switchingKeyBytes(params.depth),
+      },
+      slotsToCoeffs: transforms(slotsToCoeffsMapsOf(parameters), stcTop, 0),
+    };
+  }
+
   /** The rotation steps bootstrapping needs (ascending); conjugation is needed too. */
   static rotationsNeeded(parameters: BootstrappingParameters): number[] {
     return [...Bootstrapper.rotationLevels(parameters).keys()].sort((a, b) => a - b);
