@@ -508,9 +508,16 @@ async function inferWithMemory(
     const encryptSeconds = (performance.now() - t) / 1000;
     t = performance.now();
     const keysBefore = client.keyStream?.seconds ?? 0;
-    const outputs = await server.run(inputs, (done, total) =>
-      bar?.update(first + Math.floor((n * done) / total), { phase: 'evaluate' }),
-    );
+    const outputs = await server.run(inputs, (done, total) => {
+      bar?.update(first + Math.floor((n * done) / total), { phase: 'evaluate' });
+      // Without the bar a long pass (a ResNet's takes many minutes) still says how far it got, every 30 s.
+      if (!bar && performance.now() - lastProgress >= 30_000) {
+        lastProgress = performance.now();
+        process.stderr.write(
+          `home infer: pass ${passIndex + 1}, step ${done}/${total}, ${((lastProgress - runStart) / 1000).toFixed(0)} s\n`,
+        );
+      }
+    });
     // Keys streamed during the run's setup are the client's key generation (keygen_s), not the server's time.
     const streamedKeygen = (client.keyStream?.seconds ?? 0) - keysBefore;
     const evalSeconds = (performance.now() - t) / 1000 - streamedKeygen;

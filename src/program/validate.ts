@@ -310,8 +310,8 @@ export function validateProgram(program: HeProgram): void {
         );
       if (operands[0].degree !== 1) fail(`${where}: bootstrap of a degree-${operands[0].degree} value`);
       const bound = program.constants[ins.constant as number];
-      if (!(Number.isFinite(bound) && bound >= 1))
-        fail(`${where}: bootstrap bound ${describe(bound)}: expected a finite number ≥ 1`);
+      if (!(Number.isSafeInteger(bound) && bound >= 1))
+        fail(`${where}: bootstrap bound ${describe(bound)}: expected an integer ≥ 1`);
       if (!isInt(ins.scratchBytes, 0, Number.MAX_SAFE_INTEGER))
         fail(`${where}.scratchBytes = ${describe(ins.scratchBytes)}: expected an integer ≥ 0`);
     }

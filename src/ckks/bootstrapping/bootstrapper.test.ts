@@ -69,17 +69,20 @@ describe('Bootstrapper, full slots (logN 10)', () => {
   });
 
   it('bootstraps values within ±bound, at the scale bootstrapResultScale predicts', () => {
-    const bound = 12.5;
+    const bound = 13;
     const big = ctx.values.map((v) => v * bound);
     const input = ctx.encryptAt(3, big);
     const out = bootstrapper.bootstrapNew(input, { bound });
     assert.equal(out.level, bp.levelsLeft);
     assert.equal(out.scale, bootstrapResultScale(bp, input.scale, bound).scale);
-    assert.notEqual(out.scale, params.scaleAtLevel[bp.levelsLeft]);
+    // Canonical up to Δ/Δ₀ (the input is not at level 0's canonical scale), whatever the bound.
+    const { factor } = bootstrapResultScale(bp, input.scale, bound);
+    assert.ok(Math.abs(out.scale / params.scaleAtLevel[bp.levelsLeft] - 1) <= 1 / (2 * factor));
     // The error grows with the bound: 24 bits of the values / bound.
     const bits = -log2MaxError(ctx.decrypt(out), big) + Math.log2(bound);
     assert.ok(bits >= 24, `precision 2^-${bits.toFixed(2)} of the bound: expected at least 24 bits`);
     assert.throws(() => bootstrapper.bootstrapNew(input, { bound: 0.5 }), InvalidArgumentError);
+    assert.throws(() => bootstrapper.bootstrapNew(input, { bound: 2.5 }), InvalidArgumentError);
   });
 
   it('states its working set and the keys each phase uses', () => {

@@ -317,14 +317,17 @@ export class Bootstrapper {
   }
 
   /**
-   * Bootstraps `ct` (degree 1, any level, slots within `parameters.slots`, |values| ≤ `bound`, default 1): a new
-   * ciphertext at level `levelsLeft` holding the same values. Its scale is {@link bootstrapResultScale}: the
-   * canonical scale of `levelsLeft` when `ct` has the canonical scale of level 0 and `bound` is 1, and otherwise
-   * that scale times Δ/(Δ₀·bound), where Δ is the scale the input reached by its integer scale-up and Δ₀ the one
-   * SlotsToCoeffs was built for (so one set of SlotsToCoeffs diagonals serves every input scale and bound).
+   * Bootstraps `ct` (degree 1, any level, slots within `parameters.slots`, |values| ≤ `bound`, an integer, default 1):
+   * a new ciphertext at level `levelsLeft` holding the same values, at the scale {@link bootstrapResultScale} gives:
+   * the canonical scale of `levelsLeft` times Δ/Δ₀, where Δ is the scale the input reached by its integer scale-up
+   * and Δ₀ the one SlotsToCoeffs was built for (within 1/(2·factor) of 1, factor the integer of the scale-up;
+   * exactly 1 for an input at level 0's canonical scale). The input is read as values / bound, so that the sine of EvalMod sees them within its range, and the
+   * result is multiplied back by the integer `bound` (no level): one set of SlotsToCoeffs diagonals serves every
+   * input scale and bound, and the result's scale stays canonical, as a polynomial evaluated after it needs (its
+   * squarings double a scale's deviation at every level).
    *
    * @throws {InvalidArgumentError} when ct's scale times `bound` is above q0/2^messageRatioBits (no integer
-   *   scale-up reaches Δ), or `bound` is not a finite number ≥ 1.
+   *   scale-up reaches Δ), or `bound` is not an integer ≥ 1.
    */
   bootstrapNew(
     ct: Ciphertext,
@@ -398,11 +401,13 @@ export class Bootstrapper {
     for (const lt of this.#slotsToCoeffs) y = replace(y, this.#transform(lt, y));
     this.lastTimings = { modRaise, coeffsToSlots, evalMod, slotsToCoeffs: lap() };
     // Every step kept the canonical scale; only float rounding of the rescales remains, which this drops. The
-    // slots hold (values / bound)·Δ/Δ₀ at that scale, which is the values at the result scale.
+    // slots hold (values / bound)·Δ/Δ₀ at that scale: times the integer bound, the values at the result scale.
     const canonical = params.scaleAtLevel[y.level];
     if (Math.abs(y.scale / canonical - 1) > 2 ** -40) {
       throw new MismatchError(`bootstrap: result scale ${y.scale} drifted from the canonical ${canonical}`);
     }
+    const bound = options.bound ?? 1;
+    if (bound !== 1) ev.mulInt(y, bound, y);
     y.scale = resultScale;
     return y;
   }
@@ -543,10 +548,11 @@ function canonicalDelta(bp: BootstrappingParameters): number {
 /**
  * What {@link Bootstrapper.bootstrapNew} does with an input of scale `inputScale` and values within ±`bound`: the
  * integer `factor` of its scale-up, the scale Δ that reaches (the input read as values / bound), and the scale of
- * the result at `levelsLeft` (the canonical one times Δ/(Δ₀·bound)). The compiler sizes bootstrap instructions
- * with it.
+ * the result at `levelsLeft` (the canonical one times Δ/Δ₀, within 1/(2·factor) of it). The compiler sizes bootstrap
+ * instructions with it.
  *
- * @throws {InvalidArgumentError} when no integer scale-up reaches q0/2^messageRatioBits, or `bound` < 1.
+ * @throws {InvalidArgumentError} when no integer scale-up reaches q0/2^messageRatioBits, or `bound` is not an
+ *   integer ≥ 1.
  * @example
  * ```ts
  * const { scale } = bootstrapResultScale(bp, ct.scale, 8);
@@ -557,8 +563,8 @@ export function bootstrapResultScale(
   inputScale: number,
   bound: number,
 ): { factor: number; delta: number; scale: number } {
-  if (!(Number.isFinite(bound) && bound >= 1)) {
-    throw new InvalidArgumentError(`bootstrap: bound = ${bound}: expected a finite number ≥ 1`);
+  if (!(Number.isSafeInteger(bound) && bound >= 1)) {
+    throw new InvalidArgumentError(`bootstrap: bound = ${bound}: expected an integer ≥ 1`);
   }
   const params = bp.params;
   const q0 = baseModulus(params);
@@ -574,7 +580,7 @@ export function bootstrapResultScale(
   const delta = read * factor;
   const canonical = params.scaleAtLevel[bp.levelsLeft];
   const ratio = delta / canonicalDelta(bp);
-  return { factor, delta, scale: ratio === 1 && bound === 1 ? canonical : (canonical * ratio) / bound };
+  return { factor, delta, scale: ratio === 1 ? canonical : canonical * ratio };
 }
 
 /** The SlotsToCoeffs maps for Δ₀ (cached in the plan). */

@@ -404,10 +404,13 @@ function compileLatency(
   const { input, output } = emitLatency(model, emitter, layout, params.slots, {
     bootstrapping: bootstrapping && {
       consumption,
+      // An integer (the bootstrap multiplies its result back by it).
       bound: (name) =>
-        name === model.inputName
-          ? Math.max(1, 2 * Math.abs(inputRange[0]), 2 * Math.abs(inputRange[1]))
-          : Math.max(1, 2 * (bounds.get(name) ?? fallback)),
+        Math.ceil(
+          name === model.inputName
+            ? Math.max(1, 2 * Math.abs(inputRange[0]), 2 * Math.abs(inputRange[1]))
+            : Math.max(1, 2 * (bounds.get(name) ?? fallback)),
+        ),
     },
   });
   if (bootstrapping) depth = input.level - emitter.minLevel;

@@ -245,7 +245,7 @@ export function emitLatency(
  */
 export interface LatencyBootstrapping {
   readonly consumption: ReadonlyMap<Layer, number>;
-  /** A bound ≥ 1 on |slots| of value `name` (a layer output or the model input). */
+  /** An integer bound ≥ 1 on |slots| of value `name` (a layer output or the model input). */
   bound(name: string): number;
 }
 
