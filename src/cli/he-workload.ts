@@ -6,7 +6,7 @@ import { defaultContext } from '../ring/context.ts';
 import { FileStash } from '../runtime/store/file-stash.ts';
 import type { Ciphertext } from '../ckks/objects.ts';
 import { awaitsApproximation } from '../nn/approx.ts';
-import { checkDepthBound, compileModel } from '../nn/compile/index.ts';
+import { compileModel } from '../nn/compile/index.ts';
 import { InferenceClient } from '../nn/client.ts';
 import { ModelOwner } from '../nn/owner.ts';
 import { checkImages } from '../program/packing.ts';
@@ -23,10 +23,10 @@ import {
   type TieredHeOptions,
   type TieredHeResult,
 } from '../runtime/he/tiered.ts';
-import { InvalidArgumentError, ResourceError, SecurityError } from '../util/errors.ts';
+import { InvalidArgumentError, ResourceError } from '../util/errors.ts';
 import { ARENA_LIMIT_BYTES } from './infer-memory.ts';
 import { calibrationImages, loadImageSet } from './images.ts';
-import { DEEP_DEGREES, normalizeChannels } from './infer-packing.ts';
+import { DEEP_DEGREES, needsBootstraps, normalizeChannels } from './infer-packing.ts';
 import type { KernelContext } from '../ring/context.ts';
 
 /**
@@ -151,13 +151,7 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
   normalizeChannels(batch.data, model.onnxInputShape, options.inputMean, options.inputStd);
   const budget = options.budgetBytes;
   // A model deeper than any chain compiles with bootstraps (latency packing), its ReLUs as `home infer` makes them.
-  let deep = false;
-  try {
-    checkDepthBound(model);
-  } catch (error) {
-    if (!(error instanceof SecurityError) || mode === 'batch') throw error;
-    deep = true;
-  }
+  const deep = needsBootstraps(model, mode);
   const { program, resources } = compileModel(model, {
     mode,
     encryptWeights: options.encryptWeights === true,

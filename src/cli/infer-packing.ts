@@ -47,13 +47,7 @@ export function choosePacking(
   // A model deeper than any chain runs with bootstraps, which latency packing places; its ReLUs get polynomials
   // as deep as a bootstrap's levels allow beside the layer before them (degree 63: 7 levels, with the
   // convolution's 1 the 8 a bootstrap leaves).
-  let deep = false;
-  try {
-    checkDepthBound(model);
-  } catch (error) {
-    if (!(error instanceof SecurityError) || requested === 'batch') throw error;
-    deep = true;
-  }
+  const deep = needsBootstraps(model, requested);
   // Calibrated once for both packings (the approximations do not depend on the packing), without the accuracy
   // costs no one reads here: most of a compile's time is these simulations of the model on the calibration images.
   const approximated = needsCalibration
@@ -107,6 +101,25 @@ export function choosePacking(
     throw new UnsupportedModelError(`--mode auto: no packing compiles this model (${errors.join('; ')})`);
   }
   return { compiled: best.compiled, mode: best.mode, estimated };
+}
+
+/**
+ * Whether `model` is deeper than any chain, so that it needs bootstraps (latency packing, {@link DEEP_DEGREES}).
+ *
+ * @throws SecurityError (the depth bound's) when it is and `mode` is batch, which has no bootstraps.
+ * @example
+ * ```ts
+ * const deep = needsBootstraps(model, 'auto');
+ * ```
+ */
+export function needsBootstraps(model: LayerModel, mode: 'auto' | 'batch' | 'latency'): boolean {
+  try {
+    checkDepthBound(model);
+    return false;
+  } catch (error) {
+    if (!(error instanceof SecurityError) || mode === 'batch') throw error;
+    return true;
+  }
 }
 
 /**

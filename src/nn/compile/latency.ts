@@ -183,21 +183,15 @@ export function emitLatency(
             Math.abs(x.scale / z.scale - 1) < 2 ** -40
           ) {
             y = emitter.addSub(layer.op, x, z);
-          } else if (c0 === 1 && x.level < z.level) {
+          } else if ((c0 === 1 && x.level < z.level) || (w1 === 1 && z.level < x.level)) {
             // The higher operand takes its coefficient with the product that matches it to the lower one's level
             // and scale: no level of the sum.
-            const low = emitter.relinearize(x);
+            const [lower, higher, w] = x.level < z.level ? [x, z, w1] : [z, x, c0];
+            const low = emitter.relinearize(lower);
             y = emitter.addSub(
               'add',
               low,
-              emitter.matchScale(emitter.relinearize(z), low.level, low.scale, w1),
-            );
-          } else if (w1 === 1 && z.level < x.level) {
-            const low = emitter.relinearize(z);
-            y = emitter.addSub(
-              'add',
-              low,
-              emitter.matchScale(emitter.relinearize(x), low.level, low.scale, c0),
+              emitter.matchScale(emitter.relinearize(higher), low.level, low.scale, w),
             );
           } else {
             y = emitter.linear(
