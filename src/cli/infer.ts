@@ -411,7 +411,13 @@ async function inferWithMemory(
     // too, and come out of the budget (at most half of it): under a 2 GiB budget LeNet's 379 MB took its peak RSS
     // to 3.05 GiB when only those beyond 256 MiB were counted, 2.88 GiB when all were.
     const constantsBytes = Math.min(program.constants.byteLength, Math.floor(runMemory.budgetBytes / 2));
-    const budgetBytes = Math.floor((runMemory.budgetBytes * 7) / 8) - constantsBytes;
+    // A bootstrapper keeps its relinearization and encapsulation keys in kernel memory beside the plan's objects
+    // (its Galois keys and diagonals come and go inside each bootstrap's declared scratch): out of the budget too.
+    const keys = client.bootstrappingKeys;
+    const bootstrapResident = keys
+      ? keys.relinearization.byteLength + keys.denseToSparse.byteLength + keys.sparseToDense.byteLength
+      : 0;
+    const budgetBytes = Math.floor((runMemory.budgetBytes * 7) / 8) - constantsBytes - bootstrapResident;
     const pool = Math.max(Math.floor(budgetBytes / 32), budgetBytes - arenaRoom);
     serverMemory = { ...base, budgetBytes, dramPoolBytes: pool };
   }
