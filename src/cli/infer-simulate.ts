@@ -84,27 +84,18 @@ export async function runInferSimulated(
   const plain = simulate(model, images, count);
   const plainSeconds = (performance.now() - t) / 1000;
   t = performance.now();
-  // Pass by pass, so that a long simulation says how far it got.
-  const size = shapeSize(model.onnxInputShape);
-  const logits = new Float64Array(count * classes);
+  // One simulation (its plaintext vectors made once), saying how far it got every 10 s.
   let lastProgress = t;
-  for (let first = 0; first < count; first += program.batchSize) {
-    const n = Math.min(program.batchSize, count - first);
-    const seed = new Uint8Array(32);
-    new DataView(seed.buffer).setUint32(0, first, true);
-    logits.set(
-      simulateProgram(program, images.subarray(first * size, (first + n) * size), n, {
-        bootstrapNoise: { bits: noiseBits, seed },
-      }),
-      first * classes,
-    );
-    if (performance.now() - lastProgress >= 10_000) {
+  const logits = simulateProgram(program, images, count, {
+    bootstrapNoise: { bits: noiseBits },
+    onPass: (done) => {
+      if (performance.now() - lastProgress < 10_000) return;
       lastProgress = performance.now();
       process.stderr.write(
-        `home infer --simulate: ${first + n}/${count} images, ${((lastProgress - t) / 1000).toFixed(0)} s\n`,
+        `home infer --simulate: ${done}/${count} images, ${((lastProgress - t) / 1000).toFixed(0)} s\n`,
       );
-    }
-  }
+    },
+  });
   const simulateSeconds = (performance.now() - t) / 1000;
   const predicted = argmaxRows(logits, count, classes);
   const reference = argmaxRows(plain, count, classes);
@@ -132,7 +123,8 @@ export async function runInferSimulated(
     bootstraps: program.instructions.filter((ins) => ins.op === 'bootstrap').length,
     depth: program.depth,
     log_n: program.logN,
-    calibration_images: compiled.substitutions.length > 0 ? calibration.length / size : 0,
+    calibration_images:
+      compiled.substitutions.length > 0 ? calibration.length / shapeSize(model.onnxInputShape) : 0,
     compile_s: round(compileSeconds, 3),
     simulate_s: round(simulateSeconds, 3),
     plain_s: round(plainSeconds, 3),

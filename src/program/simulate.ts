@@ -34,6 +34,8 @@ export interface SimulateProgramOptions {
    * (`seed`, 32 bytes, default zeros). Absent: bootstraps are exact.
    */
   readonly bootstrapNoise?: { readonly bits?: number; readonly seed?: Uint8Array };
+  /** Called after each pass with the images simulated so far (a long simulation reports progress with it). */
+  readonly onPass?: (imagesDone: number, count: number) => void;
 }
 
 /**
@@ -93,6 +95,7 @@ export function simulateProgram(
     const decoded = new Map<number, Float64Array>();
     for (const output of program.outputs) decoded.set(output.id, aliveValue(values, output.id));
     unpack(program, decoded, logits, pass.first, pass.count);
+    options.onPass?.(pass.first + pass.count, count);
   }
   return logits;
 }
