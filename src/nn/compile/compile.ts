@@ -307,6 +307,7 @@ function bootstrappingFor(
   for (const [layer, levels] of consumption)
     if (!deepest || levels > (consumption.get(deepest) ?? 0)) deepest = layer;
   const widest = deepest ? (consumption.get(deepest) ?? 0) : 0;
+  if (options.bootstrapLevels !== undefined) assertInteger(options.bootstrapLevels, 'bootstrapLevels', 1, 60);
   const levelsLeft = options.bootstrapLevels ?? Math.max(8, widest);
   if (deepest && widest > levelsLeft) {
     throw new InvalidArgumentError(
@@ -365,22 +366,25 @@ function compileLatency(
       consumption.set(layer, Math.min(...operands.map((o) => o.level)) - y.level),
   });
   let depth = PROBE_TOP - probe.minLevel;
-  let params: Parameters;
-  let bootstrapping: BootstrappingParameters | undefined;
-  try {
-    if (refresh.option === true) throw new SecurityError('bootstrapping asked for');
-    params = chooseParameters(depth, {
-      primesPerLevel: ppl,
-      basePrimes,
-      minLogN: Math.max(options.minLogN ?? 13, Math.log2(period) + 1),
-      maxLogN: options.maxLogN,
-      insecureLogN: options.insecureLogN,
-    });
-  } catch (error) {
-    if (!(error instanceof SecurityError) || refresh.option === false) throw error;
-    bootstrapping = bootstrappingFor(model, options, consumption, maxLogN, refresh.magnitudes);
-    params = bootstrapping.params;
+  // A chain that holds the whole depth, or (asked for, or when none does) bootstrapping parameters.
+  let chainParams: Parameters | undefined;
+  if (refresh.option !== true) {
+    try {
+      chainParams = chooseParameters(depth, {
+        primesPerLevel: ppl,
+        basePrimes,
+        minLogN: Math.max(options.minLogN ?? 13, Math.log2(period) + 1),
+        maxLogN: options.maxLogN,
+        insecureLogN: options.insecureLogN,
+      });
+    } catch (error) {
+      if (!(error instanceof SecurityError) || refresh.option === false) throw error;
+    }
   }
+  const bootstrapping = chainParams
+    ? undefined
+    : bootstrappingFor(model, options, consumption, maxLogN, refresh.magnitudes);
+  const params: Parameters = chainParams ?? (bootstrapping as BootstrappingParameters).params;
   /** The server's memory for the program `e` emitted (the probe, sized at the real parameters, or the real one). */
   const memoryOf = (e: Emitter, emitted: { input: Sym; output: Sym }, offset: number) => {
     const weights = e.weightInputs.map((w) => ({ id: w.id, level: w.level, scale: w.scale, degree: 1 }));

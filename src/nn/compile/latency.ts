@@ -173,7 +173,6 @@ export function emitLatency(
             emitter.rescale(emitter.mulCt(emitter.relinearize(x), emitter.relinearize(z))),
           );
         } else {
-          const [c0, c1] = layer.coefficients ?? [1, 1];
           const w1 = layer.op === 'add' ? c1 : -c1;
           if (
             x.level === z.level &&
