@@ -30,7 +30,13 @@ export interface SimulatedInferSummary {
   plain_accuracy: number | null;
   /** Fraction of images whose argmax equals the plaintext model's. */
   agreement: number;
+  /** Over the images whose logits are all finite. */
   max_abs_logit_error: number;
+  /**
+   * Images with a non-finite logit: a value left a polynomial's interval (calibrated on other images) and the
+   * polynomial blew up. Under encryption such an image's result is as wrong.
+   */
+  non_finite_images: number;
   /** Bits of the bootstrap noise model (each bootstrap adds an error uniform in ±bound·2^-bits). */
   bootstrap_noise_bits: number;
   bootstraps: number;
@@ -108,7 +114,16 @@ export async function runInferSimulated(
     if (labels && predicted[i] === labels[i]) correct++;
     if (labels && reference[i] === labels[i]) plainCorrect++;
   }
-  for (let i = 0; i < logits.length; i++) maxError = Math.max(maxError, Math.abs(logits[i] - plain[i]));
+  let nonFinite = 0;
+  for (let i = 0; i < count; i++) {
+    const row = logits.subarray(i * classes, (i + 1) * classes);
+    if (!row.every(Number.isFinite)) {
+      nonFinite++;
+      continue;
+    }
+    for (let j = 0; j < classes; j++)
+      maxError = Math.max(maxError, Math.abs(row[j] - plain[i * classes + j]));
+  }
   const round = (x: number, digits = 4) => Number(x.toFixed(digits));
   const summary: SimulatedInferSummary = {
     suite: 'infer-simulated',
@@ -119,6 +134,7 @@ export async function runInferSimulated(
     plain_accuracy: labels ? round(plainCorrect / count) : null,
     agreement: round(agree / count),
     max_abs_logit_error: round(maxError, 6),
+    non_finite_images: nonFinite,
     bootstrap_noise_bits: noiseBits,
     bootstraps: program.instructions.filter((ins) => ins.op === 'bootstrap').length,
     depth: program.depth,
