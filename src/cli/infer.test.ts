@@ -256,7 +256,7 @@ describe('home infer', () => {
     }
   });
 
-  it('a model deeper than any secure chain is refused before calibration, not after minutes of it', () => {
+  it('a model deeper than any secure chain is refused in batch packing (no bootstraps) before calibration', () => {
     const shared = fileURLToPath(new URL('../../../shared/', import.meta.url));
     const resnet = `${shared}models/cifar10/resnet20-ace.onnx`;
     if (!existsSync(resnet)) {
@@ -267,6 +267,7 @@ describe('home infer', () => {
     const r = home(
       ...['--model', resnet, '--data', `${cifar}test-0000-0499-images.npy`, '--input-scale', '1/255'],
       ...['--input-mean', '0.485,0.456,0.406', '--input-std', '0.229,0.224,0.225', '--count', '1', '--json'],
+      ...['--mode', 'batch'],
     );
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /SecurityError.*depth at least 76 .*before calibration/);
