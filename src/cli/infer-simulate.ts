@@ -8,7 +8,7 @@ import { shapeSize } from '../nn/onnx/graph.ts';
 import { argmaxRows, simulate } from '../nn/simulate.ts';
 import { simulateProgram } from '../program/simulate.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
-import { type InferOptions, loadInferInputs } from './infer.ts';
+import { countAgreement, type InferOptions, loadInferInputs } from './infer.ts';
 import { choosePacking } from './infer-packing.ts';
 
 /**
@@ -105,15 +105,8 @@ export async function runInferSimulated(
   const simulateSeconds = (performance.now() - t) / 1000;
   const predicted = argmaxRows(logits, count, classes);
   const reference = argmaxRows(plain, count, classes);
-  let agree = 0;
-  let correct = 0;
-  let plainCorrect = 0;
+  const { agree, correct, plainCorrect } = countAgreement(predicted, reference, labels, count);
   let maxError = 0;
-  for (let i = 0; i < count; i++) {
-    if (predicted[i] === reference[i]) agree++;
-    if (labels && predicted[i] === labels[i]) correct++;
-    if (labels && reference[i] === labels[i]) plainCorrect++;
-  }
   let nonFinite = 0;
   for (let i = 0; i < count; i++) {
     const row = logits.subarray(i * classes, (i + 1) * classes);

@@ -305,6 +305,32 @@ export function loadInferInputs(
   return { model, images, count, calibration, labels };
 }
 
+/**
+ * Of `count` images: how many predictions equal the plaintext model's, and (with labels) how many of each are
+ * correct.
+ *
+ * @example
+ * ```ts
+ * const { agree, correct, plainCorrect } = countAgreement(predictions, plainPredictions, labels, count);
+ * ```
+ */
+export function countAgreement(
+  predictions: ArrayLike<number>,
+  plainPredictions: ArrayLike<number>,
+  labels: ArrayLike<number> | undefined,
+  count: number,
+): { agree: number; correct: number; plainCorrect: number } {
+  let agree = 0;
+  let correct = 0;
+  let plainCorrect = 0;
+  for (let i = 0; i < count; i++) {
+    if (predictions[i] === plainPredictions[i]) agree++;
+    if (labels && predictions[i] === labels[i]) correct++;
+    if (labels && plainPredictions[i] === labels[i]) plainCorrect++;
+  }
+  return { agree, correct, plainCorrect };
+}
+
 async function inferWithMemory(
   options: InferOptions,
   context: {
@@ -595,14 +621,7 @@ async function inferWithMemory(
 
   // 4. Figures.
   const predictions = argmaxRows(logits, count, classes);
-  let agree = 0;
-  let correct = 0;
-  let plainCorrect = 0;
-  for (let i = 0; i < count; i++) {
-    if (predictions[i] === plainPredictions[i]) agree++;
-    if (labels && predictions[i] === labels[i]) correct++;
-    if (labels && plainPredictions[i] === labels[i]) plainCorrect++;
-  }
+  const { agree, correct, plainCorrect } = countAgreement(predictions, plainPredictions, labels, count);
   let maxError = 0;
   for (let i = 0; i < logits.length; i++) maxError = Math.max(maxError, Math.abs(logits[i] - plain[i]));
   const summary: InferSummary = {
