@@ -230,6 +230,47 @@ export function benchCommand(): Command {
         });
       },
     );
+  bench
+    .command('resnet')
+    .description(
+      'encrypted CIFAR-10 ResNets (home infer --mode latency): ResNet-20 and deeper members of its family ' +
+        '(32, 44, 56 layers, grown from it, untrained), each in its own process, time and bootstraps beside ResNet-20',
+    )
+    .option('--json', 'print JSON lines (default)', true)
+    .option('--depth <n...>', 'depths 6n + 2 (default 20 32 44 56)')
+    .option('--count <k>', 'test images per depth', '1')
+    .option('--threads <n>', "kernel threads of each run (default: home infer's)")
+    .option('--dram-budget <size>', 'home infer --dram-budget', '4GiB')
+    .option('--calibration-count <k>', "home infer --calibration-count (default: home infer's)")
+    .option('--model <file>', 'the ResNet-20 to grow from (default: cifar10/resnet20-akamaster.onnx)')
+    .action(
+      async (options: {
+        depth?: string[];
+        count: string;
+        threads?: string;
+        dramBudget: string;
+        calibrationCount?: string;
+        model?: string;
+      }) => {
+        const whole = (text: string | undefined, flag: string, min: number, max: number) => {
+          if (text === undefined) return undefined;
+          const value = Number(text);
+          if (!/^\d+$/.test(text) || value < min || value > max) {
+            throw new InvalidArgumentError(`${flag} ${text}: expected a whole number from ${min} to ${max}`);
+          }
+          return value;
+        };
+        const { runResNetBench } = await import('./resnet.ts');
+        await runResNetBench({
+          depths: options.depth?.map((d) => whole(d, '--depth', 20, 1000) as number),
+          count: whole(options.count, '--count', 1, 500) as number,
+          threads: whole(options.threads, '--threads', 1, 1024),
+          dramBudget: options.dramBudget,
+          calibrationCount: whole(options.calibrationCount, '--calibration-count', 1, 500),
+          model: options.model,
+        });
+      },
+    );
   return bench;
 }
 

@@ -171,6 +171,8 @@ export function prepareHeWorkload(options: HeWorkloadOptions): HeWorkload {
           approximation: { measureCosts: false, ...(deep ? { degree: DEEP_DEGREES } : {}) },
         }
       : {}),
+    // Deep models as `home infer` runs them (see choosePacking).
+    ...(deep ? { polynomials: 'bsgs' as const } : {}),
   });
   const count = Math.min(wanted, program.batchSize);
   const images = batch.data.subarray(0, count * size);

@@ -45,8 +45,8 @@ export function choosePacking(
     count: calibrationCount,
   };
   // A model deeper than any chain runs with bootstraps, which latency packing places; its ReLUs get polynomials
-  // as deep as a bootstrap's levels allow beside the layer before them (degree 63: 7 levels, with the
-  // convolution's 1 the 8 a bootstrap leaves).
+  // as deep as a bootstrap's levels allow beside the layer before them (degree 127 by baby steps and giant
+  // steps: 7 levels, with the convolution's 1 the 8 a bootstrap leaves).
   const deep = needsBootstraps(model, requested);
   // Calibrated once for both packings (the approximations do not depend on the packing), without the accuracy
   // costs no one reads here: most of a compile's time is these simulations of the model on the calibration images.
@@ -69,6 +69,7 @@ export function choosePacking(
         stepBytes: Number.isFinite(budgetBytes) ? Math.floor(budgetBytes / 2) : Number.POSITIVE_INFINITY,
       },
       ...(needsCalibration ? { calibration: calibrationSet } : {}),
+      ...(deep ? { polynomials: 'bsgs' as const } : {}),
     });
     return approximated
       ? { ...compiled, substitutions: approximated.substitutions, approximationCost: approximated.overall }
@@ -130,7 +131,7 @@ export function needsBootstraps(model: LayerModel, mode: 'auto' | 'batch' | 'lat
  * approximateModel(model, { calibration, degree: DEEP_DEGREES });
  * ```
  */
-export const DEEP_DEGREES = { relu: 63 } as const;
+export const DEEP_DEGREES = { relu: 127 } as const;
 
 /** The op-table cost model's time per modular multiply (ns), for comparing packings. */
 const NS_PER_MODULAR_MULTIPLY = 0.6;

@@ -8,7 +8,7 @@ import { shapeSize } from '../nn/onnx/graph.ts';
 import { argmaxRows, simulate } from '../nn/simulate.ts';
 import { simulateProgram } from '../program/simulate.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
-import { countAgreement, type InferOptions, loadInferInputs } from './infer.ts';
+import { countAgreement, type InferOptions, loadInferInputs, logitErrors } from './infer.ts';
 import { choosePacking } from './infer-packing.ts';
 
 /**
@@ -32,6 +32,8 @@ export interface SimulatedInferSummary {
   agreement: number;
   /** Over the images whose logits are all finite. */
   max_abs_logit_error: number;
+  /** Over the images whose logits are all finite: max |logit error| / that image's plaintext logit range. */
+  max_logit_error_of_range: number;
   /**
    * Images with a non-finite logit: a value left a polynomial's interval (calibrated on other images) and the
    * polynomial blew up. Under encryption such an image's result is as wrong.
@@ -106,17 +108,7 @@ export async function runInferSimulated(
   const predicted = argmaxRows(logits, count, classes);
   const reference = argmaxRows(plain, count, classes);
   const { agree, correct, plainCorrect } = countAgreement(predicted, reference, labels, count);
-  let maxError = 0;
-  let nonFinite = 0;
-  for (let i = 0; i < count; i++) {
-    const row = logits.subarray(i * classes, (i + 1) * classes);
-    if (!row.every(Number.isFinite)) {
-      nonFinite++;
-      continue;
-    }
-    for (let j = 0; j < classes; j++)
-      maxError = Math.max(maxError, Math.abs(row[j] - plain[i * classes + j]));
-  }
+  const { maxError, maxOfRange, nonFinite } = logitErrors(logits, plain, count, classes);
   const round = (x: number, digits = 4) => Number(x.toFixed(digits));
   const summary: SimulatedInferSummary = {
     suite: 'infer-simulated',
@@ -127,6 +119,7 @@ export async function runInferSimulated(
     plain_accuracy: labels ? round(plainCorrect / count) : null,
     agreement: round(agree / count),
     max_abs_logit_error: round(maxError, 6),
+    max_logit_error_of_range: round(maxOfRange, 6),
     non_finite_images: nonFinite,
     bootstrap_noise_bits: noiseBits,
     bootstraps: program.instructions.filter((ins) => ins.op === 'bootstrap').length,
@@ -144,7 +137,7 @@ export async function runInferSimulated(
     print(
       `Simulated HE program (${mode}, logN ${program.logN}, ${summary.bootstraps} bootstraps, noise 2^-${noiseBits}): ` +
         `accuracy ${pct(summary.accuracy)}, plaintext ${pct(summary.plain_accuracy)}, same argmax ${pct(summary.agreement)} ` +
-        `of ${count} images (max |logit error| ${maxError.toExponential(2)}); compile ${summary.compile_s} s, simulation ${summary.simulate_s} s`,
+        `of ${count} images (max |logit error| ${maxError.toExponential(2)}, ${(100 * maxOfRange).toFixed(2)} % of the logit range); compile ${summary.compile_s} s, simulation ${summary.simulate_s} s`,
     );
   }
   return summary;

@@ -164,6 +164,11 @@ export interface InferSummary {
   upload_bytes: number;
   download_bytes: number;
   max_abs_logit_error: number;
+  /**
+   * Largest over the images of max |logit error| / (max logit − min logit) of the plaintext model: how far the
+   * encrypted logits are from the plaintext ones, in units of each image's logit range.
+   */
+  max_logit_error_of_range: number;
   substitutions: {
     layer: string;
     op: string;
@@ -329,6 +334,46 @@ export function countAgreement(
     if (labels && plainPredictions[i] === labels[i]) plainCorrect++;
   }
   return { agree, correct, plainCorrect };
+}
+
+/**
+ * How far `logits` are from the plaintext model's `plain` (both `count × classes`, row per image): the largest
+ * |error| over all logits, and the largest over the images with finite logits of that image's largest |error|
+ * divided by its plaintext logit range (max − min). `nonFinite` counts the images with a non-finite logit.
+ *
+ * @example
+ * ```ts
+ * const { maxOfRange } = logitErrors(decrypted, plain, count, 10); // 0.006: within 0.6 % of the range
+ * ```
+ */
+export function logitErrors(
+  logits: ArrayLike<number>,
+  plain: ArrayLike<number>,
+  count: number,
+  classes: number,
+): { maxError: number; maxOfRange: number; nonFinite: number } {
+  let maxError = 0;
+  let maxOfRange = 0;
+  let nonFinite = 0;
+  for (let i = 0; i < count; i++) {
+    let error = 0;
+    let low = Number.POSITIVE_INFINITY;
+    let high = Number.NEGATIVE_INFINITY;
+    let finite = true;
+    for (let j = i * classes; j < (i + 1) * classes; j++) {
+      if (!Number.isFinite(logits[j])) finite = false;
+      error = Math.max(error, Math.abs(logits[j] - plain[j]));
+      low = Math.min(low, plain[j]);
+      high = Math.max(high, plain[j]);
+    }
+    if (!finite) {
+      nonFinite++;
+      continue;
+    }
+    maxError = Math.max(maxError, error);
+    if (high > low) maxOfRange = Math.max(maxOfRange, error / (high - low));
+  }
+  return { maxError, maxOfRange, nonFinite };
 }
 
 async function inferWithMemory(
@@ -622,8 +667,10 @@ async function inferWithMemory(
   // 4. Figures.
   const predictions = argmaxRows(logits, count, classes);
   const { agree, correct, plainCorrect } = countAgreement(predictions, plainPredictions, labels, count);
-  let maxError = 0;
-  for (let i = 0; i < logits.length; i++) maxError = Math.max(maxError, Math.abs(logits[i] - plain[i]));
+  // A non-finite decrypted logit makes both figures non-finite (null in JSON), not smaller.
+  const errors = logitErrors(logits, plain, count, classes);
+  const maxError = errors.nonFinite > 0 ? Number.NaN : errors.maxError;
+  const maxOfRange = errors.nonFinite > 0 ? Number.NaN : errors.maxOfRange;
   const summary: InferSummary = {
     suite: 'infer',
     model: basename(options.model),
@@ -682,6 +729,7 @@ async function inferWithMemory(
     upload_bytes: upload,
     download_bytes: download,
     max_abs_logit_error: round(maxError, 9),
+    max_logit_error_of_range: round(maxOfRange, 6),
     substitutions: compiled.substitutions.map((s) => ({
       layer: s.layer,
       op: s.op,
@@ -706,7 +754,7 @@ async function inferWithMemory(
     const pct = (x: number | null) => (x === null ? 'n/a (no labels)' : `${(100 * x).toFixed(2)} %`);
     print(`Accuracy: encrypted ${pct(summary.accuracy)}, plaintext ${pct(summary.plain_accuracy)}`);
     print(
-      `Same prediction as plaintext: ${pct(summary.agreement)} of ${count} images (max |logit error| ${maxError.toExponential(2)})`,
+      `Same prediction as plaintext: ${pct(summary.agreement)} of ${count} images (max |logit error| ${maxError.toExponential(2)}, ${(100 * maxOfRange).toFixed(2)} % of the logit range)`,
     );
     print(
       `Time: compile ${summary.compile_s} s, keygen ${summary.keygen_s} s, encrypt ${summary.encrypt_s} s, evaluate ${summary.eval_s} s ` +

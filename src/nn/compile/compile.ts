@@ -124,6 +124,10 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
     () => `relinearize = ${String(policy)}: expected 'auto', 'lazy' or 'eager'`,
   );
 
+  check(
+    options.polynomials === undefined || options.polynomials === 'basis' || options.polynomials === 'bsgs',
+    () => `polynomials = ${String(options.polynomials)}: expected 'basis' or 'bsgs'`,
+  );
   const bootstrapOption = options.bootstrapping ?? 'auto';
   check(
     bootstrapOption === true || bootstrapOption === false || bootstrapOption === 'auto',
@@ -223,6 +227,7 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
   // 3. Size estimates, then the depth by a dry run, then parameters and the server's memory.
   const estimatedInstructions = checkEstimates(estimateLayers(model, 'batch', 1), limits, 'batch');
   const probe = new Emitter(probeChain, limits, true);
+  probe.polynomials = options.polynomials ?? 'basis';
   const probed = emitBatch(model, probe, policy);
   const depth = PROBE_TOP - probe.minLevel;
   const params = chooseParameters(depth, {
@@ -242,6 +247,7 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
 
   // 4. The real emission at the chosen parameters.
   const emitter = new Emitter(chainOf(params), limits);
+  emitter.polynomials = options.polynomials ?? 'basis';
   const { inputs, outputs } = emitBatch(model, emitter, policy);
   const batchSize = options.batchSize ?? params.slots;
   assertInteger(batchSize, 'batchSize', 1, params.slots);
@@ -292,7 +298,6 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
  * bound the values each bootstrap refreshes.
  */
 function bootstrappingFor(
-  model: LayerModel,
   options: CompileOptions,
   consumption: ReadonlyMap<Layer, number>,
   maxLogN: number,
@@ -357,6 +362,7 @@ function compileLatency(
     'latency',
   );
   const probe = new Emitter(probeChain, limits, true);
+  probe.polynomials = options.polynomials ?? 'basis';
   probe.encryptWeights = encryptWeights;
   // The probe's rotations span the most slots the parameters may have: the same diagonals as any span of two
   // periods or more (a span of one period can only merge diagonals, so the probe never under-counts keys).
@@ -383,7 +389,7 @@ function compileLatency(
   }
   const bootstrapping = chainParams
     ? undefined
-    : bootstrappingFor(model, options, consumption, maxLogN, refresh.magnitudes);
+    : bootstrappingFor(options, consumption, maxLogN, refresh.magnitudes);
   const params: Parameters = chainParams ?? (bootstrapping as BootstrappingParameters).params;
   /** The server's memory for the program `e` emitted (the probe, sized at the real parameters, or the real one). */
   const memoryOf = (e: Emitter, emitted: { input: Sym; output: Sym }, offset: number) => {
@@ -400,6 +406,7 @@ function compileLatency(
   // With bootstraps the probe's levels are not the program's (it never refreshes): size the real emission.
   let sized = bootstrapping ? undefined : memoryOf(probe, probed, params.depth - PROBE_TOP);
   const emitter = new Emitter(chainOf(params, bootstrapping), limits);
+  emitter.polynomials = options.polynomials ?? 'basis';
   emitter.encryptWeights = encryptWeights;
   const bounds = refresh.magnitudes;
   // Twice the largest calibrated magnitude, ≥ 1: EvalMod's sine stays accurate well past its nominal bound, so

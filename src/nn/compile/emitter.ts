@@ -9,6 +9,7 @@ import { type HeOp, OPS, opKeys } from '../../program/ops.ts';
 import type { HeInstruction, InputDescriptor, PlaintextDescriptor } from '../../program/program.ts';
 import type { Chain } from './chain.ts';
 import type { CompileLimits } from './options.ts';
+import type { PolynomialEvaluation } from './polynomial.ts';
 
 /** Rows per mul_matrix: enough to read each operand once per layer for the dense layers of MNIST-size models. */
 const MATRIX_ROWS = 256;
@@ -281,6 +282,11 @@ export class Emitter {
     return out;
   }
 
+  /** x at a lower `level`, scale unchanged (its extra primes dropped). */
+  dropLevel(x: Sym, level: number): Sym {
+    return this.#emit('drop_level', [x], { level })[0];
+  }
+
   addConst(x: Sym, c: number): Sym {
     return this.#emit('add_const', [x], { constant: this.constant(c) })[0];
   }
@@ -298,6 +304,8 @@ export class Emitter {
   readonly rotations = new Map<number, number>();
   /** Weights as model-owner ciphertexts instead of plaintexts (latency packing). */
   encryptWeights = false;
+  /** How polynomial approximations are evaluated (see {@link PolynomialEvaluation}). */
+  polynomials: PolynomialEvaluation = 'basis';
   readonly weightInputs: InputDescriptor[] = [];
 
   /** An encrypted weight vector (replicated with period values.length): a model-owner input. */

@@ -8,6 +8,7 @@ import { check } from '../../util/assert.ts';
 import type { AccuracyCost, ApproximationOptions, CalibrationData, Substitution } from '../approx.ts';
 import type { LayerModel } from '../layers.ts';
 import type { HeProgram } from '../../program/program.ts';
+import type { PolynomialEvaluation } from './polynomial.ts';
 
 /**
  * Where relinearizations go after a squaring that feeds a linear layer: `lazy` relinearizes the linear layer's
@@ -77,6 +78,12 @@ export interface CompileOptions {
   readonly bootstrapping?: boolean | 'auto';
   /** Levels a bootstrap leaves for computation (default: 8, or the most one layer consumes). */
   readonly bootstrapLevels?: number;
+  /**
+   * How polynomial approximations are evaluated: `'basis'` (default; ⌈log2 d⌉ + 1 levels for degree d) or
+   * `'bsgs'` (baby-step giant-step with the constants on the products' rescales: ⌈log2(d + 1)⌉ levels, so degree
+   * 127 fits where degree 63 did). Deep models run by `home infer` use `'bsgs'`.
+   */
+  readonly polynomials?: PolynomialEvaluation;
 }
 
 /**

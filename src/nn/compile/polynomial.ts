@@ -3,8 +3,23 @@
  * instructions that evaluation emits (the up-front size estimates rely on it, so both follow the same recursion),
  * and the max of a pooling window as pairwise trees of polynomial maxima (along its rows, then across them).
  */
+import { chebyshevDivide } from '../../ckks/polynomial.ts';
+import { PolynomialEvaluator } from '../../ckks/polynomial-evaluator.ts';
 import type { ChebyshevSeries } from '../chebyshev.ts';
 import type { Emitter, Sym, Term } from './emitter.ts';
+
+/**
+ * How the compiler evaluates a Chebyshev series: `basis` builds every needed T_k by the basis recursion and sums
+ * c_k·T_k at the end (⌈log2 d⌉ + 1 levels for degree d); `bsgs` is the baby-step giant-step evaluation of the CKKS
+ * library's PolynomialEvaluator (Bossuat et al., Eurocrypt 2021), whose constants ride on the products'
+ * rescales (⌈log2(d + 1)⌉ levels: degree 127 in the 7 levels degree 63 takes by the basis recursion).
+ *
+ * @example
+ * ```ts
+ * const evaluation: PolynomialEvaluation = 'bsgs';
+ * ```
+ */
+export type PolynomialEvaluation = 'basis' | 'bsgs';
 
 /**
  * Evaluates a Chebyshev series at `x`, the sum of `inputTerms`: the series times `factor`, plus optional extra
@@ -24,6 +39,7 @@ export function emitChebyshev(
   extra: readonly Term[] = [],
   factor = 1,
 ): Sym {
+  if (emitter.polynomials === 'bsgs') return emitChebyshevBsgs(emitter, series, inputTerms, extra, factor);
   const c = series.coeffs;
   const alpha = 2 / (series.b - series.a);
   const beta = -(series.a + series.b) / (series.b - series.a);
@@ -87,6 +103,131 @@ export function emitChebyshev(
   terms.push(...extra);
   if (terms.length === 0) terms.push({ x: t1, w: 0 });
   return emitter.linear(mergeTerms(terms), constant);
+}
+
+/**
+ * {@link emitChebyshev} by baby steps and giant steps (`emitter.polynomials === 'bsgs'`), the recursion of the CKKS
+ * library's PolynomialEvaluator on the emitter's symbols: p = q·T_{2^j} + r split until a part is a leaf Σ c_k·T_k
+ * (constant multiplications, no rescale) whose T_k have the levels to spare. Each part is asked for at a level
+ * and an exact scale and derives its children's from them, so every sum adds equal scales and the result lands
+ * on the canonical scale of its level: ⌈log2(d + 1)⌉ levels for degree d (plus T_1's, free when the interval map is
+ * folded into the layer before).
+ */
+function emitChebyshevBsgs(
+  emitter: Emitter,
+  series: ChebyshevSeries,
+  inputTerms: readonly Term[],
+  extra: readonly Term[],
+  factor: number,
+): Sym {
+  const alpha = 2 / (series.b - series.a);
+  const beta = -(series.a + series.b) / (series.b - series.a);
+  const t1 = emitter.linear(
+    inputTerms.map((t) => ({ x: t.x, w: t.w * alpha })),
+    beta,
+  );
+  const scaled = Float64Array.from(series.coeffs, (v) => v * factor);
+  const largest = scaled.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const negligible = largest * 1e-13;
+  const trim = (c: Float64Array): Float64Array => {
+    let length = c.length;
+    while (length > 1 && Math.abs(c[length - 1]) <= negligible) length--;
+    return c.subarray(0, length);
+  };
+  const c = trim(scaled);
+  const degree = c.length - 1;
+  if (degree <= 1) {
+    // c₀ + c₁·T₁ (+ extra terms): one constant multiplication and its rescale.
+    return emitter.linear(mergeTerms([{ x: t1, w: degree === 1 ? c[1] : 0 }, ...extra]), c[0]);
+  }
+  const chain = emitter.chain;
+  const modulus = (level: number): number => chain.rescalePrimes(level).reduce((p, q) => p * q, 1);
+  const depthOf = (k: number): number => Math.ceil(Math.log2(k) - 1e-12);
+  const powerOfTwoAtMost = (k: number): number => 2 ** Math.floor(Math.log2(k) + 1e-12);
+  const levels = Math.ceil(Math.log2(degree + 1) - 1e-12);
+  const outLevel = t1.level - levels;
+  if (outLevel < 0) {
+    throw new Error(
+      `compiler: a degree-${degree} polynomial needs ${levels} levels; layer ${emitter.layer} has ${t1.level}`,
+    );
+  }
+  const babyBound = PolynomialEvaluator.plan(degree).babyBound;
+  const powers = new Map<number, Sym>([[1, t1]]);
+  const power = (k: number): Sym => {
+    const known = powers.get(k);
+    if (known) return known;
+    const j = powerOfTwoAtMost(k);
+    let p: Sym;
+    if (j === k) {
+      // T_{2h} = 2·T_h² − 1
+      const half = power(k / 2);
+      p = emitter.relinearize(emitter.mulCt(half, half));
+      p = emitter.addSub('add', p, p);
+      p = emitter.addConst(p, -1);
+    } else {
+      // T_k = 2·T_j·T_{k−j} − T_{2j−k}, the last brought to the product's scale by a multiplication by 1.
+      const a = power(j);
+      const b = power(k - j);
+      const low = power(2 * j - k);
+      p = emitter.relinearize(emitter.mulCt(a, b));
+      p = emitter.addSub('add', p, p);
+      emitter.mulThenAdd(low, -1, p, p.scale / low.scale);
+    }
+    const result = emitter.rescale(p);
+    if (result.level !== t1.level - depthOf(k)) {
+      throw new Error(`compiler: T_${k} at level ${result.level}, not ${t1.level - depthOf(k)}`);
+    }
+    powers.set(k, result);
+    return result;
+  };
+  /** c·T at `level` with exactly `scale` (c encoded at scale/scale(T)), not rescaled. */
+  const term = (t: Sym, coefficient: number, level: number, scale: number): Sym => {
+    const source = t.level > level ? emitter.dropLevel(t, level) : t;
+    return emitter.mulConst(source, coefficient, scale / t.scale);
+  };
+  const combine = (a: Sym | number | undefined, b: Sym | number): Sym | number => {
+    if (a === undefined) return b;
+    if (typeof a === 'number' && typeof b === 'number') return a + b;
+    if (typeof a === 'number') return combine(b, a);
+    if (typeof b === 'number') return b === 0 ? a : emitter.addConst(a, b);
+    return emitter.addSub('add', a, b);
+  };
+  const leaf = (coefficients: Float64Array, level: number, scale: number): Sym | number => {
+    let acc: Sym | undefined;
+    for (let k = coefficients.length - 1; k >= 1; k--) {
+      if (Math.abs(coefficients[k]) <= negligible) continue;
+      const t = power(k);
+      if (acc === undefined) acc = term(t, coefficients[k], level, scale);
+      else emitter.mulThenAdd(t, coefficients[k], acc, acc.scale / t.scale);
+    }
+    return combine(acc, coefficients[0]);
+  };
+  /** The part with coefficients `p` at `level`, with exactly `scale`, before its rescale (a number if constant). */
+  const part = (p: Float64Array, level: number, scale: number): Sym | number => {
+    const d = p.length - 1;
+    if (d === 0) return p[0];
+    if (d <= babyBound && t1.level - depthOf(d) >= level) return leaf(p, level, scale);
+    const n = powerOfTwoAtMost(d);
+    const { quotient, remainder } = chebyshevDivide(p, n);
+    const q = trim(quotient);
+    const giant = power(n);
+    let result: Sym | undefined;
+    if (q.length === 1) {
+      if (Math.abs(q[0]) > negligible) result = term(giant, q[0], level, scale);
+    } else {
+      const inner = part(q, level + 1, (scale * modulus(level + 1)) / giant.scale);
+      if (typeof inner === 'number')
+        throw new Error('compiler: a non-constant quotient evaluated to a constant');
+      result = emitter.relinearize(emitter.mulCt(emitter.rescale(inner), giant));
+    }
+    return combine(result, part(trim(remainder), level, scale));
+  };
+  const top = part(c, outLevel + 1, chain.scaleAt(outLevel) * modulus(outLevel + 1));
+  if (typeof top === 'number') {
+    return emitter.linear(mergeTerms([{ x: t1, w: 0 }, ...extra]), top);
+  }
+  for (const t of extra) emitter.mulThenAdd(t.x, t.w, top, top.scale / t.x.scale);
+  return emitter.rescale(emitter.relinearize(top));
 }
 
 /** Terms of the same operand added into one. */

@@ -182,6 +182,58 @@ describe('bootstraps in HE programs (logN 10)', () => {
   });
 });
 
+describe('baby-step giant-step polynomials in programs (logN 10)', () => {
+  const images = calibration(32, 32);
+  const compile = (polynomials: 'basis' | 'bsgs', degree: number) =>
+    compileModel(residualModel(2), {
+      mode: 'latency',
+      insecureLogN: 10,
+      calibration: { images, count: 32 },
+      approximation: { degree },
+      bootstrapping: true,
+      polynomials,
+    });
+  const reluLevels = (program: HeProgram) =>
+    program.layers.filter((l) => l.name.includes('Relu')).map((l) => l.levels);
+
+  it('a degree-d ReLU takes ⌈log2(d + 1)⌉ levels (one fewer than the basis recursion): fewer bootstraps', () => {
+    const basis = compile('basis', 63).program;
+    const bsgs = compile('bsgs', 63).program;
+    assert.deepEqual(new Set(reluLevels(basis)), new Set([7]));
+    assert.deepEqual(new Set(reluLevels(bsgs)), new Set([6]));
+    assert.ok(bootstraps(bsgs).length < bootstraps(basis).length);
+    assert.ok(bsgs.instructions.length < basis.instructions.length);
+    // Degree 127 in the levels degree 63 took.
+    assert.deepEqual(new Set(reluLevels(compile('bsgs', 127).program)), new Set([7]));
+  });
+
+  it('runs encrypted: the logits of the float model with the same polynomials', async () => {
+    const { program, model } = compile('bsgs', 127);
+    const count = 2;
+    const few = images.subarray(0, count * 32);
+    const run = await runEncrypted(program, few, count, { seed: new Uint8Array(32).fill(5) });
+    const simulated = simulateProgram(program, few, count);
+    const polynomial = simulate(model, few, count, { mode: 'polynomial' });
+    for (let i = 0; i < run.logits.length; i++) {
+      assert.ok(
+        Math.abs(run.logits[i] - simulated[i]) < 1e-4,
+        `logit ${i}: ${run.logits[i]} vs ${simulated[i]}`,
+      );
+      assert.ok(
+        Math.abs(simulated[i] - polynomial[i]) < 1e-9,
+        `logit ${i}: the simulator is the float model`,
+      );
+    }
+  });
+
+  it('rejects an unknown evaluation by name', () => {
+    assert.throws(
+      () => compileModel(residualModel(1), { polynomials: 'horner' as 'bsgs' }),
+      /polynomials = horner: expected 'basis' or 'bsgs'/,
+    );
+  });
+});
+
 describe('bootstrap placement on a deep chain', () => {
   it('needs ⌈(depth − top) / levelsLeft⌉ bootstraps for a chain of squares, each at level 0', () => {
     // Gemm then 40 squares: 41 levels; the chain offers 23 from the top and 8 after each bootstrap.
