@@ -52,6 +52,12 @@ export async function main(argv: readonly string[]): Promise<void> {
   registerInfer(program);
   const { registerCharacterize } = await import('./characterize.ts');
   registerCharacterize(program);
+  const { registerServe } = await import('./serve.ts');
+  registerServe(program);
+  const { registerAdmin } = await import('./admin.ts');
+  registerAdmin(program);
+  const { registerClient } = await import('./client.ts');
+  registerClient(program);
   try {
     await program.parseAsync(argv as string[]);
   } catch (error) {
