@@ -334,6 +334,21 @@ export class LinearTransform {
   }
 
   /**
+   * The non-zero baby steps (ascending): the rotations `evaluateNew` makes of its input, hoisted, before any
+   * giant step; their keys are used together.
+   *
+   * @example
+   * ```ts
+   * const held = transform.babyRotations().length * params.switchingKeyBytes(level); // keys in use at once
+   * ```
+   */
+  babyRotations(): number[] {
+    const babies = new Set<number>();
+    for (const k of this.diagonals.keys()) if (k % this.babySteps !== 0) babies.add(k % this.babySteps);
+    return [...babies].sort((x, y) => x - y);
+  }
+
+  /**
    * The map in plain float64 on slot values (missing trailing slots are 0): the reference for tests.
    *
    * @example
@@ -449,9 +464,7 @@ export class LinearTransform {
     if (this.diagonals.size === 0) return evaluator.mulNew(ct, 0);
     const plaintexts = this.#encodedAt(level);
     const n1 = this.babySteps;
-    const babySet = new Set<number>();
-    for (const k of this.diagonals.keys()) if (k % n1 !== 0) babySet.add(k % n1);
-    const babies = [...babySet].sort((x, y) => x - y);
+    const babies = this.babyRotations();
     const withKeys = <T>(steps: number[], f: (e: Evaluator) => T): T =>
       source
         ? withGaloisKeys(

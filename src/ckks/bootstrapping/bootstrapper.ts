@@ -93,7 +93,6 @@ export class Bootstrapper {
   lastTimings: BootstrappingTimings = { modRaise: 0, coeffsToSlots: 0, evalMod: 0, slotsToCoeffs: 0 };
   readonly #extender: BasisExtender;
   readonly #halfQ0: { base: ReturnType<typeof scalarResidues>; others: ReturnType<typeof scalarResidues> };
-  readonly #q0: number;
   readonly #stash: Stash | undefined;
   readonly #plan: TransformPlan;
   readonly #coeffsToSlots: LinearTransform[];
@@ -121,7 +120,6 @@ export class Bootstrapper {
     const others = params.moduliAtLevel(params.depth).slice(base.length);
     this.#extender = new BasisExtender(base, others);
     const q0 = base.reduce((product, m) => product * BigInt(m.value), 1n);
-    this.#q0 = baseModulus(params);
     const half = q0 / 2n;
     this.#halfQ0 = {
       base: scalarResidues(base, (m) => Number(half % BigInt(m.value))),
@@ -180,12 +178,10 @@ export class Bootstrapper {
     let largest = 0;
     const consider = (map: DiagonalMap, level: number) => {
       const lt = new LinearTransform(params, map);
-      const n1 = lt.babySteps;
-      const babies = new Set<number>();
-      for (const k of lt.diagonals.keys()) if (k % n1 !== 0) babies.add(k % n1);
+      const babies = lt.babyRotations().length;
       const key = params.switchingKeyBytes(level);
       const ct = params.ciphertextBytes(level, 1);
-      const bytes = babies.size * key + key / 2 + (babies.size + 3) * ct + lt.diagonals.size * (ct / 2);
+      const bytes = babies * key + key / 2 + (babies + 3) * ct + lt.diagonals.size * (ct / 2);
       largest = Math.max(largest, bytes);
     };
     plan.coeffsToSlots.forEach((map, i) => {
@@ -216,12 +212,10 @@ export class Bootstrapper {
       maps.forEach((map, i) => {
         const lt = new LinearTransform(params, map);
         const key = params.switchingKeyBytes(first - i);
-        const n1 = lt.babySteps;
-        const babies = new Set<number>();
-        for (const k of lt.diagonals.keys()) if (k % n1 !== 0) babies.add(k % n1);
+        const babies = lt.babyRotations().length;
         const steps = lt.rotationsNeeded().length;
         touched += steps * key;
-        peak = Math.max(peak, extra + Math.max(babies.size, steps > babies.size ? 1 : 0) * key);
+        peak = Math.max(peak, extra + Math.max(babies, steps > babies ? 1 : 0) * key);
       });
       return { touched, peak };
     };

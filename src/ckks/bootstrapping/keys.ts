@@ -72,6 +72,11 @@ export class DenseToSparseKey {
         mulAddPoly(digit, this.digits[j].b, c0);
         mulAddPoly(digit, this.digits[j].a, c1Out);
       }
+    } catch (error) {
+      // The result's polynomials are kernel memory: an arena that runs out mid-way must not keep them.
+      c0.dispose();
+      c1Out.dispose();
+      throw error;
     } finally {
       c1.dispose();
       digit.dispose();
