@@ -11,6 +11,7 @@ import type { DeviceProfile } from '../runtime/store/devices.ts';
 import { FileTier } from '../runtime/store/file-tier.ts';
 import { probeTier } from '../runtime/store/tier-probe.ts';
 import { createServer } from '../serve/app.ts';
+import { type OperationFlags, operationOptions } from '../serve/cli-options.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { parseByteSize, parseTierSpec } from './sizes.ts';
 
@@ -37,17 +38,34 @@ export function registerServe(program: Command): void {
     )
     .option('--tier <name:path>', 'slow tier folder for runs over the budget (default: <data-dir>/tier)')
     .option('--allow-insecure-parameters', 'accept insecure_log_n on model uploads (tests and demos only)')
-    .option('--log', 'log requests (pino JSON lines on stdout; bodies are never logged)')
+    .option('--log', 'log requests at level info (same as --log-level info)')
+    .option(
+      '--log-level <level>',
+      'pino log level on stdout: fatal, error, warn, info, debug, trace or silent (no header or body is logged)',
+    )
+    .option('--key-ttl <duration>', 'lifetime of uploaded key sets, e.g. 7d, 12h, 3600 (default: no expiry)')
+    .option('--upload-idle <duration>', 'delete a chunked key upload idle this long (default 1h)')
+    .option(
+      '--tenant-rps <n>',
+      'requests per second per tenant; over it 429 QUOTA_EXCEEDED (default: no limit)',
+    )
+    .option('--tenant-burst <n>', 'requests a tenant may send at once after a pause (default: --tenant-rps)')
+    .option('--tenant-inferences <n>', 'inferences per tenant waiting or running at once (default: no limit)')
+    .option('--max-queue <n>', 'inferences waiting or running past which the server answers 503 OVERLOADED')
+    .option('--tls-cert <file>', 'PEM certificate (chain): serve HTTPS (with --tls-key)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .action(
-      async (flags: {
-        port: string;
-        host: string;
-        dataDir: string;
-        dramBudget?: string;
-        tier?: string;
-        allowInsecureParameters?: boolean;
-        log?: boolean;
-      }) => {
+      async (
+        flags: {
+          port: string;
+          host: string;
+          dataDir: string;
+          dramBudget?: string;
+          tier?: string;
+          allowInsecureParameters?: boolean;
+          log?: boolean;
+        } & OperationFlags,
+      ) => {
         const port = Number(flags.port);
         if (!/^\d+$/.test(flags.port) || port > 65535) {
           throw new InvalidArgumentError(`--port ${flags.port}: expected a port number from 0 to 65535`);
@@ -61,11 +79,15 @@ export function registerServe(program: Command): void {
             '--tier: needs --dram-budget (without a budget every run is in memory)',
           );
         }
+        const operation = await operationOptions({
+          ...flags,
+          ...(flags.logLevel === undefined && flags.log === true ? { logLevel: 'info' } : {}),
+        });
         const server = await createServer({
           dataDir: flags.dataDir,
           adminToken: process.env.HOME_ADMIN_TOKEN,
           allowInsecureParameters: flags.allowInsecureParameters === true,
-          logger: flags.log === true,
+          ...operation,
           ...(memory ? { engine: { memoryFor: memory.memoryFor } } : {}),
         });
         const address = await server.app.listen({ port, host: flags.host });

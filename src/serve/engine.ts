@@ -27,9 +27,23 @@ export interface EngineOptions {
   readonly cachedServers?: number;
   /**
    * The memory of each pair's server (`--dram-budget`, `--tier`): called once per pair set up, with a name
-   * unique to it; without it, every run is all in memory.
+   * unique to it; without it, or when it answers undefined, the pair's runs are all in memory.
    */
-  readonly memoryFor?: (name: string) => Promise<ServerMemory>;
+  readonly memoryFor?: (name: string) => Promise<ServerMemory | undefined>;
+}
+
+/**
+ * What a caller learns while its request waits and runs: when it leaves the queue, and the program's
+ * instructions done out of the total as the runtime reports them (about 200 times per run).
+ *
+ * @example
+ * ```ts
+ * await engine.infer(tenant, model, keyId, inputs, { onStart: () => (job.state = 'running'), onProgress: (d, t) => … });
+ * ```
+ */
+export interface InferenceHooks {
+  readonly onStart?: () => void;
+  readonly onProgress?: (done: number, total: number) => void;
 }
 
 /**
@@ -70,6 +84,9 @@ export class InferenceEngine {
   /** Set-up servers by `tenant/model/keyId`, least recently used first. */
   readonly #servers = new Map<string, Entry>();
   #tail: Promise<unknown> = Promise.resolve();
+  /** Requests accepted and not finished (waiting or running), in all and per tenant. */
+  #depth = 0;
+  readonly #perTenant = new Map<string, number>();
 
   constructor(models: ModelRepository, keys: KeyRegistry, options: EngineOptions = {}) {
     this.#models = models;
@@ -77,9 +94,20 @@ export class InferenceEngine {
     this.#options = options;
   }
 
+  /** Requests accepted and not finished: the one running and those waiting behind it. */
+  get depth(): number {
+    return this.#depth;
+  }
+
+  /** The tenant's requests accepted and not finished. */
+  pending(tenant: string): number {
+    return this.#perTenant.get(tenant) ?? 0;
+  }
+
   /**
    * Checks and runs one request: `inputs` are the serialized input ciphertexts in the order of the model's
-   * `he.inputs`.
+   * `he.inputs`. The request counts in {@link depth} and {@link pending} from the moment the call returns until
+   * the result (or error) is settled, so an admission check just before the call sees it.
    *
    * @throws NotFoundError for an unknown model or key id; ModelNotReadyError for an unloaded model;
    *   InvalidArgumentError for a wrong ciphertext count; FormatError for corrupted ciphertext bytes;
@@ -91,6 +119,7 @@ export class InferenceEngine {
     model: string,
     keyId: string,
     inputs: readonly Uint8Array[],
+    hooks: InferenceHooks = {},
   ): Promise<InferenceResult> {
     const record = this.#models.get(tenant, model);
     if (record.state !== 'ready') {
@@ -107,16 +136,31 @@ export class InferenceEngine {
       );
     }
     const queued = performance.now();
+    this.#depth++;
+    this.#perTenant.set(tenant, this.pending(tenant) + 1);
     const run = this.#tail.then(async () => {
       const start = performance.now();
-      const outputs = await this.#run(record, keyId, inputs);
+      hooks.onStart?.();
+      const outputs = await this.#run(record, keyId, inputs, hooks.onProgress);
       return { outputs, queueSeconds: (start - queued) / 1000, seconds: (performance.now() - start) / 1000 };
     });
     this.#tail = run.catch(() => undefined);
-    return run;
+    try {
+      return await run;
+    } finally {
+      this.#depth--;
+      const left = this.pending(tenant) - 1;
+      if (left > 0) this.#perTenant.set(tenant, left);
+      else this.#perTenant.delete(tenant);
+    }
   }
 
-  async #run(record: ModelRecord, keyId: string, inputs: readonly Uint8Array[]): Promise<Uint8Array[]> {
+  async #run(
+    record: ModelRecord,
+    keyId: string,
+    inputs: readonly Uint8Array[],
+    onProgress: ((done: number, total: number) => void) | undefined,
+  ): Promise<Uint8Array[]> {
     const params = Parameters.create(record.he.parameters);
     const cts = new Map<number, Ciphertext>();
     try {
@@ -147,7 +191,7 @@ export class InferenceEngine {
       throw error;
     }
     // The run consumes the inputs, whether it succeeds or not.
-    const outputs = await entry.server.run(cts);
+    const outputs = await entry.server.run(cts, onProgress);
     try {
       return record.he.outputs.map((o) => {
         const ct = outputs.get(o.id);

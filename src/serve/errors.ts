@@ -14,7 +14,16 @@ import { HomeError } from '../util/errors.ts';
  * ```
  */
 export class NotFoundError extends HomeError {
-  constructor(code: 'MODEL_NOT_FOUND' | 'KEY_NOT_FOUND' | 'TENANT_NOT_FOUND' | 'NOT_FOUND', message: string) {
+  constructor(
+    code:
+      | 'MODEL_NOT_FOUND'
+      | 'KEY_NOT_FOUND'
+      | 'TENANT_NOT_FOUND'
+      | 'UPLOAD_NOT_FOUND'
+      | 'JOB_NOT_FOUND'
+      | 'NOT_FOUND',
+    message: string,
+  ) {
     super(code, message);
   }
 }
@@ -89,6 +98,69 @@ export class PayloadTooLargeError extends HomeError {
   }
 }
 
+/**
+ * A key set whose expiry has passed (410 Gone, unlike an unknown key's 404): the client makes no new keys, it
+ * uploads the same ones again and gets a new key id.
+ *
+ * @example
+ * ```ts
+ * throw new KeyExpiredError('key id "k_…" expired at 2025-01-01T00:00:00.000Z (upload the keys again)');
+ * ```
+ */
+export class KeyExpiredError extends HomeError {
+  constructor(message: string) {
+    super('KEY_EXPIRED', message);
+  }
+}
+
+/**
+ * A request that does not fit the state of what it acts on: a chunk at another offset than the one received so
+ * far (`OFFSET_MISMATCH`), a commit before every byte arrived (`UPLOAD_INCOMPLETE`), the result of a job still
+ * running (`JOB_NOT_DONE`).
+ *
+ * @example
+ * ```ts
+ * throw new StateError('OFFSET_MISMATCH', 'chunk at offset 0: 4096 bytes received so far');
+ * ```
+ */
+export class StateError extends HomeError {
+  constructor(code: 'OFFSET_MISMATCH' | 'UPLOAD_INCOMPLETE' | 'JOB_NOT_DONE', message: string) {
+    super(code, message);
+  }
+}
+
+/**
+ * Bytes whose SHA-256 is not the one announced (a chunked upload at commit).
+ *
+ * @example
+ * ```ts
+ * throw new ChecksumError('upload u_…: SHA-256 of the received bytes differs from the one announced');
+ * ```
+ */
+export class ChecksumError extends HomeError {
+  constructor(message: string) {
+    super('CHECKSUM_MISMATCH', message);
+  }
+}
+
+/**
+ * A request refused for a while, with the seconds after which trying again may succeed (the `Retry-After`
+ * header): a tenant over one of its quotas (429 `QUOTA_EXCEEDED`) or a server whose inference queue is full
+ * (503 `OVERLOADED`).
+ *
+ * @example
+ * ```ts
+ * throw new RetryLaterError('QUOTA_EXCEEDED', 'tenant "acme": 10 requests per second', 1);
+ * ```
+ */
+export class RetryLaterError extends HomeError {
+  readonly retryAfterSeconds: number;
+  constructor(code: 'QUOTA_EXCEEDED' | 'OVERLOADED', message: string, retryAfterSeconds: number) {
+    super(code, message);
+    this.retryAfterSeconds = Math.max(1, Math.ceil(retryAfterSeconds));
+  }
+}
+
 /** HTTP status of each stable code; a code not listed is a server fault (500). */
 const STATUS: Readonly<Record<string, number>> = {
   INVALID_ARGUMENT: 400,
@@ -102,6 +174,15 @@ const STATUS: Readonly<Record<string, number>> = {
   MODEL_NOT_FOUND: 404,
   KEY_NOT_FOUND: 404,
   TENANT_NOT_FOUND: 404,
+  UPLOAD_NOT_FOUND: 404,
+  JOB_NOT_FOUND: 404,
+  KEY_EXPIRED: 410,
+  OFFSET_MISMATCH: 409,
+  UPLOAD_INCOMPLETE: 409,
+  JOB_NOT_DONE: 409,
+  CHECKSUM_MISMATCH: 400,
+  QUOTA_EXCEEDED: 429,
+  OVERLOADED: 503,
   METHOD_NOT_ALLOWED: 405,
   CONFLICT: 409,
   MODEL_NOT_READY: 409,
@@ -140,7 +221,8 @@ const FASTIFY_CODES: Readonly<Record<string, { code: string; status: number }>> 
 
 /**
  * The status and body an error answers with: the project's typed errors by their code, Fastify's parsing errors
- * by theirs (malformed JSON, oversize body, unknown media type), a client error Fastify raised with a 4xx status
+ * by theirs (malformed JSON, oversize body, unknown media type), a {@link RetryLaterError} with its `Retry-After`
+ * seconds, a client error Fastify raised with a 4xx status
  * as `INVALID_ARGUMENT`, anything else a 500 `INTERNAL` whose message does not leak internals.
  *
  * @example
@@ -149,7 +231,14 @@ const FASTIFY_CODES: Readonly<Record<string, { code: string; status: number }>> 
  * reply.code(status).send(body); // 404 { error: 'no such model', code: 'MODEL_NOT_FOUND' }
  * ```
  */
-export function errorAnswer(error: unknown): { status: number; body: ErrorBody } {
+export function errorAnswer(error: unknown): { status: number; body: ErrorBody; retryAfterSeconds?: number } {
+  if (error instanceof RetryLaterError) {
+    return {
+      status: STATUS[error.code] ?? 503,
+      body: { error: error.message, code: error.code },
+      retryAfterSeconds: error.retryAfterSeconds,
+    };
+  }
   if (error instanceof HomeError) {
     return { status: STATUS[error.code] ?? 500, body: { error: error.message, code: error.code } };
   }

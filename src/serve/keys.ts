@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import type { EvaluationKeys } from '../ckks/keys.ts';
 import { Parameters } from '../ckks/parameters.ts';
 import { deserializeEvaluationKeys, readHeader } from '../ckks/serialization/index.ts';
-import { MissingKeyError } from '../util/errors.ts';
+import { InvalidArgumentError, MissingKeyError } from '../util/errors.ts';
 import { removeFolderAtomic, TEMP_PREFIX, writeFolderAtomic } from './atomic.ts';
-import { NotFoundError } from './errors.ts';
+import { KeyExpiredError, NotFoundError } from './errors.ts';
 import type { HeModelDescriptor } from './he-metadata.ts';
 import { newKeyId } from './names.ts';
 
@@ -35,6 +35,25 @@ export interface KeyRecord {
   readonly relinearization: boolean;
   /** `[galoisElement, level]` of every Galois key in the set. */
   readonly galois: readonly (readonly [number, number])[];
+  /** When the keys stop serving (ISO time); `null` or absent (sets stored before expiry existed): never. */
+  readonly expires_at?: string | null;
+}
+
+/**
+ * Options of {@link KeyRegistry.open}.
+ *
+ * @example
+ * ```ts
+ * const keys = await KeyRegistry.open(dataDir, { ttlSeconds: 7 * 86400 });
+ * ```
+ */
+export interface KeyRegistryOptions {
+  /** Lifetime of an uploaded key set (`--key-ttl`); default: no expiry. An upload may ask for less, not more. */
+  readonly ttlSeconds?: number;
+  /** Expired sets answer KEY_EXPIRED this long after their expiry, then are deleted (default one day). */
+  readonly graceSeconds?: number;
+  /** The clock, in milliseconds since the epoch (default `Date.now`; tests move it by hand). */
+  readonly now?: () => number;
 }
 
 const RECORD = 'key.json';
@@ -53,14 +72,20 @@ const KEYS = 'keys.evk';
 export class KeyRegistry {
   readonly #root: string;
   readonly #records = new Map<string, KeyRecord>();
+  readonly #ttlSeconds: number | undefined;
+  readonly #graceSeconds: number;
+  readonly #now: () => number;
 
-  private constructor(root: string) {
+  private constructor(root: string, options: KeyRegistryOptions) {
     this.#root = root;
+    this.#ttlSeconds = options.ttlSeconds;
+    this.#graceSeconds = options.graceSeconds ?? 86400;
+    this.#now = options.now ?? Date.now;
   }
 
   /** Reads every published key folder under `<dataDir>/keys/`. */
-  static async open(dataDir: string): Promise<KeyRegistry> {
-    const registry = new KeyRegistry(join(dataDir, 'keys'));
+  static async open(dataDir: string, options: KeyRegistryOptions = {}): Promise<KeyRegistry> {
+    const registry = new KeyRegistry(join(dataDir, 'keys'), options);
     await mkdir(registry.#root, { recursive: true });
     for (const tenant of await readdir(registry.#root)) {
       if (tenant.startsWith('.')) continue;
@@ -76,12 +101,11 @@ export class KeyRegistry {
   }
 
   /**
-   * The tenant's key set `id`.
+   * The tenant's key set `id`, expired or not (for status and delete).
    *
-   * @throws NotFoundError (KEY_NOT_FOUND) when the tenant has no such key set: the client should upload its keys
-   *   again.
+   * @throws NotFoundError (KEY_NOT_FOUND) when the tenant has no such key set.
    */
-  get(tenant: string, id: string): KeyRecord {
+  find(tenant: string, id: string): KeyRecord {
     const record = this.#records.get(keyOf(tenant, id));
     if (!record) {
       throw new NotFoundError(
@@ -90,6 +114,45 @@ export class KeyRegistry {
       );
     }
     return record;
+  }
+
+  /**
+   * The tenant's key set `id`, usable now.
+   *
+   * @throws NotFoundError (KEY_NOT_FOUND) when the tenant has no such key set; KeyExpiredError (KEY_EXPIRED) when
+   *   its expiry has passed. Either way the client should upload its keys again.
+   */
+  get(tenant: string, id: string): KeyRecord {
+    const record = this.find(tenant, id);
+    if (this.status(record) === 'expired') {
+      throw new KeyExpiredError(
+        `key id ${JSON.stringify(id)}: expired at ${record.expires_at} (upload the keys again)`,
+      );
+    }
+    return record;
+  }
+
+  /** `active`, or `expired` once the set's `expires_at` has passed. */
+  status(record: KeyRecord): 'active' | 'expired' {
+    const expires = record.expires_at;
+    return typeof expires === 'string' && Date.parse(expires) <= this.#now() ? 'expired' : 'active';
+  }
+
+  /**
+   * Deletes the key sets expired longer than the grace period ago (until then they answer KEY_EXPIRED, after it
+   * KEY_NOT_FOUND); returns their `tenant/id` names.
+   */
+  async sweep(): Promise<string[]> {
+    const limit = this.#now() - this.#graceSeconds * 1000;
+    const gone: string[] = [];
+    for (const record of [...this.#records.values()]) {
+      const expires = record.expires_at;
+      if (typeof expires === 'string' && Date.parse(expires) <= limit) {
+        await this.delete(record.tenant, record.id);
+        gone.push(keyOf(record.tenant, record.id));
+      }
+    }
+    return gone;
   }
 
   /** The tenant's key sets, oldest first. */
@@ -101,12 +164,27 @@ export class KeyRegistry {
 
   /**
    * Checks an evaluation-key set against a model (its parameters, the relinearization key and every Galois key
-   * at the level the program uses it at) and stores it under a fresh id.
+   * at the level the program uses it at) and stores it under a fresh id. It expires after `ttlSeconds` when given,
+   * else after the registry's lifetime; a request cannot outlive the registry's lifetime.
    *
    * @throws FormatError for bytes that are not an evaluation-key set (truncated, corrupted, another object type);
-   *   MismatchError for keys of other parameters; MissingKeyError for a key the model needs and the set lacks.
+   *   MismatchError for keys of other parameters; MissingKeyError for a key the model needs and the set lacks;
+   *   InvalidArgumentError for a `ttlSeconds` that is not a positive integer.
    */
-  async upload(tenant: string, model: string, he: HeModelDescriptor, bytes: Uint8Array): Promise<KeyRecord> {
+  async upload(
+    tenant: string,
+    model: string,
+    he: HeModelDescriptor,
+    bytes: Uint8Array,
+    ttlSeconds?: number,
+  ): Promise<KeyRecord> {
+    if (ttlSeconds !== undefined && !(Number.isSafeInteger(ttlSeconds) && ttlSeconds > 0)) {
+      throw new InvalidArgumentError(
+        `ttl_seconds ${ttlSeconds}: expected a positive whole number of seconds`,
+      );
+    }
+    const lifetimes = [ttlSeconds, this.#ttlSeconds].filter((t): t is number => t !== undefined);
+    const lifetime = lifetimes.length > 0 ? Math.min(...lifetimes) : undefined;
     const params = Parameters.create(he.parameters);
     const evk = deserializeEvaluationKeys(params, bytes);
     let galois: [number, number][];
@@ -121,11 +199,12 @@ export class KeyRegistry {
       tenant,
       model,
       parameters_id: params.id,
-      created: new Date().toISOString(),
+      created: new Date(this.#now()).toISOString(),
       bytes: bytes.length,
       seeded: readHeader(bytes).seeded,
       relinearization: evk.relinearization !== undefined,
       galois: galois.sort((a, b) => a[0] - b[0]),
+      expires_at: lifetime === undefined ? null : new Date(this.#now() + lifetime * 1000).toISOString(),
     };
     await writeFolderAtomic(join(this.#root, tenant, record.id), {
       [KEYS]: bytes,
@@ -152,7 +231,7 @@ export class KeyRegistry {
    * @throws NotFoundError for an unknown id.
    */
   async delete(tenant: string, id: string): Promise<void> {
-    this.get(tenant, id);
+    this.find(tenant, id);
     await removeFolderAtomic(join(this.#root, tenant, id));
     this.#records.delete(keyOf(tenant, id));
   }
