@@ -7,6 +7,16 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { HomeError, InvalidArgumentError } from '../src/util/errors.ts';
 
+/** The value of a whole-number flag within [min, max] (undefined when the flag is absent). */
+function wholeFlag(text: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < min || value > max) {
+    throw new InvalidArgumentError(`${flag} ${text}: expected a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
 /**
  * The `home bench` command line with every suite.
  *
@@ -152,13 +162,7 @@ export function benchCommand(): Command {
         const threads =
           options.threads === undefined ? Math.max(2, availableCores()) : parseThreads(options.threads);
         setDefaultThreads(threads);
-        const whole = (text: string, flag: string, max: number) => {
-          const value = Number(text);
-          if (!/^\d+$/.test(text) || value < 1 || value > max) {
-            throw new InvalidArgumentError(`${flag} ${text}: expected a whole number from 1 to ${max}`);
-          }
-          return value;
-        };
+        const whole = (text: string, flag: string, max: number) => wholeFlag(text, flag, 1, max) as number;
         const { runThreadsBench } = await import('./threads.ts');
         await runThreadsBench({
           threads,
@@ -206,21 +210,13 @@ export function benchCommand(): Command {
         dir?: string;
       }) => {
         const { parseByteSize } = await import('../src/cli/sizes.ts');
-        const whole = (text: string | undefined, flag: string, min: number, max: number) => {
-          if (text === undefined) return undefined;
-          const value = Number(text);
-          if (!/^\d+$/.test(text) || value < min || value > max) {
-            throw new InvalidArgumentError(`${flag} ${text}: expected a whole number from ${min} to ${max}`);
-          }
-          return value;
-        };
         const { runBootstrapBench } = await import('./bootstrap.ts');
         await runBootstrapBench({
-          logN: whole(options.logN, '--logN', 10, 17) as number,
-          slots: whole(options.slots, '--slots', 2, 2 ** 16),
-          reps: whole(options.reps, '--reps', 1, 100) as number,
-          threads: whole(options.threads, '--threads', 1, 1024) as number,
-          messageRatioBits: whole(options.messageRatio, '--message-ratio', 4, 28),
+          logN: wholeFlag(options.logN, '--logN', 10, 17) as number,
+          slots: wholeFlag(options.slots, '--slots', 2, 2 ** 16),
+          reps: wholeFlag(options.reps, '--reps', 1, 100) as number,
+          threads: wholeFlag(options.threads, '--threads', 1, 1024) as number,
+          messageRatioBits: wholeFlag(options.messageRatio, '--message-ratio', 4, 28),
           peer: options.peer ?? process.env.HOME_OPENFHE_BOOTSTRAP,
           dramBudgetBytes:
             options.dramBudget === undefined || options.dramBudget === 'none'
@@ -252,21 +248,13 @@ export function benchCommand(): Command {
         calibrationCount?: string;
         model?: string;
       }) => {
-        const whole = (text: string | undefined, flag: string, min: number, max: number) => {
-          if (text === undefined) return undefined;
-          const value = Number(text);
-          if (!/^\d+$/.test(text) || value < min || value > max) {
-            throw new InvalidArgumentError(`${flag} ${text}: expected a whole number from ${min} to ${max}`);
-          }
-          return value;
-        };
         const { runResNetBench } = await import('./resnet.ts');
         await runResNetBench({
-          depths: options.depth?.map((d) => whole(d, '--depth', 20, 1000) as number),
-          count: whole(options.count, '--count', 1, 500) as number,
-          threads: whole(options.threads, '--threads', 1, 1024),
+          depths: options.depth?.map((d) => wholeFlag(d, '--depth', 20, 1000) as number),
+          count: wholeFlag(options.count, '--count', 1, 500) as number,
+          threads: wholeFlag(options.threads, '--threads', 1, 1024),
           dramBudget: options.dramBudget,
-          calibrationCount: whole(options.calibrationCount, '--calibration-count', 1, 500),
+          calibrationCount: wholeFlag(options.calibrationCount, '--calibration-count', 1, 500),
           model: options.model,
         });
       },

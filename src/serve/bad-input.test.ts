@@ -249,89 +249,300 @@ describe('home serve: bad input', () => {
     assert.match(reply.json().error, /relu/i);
   });
 
-  it('fuzz: 300 seeded malformed requests, no 5xx and no stored object changed', async () => {
+  it('fuzz: 10,000 seeded malformed requests on every route: no 5xx, JSON errors, no stored object changed', async () => {
+    // An open chunked upload and a job of another tenant give the id routes real targets to miss.
+    const opened = await server.app.inject({
+      method: 'POST',
+      url: '/v2/keys/uploads',
+      headers: auth(),
+      payload: { model: 'mnist', size: keyBytes.length, sha256: bytesToHex(sha256(keyBytes)) },
+    });
+    assert.equal(opened.statusCode, 201, opened.body);
+    const uploadId = opened.json().upload_id as string;
+    const chunk = await server.app.inject({
+      method: 'PUT',
+      url: `/v2/keys/uploads/${uploadId}?offset=0`,
+      headers: { ...auth(), 'content-type': 'application/octet-stream' },
+      payload: Buffer.from(keyBytes.subarray(0, 1000)),
+    });
+    assert.equal(chunk.statusCode, 200, chunk.body);
+    const other = await server.app.inject({
+      method: 'POST',
+      url: '/v2/admin/tenants',
+      headers: { authorization: `Bearer ${ADMIN}` },
+      payload: { name: 'other' },
+    });
+    const otherToken = other.json().token as string;
     const before = snapshot(dir);
+
     const prng = Prng.fromSeed(new Uint8Array(32).fill(42));
     const int = (n: number) => prng.nextUint32() % n;
+    const pick = <T>(items: readonly T[]): T => items[int(items.length)];
     const good = inferRequest(inputs);
-    const routes = [
-      ['POST', '/v2/models/mnist/infer'],
-      ['POST', '/v2/models/mnist/versions/1/infer'],
-      ['POST', '/v2/keys?model=mnist'],
-      ['GET', '/v2/models/mnist'],
-      ['POST', '/v2/repository/index'],
-      ['PUT', '/v2/repository/models/fuzz'],
-      ['POST', '/v2/admin/tenants'],
-      ['GET', `/v2/keys/${keyId}`],
-    ] as const;
-    const statuses = new Map<number, number>();
-    for (let i = 0; i < 300; i++) {
-      const [method, url] = routes[int(routes.length)];
-      let payload: Buffer;
-      let headerLength: string | undefined = String(good.headerLength);
-      const kind = int(6);
+
+    // Path parameters: the real objects (reached only with a token that does not own them, or with a malformed
+    // rest of the request), unknown ones, traversal attempts, encodings, NUL, unicode, oversize.
+    const hostile = [
+      '..',
+      '%2e%2e',
+      '%2E%2E%2F%2E%2E%2Fadmin-token',
+      '..%2f..%2fadmin-token',
+      '..%5c..%5cadmin-token',
+      '.tmp-x',
+      'a%00b',
+      '%00',
+      '%ff%fe',
+      '%',
+      '%zz',
+      'caf%C3%A9',
+      '%F0%9F%92%A9',
+      'x'.repeat(300),
+      '-',
+      '_',
+      ' ',
+      '%20',
+      'k_',
+      `k_${'0'.repeat(32)}`,
+      `u_${'f'.repeat(32)}`,
+      `j_${'0'.repeat(32)}`,
+      'NaN',
+      '__proto__',
+      'constructor',
+    ];
+    const paramValues: Record<string, readonly string[]> = {
+      model: ['mnist', 'nope', 'other', 'MNIST', ...hostile],
+      version: ['1', '2', '0', '-1', '01', '1.0', ...hostile],
+      id: [keyId, uploadId, keyId.toUpperCase(), `${keyId}x`, ...hostile],
+    };
+    const extraPaths = [
+      '/',
+      '/v2/',
+      '/v2//keys',
+      '/v2/keys/',
+      '/v2/models',
+      '/v2/models/mnist/versions',
+      '/v2/models/mnist/../../keys',
+      '/v2/models/%2e%2e/%2e%2e/admin-token',
+      '/../../etc/passwd',
+      '/v2/repository/models/mnist/load/extra',
+      `/v2/keys/uploads/${uploadId}/commit/extra`,
+      '/v2/keys\u0000',
+      '/v2/%E2%80%AE',
+      `/v2/${'a/'.repeat(500)}`,
+    ];
+    const methods = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'] as const;
+    const tokens = [
+      undefined,
+      'Bearer',
+      'Bearer ',
+      'Basic YWRtaW46YWRtaW4=',
+      `Bearer ${'x'.repeat(600)}`,
+      'Bearer home_AAAA',
+      `Bearer ${ADMIN}x`,
+      `bearer ${otherToken}`,
+      `Bearer ${otherToken}`,
+      `Bearer ${ADMIN}`,
+      'Bearer \u00e9\u00e9',
+    ];
+    const contentTypes = [
+      undefined,
+      'application/octet-stream',
+      'application/json',
+      'application/json; charset=utf-16',
+      'text/plain',
+      'multipart/form-data; boundary=x',
+      'application/x-www-form-urlencoded',
+      'application/octet-stream; x=y',
+      '',
+      ';;;',
+      'application/\u00e9',
+    ];
+    const headerLengths = [
+      undefined,
+      String(good.headerLength),
+      String(good.headerLength + 1),
+      String(good.headerLength - 1),
+      '0',
+      '-5',
+      '1e3',
+      ' 12',
+      '0x10',
+      '99999999999',
+      '18446744073709551617',
+      'abc',
+      '',
+    ];
+    const queries = [
+      '',
+      '?model=mnist',
+      '?model=nope',
+      '?model=..%2F..%2Fadmin-token',
+      '?model=mnist&ttl_seconds=-1',
+      '?model=mnist&ttl_seconds=1e99',
+      '?model=mnist&ttl_seconds=0',
+      '?model=mnist&model=nope',
+      '?offset=-1',
+      '?offset=1e20',
+      '?offset=99999999999999999999',
+      '?offset=0x10',
+      '?offset=',
+      '?offset=%00',
+      '?offset=1000&offset=0',
+      '?offset=9007199254740993',
+      '?input_scale=NaN',
+      '?input_scale=1/0',
+      '?mode=..',
+      '?insecure_log_n=100',
+      '?insecure_log_n=11&input_range=5,1',
+      '?input_mean=1,,2',
+      '?%00=1',
+      '?__proto__=1',
+      `?${'a=1&'.repeat(200)}`,
+    ];
+    const jsonBodies = [
+      '{',
+      '[]',
+      'null',
+      '""',
+      '{"name": ',
+      '{"inputs": 5}',
+      '{"parameters": {"key_id": 1}}',
+      '{"inputs": [{"name": "input"}]}',
+      '{"name": "../../etc"}',
+      '{"name": "a/b"}',
+      '{"name": "a\\u0000b"}',
+      '{"name": "\u00e9t\u00e9"}',
+      `{"name": "${'n'.repeat(65)}"}`,
+      '{"name": ".tmp-x"}',
+      '{"name": ""}',
+      '{"name": 5}',
+      '{"name": "zz", "scopes": ["root"]}',
+      '{"name": "zz", "scopes": "infer"}',
+      '{"name": "zz", "scopes": []}',
+      '{"__proto__": {"name": "zz"}}',
+      '{"model": "mnist", "size": -1, "sha256": "00"}',
+      '{"model": "mnist", "size": 1e300, "sha256": "00"}',
+      '{"model": "mnist", "size": 10, "sha256": "xyz"}',
+      `{"model": "mnist", "size": 0, "sha256": "${'0'.repeat(64)}"}`,
+      `{"model": "mnist", "size": 9007199254740993, "sha256": "${'0'.repeat(64)}"}`,
+      `{"model": "../keys", "size": 10, "sha256": "${'0'.repeat(64)}"}`,
+      `{"model": "mnist", "size": 10, "sha256": "${'0'.repeat(64)}", "ttl_seconds": -5}`,
+      '{"ready": "yes"}',
+      `${'['.repeat(3000)}${']'.repeat(3000)}`,
+      '\ufeff{}',
+      '\u0000',
+      '{"a": 1e999999}',
+    ];
+    /** A body by kind: bytes of a real request altered, noise, JSON junk, or nothing. */
+    const body = (): Buffer | string | undefined => {
+      const kind = int(9);
       if (kind === 0) {
-        // A valid request with 1–8 bytes flipped (ciphertext checksums and JSON parsing catch them).
-        payload = Buffer.from(good.bytes);
+        const payload = Buffer.from(good.bytes);
         for (let f = 1 + int(8); f > 0; f--) payload[int(payload.length)] ^= 1 + int(255);
-      } else if (kind === 1) {
-        payload = good.bytes.subarray(0, int(good.bytes.length));
-      } else if (kind === 2) {
-        payload = Buffer.from(keyBytes.subarray(0, int(4096)));
-        headerLength = String(int(5000));
-      } else if (kind === 3) {
+        return payload;
+      }
+      if (kind === 1) return good.bytes.subarray(0, int(good.bytes.length));
+      if (kind === 2) return Buffer.from(keyBytes.subarray(int(64), int(4096)));
+      if (kind === 3) {
         const bytes = new Uint8Array(int(2048));
         prng.nextBytes(bytes);
-        payload = Buffer.from(bytes);
-        headerLength = int(2) ? String(int(3000)) : undefined;
-      } else if (kind === 4) {
-        const junk = [
-          '{',
-          '[]',
-          'null',
-          '{"inputs": 5}',
-          '{"parameters": {"key_id": 1}}',
-          '{"inputs": [{"name": "input"}]}',
-          '"\u0000"',
-        ];
-        payload = Buffer.from(junk[int(junk.length)]);
-        headerLength = String(payload.length);
-      } else {
-        const name = Buffer.from(keyBytes.subarray(int(100), int(100) + 40)).toString('latin1');
-        payload = Buffer.from(JSON.stringify({ name, scopes: [name] }));
+        return Buffer.from(bytes);
       }
-      const contentTypes = [
-        'application/octet-stream',
-        'application/json',
-        'text/plain',
-        'application/octet-stream',
-      ];
-      // No payload is an ONNX file (uploads get flipped requests, key bytes or noise), so nothing can be
-      // published; the admin route gets the tenant's token (403) or none (401).
+      if (kind === 4 || kind === 5) return pick(jsonBodies);
+      if (kind === 6) {
+        // A valid JSON header declaring tensors larger than the body, or absurd shapes.
+        const header = JSON.stringify({
+          parameters: { key_id: pick([keyId, 'k_x', 5, null]) },
+          inputs: [
+            {
+              name: pick(['input', '', 'x'.repeat(100)]),
+              datatype: pick(['BYTES', 'FP32', 'bytes']),
+              shape: pick([[1], [0], [-1], [2 ** 40], [1, 1], 'x']),
+              parameters: { binary_data_size: pick([2 ** 31, 2 ** 53, -1, 10, 0, 1.5]) },
+            },
+          ],
+        });
+        return Buffer.concat([Buffer.from(header), Buffer.alloc(int(64))]);
+      }
+      if (kind === 7) return '';
+      return undefined;
+    };
+
+    /**
+     * Whether a request with the owner's token would change a stored object: the fuzzed bodies and queries are
+     * all refused, so only a bodiless delete, load or unload naming the tenant's own model, key or upload would.
+     * Those go with another tenant's token instead (404).
+     */
+    const ownerWouldChange = (method: string, url: string): boolean => {
+      const path = url.split('?')[0];
+      if (method === 'DELETE') {
+        return [`/v2/keys/${keyId}`, `/v2/keys/uploads/${uploadId}`, '/v2/repository/models/mnist'].includes(
+          path,
+        );
+      }
+      return method === 'POST' && /^\/v2\/repository\/models\/mnist\/(load|unload)$/.test(path);
+    };
+    const routes = server.routes;
+    const statuses = new Map<number, number>();
+    const covered = new Set<string>();
+    const COUNT = 10_000;
+    for (let i = 0; i < COUNT; i++) {
+      let method: string;
+      let url: string;
+      let pattern: string;
+      if (int(20) === 0) {
+        method = pick(methods);
+        url = pick(extraPaths);
+        pattern = 'extra';
+      } else {
+        const route = routes[int(routes.length)];
+        method = int(15) === 0 ? pick(methods) : route.method;
+        pattern = `${route.method} ${route.url}`;
+        url = route.url.replace(/:([A-Za-z]+)/g, (_, name: string) => pick(paramValues[name] ?? hostile));
+        url += pick(queries);
+      }
+      let authorization = pick(tokens);
+      if (int(3) === 0) authorization = `Bearer ${token}`;
+      const payload = body();
+      const headers: Record<string, string> = {};
+      if (authorization !== undefined) headers.authorization = authorization;
+      const type = pick(contentTypes);
+      if (type !== undefined) headers['content-type'] = type;
+      const length = pick(headerLengths);
+      if (length !== undefined) headers[HEADER_LENGTH] = length;
+      if (int(25) === 0) headers['content-length'] = pick(['-1', 'abc', '99999999999', '1']);
+      if (int(20) === 0) headers.prefer = 'respond-async';
+      if (int(30) === 0) headers['transfer-encoding'] = 'chunked';
+      if (authorization === `Bearer ${token}` && ownerWouldChange(method, url)) {
+        headers.authorization = `Bearer ${otherToken}`;
+      }
+      covered.add(pattern);
       const reply = await server.app.inject({
-        method,
+        method: method as 'GET',
         url,
-        headers: {
-          ...(int(5) === 0 ? {} : auth()),
-          'content-type': contentTypes[int(contentTypes.length)],
-          ...(headerLength !== undefined ? { [HEADER_LENGTH]: headerLength } : {}),
-        },
-        payload,
+        headers,
+        ...(payload !== undefined ? { payload } : {}),
       });
       statuses.set(reply.statusCode, (statuses.get(reply.statusCode) ?? 0) + 1);
-      assert.ok(reply.statusCode < 500, `request ${i} ${method} ${url}: ${reply.statusCode} ${reply.body}`);
-      if (reply.statusCode >= 400) {
-        const body = reply.json() as { error?: unknown; code?: unknown };
-        assert.equal(typeof body.code, 'string', reply.body);
-        assert.equal(typeof body.error, 'string', reply.body);
+      const what = `request ${i}: ${method} ${url.slice(0, 120)}`;
+      assert.ok(
+        reply.statusCode < 500 || reply.statusCode === 503,
+        `${what}: ${reply.statusCode} ${reply.body.slice(0, 300)}`,
+      );
+      if (reply.statusCode >= 400 && method !== 'HEAD') {
+        const errorBody = reply.json() as { error?: unknown; code?: unknown };
+        assert.equal(typeof errorBody.code, 'string', `${what}: ${reply.body.slice(0, 300)}`);
+        assert.equal(typeof errorBody.error, 'string', `${what}: ${reply.body.slice(0, 300)}`);
       }
     }
-    assert.ok(
-      [...statuses.keys()].some((s) => s >= 400),
-      JSON.stringify([...statuses]),
-    );
+    // Every registered route was hit, most requests were refused, and nothing stored changed.
+    for (const route of routes) assert.ok(covered.has(`${route.method} ${route.url}`), route.url);
+    const refused = [...statuses].filter(([s]) => s >= 400).reduce((sum, [, n]) => sum + n, 0);
+    assert.ok(refused > COUNT * 0.8, JSON.stringify([...statuses]));
     assert.deepEqual(snapshot(dir), before);
-    // And the server still serves.
+    // And the server still serves: an inference, and the upload resumes where it was.
     assert.equal((await infer(good.bytes, good.headerLength)).statusCode, 200);
+    const status = await server.app.inject({ url: `/v2/keys/uploads/${uploadId}`, headers: auth() });
+    assert.equal(status.json().offset, 1000, status.body);
   });
 });

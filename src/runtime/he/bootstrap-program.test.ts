@@ -36,6 +36,31 @@ function bootstraps(program: HeProgram) {
   return program.instructions.filter((ins) => ins.op === 'bootstrap');
 }
 
+/**
+ * Runs `program` encrypted on `count` images and checks its logits against the program's float simulation (to
+ * CKKS noise) and the simulation against the float model with the same polynomials (to rounding); returns the
+ * simulated logits.
+ */
+async function assertEncryptedIsSimulated(
+  program: HeProgram,
+  model: Parameters<typeof simulate>[0],
+  images: Float64Array,
+  count: number,
+  seed: number,
+): Promise<Float64Array> {
+  const run = await runEncrypted(program, images, count, { seed: new Uint8Array(32).fill(seed) });
+  const simulated = simulateProgram(program, images, count);
+  const polynomial = simulate(model, images, count, { mode: 'polynomial' });
+  for (let i = 0; i < run.logits.length; i++) {
+    assert.ok(
+      Math.abs(run.logits[i] - simulated[i]) < 1e-4,
+      `logit ${i}: ${run.logits[i]} vs ${simulated[i]}`,
+    );
+    assert.ok(Math.abs(simulated[i] - polynomial[i]) < 1e-9, `logit ${i}: the simulator is the float model`);
+  }
+  return simulated;
+}
+
 describe('bootstraps in HE programs (logN 10)', () => {
   const model = residualModel(2);
   const images = calibration(32, 32);
@@ -99,19 +124,7 @@ describe('bootstraps in HE programs (logN 10)', () => {
   it('runs encrypted: the logits of the float simulation, bootstraps and all', async () => {
     const count = 2;
     const few = images.subarray(0, count * 32);
-    const run = await runEncrypted(program, few, count, { seed: new Uint8Array(32).fill(9) });
-    const simulated = simulateProgram(program, few, count);
-    const polynomial = simulate(approximated, few, count, { mode: 'polynomial' });
-    for (let i = 0; i < run.logits.length; i++) {
-      assert.ok(
-        Math.abs(run.logits[i] - simulated[i]) < 1e-4,
-        `logit ${i}: ${run.logits[i]} vs ${simulated[i]}`,
-      );
-      assert.ok(
-        Math.abs(simulated[i] - polynomial[i]) < 1e-9,
-        `logit ${i}: the simulator is the float model`,
-      );
-    }
+    const simulated = await assertEncryptedIsSimulated(program, approximated, few, count, 9);
     // The noise model moves the logits by about the bootstrap's error, no more.
     const noisy = simulateProgram(program, few, count, { bootstrapNoise: { bits: 16 } });
     let moved = 0;
@@ -209,21 +222,7 @@ describe('baby-step giant-step polynomials in programs (logN 10)', () => {
 
   it('runs encrypted: the logits of the float model with the same polynomials', async () => {
     const { program, model } = compile('bsgs', 127);
-    const count = 2;
-    const few = images.subarray(0, count * 32);
-    const run = await runEncrypted(program, few, count, { seed: new Uint8Array(32).fill(5) });
-    const simulated = simulateProgram(program, few, count);
-    const polynomial = simulate(model, few, count, { mode: 'polynomial' });
-    for (let i = 0; i < run.logits.length; i++) {
-      assert.ok(
-        Math.abs(run.logits[i] - simulated[i]) < 1e-4,
-        `logit ${i}: ${run.logits[i]} vs ${simulated[i]}`,
-      );
-      assert.ok(
-        Math.abs(simulated[i] - polynomial[i]) < 1e-9,
-        `logit ${i}: the simulator is the float model`,
-      );
-    }
+    await assertEncryptedIsSimulated(program, model, images.subarray(0, 2 * 32), 2, 5);
   });
 
   it('rejects an unknown evaluation by name', () => {
