@@ -15,12 +15,16 @@ const LAYERS: Record<string, number> = {
   ckks: 2,
   program: 3,
   nn: 4,
+  // The client SDK (home-he/client) sits beside runtime: it uses the HE layers below it, and only serve and cli use it.
+  client: 4.5,
   runtime: 5,
   serve: 6,
   cli: 6,
   report: 6,
 };
 const TOP_SIBLINGS = new Set(['serve', 'cli', 'report']);
+/** Layers that may import the client SDK besides itself. */
+const CLIENT_USERS = new Set(['client', 'serve', 'cli']);
 
 const src = fileURLToPath(new URL('../src', import.meta.url));
 
@@ -56,21 +60,25 @@ describe('architecture', () => {
         const upward = LAYERS[target] > LAYERS[from];
         const sideways =
           from !== target && TOP_SIBLINGS.has(from) && TOP_SIBLINGS.has(target) && from !== 'cli';
-        if (upward || sideways)
+        const intoClient = target === 'client' && !CLIENT_USERS.has(from);
+        if (upward || sideways || intoClient)
           violations.push(`${relative(src, file)} imports ${specifier} (${from} → ${target})`);
       }
     }
     assert.deepEqual(violations, []);
   });
 
-  it('the core layers, the HE program and the package entry use no Node-only module', () => {
-    // util, ring, ckks and the program layer must run in a browser too: the kernels are found through `#kernel-loader`, which
+  it('the core layers, the client SDK and the package entry use no Node-only module', () => {
+    // util, ring, ckks, the program layer and the client SDK must run in a browser too: the kernels are found through `#kernel-loader`, which
     // package.json maps to src/platform/kernel-loader.node.ts or …browser.ts by export conditions.
     const offenders: string[] = [];
     for (const file of sources(src)) {
       const rel = relative(src, file);
       const layer = rel.split('/')[0];
-      if (!(['util', 'ring', 'ckks'].includes(layer) || rel === 'index.ts') || rel.endsWith('.test.ts'))
+      if (
+        !(['util', 'ring', 'ckks', 'program', 'client'].includes(layer) || rel === 'index.ts') ||
+        rel.endsWith('.test.ts')
+      )
         continue;
       if (/from\s+['"]node:|import\(\s*['"]node:/.test(readFileSync(file, 'utf8'))) offenders.push(rel);
     }

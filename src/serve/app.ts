@@ -23,6 +23,7 @@ import { registerInferRoutes } from './routes-infer.ts';
 import { registerKeyRoutes } from './routes-keys.ts';
 import { registerModelRoutes } from './routes-models.ts';
 import { registerOpsRoutes } from './routes-ops.ts';
+import { registerWebRoutes } from './routes-web.ts';
 import { TenantRegistry } from './tenants.ts';
 import { UploadStore } from './uploads.ts';
 
@@ -275,6 +276,7 @@ export async function createServer(options: ServerOptions): Promise<HomeServer> 
   registerModelRoutes(app, ctx);
   registerInferRoutes(app, ctx);
   registerKeyRoutes(app, ctx);
+  registerWebRoutes(app);
   await app.ready();
 
   return {

@@ -163,6 +163,24 @@ export function openApiDocument(version: string): Json {
       '/v2/health/ready': { get: op('Readiness', 'none', { 200: json(OBJECT) }) },
       '/v2': { get: op('Server metadata and extensions', 'none', { 200: json(OBJECT) }) },
       '/v2/openapi.json': { get: op('This document', 'none', { 200: json(OBJECT) }) },
+      '/': {
+        get: op('The web page: draw or pick an image, encrypted in the browser, classified here', 'none', {
+          200: { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } },
+        }),
+      },
+      '/web/*': {
+        get: op("The page's ES modules (dist/ with bare imports rewritten) and kernels.wasm", 'none', {
+          200: { description: 'JavaScript or WebAssembly' },
+        }),
+      },
+      '/web/samples/{dataset}': {
+        get: op(
+          'Sample images shipped with the package (`mnist`: the first MNIST test digits, base64 bytes)',
+          'none',
+          { 200: json(OBJECT) },
+          { parameters: [{ name: 'dataset', in: 'path', required: true, schema: { type: 'string' } }] },
+        ),
+      },
       '/metrics': {
         get: op('Prometheus metrics (admin token)', 'admin', {
           200: {
