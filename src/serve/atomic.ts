@@ -20,7 +20,19 @@ export const TEMP_PREFIX = '.tmp-';
 export async function writeFileAtomic(path: string, bytes: Uint8Array, mode = 0o600): Promise<void> {
   const dir = dirname(path);
   const temp = join(dir, `${TEMP_PREFIX}${basename(path)}-${randomSuffix()}`);
-  const handle = await open(temp, 'wx', mode);
+  await writeNewFileSynced(temp, bytes, mode);
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await syncFolder(dir);
+}
+
+/** Writes `bytes` to a file that must not exist yet, then flushes it to the device before closing. */
+async function writeNewFileSynced(path: string, bytes: Uint8Array, mode: number): Promise<void> {
+  const handle = await open(path, 'wx', mode);
   try {
     let offset = 0;
     while (offset < bytes.length) {
@@ -31,13 +43,6 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array, mode = 0o
   } finally {
     await handle.close();
   }
-  try {
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await syncFolder(dir);
 }
 
 /**
@@ -59,19 +64,8 @@ export async function writeFolderAtomic(
   const temp = join(parent, `${TEMP_PREFIX}${basename(path)}-${randomSuffix()}`);
   await mkdir(temp, { mode: 0o700 });
   try {
-    for (const [name, bytes] of Object.entries(files)) {
-      const handle = await open(join(temp, name), 'wx', 0o600);
-      try {
-        let offset = 0;
-        while (offset < bytes.length) {
-          const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset, offset);
-          offset += bytesWritten;
-        }
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    }
+    for (const [name, bytes] of Object.entries(files))
+      await writeNewFileSynced(join(temp, name), bytes, 0o600);
     await syncFolder(temp);
     await rename(temp, path);
   } catch (error) {
