@@ -64,28 +64,35 @@ export function registerClient(program: Command): void {
     .option('--labels <file>', 'labels (idx1, gzip or not)')
     .option('--count <k>', 'images to classify (default: all)')
     .option('--json', 'print the summary as JSON')
-    .action(
-      async (flags: {
-        server: string;
-        token: string;
-        model: string;
-        data: string;
-        labels?: string;
-        count?: string;
-        json?: boolean;
-      }) => {
-        const summary = await runClientInfer(flags);
-        if (flags.json) console.log(JSON.stringify(summary));
-        else {
-          console.log(
-            `${summary.model}: ${summary.count} images in ${summary.requests} requests, ` +
-              `${summary.accuracy === null ? 'no labels' : `accuracy ${(summary.accuracy * 100).toFixed(1)} %`}, ` +
-              `p50 ${summary.p50_ms} ms, p99 ${summary.p99_ms} ms; keys ${summary.key_upload_bytes} B up, ` +
-              `requests ${summary.bytes_up} B up / ${summary.bytes_down} B down`,
-          );
-        }
-      },
-    );
+    .action(async (flags: ClientInferFlags & { json?: boolean }) => {
+      const summary = await runClientInfer(flags);
+      if (flags.json) console.log(JSON.stringify(summary));
+      else {
+        console.log(
+          `${summary.model}: ${summary.count} images in ${summary.requests} requests, ` +
+            `${summary.accuracy === null ? 'no labels' : `accuracy ${(summary.accuracy * 100).toFixed(1)} %`}, ` +
+            `p50 ${summary.p50_ms} ms, p99 ${summary.p99_ms} ms; keys ${summary.key_upload_bytes} B up, ` +
+            `requests ${summary.bytes_up} B up / ${summary.bytes_down} B down`,
+        );
+      }
+    });
+}
+
+/**
+ * The flags of `home client infer`, as commander gives them (numbers still text).
+ *
+ * @example
+ * ```ts
+ * const flags: ClientInferFlags = { server, token, model: 'mnist', data: 'images.idx', count: '4' };
+ * ```
+ */
+export interface ClientInferFlags {
+  server: string;
+  token: string;
+  model: string;
+  data: string;
+  labels?: string;
+  count?: string;
 }
 
 /**
@@ -97,14 +104,7 @@ export function registerClient(program: Command): void {
  * const summary = await runClientInfer({ server, token, model: 'mnist', data: 'images.idx', count: '4' });
  * ```
  */
-export async function runClientInfer(flags: {
-  server: string;
-  token: string;
-  model: string;
-  data: string;
-  labels?: string;
-  count?: string;
-}): Promise<ClientSummary> {
+export async function runClientInfer(flags: ClientInferFlags): Promise<ClientSummary> {
   const client = new ServeClient({ server: flags.server, token: flags.token });
   const model = await RemoteModel.open(client, flags.model);
   const he = model.he;

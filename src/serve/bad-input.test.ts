@@ -12,6 +12,7 @@ import { createServer, type HomeServer } from './app.ts';
 import { RemoteModel, ServeClient } from './client.ts';
 import { normalizeImages } from './he-client.ts';
 import { injectFetch } from './inject-fetch.ts';
+import { tenantWithMnist } from '../../tests/support/serve-tenant.ts';
 import { encodeMessage, HEADER_LENGTH } from './protocol.ts';
 
 const ADMIN = 'test-admin-token-0123456789';
@@ -70,20 +71,7 @@ describe('home serve: bad input', () => {
       allowInsecureParameters: true,
       limits: { json: 4096, model: 8 * 2 ** 20 },
     });
-    const tenant = await server.app.inject({
-      method: 'POST',
-      url: '/v2/admin/tenants',
-      headers: { authorization: `Bearer ${ADMIN}` },
-      payload: { name: 'acme' },
-    });
-    token = tenant.json().token;
-    const upload = await server.app.inject({
-      method: 'PUT',
-      url: '/v2/repository/models/mnist?input_scale=1/256&mode=latency&insecure_log_n=11',
-      headers: { ...auth(), 'content-type': 'application/octet-stream' },
-      payload: onnx,
-    });
-    assert.equal(upload.statusCode, 201, upload.body);
+    token = await tenantWithMnist(server.app, ADMIN, 'acme', onnx);
     const model = await RemoteModel.open(
       new ServeClient({ server: 'http://x', token, fetch: injectFetch(server.app) }),
       'mnist',

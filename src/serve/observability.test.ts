@@ -11,6 +11,7 @@ import { operationOptions, parseDuration, parsePositive } from './cli-options.ts
 import { RemoteModel, ServeClient } from './client.ts';
 import { normalizeImages } from './he-client.ts';
 import { injectFetch } from './inject-fetch.ts';
+import { tenantWithMnist } from '../../tests/support/serve-tenant.ts';
 import { openApiDocument } from './openapi.ts';
 
 const ADMIN = 'test-admin-token-0123456789';
@@ -31,20 +32,7 @@ describe('home serve: metrics, logs, OpenAPI', () => {
       allowInsecureParameters: true,
       logger: { level: 'trace', stream: { write: (line) => lines.push(line) } },
     });
-    const tenant = await server.app.inject({
-      method: 'POST',
-      url: '/v2/admin/tenants',
-      headers: { authorization: `Bearer ${ADMIN}` },
-      payload: { name: 'acme' },
-    });
-    token = tenant.json().token;
-    const upload = await server.app.inject({
-      method: 'PUT',
-      url: '/v2/repository/models/mnist?input_scale=1/256&mode=latency&insecure_log_n=11',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
-      payload: onnx,
-    });
-    assert.equal(upload.statusCode, 201, upload.body);
+    token = await tenantWithMnist(server.app, ADMIN, 'acme', onnx);
     const client = new ServeClient({ server: 'http://in-process', token, fetch: injectFetch(server.app) });
     const model = await RemoteModel.open(client, 'mnist', { seed: new Uint8Array(32).fill(3) });
     keyBytes = model.crypto.evaluationKeyBytes();
