@@ -421,6 +421,7 @@ async function inferWithMemory(
         depth: program.depth,
         slots: program.slots,
         instructions: program.instructions.length,
+        constant_bytes: compiled.resources.constantBytes,
         relinearizations: ops.relinearize,
         program_peak_bytes: footprint.peakBytes,
         substitutions: compiled.substitutions.length,
@@ -481,7 +482,10 @@ async function inferWithMemory(
     // program's constants (the weights every plaintext diagonal is encoded from) stay in memory through the run
     // too, and come out of the budget (at most half of it): under a 2 GiB budget LeNet's 379 MB took its peak RSS
     // to 3.05 GiB when only those beyond 256 MiB were counted, 2.88 GiB when all were.
-    const constantsBytes = Math.min(program.constants.byteLength, Math.floor(runMemory.budgetBytes / 2));
+    const constantsBytes = Math.min(
+      program.constants.byteLength + program.paletteCodes.byteLength,
+      Math.floor(runMemory.budgetBytes / 2),
+    );
     // A bootstrapper keeps its relinearization and encapsulation keys in kernel memory beside the plan's objects
     // (its Galois keys and diagonals come and go inside each bootstrap's declared scratch): out of the budget too.
     const keys = client.bootstrappingKeys;

@@ -124,6 +124,7 @@ export function packingProgram(he: HeModelDescriptor): HeProgram {
     outputs: he.outputs.map((o) => ({ ...o })),
     plaintexts: [],
     constants: new Float64Array(0),
+    paletteCodes: new Uint8Array(0),
     rotations: [...he.rotations],
     galoisElements: [...he.galois_elements],
     relinearization: he.relinearization,

@@ -1,6 +1,7 @@
 /**
- * The byte forms of an HE program: versioned JSON plus the constants as a little-endian float64 blob, or one file
- * (magic `HEP1`, the JSON length, the JSON, the blob). Reading validates the whole program.
+ * The byte forms of an HE program: versioned JSON plus the constants as a little-endian float64 blob and the
+ * palette codes as bytes, or one file (magic `HEP1`, the JSON length, the JSON, the constants, the codes). Reading
+ * validates the whole program.
  */
 import { describe } from '../util/assert.ts';
 import { FormatError } from '../util/errors.ts';
@@ -8,7 +9,8 @@ import type { HeProgram } from './program.ts';
 import { validateProgram } from './validate.ts';
 
 /**
- * Serializes a program: versioned JSON plus the constants as a little-endian float64 blob.
+ * Serializes a program: versioned JSON, the constants as a little-endian float64 blob (the JSON counts them) and
+ * the palette codes after them.
  *
  * @example
  * ```ts
@@ -17,11 +19,12 @@ import { validateProgram } from './validate.ts';
  * ```
  */
 export function serializeProgram(program: HeProgram): { json: string; blob: Uint8Array } {
-  const { constants, ...rest } = program;
-  const json = JSON.stringify({ ...rest, constantCount: constants.length });
-  const blob = new Uint8Array(constants.length * 8);
+  const { constants, paletteCodes, ...rest } = program;
+  const json = JSON.stringify({ ...rest, constantCount: constants.length, paletteCodeCount: paletteCodes.length });
+  const blob = new Uint8Array(constants.length * 8 + paletteCodes.length);
   const view = new DataView(blob.buffer);
   for (let i = 0; i < constants.length; i++) view.setFloat64(i * 8, constants[i], true);
+  blob.set(paletteCodes, constants.length * 8);
   return { json, blob };
 }
 
@@ -97,16 +100,21 @@ export function deserializeProgram(json: string, blob: Uint8Array): HeProgram {
   if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0) {
     throw new FormatError(`HE program: constantCount = ${describe(count)}: expected an integer ≥ 0`);
   }
-  if (!(blob instanceof Uint8Array) || blob.length !== count * 8) {
+  const codeCount = record.paletteCodeCount;
+  if (typeof codeCount !== 'number' || !Number.isSafeInteger(codeCount) || codeCount < 0) {
+    throw new FormatError(`HE program: paletteCodeCount = ${describe(codeCount)}: expected an integer ≥ 0`);
+  }
+  if (!(blob instanceof Uint8Array) || blob.length !== count * 8 + codeCount) {
     throw new FormatError(
-      `HE program: constants blob of ${describe(blob)} ${blob?.length ?? 0} bytes: expected ${count} × 8 = ${count * 8}`,
+      `HE program: constants blob of ${describe(blob)} ${blob?.length ?? 0} bytes: expected ${count} × 8 + ${codeCount} palette codes = ${count * 8 + codeCount}`,
     );
   }
   const constants = new Float64Array(count);
   const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
   for (let i = 0; i < count; i++) constants[i] = view.getFloat64(i * 8, true);
-  const { constantCount: _, ...rest } = record;
-  const program = { ...rest, constants } as unknown as HeProgram;
+  const paletteCodes = blob.slice(count * 8);
+  const { constantCount: _, paletteCodeCount: __, ...rest } = record;
+  const program = { ...rest, constants, paletteCodes } as unknown as HeProgram;
   validateProgram(program);
   return program;
 }

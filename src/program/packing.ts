@@ -207,6 +207,26 @@ export function weightSlots(program: HeProgram, w: InputDescriptor): Float64Arra
 }
 
 /**
+ * Writes the `p.length` values of a plaintext vector (every stored form: dense, sparse pairs, palette) into the
+ * first slots of `out`, which holds zeros where a sparse form names no slot.
+ */
+function writePeriod(program: HeProgram, p: PlaintextDescriptor, out: Float64Array): Float64Array {
+  const { constants } = program;
+  if (p.palette !== undefined) {
+    const palette = constants.subarray(p.offset, p.offset + p.palette);
+    const codes = program.paletteCodes;
+    let c = p.codeOffset ?? 0;
+    if (p.entries === undefined) for (let i = 0; i < p.length; i++) out[i] = palette[codes[c++]];
+    else
+      for (let e = 0; e < p.entries; e++, c += 3) out[codes[c] | (codes[c + 1] << 8)] = palette[codes[c + 2]];
+  } else if (p.entries !== undefined) {
+    const pairs = constants.subarray(p.offset, p.offset + 2 * p.entries);
+    for (let e = 0; e < pairs.length; e += 2) out[pairs[e]] = pairs[e + 1];
+  } else out.set(constants.subarray(p.offset, p.offset + p.length));
+  return out;
+}
+
+/**
  * The slot values of a plaintext weight (tiled over all slots when it is replicated), written into `out` (every
  * slot) when given.
  *
@@ -224,23 +244,16 @@ export function plaintextSlots(
     out.length === program.slots,
     () => `plaintextSlots: out has ${out.length} slots, expected ${program.slots}`,
   );
-  if (p.entries !== undefined && !p.replicate) {
-    // Sparse, not tiled: the entries straight into the slots.
+  if (!p.replicate) {
+    // Not tiled: the vector straight into the slots.
     out.fill(0);
-    const pairs = program.constants.subarray(p.offset, p.offset + 2 * p.entries);
-    for (let e = 0; e < pairs.length; e += 2) out[pairs[e]] = pairs[e + 1];
+    writePeriod(program, p, out);
     return out;
   }
-  let source = program.constants.subarray(p.offset, p.offset + p.length);
-  if (p.entries !== undefined) {
-    const pairs = program.constants.subarray(p.offset, p.offset + 2 * p.entries);
-    source = new Float64Array(p.length);
-    for (let e = 0; e < pairs.length; e += 2) source[pairs[e]] = pairs[e + 1];
-  }
-  if (p.replicate) for (let i = 0; i < out.length; i++) out[i] = source[i % p.length];
-  else {
-    out.set(source);
-    out.fill(0, source.length);
-  }
+  // One period in the first slots, then doubled: every copy starts at a multiple of the period.
+  out.fill(0, 0, p.length);
+  writePeriod(program, p, out);
+  for (let filled = p.length; filled < out.length; filled *= 2)
+    out.copyWithin(filled, 0, Math.min(filled, out.length - filled));
   return out;
 }

@@ -18,12 +18,14 @@ import type { HeOp } from './ops.ts';
 
 export const PROGRAM_FORMAT = 'home-he-program';
 /**
- * The version this code writes and reads. 4: `mul_matrix`, a block of a linear layer as one instruction, and
+ * The version this code writes and reads. 5: a plaintext vector may be stored by palette: its distinct values among
+ * the constants, a byte per slot (or per (slot, value) entry) in {@link HeProgram.paletteCodes}
+ * ({@link PlaintextDescriptor.palette}). 4: `mul_matrix`, a block of a linear layer as one instruction, and
  * `mul_plain_then_add`, a plaintext product added in place. 3: a plaintext vector may be stored sparse, as (slot, value) pairs
  * ({@link PlaintextDescriptor.entries}). 2: a latency-packed ciphertext holds `batchSize` images, one per block
  * of `slots / batchSize` slots (version 1 held one image repeated over the slots).
  */
-export const PROGRAM_VERSION = 4;
+export const PROGRAM_VERSION = 5;
 
 /**
  * One instruction. `level`, `scale` and `degree` describe the result(s); `bytes.args[i]` is the size of operand i
@@ -134,6 +136,17 @@ export interface PlaintextDescriptor {
    * thin over the slots is mostly zeros (ten times fewer constants for a CIFAR-size CNN).
    */
   entries?: number;
+  /**
+   * Palette storage: the constants at `offset` hold the vector's `palette` distinct values (at most 256), and
+   * {@link HeProgram.paletteCodes} from `codeOffset` says which one each slot takes: one byte per slot, or with
+   * `entries` three per entry (its slot as a little-endian uint16, then its value's index in the palette). A
+   * latency diagonal takes a handful of weights over thousands of slots, so a code byte instead of a float64
+   * (16 bytes per sparse entry) keeps the program a sixth of its size: ResNet-56 fits where its float64 diagonals
+   * (1.7 GB) would not.
+   */
+  palette?: number;
+  /** Where the vector's codes start in {@link HeProgram.paletteCodes} (with `palette`). */
+  codeOffset?: number;
   replicate?: boolean;
   encodeOnUse?: boolean;
 }
@@ -195,6 +208,8 @@ export interface HeProgram {
   plaintexts: PlaintextDescriptor[];
   /** Scalar constants and plaintext vectors (float64; serialized as a separate little-endian blob). */
   constants: Float64Array;
+  /** The codes of plaintext vectors stored by palette ({@link PlaintextDescriptor.palette}; a third blob). */
+  paletteCodes: Uint8Array;
   /** Exactly the rotation steps the instructions use (sorted) and their Galois elements. */
   rotations: number[];
   galoisElements: number[];

@@ -7,7 +7,7 @@ import { ParametersShape } from '../ckks/shape.ts';
 import { describe } from '../util/assert.ts';
 import { FormatError } from '../util/errors.ts';
 import { HE_OPS, OPS, opKeys, type ValueShape } from './ops.ts';
-import { PROGRAM_FORMAT, PROGRAM_VERSION, type HeProgram } from './program.ts';
+import { type HeProgram, PROGRAM_FORMAT, PROGRAM_VERSION, type PlaintextDescriptor } from './program.ts';
 
 /**
  * The declared result of an instruction against its op's result rule: level and degree exactly, the scale to
@@ -123,6 +123,7 @@ export function validateProgram(program: HeProgram): void {
     fail(`inputRange = ${describe(range)}: expected [min, max] with finite min ≤ max`);
   if (!(program.constants instanceof Float64Array)) fail('constants: expected a Float64Array');
   const constantCount = program.constants.length;
+  if (!(program.paletteCodes instanceof Uint8Array)) fail('paletteCodes: expected a Uint8Array');
   if (typeof program.relinearization !== 'boolean')
     fail(`relinearization = ${describe(program.relinearization)}: expected a boolean`);
   const rotations = intArray(program.rotations, 'rotations', -(program.slots - 1), program.slots - 1);
@@ -198,11 +199,12 @@ export function validateProgram(program: HeProgram): void {
     if (!isInt(pt.id)) fail(`${where}.id = ${describe(pt.id)}: expected an integer ≥ 0`);
     if (pt.id !== i) fail(`${where}.id = ${pt.id}: expected ${i}`);
     checkLevelScale(where, pt.level, pt.scale);
-    if (pt.entries !== undefined) {
-      if (!isInt(pt.length, 1, program.slots) || !isInt(pt.entries, 0, pt.length))
-        fail(
-          `${where}: length ${describe(pt.length)}, entries ${describe(pt.entries)}: expected 1 ≤ length ≤ ${program.slots}, 0 ≤ entries ≤ length`,
-        );
+    if (!isInt(pt.length, 1, program.slots))
+      fail(`${where}.length = ${describe(pt.length)}: expected 1 ≤ length ≤ ${program.slots}`);
+    if (pt.entries !== undefined && !isInt(pt.entries, 0, pt.length))
+      fail(`${where}.entries = ${describe(pt.entries)}: expected 0 ≤ entries ≤ length (${pt.length})`);
+    if (pt.palette !== undefined) checkPalette(program, pt, where);
+    else if (pt.entries !== undefined) {
       if (!isInt(pt.offset, 0) || pt.offset + 2 * pt.entries > constantCount)
         fail(
           `${where}: offset ${describe(pt.offset)} + ${pt.entries} (slot, value) pairs outside the ${constantCount} constants`,
@@ -216,13 +218,9 @@ export function validateProgram(program: HeProgram): void {
           );
         previous = slot;
       }
-    } else if (
-      !isInt(pt.length, 1, program.slots) ||
-      !isInt(pt.offset, 0) ||
-      pt.offset + pt.length > constantCount
-    )
+    } else if (!isInt(pt.offset, 0) || pt.offset + pt.length > constantCount)
       fail(
-        `${where}: offset ${describe(pt.offset)} + length ${describe(pt.length)} outside the ${constantCount} constants`,
+        `${where}: offset ${describe(pt.offset)} + length ${pt.length} outside the ${constantCount} constants`,
       );
     if (pt.encodeOnUse !== undefined && typeof pt.encodeOnUse !== 'boolean')
       fail(`${where}.encodeOnUse = ${describe(pt.encodeOnUse)}: expected true or false`);
@@ -363,4 +361,36 @@ export function validateProgram(program: HeProgram): void {
       if (slots.length === 0) fail(`${where}.slotOfElement: expected at least one entry`);
     }
   });
+}
+
+/** A plaintext stored by palette: its values within the constants, its codes within `paletteCodes`, each in range. */
+function checkPalette(program: HeProgram, pt: PlaintextDescriptor, where: string): void {
+  const codes = program.paletteCodes;
+  const palette = pt.palette;
+  if (!isInt(palette, 1, 256)) fail(`${where}.palette = ${describe(palette)}: expected 1 … 256 values`);
+  if (!isInt(pt.offset, 0) || pt.offset + palette > program.constants.length)
+    fail(
+      `${where}: offset ${describe(pt.offset)} + a palette of ${palette} outside the ${program.constants.length} constants`,
+    );
+  const codeBytes = pt.entries === undefined ? pt.length : 3 * pt.entries;
+  const from = pt.codeOffset;
+  if (!isInt(from, 0) || from + codeBytes > codes.length)
+    fail(
+      `${where}.codeOffset = ${describe(from)}: its ${codeBytes} code bytes fall outside the ${codes.length} palette codes`,
+    );
+  if (pt.entries === undefined) {
+    for (let i = 0; i < pt.length; i++)
+      if (codes[from + i] >= palette)
+        fail(`${where}: slot ${i} takes palette value ${codes[from + i]}: expected below ${palette}`);
+    return;
+  }
+  let previous = -1;
+  for (let e = 0, c = from; e < pt.entries; e++, c += 3) {
+    const slot = codes[c] | (codes[c + 1] << 8);
+    if (slot <= previous || slot >= pt.length)
+      fail(`${where}: entry ${e} names slot ${slot}: expected above ${previous} and below ${pt.length}`);
+    if (codes[c + 2] >= palette)
+      fail(`${where}: entry ${e} takes palette value ${codes[c + 2]}: expected below ${palette}`);
+    previous = slot;
+  }
 }

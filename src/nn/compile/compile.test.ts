@@ -486,12 +486,12 @@ describe('resource limits (a ResourceError naming the layer, the figure and the 
   });
 
   it('constants: latency packing of a 21,632 → 10 dense layer stops on its plaintext diagonals', () => {
-    // 23,520 diagonals of at most 10 entries each, stored as (slot, value) pairs: 432,640 constants of its own
-    // (dense diagonals would be 770 M), over a limit of 400,000.
+    // 23,520 diagonals of at most 10 distinct entries each, stored by palette as (slot, code) entries: 11 bytes
+    // an entry, 2,379,520 bytes of its own (dense float64 diagonals would be 6.2 GB), over a limit of 2,000,000.
     assert.throws(
-      () => compileModel(wideDense(), { mode: 'latency', limits: { constants: 400_000 } }),
+      () => compileModel(wideDense(), { mode: 'latency', limits: { constantBytes: 2_000_000 } }),
       isResource(
-        /latency packing\): layer '[^']+' \(dense.*constants to [\d,]+ float64 values .*432,640 of them its own \(23,520 diagonals of 32,768 slots\).*over the limit of 400,000 \(limits\.constants\)/,
+        /latency packing\): layer '[^']+' \(dense.*constants to [\d,]+ bytes .*2,379,520 of them its own \(23,520 diagonals of 32,768 slots\).*over the limit of 2,000,000 \(limits\.constantBytes\)/,
       ),
     );
   });

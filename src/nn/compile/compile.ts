@@ -281,7 +281,7 @@ export function compileModel(input: LayerModel, options: CompileOptions = {}): C
   const resources: ProgramResources = {
     estimatedInstructions,
     instructions: emitter.instructions.length,
-    constants: program.constants.length,
+    constantBytes: program.constants.byteLength + program.paletteCodes.byteLength,
     peakCiphertextBytes: memory.peakCiphertextBytes,
     plaintextBytes: memory.plaintextBytes,
     keyBytes: memory.keyBytes,
@@ -469,7 +469,7 @@ function compileLatency(
   const resources: ProgramResources = {
     estimatedInstructions,
     instructions: emitter.instructions.length,
-    constants: program.constants.length,
+    constantBytes: program.constants.byteLength + program.paletteCodes.byteLength,
     peakCiphertextBytes: memory.peakCiphertextBytes,
     plaintextBytes: memory.plaintextBytes,
     keyBytes: memory.keyBytes,
@@ -565,7 +565,8 @@ function finishProgram(parts: {
     inputs: parts.inputs,
     outputs: parts.outputs,
     plaintexts: emitter.plaintexts,
-    constants: emitter.constants.toFloat64Array(),
+    constants: emitter.constants.toArray(),
+    paletteCodes: emitter.paletteCodes.toArray(),
     rotations: parts.rotations ?? [],
     galoisElements: parts.galoisElements ?? [],
     relinearization: emitter.usesRelin,

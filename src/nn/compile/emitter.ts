@@ -9,6 +9,7 @@ import { type HeOp, OPS, opKeys } from '../../program/ops.ts';
 import type { HeInstruction, InputDescriptor, PlaintextDescriptor } from '../../program/program.ts';
 import type { Chain } from './chain.ts';
 import type { CompileLimits } from './options.ts';
+import { DistinctCounter, paletteForm, plaintextStorage } from './plaintext-storage.ts';
 import type { PolynomialEvaluation } from './polynomial.ts';
 
 /** Rows per mul_matrix: enough to read each operand once per layer for the dense layers of MNIST-size models. */
@@ -45,18 +46,22 @@ export interface Term {
 }
 
 /**
- * The program's float64 constants while emitting: a growable Float64Array, because a JavaScript number array
- * cannot grow past about 2^27 elements (V8 aborts the process when it tries) and latency packing stores every
- * plaintext diagonal here.
+ * The program's float64 constants (or palette codes) while emitting: a growable typed array, because a JavaScript
+ * number array cannot grow past about 2^27 elements (V8 aborts the process when it tries) and latency packing
+ * stores every plaintext diagonal here.
  */
-class ConstantStore {
-  #data = new Float64Array(1024);
+class GrowableArray<T extends Float64Array | Uint8Array> {
+  #data: T;
   length = 0;
+
+  constructor(readonly create: (length: number) => T) {
+    this.#data = create(1024);
+  }
 
   #reserve(extra: number): void {
     const need = this.length + extra;
     if (need <= this.#data.length) return;
-    const grown = new Float64Array(Math.max(need, Math.ceil(this.#data.length * 1.5)));
+    const grown = this.create(Math.max(need, Math.ceil(this.#data.length * 1.5)));
     grown.set(this.#data.subarray(0, this.length));
     this.#data = grown;
   }
@@ -68,14 +73,14 @@ class ConstantStore {
 
   appendAll(values: ArrayLike<number>): void {
     this.#reserve(values.length);
-    if (values instanceof Float64Array) this.#data.set(values, this.length);
+    if (values instanceof this.#data.constructor) this.#data.set(values, this.length);
     else for (let i = 0; i < values.length; i++) this.#data[this.length + i] = values[i];
     this.length += values.length;
   }
 
-  /** The constants, exactly `length` of them (the store's spare capacity is dropped). */
-  toFloat64Array(): Float64Array {
-    return this.#data.slice(0, this.length);
+  /** The values, exactly `length` of them (the spare capacity is dropped). */
+  toArray(): T {
+    return this.#data.slice(0, this.length) as T;
   }
 }
 
@@ -136,7 +141,9 @@ export function babyStepCount(ks: readonly number[], d: number): number {
 export class Emitter {
   readonly chain: Chain;
   readonly instructions: HeInstruction[] = [];
-  readonly constants = new ConstantStore();
+  readonly constants = new GrowableArray((n) => new Float64Array(n));
+  /** The codes of plaintexts stored by palette (see {@link PlaintextDescriptor.palette}). */
+  readonly paletteCodes = new GrowableArray((n) => new Uint8Array(n));
   readonly #constantIndex = new Map<number, number>();
   nextId = 0;
   layer = '';
@@ -144,12 +151,12 @@ export class Emitter {
   usesRelin = false;
   /** The depth probe: plaintext and weight vectors are registered but their values are neither built nor stored. */
   readonly dryRun: boolean;
-  readonly #limits: Pick<CompileLimits, 'instructions' | 'constants'> &
+  readonly #limits: Pick<CompileLimits, 'instructions' | 'constantBytes'> &
     Partial<Pick<CompileLimits, 'stepBytes'>>;
 
   constructor(
     chain: Chain,
-    limits: Pick<CompileLimits, 'instructions' | 'constants'> & Partial<Pick<CompileLimits, 'stepBytes'>>,
+    limits: Pick<CompileLimits, 'instructions' | 'constantBytes'> & Partial<Pick<CompileLimits, 'stepBytes'>>,
     dryRun = false,
   ) {
     this.chain = chain;
@@ -162,7 +169,7 @@ export class Emitter {
    * Backstop of the up-front estimates: stops the emission before the instruction list or the constants outgrow
    * their limits (past them V8 aborts the process instead of throwing).
    */
-  #room(instructions: number, constants: number): void {
+  #room(instructions: number, constantBytes: number): void {
     if (this.instructions.length + instructions > this.#limits.instructions) {
       throw new ResourceError(
         `compileModel: layer '${this.layer}' takes the program past ${this.#limits.instructions.toLocaleString('en-US')} ` +
@@ -170,10 +177,10 @@ export class Emitter {
           'lower polynomial degrees or a smaller model',
       );
     }
-    if (this.constants.length + constants > this.#limits.constants) {
+    if (8 * this.constants.length + this.paletteCodes.length + constantBytes > this.#limits.constantBytes) {
       throw new ResourceError(
-        `compileModel: layer '${this.layer}' takes the program's constants past ${this.#limits.constants.toLocaleString('en-US')} ` +
-          'float64 values (limits.constants): the plaintext weight vectors do not fit in one program',
+        `compileModel: layer '${this.layer}' takes the program's constants past ${this.#limits.constantBytes.toLocaleString('en-US')} ` +
+          'bytes (limits.constantBytes): the plaintext weight vectors do not fit in one program',
       );
     }
   }
@@ -188,7 +195,7 @@ export class Emitter {
     const key = value === 0 ? 0 : value;
     let index = this.#constantIndex.get(key);
     if (index === undefined) {
-      this.#room(0, 1);
+      this.#room(0, 8);
       index = this.constants.length;
       this.constants.append(key);
       this.#constantIndex.set(key, index);
@@ -273,7 +280,7 @@ export class Emitter {
     const out: Sym[] = [];
     for (let first = 0; first < rows; first += group) {
       const count = Math.min(group, rows - first);
-      this.#room(1, count * k);
+      this.#room(1, 8 * count * k);
       const constant = this.constants.length;
       for (let i = first * k; i < (first + count) * k; i++)
         this.constants.append(weights[i] === 0 ? 0 : weights[i]);
@@ -329,39 +336,55 @@ export class Emitter {
   #store(values: ArrayLike<number>): number {
     const offset = this.constants.length;
     if (this.dryRun) return offset;
-    this.#room(0, values.length);
+    this.#room(0, 8 * values.length);
     this.constants.appendAll(values);
     return offset;
   }
 
   /**
-   * Registers a plaintext vector (replicated over the slots with period values.length); returns its id. A vector
-   * less than half non-zero is stored as (slot, value) pairs (see {@link PlaintextDescriptor.entries}).
+   * Registers a plaintext vector (replicated over the slots with period values.length); returns its id. It is
+   * stored in the smallest form ({@link plaintextStorage}): dense or as (slot, value) entries, float64 or by palette.
    */
   plaintext(values: ArrayLike<number>, level: number, scale: number): number {
     const id = this.plaintexts.length;
+    const distinct = new DistinctCounter();
     let nonZero = 0;
-    for (let i = 0; i < values.length; i++) if (values[i] !== 0) nonZero++;
-    const sparse = 2 * nonZero < values.length;
-    let offset: number;
-    if (!sparse) offset = this.#store(values);
-    else {
+    for (let i = 0; i < values.length; i++)
+      if (values[i] !== 0) {
+        nonZero++;
+        distinct.add(values[i]);
+      }
+    const form = plaintextStorage(values.length, nonZero, distinct.count);
+    let stored: Pick<PlaintextDescriptor, 'offset' | 'entries' | 'palette' | 'codeOffset'>;
+    if (form.palette) {
+      const { palette, codes } = paletteForm(values, form.sparse);
+      const codeOffset = this.paletteCodes.length;
+      stored = {
+        offset: this.#store(palette),
+        ...(form.sparse ? { entries: nonZero } : {}),
+        palette: palette.length,
+        codeOffset,
+      };
+      if (!this.dryRun) {
+        this.#room(0, codes.length);
+        this.paletteCodes.appendAll(codes);
+      }
+    } else if (form.sparse) {
       const pairs = new Float64Array(2 * nonZero);
       for (let i = 0, e = 0; i < values.length; i++)
         if (values[i] !== 0) {
           pairs[e++] = i;
           pairs[e++] = values[i];
         }
-      offset = this.#store(pairs);
-    }
+      stored = { offset: this.#store(pairs), entries: nonZero };
+    } else stored = { offset: this.#store(values) };
     this.plaintexts.push({
       id,
       level,
       scale,
       bytes: this.chain.bytes(level, 0),
-      offset,
+      ...stored,
       length: values.length,
-      ...(sparse ? { entries: nonZero } : {}),
       replicate: true,
     });
     return id;

@@ -101,8 +101,11 @@ export interface CompileOptions {
 export interface CompileLimits {
   /** Instructions of the program body (each takes about 300 bytes of JavaScript heap). */
   readonly instructions: number;
-  /** Float64 constants of the program (scalar weights, plaintext and encrypted-weight vectors). */
-  readonly constants: number;
+  /**
+   * Bytes of the program's constants: float64 scalar weights, plaintext and encrypted-weight vectors, and the
+   * palette codes of the plaintexts stored by palette.
+   */
+  readonly constantBytes: number;
   /**
    * Bytes the server may hold at once: live ciphertexts, the plaintext weights (all of them, or the one in use when
    * they are encoded on use) and the evaluation keys. Default: 7/8 of the 4 GiB WebAssembly kernel arena (the rest
@@ -123,7 +126,7 @@ export interface CompileLimits {
 
 /**
  * The default {@link CompileLimits}: 5 million instructions (≈ 1.5 GB of heap, frees included, within Node's
- * default 4 GiB heap), 2^27 constants (1 GiB of float64), 3.5 GiB of server memory (7/8 of the kernel arena).
+ * default 4 GiB heap), 1 GiB of constants, 3.5 GiB of server memory (7/8 of the kernel arena).
  *
  * @example
  * ```ts
@@ -132,7 +135,7 @@ export interface CompileLimits {
  */
 export const DEFAULT_COMPILE_LIMITS: Readonly<CompileLimits> = Object.freeze({
   instructions: 5_000_000,
-  constants: 2 ** 27,
+  constantBytes: 2 ** 30,
   memoryBytes: (MAX_PAGES * PAGE_BYTES * 7) / 8,
   stepBytes: Number.POSITIVE_INFINITY,
 });
@@ -151,8 +154,8 @@ export interface ProgramResources {
   readonly estimatedInstructions: number;
   /** Instructions emitted (before frees). */
   readonly instructions: number;
-  /** Float64 constants of the program. */
-  readonly constants: number;
+  /** Bytes of the program's constants (float64 values and palette codes). */
+  readonly constantBytes: number;
   /** Largest sum of live ciphertext bytes (inputs and encrypted weights included). */
   readonly peakCiphertextBytes: number;
   /** Bytes of all plaintext weights once encoded. */
@@ -195,7 +198,7 @@ export interface CompileResult {
  */
 export function resolveLimits(given: Partial<CompileLimits> | undefined): CompileLimits {
   const limits = { ...DEFAULT_COMPILE_LIMITS, ...given };
-  for (const key of ['instructions', 'constants', 'memoryBytes'] as const) {
+  for (const key of ['instructions', 'constantBytes', 'memoryBytes'] as const) {
     const v = limits[key];
     check(
       typeof v === 'number' && v > 0 && (Number.isSafeInteger(v) || v === Number.POSITIVE_INFINITY),

@@ -65,7 +65,7 @@ describe('HE program', () => {
     assert.deepEqual(decodeProgram(encodeProgram(program)), program);
     const parsed = JSON.parse(json);
     assert.equal(parsed.format, 'home-he-program');
-    assert.equal(parsed.version, 4);
+    assert.equal(parsed.version, 5);
   });
 
   it('computes the peak live bytes and the access sequence for the runtime', () => {
@@ -119,65 +119,160 @@ describe('HE program', () => {
     );
   });
 
-  it('a sparse plaintext ((slot, value) pairs) reads as its dense vector; bad pairs are refused', () => {
+  it('every stored form of a plaintext (dense, pairs, palette, palette entries) reads as the same vector; bad ones are refused', () => {
     const latency = compileModel(tinyModel(), { mode: 'latency' }).program;
-    const dense = latency.plaintexts.find((pt) => pt.entries === undefined);
-    assert.ok(dense);
-    const values = latency.constants.subarray(dense.offset, dense.offset + dense.length);
-    const pairs: number[] = [];
-    values.forEach((v, slot) => {
-      if (v !== 0) pairs.push(slot, v);
+    // The vector of the first plaintext with zeros and non-zeros, read from whatever form the compiler chose.
+    const original = latency.plaintexts.find((pt) => {
+      const v = plaintextSlots(latency, { ...pt, replicate: false }).subarray(0, pt.length);
+      return v.some((x) => x === 0) && v.some((x) => x !== 0);
     });
-    assert.ok(pairs.length > 0 && pairs.length < 2 * dense.length);
-    const constants = new Float64Array(latency.constants.length + pairs.length);
-    constants.set(latency.constants);
-    constants.set(pairs, latency.constants.length);
-    const sparse = { ...dense, offset: latency.constants.length, entries: pairs.length / 2 };
-    const edited = {
-      ...latency,
-      constants,
-      plaintexts: latency.plaintexts.map((pt) => (pt.id === dense.id ? sparse : pt)),
+    assert.ok(original);
+    const values = plaintextSlots(latency, { ...original, replicate: false }).subarray(0, original.length);
+    const nonZero = [...values.keys()].filter((slot) => values[slot] !== 0);
+    const palette = [...new Set(values)];
+    const nonZeroPalette = [...new Set(nonZero.map((slot) => values[slot]))];
+    // Each form appended to the constants (and codes) of the program, as the only change.
+    const forms = {
+      dense: { values: [...values], codes: [] as number[], fields: {} },
+      pairs: { values: nonZero.flatMap((slot) => [slot, values[slot]]), codes: [], fields: { entries: nonZero.length } },
+      palette: {
+        values: palette,
+        codes: [...values].map((v) => palette.indexOf(v)),
+        fields: { palette: palette.length },
+      },
+      paletteEntries: {
+        values: nonZeroPalette,
+        codes: nonZero.flatMap((slot) => [slot & 0xff, slot >>> 8, nonZeroPalette.indexOf(values[slot])]),
+        fields: { entries: nonZero.length, palette: nonZeroPalette.length },
+      },
     };
-    validateProgram(edited);
-    assert.deepEqual(plaintextSlots(edited, sparse), plaintextSlots(latency, dense));
-    // Written into a reused vector (as encoding does), every slot is overwritten: the same as a fresh one, for
-    // the sparse and the dense forms, tiled or not.
-    for (const [program, pt] of [
-      [edited, sparse],
-      [latency, dense],
-      [edited, { ...sparse, replicate: !sparse.replicate }],
-      [latency, { ...dense, replicate: !dense.replicate }],
-    ] as const) {
-      const reused = new Float64Array(program.slots).fill(Number.NaN);
-      assert.deepEqual(plaintextSlots(program, pt, reused), plaintextSlots(program, pt));
+    const withForm = (form: (typeof forms)[keyof typeof forms]) => {
+      const pt = {
+        id: original.id,
+        level: original.level,
+        scale: original.scale,
+        bytes: original.bytes,
+        length: original.length,
+        replicate: original.replicate,
+        offset: latency.constants.length,
+        ...form.fields,
+        ...('palette' in form.fields ? { codeOffset: latency.paletteCodes.length } : {}),
+      };
+      const program = {
+        ...latency,
+        constants: Float64Array.from([...latency.constants, ...form.values]),
+        paletteCodes: Uint8Array.from([...latency.paletteCodes, ...form.codes]),
+        plaintexts: latency.plaintexts.map((p) => (p.id === original.id ? pt : p)),
+      };
+      validateProgram(program);
+      return { program, pt };
+    };
+    for (const [name, form] of Object.entries(forms)) {
+      const { program, pt } = withForm(form);
+      assert.deepEqual(plaintextSlots(program, pt), plaintextSlots(latency, original), name);
+      // Written into a reused vector (as encoding does), every slot is overwritten: the same as a fresh one,
+      // tiled or not.
+      for (const read of [pt, { ...pt, replicate: !pt.replicate }]) {
+        const reused = new Float64Array(program.slots).fill(Number.NaN);
+        assert.deepEqual(plaintextSlots(program, read, reused), plaintextSlots(program, read), name);
+      }
+      assert.deepEqual(decodeProgram(encodeProgram(program)), program, name);
     }
-    assert.throws(() => plaintextSlots(latency, dense, new Float64Array(3)), /out has 3 slots/);
-    assert.deepEqual(decodeProgram(encodeProgram(edited)), edited);
-    const { json, blob } = serializeProgram(edited);
-    const refuse = (f: (p: ProgramJson, c: Float64Array) => void, pattern: RegExp) => {
+    assert.throws(() => plaintextSlots(latency, original, new Float64Array(3)), /out has 3 slots/);
+
+    // Edits of the serialized program: the JSON, the float64 constants and the palette codes after them.
+    const refuse = (
+      program: typeof latency,
+      f: (p: ProgramJson, c: Float64Array, codes: Uint8Array) => void,
+      pattern: RegExp,
+    ) => {
+      const { json, blob } = serializeProgram(program);
       const p = JSON.parse(json);
-      const c = new Float64Array(blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength));
-      f(p, c);
-      const bytes = new Uint8Array(c.buffer);
+      const bytes = blob.slice();
+      const constantBytes = program.constants.length * 8;
+      f(p, new Float64Array(bytes.buffer, 0, program.constants.length), bytes.subarray(constantBytes));
       assert.throws(
         () => deserializeProgram(JSON.stringify(p), bytes),
         (e: unknown) => e instanceof FormatError && pattern.test(e.message),
       );
     };
-    const at = `plaintexts\\[${dense.id}\\]`;
-    refuse((p) => (p.plaintexts[dense.id].entries = -1), new RegExp(`${at}: length .*entries -1`));
-    refuse((p) => (p.plaintexts[dense.id].entries = dense.length + 1), new RegExp(`${at}: length .*entries`));
+    const at = `plaintexts\\[${original.id}\\]`;
+    const pairs = withForm(forms.pairs);
+    const pairsAt = pairs.pt.offset;
+    refuse(pairs.program, (p) => (p.plaintexts[original.id].entries = -1), new RegExp(`${at}.entries = -1`));
     refuse(
-      (p) => (p.plaintexts[dense.id].offset = constants.length - 1),
+      pairs.program,
+      (p) => (p.plaintexts[original.id].entries = original.length + 1),
+      new RegExp(`${at}.entries = ${original.length + 1}`),
+    );
+    refuse(
+      pairs.program,
+      (p) => (p.plaintexts[original.id].offset = pairs.program.constants.length - 1),
       new RegExp(`${at}: offset .*pairs outside`),
     );
     refuse(
-      (_p, c) => (c[sparse.offset] = dense.length),
-      new RegExp(`${at}: entry 0 names slot ${dense.length}`),
+      pairs.program,
+      (_p, c) => (c[pairsAt] = original.length),
+      new RegExp(`${at}: entry 0 names slot ${original.length}`),
     );
-    refuse((_p, c) => (c[sparse.offset] = 0.5), new RegExp(`${at}: entry 0 names slot 0.5`));
-    if (sparse.entries > 1)
-      refuse((_p, c) => (c[sparse.offset + 2] = c[sparse.offset]), new RegExp(`${at}: entry 1 names slot`));
+    refuse(pairs.program, (_p, c) => (c[pairsAt] = 0.5), new RegExp(`${at}: entry 0 names slot 0.5`));
+    if (nonZero.length > 1)
+      refuse(pairs.program, (_p, c) => (c[pairsAt + 2] = c[pairsAt]), new RegExp(`${at}: entry 1 names slot`));
+
+    const byPalette = withForm(forms.palette);
+    const codesAt = byPalette.pt.codeOffset as number;
+    refuse(byPalette.program, (p) => (p.plaintexts[original.id].palette = 0), new RegExp(`${at}.palette = 0`));
+    refuse(byPalette.program, (p) => (p.plaintexts[original.id].palette = 257), new RegExp(`${at}.palette = 257`));
+    refuse(
+      byPalette.program,
+      (p) => (p.plaintexts[original.id].offset = byPalette.program.constants.length),
+      new RegExp(`${at}: offset .* a palette of ${palette.length} outside`),
+    );
+    refuse(
+      byPalette.program,
+      (p) => (p.plaintexts[original.id].codeOffset = codesAt + 1),
+      new RegExp(`${at}.codeOffset = ${codesAt + 1}: its ${original.length} code bytes fall outside`),
+    );
+    refuse(
+      byPalette.program,
+      (_p, _c, codes) => (codes[codesAt + 2] = palette.length),
+      new RegExp(`${at}: slot 2 takes palette value ${palette.length}: expected below ${palette.length}`),
+    );
+    const byEntries = withForm(forms.paletteEntries);
+    const entriesAt = byEntries.pt.codeOffset as number;
+    refuse(
+      byEntries.program,
+      (_p, _c, codes) => {
+        codes[entriesAt] = original.length & 0xff;
+        codes[entriesAt + 1] = original.length >>> 8;
+      },
+      new RegExp(`${at}: entry 0 names slot ${original.length}`),
+    );
+    refuse(
+      byEntries.program,
+      (_p, _c, codes) => (codes[entriesAt + 2] = 255),
+      new RegExp(`${at}: entry 0 takes palette value 255`),
+    );
+    if (nonZero.length > 1)
+      refuse(
+        byEntries.program,
+        (_p, _c, codes) => {
+          codes[entriesAt + 3] = codes[entriesAt];
+          codes[entriesAt + 4] = codes[entriesAt + 1];
+        },
+        new RegExp(`${at}: entry 1 names slot`),
+      );
+  });
+
+  it('the compiler stores a latency diagonal of a few weights by palette, in fewer bytes than float64', () => {
+    const latency = compileModel(tinyModel(), { mode: 'latency' }).program;
+    const byPalette = latency.plaintexts.filter((pt) => pt.palette !== undefined);
+    assert.ok(byPalette.length > 0);
+    for (const pt of byPalette) {
+      const codeBytes = pt.entries === undefined ? pt.length : 3 * pt.entries;
+      const floatBytes = 8 * (pt.entries === undefined ? pt.length : 2 * pt.entries);
+      assert.ok(8 * (pt.palette as number) + codeBytes < floatBytes);
+    }
   });
 
   it('rejects invalid programs with a FormatError naming the field', () => {
@@ -190,7 +285,7 @@ describe('HE program', () => {
     assert.throws(
       edit((p) => (p.version = 1)),
       (e: unknown) =>
-        e instanceof FormatError && /version = 1: this reader supports version 4/.test(e.message),
+        e instanceof FormatError && /version = 1: this reader supports version 5/.test(e.message),
     );
     assert.throws(
       edit((p) => (p.format = 'x')),

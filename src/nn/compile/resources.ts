@@ -18,13 +18,15 @@ import {
   replicateByDoubling,
   slotMatrix,
 } from './latency-layout.ts';
+import { DistinctCounter, plaintextStorage } from './plaintext-storage.ts';
 import { chebyshevInstructions } from './polynomial.ts';
 
 /** One layer's share of the program, estimated before emission. */
 interface LayerEstimate {
   readonly layer: Layer;
   readonly instructions: number;
-  readonly constants: number;
+  /** Bytes of its constants, stored as {@link plaintextStorage} will store them. */
+  readonly constantBytes: number;
   readonly plaintexts: number;
   /** What the figures are made of, for messages. */
   readonly detail: string;
@@ -50,7 +52,7 @@ export function estimateLayers(
   for (const layer of model.layers) {
     const size = shapeSize(layer.shape);
     let instructions = 0;
-    let constants = 0;
+    let constantBytes = 0;
     let plaintexts = 0;
     let detail = '';
     const linear =
@@ -76,7 +78,7 @@ export function estimateLayers(
       const moved = gather ? latencyMatrixCost(undefined, gather, inputShape, period) : undefined;
       const diagonals = own.diagonals + (moved?.diagonals ?? 0);
       plaintexts = diagonals + (own.hasBias ? 1 : 0);
-      constants = own.constants + (moved?.constants ?? 0);
+      constantBytes = own.constantBytes + (moved?.constantBytes ?? 0);
       instructions = own.instructions + (moved?.instructions ?? 0);
       detail =
         `${own.diagonals.toLocaleString('en-US')} diagonals of ${period.toLocaleString('en-US')} slots` +
@@ -98,7 +100,7 @@ export function estimateLayers(
           instructions = 3 * copies;
           if (packing === 'latency') {
             plaintexts = 1;
-            constants = period;
+            constantBytes = 8 * period;
           }
           break;
         case 'square':
@@ -123,7 +125,7 @@ export function estimateLayers(
           break;
       }
     }
-    estimates.push({ layer, instructions, constants, plaintexts, detail });
+    estimates.push({ layer, instructions, constantBytes, plaintexts, detail });
   }
   return estimates;
 }
@@ -137,32 +139,41 @@ function latencyMatrixCost(
   step: (LatencyStep & { kind: 'matrix' }) | undefined,
   inputShape: (layer: Layer) => readonly number[],
   period: number,
-): { diagonals: number; constants: number; instructions: number; hasBias: boolean } {
-  // Entries per diagonal: a diagonal less than half full is stored as (slot, value) pairs (Emitter.plaintext).
+): { diagonals: number; constantBytes: number; instructions: number; hasBias: boolean } {
+  // Entries and distinct values per diagonal: they decide how Emitter.plaintext stores it (plaintextStorage).
   const used = new Int32Array(period);
+  const distinct: DistinctCounter[] = [];
   const visitor = (i: number, j: number, w: number) => {
-    if (w !== 0) used[(j - i + period) % period]++;
+    if (w === 0) return;
+    const k = (j - i + period) % period;
+    used[k]++;
+    (distinct[k] ??= new DistinctCounter()).add(w);
   };
-  const stored = (entries: number) => Math.min(2 * entries, period);
   let bias: ArrayLike<number>;
   if (step) bias = slotMatrix(layer, step, inputShape, visitor, period).bias;
   else if (layer) bias = visitLinear(layer, inputShape, visitor).bias;
   else throw new Error('compiler: a move needs its slots');
   const ks: number[] = [];
-  let constants = 0;
+  let constantBytes = 0;
   for (let k = 0; k < period; k++)
     if (used[k] > 0) {
       ks.push(k);
-      constants += stored(used[k]);
+      constantBytes += plaintextStorage(period, used[k], distinct[k].count).bytes;
     }
   if (ks.length === 0) ks.push(0);
   const n1 = babyStepCount(ks, period);
   const giants = new Set(ks.map((k) => Math.floor(k / n1))).size;
   let biasEntries = 0;
-  for (let i = 0; i < bias.length; i++) if (bias[i] !== 0) biasEntries++;
+  const biasValues = new DistinctCounter();
+  for (let i = 0; i < bias.length; i++)
+    if (bias[i] !== 0) {
+      biasEntries++;
+      biasValues.add(bias[i]);
+    }
   return {
     diagonals: ks.length,
-    constants: constants + (biasEntries > 0 ? stored(biasEntries) : 0),
+    constantBytes:
+      constantBytes + (biasEntries > 0 ? plaintextStorage(period, biasEntries, biasValues.count).bytes : 0),
     // Replicating the input first: a rotation and an addition per doubling.
     // The hybrid method: a rotation and an addition per halving of its span.
     instructions:
@@ -229,10 +240,10 @@ export function checkEstimates(
   packing: string,
 ): number {
   let instructions = 0;
-  let constants = 0;
+  let constantBytes = 0;
   for (const e of estimates) {
     instructions += e.instructions;
-    constants += e.constants;
+    constantBytes += e.constantBytes;
     const what = e.detail === '' ? '' : ` (${e.detail})`;
     if (instructions > limits.instructions) {
       throw new ResourceError(
@@ -244,11 +255,11 @@ export function checkEstimates(
             : ': use lower polynomial degrees or a smaller model'),
       );
     }
-    if (constants > limits.constants) {
+    if (constantBytes > limits.constantBytes) {
       throw new ResourceError(
         `compileModel (${packing} packing): ${describeLayer(e.layer)} brings the program's constants to ` +
-          `${figure(constants)} float64 values (${gib(constants * 8)}), ${figure(e.constants)} of them its own${what}, ` +
-          `over the limit of ${figure(limits.constants)} (limits.constants): the layer's plaintext diagonals do not fit ` +
+          `${figure(constantBytes)} bytes (${gib(constantBytes)}), ${figure(e.constantBytes)} of them its own${what}, ` +
+          `over the limit of ${figure(limits.constantBytes)} (limits.constantBytes): the layer's plaintext diagonals do not fit ` +
           'in one program; use a smaller layer (fewer channels, a stride) or batch packing',
       );
     }
