@@ -20,7 +20,11 @@ import { validateProgram } from './validate.ts';
  */
 export function serializeProgram(program: HeProgram): { json: string; blob: Uint8Array } {
   const { constants, paletteCodes, ...rest } = program;
-  const json = JSON.stringify({ ...rest, constantCount: constants.length, paletteCodeCount: paletteCodes.length });
+  const json = JSON.stringify({
+    ...rest,
+    constantCount: constants.length,
+    paletteCodeCount: paletteCodes.length,
+  });
   const blob = new Uint8Array(constants.length * 8 + paletteCodes.length);
   const view = new DataView(blob.buffer);
   for (let i = 0; i < constants.length; i++) view.setFloat64(i * 8, constants[i], true);

@@ -134,7 +134,11 @@ describe('HE program', () => {
     // Each form appended to the constants (and codes) of the program, as the only change.
     const forms = {
       dense: { values: [...values], codes: [] as number[], fields: {} },
-      pairs: { values: nonZero.flatMap((slot) => [slot, values[slot]]), codes: [], fields: { entries: nonZero.length } },
+      pairs: {
+        values: nonZero.flatMap((slot) => [slot, values[slot]]),
+        codes: [],
+        fields: { entries: nonZero.length },
+      },
       palette: {
         values: palette,
         codes: [...values].map((v) => palette.indexOf(v)),
@@ -217,12 +221,24 @@ describe('HE program', () => {
     );
     refuse(pairs.program, (_p, c) => (c[pairsAt] = 0.5), new RegExp(`${at}: entry 0 names slot 0.5`));
     if (nonZero.length > 1)
-      refuse(pairs.program, (_p, c) => (c[pairsAt + 2] = c[pairsAt]), new RegExp(`${at}: entry 1 names slot`));
+      refuse(
+        pairs.program,
+        (_p, c) => (c[pairsAt + 2] = c[pairsAt]),
+        new RegExp(`${at}: entry 1 names slot`),
+      );
 
     const byPalette = withForm(forms.palette);
     const codesAt = byPalette.pt.codeOffset as number;
-    refuse(byPalette.program, (p) => (p.plaintexts[original.id].palette = 0), new RegExp(`${at}.palette = 0`));
-    refuse(byPalette.program, (p) => (p.plaintexts[original.id].palette = 257), new RegExp(`${at}.palette = 257`));
+    refuse(
+      byPalette.program,
+      (p) => (p.plaintexts[original.id].palette = 0),
+      new RegExp(`${at}.palette = 0`),
+    );
+    refuse(
+      byPalette.program,
+      (p) => (p.plaintexts[original.id].palette = 257),
+      new RegExp(`${at}.palette = 257`),
+    );
     refuse(
       byPalette.program,
       (p) => (p.plaintexts[original.id].offset = byPalette.program.constants.length),
