@@ -301,12 +301,10 @@ describe('home serve: SIGKILL at random points', () => {
       const folders = (prefix: string) => [
         ...new Set(onDisk.filter((f) => f.startsWith(prefix)).map((f) => f.split('/').slice(0, 3).join('/'))),
       ];
+      const onDiskNames = (folder: string) =>
+        onDisk.filter((f) => f.startsWith(`${folder}/`)).map((f) => f.slice(folder.length + 1));
       const complete = (folder: string, names: string[]) =>
-        assert.deepEqual(
-          onDisk.filter((f) => f.startsWith(`${folder}/`)).map((f) => f.slice(folder.length + 1)),
-          names,
-          `${where}: ${folder}`,
-        );
+        assert.deepEqual(onDiskNames(folder), names, `${where}: ${folder}`);
 
       // Tenants: every acknowledged one listed, its token accepted.
       const tenants = await call('/v2/admin/tenants', { token: ADMIN });
@@ -394,11 +392,32 @@ describe('home serve: SIGKILL at random points', () => {
       // Chunked uploads: the one in progress resumes at an offset at least the acknowledged one, over the bytes
       // sent; one opened without an answer is empty (the client, having no id, abandons it: deleted here).
       for (const folder of folders('uploads/')) {
-        complete(folder, ['data', 'upload.json']);
         const id = folder.split('/')[2];
         const status = await call(`/v2/keys/uploads/${id}`, { token });
         expectStatus(status, 200, `${where}: upload ${id}`);
-        const { offset, size } = jsonOf(status) as { offset: number; size: number };
+        const { offset, size, committed_as } = jsonOf(status) as {
+          offset: number;
+          size: number;
+          committed_as?: string;
+        };
+        if (committed_as !== undefined) {
+          // Committed (its bytes gone, unless the crash came between marking it and removing them): committing
+          // again answers the same key set, never a second one.
+          const cut = inFlight?.kind === 'commit' && truth.upload?.id === id;
+          complete(
+            folder,
+            cut && onDiskNames(folder).includes('data') ? ['data', 'upload.json'] : ['upload.json'],
+          );
+          assert.equal(committed_as, `k_${id.slice(2)}`, `${where}: upload ${id} committed as`);
+          if (truth.upload?.id === id || listedIds.has(committed_as)) {
+            const again = await call(`/v2/keys/uploads/${id}/commit`, { method: 'POST', token });
+            expectStatus(again, 200, `${where}: commit of ${id} again`);
+            assert.equal(jsonOf(again).key_id, committed_as, `${where}: commit of ${id} again`);
+          }
+          if (truth.upload?.id === id) truth.upload = undefined;
+          continue;
+        }
+        complete(folder, ['data', 'upload.json']);
         const data = readFileSync(join(dataDir, folder, 'data'));
         assert.ok(data.length >= offset, `${where}: upload ${id} has ${data.length} of ${offset} bytes`);
         if (truth.upload?.id === id) {

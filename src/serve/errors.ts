@@ -115,8 +115,8 @@ export class KeyExpiredError extends HomeError {
 
 /**
  * A request that does not fit the state of what it acts on: a chunk at another offset than the one received so
- * far (`OFFSET_MISMATCH`), a commit before every byte arrived (`UPLOAD_INCOMPLETE`), the result of a job still
- * running (`JOB_NOT_DONE`).
+ * far (`OFFSET_MISMATCH`), a commit before every byte arrived (`UPLOAD_INCOMPLETE`), a chunk sent to an upload
+ * already committed (`UPLOAD_COMMITTED`), the result of a job still running (`JOB_NOT_DONE`).
  *
  * @example
  * ```ts
@@ -124,7 +124,10 @@ export class KeyExpiredError extends HomeError {
  * ```
  */
 export class StateError extends HomeError {
-  constructor(code: 'OFFSET_MISMATCH' | 'UPLOAD_INCOMPLETE' | 'JOB_NOT_DONE', message: string) {
+  constructor(
+    code: 'OFFSET_MISMATCH' | 'UPLOAD_INCOMPLETE' | 'UPLOAD_COMMITTED' | 'JOB_NOT_DONE',
+    message: string,
+  ) {
     super(code, message);
   }
 }
@@ -179,6 +182,7 @@ const STATUS: Readonly<Record<string, number>> = {
   KEY_EXPIRED: 410,
   OFFSET_MISMATCH: 409,
   UPLOAD_INCOMPLETE: 409,
+  UPLOAD_COMMITTED: 409,
   JOB_NOT_DONE: 409,
   CHECKSUM_MISMATCH: 400,
   QUOTA_EXCEEDED: 429,

@@ -164,7 +164,8 @@ export class KeyRegistry {
 
   /**
    * Checks an evaluation-key set against a model (its parameters, the relinearization key and every Galois key
-   * at the level the program uses it at) and stores it under a fresh id. It expires after `ttlSeconds` when given,
+   * at the level the program uses it at) and stores it under `id` (a fresh one by default; an id already stored,
+   * from a committed upload committed again, returns that set unchanged). It expires after `ttlSeconds` when given,
    * else after the registry's lifetime; a request cannot outlive the registry's lifetime.
    *
    * @throws FormatError for bytes that are not an evaluation-key set (truncated, corrupted, another object type);
@@ -177,7 +178,11 @@ export class KeyRegistry {
     he: HeModelDescriptor,
     bytes: Uint8Array,
     ttlSeconds?: number,
+    id: string = newKeyId(),
   ): Promise<KeyRecord> {
+    // Published under this id before (a chunked upload committed again after a crash): the same key set.
+    const earlier = this.#records.get(keyOf(tenant, id));
+    if (earlier) return earlier;
     if (ttlSeconds !== undefined && !(Number.isSafeInteger(ttlSeconds) && ttlSeconds > 0)) {
       throw new InvalidArgumentError(
         `ttl_seconds ${ttlSeconds}: expected a positive whole number of seconds`,
@@ -195,7 +200,7 @@ export class KeyRegistry {
       disposeKeys(evk);
     }
     const record: KeyRecord = {
-      id: newKeyId(),
+      id,
       tenant,
       model,
       parameters_id: params.id,

@@ -312,9 +312,12 @@ export function openApiDocument(version: string): Json {
       },
       '/v2/keys/uploads/{id}/commit': {
         post: op(
-          'Verify the SHA-256, check and publish the key set',
+          'Verify the SHA-256, check and publish the key set (again: the same set, 200)',
           'keys',
-          { 201: json({ $ref: '#/components/schemas/Key' }) },
+          {
+            200: json({ $ref: '#/components/schemas/Key' }),
+            201: json({ $ref: '#/components/schemas/Key' }),
+          },
           { parameters: [UPLOAD_ID] },
         ),
       },

@@ -170,11 +170,30 @@ describe('home serve: chunked key uploads, key expiry, jobs', () => {
     assert.equal(key.bytes, keyBytes.length);
     assert.equal(key.status, 'active');
     assert.equal(key.expires_at, new Date(clock.ms + 3600_000).toISOString());
-    expectCode(
-      await server.app.inject({ url: `/v2/keys/uploads/${id}`, headers: auth() }),
-      404,
-      'UPLOAD_NOT_FOUND',
-    );
+    // The client lost that answer and commits again: the same key set (200, not a second one), also after a
+    // restart; the upload says what it became and takes no more chunks.
+    for (const restart of [false, true]) {
+      if (restart) {
+        await server.app.close();
+        server = await createServer({
+          dataDir: dir,
+          adminToken: ADMIN,
+          allowInsecureParameters: true,
+          ...options,
+        });
+      }
+      const again = await server.app.inject({
+        method: 'POST',
+        url: `/v2/keys/uploads/${id}/commit`,
+        headers: auth(),
+      });
+      assert.equal(again.statusCode, 200, again.body);
+      assert.deepEqual(again.json(), key);
+      assert.equal((await server.app.inject({ url: '/v2/keys', headers: auth() })).json().length, 1);
+      const view = await server.app.inject({ url: `/v2/keys/uploads/${id}`, headers: auth() });
+      assert.equal(view.json().committed_as, key.key_id);
+      expectCode(await put(keyBytes.length, keyBytes.subarray(0, 1)), 409, 'UPLOAD_COMMITTED');
+    }
     // The committed keys serve an inference.
     const client = new ServeClient({ server: 'http://in-process', token, fetch: injectFetch(server.app) });
     const images = normalizeImages(model.he, image(1));

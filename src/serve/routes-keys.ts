@@ -40,6 +40,7 @@ function uploadView(u: UploadRecord): Record<string, unknown> {
     size: u.size,
     offset: u.offset,
     sha256: u.sha256,
+    ...(u.committed_as !== undefined ? { committed_as: u.committed_as } : {}),
     created: u.created,
     expires_at: u.expires_at,
   };
@@ -136,11 +137,21 @@ export function registerKeyRoutes(app: FastifyInstance, ctx: ServeContext): void
   );
   app.post<{ Params: { id: string } }>('/v2/keys/uploads/:id/commit', async (request, reply) => {
     const tenant = ctx.tenantWith(request, 'keys');
-    const stored = await uploads.commit(tenant, request.params.id, async (bytes, upload) => {
-      const model = ctx.models.get(tenant, upload.model);
-      return keys.upload(tenant, model.name, model.he, bytes, upload.key_ttl_seconds);
-    });
-    return reply.code(201).send(keyView(keys, stored));
+    let created = true;
+    const stored = await uploads.commit(
+      tenant,
+      request.params.id,
+      async (bytes, upload, keyId) => {
+        const model = ctx.models.get(tenant, upload.model);
+        return keys.upload(tenant, model.name, model.he, bytes, upload.key_ttl_seconds, keyId);
+      },
+      (keyId) => {
+        // Committed before (its answer lost): the same key set, unless it was deleted since.
+        created = false;
+        return keys.find(tenant, keyId);
+      },
+    );
+    return reply.code(created ? 201 : 200).send(keyView(keys, stored));
   });
   app.delete<{ Params: { id: string } }>('/v2/keys/uploads/:id', async (request, reply) => {
     const tenant = ctx.tenantWith(request, 'keys');

@@ -3,7 +3,9 @@
  * with the total size and the SHA-256 of the whole, receives chunks in order at the offset it reports, survives a
  * dropped connection and a server restart (received bytes and the offset are on disk under
  * `<data-dir>/uploads/<tenant>/<id>/`), and is committed once: the checksum is verified and the key set published
- * atomically by the key registry. An upload left idle past its lifetime is deleted.
+ * atomically by the key registry under an id derived from the upload's, so a commit repeated after a lost answer
+ * or a crash returns the same key set instead of publishing a second one (the committed upload is kept, without its
+ * bytes, for its lifetime). An upload left idle past its lifetime is deleted.
  */
 import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -37,6 +39,8 @@ export interface UploadRecord {
   readonly offset: number;
   /** When an idle upload is deleted (ISO time); every chunk moves it forward. */
   readonly expires_at: string;
+  /** Set once committed: the id of the key set it was published as (a repeated commit returns it). */
+  readonly committed_as?: string;
 }
 
 /**
@@ -135,7 +139,9 @@ export class UploadStore {
       throw new InvalidArgumentError('key_ttl_seconds: expected a positive whole number of seconds');
     }
     await this.sweep();
-    const open = [...this.#records.values()].filter((r) => r.tenant === tenant).length;
+    const open = [...this.#records.values()].filter(
+      (r) => r.tenant === tenant && r.committed_as === undefined,
+    ).length;
     if (open >= this.#perTenant) {
       throw new RetryLaterError(
         'QUOTA_EXCEEDED',
@@ -196,6 +202,12 @@ export class UploadStore {
   async append(tenant: string, id: string, offset: number, chunk: Uint8Array): Promise<UploadRecord> {
     return this.#locked(tenant, id, async () => {
       const record = this.get(tenant, id);
+      if (record.committed_as !== undefined) {
+        throw new StateError(
+          'UPLOAD_COMMITTED',
+          `upload ${id}: already committed as key set ${record.committed_as} (open another upload for other keys)`,
+        );
+      }
       if (offset !== record.offset) {
         throw new StateError(
           'OFFSET_MISMATCH',
@@ -237,27 +249,34 @@ export class UploadStore {
   }
 
   /**
-   * Verifies a complete upload against its SHA-256 and hands its bytes to `publish` (which stores the key set);
-   * the upload is deleted once `publish` succeeds or refuses the bytes (a typed error: the same bytes would be
-   * refused again), and kept when it fails otherwise (a disk error: committing again may succeed).
+   * Verifies a complete upload against its SHA-256 and hands its bytes to `publish` with the id the result must
+   * take ({@link resultIdOf}: `publish` returns what is already stored under it, so a commit cut short after
+   * publishing and committed again publishes nothing new). The upload is then kept as committed, without its
+   * bytes, until it expires, and a repeated commit answers `committed(id)`. An upload whose bytes `publish` refuses
+   * (a typed error: the same bytes would be refused again) is deleted; one that fails otherwise (a disk error) is
+   * kept: committing again may succeed.
    *
    * @throws StateError (UPLOAD_INCOMPLETE) before every byte arrived; ChecksumError (CHECKSUM_MISMATCH) when the
-   *   bytes are not the announced ones (the upload is deleted: start again); whatever `publish` throws.
+   *   bytes are not the announced ones (the upload is deleted: start again); whatever `publish` or `committed`
+   *   throws.
    */
   async commit<T>(
     tenant: string,
     id: string,
-    publish: (bytes: Uint8Array, record: UploadRecord) => Promise<T>,
+    publish: (bytes: Uint8Array, record: UploadRecord, resultId: string) => Promise<T>,
+    committed: (resultId: string) => T,
   ): Promise<T> {
     return this.#locked(tenant, id, async () => {
       const record = this.get(tenant, id);
+      if (record.committed_as !== undefined) return committed(record.committed_as);
       if (record.offset !== record.size) {
         throw new StateError(
           'UPLOAD_INCOMPLETE',
           `upload ${id}: ${record.offset} of ${record.size} bytes received (send the rest first)`,
         );
       }
-      const stored = await readFile(join(this.#root, tenant, id, DATA));
+      const dir = join(this.#root, tenant, id);
+      const stored = await readFile(join(dir, DATA));
       // A crash after a write and before its offset was recorded can leave bytes past the size: they are not part.
       const bytes: Uint8Array = stored.subarray(0, record.size);
       if (bytes.length !== record.size || bytesToHex(sha256(bytes)) !== record.sha256) {
@@ -266,14 +285,24 @@ export class UploadStore {
           `upload ${id}: the SHA-256 of the ${record.size} bytes received differs from the one announced (upload again)`,
         );
       }
+      const resultId = resultIdOf(id);
+      let result: T;
       try {
-        const result = await publish(bytes, record);
-        await this.#remove(tenant, id);
-        return result;
+        result = await publish(bytes, record, resultId);
       } catch (error) {
         if (error instanceof HomeError) await this.#remove(tenant, id);
         throw error;
       }
+      // The record first (a crash after it leaves bytes no one reads), then the bytes go.
+      const done: UploadRecord = {
+        ...record,
+        committed_as: resultId,
+        expires_at: new Date(this.#now() + this.#idleMs).toISOString(),
+      };
+      await writeJsonAtomic(join(dir, RECORD), done);
+      this.#records.set(keyOf(tenant, id), done);
+      await rm(join(dir, DATA), { force: true });
+      return result;
     });
   }
 
@@ -332,6 +361,19 @@ export function newUploadId(): string {
   const bytes = new Uint8Array(16);
   crypto.getRandomValues(bytes);
   return `u_${bytesToHex(bytes)}`;
+}
+
+/**
+ * The id a committed upload's key set takes: `k_` and the upload id's 128 random bits, so that committing one
+ * upload twice names one key set.
+ *
+ * @example
+ * ```ts
+ * resultIdOf('u_4c1f…'); // 'k_4c1f…'
+ * ```
+ */
+export function resultIdOf(uploadId: string): string {
+  return `k_${uploadId.slice(2)}`;
 }
 
 function jsonBytes(value: unknown): Uint8Array {
