@@ -13,10 +13,12 @@ const REQUIRED_OPS = [
   'rotate',
   'galois_keygen',
   'serialize',
+  'serialize_into',
   'deserialize',
   'rotate_hoisted_16',
 ];
-const OPS_WITHOUT_VALUES = new Set(['galois_keygen', 'serialize']);
+const OPS_WITHOUT_VALUES = new Set(['galois_keygen', 'serialize', 'serialize_into']);
+const RATE_OPS = new Set(['serialize', 'serialize_into', 'deserialize']);
 const BYTES_OPS = ['bytes_ciphertext', 'bytes_relin_key', 'bytes_galois_key'];
 
 // A correctness test of the harness (both libraries compute what the bench claims), not a timing assertion.
@@ -39,6 +41,15 @@ test('bench ckks at logN 13 prints parseable lines for every op, with small erro
     assert.ok(r.home_ms > 0 && Number.isFinite(r.home_ms), `${r.op}: home_ms ${r.home_ms}`);
     assert.ok(r.peer_ms > 0 && Number.isFinite(r.peer_ms), `${r.op}: peer_ms ${r.peer_ms}`);
     assert.ok(Math.abs(r.ratio - r.peer_ms / r.home_ms) <= 0.01 * r.ratio, `${r.op}: ratio ${r.ratio}`);
+    if (RATE_OPS.has(r.op)) {
+      // The rate is the bytes over the median time of the same run.
+      assert.ok((r.home_bytes as number) >= 2 * 6 * 8192 * 4, `${r.op}: ${r.home_bytes} bytes`);
+      const rate = (r.home_bytes as number) / r.home_ms / 1e6;
+      assert.ok(
+        Math.abs((r.home_gb_per_s as number) - rate) <= 0.001 + 0.01 * rate,
+        `${r.op}: ${r.home_gb_per_s} GB/s`,
+      );
+    } else assert.equal(r.home_gb_per_s, undefined, r.op);
     if (OPS_WITHOUT_VALUES.has(r.op)) {
       assert.equal(r.home_log2_err, null, r.op);
       assert.equal(r.peer_log2_err, null, r.op);

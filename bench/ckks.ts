@@ -9,6 +9,7 @@ import {
   serializeCiphertext,
   serializeGaloisKey,
   serializeSwitchingKey,
+  writeCiphertext,
 } from '../src/ckks/serialization/index.ts';
 import { maxLogQP128 } from '../src/ckks/security.ts';
 import { galoisElementForRotation } from '../src/ring/galois.ts';
@@ -29,6 +30,11 @@ export interface CkksOpRecord {
   ratio: number;
   home_log2_err: number | null;
   peer_log2_err: number | null;
+  /** Serialization ops: the serialized bytes and each side's rate in GB/s on one core. */
+  home_bytes?: number;
+  peer_bytes?: number;
+  home_gb_per_s?: number;
+  peer_gb_per_s?: number;
 }
 
 /** Serialized sizes of one kind of object (null where a library has no such form). */
@@ -276,6 +282,7 @@ export async function runCkksBench(options: CkksBenchOptions): Promise<CkksBench
     home: Side<H>,
     peerSide: Side<S>,
     errors: { home: number | null; peer: number | null },
+    bytes?: { home: number; peer: number },
   ) => {
     const { homeMs, peerMs } = timePair(reps, home, peerSide);
     emit({
@@ -289,6 +296,15 @@ export async function runCkksBench(options: CkksBenchOptions): Promise<CkksBench
       ratio: round(peerMs / homeMs, 4),
       home_log2_err: roundError(errors.home),
       peer_log2_err: roundError(errors.peer),
+      // Serialization: the bytes of the object and the rate (GB/s, one core) of each side.
+      ...(bytes
+        ? {
+            home_bytes: bytes.home,
+            peer_bytes: bytes.peer,
+            home_gb_per_s: round(bytes.home / homeMs / 1e6, 3),
+            peer_gb_per_s: round(bytes.peer / peerMs / 1e6, 3),
+          }
+        : {}),
     });
   };
 
@@ -436,11 +452,23 @@ export async function runCkksBench(options: CkksBenchOptions): Promise<CkksBench
     };
     homeLoaded.dispose();
     peerLoaded.delete();
+    const bytes = { home: homeBytes.length, peer: peerBytes.length };
+    // A fresh array per call (what a caller keeping each result gets), and into one reused array (what a server
+    // writing its results into a response does: writeCiphertext); the peer's saveArray always allocates.
     emitOp(
       'serialize',
       side(() => serializeCiphertext(homeCtX), ignore),
       side(() => peerCtX.saveArray(none), ignore),
       { home: null, peer: null },
+      bytes,
+    );
+    const reused = new Uint8Array(homeBytes.length);
+    emitOp(
+      'serialize_into',
+      side(() => writeCiphertext(homeCtX, reused, 0), ignore),
+      side(() => peerCtX.saveArray(none), ignore),
+      { home: null, peer: null },
+      bytes,
     );
     emitOp(
       'deserialize',
@@ -451,6 +479,7 @@ export async function runCkksBench(options: CkksBenchOptions): Promise<CkksBench
         return ct;
       }, freePeer),
       errors,
+      bytes,
     );
   }
 

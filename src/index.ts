@@ -88,6 +88,7 @@ export {
   serializePublicKey,
   serializeSecretKey,
   serializeSwitchingKey,
+  writeCiphertext,
 } from './ckks/serialization/index.ts';
 export {
   defaultContext,

@@ -63,28 +63,51 @@ export function encodeMessage(
   field: 'inputs' | 'outputs',
   tensors: ReadonlyMap<string, readonly Uint8Array[]>,
 ): { bytes: Uint8Array; headerLength: number } {
-  const datas: Uint8Array[] = [];
+  const { parts, headerLength, length } = encodeMessageParts(header, field, tensors);
+  const bytes = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    bytes.set(part, offset);
+    offset += part.length;
+  }
+  return { bytes, headerLength };
+}
+
+/**
+ * The message {@link encodeMessage} makes, as the parts it is made of, in order: the JSON header, then each
+ * element's 4-byte length and the element itself (not copied). A server streams them as its response body: a
+ * ciphertext goes from its serialized form to the socket with no whole-message copy.
+ *
+ * @example
+ * ```ts
+ * const { parts, headerLength, length } = encodeMessageParts(header, 'outputs', new Map([['output', cts]]));
+ * ```
+ */
+export function encodeMessageParts(
+  header: Readonly<Record<string, unknown>>,
+  field: 'inputs' | 'outputs',
+  tensors: ReadonlyMap<string, readonly Uint8Array[]>,
+): { parts: Uint8Array[]; headerLength: number; length: number } {
+  const data: Uint8Array[] = [];
   const described: TensorHeader[] = [];
   for (const [name, elements] of tensors) {
-    const data = encodeBytesTensor(elements);
-    datas.push(data);
+    let size = 0;
+    for (const element of elements) {
+      const prefix = new Uint8Array(4);
+      new DataView(prefix.buffer).setUint32(0, element.length, true);
+      data.push(prefix, element);
+      size += 4 + element.length;
+    }
     described.push({
       name,
       datatype: 'BYTES',
       shape: [elements.length],
-      parameters: { binary_data_size: data.length },
+      parameters: { binary_data_size: size },
     });
   }
   const json = new TextEncoder().encode(JSON.stringify({ ...header, [field]: described }));
-  const total = json.length + datas.reduce((s, d) => s + d.length, 0);
-  const bytes = new Uint8Array(total);
-  bytes.set(json, 0);
-  let offset = json.length;
-  for (const d of datas) {
-    bytes.set(d, offset);
-    offset += d.length;
-  }
-  return { bytes, headerLength: json.length };
+  const parts = [json, ...data];
+  return { parts, headerLength: json.length, length: parts.reduce((s, p) => s + p.length, 0) };
 }
 
 /**

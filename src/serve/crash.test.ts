@@ -478,7 +478,8 @@ describe('home serve: SIGKILL at random points', () => {
           truth.upload = { id: jsonOf(reply).upload_id, set, offset: 0 };
         } else if (truth.upload.offset < sets[truth.upload.set].length) {
           const { id, set, offset } = truth.upload;
-          const size = [200_000, 400_000, 700_001][int(3)];
+          // Small chunks: many per upload, so that kills land inside chunk writes too (each is flushed).
+          const size = [65_536, 131_072, 200_001][int(3)];
           truth.inFlight = { kind: 'chunk' };
           const reply = await call(`/v2/keys/uploads/${id}?offset=${offset}`, {
             method: 'PUT',

@@ -8,6 +8,7 @@ export {
   decodeMessage,
   encodeBytesTensor,
   encodeMessage,
+  encodeMessageParts,
   HEADER_LENGTH,
   type TensorHeader,
 } from '../client/protocol.ts';

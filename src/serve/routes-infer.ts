@@ -4,6 +4,7 @@
  * (`/v2/jobs…`: status with progress, result, delete). Every inference passes admission first: the tenant's
  * quotas (429) and the server's queue limit (503).
  */
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { octets, type ServeContext } from './context.ts';
@@ -11,7 +12,7 @@ import type { InferenceHooks, InferenceResult } from './engine.ts';
 import { StateError } from './errors.ts';
 import type { ModelRecord } from './models.ts';
 import { checkKeyId } from './names.ts';
-import { decodeMessage, encodeMessage, HEADER_LENGTH } from './protocol.ts';
+import { decodeMessage, encodeMessageParts, HEADER_LENGTH } from './protocol.ts';
 import { MODEL_PREFIXES, type ModelRoute, modelOf } from './routes-models.ts';
 
 /**
@@ -45,7 +46,7 @@ export function registerInferRoutes(app: FastifyInstance, ctx: ServeContext): vo
     keyId: string,
     result: InferenceResult,
   ) => {
-    const { bytes, headerLength } = encodeMessage(
+    const { parts, headerLength, length } = encodeMessageParts(
       {
         model_name: record.name,
         model_version: record.version,
@@ -55,10 +56,12 @@ export function registerInferRoutes(app: FastifyInstance, ctx: ServeContext): vo
       'outputs',
       new Map([['output', result.outputs]]),
     );
+    // The parts as a stream: each output ciphertext goes from its serialized bytes to the socket, uncopied.
     return reply
       .header('content-type', 'application/octet-stream')
+      .header('content-length', String(length))
       .header(HEADER_LENGTH, String(headerLength))
-      .send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      .send(Readable.from(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength))));
   };
 
   const infer = async (request: FastifyRequest, reply: FastifyReply, record: ModelRecord) => {

@@ -76,6 +76,7 @@ const SURFACE: Record<string, string[]> = {
     'serializeSwitchingKey',
     'serializedSize',
     'setDefaultThreads',
+    'writeCiphertext',
   ],
   'home-he/nn': [
     'DEFAULT_COMPILE_LIMITS',

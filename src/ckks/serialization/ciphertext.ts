@@ -73,6 +73,50 @@ export function serializePlaintext(pt: Plaintext): Uint8Array {
  * ```
  */
 export function serializeCiphertext(ct: Ciphertext, options: SerializeOptions = {}): Uint8Array {
+  const { fields, body } = ciphertextObject(ct, options);
+  const out = outputBytes(HEADER_BYTES + fields.bodyLength + CHECKSUM_BYTES);
+  writeObject(out, 0, fields, ct.params.context, body);
+  return out;
+}
+
+/**
+ * Writes the bytes {@link serializeCiphertext} returns into `out` from `offset`, and returns where they end: no
+ * buffer of its own, so a server writes its results straight into a response and a writer reuses one buffer
+ * (SEAL's `save` to a stream, Lattigo's `WriteTo`). `out` must hold `serializedSize(ct, options)` bytes there.
+ *
+ * @throws {InvalidArgumentError} when they do not fit, and as {@link serializeCiphertext}.
+ * @example
+ * ```ts
+ * const out = new Uint8Array(serializedSize(a) + serializedSize(b));
+ * writeCiphertext(b, out, writeCiphertext(a, out, 0));
+ * ```
+ */
+export function writeCiphertext(
+  ct: Ciphertext,
+  out: Uint8Array,
+  offset = 0,
+  options: SerializeOptions = {},
+): number {
+  const { fields, body } = ciphertextObject(ct, options);
+  const size = HEADER_BYTES + fields.bodyLength + CHECKSUM_BYTES;
+  if (
+    !(out instanceof Uint8Array) ||
+    !Number.isSafeInteger(offset) ||
+    offset < 0 ||
+    offset + size > out.length
+  ) {
+    throw new InvalidArgumentError(
+      `writeCiphertext: ${size} bytes at offset ${describe(offset)} of ${describe(out)} ${out instanceof Uint8Array ? `(${out.length} bytes)` : ''}: expected room for them`,
+    );
+  }
+  return writeObject(out, offset, fields, ct.params.context, body);
+}
+
+/** A ciphertext's header fields and body segments, after checking it can be written as asked. */
+function ciphertextObject(
+  ct: Ciphertext,
+  options: SerializeOptions,
+): { fields: HeaderFields; body: readonly (Poly | Uint8Array)[] } {
   if (!(ct instanceof Ciphertext))
     throw new InvalidArgumentError(`ct = ${describe(ct)}: expected a Ciphertext`);
   const params = ct.params;
@@ -116,11 +160,9 @@ export function serializeCiphertext(ct: Ciphertext, options: SerializeOptions = 
     fields.flags |= FLAG_SEEDED;
   }
   fields.bodyLength = bodyLengthOf(params, fields.type, ct.level, count, false);
-  const out = outputBytes(HEADER_BYTES + fields.bodyLength + CHECKSUM_BYTES);
   const body =
     fields.type === ObjectType.SeededCiphertext ? [ct.polys[0], (ct as SeededCiphertext).seed] : ct.polys;
-  writeObject(out, 0, fields, params.context, body);
-  return out;
+  return { fields, body };
 }
 
 /**

@@ -19,6 +19,7 @@ export {
   deserializePlaintext,
   serializeCiphertext,
   serializePlaintext,
+  writeCiphertext,
 } from './ciphertext.ts';
 export {
   CHECKSUM_BYTES,

@@ -34,6 +34,7 @@ import {
   serializePublicKey,
   serializeSecretKey,
   serializeSwitchingKey,
+  writeCiphertext,
 } from './index.ts';
 
 // 6 primes ≈ 180 bits ≤ 218 (128-bit bound at logN 13): the set for round trips that compute.
@@ -248,6 +249,40 @@ describe('serialization round trips', () => {
       main.values.map((v) => v * 0.5),
       1e-4,
     );
+  });
+
+  it('writeCiphertext: the bytes of serializeCiphertext, written in place one after another; no room is refused', () => {
+    const square = main.evaluator.mulNew(main.ct, main.ct);
+    const objects = [
+      { ct: main.ct, options: {} },
+      { ct: square, options: {} },
+      { ct: main.seeded, options: { seeded: true } },
+    ];
+    const sizes = objects.map(({ ct, options }) => serializedSize(ct, options));
+    // Garbage before, between and after: every byte of each object is written, none outside it.
+    const out = new Uint8Array(3 + sizes.reduce((a, b) => a + b, 0) + 5).fill(0xa5);
+    let offset = 3;
+    objects.forEach(({ ct, options }, i) => {
+      const end = writeCiphertext(ct, out, offset, options);
+      assert.equal(end - offset, sizes[i]);
+      assert.deepEqual(out.subarray(offset, end), serializeCiphertext(ct, options));
+      sameCiphertext(ct, deserializeCiphertext(MAIN, out.subarray(offset, end)), `object ${i}`);
+      offset = end;
+    });
+    assert.deepEqual([...out.subarray(0, 3), ...out.subarray(offset)], new Array(8).fill(0xa5));
+    for (const [at, length] of [
+      [1, sizes[0]],
+      [0, sizes[0] - 1],
+      [-1, sizes[0] + 1],
+      [0.5, sizes[0] + 1],
+    ])
+      assert.throws(
+        () => writeCiphertext(main.ct, new Uint8Array(length), at),
+        (e: unknown) =>
+          e instanceof InvalidArgumentError && /writeCiphertext: \d+ bytes at offset/.test(e.message),
+      );
+    assert.throws(() => writeCiphertext(main.ct, [] as unknown as Uint8Array), InvalidArgumentError);
+    square.dispose();
   });
 
   it('degree-2 ciphertext: relinearizing the deserialized copy gives the same ciphertext', () => {
