@@ -14,6 +14,7 @@ import { Bootstrapper } from '../ckks/bootstrapping/bootstrapper.ts';
 import { analyzeProgram } from '../runtime/plan/program.ts';
 import { probeTier, slowerProfile } from '../runtime/store/tier-probe.ts';
 import { InvalidArgumentError, ResourceError } from '../util/errors.ts';
+import { planBudgetBytes } from './infer-memory.ts';
 import {
   comparisonChart,
   escapeHtml,
@@ -166,15 +167,21 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
       stashDir: tiers[0].dir,
     });
     try {
-      const runtimeProgram = heRuntimeProgram(workload.program, { liveCapBytes: 0.7 * budget });
+      // A bootstrapping program's run keeps more than its plan's objects in memory (the bootstrapper's resident
+      // keys in kernel memory, the constants): its plan gets what `home infer` gives it (ResNet-20 under 4 GiB
+      // otherwise ran the kernel memory past 4 GiB).
+      const planBudget = workload.bootstrapper
+        ? planBudgetBytes(budget, workload.program, workload.client.bootstrappingKeys)
+        : budget;
+      const runtimeProgram = heRuntimeProgram(workload.program, { liveCapBytes: 0.7 * planBudget });
       const split = splitMemoryBudget(
         analyzeProgram(runtimeProgram).maxStepBytes,
-        budget,
-        pool ?? Math.floor(budget / 32),
+        planBudget,
+        pool ?? Math.floor(planBudget / 32),
       );
       print(
         `${workload.name}: ${workload.program.instructions.length} instructions, footprint ${(workload.footprintBytes / MB).toFixed(0)} MB, ` +
-          `memory budget ${(budget / MB).toFixed(1)} MB ` +
+          `memory budget ${(budget / MB).toFixed(1)} MB${planBudget < budget ? `, ${(planBudget / MB).toFixed(1)} MB of it for the plan` : ''} ` +
           `(arena ${(split.arenaBytes / MB).toFixed(1)} MB + DRAM pool ${(split.dramPoolBytes / MB).toFixed(1)} MB), ` +
           `tiers ${specs.map((s) => `${s.name}:${s.dir}`).join(', ')}, profile ${profileName}`,
       );
@@ -195,7 +202,7 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
         const { logits, result, bootstraps } = await runTieredWorkload(workload, {
           runtimeProgram,
           policy: policyName === 'home' ? realRunHomePolicy() : new LruPolicy(),
-          memoryBudgetBytes: budget,
+          memoryBudgetBytes: planBudget,
           dramPoolBytes: split.dramPoolBytes,
           tiers,
           planningDevices: tiers.map(() => planning),

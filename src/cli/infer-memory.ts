@@ -6,6 +6,8 @@ import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { freemem, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { BootstrappingKeys } from '../ckks/bootstrapping/keys.ts';
+import type { HeProgram } from '../program/program.ts';
 import { MAX_PAGES, PAGE_BYTES } from '../ring/kernels.ts';
 import type { ServerMemory } from '../runtime/he/server.ts';
 import { IoPool } from '../runtime/io/io-pool.ts';
@@ -158,4 +160,36 @@ function removeWhileWritten(dir: string): void {
   console.error(
     `home: could not remove ${dir}: ${failure instanceof Error ? failure.message : 'it came back'}`,
   );
+}
+
+/**
+ * The part of a DRAM budget the server's plan may fill with its objects. An eighth is left for what no plan holds
+ * (a streamed key being made in setup, the writes in flight beside it, the JavaScript heap and the threads: the
+ * ruiyangju CNN's peak RSS was 2.55 GiB under 2 GiB with it). The program's constants (the weights every plaintext
+ * is encoded from) stay in memory through the run and come out of it too, at most half of it (under a 2 GiB budget
+ * LeNet's 379 MB of float64 constants took its peak RSS to 3.05 GiB when only those beyond 256 MiB were counted,
+ * 2.88 GiB when all were), and so do the keys a bootstrapper keeps in kernel memory beside the plan's objects (its
+ * relinearization and encapsulation keys; its Galois keys and diagonals come and go inside each bootstrap's
+ * declared scratch).
+ *
+ * @example
+ * ```ts
+ * const budgetBytes = planBudgetBytes(runMemory.budgetBytes, program, client.bootstrappingKeys);
+ * ```
+ */
+export function planBudgetBytes(
+  budgetBytes: number,
+  program: Pick<HeProgram, 'constants' | 'paletteCodes'>,
+  bootstrappingKeys: BootstrappingKeys | undefined,
+): number {
+  const constantsBytes = Math.min(
+    program.constants.byteLength + program.paletteCodes.byteLength,
+    Math.floor(budgetBytes / 2),
+  );
+  const bootstrapResident = bootstrappingKeys
+    ? bootstrappingKeys.relinearization.byteLength +
+      bootstrappingKeys.denseToSparse.byteLength +
+      bootstrappingKeys.sparseToDense.byteLength
+    : 0;
+  return Math.floor((budgetBytes * 7) / 8) - constantsBytes - bootstrapResident;
 }

@@ -15,7 +15,7 @@ import { ParametersShape } from '../ckks/shape.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { defaultContext } from '../ring/context.ts';
 import { FileStash } from '../runtime/store/file-stash.ts';
-import { ARENA_LIMIT_BYTES, openRunMemory, type RunMemory } from './infer-memory.ts';
+import { ARENA_LIMIT_BYTES, openRunMemory, planBudgetBytes, type RunMemory } from './infer-memory.ts';
 import { calibrationImages, checkImageShape, loadImageSet } from './images.ts';
 import { choosePacking, normalizeChannels } from './infer-packing.ts';
 import { collectGarbage } from '../platform/collect-garbage.ts';
@@ -476,23 +476,9 @@ async function inferWithMemory(
   let serverMemory: ServerMemory | undefined;
   if (tiered) {
     const base = await runMemory.serverMemory();
-    // The plan keeps each step's kernel scratch (key-switching digits) free inside the arena; an eighth of the
-    // budget is left for what no plan holds: a streamed key being made in setup, the writes in flight beside it,
-    // the JavaScript heap and the threads (the ruiyangju CNN's peak RSS was 2.55 GiB under 2 GiB with it). The
-    // program's constants (the weights every plaintext diagonal is encoded from) stay in memory through the run
-    // too, and come out of the budget (at most half of it): under a 2 GiB budget LeNet's 379 MB took its peak RSS
-    // to 3.05 GiB when only those beyond 256 MiB were counted, 2.88 GiB when all were.
-    const constantsBytes = Math.min(
-      program.constants.byteLength + program.paletteCodes.byteLength,
-      Math.floor(runMemory.budgetBytes / 2),
-    );
-    // A bootstrapper keeps its relinearization and encapsulation keys in kernel memory beside the plan's objects
-    // (its Galois keys and diagonals come and go inside each bootstrap's declared scratch): out of the budget too.
-    const keys = client.bootstrappingKeys;
-    const bootstrapResident = keys
-      ? keys.relinearization.byteLength + keys.denseToSparse.byteLength + keys.sparseToDense.byteLength
-      : 0;
-    const budgetBytes = Math.floor((runMemory.budgetBytes * 7) / 8) - constantsBytes - bootstrapResident;
+    // The plan keeps each step's kernel scratch (key-switching digits) free inside the arena; what else stays in
+    // memory through the run comes out of the budget first (planBudgetBytes).
+    const budgetBytes = planBudgetBytes(runMemory.budgetBytes, program, client.bootstrappingKeys);
     const pool = Math.max(Math.floor(budgetBytes / 32), budgetBytes - arenaRoom);
     serverMemory = { ...base, budgetBytes, dramPoolBytes: pool };
   }
