@@ -146,13 +146,16 @@ describe('home serve: chunked key uploads, key expiry, jobs', () => {
     expectCode(await put(third, keyBytes.subarray(third, 2 * third), other), 404, 'UPLOAD_NOT_FOUND');
     expectCode(await put(third, keyBytes), 400, 'INVALID_ARGUMENT');
     // The server restarts: the upload and its offset are still there.
-    await server.app.close();
-    server = await createServer({
-      dataDir: dir,
-      adminToken: ADMIN,
-      allowInsecureParameters: true,
-      ...options,
-    });
+    const restartServer = async () => {
+      await server.app.close();
+      server = await createServer({
+        dataDir: dir,
+        adminToken: ADMIN,
+        allowInsecureParameters: true,
+        ...options,
+      });
+    };
+    await restartServer();
     const status = await server.app.inject({ url: `/v2/keys/uploads/${id}`, headers: auth() });
     assert.equal(status.statusCode, 200, status.body);
     assert.equal(status.json().offset, third);
@@ -173,15 +176,7 @@ describe('home serve: chunked key uploads, key expiry, jobs', () => {
     // The client lost that answer and commits again: the same key set (200, not a second one), also after a
     // restart; the upload says what it became and takes no more chunks.
     for (const restart of [false, true]) {
-      if (restart) {
-        await server.app.close();
-        server = await createServer({
-          dataDir: dir,
-          adminToken: ADMIN,
-          allowInsecureParameters: true,
-          ...options,
-        });
-      }
+      if (restart) await restartServer();
       const again = await server.app.inject({
         method: 'POST',
         url: `/v2/keys/uploads/${id}/commit`,
