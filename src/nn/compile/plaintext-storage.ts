@@ -39,7 +39,7 @@ export function plaintextStorage(length: number, nonZero: number, distinctNonZer
   ];
   if (distinct <= PALETTE_VALUES) forms.push({ sparse: false, palette: true, bytes: 8 * distinct + length });
   if (distinctNonZero <= PALETTE_VALUES && length <= PALETTE_SLOTS)
-    forms.push({ sparse: true, palette: true, bytes: 8 * Math.max(1, distinctNonZero) + 3 * nonZero });
+    forms.push({ sparse: true, palette: true, bytes: 8 * distinctNonZero + 3 * nonZero });
   return forms.reduce((best, f) => (f.bytes < best.bytes ? f : best));
 }
 
