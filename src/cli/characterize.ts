@@ -199,7 +199,18 @@ export async function runCharacterize(options: CharacterizeCliOptions): Promise<
       let firstLogits: Float64Array | undefined;
       for (const policyName of policies) {
         const keygenBefore = workload.client.keygenSeconds;
+        // A long run (ResNet-20: a pass of 28,733 steps, tens of minutes) says how far it got on stderr, at most
+        // a line every 30 s.
+        const started = performance.now();
+        let reported = started;
         const { logits, result, bootstraps } = await runTieredWorkload(workload, {
+          onStep: (index, total) => {
+            if (performance.now() - reported < 30_000) return;
+            reported = performance.now();
+            process.stderr.write(
+              `home characterize: ${policyName}, step ${index + 1}/${total}, ${((reported - started) / 1000).toFixed(0)} s\n`,
+            );
+          },
           runtimeProgram,
           policy: policyName === 'home' ? realRunHomePolicy() : new LruPolicy(),
           memoryBudgetBytes: planBudget,
