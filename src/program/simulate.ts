@@ -36,6 +36,12 @@ export interface SimulateProgramOptions {
   readonly bootstrapNoise?: { readonly bits?: number; readonly seed?: Uint8Array };
   /** Called after each pass with the images simulated so far (a long simulation reports progress with it). */
   readonly onPass?: (imagesDone: number, count: number) => void;
+  /**
+   * Most bytes of plaintext slot vectors kept expanded across passes (default 1 GiB). A program whose plaintexts
+   * take more has each expanded when an instruction reads it, into one reused vector: ResNet-20's 18,575 would
+   * take 4.9 GB expanded, and the simulation's RSS reached 5.6 GB with them.
+   */
+  readonly plaintextCacheBytes?: number;
 }
 
 /**
@@ -72,7 +78,15 @@ export function simulateProgram(
   const logits = new Float64Array(count * outputSize(program));
   // Rotations mix slots: those programs need the full slot vector; batch programs only the images present.
   const full = program.packing === 'latency' || program.rotations.length > 0;
-  const plaintexts = program.plaintexts.map((p) => plaintextSlots(program, p));
+  const cacheBytes = options.plaintextCacheBytes ?? 2 ** 30;
+  const expanded =
+    program.plaintexts.length * program.slots * 8 <= cacheBytes
+      ? program.plaintexts.map((p) => plaintextSlots(program, p))
+      : undefined;
+  const onUse = new Float64Array(expanded ? 0 : program.slots);
+  // An op reads its plaintext within the instruction and keeps no reference to it (ops.ts), so one vector serves.
+  const plaintext = (index: number) =>
+    expanded ? expanded[index] : plaintextSlots(program, program.plaintexts[index], onUse);
   for (const pass of passes(program, count)) {
     const packed =
       program.packing === 'batch'
@@ -91,7 +105,7 @@ export function simulateProgram(
       values.set(id, x);
     }
     for (const ins of program.instructions)
-      simulateInstruction(program, ins, values, plaintexts, { spare, length, vector }, bootstrapNoise);
+      simulateInstruction(program, ins, values, plaintext, { spare, length, vector }, bootstrapNoise);
     const decoded = new Map<number, Float64Array>();
     for (const output of program.outputs) decoded.set(output.id, aliveValue(values, output.id));
     unpack(program, decoded, logits, pass.first, pass.count);
@@ -111,7 +125,7 @@ function simulateInstruction(
   program: HeProgram,
   ins: HeInstruction,
   values: Map<number, Float64Array>,
-  plaintexts: readonly Float64Array[],
+  plaintext: (index: number) => Float64Array,
   recycled: { spare: Float64Array[]; length: number; vector: (length: number) => Float64Array },
   bootstrapNoise: ((values: Float64Array, bound: number) => void) | undefined,
 ): void {
@@ -128,7 +142,7 @@ function simulateInstruction(
     ins.args.map((id) => aliveValue(values, id)),
     {
       constant: ins.constant === undefined ? 0 : program.constants[ins.constant],
-      plaintext: ins.plaintext === undefined ? undefined : plaintexts[ins.plaintext],
+      plaintext: ins.plaintext === undefined ? undefined : plaintext(ins.plaintext),
       weights: instructionWeights(program, ins),
       fields: ins,
       vector: recycled.vector,

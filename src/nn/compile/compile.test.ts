@@ -138,6 +138,9 @@ describe('MaxPool (latency packing): rotations, a max tree, and the next layers 
         const poly = simulate(compiled, images, count, { mode: 'polynomial' });
         const classes = compiled.outputShape.reduce((a, b) => a * b, 1);
         assert.ok(rowRelativeError(sim, poly, classes) < 1e-9, `${rowRelativeError(sim, poly, classes)}`);
+        // Plaintexts expanded when read, into one reused vector (programs whose plaintexts would not fit
+        // expanded): the same logits, bit for bit.
+        assert.deepEqual(simulateProgram(program, images, count, { plaintextCacheBytes: 0 }), sim);
         if (maxPool === 'polynomial') assert.ok(opCounts(program).rotate_hoisted > 0);
       });
     }
