@@ -7,7 +7,6 @@
  * Skipped outside CI when no Chromium is found (`CHROMIUM` names one explicitly).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,21 +24,13 @@ import { simulate } from '../nn/simulate.ts';
 import { findDataFile, findModelFile } from '../platform/bundled-files.ts';
 import { createServer, type HomeServer } from './app.ts';
 import { disposeKeys } from './keys.ts';
+import { chromiumOrSkip } from '../../tests/support/chromium.ts';
 
 const ADMIN = 'test-admin-token-web-0123456789';
 const onnx = readFileSync(findModelFile('cryptonets-mnist.onnx'));
 /** CryptoNets in latency packing at an insecure ring degree 2^11 (tests only), as the other serve tests use. */
 const UPLOAD = '?input_scale=1/256&mode=latency&insecure_log_n=11';
 const VIEWPORT = { width: 1000, height: 760 };
-
-function findChromium(): string | undefined {
-  if (process.env.CHROMIUM) return process.env.CHROMIUM;
-  for (const name of ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']) {
-    const found = spawnSync('which', [name], { encoding: 'utf8' });
-    if (found.status === 0 && found.stdout.trim() !== '') return found.stdout.trim();
-  }
-  return undefined;
-}
 
 /** Width, height and RGBA pixels of an 8-bit RGB or RGBA, non-interlaced PNG (what Chromium's screenshots are). */
 function decodePng(png: Buffer): { width: number; height: number; pixels: Uint8Array } {
@@ -96,12 +87,8 @@ describe('home serve: the web page in headless Chromium', () => {
   });
 
   it('classifies an MNIST test digit encrypted in the page as the plaintext model does, sending no secret', async (t) => {
-    const executablePath = findChromium();
-    if (executablePath === undefined) {
-      assert.ok(!process.env.CI, 'CI: no Chromium (.ci/run installs Debian’s chromium)');
-      t.skip('no Chromium on PATH (set CHROMIUM to run this test)');
-      return;
-    }
+    const executablePath = chromiumOrSkip(t);
+    if (executablePath === undefined) return;
     server = await createServer({ dataDir: dir, adminToken: ADMIN, allowInsecureParameters: true });
     const created = await server.app.inject({
       method: 'POST',

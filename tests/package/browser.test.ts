@@ -6,7 +6,7 @@
  * (`.ci/run`); elsewhere the test is skipped when no Chromium is found (`CHROMIUM` names one explicitly).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,18 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import * as home from 'home-he';
 import { ckksDigests } from './browser/ckks-threads.ts';
+import { chromiumOrSkip } from '../support/chromium.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-
-/** The Chromium to drive: `CHROMIUM`, else the first of Debian's and other common names on PATH. */
-function findChromium(): string | undefined {
-  if (process.env.CHROMIUM) return process.env.CHROMIUM;
-  for (const name of ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable']) {
-    const found = spawnSync('which', [name], { encoding: 'utf8' });
-    if (found.status === 0 && found.stdout.trim() !== '') return found.stdout.trim();
-  }
-  return undefined;
-}
 
 interface PageResult {
   error?: string;
@@ -56,12 +47,8 @@ describe('home-he in a browser: kernel threads on Web Workers', () => {
   });
 
   it('CKKS gives the same bits on 1 and 2 threads in Chromium, and the same as Node; one thread when not isolated', async (t) => {
-    const browser = findChromium();
-    if (browser === undefined) {
-      assert.ok(!process.env.CI, 'CI: no Chromium (.ci/run installs Debian’s chromium)');
-      t.skip('no Chromium on PATH (set CHROMIUM to run this test)');
-      return;
-    }
+    const browser = chromiumOrSkip(t);
+    if (browser === undefined) return;
     const bundle = await build({
       entryPoints: [join(root, 'tests/package/browser/page.ts')],
       bundle: true,
